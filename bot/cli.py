@@ -1,0 +1,159 @@
+"""`hoctap` command line: set up a commune, run the bot, chat in the terminal, administer roles."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from bot.app import App, build_app
+from bot.config import Settings, load_settings
+
+cli = typer.Typer(help="hoctap-bot: learning-society titles on Zalo and Telegram.", no_args_is_help=True)
+admin = typer.Typer(help="Installation administration (roles).", no_args_is_help=True)
+cli.add_typer(admin, name="admin")
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+async def _with_app(work, settings: Settings | None = None):
+    app = await build_app(settings or _settings())
+    try:
+        return await work(app)
+    finally:
+        await app.close()
+
+
+def _run(coro) -> object:
+    return asyncio.run(coro)
+
+
+@cli.command()
+def init(commune: Path = typer.Option(..., exists=True, dir_okay=False, help="Commune YAML file")) -> None:
+    """Create or update a commune, its branches, deadlines and targets from a YAML file."""
+    from bot.storage.commune import CommuneFileError, apply_commune, branches_of, load_commune_file
+
+    try:
+        spec = load_commune_file(commune)
+    except CommuneFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+
+    async def work(app: App) -> None:
+        async with app.sessions.begin() as session:
+            unit = await apply_commune(session, spec, app.clock.now())
+            branches = await branches_of(session, unit.id)
+        typer.echo(f"{unit.name}: {len(branches)} branches, {len(spec.campaigns)} campaign(s) ready.")
+
+    _run(_with_app(work))
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest version (the bot also does this on start)."""
+
+    async def work(app: App) -> None:
+        from bot.storage.db import current_revision
+
+        typer.echo(f"database at revision {await current_revision(app.engine)}")
+
+    _run(_with_app(work))
+
+
+@cli.command()
+def chat(user: str = typer.Option("local", help="Terminal user id (several ids = several people)")) -> None:
+    """Talk to the bot in this terminal, as a resident would on Zalo."""
+    from bot.channels.console import ConsoleChannel
+    from bot.flows import ROUTER
+    from bot.flows.engine import FlowEngine
+
+    async def work(app: App) -> None:
+        await ConsoleChannel(FlowEngine(app, ROUTER), user_id=user).run()
+
+    _run(_with_app(work))
+
+
+@cli.command()
+def run(
+    role: str = typer.Option("all", help="web | scheduler | all"),
+    user: str = typer.Option("local", help="Terminal user id when no channel is configured"),
+) -> None:
+    """Run the bot: configured channels, or the terminal chat when no token is set."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.runner import run_bot
+
+    _run(run_bot(_settings(), role=role, console_user=user))
+
+
+@admin.command("grant")
+def admin_grant(
+    role: str = typer.Option(..., help="officer | leader | admin"),
+    channel: str = typer.Option(..., help="telegram | zalo_bot | zalo_oa | console"),
+    user_id: str = typer.Option(..., "--user-id", help="The person's id on that channel"),
+    scope: Optional[str] = typer.Option(None, help="Commune code (officer) or branch code (leader)"),
+    name: Optional[str] = typer.Option(None, help="Full name, if the person has not registered yet"),
+) -> None:
+    """Give someone a role (bootstrap the first officer of a commune)."""
+    from sqlalchemy import select
+
+    from bot.storage.models import OrgUnit, Person
+    from bot.storage.people import Role, get_or_create_account, grant_role
+
+    async def work(app: App) -> None:
+        now = app.clock.now()
+        async with app.sessions.begin() as session:
+            unit = None
+            if scope:
+                unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
+                if unit is None:
+                    typer.echo(f"error: no org unit with code {scope!r}", err=True)
+                    raise typer.Exit(2)
+            account = await get_or_create_account(session, channel, user_id, None, now)
+            person = await session.get(Person, account.person_id) if account.person_id else None
+            if person is None:
+                if not name:
+                    typer.echo("error: this account has no person yet; pass --name", err=True)
+                    raise typer.Exit(2)
+                person = Person(full_name=name, branch_id=None, created_at=now)
+                session.add(person)
+                await session.flush()
+                account.person_id = person.id
+            try:
+                grant = await grant_role(session, person, Role(role), unit, granted_by=None, now=now)
+            except ValueError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2)
+            typer.echo(f"granted {grant.role} to {person.full_name} (person {person.id})" + (f" for {unit.name}" if unit else ""))
+
+    _run(_with_app(work))
+
+
+@admin.command("roles")
+def admin_roles() -> None:
+    """List live role grants."""
+    from sqlalchemy import select
+
+    from bot.storage.models import OrgUnit, Person, RoleGrant
+
+    async def work(app: App) -> None:
+        async with app.sessions() as session:
+            rows = await session.execute(
+                select(RoleGrant, Person, OrgUnit)
+                .join(Person, Person.id == RoleGrant.person_id)
+                .outerjoin(OrgUnit, OrgUnit.id == RoleGrant.scope_unit_id)
+                .where(RoleGrant.revoked_at.is_(None))
+                .order_by(RoleGrant.id)
+            )
+            for grant, person, unit in rows:
+                typer.echo(f"{grant.role:8} {person.full_name} (person {person.id}) {unit.code if unit else '-'}")
+
+    _run(_with_app(work))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,83 @@
+"""Settings read from environment variables and `.env` (prefix-free names, as operators write them)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an installation can change without touching code.
+
+    Defaults run a self-contained bot: SQLite file, local evidence folder, terminal chat.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(default="sqlite+aiosqlite:///./hoctap.db", alias="DATABASE_URL")
+    evidence_dir: Path = Field(default=Path("./evidence"), alias="EVIDENCE_DIR")
+    timezone: str = Field(default="Asia/Ho_Chi_Minh", alias="TIMEZONE")
+    default_locale: str = Field(default="vi", alias="DEFAULT_LOCALE")
+    max_photo_bytes: int = Field(default=10 * 1024 * 1024, alias="MAX_PHOTO_BYTES")
+    max_photos_per_item: int = Field(default=3, alias="MAX_PHOTOS_PER_ITEM")
+    db_echo: bool = Field(default=False, alias="DB_ECHO")
+
+    # Channels: every token is optional; with none set, `hoctap run` opens the terminal chat.
+    telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_base_url: str | None = Field(default=None, alias="TELEGRAM_API_BASE_URL")
+    telegram_api_file_url: str | None = Field(default=None, alias="TELEGRAM_API_FILE_URL")
+    telegram_webhook_secret: str | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
+
+    zalo_bot_token: str | None = Field(default=None, alias="ZALO_BOT_TOKEN")
+    zalo_bot_api_base_url: str = Field(
+        default="https://bot-api.zaloplatforms.com", alias="ZALO_BOT_API_BASE_URL"
+    )
+    zalo_bot_webhook_secret: str | None = Field(default=None, alias="ZALO_BOT_WEBHOOK_SECRET")
+
+    zalo_oa_app_id: str | None = Field(default=None, alias="ZALO_OA_APP_ID")
+    zalo_oa_secret_key: str | None = Field(default=None, alias="ZALO_OA_SECRET_KEY")
+    zalo_oa_app_secret: str | None = Field(default=None, alias="ZALO_OA_APP_SECRET")
+    zalo_oa_refresh_token: str | None = Field(default=None, alias="ZALO_OA_REFRESH_TOKEN")
+    zalo_oa_access_token: str | None = Field(default=None, alias="ZALO_OA_ACCESS_TOKEN")
+    zalo_oa_api_base_url: str = Field(default="https://openapi.zalo.me", alias="ZALO_OA_API_BASE_URL")
+    zalo_oa_oauth_base_url: str = Field(
+        default="https://oauth.zaloapp.com", alias="ZALO_OA_OAUTH_BASE_URL"
+    )
+
+    # Webhooks: with a public URL the bot serves one Starlette app instead of polling.
+    public_base_url: str | None = Field(default=None, alias="PUBLIC_BASE_URL")
+    web_host: str = Field(default="127.0.0.1", alias="WEB_HOST")
+    web_port: int = Field(default=8080, alias="WEB_PORT")
+    signing_secret: str = Field(default="change-me-in-production", alias="SIGNING_SECRET")
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        if value not in ("vi", "en"):
+            raise ValueError("DEFAULT_LOCALE must be 'vi' or 'en'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises on an unknown zone name
+        return value
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (tests, CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

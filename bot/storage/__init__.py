@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, migrations, evidence files and the services that write them."""

@@ -1,0 +1,189 @@
+"""Commune setup from a YAML file: commune, branches, yearly campaigns (deadlines, targets).
+
+Running it again updates names, figures and deadlines in place (codes are the stable keys),
+so an officer can correct the file and re-run `hoctap init` without duplicating anything.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
+
+DEADLINE_KINDS = ("registration", "self_declaration", "branch_review", "commune_report")
+DEFAULT_OFFSETS = [30, 7, 1]
+
+
+class CommuneFileError(ValueError):
+    """The commune file is unusable; the message names the file and field."""
+
+
+class UnitSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    households: int | None = Field(default=None, ge=0)
+    adults: int | None = Field(default=None, ge=0)
+
+
+class CampaignSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    year: int = Field(ge=2000, le=2100)
+    targets: dict[str, float] = Field(default_factory=dict)
+    reminder_offsets: list[int] = Field(default_factory=lambda: list(DEFAULT_OFFSETS))
+    deadlines: dict[str, date]
+
+    @field_validator("deadlines")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, date]) -> dict[str, date]:
+        unknown = sorted(set(value) - set(DEADLINE_KINDS))
+        if unknown:
+            raise ValueError(f"unknown deadline kinds {unknown}; use {list(DEADLINE_KINDS)}")
+        return value
+
+    @field_validator("targets")
+    @classmethod
+    def _percent(cls, value: dict[str, float]) -> dict[str, float]:
+        for title, percent in value.items():
+            if not 0 <= percent <= 100:
+                raise ValueError(f"target for {title!r} must be a percentage 0–100")
+        return value
+
+    @field_validator("reminder_offsets")
+    @classmethod
+    def _offsets(cls, value: list[int]) -> list[int]:
+        if any(v < 0 or v > 365 for v in value):
+            raise ValueError("reminder offsets are days before a deadline, 0–365")
+        return sorted(set(value), reverse=True)
+
+
+class CommuneSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    province: UnitSpec | None = None
+    district: UnitSpec | None = None
+    commune: UnitSpec
+    branches: list[UnitSpec] = Field(min_length=1)
+    campaigns: list[CampaignSpec] = Field(default_factory=list)
+
+
+def parse_commune(text: str, source: str) -> CommuneSpec:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CommuneFileError(f"{source}: not valid YAML: {exc}") from exc
+    try:
+        spec = CommuneSpec.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise CommuneFileError(f"{source}: {details}") from exc
+    codes = [b.code for b in spec.branches]
+    if len(codes) != len(set(codes)):
+        raise CommuneFileError(f"{source}: branches: codes must be unique")
+    return spec
+
+
+def load_commune_file(path: Path) -> CommuneSpec:
+    try:
+        return parse_commune(Path(path).read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise CommuneFileError(f"{path}: cannot read: {exc}") from exc
+
+
+async def _upsert_unit(
+    session: AsyncSession, spec: UnitSpec, kind: str, parent: OrgUnit | None, position: int, now: datetime
+) -> OrgUnit:
+    unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == spec.code))
+    if unit is None:
+        unit = OrgUnit(code=spec.code, kind=kind, created_at=now)
+        session.add(unit)
+    elif unit.kind != kind:
+        raise CommuneFileError(f"code {spec.code!r} already names a {unit.kind}, not a {kind}")
+    unit.name = spec.name
+    unit.parent_id = parent.id if parent else None
+    unit.households_total = spec.households
+    unit.adults_total = spec.adults
+    unit.position = position
+    await session.flush()
+    return unit
+
+
+async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime) -> OrgUnit:
+    """Create or update the commune, its branches and campaigns; returns the commune."""
+    parent = None
+    if spec.province:
+        parent = await _upsert_unit(session, spec.province, "province", None, 0, now)
+    if spec.district:
+        parent = await _upsert_unit(session, spec.district, "district", parent, 0, now)
+    commune = await _upsert_unit(session, spec.commune, "commune", parent, 0, now)
+    for position, branch in enumerate(spec.branches):
+        await _upsert_unit(session, branch, "branch", commune, position, now)
+    for campaign_spec in spec.campaigns:
+        campaign = await session.scalar(
+            select(Campaign).where(Campaign.commune_id == commune.id, Campaign.year == campaign_spec.year)
+        )
+        if campaign is None:
+            campaign = Campaign(commune_id=commune.id, year=campaign_spec.year, created_at=now)
+            session.add(campaign)
+        campaign.targets = dict(campaign_spec.targets)
+        campaign.reminder_offsets = list(campaign_spec.reminder_offsets)
+        await session.flush()
+        existing = {
+            d.kind: d
+            for d in await session.scalars(
+                select(CampaignDeadline).where(CampaignDeadline.campaign_id == campaign.id)
+            )
+        }
+        for kind, due_on in campaign_spec.deadlines.items():
+            deadline = existing.get(kind)
+            if deadline is None:
+                session.add(CampaignDeadline(campaign_id=campaign.id, kind=kind, due_on=due_on))
+            else:
+                deadline.due_on = due_on
+    await session.flush()
+    return commune
+
+
+async def communes(session: AsyncSession) -> list[OrgUnit]:
+    return list(await session.scalars(select(OrgUnit).where(OrgUnit.kind == "commune").order_by(OrgUnit.name)))
+
+
+async def branches_of(session: AsyncSession, commune_id: int) -> list[OrgUnit]:
+    return list(
+        await session.scalars(
+            select(OrgUnit)
+            .where(OrgUnit.kind == "branch", OrgUnit.parent_id == commune_id)
+            .order_by(OrgUnit.position, OrgUnit.name)
+        )
+    )
+
+
+async def campaign_for(session: AsyncSession, commune_id: int, today: date) -> Campaign | None:
+    """The campaign of the current year; failing that, the most recent one before it."""
+    rows = list(
+        await session.scalars(
+            select(Campaign).where(Campaign.commune_id == commune_id).order_by(Campaign.year.desc())
+        )
+    )
+    for campaign in rows:
+        if campaign.year == today.year:
+            return campaign
+    past = [c for c in rows if c.year < today.year]
+    return past[0] if past else (rows[-1] if rows else None)
+
+
+async def deadlines_of(session: AsyncSession, campaign_id: int) -> list[CampaignDeadline]:
+    return list(
+        await session.scalars(
+            select(CampaignDeadline)
+            .where(CampaignDeadline.campaign_id == campaign_id)
+            .order_by(CampaignDeadline.due_on)
+        )
+    )

@@ -1,0 +1,131 @@
+"""Channel accounts, people, households and role grants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import ChannelAccount, Household, HouseholdMember, OrgUnit, Person, RoleGrant
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"
+    LEADER = "leader"  # chi hội trưởng: one branch
+    OFFICER = "officer"  # cán bộ xã: one commune
+    ADMIN = "admin"  # the installation
+
+
+# The org-unit kind a role's scope must be.
+SCOPE_KIND = {Role.LEADER: "branch", Role.OFFICER: "commune", Role.ADMIN: None, Role.RESIDENT: None}
+
+
+async def get_account(session: AsyncSession, channel: str, external_id: str) -> ChannelAccount | None:
+    return await session.scalar(
+        select(ChannelAccount).where(ChannelAccount.channel == channel, ChannelAccount.external_id == external_id)
+    )
+
+
+async def get_or_create_account(
+    session: AsyncSession, channel: str, external_id: str, chat_id: str | None, now: datetime
+) -> ChannelAccount:
+    account = await get_account(session, channel, external_id)
+    if account is None:
+        account = ChannelAccount(channel=channel, external_id=external_id, chat_id=chat_id, created_at=now)
+        session.add(account)
+        await session.flush()
+    elif chat_id and account.chat_id != chat_id:
+        account.chat_id = chat_id
+    return account
+
+
+async def accounts_of(session: AsyncSession, person_id: int) -> list[ChannelAccount]:
+    return list(await session.scalars(select(ChannelAccount).where(ChannelAccount.person_id == person_id)))
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    full_name: str
+    birth_year: int | None
+    relation: str
+
+
+async def create_household(
+    session: AsyncSession,
+    *,
+    branch_id: int,
+    head: Person,
+    members: list[MemberSpec],
+    registered_by: Person | None,
+    now: datetime,
+) -> Household:
+    household = Household(
+        branch_id=branch_id,
+        head_person_id=head.id,
+        registered_by_person_id=registered_by.id if registered_by else None,
+        created_at=now,
+    )
+    replace_members(household, head, members)
+    session.add(household)
+    await session.flush()
+    return household
+
+
+def replace_members(household: Household, head: Person, members: list[MemberSpec]) -> None:
+    """Set the household's member list: the head first, then the others in the order given."""
+    household.head_person_id = head.id
+    household.members = [
+        HouseholdMember(person_id=head.id, full_name=head.full_name, birth_year=head.birth_year, relation="head", position=0),
+        *(
+            HouseholdMember(full_name=m.full_name, birth_year=m.birth_year, relation=m.relation, position=i)
+            for i, m in enumerate(members, start=1)
+        ),
+    ]
+
+
+async def grant_role(
+    session: AsyncSession,
+    person: Person,
+    role: Role | str,
+    scope: OrgUnit | None,
+    *,
+    granted_by: Person | None,
+    now: datetime,
+) -> RoleGrant:
+    """Give a person a role within a scope (idempotent for an identical live grant)."""
+    role = Role(role)
+    wanted_kind = SCOPE_KIND[role]
+    if wanted_kind is not None and (scope is None or scope.kind != wanted_kind):
+        raise ValueError(f"a {role.value} needs a {wanted_kind} as scope")
+    scope_id = scope.id if scope is not None and wanted_kind is not None else None
+    existing = await session.scalar(
+        select(RoleGrant).where(
+            RoleGrant.person_id == person.id,
+            RoleGrant.role == role.value,
+            RoleGrant.scope_unit_id.is_(None) if scope_id is None else RoleGrant.scope_unit_id == scope_id,
+            RoleGrant.revoked_at.is_(None),
+        )
+    )
+    if existing is not None:
+        return existing
+    grant = RoleGrant(
+        person_id=person.id,
+        role=role.value,
+        scope_unit_id=scope_id,
+        granted_by_person_id=granted_by.id if granted_by else None,
+        granted_at=now,
+    )
+    session.add(grant)
+    await session.flush()
+    return grant
+
+
+async def live_grants(session: AsyncSession, person_id: int) -> list[RoleGrant]:
+    return list(
+        await session.scalars(
+            select(RoleGrant).where(RoleGrant.person_id == person_id, RoleGrant.revoked_at.is_(None))
+        )
+    )

@@ -1,0 +1,308 @@
+"""Submissions: creation, answers, evidence, scoring and lifecycle moves with their audit events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import lifecycle
+from bot.domain.criteria import CriteriaSet, Level, Score, points_for, score
+from bot.domain.lifecycle import Actor, State
+from bot.storage.evidence import StoredBlob
+from bot.storage.models import Answer, Evidence, Submission, SubmissionEvent
+
+
+class DuplicateRegistration(Exception):
+    def __init__(self, existing: Submission) -> None:
+        self.existing = existing
+        super().__init__(f"already registered as {existing.reference}")
+
+
+class NotEditable(Exception):
+    """Answers can only change while the submission is with the person (EDITABLE states)."""
+
+
+def reference_for(title: str, year: int, submission_id: int) -> str:
+    return f"{title.upper()}-{year}-{submission_id:06d}"
+
+
+def subject_key(person_id: int | None, household_id: int | None) -> str:
+    if household_id is not None:
+        return f"h:{household_id}"
+    if person_id is None:
+        raise ValueError("a submission needs a person or a household")
+    return f"p:{person_id}"
+
+
+async def find_existing(
+    session: AsyncSession, campaign_id: int, title: str, key: str
+) -> Submission | None:
+    return await session.scalar(
+        select(Submission).where(
+            Submission.campaign_id == campaign_id,
+            Submission.title == title,
+            Submission.subject_key == key,
+        )
+    )
+
+
+async def create_submission(
+    session: AsyncSession,
+    *,
+    campaign_id: int,
+    year: int,
+    criteria_set: CriteriaSet,
+    branch_id: int,
+    person_id: int | None,
+    household_id: int | None,
+    actor_person_id: int | None,
+    now: datetime,
+) -> Submission:
+    """Register a subject for a title in a campaign; refuses a second one for the same year."""
+    key = subject_key(person_id, household_id)
+    existing = await find_existing(session, campaign_id, criteria_set.title, key)
+    if existing is not None:
+        raise DuplicateRegistration(existing)
+    submission = Submission(
+        campaign_id=campaign_id,
+        title=criteria_set.title,
+        subject_kind=criteria_set.subject,
+        subject_key=key,
+        person_id=person_id,
+        household_id=household_id,
+        branch_id=branch_id,
+        criteria_set_id=criteria_set.id,
+        state=State.REGISTERED.value,
+        score=0,
+        recognisable=False,
+        created_by_person_id=actor_person_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(submission)
+    await session.flush()
+    submission.reference = reference_for(criteria_set.title, year, submission.id)
+    session.add(
+        SubmissionEvent(
+            submission_id=submission.id,
+            from_state=None,
+            to_state=State.REGISTERED.value,
+            actor_kind=Actor.OWNER.value,
+            actor_person_id=actor_person_id,
+            note=None,
+            at=now,
+        )
+    )
+    await session.flush()
+    return submission
+
+
+async def transition(
+    session: AsyncSession,
+    submission: Submission,
+    target: State | str,
+    *,
+    actor: Actor | str,
+    actor_person_id: int | None,
+    note: str | None,
+    now: datetime,
+) -> SubmissionEvent:
+    """Move a submission along the declared table and append the audit event.
+
+    Raises `lifecycle.IllegalTransition` before changing anything. The submission's version
+    column makes a concurrent decision on the same row fail instead of silently winning.
+    """
+    checked = lifecycle.check(submission.state, target, actor, note)
+    event = SubmissionEvent(
+        submission_id=submission.id,
+        from_state=checked.source.value,
+        to_state=checked.target.value,
+        actor_kind=Actor(actor).value,
+        actor_person_id=actor_person_id,
+        note=note.strip() if note else None,
+        at=now,
+    )
+    submission.state = checked.target.value
+    submission.updated_at = now
+    if checked.target == State.SUBMITTED:
+        submission.submitted_at = now
+    if checked.target in (State.APPROVED, State.REJECTED):
+        submission.decided_at = now
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def answers_of(session: AsyncSession, submission_id: int) -> dict[str, Answer]:
+    rows = await session.scalars(select(Answer).where(Answer.submission_id == submission_id))
+    return {row.item_id: row for row in rows}
+
+
+async def rescore(session: AsyncSession, submission: Submission, criteria_set: CriteriaSet) -> Score:
+    """Recompute the score from stored answers; the resident never types a score."""
+    answers = await answers_of(session, submission.id)
+    result = score(criteria_set, {item_id: a.level for item_id, a in answers.items()})
+    submission.score = result.total
+    submission.recognisable = result.recognisable
+    return result
+
+
+def _ensure_editable(submission: Submission) -> None:
+    if State(submission.state) not in lifecycle.EDITABLE:
+        raise NotEditable(f"{submission.reference} is {submission.state}")
+
+
+async def save_answer(
+    session: AsyncSession,
+    submission: Submission,
+    criteria_set: CriteriaSet,
+    item_id: str,
+    level: Level | str,
+    *,
+    actor_person_id: int | None,
+    now: datetime,
+) -> Score:
+    """Store (or replace) one answer, move registered → declaring, and rescore."""
+    _ensure_editable(submission)
+    item = criteria_set.item(item_id)
+    points = points_for(item, level)
+    answers = await answers_of(session, submission.id)
+    answer = answers.get(item_id)
+    if answer is None:
+        session.add(
+            Answer(
+                submission_id=submission.id,
+                item_id=item_id,
+                level=Level(level).value,
+                points=points,
+                answered_by_person_id=actor_person_id,
+                answered_at=now,
+            )
+        )
+    else:
+        answer.level = Level(level).value
+        answer.points = points
+        answer.answered_by_person_id = actor_person_id
+        answer.answered_at = now
+    if submission.state == State.REGISTERED.value:
+        await transition(
+            session, submission, State.DECLARING, actor=Actor.OWNER,
+            actor_person_id=actor_person_id, note=None, now=now,
+        )
+    await session.flush()
+    result = await rescore(session, submission, criteria_set)
+    submission.updated_at = now
+    return result
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    evidence: Evidence
+    created: bool  # False when the same photo was already attached to this item
+
+
+async def attach_evidence(
+    session: AsyncSession,
+    submission: Submission,
+    item_id: str,
+    blob: StoredBlob,
+    *,
+    channel: str | None,
+    message_id: str | None,
+    actor_person_id: int | None,
+    now: datetime,
+) -> AttachResult:
+    _ensure_editable(submission)
+    existing = await session.scalar(
+        select(Evidence).where(
+            Evidence.submission_id == submission.id,
+            Evidence.item_id == item_id,
+            Evidence.sha256 == blob.sha256,
+        )
+    )
+    if existing is not None:
+        return AttachResult(existing, created=False)
+    evidence = Evidence(
+        submission_id=submission.id,
+        item_id=item_id,
+        sha256=blob.sha256,
+        path=blob.path,
+        size=blob.size,
+        mime=blob.mime,
+        width=blob.width,
+        height=blob.height,
+        source_channel=channel,
+        source_message_id=message_id,
+        uploaded_by_person_id=actor_person_id,
+        created_at=now,
+    )
+    session.add(evidence)
+    submission.updated_at = now
+    await session.flush()
+    return AttachResult(evidence, created=True)
+
+
+async def evidence_counts(session: AsyncSession, submission_id: int) -> dict[str, int]:
+    rows = await session.scalars(select(Evidence.item_id).where(Evidence.submission_id == submission_id))
+    counts: dict[str, int] = {}
+    for item_id in rows:
+        counts[item_id] = counts.get(item_id, 0) + 1
+    return counts
+
+
+async def remove_evidence(session: AsyncSession, submission: Submission, item_id: str) -> int:
+    _ensure_editable(submission)
+    rows = list(
+        await session.scalars(
+            select(Evidence).where(Evidence.submission_id == submission.id, Evidence.item_id == item_id)
+        )
+    )
+    for row in rows:
+        await session.delete(row)
+    return len(rows)
+
+
+def missing_photos(criteria_set: CriteriaSet, answers: dict[str, Answer], counts: dict[str, int]) -> list[str]:
+    """Items whose data requires a photo, answered as achieved/partly, with none attached."""
+    missing = []
+    for item in criteria_set.items:
+        answer = answers.get(item.id)
+        if (
+            item.photo_required
+            and answer is not None
+            and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value)
+            and not counts.get(item.id)
+        ):
+            missing.append(item.id)
+    return missing
+
+
+async def last_request_note(session: AsyncSession, submission_id: int) -> SubmissionEvent | None:
+    """The latest reviewer request for more information, shown to the person."""
+    return await session.scalar(
+        select(SubmissionEvent)
+        .where(
+            SubmissionEvent.submission_id == submission_id,
+            SubmissionEvent.to_state == State.NEEDS_INFO.value,
+        )
+        .order_by(SubmissionEvent.id.desc())
+        .limit(1)
+    )
+
+
+async def submissions_for_person(session: AsyncSession, person_id: int) -> list[Submission]:
+    """A person's own submissions: as the subject, as head of the household, or as its registrant."""
+    from bot.storage.models import Household
+
+    households = select(Household.id).where(
+        (Household.head_person_id == person_id) | (Household.registered_by_person_id == person_id)
+    )
+    rows = await session.scalars(
+        select(Submission)
+        .where((Submission.person_id == person_id) | Submission.household_id.in_(households))
+        .order_by(Submission.id)
+    )
+    return list(rows)

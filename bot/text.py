@@ -1,0 +1,55 @@
+"""Forgiving text handling: Unicode NFC, diacritic-free comparison, names and years.
+
+Farmers type on old phones, often without Vietnamese diacritics ("chua dat" for "chưa đạt"),
+so matching compares a folded form while stored text keeps its proper NFC spelling.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+_PUNCT = re.compile(r"[^\w\s/']", re.UNICODE)
+_NAME_OK = re.compile(r"^[^\W\d_]+(?:[ '\-.][^\W\d_]+)*\.?$", re.UNICODE)
+
+
+def nfc(text: str) -> str:
+    """NFC-normalise and collapse whitespace (Zalo and some keyboards send decomposed text)."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip diacritics (đ → d), drop punctuation: the key for forgiving matching."""
+    text = unicodedata.normalize("NFD", nfc(text).lower())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.replace("đ", "d").replace("Đ", "d")
+    text = _PUNCT.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def clean_name(raw: str, max_length: int = 100) -> str | None:
+    """A person's name as they would write it, or None when it cannot be a name.
+
+    Accepts single-word and ethnic-minority names (Y Bih, H'Nga); refuses digits and symbols.
+    All-lower or all-upper input is title-cased; mixed case is kept as typed.
+    """
+    name = nfc(raw)
+    if not 2 <= len(name) <= max_length or not _NAME_OK.match(name):
+        return None
+    if name == name.lower() or name == name.upper():
+        name = " ".join(_title_word(word) for word in name.split(" "))
+    return name
+
+
+def _title_word(word: str) -> str:
+    # "h'nga" -> "H'Nga", "nguyễn" -> "Nguyễn"
+    return "'".join(part[:1].upper() + part[1:].lower() for part in word.split("'"))
+
+
+def parse_year(raw: str) -> int | None:
+    text = nfc(raw)
+    digits = re.sub(r"[^\d]", "", text)
+    if len(digits) != 4 or len(text) > 12:
+        return None
+    return int(digits)

@@ -1,0 +1,64 @@
+"""Commune setup from YAML: the example commune, re-running, and bad files."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.storage.commune import CommuneFileError, apply_commune, campaign_for, load_commune_file, parse_commune
+from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
+from tests.conftest import EXAMPLE_COMMUNE
+
+
+async def test_example_commune_is_created_with_branches_campaigns_and_targets(app):
+    async with app.sessions() as session:
+        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
+        branches = list(await session.scalars(select(OrgUnit).where(OrgUnit.parent_id == commune.id).order_by(OrgUnit.position)))
+        assert commune.kind == "commune" and commune.households_total == 2310
+        assert [b.name for b in branches][:2] == ["Buôn Ken", "Thôn Hà Lương"]
+        assert sum(b.households_total for b in branches) == commune.households_total
+        district = await session.get(OrgUnit, commune.parent_id)
+        assert district.kind == "district" and (await session.get(OrgUnit, district.parent_id)).kind == "province"
+        campaign = await campaign_for(session, commune.id, date(2026, 11, 25))
+        assert campaign.year == 2026 and campaign.targets == {"gd": 70, "cd": 40}
+        assert campaign.reminder_offsets == [30, 7, 1]
+        kinds = {d.kind: d.due_on for d in await session.scalars(select(CampaignDeadline).where(CampaignDeadline.campaign_id == campaign.id))}
+        assert kinds["self_declaration"] == date(2026, 11, 30)
+        assert (await campaign_for(session, commune.id, date(2027, 2, 1))).year == 2027
+        assert (await campaign_for(session, commune.id, date(2030, 2, 1))).year == 2027
+
+
+async def test_running_init_again_updates_in_place(app):
+    text = EXAMPLE_COMMUNE.read_text(encoding="utf-8").replace("Thôn Hà Lương", "Thôn Hà Lương Mới").replace(
+        "self_declaration: 2026-11-30", "self_declaration: 2026-12-01"
+    )
+    async with app.sessions.begin() as session:
+        await apply_commune(session, parse_commune(text, "edited"), app.clock.now())
+        await apply_commune(session, parse_commune(text, "edited"), app.clock.now())
+    async with app.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(OrgUnit)) == 8
+        assert await session.scalar(select(func.count()).select_from(Campaign)) == 2
+        branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "thon-ha-luong"))
+        assert branch.name == "Thôn Hà Lương Mới"
+        due = await session.scalar(select(CampaignDeadline.due_on).where(CampaignDeadline.kind == "self_declaration").order_by(CampaignDeadline.due_on))
+        assert due == date(2026, 12, 1)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("registration: 2026-03-31", "signup: 2026-03-31"), "unknown deadline kinds ['signup']"),
+        (("targets: {gd: 70, cd: 40}", "targets: {gd: 170}"), "percentage"),
+        (("code: buon-ken", "code: Buôn Ken"), "branches.0.code"),
+        (("code: thon-tan-lap", "code: buon-ken"), "codes must be unique"),
+        (("reminder_offsets: [30, 7, 1]", "reminder_offsets: [-1]"), "reminder offsets"),
+    ],
+)
+def test_bad_commune_files_are_explained(tmp_path, edit, message):
+    path = tmp_path / "commune.yaml"
+    path.write_text(EXAMPLE_COMMUNE.read_text(encoding="utf-8").replace(*edit, 1), encoding="utf-8")
+    with pytest.raises(CommuneFileError) as caught:
+        load_commune_file(path)
+    assert str(path) in str(caught.value) and message in str(caught.value)

@@ -1,0 +1,204 @@
+"""Models and migrations against real databases (a SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from bot.clock import VN_TZ
+from bot.storage.db import current_revision, downgrade, head_revision, make_engine, migrate
+from bot.storage.models import (
+    Answer,
+    Base,
+    Campaign,
+    CampaignDeadline,
+    ChannelAccount,
+    Conversation,
+    CriteriaSetRecord,
+    Evidence,
+    Household,
+    OrgUnit,
+    OutboxMessage,
+    Person,
+    ProcessedMessage,
+    RoleGrant,
+    Submission,
+)
+from bot.storage.people import MemberSpec, Role, create_household, get_or_create_account, grant_role
+from bot.storage.submissions import DuplicateRegistration, create_submission
+
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+
+
+async def _tables(engine) -> set[str]:
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+
+
+async def test_migrations_from_empty_to_head_and_back(database_url):
+    engine = make_engine(database_url)
+    try:
+        assert await current_revision(engine) is None
+        await migrate(engine)
+        assert await current_revision(engine) == head_revision()
+        tables = await _tables(engine)
+        assert set(Base.metadata.tables) <= tables
+        await migrate(engine)  # a second start is a no-op
+        await downgrade(engine, "base")
+        assert await _tables(engine) <= {"alembic_version"}
+        await migrate(engine)
+        assert set(Base.metadata.tables) <= await _tables(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_migrated_schema_matches_the_models(database_url):
+    """Autogenerate finds nothing to do: migrations and models agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(database_url)
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata)
+            )
+        assert diff == []
+    finally:
+        await engine.dispose()
+
+
+async def test_model_round_trip_keeps_aware_times_and_relations(app):
+    async with app.sessions.begin() as session:
+        branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "buon-ken"))
+        head = Person(full_name="Y Bih Niê", birth_year=1968, branch_id=branch.id, created_at=NOW, consent_at=NOW)
+        session.add(head)
+        await session.flush()
+        household = await create_household(
+            session,
+            branch_id=branch.id,
+            head=head,
+            members=[MemberSpec("H'Nga Niê", 1972, "spouse"), MemberSpec("Y Sơn Niê", 2010, "child")],
+            registered_by=head,
+            now=NOW,
+        )
+        account = await get_or_create_account(session, "zalo_bot", "z-1", "z-1", NOW)
+        account.person_id = head.id
+        session.add(Conversation(account_id=account.id, state="menu", data={"k": [1, "á"]}, updated_at=NOW))
+        campaign = await session.scalar(select(Campaign).where(Campaign.year == 2026))
+        submission = await create_submission(
+            session,
+            campaign_id=campaign.id,
+            year=2026,
+            criteria_set=app.catalog.get("gd-qd448-2015"),
+            branch_id=branch.id,
+            person_id=None,
+            household_id=household.id,
+            actor_person_id=head.id,
+            now=NOW,
+        )
+        session.add(Answer(submission_id=submission.id, item_id="1.1", level="achieved", points=10, answered_at=NOW))
+        session.add(
+            Evidence(
+                submission_id=submission.id, item_id="1.1", sha256="ab" * 32, path="ab/ab/x.jpg", size=10,
+                mime="image/jpeg", source_channel="zalo_bot", source_message_id="m1", created_at=NOW,
+            )
+        )
+        session.add(
+            OutboxMessage(
+                dedupe_key="k1", account_id=account.id, kind="reminder", payload={"x": 1}, not_before=NOW, created_at=NOW
+            )
+        )
+        session.add(ProcessedMessage(channel="zalo_bot", message_id="m1", received_at=NOW))
+        submission_id, household_id = submission.id, household.id
+
+    async with app.sessions() as session:
+        household = await session.get(Household, household_id)
+        await session.refresh(household, ["members"])
+        assert [(m.full_name, m.relation) for m in household.members] == [
+            ("Y Bih Niê", "head"), ("H'Nga Niê", "spouse"), ("Y Sơn Niê", "child"),
+        ]
+        submission = await session.get(Submission, submission_id)
+        assert submission.reference == f"GD-2026-{submission_id:06d}"
+        assert submission.subject_key == f"h:{household_id}"
+        assert submission.created_at == NOW and submission.created_at.tzinfo is not None
+        conv = await session.scalar(select(Conversation))
+        assert conv.data == {"k": [1, "á"]}
+        deadline = await session.scalar(select(CampaignDeadline).where(CampaignDeadline.kind == "self_declaration"))
+        assert deadline.due_on == date(2026, 11, 30)
+        assert (await session.get(CriteriaSetRecord, "gd-qd448-2015")).data["id"] == "gd-qd448-2015"
+
+
+async def test_unique_keys_hold(app):
+    async def insert(make) -> None:
+        async with app.sessions.begin() as session:
+            session.add(make())
+
+    await insert(lambda: ChannelAccount(channel="telegram", external_id="1", created_at=NOW))
+    with pytest.raises(IntegrityError):
+        await insert(lambda: ChannelAccount(channel="telegram", external_id="1", created_at=NOW))
+    await insert(lambda: ProcessedMessage(channel="telegram", message_id="9", received_at=NOW))
+    with pytest.raises(IntegrityError):
+        await insert(lambda: ProcessedMessage(channel="telegram", message_id="9", received_at=NOW))
+    async with app.sessions() as session:
+        account_id = (await session.scalar(select(ChannelAccount))).id
+    await insert(lambda: OutboxMessage(dedupe_key="same", account_id=account_id, kind="r", not_before=NOW, created_at=NOW))
+    with pytest.raises(IntegrityError):
+        await insert(lambda: OutboxMessage(dedupe_key="same", account_id=account_id, kind="r", not_before=NOW, created_at=NOW))
+
+
+async def test_second_registration_for_same_title_and_year_is_refused(app):
+    async with app.sessions.begin() as session:
+        person = Person(full_name="Lê Văn Tám", birth_year=1980, created_at=NOW)
+        session.add(person)
+        await session.flush()
+        campaign = await session.scalar(select(Campaign).where(Campaign.year == 2026))
+        branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "thon-tan-lap"))
+        kwargs = dict(
+            campaign_id=campaign.id, year=2026, criteria_set=app.catalog.get("cd-qd244-2022"), branch_id=branch.id,
+            person_id=person.id, household_id=None, actor_person_id=person.id, now=NOW,
+        )
+        first = await create_submission(session, **kwargs)
+        with pytest.raises(DuplicateRegistration) as dup:
+            await create_submission(session, **kwargs)
+        assert dup.value.existing.reference == first.reference
+
+
+async def test_naive_datetimes_are_refused(app):
+    with pytest.raises(StatementError, match="naive datetime"):
+        async with app.sessions.begin() as session:
+            session.add(Person(full_name="Naive", created_at=datetime(2026, 1, 1)))
+
+
+async def test_times_come_back_in_utc_whatever_zone_went_in(app):
+    local = datetime(2026, 11, 20, 21, 30, tzinfo=VN_TZ)
+    async with app.sessions.begin() as session:
+        session.add(Person(full_name="Giờ Việt Nam", created_at=local))
+    async with app.sessions() as session:
+        person = await session.scalar(select(Person).where(Person.full_name == "Giờ Việt Nam"))
+    assert person.created_at == local
+    assert person.created_at.utcoffset() == timedelta(0)
+
+
+async def test_roles_need_the_right_scope(app):
+    async with app.sessions.begin() as session:
+        person = Person(full_name="Cán Bộ Xã", created_at=NOW)
+        session.add(person)
+        await session.flush()
+        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
+        branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "buon-ken"))
+        grant = await grant_role(session, person, Role.OFFICER, commune, granted_by=None, now=NOW)
+        again = await grant_role(session, person, Role.OFFICER, commune, granted_by=None, now=NOW)
+        assert grant.id == again.id
+        with pytest.raises(ValueError, match="officer needs a commune"):
+            await grant_role(session, person, Role.OFFICER, branch, granted_by=None, now=NOW)
+        with pytest.raises(ValueError, match="leader needs a branch"):
+            await grant_role(session, person, Role.LEADER, None, granted_by=None, now=NOW)
+        await grant_role(session, person, Role.LEADER, branch, granted_by=None, now=NOW)
+    async with app.sessions() as session:
+        roles = sorted(g.role for g in await session.scalars(select(RoleGrant)))
+    assert roles == ["leader", "officer"]
