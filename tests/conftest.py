@@ -62,3 +62,19 @@ async def sqlite_app(sqlite_db, tmp_path, clock):
     application = await make_app(sqlite_db, tmp_path, clock)
     yield application
     await application.close()
+
+
+@pytest.fixture
+def engine(sqlite_app):
+    from bot.flows import ROUTER
+    from bot.flows.engine import FlowEngine
+
+    return FlowEngine(sqlite_app, ROUTER)
+
+
+@pytest.fixture
+def person(engine):
+    """Make a person who talks to the bot: `hoa = person("hoa")`."""
+    from tests.support.chat import Person
+
+    return lambda user_id="u1", channel="test": Person(engine, user_id, channel)

@@ -1,0 +1,110 @@
+"""Helpers several flows share: the person's submissions, their criteria, labels and deadlines."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from bot.domain.criteria import CriteriaSet, Level
+from bot.domain.lifecycle import EDITABLE, State
+from bot.flows.context import Context
+from bot.flows.messages import Choice
+from bot.i18n import N_
+from bot.storage.commune import deadlines_of
+from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Submission
+from bot.storage.submissions import submissions_for_person
+
+STATE_KEYS = {
+    State.REGISTERED: N_("state.registered"),
+    State.DECLARING: N_("state.declaring"),
+    State.SUBMITTED: N_("state.submitted"),
+    State.NEEDS_INFO: N_("state.needs_info"),
+    State.RECOMMENDED: N_("state.recommended"),
+    State.NOT_RECOMMENDED: N_("state.not_recommended"),
+    State.APPROVED: N_("state.approved"),
+    State.REJECTED: N_("state.rejected"),
+    State.WITHDRAWN: N_("state.withdrawn"),
+    State.EXPIRED: N_("state.expired"),
+}
+LEVEL_KEYS = {
+    Level.ACHIEVED: N_("level.achieved"),
+    Level.PARTIAL: N_("level.partial"),
+    Level.NOT_YET: N_("level.not_yet"),
+    Level.NOT_APPLICABLE: N_("level.not_applicable"),
+}
+DEADLINE_KEYS = {
+    "registration": N_("deadline.registration"),
+    "self_declaration": N_("deadline.self_declaration"),
+    "branch_review": N_("deadline.branch_review"),
+    "commune_report": N_("deadline.commune_report"),
+}
+
+
+def state_label(ctx: Context, state: str) -> str:
+    return ctx.t(STATE_KEYS[State(state)])
+
+
+def level_label(ctx: Context, level: str) -> str:
+    return ctx.t(LEVEL_KEYS[Level(level)])
+
+
+async def criteria_of(ctx: Context, submission: Submission) -> CriteriaSet:
+    """The set a submission was registered under; the database snapshot if the file is gone."""
+    found = ctx.app.catalog.sets.get(submission.criteria_set_id)
+    if found is not None:
+        return found
+    record = await ctx.session.get(CriteriaSetRecord, submission.criteria_set_id)
+    if record is None:
+        raise LookupError(f"criteria set {submission.criteria_set_id} is unknown")
+    return CriteriaSet.model_validate(record.data)
+
+
+def title_name(ctx: Context, criteria_set: CriteriaSet) -> str:
+    return criteria_set.title_name.get(ctx.locale)
+
+
+async def my_submissions(ctx: Context) -> list[Submission]:
+    if ctx.person is None:
+        return []
+    return await submissions_for_person(ctx.session, ctx.person.id)
+
+
+async def my_submission(ctx: Context, submission_id: int | None) -> Submission | None:
+    """A submission by id, only if it belongs to this person (never someone else's)."""
+    if submission_id is None:
+        return None
+    for submission in await my_submissions(ctx):
+        if submission.id == submission_id:
+            return submission
+    return None
+
+
+async def editable_submissions(ctx: Context) -> list[Submission]:
+    return [s for s in await my_submissions(ctx) if State(s.state) in EDITABLE]
+
+
+async def next_deadline(ctx: Context, campaign_id: int, today: date) -> CampaignDeadline | None:
+    for deadline in await deadlines_of(ctx.session, campaign_id):
+        if deadline.due_on >= today:
+            return deadline
+    return None
+
+
+def deadline_text(ctx: Context, deadline: CampaignDeadline | None) -> str:
+    if deadline is None:
+        return ctx.t("status.no_deadline")
+    days = (deadline.due_on - ctx.today).days
+    return ctx.t.plural(
+        "status.deadline",
+        "status.deadline.plural",
+        days,
+        what=ctx.t(DEADLINE_KEYS.get(deadline.kind, deadline.kind)),
+        date=ctx.t.date(deadline.due_on),
+    )
+
+
+def back_choice(ctx: Context) -> Choice:
+    return Choice("back", ctx.t("common.back"))
+
+
+def menu_choice(ctx: Context) -> Choice:
+    return Choice("menu", ctx.t("common.to_menu"))

@@ -1,0 +1,99 @@
+"""What a state handler works with: the person, their conversation, the database session,
+and the replies being built. Replies go out only after the transaction commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
+
+from bot.clock import local_date
+from bot.flows.messages import Choice, Incoming, Kind, Outgoing
+from bot.i18n import Translator, get_translator
+from bot.storage.evidence import StoredBlob
+from bot.storage.models import ChannelAccount, Conversation, Person
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+
+@dataclass
+class Input:
+    """A person's message after resolving buttons, numbers and typed labels against the prompt."""
+
+    kind: Kind
+    choice: str | None = None
+    text: str | None = None
+    blob: StoredBlob | None = None
+    photo_error: str | None = None
+
+
+@dataclass
+class Context:
+    app: "App"
+    session: AsyncSession
+    account: ChannelAccount
+    conv: Conversation
+    msg: Incoming
+    person: Person | None
+    replies: list[Outgoing] = field(default_factory=list)
+    next_state: str | None = None
+    # Set by prompts: the choices of the last question, for numbers and typed labels.
+    _asked: bool = False
+
+    @property
+    def t(self) -> Translator:
+        return get_translator(self.account.locale)
+
+    @property
+    def locale(self) -> str:
+        return self.t.locale
+
+    @property
+    def now(self) -> datetime:
+        return self.app.clock.now()
+
+    @property
+    def today(self) -> date:
+        return local_date(self.now, self.app.settings.tz)
+
+    @property
+    def state(self) -> str:
+        return self.conv.state
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.conv.data
+
+    def set(self, **values: Any) -> None:
+        self.conv.data = {**self.conv.data, **values}
+        flag_modified(self.conv, "data")
+
+    def drop(self, *keys: str) -> None:
+        self.conv.data = {k: v for k, v in self.conv.data.items() if k not in keys}
+        flag_modified(self.conv, "data")
+
+    def say(self, text: str) -> None:
+        self.replies.append(Outgoing(text=text))
+
+    def ask(self, text: str, choices: list[Choice] | None = None) -> None:
+        """Ask a question; its choices become what numbers and labels are matched against."""
+        choices = choices or []
+        self.conv.prompt_seq += 1
+        self.set(_choices=[[c.value, c.label] for c in choices])
+        self.replies.append(Outgoing(text=text, choices=choices, prompt_seq=self.conv.prompt_seq))
+        self._asked = True
+
+    def goto(self, state: str) -> None:
+        """Move to a state; its prompt runs once the current handler returns."""
+        self.next_state = state
+
+    def again(self) -> None:
+        """Ask the current question again (after a friendly correction)."""
+        self.next_state = self.conv.state
+
+    def current_choices(self) -> list[Choice]:
+        return [Choice(v, l) for v, l in self.data.get("_choices", [])]

@@ -1,0 +1,505 @@
+"""Self-declaration item by item with photo evidence, the score summary, and submission.
+
+Every answer and photo is written the moment it arrives; the summary is always recomputed from
+what is stored, so stopping, editing and coming back never loses or double-counts anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from bot.domain.criteria import CriteriaSet, Item, Level
+from bot.domain.lifecycle import EDITABLE, Actor, State
+from bot.flows.common import (
+    back_choice,
+    criteria_of,
+    editable_submissions,
+    level_label,
+    my_submission,
+    state_label,
+    title_name,
+)
+from bot.flows.context import Context, Input
+from bot.flows.messages import Choice, Kind
+from bot.flows.router import Router
+from bot.i18n import N_
+from bot.storage.evidence import StoredBlob
+from bot.storage.models import Submission
+from bot.storage.submissions import (
+    answers_of,
+    attach_evidence,
+    evidence_counts,
+    last_request_note,
+    missing_photos,
+    rescore,
+    save_answer,
+    transition,
+)
+
+router = Router()
+SHORT_TEXT = 40
+PHOTO_ERROR_KEYS = {
+    "too_large": N_("photo.too_large"),
+    "not_image": N_("photo.not_image"),
+    "invalid": N_("photo.not_image"),
+    "download": N_("photo.download"),
+}
+
+
+async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
+    """The submission this conversation is declaring, if it is still the person's and editable."""
+    submission = await my_submission(ctx, ctx.data.get("sub"))
+    if submission is None:
+        ctx.say(ctx.t("decl.lost"))
+        ctx.goto("menu")
+        return None
+    if State(submission.state) not in EDITABLE:
+        ctx.say(ctx.t("decl.not_editable", reference=submission.reference, state=state_label(ctx, submission.state)))
+        ctx.drop("sub", "item", "return_summary")
+        ctx.goto("menu")
+        return None
+    return submission, await criteria_of(ctx, submission)
+
+
+def _short(text: str) -> str:
+    """Shorten at a word boundary for buttons and lists."""
+    if len(text) <= SHORT_TEXT:
+        return text
+    cut = text[: SHORT_TEXT - 1]
+    if " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,") + "…"
+
+
+def _item_ids(criteria_set: CriteriaSet, ids: list[str]) -> str:
+    return ", ".join(ids)
+
+
+async def _first_unanswered(ctx: Context, submission: Submission, criteria_set: CriteriaSet, after: int = -1) -> Item | None:
+    answers = await answers_of(ctx.session, submission.id)
+    for index, item in enumerate(criteria_set.items):
+        if index > after and item.id not in answers:
+            return item
+    return None
+
+
+async def _open(ctx: Context, submission: Submission) -> None:
+    """Go to where this submission's declaration stands: the first open item, or the summary."""
+    criteria_set = await criteria_of(ctx, submission)
+    ctx.set(sub=submission.id)
+    ctx.drop("return_summary")
+    item = await _first_unanswered(ctx, submission, criteria_set)
+    if item is None or submission.state == State.NEEDS_INFO.value:
+        ctx.goto("decl.summary")
+    else:
+        ctx.set(item=item.id)
+        ctx.goto("decl.item")
+
+
+async def _advance(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
+    """After an item: back to the summary when editing, else the next unanswered item."""
+    if ctx.data.get("return_summary"):
+        ctx.drop("return_summary", "item")
+        ctx.goto("decl.summary")
+        return
+    ids = [item.id for item in criteria_set.items]
+    current = ids.index(ctx.data["item"]) if ctx.data.get("item") in ids else -1
+    item = await _first_unanswered(ctx, submission, criteria_set, after=current)
+    if item is None:
+        ctx.drop("item")
+        ctx.goto("decl.summary")
+    else:
+        ctx.set(item=item.id)
+        ctx.goto("decl.item")
+
+
+@router.command("tudanhgia", "declare", english="declare", help_key=N_("help.cmd.declare"))
+async def cmd_declare(ctx: Context, args: str) -> None:
+    ctx.goto("decl.choose")
+
+
+@router.prompt("decl.choose")
+async def ask_choose(ctx: Context) -> None:
+    editable = await editable_submissions(ctx)
+    if not editable:
+        ctx.say(ctx.t("decl.none"))
+        ctx.goto("menu")
+        return
+    if len(editable) == 1:
+        await _open(ctx, editable[0])
+        return
+    choices = []
+    for submission in editable:
+        criteria_set = await criteria_of(ctx, submission)
+        choices.append(Choice(f"s{submission.id}", f"{submission.reference} — {title_name(ctx, criteria_set)}"))
+    ctx.ask(ctx.t("decl.ask_choose"), [*choices, back_choice(ctx)])
+
+
+@router.handle("decl.choose")
+async def on_choose(ctx: Context, inp: Input) -> None:
+    if inp.choice == "back":
+        ctx.goto("menu")
+        return
+    submission = None
+    if inp.choice and inp.choice.startswith("s") and inp.choice[1:].isdigit():
+        submission = await my_submission(ctx, int(inp.choice[1:]))
+    if submission is None:
+        ctx.say(ctx.t("decl.pick_submission"))
+        ctx.again()
+        return
+    await _open(ctx, submission)
+
+
+@router.prompt("decl.intro")
+async def ask_intro(ctx: Context) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    _submission, criteria_set = current
+    count = len(criteria_set.items)
+    ctx.ask(
+        ctx.t("decl.intro", count=count, minutes=max(5, count)),
+        [Choice("start", ctx.t("decl.start")), Choice("later", ctx.t("decl.later"))],
+    )
+
+
+@router.handle("decl.intro")
+async def on_intro(ctx: Context, inp: Input) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, _criteria_set = current
+    if inp.choice == "start":
+        await _open(ctx, submission)
+    elif inp.choice == "later":
+        ctx.say(ctx.t("decl.paused"))
+        ctx.goto("menu")
+    else:
+        ctx.say(ctx.t("decl.pick_start"))
+        ctx.again()
+
+
+def _item_heading(ctx: Context, criteria_set: CriteriaSet, item: Item) -> str:
+    position = [i.id for i in criteria_set.items].index(item.id) + 1
+    total = len(criteria_set.items)
+    if item.id == str(position):
+        return ctx.t("decl.item_heading", n=position, total=total, max=item.max_points)
+    return ctx.t("decl.item_heading_id", id=item.id, n=position, total=total, max=item.max_points)
+
+
+@router.prompt("decl.item")
+async def ask_item(ctx: Context) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    item = criteria_set.item(ctx.data["item"])
+    criterion = criteria_set.criterion_of(item.id)
+    lines = [
+        _item_heading(ctx, criteria_set, item),
+        ctx.t("decl.item_group", group=criterion.text.get(ctx.locale)),
+        item.text.get(ctx.locale),
+    ]
+    if item.evidence_hint:
+        lines.append(ctx.t("decl.item_hint", hint=item.evidence_hint.get(ctx.locale)))
+    answers = await answers_of(ctx.session, submission.id)
+    photos = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
+    if item.id in answers:
+        lines.append(ctx.t("decl.item_current", level=level_label(ctx, answers[item.id].level), photos=photos))
+    elif photos:
+        lines.append(ctx.t("decl.item_photos_waiting", photos=photos))
+    choices = [Choice(level.value, level_label(ctx, level.value)) for level in item.levels]
+    choices += [Choice("skip", ctx.t("decl.skip")), Choice("stop", ctx.t("decl.stop"))]
+    ctx.ask("\n".join(lines), choices)
+
+
+async def _attach(
+    ctx: Context, submission: Submission, item_id: str, blob: StoredBlob, message_id: str | None
+) -> bool | None:
+    """Store a received photo on an item. True: new photo; False: already had it; None: refused."""
+    counts = await evidence_counts(ctx.session, submission.id)
+    limit = ctx.app.settings.max_photos_per_item
+    if counts.get(item_id, 0) >= limit:
+        ctx.say(ctx.t("decl.photos_full", max=limit))
+        return None
+    result = await attach_evidence(
+        ctx.session,
+        submission,
+        item_id,
+        blob,
+        channel=ctx.msg.channel,
+        message_id=message_id,
+        actor_person_id=ctx.person.id if ctx.person else None,
+        now=ctx.now,
+    )
+    if not result.created:
+        ctx.say(ctx.t("decl.photo_duplicate"))
+    return result.created
+
+
+async def _attach_input(ctx: Context, submission: Submission, item_id: str, inp: Input) -> bool | None:
+    if inp.blob is None:
+        _photo_refused(ctx, inp)
+        return None
+    return await _attach(ctx, submission, item_id, inp.blob, ctx.msg.message_id)
+
+
+def _photo_refused(ctx: Context, inp: Input) -> None:
+    key = PHOTO_ERROR_KEYS.get(inp.photo_error or "download", PHOTO_ERROR_KEYS["download"])
+    ctx.say(ctx.t(key, max_mb=ctx.app.settings.max_photo_bytes // (1024 * 1024)))
+
+
+@router.handle("decl.item", photos=True)
+async def on_item(ctx: Context, inp: Input) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    item = criteria_set.item(ctx.data["item"])
+    if inp.blob is not None or inp.photo_error:
+        if await _attach_input(ctx, submission, item.id, inp):
+            ctx.say(ctx.t("decl.photo_before_level"))
+        ctx.again()
+        return
+    if inp.choice in {level.value for level in item.levels}:
+        await save_answer(
+            ctx.session, submission, criteria_set, item.id, inp.choice,
+            actor_person_id=ctx.person.id if ctx.person else None, now=ctx.now,
+        )
+        if inp.choice in (Level.ACHIEVED.value, Level.PARTIAL.value):
+            ctx.goto("decl.photos")
+        else:
+            await _advance(ctx, submission, criteria_set)
+    elif inp.choice == "skip":
+        await _advance(ctx, submission, criteria_set)
+    elif inp.choice == "stop":
+        ctx.say(ctx.t("decl.paused"))
+        ctx.goto("menu")
+    else:
+        ctx.say(ctx.t("decl.pick_level"))
+        ctx.again()
+
+
+@router.prompt("decl.photos")
+async def ask_photos(ctx: Context) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    item = criteria_set.item(ctx.data["item"])
+    count = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
+    limit = ctx.app.settings.max_photos_per_item
+    if count == 0:
+        if item.photo_required:
+            text = ctx.t("decl.photos_ask_required", max=limit)
+        else:
+            text = ctx.t("decl.photos_ask", max=limit)
+        ctx.ask(text, [Choice("nophoto", ctx.t("decl.no_photo"))])
+    else:
+        ctx.ask(ctx.t("decl.photos_more", count=count, max=limit), [Choice("done", ctx.t("decl.done"))])
+
+
+@router.handle("decl.photos", photos=True)
+async def on_photos(ctx: Context, inp: Input) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    item = criteria_set.item(ctx.data["item"])
+    limit = ctx.app.settings.max_photos_per_item
+    if inp.blob is not None or inp.photo_error:
+        created = await _attach_input(ctx, submission, item.id, inp)
+        count = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
+        if created and count >= limit:
+            ctx.say(ctx.t("decl.photos_enough", count=count))
+            await _advance(ctx, submission, criteria_set)
+        else:
+            ctx.again()
+        return
+    if inp.choice in ("done", "nophoto"):
+        if inp.choice == "nophoto" and item.photo_required:
+            ctx.say(ctx.t("decl.photo_required_later"))
+        await _advance(ctx, submission, criteria_set)
+        return
+    if inp.text and inp.choice is None:
+        answers = await answers_of(ctx.session, submission.id)
+        answer = answers[item.id]
+        answer.note = ((answer.note + "\n") if answer.note else "") + inp.text
+        ctx.say(ctx.t("decl.note_saved"))
+        ctx.again()
+        return
+    ctx.say(ctx.t("decl.pick_photos"))
+    ctx.again()
+
+
+async def _summary_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> tuple[str, bool, bool]:
+    """Summary text, whether items are unanswered, whether it can be submitted."""
+    result = await rescore(ctx.session, submission, criteria_set)
+    answers = await answers_of(ctx.session, submission.id)
+    counts = await evidence_counts(ctx.session, submission.id)
+    no_photo = missing_photos(criteria_set, answers, counts)
+    rule = criteria_set.recognition
+    lines = [
+        ctx.t("decl.summary_head", reference=submission.reference, title=title_name(ctx, criteria_set)),
+        ctx.t("decl.summary_total", total=result.total, max=result.max_total),
+    ]
+    if result.recognisable:
+        if rule.item_floor is not None:
+            lines.append(ctx.t("decl.summary_ok_floor", threshold=result.threshold, floor=rule.item_floor))
+        else:
+            lines.append(ctx.t("decl.summary_ok", threshold=result.threshold))
+    else:
+        lines.append(ctx.t("decl.summary_not_ok"))
+        if result.unanswered:
+            lines.append(ctx.t("decl.reason_unanswered", items=_item_ids(criteria_set, result.unanswered)))
+        if result.total < result.threshold:
+            lines.append(ctx.t("decl.reason_total", threshold=result.threshold))
+        if result.below_floor:
+            lines.append(ctx.t("decl.reason_floor", items=_item_ids(criteria_set, result.below_floor), floor=rule.item_floor))
+        if result.mandatory_missing:
+            lines.append(ctx.t("decl.reason_mandatory", items=_item_ids(criteria_set, result.mandatory_missing)))
+    if no_photo:
+        lines.append(ctx.t("decl.reason_photos", items=_item_ids(criteria_set, no_photo)))
+    if submission.state == State.NEEDS_INFO.value:
+        event = await last_request_note(ctx.session, submission.id)
+        if event is not None:
+            lines.insert(1, ctx.t("decl.summary_request", note=event.note or ""))
+    return "\n".join(lines), bool(result.unanswered), not result.unanswered and not no_photo
+
+
+@router.prompt("decl.summary")
+async def ask_summary(ctx: Context) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    text, unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
+    choices = []
+    if unanswered:
+        choices.append(Choice("missing", ctx.t("decl.answer_missing")))
+    if can_submit:
+        if submission.state == State.NEEDS_INFO.value:
+            choices.append(Choice("submit", ctx.t("decl.resubmit")))
+        else:
+            choices.append(Choice("submit", ctx.t("decl.submit")))
+    choices += [
+        Choice("review", ctx.t("decl.review")),
+        Choice("edit", ctx.t("decl.edit")),
+        Choice("later", ctx.t("decl.later")),
+    ]
+    ctx.ask(text, choices)
+
+
+@router.handle("decl.summary", photos=True)
+async def on_summary(ctx: Context, inp: Input) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    if inp.kind == Kind.PHOTO:
+        if inp.blob is None:
+            _photo_refused(ctx, inp)
+            ctx.again()
+            return
+        # Keep the photo and ask which item it belongs to, rather than asking to send it again.
+        ctx.set(pending_photo={"blob": asdict(inp.blob), "message_id": ctx.msg.message_id})
+        ctx.say(ctx.t("decl.photo_pick_item_first"))
+        ctx.goto("decl.pick_item")
+        return
+    match inp.choice:
+        case "submit":
+            _text, unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
+            if not can_submit:
+                ctx.say(ctx.t("decl.cannot_submit"))
+                ctx.again()
+                return
+            await transition(
+                ctx.session, submission, State.SUBMITTED, actor=Actor.OWNER,
+                actor_person_id=ctx.person.id if ctx.person else None, note=None, now=ctx.now,
+            )
+            ctx.drop("sub", "item", "return_summary")
+            ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
+            ctx.goto("menu")
+        case "missing":
+            item = await _first_unanswered(ctx, submission, criteria_set)
+            if item is None:
+                ctx.again()
+                return
+            ctx.set(item=item.id)
+            ctx.goto("decl.item")
+        case "review":
+            ctx.say(await _review_text(ctx, submission, criteria_set))
+            ctx.again()
+        case "edit":
+            ctx.goto("decl.pick_item")
+        case "later":
+            ctx.say(ctx.t("decl.paused"))
+            ctx.drop("item", "return_summary")
+            ctx.goto("menu")
+        case _:
+            ctx.say(ctx.t("decl.pick_summary"))
+            ctx.again()
+
+
+async def _review_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> str:
+    answers = await answers_of(ctx.session, submission.id)
+    counts = await evidence_counts(ctx.session, submission.id)
+    lines = [ctx.t("decl.review_head", reference=submission.reference)]
+    for item in criteria_set.items:
+        answer = answers.get(item.id)
+        lines.append(
+            ctx.t(
+                "decl.review_line",
+                id=item.id,
+                text=_short(item.text.get(ctx.locale)),
+                level=level_label(ctx, answer.level) if answer else ctx.t("decl.unanswered"),
+                points=answer.points if answer else 0,
+                max=item.max_points,
+                photos=counts.get(item.id, 0),
+            )
+        )
+    return "\n".join(lines)
+
+
+@router.prompt("decl.pick_item")
+async def ask_pick_item(ctx: Context) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    answers = await answers_of(ctx.session, submission.id)
+    choices = []
+    for item in criteria_set.items:
+        answer = answers.get(item.id)
+        status = level_label(ctx, answer.level) if answer else ctx.t("decl.unanswered")
+        choices.append(Choice(f"i:{item.id}", ctx.t("decl.pick_item_label", id=item.id, text=_short(item.text.get(ctx.locale)), status=status)))
+    ctx.ask(ctx.t("decl.ask_pick_item"), [*choices, back_choice(ctx)])
+
+
+@router.handle("decl.pick_item")
+async def on_pick_item(ctx: Context, inp: Input) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    ids = [item.id for item in criteria_set.items]
+    chosen = None
+    if inp.choice and inp.choice.startswith("i:"):
+        chosen = inp.choice[2:]
+    elif inp.text and inp.text.strip() in ids:
+        chosen = inp.text.strip()
+    if inp.choice == "back":
+        ctx.drop("pending_photo")
+        ctx.goto("decl.summary")
+        return
+    if chosen not in ids:
+        ctx.say(ctx.t("decl.pick_item_again"))
+        ctx.again()
+        return
+    ctx.set(item=chosen, return_summary=True)
+    pending = ctx.data.get("pending_photo")
+    if pending:
+        ctx.drop("pending_photo")
+        if await _attach(ctx, submission, chosen, StoredBlob(**pending["blob"]), pending["message_id"]):
+            ctx.say(ctx.t("decl.photo_attached_to", id=chosen))
+    ctx.goto("decl.item")

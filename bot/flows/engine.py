@@ -1,0 +1,257 @@
+"""The one place a message becomes replies.
+
+Order of work for every inbound message:
+1. download and check a photo (outside any database transaction);
+2. in one transaction: skip a duplicate delivery, load the person's conversation, run the state
+   handler and the next prompt, store the new position *and* the replies;
+3. only then send the replies, and mark the message as answered.
+A crash before (2) commits loses nothing the platform will not redeliver; a crash between (2)
+and (3) is healed by the redelivery, which resends the stored replies instead of re-running.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.app import App
+from bot.flows.context import Context, Input
+from bot.flows.matching import HELP_KEY, MENU_KEY, is_keyword, match_choice
+from bot.flows.messages import Incoming, Kind, Outgoing, parse_choice_token, parse_command
+from bot.flows.router import Router
+from bot.i18n import N_, get_translator
+from bot.storage.evidence import EvidenceError, StoredBlob
+from bot.storage.models import Conversation, Person, ProcessedMessage
+from bot.storage.people import get_account, get_or_create_account
+from bot.text import nfc
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[list[Outgoing]], Awaitable[None]]
+INITIAL_STATE = "new"
+MAX_PROMPT_CHAIN = 8
+MAX_TEXT = 2000
+UNSUPPORTED_KEYS = {
+    Kind.STICKER: N_("input.sticker"),
+    Kind.VOICE: N_("input.voice"),
+    Kind.FILE: N_("input.file"),
+    Kind.UNSUPPORTED: N_("input.unsupported"),
+}
+
+
+class PhotoDownloadError(Exception):
+    """Raised by a channel's fetch when the platform would not give us the file."""
+
+
+@dataclass
+class Outcome:
+    replies: list[Outgoing]
+    duplicate: bool = False
+
+
+class FlowEngine:
+    def __init__(self, app: App, router: Router) -> None:
+        self.app = app
+        self.router = router
+
+    async def process(self, msg: Incoming, send: Sender | None = None) -> Outcome:
+        """Handle one inbound message and (if given) send its replies through `send`."""
+        blob, photo_error = await self._prefetch_photo(msg)
+        outcome, processed_id = await self._run(msg, blob, photo_error)
+        if send is not None and outcome.replies:
+            await send(outcome.replies)
+        if processed_id is not None:
+            async with self.app.sessions.begin() as session:
+                await session.execute(
+                    update(ProcessedMessage)
+                    .where(ProcessedMessage.id == processed_id)
+                    .values(replied_at=self.app.clock.now())
+                )
+        return outcome
+
+    async def _prefetch_photo(self, msg: Incoming) -> tuple[StoredBlob | None, str | None]:
+        if msg.kind != Kind.PHOTO or msg.photo is None:
+            return None, None
+        limit = self.app.settings.max_photo_bytes
+        if msg.photo.declared_size is not None and msg.photo.declared_size > limit:
+            return None, "too_large"
+        try:
+            data = await msg.photo.fetch()
+        except PhotoDownloadError:
+            return None, "download"
+        except Exception:  # the platform or network failed; the person is asked to resend
+            log.exception("photo download failed on %s", msg.channel)
+            return None, "download"
+        try:
+            return self.app.evidence.store(data), None
+        except EvidenceError as exc:
+            return None, exc.reason
+
+    async def _run(
+        self, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
+    ) -> tuple[Outcome, int | None]:
+        for attempt in range(5):
+            try:
+                async with self.app.sessions.begin() as session:
+                    return await self._in_transaction(session, msg, blob, photo_error)
+            except (StaleDataError, IntegrityError):
+                # Another worker changed this conversation or took this message id first.
+                log.info("retrying message %s after a concurrent change (attempt %d)", msg.message_id, attempt)
+            except Exception:
+                # A bug must not strand the person: nothing of this message was committed, earlier
+                # answers are intact, and they are told to try again.
+                log.exception("failed to handle a message on %s", msg.channel)
+                return Outcome([Outgoing(text=await self._error_text(msg))]), None
+        return Outcome([Outgoing(text=await self._error_text(msg))]), None
+
+    async def _error_text(self, msg: Incoming) -> str:
+        locale = None
+        try:
+            async with self.app.sessions() as session:
+                account = await get_account(session, msg.channel, msg.user_id)
+                locale = account.locale if account else None
+        except Exception:  # the database itself may be what failed
+            log.warning("could not read the locale for an error message")
+        return get_translator(locale)(N_("common.error"))
+
+    async def _in_transaction(
+        self, session: AsyncSession, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
+    ) -> tuple[Outcome, int | None]:
+        now = self.app.clock.now()
+        processed: ProcessedMessage | None = None
+        if msg.message_id:
+            seen = await session.scalar(
+                select(ProcessedMessage).where(
+                    ProcessedMessage.channel == msg.channel, ProcessedMessage.message_id == msg.message_id
+                )
+            )
+            if seen is not None:
+                if seen.replied_at is None and seen.replies:
+                    return Outcome([Outgoing.from_json(r) for r in seen.replies], duplicate=True), seen.id
+                return Outcome([], duplicate=True), None
+            processed = ProcessedMessage(channel=msg.channel, message_id=msg.message_id, received_at=now)
+            session.add(processed)
+            await session.flush()
+
+        account = await get_or_create_account(session, msg.channel, msg.user_id, msg.chat_id, now)
+        account.last_inbound_at = now
+        if account.unreachable_at is not None:
+            account.unreachable_at = None
+            account.unreachable_reason = None
+        conv = await session.get(Conversation, account.id)
+        if conv is None:
+            conv = Conversation(account_id=account.id, state=INITIAL_STATE, data={}, prompt_seq=0, updated_at=now)
+            session.add(conv)
+            await session.flush()
+        person = await session.get(Person, account.person_id) if account.person_id else None
+        ctx = Context(self.app, session, account, conv, msg, person)
+
+        await self._dispatch(ctx, msg, blob, photo_error)
+        await self._follow_prompts(ctx)
+        conv.updated_at = now
+        if processed is not None:
+            processed.account_id = account.id
+            processed.replies = [r.to_json() for r in ctx.replies]
+        await session.flush()
+        return Outcome(ctx.replies), processed.id if processed is not None else None
+
+    async def _dispatch(
+        self, ctx: Context, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
+    ) -> None:
+        t = ctx.t
+        if msg.kind == Kind.FOLLOW:
+            await self._command(ctx, "start", "")
+            return
+        if msg.kind == Kind.COMMAND and msg.command:
+            await self._command(ctx, msg.command.lower(), msg.args)
+            return
+        if msg.kind == Kind.TEXT and msg.text:
+            parsed = parse_command(msg.text)
+            if parsed:
+                await self._command(ctx, *parsed)
+                return
+        if msg.kind in (Kind.STICKER, Kind.VOICE, Kind.FILE, Kind.UNSUPPORTED):
+            ctx.say(t(UNSUPPORTED_KEYS[msg.kind]))
+            ctx.again()
+            return
+
+        spec = self.router.states.get(ctx.state)
+        if spec is None or spec.handle is None:
+            # A state from an older version, or a prompt-only state: start that part again.
+            log.warning("conversation %s in unknown state %r", ctx.account.id, ctx.state)
+            ctx.goto("menu" if ctx.account.consent_at else INITIAL_STATE)
+            return
+
+        inp = self._resolve(ctx, msg, blob, photo_error)
+        if inp is None:
+            return
+        if inp.kind == Kind.TEXT and inp.text:
+            if is_keyword(inp.text, HELP_KEY):
+                await self._command(ctx, "huongdan", "")
+                return
+            if is_keyword(inp.text, MENU_KEY) and ctx.account.consent_at:
+                ctx.goto("menu")
+                return
+        if inp.kind == Kind.PHOTO and not spec.accepts_photos:
+            ctx.say(t("input.photo_not_expected"))
+            ctx.again()
+            return
+        await spec.handle(ctx, inp)
+
+    def _resolve(
+        self, ctx: Context, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
+    ) -> Input | None:
+        choices = ctx.current_choices()
+        if msg.kind == Kind.CHOICE and msg.choice is not None:
+            _seq, value = parse_choice_token(msg.choice)
+            if any(c.value == value for c in choices):
+                return Input(Kind.CHOICE, choice=value)
+            ctx.say(ctx.t("input.stale_button"))
+            ctx.again()
+            return None
+        if msg.kind == Kind.PHOTO:
+            return Input(Kind.PHOTO, blob=blob, photo_error=photo_error or (None if blob else "download"))
+        text = nfc(msg.text or "")
+        if not text:
+            ctx.say(ctx.t("input.empty"))
+            ctx.again()
+            return None
+        if len(text) > MAX_TEXT:
+            ctx.say(ctx.t("input.too_long"))
+            ctx.again()
+            return None
+        value = match_choice(text, choices)
+        if value is not None:
+            return Input(Kind.CHOICE, choice=value, text=text)
+        return Input(Kind.TEXT, text=text)
+
+    async def _command(self, ctx: Context, name: str, args: str) -> None:
+        spec = self.router.commands.get(name)
+        if spec is None:
+            ctx.say(ctx.t("input.unknown_command", command=name[:32]))
+            await self.router.commands["huongdan"].handler(ctx, "")
+            return
+        if spec.needs_consent and ctx.account.consent_at is None:
+            ctx.say(ctx.t("consent.needed_first"))
+            ctx.goto("consent")
+            return
+        await spec.handler(ctx, args)
+
+    async def _follow_prompts(self, ctx: Context) -> None:
+        for _ in range(MAX_PROMPT_CHAIN):
+            target = ctx.next_state
+            if target is None:
+                return
+            ctx.next_state = None
+            ctx.conv.state = target
+            spec = self.router.states.get(target)
+            if spec is None or spec.prompt is None:
+                raise RuntimeError(f"state {target!r} has no prompt")
+            await spec.prompt(ctx)
+        raise RuntimeError("prompts kept redirecting; check the state graph")

@@ -1,0 +1,108 @@
+"""Explicit conversation states: each has a prompt (ask the question) and a handler (read the answer).
+
+Because every state can re-ask its own question, a person who returns days later, or after a
+restart, is simply asked again where they stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+if TYPE_CHECKING:
+    from bot.flows.context import Context, Input
+
+PromptFn = Callable[["Context"], Awaitable[None]]
+HandleFn = Callable[["Context", "Input"], Awaitable[None]]
+CommandFn = Callable[["Context", str], Awaitable[None]]
+
+
+@dataclass
+class CommandSpec:
+    names: tuple[str, ...]
+    handler: CommandFn
+    needs_consent: bool
+    help_key: str | None
+    role: str | None = None  # "leader" | "officer" | "admin": checked by the command itself
+    english: str | None = None  # the alias shown to English readers
+
+    def name_for(self, locale: str) -> str:
+        """The name shown in help and command menus: Vietnamese first, the English alias in English."""
+        if locale == "en" and self.english:
+            return self.english
+        return self.names[0]
+
+
+@dataclass
+class StateSpec:
+    name: str
+    prompt: PromptFn | None = None
+    handle: HandleFn | None = None
+    accepts_photos: bool = False
+    before_consent: bool = False
+
+
+@dataclass
+class Router:
+    states: dict[str, StateSpec] = field(default_factory=dict)
+    commands: dict[str, CommandSpec] = field(default_factory=dict)
+    command_order: list[CommandSpec] = field(default_factory=list)
+
+    def _state(self, name: str) -> StateSpec:
+        return self.states.setdefault(name, StateSpec(name))
+
+    def prompt(self, name: str, *, before_consent: bool = False) -> Callable[[PromptFn], PromptFn]:
+        def register(fn: PromptFn) -> PromptFn:
+            spec = self._state(name)
+            spec.prompt = fn
+            spec.before_consent = spec.before_consent or before_consent
+            return fn
+
+        return register
+
+    def handle(
+        self, name: str, *, photos: bool = False, before_consent: bool = False
+    ) -> Callable[[HandleFn], HandleFn]:
+        def register(fn: HandleFn) -> HandleFn:
+            spec = self._state(name)
+            spec.handle = fn
+            spec.accepts_photos = photos
+            spec.before_consent = spec.before_consent or before_consent
+            return fn
+
+        return register
+
+    def command(
+        self,
+        *names: str,
+        needs_consent: bool = True,
+        help_key: str | None = None,
+        role: str | None = None,
+        english: str | None = None,
+    ) -> Callable[[CommandFn], CommandFn]:
+        """Register a command under its Vietnamese name and aliases; `english` must be one of them."""
+        if english is not None and english not in names:
+            raise ValueError(f"english name /{english} must be one of {names}")
+
+        def register(fn: CommandFn) -> CommandFn:
+            spec = CommandSpec(tuple(names), fn, needs_consent, help_key, role, english)
+            for name in names:
+                if name in self.commands:
+                    raise ValueError(f"command /{name} registered twice")
+                self.commands[name] = spec
+            self.command_order.append(spec)
+            return fn
+
+        return register
+
+    def include(self, other: "Router") -> None:
+        for name, spec in other.states.items():
+            if name in self.states:
+                raise ValueError(f"state {name!r} defined in two routers")
+            self.states[name] = spec
+        for spec in other.command_order:
+            for name in spec.names:
+                if name in self.commands:
+                    raise ValueError(f"command /{name} registered twice")
+                self.commands[name] = spec
+            self.command_order.append(spec)

@@ -1,0 +1,191 @@
+"""First contact, consent, main menu, help, language and privacy."""
+
+from __future__ import annotations
+
+from bot.domain.lifecycle import State
+from bot.flows.common import editable_submissions, my_submissions
+from bot.flows.context import Context, Input
+from bot.flows.messages import Choice
+from bot.flows.router import Router
+from bot.i18n import N_
+from bot.storage.submissions import last_request_note
+
+router = Router()
+
+
+@router.prompt("new", before_consent=True)
+async def prompt_new(ctx: Context) -> None:
+    """Resting state before consent (or after declining): nothing to ask until they write."""
+
+
+@router.handle("new", before_consent=True)
+async def on_new(ctx: Context, inp: Input) -> None:
+    ctx.say(ctx.t("start.welcome", year=ctx.today.year))
+    ctx.goto("consent")
+
+
+@router.prompt("consent", before_consent=True)
+async def ask_consent(ctx: Context) -> None:
+    ctx.ask(
+        ctx.t("consent.ask"),
+        [
+            Choice("agree", ctx.t("consent.agree")),
+            Choice("decline", ctx.t("consent.decline")),
+            Choice("details", ctx.t("consent.details")),
+        ],
+    )
+
+
+@router.handle("consent", before_consent=True)
+async def on_consent(ctx: Context, inp: Input) -> None:
+    if inp.choice == "agree":
+        ctx.account.consent_at = ctx.now
+        if ctx.person is not None and ctx.person.consent_at is None:
+            ctx.person.consent_at = ctx.now
+        ctx.say(ctx.t("consent.thanks"))
+        ctx.goto("menu" if await my_submissions(ctx) else "reg.title")
+    elif inp.choice == "decline":
+        # Nothing personal is kept: no person row, no answers, an empty conversation.
+        ctx.conv.data = {}
+        ctx.say(ctx.t("consent.declined"))
+        ctx.goto("new")
+    elif inp.choice == "details":
+        ctx.say(ctx.t("privacy.text"))
+        ctx.again()
+    else:
+        ctx.say(ctx.t("consent.please_choose"))
+        ctx.again()
+
+
+@router.command("start", "batdau", needs_consent=False, help_key=N_("help.cmd.start"))
+async def cmd_start(ctx: Context, args: str) -> None:
+    if ctx.account.consent_at is None:
+        ctx.say(ctx.t("start.welcome", year=ctx.today.year))
+        ctx.goto("consent")
+        return
+    ctx.say(ctx.t("start.welcome_back"))
+    ctx.goto("menu")
+
+
+@router.prompt("menu")
+async def ask_menu(ctx: Context) -> None:
+    submissions = await my_submissions(ctx)
+    editable = await editable_submissions(ctx)
+    needs_info = [s for s in editable if s.state == State.NEEDS_INFO.value]
+    lines = []
+    for submission in needs_info:
+        event = await last_request_note(ctx.session, submission.id)
+        lines.append(ctx.t("menu.needs_info", reference=submission.reference, note=event.note if event else ""))
+    lines.append(ctx.t("menu.ask"))
+    choices = []
+    if needs_info:
+        choices.append(Choice("answer_request", ctx.t("menu.answer_request")))
+    if len(editable) > len(needs_info):
+        choices.append(Choice("declare", ctx.t("menu.declare")))
+    choices.append(Choice("register", ctx.t("menu.register")))
+    if submissions:
+        choices.append(Choice("status", ctx.t("menu.status")))
+    choices.append(Choice("help", ctx.t("menu.help")))
+    choices.append(Choice("lang", ctx.t("menu.lang")))
+    ctx.ask("\n\n".join(lines), choices)
+
+
+@router.handle("menu")
+async def on_menu(ctx: Context, inp: Input) -> None:
+    match inp.choice:
+        case "register":
+            ctx.drop("sub", "item", "return_summary")
+            ctx.goto("reg.title")
+        case "declare":
+            ctx.goto("decl.choose")
+        case "answer_request":
+            needs_info = [s for s in await editable_submissions(ctx) if s.state == State.NEEDS_INFO.value]
+            ctx.set(sub=needs_info[0].id)
+            ctx.goto("decl.summary")
+        case "status":
+            ctx.goto("status")
+        case "help":
+            await show_help(ctx)
+        case "lang":
+            ctx.set(_return="menu")
+            ctx.goto("lang")
+        case _:
+            ctx.say(ctx.t("menu.please_choose"))
+            ctx.again()
+
+
+async def show_help(ctx: Context) -> None:
+    from bot.flows import ROUTER  # the assembled router knows every command
+
+    lines = [ctx.t("help.intro")]
+    for spec in ROUTER.command_order:
+        if spec.help_key and (spec.role is None or await _has_role(ctx, spec.role)):
+            lines.append(f"/{spec.name_for(ctx.locale)} — {ctx.t(spec.help_key)}")
+    lines.append(ctx.t("help.outro"))
+    ctx.say("\n".join(lines))
+    ctx.again()
+
+
+async def _has_role(ctx: Context, role: str) -> bool:
+    from bot.storage.people import live_grants
+
+    if ctx.person is None:
+        return False
+    return any(g.role in (role, "admin") for g in await live_grants(ctx.session, ctx.person.id))
+
+
+@router.command("huongdan", "help", "trogiup", english="help", needs_consent=False, help_key=N_("help.cmd.help"))
+async def cmd_help(ctx: Context, args: str) -> None:
+    await show_help(ctx)
+
+
+@router.command("menu", help_key=N_("help.cmd.menu"))
+async def cmd_menu(ctx: Context, args: str) -> None:
+    ctx.goto("menu")
+
+
+@router.command("huy", "cancel", english="cancel", help_key=N_("help.cmd.cancel"))
+async def cmd_cancel(ctx: Context, args: str) -> None:
+    ctx.say(ctx.t("common.cancelled"))
+    ctx.goto("menu")
+
+
+@router.command("baomat", "privacy", english="privacy", needs_consent=False, help_key=N_("help.cmd.privacy"))
+async def cmd_privacy(ctx: Context, args: str) -> None:
+    ctx.say(ctx.t("privacy.text"))
+    ctx.again()
+
+
+@router.command("ngonngu", "lang", "language", english="lang", needs_consent=False, help_key=N_("help.cmd.lang"))
+async def cmd_lang(ctx: Context, args: str) -> None:
+    if ctx.state != "lang":
+        ctx.set(_return=ctx.state)
+    ctx.goto("lang")
+
+
+@router.prompt("lang", before_consent=True)
+async def ask_lang(ctx: Context) -> None:
+    ctx.ask(
+        ctx.t("lang.ask"),
+        [Choice("vi", ctx.t("lang.name_vi")), Choice("en", ctx.t("lang.name_en"))],
+    )
+
+
+@router.handle("lang", before_consent=True)
+async def on_lang(ctx: Context, inp: Input) -> None:
+    if inp.choice not in ("vi", "en"):
+        ctx.say(ctx.t("lang.please_choose"))
+        ctx.again()
+        return
+    ctx.account.locale = inp.choice
+    if ctx.person is not None:
+        ctx.person.locale = inp.choice
+    ctx.say(ctx.t("lang.changed"))
+    back = ctx.data.get("_return")
+    ctx.drop("_return")
+    if not back or back == "lang":
+        back = "menu" if ctx.account.consent_at else "new"
+    if back == "new":
+        ctx.say(ctx.t("start.welcome", year=ctx.today.year))
+        back = "consent"
+    ctx.goto(back)

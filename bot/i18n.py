@@ -1,0 +1,95 @@
+"""Babel catalogs for every user-facing string.
+
+Messages are looked up by stable keys (`consent.ask`); `locales/vi` holds what people read by
+default and `locales/en` the English version. The .po files are compiled in memory at start, so
+there is no build step to forget.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+from bot.clock import VN_TZ
+from bot.text import fold
+
+LOCALES = ("vi", "en")
+DEFAULT_LOCALE = "vi"
+DOMAIN = "messages"
+
+
+def N_(key: str) -> str:
+    """Mark a key for extraction where it is translated later (tables, enums)."""
+    return key
+
+
+def locales_dir() -> Path:
+    package = Path(__file__).resolve().parent
+    bundled = package / "_locales"
+    return bundled if bundled.is_dir() else package.parent / "locales"
+
+
+@lru_cache(maxsize=None)
+def translations(locale: str) -> Translations:
+    po_path = locales_dir() / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+    with po_path.open("rb") as handle:
+        catalog = read_po(handle, locale=locale, domain=DOMAIN)
+    buffer = BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return Translations(fp=buffer, domain=DOMAIN)
+
+
+def normalise_locale(value: str | None) -> str:
+    if not value:
+        return DEFAULT_LOCALE
+    short = value.replace("-", "_").split("_", 1)[0].lower()
+    return short if short in LOCALES else DEFAULT_LOCALE
+
+
+class Translator:
+    """Translate keys and format dates for one locale."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = normalise_locale(locale)
+        self._translations = translations(self.locale)
+        self._babel_locale = Locale.parse(self.locale)
+
+    def __call__(self, key: str, **params: object) -> str:
+        text = self._translations.gettext(key)
+        return text.format(**params) if params else text
+
+    def plural(self, singular: str, plural: str, count: int, **params: object) -> str:
+        text = self._translations.ngettext(singular, plural, count)
+        return text.format(count=count, **params)
+
+    def date(self, value: date, format: str = "long") -> str:
+        return format_date(value, format=format, locale=self._babel_locale)
+
+    def datetime(self, value: datetime, format: str = "short") -> str:
+        return format_datetime(value, format=format, tzinfo=VN_TZ, locale=self._babel_locale)
+
+    def aliases(self, key: str) -> set[str]:
+        """Folded synonyms from a catalog entry holding a comma-separated list."""
+        return {fold(part) for part in self(key).split(",") if fold(part)}
+
+
+def all_aliases(key: str) -> set[str]:
+    """Synonyms accepted in any language: a Vietnamese reader may still type "ok" or "yes"."""
+    found: set[str] = set()
+    for locale in LOCALES:
+        found |= Translator(locale).aliases(key)
+    return found
+
+
+@lru_cache(maxsize=None)
+def get_translator(locale: str | None) -> Translator:
+    return Translator(normalise_locale(locale))

@@ -1,0 +1,62 @@
+"""The `hoctap` command as an operator runs it (a real subprocess, a real SQLite file)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import EXAMPLE_COMMUNE
+
+
+def hoctap(tmp_path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "EVIDENCE_DIR": str(tmp_path / "evidence"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, input=input,
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_init_grant_and_roles(tmp_path):
+    done = hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE))
+    assert done.returncode == 0, done.stderr
+    assert "Xã Ea Tul: 5 branches, 2 campaign(s) ready." in done.stdout
+
+    refused = hoctap(tmp_path, "admin", "grant", "--role", "officer", "--channel", "telegram", "--user-id", "42", "--scope", "ea-tul")
+    assert refused.returncode == 2 and "pass --name" in refused.stderr
+
+    granted = hoctap(
+        tmp_path, "admin", "grant", "--role", "officer", "--channel", "telegram", "--user-id", "42",
+        "--scope", "ea-tul", "--name", "Trần Văn Cán",
+    )
+    assert granted.returncode == 0, granted.stderr
+    assert "granted officer to Trần Văn Cán" in granted.stdout
+
+    wrong_scope = hoctap(
+        tmp_path, "admin", "grant", "--role", "leader", "--channel", "telegram", "--user-id", "42", "--scope", "ea-tul",
+    )
+    assert wrong_scope.returncode == 2 and "leader needs a branch" in wrong_scope.stderr
+
+    roles = hoctap(tmp_path, "admin", "roles")
+    assert "officer  Trần Văn Cán" in roles.stdout and "ea-tul" in roles.stdout
+
+
+def test_bad_commune_file_exits_with_a_message(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("commune: {code: X, name: ''}\nbranches: []\n", encoding="utf-8")
+    done = hoctap(tmp_path, "init", "--commune", str(bad))
+    assert done.returncode == 2
+    assert "bad.yaml" in done.stderr and "branches" in done.stderr
+
+
+def test_run_without_tokens_opens_the_terminal_chat(tmp_path):
+    assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
+    done = hoctap(tmp_path, "run", input="xin chào\n1\n")
+    assert done.returncode == 0, done.stderr
+    assert "Trò chuyện với hoctap-bot" in done.stdout
+    assert "1. Tôi đồng ý" in done.stdout
+    assert "Bạn muốn đăng ký danh hiệu nào năm" in done.stdout

@@ -1,0 +1,156 @@
+"""Transcripts: registering a citizen and a household, edits, validation, duplicates, resuming."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.storage.models import ChannelAccount, Household, HouseholdMember, Person, Submission
+from tests.support.scripts import agree, register_citizen
+
+
+async def test_citizen_registration_forgiving_input(person, sqlite_app):
+    hoa = person("hoa")
+    await agree(hoa)
+    turn = await hoa.says("cong dan hoc tap")
+    assert turn.text == "Họ và tên của bạn?"
+    turn = await hoa.says("12345")
+    assert turn.text == "Tên chỉ gồm chữ cái, ví dụ: Nguyễn Thị Hoa. Bạn gõ lại nhé.\n\nHọ và tên của bạn?"
+    turn = await hoa.says("nguyễn thị hoa")
+    assert turn.text == "Năm sinh của bạn? (ví dụ: 1975)"
+    turn = await hoa.says("75")
+    assert "Năm sinh gồm 4 chữ số, từ 1916 đến 2011, ví dụ 1975." in turn
+    turn = await hoa.says("2020")
+    assert "từ 1916 đến 2011" in turn
+    turn = await hoa.says("năm 1975")
+    assert "Bạn ở thôn/buôn/khu phố nào?" in turn
+    assert turn.choices == ["Buôn Ken", "Thôn Hà Lương", "Thôn Tân Lập", "Buôn Ea Kmát", "Thôn Trung Hòa"]
+    turn = await hoa.says("làng nào đó")
+    assert "Bạn chọn thôn trong danh sách" in turn
+    turn = await hoa.says("ha luong")  # part of the name, no diacritics
+    assert turn.text == (
+        "Danh hiệu: Công dân học tập\nHọ tên: Nguyễn Thị Hoa, sinh năm 1975\nThôn/buôn: Thôn Hà Lương\n\n"
+        "Thông tin đã đúng chưa?"
+    )
+    assert turn.choices == ["Xác nhận", "Sửa", "Hủy đăng ký"]
+
+    turn = await hoa.taps("Sửa")
+    assert turn.choices == ["Họ tên", "Năm sinh", "Thôn/buôn", "Quay lại"]
+    await hoa.taps("Năm sinh")
+    turn = await hoa.says("1976")
+    assert "Họ tên: Nguyễn Thị Hoa, sinh năm 1976" in turn
+
+    turn = await hoa.taps("Xác nhận")
+    assert turn.text.startswith("Đã đăng ký Công dân học tập, mã hồ sơ CD-2026-000001.")
+    assert "Bây giờ tự đánh giá 10 mục" in turn
+    assert turn.choices == ["Bắt đầu", "Để sau"]
+
+    async with sqlite_app.sessions() as session:
+        stored = await session.scalar(select(Person))
+        submission = await session.scalar(select(Submission))
+        account = await session.scalar(select(ChannelAccount))
+    assert (stored.full_name, stored.birth_year, stored.consent_at is not None) == ("Nguyễn Thị Hoa", 1976, True)
+    assert account.person_id == stored.id
+    assert (submission.reference, submission.state, submission.person_id) == ("CD-2026-000001", "registered", stored.id)
+
+
+async def test_second_registration_same_title_same_year_is_refused(person):
+    hoa = person()
+    await register_citizen(hoa)
+    await hoa.taps("Để sau")
+    turn = await hoa.taps("Đăng ký danh hiệu")
+    turn = await hoa.taps("Công dân học tập")
+    assert (
+        "Bạn đã đăng ký danh hiệu này năm nay rồi: hồ sơ CD-2026-000001 (Đã đăng ký). Gõ /trangthai để xem chi tiết."
+        in turn
+    )
+    assert "Bạn muốn làm gì?" in turn
+
+
+async def test_household_registration_in_english_with_members_and_edits(person, sqlite_app):
+    ba = person("ba")
+    await agree(ba, "en")
+    turn = await ba.taps("Learning family")
+    assert turn.text == "Your full name (you are filling in for the family)?"
+    await ba.says("Tran Van Ba")
+    await ba.says("1960")
+    turn = await ba.says("2")
+    assert turn.text == "Are you the head of the household?"
+    turn = await ba.says("no")
+    assert turn.text == "Full name of the head of household?"
+    await ba.says("Lê Thị Tư")
+    turn = await ba.says("1965")
+    assert "Now list the other family members" in turn
+    assert turn.choices == ["Add a member", "No one else"]
+    turn = await ba.taps("Add a member")
+    assert turn.text == "Full name of member 1?"
+    await ba.says("Trần Văn Năm")
+    turn = await ba.says("2012")
+    assert turn.text == "How is Trần Văn Năm related to the head of household?"
+    assert turn.choices == ["Spouse", "Child", "Parent", "Grandchild", "Sibling", "Other"]
+    turn = await ba.says("child")
+    assert turn.text.startswith("Added Trần Văn Năm.")
+    assert "1. Trần Văn Năm, 2012 — Child" in turn
+    # Typing a name straight away adds the next member.
+    turn = await ba.says("Trần Thị Sáu")
+    assert turn.text == "Year of birth of Trần Thị Sáu?"
+    turn = await ba.says("2030")
+    assert "A birth year has 4 digits, from 1916 to 2026" in turn
+    await ba.says("2015")
+    await ba.says("2")
+    turn = await ba.taps("That's everyone")
+    assert turn.text == (
+        "Title: Learning family\nFilled in by: Tran Van Ba, born 1960\nVillage: Thôn Hà Lương\n"
+        "Head of household: Lê Thị Tư, born 1965\nOther members (2):\n"
+        "1. Trần Văn Năm, 2012 — Child\n2. Trần Thị Sáu, 2015 — Child\n\nIs this correct?"
+    )
+    await ba.taps("Change")
+    await ba.taps("Members")
+    turn = await ba.taps("Remove someone")
+    assert turn.choices == ["Trần Văn Năm (2012)", "Trần Thị Sáu (2015)", "Back"]
+    turn = await ba.says("2")
+    assert turn.text.startswith("Removed Trần Thị Sáu.")
+    await ba.taps("That's everyone")
+    await ba.taps("Change")
+    await ba.taps("Head of household")
+    turn = await ba.says("yes")  # after all, Ba is the head; the member list is kept
+    assert "Head of household: you" in turn
+    assert "1. Trần Văn Năm, 2012 — Child" in turn
+    turn = await ba.taps("Confirm")
+    assert turn.text.startswith("Registered for Learning family, reference GD-2026-000001.")
+    assert turn.choices == ["Start", "Later"]
+
+    async with sqlite_app.sessions() as session:
+        household = await session.scalar(select(Household))
+        members = list(await session.scalars(select(HouseholdMember).order_by(HouseholdMember.position)))
+        head = await session.get(Person, household.head_person_id)
+        submission = await session.scalar(select(Submission))
+    assert head.full_name == "Tran Van Ba"
+    assert [(m.full_name, m.relation) for m in members] == [("Tran Van Ba", "head"), ("Trần Văn Năm", "child")]
+    assert submission.household_id == household.id and submission.subject_kind == "household"
+
+
+async def test_half_finished_registration_resumes(person):
+    hoa = person()
+    await agree(hoa)
+    await hoa.taps("Gia đình học tập")
+    await hoa.says("Phạm Thị Mai")
+    await hoa.says("1982")
+    turn = await hoa.says("/huy")
+    assert turn.text.startswith("Đã dừng. Những gì bạn đã gửi vẫn được lưu.")
+    await hoa.taps("Đăng ký danh hiệu")
+    turn = await hoa.taps("Gia đình học tập")
+    assert turn.text.startswith("Mình tiếp tục bản đăng ký bạn đang làm dở nhé.")
+    assert "Bạn ở thôn/buôn/khu phố nào?" in turn
+
+
+async def test_cancel_registration_at_confirm(person, sqlite_app):
+    hoa = person()
+    await agree(hoa)
+    await hoa.taps("Công dân học tập")
+    await hoa.says("Đỗ Văn Hùng")
+    await hoa.says("1990")
+    await hoa.says("1")
+    turn = await hoa.taps("Hủy đăng ký")
+    assert turn.text.startswith("Đã hủy bản đăng ký này.")
+    async with sqlite_app.sessions() as session:
+        assert await session.scalar(select(Submission)) is None

@@ -1,0 +1,194 @@
+"""Transcripts under stress: restarts, duplicate deliveries, crashes, stale buttons, odd input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.flows import ROUTER
+from bot.flows.engine import FlowEngine
+from bot.flows.messages import Kind
+from bot.flows.router import Router
+from bot.storage.models import Answer, Evidence, ProcessedMessage
+from tests.conftest import make_app
+from tests.support.chat import Person
+from tests.support.images import jpeg
+from tests.support.scripts import agree, register_citizen
+
+
+async def test_restart_in_the_middle_resumes_at_the_same_question(sqlite_db, tmp_path, clock):
+    app = await make_app(sqlite_db, tmp_path, clock)
+    hoa = Person(FlowEngine(app, ROUTER), "hoa")
+    await register_citizen(hoa)
+    await hoa.taps("Bắt đầu")
+    await hoa.taps("Đạt")
+    await hoa.sends_photo(jpeg((7, 7, 7)))
+    await hoa.taps("Xong")
+    before = await hoa.taps("Đạt một phần")  # item 2, now on the photo question
+    assert before.text == 'Gửi 1–3 ảnh minh chứng, hoặc bấm "Không có ảnh".'
+    await app.close()
+
+    # A new process on the same database file, days later.
+    clock.advance(timedelta(days=3))
+    app2 = await make_app(sqlite_db, tmp_path, clock, commune=False)
+    hoa2 = Person(FlowEngine(app2, ROUTER), "hoa")
+    turn = await hoa2.says("alo")
+    assert "Bạn bấm một nút" not in turn
+    assert turn.text.endswith('Gửi 1–3 ảnh minh chứng, hoặc bấm "Không có ảnh".')
+    turn = await hoa2.sends_photo(jpeg((8, 8, 8)))
+    assert turn.text == "Đã nhận ảnh 1. Gửi thêm (tối đa 3) hoặc bấm Xong."
+    turn = await hoa2.taps("Xong")
+    assert turn.text.startswith("Mục 3/10")
+    async with app2.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Answer)) == 2
+        assert await session.scalar(select(func.count()).select_from(Evidence)) == 2
+    await app2.close()
+
+
+async def test_restart_mid_registration_keeps_the_draft(sqlite_db, tmp_path, clock):
+    app = await make_app(sqlite_db, tmp_path, clock)
+    ba = Person(FlowEngine(app, ROUTER), "ba")
+    await agree(ba)
+    await ba.taps("Gia đình học tập")
+    await ba.says("Hoàng Văn Ba")
+    await app.close()
+    app2 = await make_app(sqlite_db, tmp_path, clock, commune=False)
+    ba2 = Person(FlowEngine(app2, ROUTER), "ba")
+    turn = await ba2.says("1961")
+    assert turn.text == "Bạn ở thôn/buôn/khu phố nào?"
+    await app2.close()
+
+
+async def test_duplicate_delivery_is_processed_once(person, sqlite_app):
+    hoa = person()
+    await register_citizen(hoa)
+    await hoa.taps("Bắt đầu")
+    await hoa.taps("Đạt")
+    first = await hoa.sends_photo(jpeg((3, 3, 3)), message_id="photo-1")
+    assert first.text == "Đã nhận ảnh 1. Gửi thêm (tối đa 3) hoặc bấm Xong."
+    again = await hoa.sends_photo(jpeg((3, 3, 3)), message_id="photo-1")
+    assert again.duplicate and again.replies == []
+    text_again = await hoa.says("xong", message_id="done-1")
+    assert text_again.text.startswith("Mục 2/10")
+    repeat = await hoa.says("xong", message_id="done-1")
+    assert repeat.duplicate and repeat.replies == []
+    async with sqlite_app.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Evidence)) == 1
+
+
+async def test_crash_between_commit_and_reply_resends_the_stored_reply(engine, sqlite_app):
+    hoa = Person(engine, "hoa")
+    await register_citizen(hoa)
+
+    async def broken_send(replies):
+        raise ConnectionError("network down while replying")
+
+    from bot.flows.messages import Incoming
+
+    msg = Incoming("test", "hoa", Kind.CHOICE, message_id="start-1", choice="start")
+    # A bare choice value (no prompt number) is accepted when the current question offers it.
+    with pytest.raises(ConnectionError):
+        await engine.process(msg, broken_send)
+    async with sqlite_app.sessions() as session:
+        row = await session.scalar(select(ProcessedMessage).where(ProcessedMessage.message_id == "start-1"))
+        assert row.replied_at is None and row.replies
+    sent = []
+
+    async def good_send(replies):
+        sent.append(replies)
+
+    outcome = await engine.process(msg, good_send)
+    assert outcome.duplicate
+    assert sent and sent[0][0].text.startswith("Mục 1/10")
+    # Once delivered, a third copy is silent, and the conversation did not advance twice.
+    outcome = await engine.process(msg, good_send)
+    assert outcome.duplicate and outcome.replies == []
+    turn = await hoa.says("1")
+    assert turn.text == 'Gửi 1–3 ảnh minh chứng, hoặc bấm "Không có ảnh".'
+
+
+async def test_a_bug_in_a_handler_keeps_earlier_answers_and_says_what_to_do(sqlite_app):
+    router = Router()
+    router.include(ROUTER)
+    boom = Router()
+
+    @boom.command("boom", needs_consent=False)
+    async def explode(ctx, args):
+        ctx.account.locale = "en"  # would be committed if the transaction survived
+        raise RuntimeError("bug")
+
+    router.include(boom)
+    hoa = Person(FlowEngine(sqlite_app, router), "hoa")
+    await register_citizen(hoa)
+    turn = await hoa.says("/boom")
+    assert turn.text == (
+        "Xin lỗi, bot vừa gặp lỗi. Những gì bạn gửi trước đó vẫn được lưu. Bạn gửi lại tin nhắn vừa rồi nhé."
+    )
+    turn = await hoa.says("1")
+    assert turn.text.startswith("Mục 1/10")  # still Vietnamese, still at the same place
+
+
+async def test_stale_button_from_an_old_message(person):
+    hoa = person()
+    await agree(hoa)
+    consent_turn_token = "1:agree"
+    await hoa.taps("Công dân học tập")
+    turn = await hoa.presses_token("2:gd")  # the title button, pressed again after moving on
+    assert turn.text.startswith("Nút đó thuộc tin nhắn cũ. Câu hỏi hiện tại là:")
+    assert turn.text.endswith("Họ và tên của bạn?")
+    turn = await hoa.presses_token(consent_turn_token)
+    assert "Nút đó thuộc tin nhắn cũ" in turn
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer"),
+    [
+        (Kind.STICKER, "Cảm ơn bạn! Bot chỉ đọc được chữ, nút bấm và ảnh."),
+        (Kind.VOICE, "Bot chưa nghe được tin nhắn thoại. Bạn bấm nút hoặc gõ chữ nhé."),
+        (Kind.FILE, "Bot chỉ nhận ảnh (JPG, PNG). Tệp này không phải ảnh; bạn chụp ảnh rồi gửi lại nhé."),
+        (Kind.UNSUPPORTED, "Bot chưa đọc được loại tin nhắn này. Bạn bấm nút, gõ chữ hoặc gửi ảnh nhé."),
+    ],
+)
+async def test_other_message_kinds_get_a_clear_message_and_the_question_again(person, kind, answer):
+    hoa = person()
+    await agree(hoa)
+    await hoa.taps("Công dân học tập")
+    turn = await hoa.sends(kind)
+    assert turn.text == f"{answer}\n\nHọ và tên của bạn?"
+
+
+async def test_photo_where_none_is_expected(person):
+    hoa = person()
+    await agree(hoa)
+    await hoa.taps("Công dân học tập")
+    turn = await hoa.sends_photo(jpeg())
+    assert turn.text.startswith("Mình đã nhận ảnh, nhưng lúc này chưa cần ảnh.")
+    assert turn.text.endswith("Họ và tên của bạn?")
+
+
+async def test_empty_and_very_long_text(person):
+    hoa = person()
+    await agree(hoa)
+    await hoa.taps("Công dân học tập")
+    turn = await hoa.says("   ")
+    assert turn.text == "Tin nhắn trống. Bạn trả lời lại nhé.\n\nHọ và tên của bạn?"
+    turn = await hoa.says("a" * 5000)
+    assert turn.text.startswith("Tin nhắn dài quá.")
+
+
+async def test_photo_download_failure_asks_to_resend(person):
+    from bot.flows.messages import Incoming, PhotoInput
+
+    hoa = person()
+    await register_citizen(hoa)
+    await hoa.taps("Bắt đầu")
+    await hoa.taps("Đạt")
+
+    async def fails() -> bytes:
+        raise TimeoutError("platform slow")
+
+    turn = await hoa.deliver(Incoming("test", hoa.user_id, Kind.PHOTO, message_id="p-x", photo=PhotoInput(fails)))
+    assert turn.text.startswith("Mình chưa tải được ảnh. Bạn gửi lại ảnh nhé.")
+    assert turn.choices == ["Không có ảnh"]
