@@ -1,27 +1,118 @@
 """Start whatever this installation is configured for.
 
-No channel token set: the terminal chat. Later parts add Telegram, Zalo and the scheduler here.
+Each channel module offers `install(runtime) -> bool`: when its settings are present it registers
+its sender, webhook routes and long-running services (pollers, dispatchers) and returns True.
+With no channel configured, the terminal chat runs instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Protocol
 
-from bot.app import build_app
+from starlette.routing import BaseRoute
+
+from bot.app import App, build_app
+from bot.channels.base import SenderRegistry
 from bot.config import Settings
+from bot.flows.engine import FlowEngine
 
 log = logging.getLogger(__name__)
 
 
-async def run_bot(settings: Settings, role: str = "all", console_user: str = "local") -> None:
-    from bot.channels.console import ConsoleChannel
-    from bot.flows import ROUTER
-    from bot.flows.engine import FlowEngine
+class Service(Protocol):
+    name: str
 
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Runtime:
+    app: App
+    engine: FlowEngine
+    role: str
+    senders: SenderRegistry = field(default_factory=SenderRegistry)
+    routes: list[BaseRoute] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+
+
+Installer = Callable[[Runtime], Awaitable[bool]]
+
+
+def channel_installers() -> list[Installer]:
+    """Channels in the order they are tried; each decides from settings whether it runs."""
+    return []
+
+
+def background_installers() -> list[Installer]:
+    """Scheduler-side parts (reminders, digests) for --role scheduler|all."""
+    return []
+
+
+async def build_runtime(app: App, role: str) -> tuple[Runtime, bool]:
+    from bot.flows import ROUTER
+
+    runtime = Runtime(app, FlowEngine(app, ROUTER), role)
+    app.extras["senders"] = runtime.senders
+    any_channel = False
+    for install in channel_installers():
+        any_channel = await install(runtime) or any_channel
+    if role in ("scheduler", "all"):
+        for install in background_installers():
+            await install(runtime)
+    return runtime, any_channel
+
+
+async def _serve(runtime: Runtime) -> None:
+    import uvicorn
+
+    from bot.web.app import create_web_app
+
+    settings = runtime.app.settings
+    web = create_web_app(runtime.app, runtime.routes)
+    server = uvicorn.Server(uvicorn.Config(web, host=settings.web_host, port=settings.web_port, log_level="info"))
+    await server.serve()
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await stop.wait()
+
+
+async def run_bot(settings: Settings, role: str = "all", console_user: str = "local") -> None:
+    if role not in ("web", "scheduler", "all"):
+        raise ValueError("role must be web, scheduler or all")
     app = await build_app(settings)
     try:
-        engine = FlowEngine(app, ROUTER)
-        log.info("no channel token configured: starting the terminal chat")
-        await ConsoleChannel(engine, user_id=console_user).run()
+        runtime, any_channel = await build_runtime(app, role)
+        if not any_channel and role == "all" and not runtime.services:
+            from bot.channels.console import ConsoleChannel
+
+            log.info("no channel token configured: starting the terminal chat")
+            await ConsoleChannel(runtime.engine, user_id=console_user).run()
+            return
+        for service in runtime.services:
+            log.info("starting %s", service.name)
+            await service.start()
+        try:
+            if runtime.routes and role in ("web", "all"):
+                await _serve(runtime)
+            else:
+                await _wait_for_stop()
+        finally:
+            for service in reversed(runtime.services):
+                log.info("stopping %s", service.name)
+                await service.stop()
     finally:
         await app.close()

@@ -37,6 +37,7 @@ Sender = Callable[[list[Outgoing]], Awaitable[None]]
 INITIAL_STATE = "new"
 MAX_PROMPT_CHAIN = 8
 MAX_TEXT = 2000
+COMMAND_CHOICE = "cmd:"
 UNSUPPORTED_KEYS = {
     Kind.STICKER: N_("input.sticker"),
     Kind.VOICE: N_("input.voice"),
@@ -191,6 +192,10 @@ class FlowEngine:
         inp = self._resolve(ctx, msg, blob, photo_error)
         if inp is None:
             return
+        if inp.kind == Kind.COMMAND and inp.choice:
+            # A button on a notice (reminder, digest) that runs a command whatever the state.
+            await self._command(ctx, inp.choice[len(COMMAND_CHOICE):], "")
+            return
         if inp.kind == Kind.TEXT and inp.text:
             if is_keyword(inp.text, HELP_KEY):
                 await self._command(ctx, "huongdan", "")
@@ -210,6 +215,8 @@ class FlowEngine:
         choices = ctx.current_choices()
         if msg.kind == Kind.CHOICE and msg.choice is not None:
             _seq, value = parse_choice_token(msg.choice)
+            if value.startswith(COMMAND_CHOICE):
+                return Input(Kind.COMMAND, choice=value)
             if any(c.value == value for c in choices):
                 return Input(Kind.CHOICE, choice=value)
             ctx.say(ctx.t("input.stale_button"))

@@ -1,0 +1,75 @@
+"""The one Starlette app that serves every webhook (Telegram, Zalo Bot Platform, Zalo OA),
+a health check, and signed file links. Channels contribute their routes; uvicorn serves it."""
+
+from __future__ import annotations
+
+import mimetypes
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable, Sequence
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.app import App
+from bot.web.signing import BadSignature, sign, verify
+
+Hook = Callable[[], Awaitable[None]]
+FILES_PATH = "/files"
+
+
+def export_dir(app: App) -> Path:
+    return Path(app.settings.evidence_dir).parent / "exports"
+
+
+def folder_root(app: App, folder: str) -> Path:
+    return Path(app.settings.evidence_dir) if folder == "evidence" else export_dir(app)
+
+
+def signed_url(app: App, folder: str, relative_path: str, ttl: timedelta = timedelta(hours=24)) -> str:
+    """A public link to a stored file, valid for `ttl` (needs PUBLIC_BASE_URL)."""
+    base = (app.settings.public_base_url or f"http://{app.settings.web_host}:{app.settings.web_port}").rstrip("/")
+    token = sign(app.settings.signing_secret, folder, relative_path, app.clock.now(), ttl)
+    return f"{base}{FILES_PATH}/{token}"
+
+
+def create_web_app(
+    app: App,
+    routes: Sequence[BaseRoute] = (),
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+) -> Starlette:
+    async def health(_request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def files(request: Request) -> Response:
+        try:
+            folder, relative = verify(app.settings.signing_secret, request.path_params["token"], app.clock.now())
+        except BadSignature:
+            return JSONResponse({"error": "invalid or expired link"}, status_code=403)
+        root = folder_root(app, folder).resolve()
+        path = (root / relative).resolve()
+        if root not in path.parents or not path.is_file():
+            return JSONResponse({"error": "not found"}, status_code=404)
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return FileResponse(path, media_type=media_type)
+
+    @asynccontextmanager
+    async def lifespan(_starlette: Starlette) -> AsyncIterator[None]:
+        for hook in on_startup:
+            await hook()
+        try:
+            yield
+        finally:
+            for hook in on_shutdown:
+                await hook()
+
+    all_routes = [
+        Route("/healthz", health, methods=["GET"]),
+        Route(FILES_PATH + "/{token:str}", files, methods=["GET"]),
+        *routes,
+    ]
+    return Starlette(routes=all_routes, lifespan=lifespan)

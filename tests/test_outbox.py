@@ -1,0 +1,49 @@
+"""The outbox insert is exactly-once per key on both databases, and notices render per locale."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot.storage.models import OutboxMessage
+from bot.storage.outbox import Notice, enqueue, render_notice
+from bot.storage.people import get_or_create_account
+
+
+async def test_same_key_inserts_once(app):
+    now = app.clock.now()
+    notice = Notice("status.line", {"reference": "CD-2026-000001", "title": "x", "state": {"key": "state.needs_info"}})
+    async with app.sessions.begin() as session:
+        account = await get_or_create_account(session, "test", "u1", "u1", now)
+        first = await enqueue(session, key="k:1", account_id=account.id, kind="notice", notice=notice, not_before=now, now=now)
+        second = await enqueue(session, key="k:1", account_id=account.id, kind="notice", notice=notice, not_before=now + timedelta(days=1), now=now)
+    assert (first, second) == (True, False)
+    async with app.sessions() as session:
+        rows = list(await session.scalars(select(OutboxMessage)))
+        assert len(rows) == 1 and rows[0].not_before == now and rows[0].status == "pending"
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def test_notice_renders_in_the_readers_language():
+    notice = Notice(
+        "status.line",
+        {"reference": "R", "title": {"key": "menu.declare"}, "state": {"key": "state.needs_info"}},
+        choices=[("cmd:tudanhgia", "status.continue")],
+    )
+    assert render_notice(notice, "vi").text == "R — Tự đánh giá: Cần bổ sung"
+    rendered = render_notice(notice, "en")
+    assert rendered.text == "R — Self-assess: More information needed"
+    assert [(c.value, c.label) for c in rendered.choices] == [("cmd:tudanhgia", "Continue self-assessment")]
+    dated = render_notice(Notice("decl.summary_request", {"note": {"date": "2026-11-30"}}), "vi")
+    assert dated.text == "Yêu cầu bổ sung: 30 tháng 11, 2026"
+
+
+async def test_a_notice_button_runs_its_command_from_any_state(person):
+    from tests.support.scripts import register_citizen
+
+    hoa = person()
+    await register_citizen(hoa)
+    await hoa.taps("Bắt đầu")  # now on item 1
+    turn = await hoa.presses_token("cmd:trangthai")  # pressed on a reminder sent days ago
+    assert turn.text.startswith("CD-2026-000001 — Công dân học tập: Đã đăng ký")

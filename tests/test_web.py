@@ -1,0 +1,46 @@
+"""The shared web app: health check and signed, expiring file links."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from bot.web.app import create_web_app, export_dir, signed_url
+from bot.web.signing import BadSignature, sign, verify
+from tests.support.images import jpeg
+
+
+async def test_signed_links_serve_files_until_they_expire(sqlite_app):
+    blob = sqlite_app.evidence.store(jpeg())
+    url = signed_url(sqlite_app, "evidence", blob.path, ttl=timedelta(hours=1))
+    path = url.split("://", 1)[1].split("/", 1)[1]
+    web = create_web_app(sqlite_app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
+        assert (await client.get("/healthz")).text == "ok"
+        ok = await client.get("/" + path)
+        assert ok.status_code == 200 and ok.content == jpeg() and ok.headers["content-type"] == "image/jpeg"
+        token = path.rsplit("/", 1)[1]
+        tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        assert (await client.get(f"/files/{tampered}")).status_code == 403
+        sqlite_app.clock.advance(timedelta(hours=2))
+        assert (await client.get("/" + path)).status_code == 403
+
+
+async def test_links_cannot_reach_outside_their_folder(sqlite_app):
+    export_dir(sqlite_app).mkdir(parents=True, exist_ok=True)
+    token = sign(sqlite_app.settings.signing_secret, "exports", "../../etc/passwd", sqlite_app.clock.now(), timedelta(hours=1))
+    web = create_web_app(sqlite_app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
+        assert (await client.get(f"/files/{token}")).status_code == 404
+
+
+def test_tokens_verify_only_with_the_right_secret(clock):
+    token = sign("s1", "evidence", "ab/cd/x.jpg", clock.now(), timedelta(minutes=5))
+    assert verify("s1", token, clock.now()) == ("evidence", "ab/cd/x.jpg")
+    for bad_secret, bad_token in (("s2", token), ("s1", "garbage"), ("s1", token + "x")):
+        try:
+            verify(bad_secret, bad_token, clock.now())
+        except BadSignature:
+            continue
+        raise AssertionError("accepted a bad token")
