@@ -202,3 +202,24 @@ async def test_roles_need_the_right_scope(app):
     async with app.sessions() as session:
         roles = sorted(g.role for g in await session.scalars(select(RoleGrant)))
     assert roles == ["leader", "officer"]
+
+
+async def test_scope_of_leader_officer_and_admin(app):
+    from bot.storage.people import branch_ids_in_scope, may_act_on_branch
+
+    async with app.sessions.begin() as session:
+        units = {u.code: u for u in await session.scalars(select(OrgUnit))}
+        leader, officer, admin, resident = (Person(full_name=n, created_at=NOW) for n in ("Lê", "Cán", "Quản", "Dân"))
+        session.add_all([leader, officer, admin, resident])
+        await session.flush()
+        await grant_role(session, leader, Role.LEADER, units["buon-ken"], granted_by=None, now=NOW)
+        await grant_role(session, officer, Role.OFFICER, units["ea-tul"], granted_by=None, now=NOW)
+        await grant_role(session, admin, Role.ADMIN, None, granted_by=None, now=NOW)
+        branches = {u.id for u in units.values() if u.kind == "branch"}
+        assert await branch_ids_in_scope(session, leader.id, Role.LEADER) == {units["buon-ken"].id}
+        assert await branch_ids_in_scope(session, officer.id, Role.OFFICER) == branches
+        assert await branch_ids_in_scope(session, officer.id, Role.LEADER) == set()
+        assert await branch_ids_in_scope(session, admin.id, Role.OFFICER) is None
+        assert await branch_ids_in_scope(session, resident.id, Role.LEADER) == set()
+        assert not await may_act_on_branch(session, leader.id, Role.LEADER, units["thon-tan-lap"].id)
+        assert await may_act_on_branch(session, admin.id, Role.LEADER, units["thon-tan-lap"].id)

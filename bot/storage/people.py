@@ -129,3 +129,29 @@ async def live_grants(session: AsyncSession, person_id: int) -> list[RoleGrant]:
             select(RoleGrant).where(RoleGrant.person_id == person_id, RoleGrant.revoked_at.is_(None))
         )
     )
+
+
+async def branch_ids_in_scope(session: AsyncSession, person_id: int, role: Role | str) -> set[int] | None:
+    """Branches a person may act on with a role: a leader their branch, an officer every branch of
+    their commune. None means every branch (admin). An empty set means no right at all."""
+    role = Role(role)
+    grants = await live_grants(session, person_id)
+    if any(g.role == Role.ADMIN.value for g in grants):
+        return None
+    branch_ids: set[int] = set()
+    for grant in grants:
+        if grant.role != role.value or grant.scope_unit_id is None:
+            continue
+        if role == Role.LEADER:
+            branch_ids.add(grant.scope_unit_id)
+        elif role == Role.OFFICER:
+            rows = await session.scalars(
+                select(OrgUnit.id).where(OrgUnit.parent_id == grant.scope_unit_id, OrgUnit.kind == "branch")
+            )
+            branch_ids.update(rows)
+    return branch_ids
+
+
+async def may_act_on_branch(session: AsyncSession, person_id: int, role: Role | str, branch_id: int) -> bool:
+    scope = await branch_ids_in_scope(session, person_id, role)
+    return scope is None or branch_id in scope
