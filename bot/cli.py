@@ -155,5 +155,34 @@ def admin_roles() -> None:
     _run(_with_app(work))
 
 
+@cli.command("backup")
+def backup_command(out: Path = typer.Option(Path("backups"), help="Folder that receives the backup")) -> None:
+    """Back up the database and the evidence files into a new dated folder."""
+    from bot.clock import SystemClock
+    from bot.ops.backup import BackupError, backup
+
+    settings = _settings()
+    try:
+        result = backup(settings.database_url, Path(settings.evidence_dir), out, SystemClock().now())
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"backup written to {result.folder} ({result.evidence_files} evidence files)")
+
+
+@cli.command("restore")
+def restore_command(folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A backup folder")) -> None:
+    """Restore a backup folder into the configured database and evidence folder (stop the bot first)."""
+    from bot.ops.backup import BackupError, restore
+
+    settings = _settings()
+    try:
+        count = restore(folder, settings.database_url, Path(settings.evidence_dir))
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"restored {folder} ({count} evidence files)")
+
+
 def main() -> None:
     cli()
