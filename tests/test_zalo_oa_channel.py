@@ -180,3 +180,20 @@ async def test_evidence_photos_are_uploaded_for_reviewers(fake_oa, sqlite_db, tm
         sent = fake_oa.sent[-1]
         assert sent.text == "Ảnh mục 1 của hồ sơ CD-2026-000001"
         assert fake_oa.uploads[sent.attachment_id] == photo
+
+
+async def test_an_english_reader_gets_english_numbered_options(fake_oa, sqlite_db, tmp_path, clock):
+    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        mai = OAPerson(stack, fake_oa, "oa-mai")
+        await mai.follows()
+        text = await mai.says("/lang")
+        assert text == "Chọn ngôn ngữ / Choose a language:\n\n1. Tiếng Việt\n2. English\nTrả lời 1 hoặc 2."
+        text = await mai.says("English")
+        assert text == (
+            "Switched to English.\n\n"
+            "Before we start: do you agree that the commune Association for Encouraging Learning keeps your "
+            "information and evidence photos to consider your recognition?\n\n"
+            "1. I agree\n2. I don't agree\n3. Details\nReply 1, 2, or 3."
+        )
+        text = await mai.says("2")
+        assert text == "No problem. The bot keeps nothing about you. Whenever you want to register, send /start."

@@ -205,9 +205,10 @@ class ZaloBotPoller:
 
     name = "zalo-bot-poller"
 
-    def __init__(self, channel: ZaloBotChannel, timeout: int, max_backoff: float = 60.0) -> None:
+    def __init__(self, channel: ZaloBotChannel, timeout: int, backoff: float = 0.5, max_backoff: float = 60.0) -> None:
         self.channel = channel
         self.timeout = timeout
+        self.backoff = backoff
         self.max_backoff = max_backoff
         self._task: asyncio.Task[None] | None = None
 
@@ -227,7 +228,7 @@ class ZaloBotPoller:
                 raise
             except Exception as exc:
                 failures += 1
-                delay = min(self.max_backoff, 0.5 * 2 ** min(failures, 8))
+                delay = min(self.max_backoff, max(self.backoff, 0.01) * 2 ** min(failures, 8))
                 level = logging.ERROR if isinstance(exc, ZaloAuthError) else logging.WARNING
                 log.log(level, "Zalo Bot getUpdates failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
@@ -310,5 +311,7 @@ async def install(runtime: "Runtime") -> bool:
             runtime.routes.append(Route(settings.zalo_bot_webhook_path, channel.webhook, methods=["POST"]))
             runtime.services.append(ZaloBotWebhookSetup(channel, url))
         else:
-            runtime.services.append(ZaloBotPoller(channel, settings.zalo_bot_poll_timeout))
+            runtime.services.append(
+                ZaloBotPoller(channel, settings.zalo_bot_poll_timeout, backoff=settings.zalo_http_backoff)
+            )
     return True
