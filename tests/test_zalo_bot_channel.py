@@ -266,3 +266,23 @@ async def test_chat_pacer_spaces_messages_to_one_chat():
     for chat in ("a", "a", "b", "a"):
         await pacer.wait(chat)
     assert slept == [1.0, 1.0]  # a, a (+1s), b (no wait), a (+1s after the second a)
+
+
+async def test_a_reply_that_could_not_be_sent_goes_out_on_redelivery(fake_bot, sqlite_db, tmp_path, clock):
+    async with running_bot(sqlite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
+        url = stack.public_url + "/zalo/bot/webhook"
+        update = fake_bot.text_update("zalo-tu", "xin chào", message_id="retry-1")
+        fake_bot.fail("sendMessage", Failure(500), Failure(500), Failure(500))  # Zalo is down for a moment
+        assert (await fake_bot.deliver(url, update, secret=BOT_WEBHOOK_SECRET)).status_code == 200
+        await stack.bot_channel.queue.drain()
+        assert fake_bot.texts_to("zalo-tu") == []
+        async with stack.app.sessions() as session:
+            processed = await session.scalar(select(ProcessedMessage))
+        assert processed.replied_at is None and processed.replies  # answered and saved, not yet sent
+        assert (await fake_bot.deliver(url, update, secret=BOT_WEBHOOK_SECRET)).status_code == 200
+        await stack.bot_channel.queue.drain()
+        (text,) = fake_bot.texts_to("zalo-tu")
+        assert text.startswith(CONSENT)  # the stored replies, not a second run of the conversation
+        assert (await fake_bot.deliver(url, update, secret=BOT_WEBHOOK_SECRET)).status_code == 200
+        await stack.bot_channel.queue.drain()
+        assert len(fake_bot.texts_to("zalo-tu")) == 1
