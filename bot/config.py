@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default="https://bot-api.zaloplatforms.com", alias="ZALO_BOT_API_BASE_URL"
     )
     zalo_bot_webhook_secret: str | None = Field(default=None, alias="ZALO_BOT_WEBHOOK_SECRET")
+    zalo_bot_webhook_path: str = Field(default="/zalo/bot/webhook", alias="ZALO_BOT_WEBHOOK_PATH")
+    zalo_bot_poll_timeout: int = Field(default=30, ge=1, le=120, alias="ZALO_BOT_POLL_TIMEOUT")
+    # Seconds between two messages to the same chat (the platform's limits are undocumented).
+    zalo_bot_chat_interval: float = Field(default=1.0, ge=0, alias="ZALO_BOT_CHAT_INTERVAL")
 
     zalo_oa_app_id: str | None = Field(default=None, alias="ZALO_OA_APP_ID")
     zalo_oa_secret_key: str | None = Field(default=None, alias="ZALO_OA_SECRET_KEY")
@@ -49,6 +53,16 @@ class Settings(BaseSettings):
     zalo_oa_oauth_base_url: str = Field(
         default="https://oauth.zaloapp.com", alias="ZALO_OA_OAUTH_BASE_URL"
     )
+    zalo_oa_webhook_path: str = Field(default="/zalo/oa/webhook", alias="ZALO_OA_WEBHOOK_PATH")
+    # Consultation messages reach a person only this long after their last message.
+    zalo_oa_window_days: int = Field(default=7, ge=1, le=30, alias="ZALO_OA_WINDOW_DAYS")
+    # Refresh the OA access token this many minutes before it expires.
+    zalo_oa_refresh_margin_minutes: int = Field(default=60, ge=1, alias="ZALO_OA_REFRESH_MARGIN_MINUTES")
+
+    # HTTP to Zalo: per-request timeout; timeouts and 5xx are retried with exponential backoff.
+    zalo_http_timeout: float = Field(default=15.0, gt=0, alias="ZALO_HTTP_TIMEOUT")
+    zalo_http_attempts: int = Field(default=3, ge=1, le=10, alias="ZALO_HTTP_ATTEMPTS")
+    zalo_http_backoff: float = Field(default=0.5, ge=0, alias="ZALO_HTTP_BACKOFF")
 
     # Webhooks: with a public URL the bot serves one Starlette app instead of polling.
     public_base_url: str | None = Field(default=None, alias="PUBLIC_BASE_URL")

@@ -349,3 +349,26 @@ class ProcessedMessage(Base):
     received_at: Mapped[datetime]
     replies: Mapped[list[Any] | None] = mapped_column(JSON)
     replied_at: Mapped[datetime | None]
+
+
+class ZaloOAToken(Base):
+    """OAuth tokens of a Zalo Official Account (one row per app id).
+
+    The refresh token is single-use: a new pair is committed here before it is used, and
+    `refresh_started_at` stays set if a refresh never finished (the pair Zalo issued may be lost).
+    """
+
+    __tablename__ = "zalo_oa_tokens"
+
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None]
+    refresh_expires_at: Mapped[datetime | None]
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    seed_digest: Mapped[str | None] = mapped_column(String(64))
+    refresh_started_at: Mapped[datetime | None]
+    refreshed_at: Mapped[datetime | None]
+    needs_reauth_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]

@@ -1,0 +1,235 @@
+"""What both Zalo channels share: photo download at once, rendering replies as numbered text,
+file links, per-chat pacing and the per-person background queue behind the webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import httpx
+
+from bot.app import App
+from bot.channels.render import numbered_text
+from bot.flows.engine import PhotoDownloadError
+from bot.flows.messages import Outgoing, PhotoInput
+from bot.i18n import Translator
+from bot.storage.evidence import PhotoTooLarge
+from bot.web.app import folder_root, signed_url
+from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, split_text
+
+log = logging.getLogger(__name__)
+
+DOCUMENT_LINK_TTL = timedelta(hours=24)
+PHOTO_LINK_TTL = timedelta(hours=24)
+
+
+def retry_policy(app: App) -> RetryPolicy:
+    settings = app.settings
+    return RetryPolicy(attempts=settings.zalo_http_attempts, backoff=settings.zalo_http_backoff)
+
+
+# --- incoming photos ---------------------------------------------------------------------
+
+
+async def download_image(http: httpx.AsyncClient, url: str, max_bytes: int, retry: RetryPolicy, timeout: float) -> bytes:
+    """Fetch a photo from a (soon expiring) platform URL, stopping as soon as it passes the limit."""
+    attempts = max(1, retry.attempts)
+    for attempt in range(attempts):
+        try:
+            async with http.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+                if response.status_code >= 500 and attempt + 1 < attempts:
+                    await asyncio.sleep(retry.delay(attempt))
+                    continue
+                if response.status_code != 200:
+                    raise PhotoDownloadError(f"HTTP {response.status_code} for the photo link")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise PhotoTooLarge(f"{declared} bytes > {max_bytes}")
+                chunks = bytearray()
+                async for chunk in response.aiter_bytes():
+                    chunks += chunk
+                    if len(chunks) > max_bytes:
+                        raise PhotoTooLarge(f"more than {max_bytes} bytes")
+                return bytes(chunks)
+        except httpx.TimeoutException as exc:
+            if attempt + 1 >= attempts:
+                raise PhotoDownloadError("the photo download timed out") from exc
+            await asyncio.sleep(retry.delay(attempt))
+        except httpx.HTTPError as exc:
+            raise PhotoDownloadError(f"photo download failed: {exc}") from exc
+    raise PhotoDownloadError("the photo could not be downloaded")
+
+
+def photo_input(app: App, http: httpx.AsyncClient, url: str) -> PhotoInput:
+    """A PhotoInput the engine downloads before anything else (platform links expire)."""
+    settings = app.settings
+
+    async def fetch() -> bytes:
+        return await download_image(http, url, settings.max_photo_bytes, retry_policy(app), settings.zalo_http_timeout)
+
+    return PhotoInput(fetch)
+
+
+# --- outgoing ----------------------------------------------------------------------------
+
+
+@dataclass
+class Piece:
+    """One message to send: text, optionally with a photo (a stored evidence or export file)."""
+
+    text: str
+    photo: Path | None = None
+
+
+def file_ref(app: App, path: Path, default_folder: str) -> tuple[str, str]:
+    """(folder, path relative to it) for a file the web app may serve by signed link."""
+    if not path.is_absolute():
+        return default_folder, path.as_posix()
+    resolved = path.resolve()
+    for folder in ("evidence", "exports"):
+        root = folder_root(app, folder).resolve()
+        if root in resolved.parents:
+            return folder, resolved.relative_to(root).as_posix()
+    raise ValueError(f"{path} is outside the evidence and export folders")
+
+
+def file_path(app: App, path: Path, default_folder: str) -> Path:
+    folder, relative = file_ref(app, path, default_folder)
+    return folder_root(app, folder) / relative
+
+
+def file_url(app: App, path: Path, default_folder: str, ttl: timedelta) -> str:
+    folder, relative = file_ref(app, path, default_folder)
+    return signed_url(app, folder, relative, ttl)
+
+
+def reply_text(app: App, reply: Outgoing, t: Translator) -> str:
+    """The reply as a person reads it on Zalo: numbered options, the footer, a link for a file."""
+    text = numbered_text(reply, t)
+    if reply.footer and reply.footer not in text:
+        text = f"{text}\n{reply.footer}"
+    if reply.document is not None:
+        name = reply.document_name or reply.document.name
+        url = file_url(app, reply.document, "exports", DOCUMENT_LINK_TTL)
+        link = t("channel.document_link", name=name, url=url, hours=int(DOCUMENT_LINK_TTL.total_seconds() // 3600))
+        text = f"{text}\n\n{link}" if text else link
+    return text
+
+
+def pieces_for(app: App, replies: list[Outgoing], t: Translator, limit: int = TEXT_LIMIT) -> list[Piece]:
+    """Replies as messages: consecutive texts joined (fewer messages for a slow phone and the
+    platform's pace), a photo with its text as caption, nothing longer than `limit`."""
+    pieces: list[Piece] = []
+    buffer: list[str] = []
+
+    def flush() -> None:
+        if buffer:
+            pieces.append(Piece("\n\n".join(buffer)))
+            buffer.clear()
+
+    for reply in replies:
+        text = reply_text(app, reply, t)
+        if reply.photo is not None:
+            flush()
+            pieces.append(Piece(text, reply.photo))
+            continue
+        if not text.strip():
+            continue
+        if buffer and len("\n\n".join([*buffer, text])) > limit:
+            flush()
+        buffer.append(text)
+    flush()
+    result: list[Piece] = []
+    for piece in pieces:
+        if piece.photo is not None or len(piece.text) <= limit:
+            result.append(piece)
+        else:
+            result += [Piece(part) for part in split_text(piece.text, limit)]
+    return result
+
+
+class ChatPacer:
+    """Spaces messages to one chat by `interval` seconds (the first one goes at once)."""
+
+    def __init__(
+        self,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._next: dict[str, float] = {}
+
+    async def wait(self, chat_id: str) -> None:
+        if self.interval <= 0:
+            return
+        now = self._clock()
+        if len(self._next) > 10_000:
+            self._next = {k: v for k, v in self._next.items() if v > now}
+        slot = max(now, self._next.get(chat_id, now))
+        self._next[chat_id] = slot + self.interval
+        if slot > now:
+            await self._sleep(slot - now)
+
+
+# --- background processing ---------------------------------------------------------------
+
+
+class PerPersonQueue:
+    """Runs jobs in the background, one at a time per person and in arrival order, so a webhook
+    can answer 200 at once while a person's messages are still handled in the order they wrote."""
+
+    def __init__(self, concurrency: int = 16) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def submit(self, key: str, job: Callable[[], Awaitable[None]], what: str = "message") -> asyncio.Task[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+
+        async def run() -> None:
+            try:
+                async with lock:
+                    async with self._slots:
+                        await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("failed to handle a %s", what)
+            finally:
+                self._waiting[key] -= 1
+                if self._waiting[key] == 0:
+                    del self._waiting[key]
+                    self._locks.pop(key, None)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait until every submitted job (and any submitted meanwhile) has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        try:
+            await asyncio.wait_for(self.drain(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("stopping with %d message(s) still being handled", len(self._tasks))
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

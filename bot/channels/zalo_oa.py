@@ -1,0 +1,361 @@
+"""Zalo Official Account channel: signed webhooks in, consultation messages out.
+
+A consultation message reaches a person only within 7 days of their last message to the OA.
+Outside that window the sender does not try: it marks the account unreachable (until the person
+writes again, which the engine notes) and raises `Unreachable("outside_window")`, so reminders
+show the person in the branch leader's "needs a visit" list instead of failing silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlalchemy import update
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.app import App
+from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
+from bot.channels.zalo_common import PerPersonQueue, file_path, photo_input, pieces_for, retry_policy
+from bot.flows.engine import FlowEngine
+from bot.flows.messages import Incoming, Kind, Outgoing
+from bot.i18n import get_translator
+from bot.storage.models import ChannelAccount
+from bot.storage.people import get_account
+from bot.zalo.bot_api import from_millis
+from bot.zalo.errors import (
+    BadSignature,
+    OutsideWindow,
+    RecipientUnavailable,
+    TokenRefreshError,
+    ZaloAPIError,
+    ZaloAuthError,
+    ZaloConfigError,
+    ZaloError,
+    ZaloNetworkError,
+    ZaloRateLimited,
+)
+from bot.zalo.oa import ZaloOAClient, verify_signature
+from bot.zalo.tokens import OATokenManager
+
+if TYPE_CHECKING:
+    from bot.runner import Runtime
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "zalo_oa"
+SIGNATURE_HEADER = "X-ZEvent-Signature"
+MAX_BODY = 1024 * 1024
+OUTSIDE_WINDOW = "outside_window"
+UNFOLLOWED = "unfollowed"
+
+MESSAGE_KINDS = {
+    "user_send_text": Kind.TEXT,
+    "user_send_image": Kind.PHOTO,
+    "user_send_sticker": Kind.STICKER,
+    "user_send_gif": Kind.STICKER,
+    "user_send_audio": Kind.VOICE,
+    "user_send_file": Kind.FILE,
+    "user_send_video": Kind.UNSUPPORTED,
+    "user_send_location": Kind.UNSUPPORTED,
+    "user_send_link": Kind.UNSUPPORTED,
+    "user_send_business_card": Kind.UNSUPPORTED,
+}
+
+
+async def mark_unreachable(app: App, account: ChannelAccount, reason: str) -> None:
+    """Record that this person cannot be reached until they write again (unless they just did)."""
+    now = app.clock.now()
+    condition = (
+        ChannelAccount.last_inbound_at.is_(None)
+        if account.last_inbound_at is None
+        else ChannelAccount.last_inbound_at <= account.last_inbound_at
+    )
+    async with app.sessions.begin() as session:
+        await session.execute(
+            update(ChannelAccount)
+            .where(ChannelAccount.id == account.id, condition)
+            .values(unreachable_at=now, unreachable_reason=reason)
+        )
+    account.unreachable_at = now
+    account.unreachable_reason = reason
+
+
+class ZaloOASender:
+    """Sends consultation messages (ChannelSender), respecting the 7-day window."""
+
+    channel = CHANNEL
+
+    def __init__(self, app: App, client: ZaloOAClient) -> None:
+        self.app = app
+        self.client = client
+        self.window = timedelta(days=app.settings.zalo_oa_window_days)
+
+    def in_window(self, account: ChannelAccount, now: datetime | None = None) -> bool:
+        now = now or self.app.clock.now()
+        return account.last_inbound_at is not None and now - account.last_inbound_at < self.window
+
+    async def send(self, account: ChannelAccount, replies: list[Outgoing]) -> None:
+        if not self.in_window(account):
+            await mark_unreachable(self.app, account, OUTSIDE_WINDOW)
+            raise Unreachable(OUTSIDE_WINDOW, "no message from this person within the OA window")
+        user_id = account.external_id
+        t = get_translator(account.locale)
+        try:
+            for piece in pieces_for(self.app, replies, t):
+                if piece.photo is not None:
+                    data = await asyncio.to_thread(file_path(self.app, piece.photo, "evidence").read_bytes)
+                    attachment_id = await self.client.upload_image(data)
+                    await self.client.send_image(user_id, attachment_id=attachment_id, caption=piece.text or None)
+                else:
+                    await self.client.send_text(user_id, piece.text)
+        except OutsideWindow as exc:
+            await mark_unreachable(self.app, account, OUTSIDE_WINDOW)
+            raise Unreachable(OUTSIDE_WINDOW, str(exc)) from exc
+        except RecipientUnavailable as exc:
+            await mark_unreachable(self.app, account, exc.reason)
+            raise Unreachable(exc.reason, str(exc)) from exc
+        except ZaloRateLimited as exc:
+            raise RateLimited(exc.retry_after, str(exc)) from exc
+        except (ZaloNetworkError, ZaloAuthError, TokenRefreshError) as exc:
+            # Network trouble, or the OA's authorisation (channel-wide, an admin fixes it).
+            raise TransientSendError(str(exc)) from exc
+        except (ZaloAPIError, ValueError, OSError) as exc:
+            raise SendError(str(exc)) from exc
+
+
+class ZaloOAChannel:
+    """Turns verified OA webhook events into engine messages and sends the replies."""
+
+    def __init__(self, app: App, engine: FlowEngine, sender: ZaloOASender, *, app_id: str, secret_key: str) -> None:
+        self.app = app
+        self.engine = engine
+        self.sender = sender
+        self.app_id = app_id
+        self.secret_key = secret_key
+        self.queue = PerPersonQueue()
+        self.photo_http = httpx.AsyncClient(timeout=app.settings.zalo_http_timeout)
+        self.received = 0  # events seen, handled or ignored
+
+    def to_incoming(self, event: dict[str, Any]) -> list[Incoming]:
+        """Engine messages for one event (an image event may carry several photos)."""
+        name = event.get("event_name")
+        at = from_millis(event.get("timestamp"))
+        if name == "follow":
+            user_id = str((event.get("follower") or {}).get("id") or "")
+            if not user_id:
+                return []
+            stamp = str(event.get("timestamp") or "")
+            return [Incoming(CHANNEL, user_id, Kind.FOLLOW, message_id=f"follow:{user_id}:{stamp}", chat_id=user_id, at=at)]
+        kind = MESSAGE_KINDS.get(str(name))
+        if kind is None:
+            return []
+        user_id = str((event.get("sender") or {}).get("id") or "")
+        message = event.get("message") or {}
+        if not user_id or not isinstance(message, dict):
+            return []
+        msg_id = str(message.get("msg_id") or f"{user_id}:{event.get('timestamp')}")
+        base = dict(message_id=msg_id, chat_id=user_id, at=at)
+        if kind == Kind.TEXT:
+            text = message.get("text")
+            if not isinstance(text, str):
+                return [Incoming(CHANNEL, user_id, Kind.UNSUPPORTED, **base)]
+            return [Incoming(CHANNEL, user_id, Kind.TEXT, text=text, **base)]
+        if kind == Kind.PHOTO:
+            urls = []
+            for attachment in message.get("attachments") or []:
+                payload = attachment.get("payload") if isinstance(attachment, dict) else None
+                url = payload.get("url") if isinstance(payload, dict) else None
+                if isinstance(url, str) and url:
+                    urls.append(url)
+            if not urls:
+                return [Incoming(CHANNEL, user_id, Kind.UNSUPPORTED, **base)]
+            return [
+                Incoming(
+                    CHANNEL,
+                    user_id,
+                    Kind.PHOTO,
+                    message_id=msg_id if index == 0 else f"{msg_id}#{index}",
+                    chat_id=user_id,
+                    at=at,
+                    photo=photo_input(self.app, self.photo_http, url),
+                )
+                for index, url in enumerate(urls)
+            ]
+        return [Incoming(CHANNEL, user_id, kind, **base)]
+
+    def submit(self, event: dict[str, Any]) -> bool:
+        self.received += 1
+        name = event.get("event_name")
+        if name == "unfollow":
+            user_id = str((event.get("follower") or {}).get("id") or "")
+            if user_id:
+                self.queue.submit(user_id, lambda: self.unfollowed(user_id), what="Zalo OA unfollow")
+                return True
+            return False
+        messages = self.to_incoming(event)
+        if not messages:
+            log.debug("ignoring Zalo OA event %s", name)
+            return False
+        for incoming in messages:
+            self.queue.submit(incoming.user_id, lambda m=incoming: self.handle(m), what=f"Zalo OA {name}")
+        return True
+
+    async def handle(self, incoming: Incoming) -> None:
+        async def send(replies: list[Outgoing]) -> None:
+            async with self.app.sessions() as session:
+                account = await get_account(session, CHANNEL, incoming.user_id)
+            if account is None:  # pragma: no cover - the engine has just created it
+                raise SendError("no account for the follower")
+            await self.sender.send(account, replies)
+
+        await self.engine.process(incoming, send)
+
+    async def unfollowed(self, user_id: str) -> None:
+        async with self.app.sessions() as session:
+            account = await get_account(session, CHANNEL, user_id)
+        if account is not None:
+            await mark_unreachable(self.app, account, UNFOLLOWED)
+            log.info("Zalo OA follower %s unfollowed; marked unreachable", account.id)
+
+    async def webhook(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            verify_signature(
+                body,
+                request.headers.get(SIGNATURE_HEADER),
+                app_id=self.app_id,
+                secret_key=self.secret_key,
+                header_timestamp=request.headers.get("timestamp"),
+            )
+        except BadSignature as exc:
+            log.warning("Zalo OA webhook call refused: %s", exc)
+            return JSONResponse({"error": "bad signature"}, status_code=403)
+        try:
+            event = json.loads(body)
+        except ValueError:
+            return JSONResponse({"error": "body is not JSON"}, status_code=400)
+        if not isinstance(event, dict):
+            return JSONResponse({"error": "body is not an event"}, status_code=400)
+        if str(event.get("app_id") or self.app_id) != self.app_id:
+            return JSONResponse({"error": "unknown app"}, status_code=403)
+        self.submit(event)
+        return JSONResponse({"error": 0, "message": "ok"})
+
+    async def close(self) -> None:
+        await self.queue.close()
+        await self.photo_http.aclose()
+
+
+class ZaloOATokenKeeper:
+    """Keeps the OA access token fresh ahead of expiry, so the refresh-token chain never lapses."""
+
+    name = "zalo-oa-tokens"
+
+    def __init__(self, tokens: OATokenManager, interval: float = 900.0) -> None:
+        self.tokens = tokens
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tokens.ensure_fresh()
+            except asyncio.CancelledError:
+                raise
+            except ZaloError as exc:
+                log.error("Zalo OA token check failed: %s", exc)
+            except Exception:
+                log.exception("Zalo OA token check failed")
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
+class ZaloOAShutdown:
+    name = "zalo-oa-shutdown"
+
+    def __init__(self, channel: ZaloOAChannel | None, http: httpx.AsyncClient) -> None:
+        self.channel = channel
+        self.http = http
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+        await self.http.aclose()
+
+
+def check_settings(app: App) -> None:
+    settings = app.settings
+    missing = [
+        name
+        for name, value in (
+            ("ZALO_OA_SECRET_KEY", settings.zalo_oa_secret_key),
+            ("ZALO_OA_APP_SECRET", settings.zalo_oa_app_secret if settings.zalo_oa_refresh_token else "n/a"),
+            ("ZALO_OA_REFRESH_TOKEN or ZALO_OA_ACCESS_TOKEN", settings.zalo_oa_refresh_token or settings.zalo_oa_access_token),
+        )
+        if not value
+    ]
+    if missing:
+        raise ZaloConfigError(f"ZALO_OA_APP_ID is set but {', '.join(missing)} missing")
+
+
+def build_oa(app: App, http: httpx.AsyncClient) -> tuple[OATokenManager, ZaloOAClient]:
+    settings = app.settings
+    tokens = OATokenManager(
+        app.sessions,
+        app.clock,
+        http,
+        app_id=settings.zalo_oa_app_id or "",
+        app_secret=settings.zalo_oa_app_secret,
+        oauth_base=settings.zalo_oa_oauth_base_url,
+        margin=timedelta(minutes=settings.zalo_oa_refresh_margin_minutes),
+        timeout=min(settings.zalo_http_timeout, 10.0),
+    )
+    client = ZaloOAClient(
+        tokens, settings.zalo_oa_api_base_url, client=http, timeout=settings.zalo_http_timeout, retry=retry_policy(app)
+    )
+    return tokens, client
+
+
+async def install(runtime: "Runtime") -> bool:
+    """Serve a Zalo OA when ZALO_OA_APP_ID is set: the webhook route (web roles), the sender and
+    the token keeper (every role)."""
+    app = runtime.app
+    settings = app.settings
+    if not settings.zalo_oa_app_id:
+        return False
+    check_settings(app)
+    http = httpx.AsyncClient(timeout=settings.zalo_http_timeout)
+    tokens, client = build_oa(app, http)
+    await tokens.seed(settings.zalo_oa_refresh_token, settings.zalo_oa_access_token)
+    sender = ZaloOASender(app, client)
+    runtime.senders.register(sender)
+    channel: ZaloOAChannel | None = None
+    if runtime.role in ("web", "all"):
+        channel = ZaloOAChannel(
+            app, runtime.engine, sender, app_id=settings.zalo_oa_app_id, secret_key=settings.zalo_oa_secret_key or ""
+        )
+        app.extras["zalo_oa_channel"] = channel
+        runtime.routes.append(Route(settings.zalo_oa_webhook_path, channel.webhook, methods=["POST"]))
+    runtime.services.append(ZaloOAShutdown(channel, http))
+    runtime.services.append(ZaloOATokenKeeper(tokens))
+    return True

@@ -1,0 +1,317 @@
+"""Zalo Official Account Open API v3 client, OAuth v4 token refresh and webhook signatures.
+
+Errors come back as HTTP 200 with a non-zero `error` field: every answer is checked.
+Access tokens come from a `TokenSource` (normally `bot.zalo.tokens.OATokenManager`); when Zalo
+says a token is invalid or expired, the client asks the source for a fresh one and tries once more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from bot.zalo.errors import (
+    BadSignature,
+    OutsideWindow,
+    RecipientUnavailable,
+    TokenRefreshError,
+    ZaloAPIError,
+    ZaloAuthError,
+    ZaloRateLimited,
+)
+from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, request_with_retries, split_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://openapi.zalo.me"
+DEFAULT_OAUTH_BASE = "https://oauth.zaloapp.com"
+MESSAGE_PATH = "/v3.0/oa/message/cs"
+UPLOAD_IMAGE_PATH = "/v2.0/oa/upload/image"
+USER_DETAIL_PATH = "/v3.0/oa/user/detail"
+TOKEN_PATH = "/v4/oa/access_token"
+UPLOAD_LIMIT = 1024 * 1024  # the image upload API takes jpg/png up to 1 MB
+
+AUTH_ERRORS = {-216, -220, -124}  # access token invalid / expired or removed
+RATE_ERRORS = {-32: 60.0, -211: 3600.0, -218: 3600.0}  # code -> seconds to wait
+WINDOW_ERRORS = {-230, -232}
+RECIPIENT_ERRORS = {-213: "not_follower", -217: "blocked", -227: "inactive", -244: "restricted"}
+
+
+def oa_error(code: int, message: str, what: str, http_status: int | None = None) -> ZaloAPIError:
+    """The exception for an OA error code."""
+    if code in AUTH_ERRORS:
+        return ZaloAuthError(code, message, method=what, http_status=http_status)
+    if code in RATE_ERRORS:
+        return ZaloRateLimited(code, message, retry_after=RATE_ERRORS[code], method=what, http_status=http_status)
+    if code in WINDOW_ERRORS:
+        return OutsideWindow(code, message, method=what, http_status=http_status)
+    if code in RECIPIENT_ERRORS:
+        return RecipientUnavailable(code, message, reason=RECIPIENT_ERRORS[code], method=what, http_status=http_status)
+    return ZaloAPIError(code, message, method=what, http_status=http_status)
+
+
+class TokenSource(Protocol):
+    async def access_token(self) -> str:
+        """A usable access token (refreshed first when it is about to expire)."""
+
+    async def invalidate(self, token: str) -> None:
+        """Zalo rejected `token`: make the next `access_token()` return a different one."""
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int  # seconds
+
+
+@dataclass(frozen=True)
+class FollowerProfile:
+    user_id: str
+    display_name: str | None
+    is_follower: bool | None
+    avatar: str | None = None
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    data: bytes
+    mime: str
+    filename: str
+
+
+def prepare_image(data: bytes, limit: int = UPLOAD_LIMIT) -> PreparedImage:
+    """A JPEG or PNG of at most `limit` bytes: kept as is when it already is one, otherwise
+    re-encoded as JPEG and, when still too large, scaled down step by step."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"not an image: {exc}") from exc
+    if fmt in ("JPEG", "PNG") and len(data) <= limit:
+        return PreparedImage(data, "image/jpeg" if fmt == "JPEG" else "image/png", "photo.jpg" if fmt == "JPEG" else "photo.png")
+    with Image.open(io.BytesIO(data)) as original:
+        image = ImageOps.exif_transpose(original)
+        if image.mode in ("RGBA", "LA", "P"):
+            image = image.convert("RGBA")
+            background = Image.new("RGB", image.size, (255, 255, 255))
+            background.paste(image, mask=image.getchannel("A"))
+            image = background
+        elif image.mode != "RGB":
+            image = image.convert("RGB")
+        for _ in range(12):
+            for quality in (85, 75, 65):
+                buffer = io.BytesIO()
+                image.save(buffer, "JPEG", quality=quality, optimize=True)
+                if buffer.tell() <= limit:
+                    return PreparedImage(buffer.getvalue(), "image/jpeg", "photo.jpg")
+            width, height = image.size
+            if width <= 16 or height <= 16:
+                break
+            image = image.resize((max(16, int(width * 0.75)), max(16, int(height * 0.75))), Image.LANCZOS)
+    raise ValueError("could not make the image small enough to upload")
+
+
+def expected_signature(app_id: str, raw_body: bytes, timestamp: str, secret_key: str) -> str:
+    """X-ZEvent-Signature = "mac=" + sha256(app_id + raw body + timestamp + OA secret key)."""
+    digest = hashlib.sha256(app_id.encode() + raw_body + timestamp.encode() + secret_key.encode()).hexdigest()
+    return f"mac={digest}"
+
+
+def verify_signature(
+    raw_body: bytes, signature: str | None, *, app_id: str, secret_key: str, header_timestamp: str | None = None
+) -> None:
+    """Raise BadSignature unless `signature` matches the body. The timestamp signed is the
+    event's `timestamp` field (a `timestamp` header, when Zalo sends one, is tried too)."""
+    if not signature:
+        raise BadSignature("missing X-ZEvent-Signature")
+    given = signature.strip()
+    if not given.startswith("mac="):
+        given = f"mac={given}"
+    candidates: list[str] = []
+    try:
+        body = json.loads(raw_body)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("timestamp") is not None:
+        candidates.append(str(body["timestamp"]))
+    if header_timestamp:
+        candidates.append(header_timestamp)
+    for timestamp in candidates:
+        if hmac.compare_digest(given.encode(), expected_signature(app_id, raw_body, timestamp, secret_key).encode()):
+            return
+    raise BadSignature("X-ZEvent-Signature does not match")
+
+
+async def refresh_access_token(
+    http: httpx.AsyncClient,
+    *,
+    oauth_base: str,
+    app_id: str,
+    app_secret: str,
+    refresh_token: str,
+    retry: RetryPolicy,
+    timeout: float,
+) -> TokenPair:
+    """Trade a (single-use) refresh token for a new access + refresh token pair."""
+    response = await request_with_retries(
+        http,
+        "POST",
+        oauth_base.rstrip("/") + TOKEN_PATH,
+        policy=retry,
+        what="Zalo OAuth refresh",
+        headers={"secret_key": app_secret},
+        data={"app_id": app_id, "refresh_token": refresh_token, "grant_type": "refresh_token"},
+        timeout=timeout,
+    )
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise TokenRefreshError(response.status_code, f"unexpected answer: {response.text[:200]}")
+    if data.get("access_token") and data.get("refresh_token"):
+        try:
+            expires_in = int(data.get("expires_in") or 0)
+        except (TypeError, ValueError):
+            expires_in = 0
+        return TokenPair(str(data["access_token"]), str(data["refresh_token"]), expires_in or 3600)
+    code = data.get("error")
+    description = str(data.get("error_description") or data.get("error_name") or data.get("message") or "")
+    raise TokenRefreshError(int(code) if isinstance(code, (int, str)) and str(code).lstrip("-").isdigit() else None, description)
+
+
+class ZaloOAClient:
+    def __init__(
+        self,
+        tokens: TokenSource,
+        api_base: str = DEFAULT_API_BASE,
+        *,
+        client: httpx.AsyncClient | None = None,
+        timeout: float = 15.0,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        self.tokens = tokens
+        self.api_base = api_base.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry
+        self._own_client = client is None
+        self.http = client or httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.http.aclose()
+
+    async def call(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
+        """Call the OA API and return the answer, raising on a non-zero `error` (even with HTTP 200)."""
+        for attempt in range(2):
+            token = await self.tokens.access_token()
+            response = await request_with_retries(
+                self.http,
+                method,
+                self.api_base + path,
+                policy=self.retry,
+                what=what,
+                headers={"access_token": token},
+                timeout=self.timeout,
+                **kwargs,
+            )
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise ZaloAPIError(response.status_code, f"unexpected answer: {response.text[:200]}", method=what, http_status=response.status_code)
+            try:
+                code = int(data.get("error", 0) or 0)
+            except (TypeError, ValueError):
+                code = -1
+            if code == 0 and response.status_code < 400:
+                return data
+            if code == 0:
+                code = response.status_code
+            error = oa_error(code, str(data.get("message") or ""), what, response.status_code)
+            if isinstance(error, ZaloAuthError) and attempt == 0:
+                log.info("Zalo OA rejected the access token (%s); getting a fresh one", code)
+                await self.tokens.invalidate(token)
+                continue
+            raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send_text(self, user_id: str, text: str) -> list[str]:
+        """Send a consultation text (split at 2000 characters); returns the message ids."""
+        ids = []
+        for piece in split_text(text, TEXT_LIMIT):
+            data = await self.call(
+                "POST",
+                MESSAGE_PATH,
+                what="OA send text",
+                json={"recipient": {"user_id": user_id}, "message": {"text": piece}},
+            )
+            ids.append(str((data.get("data") or {}).get("message_id", "")))
+        return ids
+
+    async def send_image(
+        self, user_id: str, *, attachment_id: str | None = None, url: str | None = None, caption: str | None = None
+    ) -> list[str]:
+        """Send an image (an uploaded attachment id or a public URL) with an optional caption."""
+        if bool(attachment_id) == bool(url):
+            raise ValueError("give exactly one of attachment_id or url")
+        element: dict[str, Any] = {"media_type": "image"}
+        if attachment_id:
+            element["attachment_id"] = attachment_id
+        else:
+            element["url"] = url
+        pieces = split_text(caption, TEXT_LIMIT) if caption else []
+        message: dict[str, Any] = {
+            "attachment": {"type": "template", "payload": {"template_type": "media", "elements": [element]}}
+        }
+        if pieces:
+            message["text"] = pieces[0]
+        data = await self.call(
+            "POST", MESSAGE_PATH, what="OA send image", json={"recipient": {"user_id": user_id}, "message": message}
+        )
+        ids = [str((data.get("data") or {}).get("message_id", ""))]
+        for piece in pieces[1:]:
+            ids += await self.send_text(user_id, piece)
+        return ids
+
+    async def upload_image(self, data: bytes) -> str:
+        """Upload an image (made a ≤ 1 MB JPEG/PNG first) and return its attachment id."""
+        prepared = prepare_image(data)
+        answer = await self.call(
+            "POST",
+            UPLOAD_IMAGE_PATH,
+            what="OA upload image",
+            files={"file": (prepared.filename, prepared.data, prepared.mime)},
+        )
+        attachment_id = (answer.get("data") or {}).get("attachment_id")
+        if not attachment_id:
+            raise ZaloAPIError(-1, "upload answered without an attachment_id", method="OA upload image")
+        return str(attachment_id)
+
+    async def get_follower_profile(self, user_id: str) -> FollowerProfile:
+        answer = await self.call(
+            "GET",
+            USER_DETAIL_PATH,
+            what="OA user detail",
+            params={"data": json.dumps({"user_id": user_id})},
+        )
+        data = answer.get("data") or {}
+        avatars = data.get("avatars") if isinstance(data.get("avatars"), dict) else {}
+        return FollowerProfile(
+            user_id=str(data.get("user_id", user_id)),
+            display_name=data.get("display_name"),
+            is_follower=data.get("user_is_follower"),
+            avatar=data.get("avatar") or avatars.get("240"),
+            raw=data,
+        )

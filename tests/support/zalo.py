@@ -1,0 +1,121 @@
+"""Zalo test rigs: the fake servers as fixtures, and the bot itself (app, channels, web app)
+running against them over real HTTP on 127.0.0.1. Import the fixtures into a test module."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+
+from bot.app import App
+from bot.runner import Runtime, build_runtime
+from bot.web.app import create_web_app
+from tests.conftest import make_app
+from tests.fakes.image_host import FakeImageHost
+from tests.fakes.server import bound_socket, serve, url_of
+from tests.fakes.zalo_bot import FakeZaloBotPlatform
+from tests.fakes.zalo_oa import FakeZaloOA
+
+BOT_WEBHOOK_SECRET = "webhook-secret-123"
+
+
+@pytest.fixture
+async def fake_bot() -> AsyncIterator[FakeZaloBotPlatform]:
+    fake = FakeZaloBotPlatform()
+    async with serve(fake.app) as url:
+        fake.base_url = url  # type: ignore[attr-defined]
+        yield fake
+    await fake.aclose()
+
+
+@pytest.fixture
+async def fake_oa() -> AsyncIterator[FakeZaloOA]:
+    fake = FakeZaloOA()
+    async with serve(fake.app) as url:
+        fake.base_url = url  # type: ignore[attr-defined]
+        yield fake
+    await fake.aclose()
+
+
+@pytest.fixture
+async def image_host() -> AsyncIterator[FakeImageHost]:
+    host = FakeImageHost()
+    async with serve(host.app) as url:
+        host.base_url = url
+        yield host
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.005)
+
+
+@dataclass
+class Stack:
+    app: App
+    runtime: Runtime
+    public_url: str
+
+    @property
+    def bot_channel(self):
+        return self.app.extras["zalo_bot_channel"]
+
+    @property
+    def oa_channel(self):
+        return self.app.extras["zalo_oa_channel"]
+
+
+def zalo_settings(
+    *, bot: FakeZaloBotPlatform | None = None, oa: FakeZaloOA | None = None, refresh_token: str | None = None
+) -> dict[str, Any]:
+    settings: dict[str, Any] = dict(zalo_http_backoff=0.01, zalo_http_timeout=5.0, zalo_bot_chat_interval=0)
+    if bot is not None:
+        settings.update(
+            zalo_bot_token=bot.token,
+            zalo_bot_api_base_url=bot.base_url,  # type: ignore[attr-defined]
+            zalo_bot_webhook_secret=BOT_WEBHOOK_SECRET,
+            zalo_bot_poll_timeout=1,
+        )
+    if oa is not None:
+        settings.update(
+            zalo_oa_app_id=oa.app_id,
+            zalo_oa_secret_key=oa.oa_secret_key,
+            zalo_oa_app_secret=oa.app_secret,
+            zalo_oa_refresh_token=refresh_token,
+            zalo_oa_api_base_url=oa.base_url,  # type: ignore[attr-defined]
+            zalo_oa_oauth_base_url=oa.base_url,  # type: ignore[attr-defined]
+        )
+    return settings
+
+
+@asynccontextmanager
+async def running_bot(
+    database_url: str, tmp_path: Path, clock, *, webhook: bool = True, role: str = "all", **settings: Any
+) -> AsyncIterator[Stack]:
+    """The bot as `hoctap run` builds it: installers, services and the shared web app."""
+    sock = bound_socket()
+    public = url_of(sock)
+    app = await make_app(database_url, tmp_path, clock, public_base_url=public if webhook else None, **settings)
+    try:
+        runtime, _any = await build_runtime(app, role)
+        web = create_web_app(app, runtime.routes)
+        async with serve(web, sock):
+            started = []
+            try:
+                for service in runtime.services:
+                    await service.start()
+                    started.append(service)
+                yield Stack(app, runtime, public)
+            finally:
+                for service in reversed(started):
+                    await service.stop()
+    finally:
+        await app.close()

@@ -1,0 +1,301 @@
+"""The Zalo OA client and its token keeping, against the fake OA + OAuth server over real HTTP.
+
+Token tests run on SQLite and PostgreSQL (the `app` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from sqlalchemy import select, update
+
+from bot.flows.messages import Outgoing
+from bot.storage.models import ZaloOAToken
+from bot.zalo.errors import (
+    BadSignature,
+    OutsideWindow,
+    RecipientUnavailable,
+    TokenRefreshError,
+    ZaloAPIError,
+    ZaloRateLimited,
+    ZaloServerError,
+)
+from bot.zalo.oa import ZaloOAClient, expected_signature, prepare_image, verify_signature
+from bot.zalo.tokens import OATokenManager
+from bot.zalo.transport import RetryPolicy
+from tests.support.images import jpeg, png
+from tests.support.zalo import fake_oa  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = RetryPolicy(attempts=3, backoff=0.01)
+
+
+def manager_for(app, fake, http) -> OATokenManager:
+    return OATokenManager(
+        app.sessions, app.clock, http, app_id=fake.app_id, app_secret=fake.app_secret, oauth_base=fake.base_url,
+        retry=RetryPolicy(attempts=2, backoff=0.01),
+    )
+
+
+async def token_row(app) -> ZaloOAToken:
+    async with app.sessions() as session:
+        return await session.scalar(select(ZaloOAToken))
+
+
+def noisy_png(size: int = 900) -> bytes:
+    """A PNG well over 1 MB (random pixels do not compress)."""
+    image = Image.frombytes("RGB", (size, size), os.urandom(size * size * 3))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def test_send_text_image_and_profile(sqlite_app, fake_oa):
+    access, refresh = fake_oa.issue_pair()
+    fake_oa.followers["u1"] = {"display_name": "Nguyễn Thị Hoa", "user_is_follower": True, "avatar": "https://a/1.jpg"}
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(sqlite_app, fake_oa, http)
+        await tokens.seed(refresh, access)
+        client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
+        assert len(await client.send_text("u1", "Chào bạn!")) == 1
+        big = noisy_png()
+        assert len(big) > 1024 * 1024
+        attachment = await client.upload_image(big)
+        await client.send_image("u1", attachment_id=attachment, caption="Ảnh minh chứng")
+        profile = await client.get_follower_profile("u1")
+        with pytest.raises(RecipientUnavailable):
+            await client.get_follower_profile("stranger")
+    assert [(s.user_id, s.text, s.attachment_id) for s in fake_oa.sent] == [
+        ("u1", "Chào bạn!", None), ("u1", "Ảnh minh chứng", attachment),
+    ]
+    uploaded = fake_oa.uploads[attachment]
+    assert len(uploaded) <= 1024 * 1024
+    with Image.open(io.BytesIO(uploaded)) as image:
+        assert image.format == "JPEG" and image.size[0] <= 900  # re-encoded (and scaled down if needed)
+    assert (profile.display_name, profile.is_follower) == ("Nguyễn Thị Hoa", True)
+    assert fake_oa.refresh_calls == 0
+
+
+def test_prepare_image_keeps_small_jpeg_and_png_and_converts_others():
+    small = jpeg()
+    assert prepare_image(small).data == small
+    assert prepare_image(png()).mime == "image/png"
+    webp = io.BytesIO()
+    Image.new("RGBA", (40, 30), (1, 2, 3, 128)).save(webp, "WEBP")
+    converted = prepare_image(webp.getvalue())
+    assert converted.mime == "image/jpeg"
+    with pytest.raises(ValueError):
+        prepare_image(b"not an image")
+
+
+async def test_errors_with_http_200_map_to_exceptions_and_are_not_retried(sqlite_app, fake_oa):
+    access, refresh = fake_oa.issue_pair()
+    fake_oa.script(
+        "message",
+        (200, {"error": -230, "message": "User has not interacted with the OA in the past 7 days"}),
+        (200, {"error": -213, "message": "User has not followed OA"}),
+        (200, {"error": -32, "message": "Your application reached limit call api"}),
+        (200, {"error": -201, "message": "recipient is invalid"}),
+        (400, {"error": -201, "message": "bad"}),
+    )
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(sqlite_app, fake_oa, http)
+        await tokens.seed(refresh, access)
+        client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
+        with pytest.raises(OutsideWindow) as window:
+            await client.send_text("u1", "x")
+        assert window.value.code == -230
+        with pytest.raises(RecipientUnavailable) as follower:
+            await client.send_text("u1", "x")
+        assert follower.value.reason == "not_follower"
+        with pytest.raises(ZaloRateLimited) as limited:
+            await client.send_text("u1", "x")
+        assert limited.value.retry_after > 0
+        with pytest.raises(ZaloAPIError) as invalid:
+            await client.send_text("u1", "x")
+        assert (invalid.value.code, invalid.value.description, invalid.value.http_status) == (-201, "recipient is invalid", 200)
+        with pytest.raises(ZaloAPIError):
+            await client.send_text("u1", "x")
+    assert fake_oa.api_calls.count("message") == 5 and fake_oa.sent == []
+
+
+async def test_retries_on_5xx_only(sqlite_app, fake_oa):
+    access, refresh = fake_oa.issue_pair()
+    fake_oa.script("message", (502, {}), (503, {}))
+    fake_oa.script("upload", (500, {}), (500, {}), (500, {}))
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(sqlite_app, fake_oa, http)
+        await tokens.seed(refresh, access)
+        client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
+        await client.send_text("u1", "qua hai lần lỗi")
+        with pytest.raises(ZaloServerError):
+            await client.upload_image(jpeg())
+    assert fake_oa.api_calls == ["message"] * 3 + ["upload"] * 3
+    assert [s.text for s in fake_oa.sent] == ["qua hai lần lỗi"]
+
+
+async def test_refreshed_pair_is_saved_before_it_is_used(app, fake_oa):
+    _access, refresh = fake_oa.issue_pair()
+    seen_in_db = []
+
+    async def check_saved(sent):
+        row = await token_row(app)
+        seen_in_db.append((sent.access_token, row.access_token, row.refresh_token, row.refresh_started_at))
+
+    fake_oa.on_message = check_saved
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(app, fake_oa, http)
+        await tokens.seed(refresh)  # no access token yet: the first send refreshes
+        client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
+        await client.send_text("u1", "xin chào")
+    new_access, new_refresh = fake_oa.issued[-1]
+    assert seen_in_db == [(new_access, new_access, new_refresh, None)]
+    assert fake_oa.consumed == {refresh} and fake_oa.refresh_calls == 1
+    row = await token_row(app)
+    assert row.generation == 1 and row.access_expires_at == app.clock.now() + timedelta(seconds=90000)
+
+
+async def test_a_rejected_access_token_is_replaced_once(app, fake_oa):
+    _access, refresh = fake_oa.issue_pair()
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(app, fake_oa, http)
+        await tokens.seed(refresh, "AT-revoked-by-zalo")
+        client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
+        await client.send_text("u1", "một")
+        await client.send_text("u1", "hai")
+    assert fake_oa.refresh_calls == 1
+    assert [s.access_token for s in fake_oa.sent] == [fake_oa.issued[-1][0]] * 2
+
+
+async def test_one_refresher_at_a_time_across_processes(app, fake_oa, tmp_path, clock):
+    """Two token managers on two engines (as two worker processes), ten callers at once."""
+    from tests.conftest import make_app
+
+    _access, refresh = fake_oa.issue_pair()
+
+    async def slow_answer():
+        await asyncio.sleep(0.2)  # widen the window in which others could refresh too
+
+    fake_oa.before_answer = slow_answer
+    other = await make_app(app.settings.database_url, tmp_path / "other", clock, commune=False)
+    try:
+        async with httpx.AsyncClient() as http:
+            first, second = manager_for(app, fake_oa, http), manager_for(other, fake_oa, http)
+            await first.seed(refresh)
+            await second.seed(refresh)  # same settings in the second process: no change
+            results = await asyncio.gather(*(m.access_token() for m in [first, second] * 5))
+    finally:
+        await other.close()
+    assert fake_oa.refresh_calls == 1
+    assert set(results) == {fake_oa.issued[-1][0]}
+    assert (await token_row(app)).generation == 1
+
+
+async def _refresh_in_child_killed(app, fake_oa, *, stage: str) -> int:
+    """Run a refresh in another process and kill -9 it at `stage` of the OAuth call."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.support.zalo_refresh_child",
+        app.settings.database_url, fake_oa.base_url, fake_oa.app_id, fake_oa.app_secret, app.clock.now().isoformat(),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+    def kill():
+        os.kill(proc.pid, signal.SIGKILL)
+        return "drop"
+
+    setattr(fake_oa, stage, kill)
+    _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    setattr(fake_oa, stage, None)
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    return proc.returncode
+
+
+async def _seed_expiring(app, fake_oa, tokens):
+    access, refresh = fake_oa.issue_pair()
+    await tokens.seed(refresh, access)
+    async with app.sessions.begin() as session:  # 30 minutes left: inside the refresh margin
+        await session.execute(update(ZaloOAToken).values(access_expires_at=app.clock.now() + timedelta(minutes=30)))
+    return access, refresh
+
+
+async def test_crash_after_zalo_issued_a_pair_but_before_it_was_saved(app, fake_oa):
+    """Outcome: the pair Zalo issued is lost and the stored refresh token was consumed. The
+    marker shows the interrupted refresh; the old access token keeps working until it expires;
+    the next refresh is refused, the row says re-authorisation is needed, and sending stops with
+    a clear error once the old token expires. A new refresh token in the settings recovers."""
+    from bot.channels.base import TransientSendError
+    from bot.channels.zalo_oa import ZaloOASender
+    from bot.storage.people import get_or_create_account
+
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(app, fake_oa, http)
+        old_access, old_refresh = await _seed_expiring(app, fake_oa, tokens)
+        await _refresh_in_child_killed(app, fake_oa, stage="before_answer")
+
+        row = await token_row(app)
+        assert fake_oa.consumed == {old_refresh}  # Zalo did refresh…
+        assert (row.refresh_token, row.access_token, row.generation) == (old_refresh, old_access, 0)  # …we never saved it
+        assert row.refresh_started_at == app.clock.now()  # the marker of the interrupted refresh
+
+        app.clock.advance(timedelta(minutes=5))
+        client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
+        await client.send_text("u1", "vẫn gửi được")  # the old access token still works
+        assert fake_oa.sent[-1].access_token == old_access
+        row = await token_row(app)
+        assert row.needs_reauth_at is not None and "-14014" in row.last_error and row.refresh_started_at is None
+        assert fake_oa.refresh_calls == 2  # the child's and one refused retry
+
+        app.clock.advance(timedelta(minutes=30))  # the old access token has expired now
+        with pytest.raises(TokenRefreshError):
+            await tokens.access_token()
+        assert fake_oa.refresh_calls == 2  # a known-dead refresh token is not tried again
+        async with app.sessions.begin() as session:
+            account = await get_or_create_account(session, "zalo_oa", "u1", "u1", app.clock.now())
+            account.last_inbound_at = app.clock.now()
+        with pytest.raises(TransientSendError):
+            await ZaloOASender(app, client).send(account, [Outgoing("x")])
+
+        _new_access, new_refresh = fake_oa.issue_pair()  # an admin re-authorises the OA
+        await tokens.seed(new_refresh)
+        await client.send_text("u1", "đã khôi phục")
+    row = await token_row(app)
+    assert row.needs_reauth_at is None and row.generation == 2
+    assert fake_oa.sent[-1].text == "đã khôi phục" and fake_oa.sent[-1].access_token == row.access_token
+
+
+async def test_crash_before_zalo_consumed_the_token_is_retried(app, fake_oa):
+    """Outcome: nothing was lost; the marker is seen and the same refresh token works."""
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(app, fake_oa, http)
+        _old_access, old_refresh = await _seed_expiring(app, fake_oa, tokens)
+        await _refresh_in_child_killed(app, fake_oa, stage="before_consume")
+        assert (await token_row(app)).refresh_started_at is not None and fake_oa.consumed == set()
+        app.clock.advance(timedelta(minutes=5))
+        token = await tokens.access_token()
+    row = await token_row(app)
+    assert token == row.access_token == fake_oa.issued[-1][0]
+    assert fake_oa.consumed == {old_refresh} and row.generation == 1 and row.refresh_started_at is None
+
+
+def test_webhook_signature():
+    body = b'{"app_id":"1","event_name":"user_send_text","timestamp":"1766619597466"}'
+    good = expected_signature("1", body, "1766619597466", "oa-secret")
+    assert good.startswith("mac=") and len(good) == 68
+    verify_signature(body, good, app_id="1", secret_key="oa-secret")
+    verify_signature(body, good[4:], app_id="1", secret_key="oa-secret")  # without the "mac=" prefix
+    for signature, secret in ((good, "other"), (None, "oa-secret"), ("mac=00", "oa-secret")):
+        with pytest.raises(BadSignature):
+            verify_signature(body, signature, app_id="1", secret_key=secret)
+    with pytest.raises(BadSignature):
+        verify_signature(body + b" ", good, app_id="1", secret_key="oa-secret")
+    # A timestamp sent as a header is accepted too.
+    no_stamp = b'{"event_name":"follow"}'
+    verify_signature(no_stamp, expected_signature("1", no_stamp, "42", "s"), app_id="1", secret_key="s", header_timestamp="42")

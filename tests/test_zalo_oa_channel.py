@@ -1,0 +1,199 @@
+"""The Zalo OA channel end to end: signed webhooks into the bot's web app, consultation messages
+out to the fake OA API, the 7-day window, follow/unfollow — over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.channels.base import Unreachable
+from bot.flows.messages import Outgoing
+from bot.storage.models import Answer, ChannelAccount, Evidence, ProcessedMessage, Submission
+from bot.storage.people import get_account
+from tests.fakes.zalo_oa import FakeZaloOA
+from tests.support.images import jpeg
+from tests.support.zalo import fake_oa, image_host, running_bot, zalo_settings  # noqa: F401  (fixtures)
+
+WELCOME = 'Chào bạn! Mình giúp bạn đăng ký "Công dân học tập" hoặc "Gia đình học tập" năm 2026.'
+
+
+class OAPerson:
+    def __init__(self, stack, fake: FakeZaloOA, user_id: str) -> None:
+        self.stack, self.fake, self.user_id = stack, fake, user_id
+        self.url = stack.public_url + "/zalo/oa/webhook"
+
+    async def deliver(self, event: dict, **kwargs) -> list[str]:
+        before = len(self.fake.sent)
+        response = await self.fake.deliver(self.url, event, **kwargs)
+        assert response.status_code == 200, response.text
+        await self.stack.oa_channel.queue.drain()
+        return [s.text or "" for s in self.fake.sent[before:] if s.user_id == self.user_id]
+
+    async def says(self, text: str, msg_id: str | None = None) -> str:
+        return "\n\n".join(await self.deliver(self.fake.text_event(self.user_id, text, msg_id)))
+
+    async def sends_photos(self, *urls: str) -> str:
+        return "\n\n".join(await self.deliver(self.fake.image_event(self.user_id, *urls)))
+
+    async def follows(self) -> str:
+        return "\n\n".join(await self.deliver(self.fake.follow_event(self.user_id)))
+
+
+def oa_settings(fake: FakeZaloOA) -> dict:
+    _access, refresh = fake.issue_pair()
+    return zalo_settings(oa=fake, refresh_token=refresh)
+
+
+async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, database_url, tmp_path, clock):
+    async with running_bot(database_url, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        hoa = OAPerson(stack, fake_oa, "oa-hoa")
+        text = await hoa.follows()
+        assert text.startswith(WELCOME)
+        assert text.endswith("1. Tôi đồng ý\n2. Không đồng ý\n3. Xem chi tiết\nTrả lời 1, 2 hoặc 3.")
+        await hoa.says("toi dong y")
+        await hoa.says("Công dân học tập")
+        await hoa.says("Nguyễn Thị Hoa")
+        await hoa.says("1975")
+        await hoa.says("2")
+        text = await hoa.says("1")  # Xác nhận
+        assert "CD-2026-000001" in text
+        text = await hoa.says("1")  # Bắt đầu
+        assert text.startswith("Mục 1/10 (tối đa 10 điểm)")
+        await hoa.says("Đạt")
+        one = image_host.add("tu-sach.jpg", jpeg((120, 80, 40), (640, 480)))
+        two = image_host.add("the-thu-vien.jpg", jpeg((40, 80, 120), (480, 640)))
+        text = await hoa.sends_photos(one, two)  # one Zalo message carrying two photos
+        assert "Đã nhận ảnh 1." in text and "Đã nhận ảnh 2." in text
+        await hoa.says("xong")
+        for _ in range(9):
+            await hoa.says("1")
+            text = await hoa.says("khong co anh")
+        assert "Tổng 100/100 điểm." in text
+        text = await hoa.says("Nộp hồ sơ")
+        assert text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
+
+        async with stack.app.sessions() as session:
+            submission = await session.scalar(select(Submission))
+            answers = await session.scalar(select(func.count()).select_from(Answer))
+            evidence = list(await session.scalars(select(Evidence).order_by(Evidence.id)))
+        assert (submission.state, submission.score, submission.recognisable, answers) == ("submitted", 100, True, 10)
+        assert [(e.item_id, e.source_channel) for e in evidence] == [("1", "zalo_oa"), ("1", "zalo_oa")]
+        assert Path(stack.app.settings.evidence_dir, evidence[0].path).read_bytes() == image_host.images["tu-sach.jpg"]
+    # Every reply went out with a token from the OAuth refresh, saved in the database first.
+    assert fake_oa.refresh_calls == 1 and {s.access_token for s in fake_oa.sent} == {fake_oa.issued[-1][0]}
+
+
+async def test_bad_signatures_are_refused_and_nothing_is_stored(fake_oa, sqlite_db, tmp_path, clock):
+    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        url = stack.public_url + "/zalo/oa/webhook"
+        event = fake_oa.text_event("oa-x", "xin chào")
+        other_key = FakeZaloOA(oa_secret_key="someone-else")
+        import json
+
+        raw = json.dumps(event, ensure_ascii=False).encode()
+        for signature in ("", "mac=deadbeef", other_key.signature(raw, event["timestamp"])):
+            response = await fake_oa.deliver(url, event, signature=signature)
+            assert response.status_code == 403
+        tampered = dict(event, message={"msg_id": "m", "text": "đã sửa"})
+        response = await fake_oa.deliver(url, tampered, signature=fake_oa.signature(raw, event["timestamp"]))
+        assert response.status_code == 403
+        async with httpx.AsyncClient() as http:
+            response = await http.post(url, content=b"not json", headers={"X-ZEvent-Signature": "mac=00"})
+        assert response.status_code == 403
+        await other_key.aclose()
+        assert stack.oa_channel.received == 0 and fake_oa.sent == []
+        async with stack.app.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(ProcessedMessage)) == 0
+            assert await session.scalar(select(func.count()).select_from(ChannelAccount)) == 0
+
+
+async def test_duplicate_delivery_is_handled_once(fake_oa, sqlite_db, tmp_path, clock):
+    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        an = OAPerson(stack, fake_oa, "oa-an")
+        event = fake_oa.text_event("oa-an", "chào", msg_id="zalo-msg-1")
+        first = await an.deliver(event)
+        again = await an.deliver(event)  # Zalo retries when it did not see our 200 in time
+        assert len(first) == 1 and first[0].startswith(WELCOME) and again == []
+        follow = fake_oa.follow_event("oa-an")
+        await an.deliver(follow)
+        assert await an.deliver(follow) == []
+        async with stack.app.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(ProcessedMessage)) == 2
+
+
+async def test_messaging_window_and_unfollow(fake_oa, sqlite_db, tmp_path, clock):
+    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        app = stack.app
+        sender = stack.runtime.senders.get("zalo_oa")
+        binh = OAPerson(stack, fake_oa, "oa-binh")
+        await binh.says("xin chào")
+
+        async def account():
+            async with app.sessions() as session:
+                return await get_account(session, "zalo_oa", "oa-binh")
+
+        clock.advance(timedelta(days=6, hours=23))
+        await sender.send(await account(), [Outgoing("Còn 1 ngày nữa là hết hạn tự đánh giá.")])
+        assert fake_oa.sent[-1].text == "Còn 1 ngày nữa là hết hạn tự đánh giá."
+
+        clock.advance(timedelta(hours=2))  # 7 days and 1 hour since Bình last wrote
+        calls = len(fake_oa.api_calls)
+        with pytest.raises(Unreachable) as outside:
+            await sender.send(await account(), [Outgoing("Nhắc lần nữa")])
+        assert outside.value.reason == "outside_window"
+        assert len(fake_oa.api_calls) == calls  # not attempted blindly
+        row = await account()
+        assert (row.unreachable_reason, row.unreachable_at) == ("outside_window", clock.now())
+
+        text = await binh.says("menu")  # Bình writes again: reachable, and answered
+        assert text
+        row = await account()
+        assert row.unreachable_at is None and row.last_inbound_at == clock.now()
+
+        fake_oa.window_closed.add("oa-binh")  # Zalo itself says -230 (e.g. our clocks differ)
+        with pytest.raises(Unreachable):
+            await sender.send(row, [Outgoing("Nhắc")])
+        assert (await account()).unreachable_reason == "outside_window"
+        fake_oa.window_closed.clear()
+
+        await binh.says("chào")
+        await binh.deliver(fake_oa.follow_event("oa-binh", "unfollow"))
+        row = await account()
+        assert (row.unreachable_reason, row.unreachable_at) == ("unfollowed", clock.now())
+
+
+async def test_evidence_photos_are_uploaded_for_reviewers(fake_oa, sqlite_db, tmp_path, clock):
+    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        app = stack.app
+        leader = OAPerson(stack, fake_oa, "oa-leader")
+        await leader.says("chào")
+        photo = jpeg((9, 99, 199), (320, 240))
+        blob = app.evidence.store(photo)
+        async with app.sessions() as session:
+            account = await get_account(session, "zalo_oa", "oa-leader")
+        sender = stack.runtime.senders.get("zalo_oa")
+        await sender.send(account, [Outgoing("Ảnh mục 1 của hồ sơ CD-2026-000001", photo=Path(blob.path))])
+        sent = fake_oa.sent[-1]
+        assert sent.text == "Ảnh mục 1 của hồ sơ CD-2026-000001"
+        assert fake_oa.uploads[sent.attachment_id] == photo
+
+
+async def test_an_english_reader_gets_english_numbered_options(fake_oa, sqlite_db, tmp_path, clock):
+    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        mai = OAPerson(stack, fake_oa, "oa-mai")
+        await mai.follows()
+        text = await mai.says("/lang")
+        assert text == "Chọn ngôn ngữ / Choose a language:\n\n1. Tiếng Việt\n2. English\nTrả lời 1 hoặc 2."
+        text = await mai.says("English")
+        assert text == (
+            "Switched to English.\n\n"
+            "Before we start: do you agree that the commune Association for Encouraging Learning keeps your "
+            "information and evidence photos to consider your recognition?\n\n"
+            "1. I agree\n2. I don't agree\n3. Details\nReply 1, 2, or 3."
+        )
+        text = await mai.says("2")
+        assert text == "No problem. The bot keeps nothing about you. Whenever you want to register, send /start."
