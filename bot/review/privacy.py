@@ -2,8 +2,9 @@
 
 Deletion removes the personal part — name, birth year, household members, answers and notes,
 photos (the files too, unless another submission still uses the same photo), role grants and
-the link to their chat accounts — and keeps each submission row detached from anyone and
-flagged `anonymised_at`, so the year's registered/recognised counts per branch still add up.
+the link to their chat accounts — and keeps each submission row, in its state, detached from
+anyone and flagged `anonymised_at`, so the year's registered/recognised counts per branch still
+add up. Anonymised rows leave reviewers' queues and the named register.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.lifecycle import Actor, IllegalTransition, State, check
 from bot.storage.evidence import EvidenceStore
 from bot.storage.models import (
     Answer,
@@ -28,10 +28,9 @@ from bot.storage.models import (
     Person,
     ProcessedMessage,
     RoleGrant,
-    Submission,
     SubmissionEvent,
 )
-from bot.storage.submissions import submissions_for_person, transition
+from bot.storage.submissions import submissions_for_person
 
 
 @dataclass
@@ -113,15 +112,8 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
                 extra_people.append(head)
 
     for submission in submissions:
+        # The state stays as it is (registered, recognised…): the year's counts must not change.
         result.submissions += 1
-        try:
-            check(submission.state, State.WITHDRAWN, Actor.SYSTEM, None)
-            await transition(
-                session, submission, State.WITHDRAWN, actor=Actor.SYSTEM,
-                actor_person_id=None, note=None, now=now,
-            )
-        except IllegalTransition:
-            pass  # decided or under review: the outcome stays, without the person
         evidence = list(await session.scalars(select(Evidence).where(Evidence.submission_id == submission.id)))
         result.photos += len(evidence)
         result.candidate_files += [e.path for e in evidence]
