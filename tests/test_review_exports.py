@@ -223,3 +223,22 @@ def test_cli_export_and_invite(tmp_path):
     assert "leader of Buôn Ken, one use" in invite.stdout and "In chat: ma " in invite.stdout
     wrong = hoctap(tmp_path, "admin", "invite", "--role", "leader", "--scope", "ea-tul")
     assert wrong.returncode == 2 and "needs a branch" in wrong.stderr
+
+
+async def test_terminal_chat_shows_where_an_export_was_written(engine, sqlite_app):
+    from bot.channels.console import ConsoleChannel
+
+    await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán", channel="console")
+    lines = iter(["/xuat thongke csv"])
+
+    def read_line(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    out = io.StringIO()
+    await ConsoleChannel(engine, user_id="can", out=out, read_line=read_line).run()
+    text = out.getvalue()
+    assert "Thống kê theo thôn — Xã Ea Tul, năm 2026: 6 dòng.\n[" in text
+    assert "stats-ea-tul-2026.csv]" in text

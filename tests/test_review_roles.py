@@ -12,7 +12,7 @@ from bot.review.invites import looks_like_code, new_code, normalise_code
 from bot.storage.models import InviteCode, RoleGrant
 from bot.storage.people import Role
 from tests.support.review import chat, flow, make_staff, submit_citizen  # noqa: F401
-from tests.support.scripts import agree, register_citizen
+from tests.support.scripts import agree
 
 CODE = re.compile(r"[A-Z0-9]{4}-[A-Z0-9]{4}")
 
