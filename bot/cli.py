@@ -133,6 +133,81 @@ def admin_grant(
     _run(_with_app(work))
 
 
+@admin.command("invite")
+def admin_invite(
+    role: str = typer.Option(..., help="leader | officer"),
+    scope: str = typer.Option(..., help="Branch code (leader) or commune code (officer)"),
+    days: int = typer.Option(7, min=1, max=90, help="Days until the code expires"),
+) -> None:
+    """Create a one-time invite code; the person types it in chat: ma <code>."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from bot.review.invites import NotAllowed, create_invite
+    from bot.storage.models import OrgUnit
+
+    async def work(app: App) -> None:
+        async with app.sessions.begin() as session:
+            unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
+            if unit is None:
+                typer.echo(f"error: no org unit with code {scope!r}", err=True)
+                raise typer.Exit(2)
+            try:
+                created = await create_invite(
+                    session, role=role, scope=unit, created_by=None, now=app.clock.now(), ttl=timedelta(days=days)
+                )
+            except (NotAllowed, ValueError) as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2)
+            expires = created.invite.expires_at.astimezone(app.settings.tz)
+            typer.echo(f"{created.code}  ({role} of {unit.name}, one use, expires {expires:%Y-%m-%d %H:%M})")
+            typer.echo(f"In chat: ma {created.code}")
+
+    _run(_with_app(work))
+
+
+@cli.command("export")
+def export_cmd(
+    kind: str = typer.Argument(..., help="submissions | stats | register"),
+    format: str = typer.Option("xlsx", "--format", "-f", help="xlsx | csv"),
+    commune: str = typer.Option(..., help="Commune code"),
+    year: Optional[int] = typer.Option(None, help="Campaign year (default: this year's campaign)"),
+    out: Optional[Path] = typer.Option(None, help="Output file (default: <kind>-<commune>-<year>.<format>)"),
+    lang: str = typer.Option("vi", help="Language of headers and labels: vi | en"),
+) -> None:
+    """Export submissions, statistics or the multi-year register as XLSX or CSV."""
+    from sqlalchemy import select
+
+    from bot.clock import local_date
+    from bot.review.exports import FORMATS, KINDS, export_filename, write_export
+    from bot.storage.commune import campaign_for
+    from bot.storage.models import OrgUnit
+
+    if kind not in KINDS or format not in FORMATS:
+        typer.echo(f"error: kind must be one of {', '.join(KINDS)}; format one of {', '.join(FORMATS)}", err=True)
+        raise typer.Exit(2)
+
+    async def work(app: App) -> None:
+        async with app.sessions() as session:
+            unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == commune, OrgUnit.kind == "commune"))
+            if unit is None:
+                typer.echo(f"error: no commune with code {commune!r}", err=True)
+                raise typer.Exit(2)
+            chosen = year
+            if chosen is None:
+                campaign = await campaign_for(session, unit.id, local_date(app.clock.now(), app.settings.tz))
+                chosen = campaign.year if campaign else local_date(app.clock.now(), app.settings.tz).year
+            target = out or Path(export_filename(kind, unit, chosen, format))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            rows = await write_export(
+                session, app.catalog, kind=kind, fmt=format, commune=unit, year=chosen, locale=lang, path=target
+            )
+        typer.echo(f"wrote {rows} rows to {target}")
+
+    _run(_with_app(work))
+
+
 @admin.command("roles")
 def admin_roles() -> None:
     """List live role grants."""

@@ -52,6 +52,10 @@ class ConsoleChannel:
         t = get_translator(locale)
         for reply in replies:
             print(numbered_text(reply, t), file=self.out)
+            # A terminal cannot show pictures or files: say where they are.
+            for attachment in (reply.photo, reply.document):
+                if attachment is not None:
+                    print(f"[{attachment}]", file=self.out)
             print(file=self.out)
         self.out.flush()
 

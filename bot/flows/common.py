@@ -63,13 +63,14 @@ def title_name(ctx: Context, criteria_set: CriteriaSet) -> str:
 
 
 async def my_submissions(ctx: Context) -> list[Submission]:
-    if ctx.person is None:
+    """The submissions of whom the conversation is about (a leader acting for someone: theirs)."""
+    if ctx.subject is None:
         return []
-    return await submissions_for_person(ctx.session, ctx.person.id)
+    return await submissions_for_person(ctx.session, ctx.subject.id)
 
 
 async def my_submission(ctx: Context, submission_id: int | None) -> Submission | None:
-    """A submission by id, only if it belongs to this person (never someone else's)."""
+    """A submission by id, only if it belongs to this person or whom a leader acts for."""
     if submission_id is None:
         return None
     for submission in await my_submissions(ctx):
@@ -108,3 +109,10 @@ def back_choice(ctx: Context) -> Choice:
 
 def menu_choice(ctx: Context) -> Choice:
     return Choice("menu", ctx.t("common.to_menu"))
+
+
+def with_proxy_banner(ctx: Context, text: str) -> str:
+    """Prefix a question with whom a branch leader is answering for, so nobody mixes people up."""
+    if ctx.proxy and ctx.subject is not None:
+        return ctx.t("proxy.banner", name=ctx.subject.full_name) + "\n" + text
+    return text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
@@ -41,6 +41,11 @@ class Context:
     person: Person | None
     replies: list[Outgoing] = field(default_factory=list)
     next_state: str | None = None
+    # The person a branch leader is acting for (proxy registration and declaration), loaded by
+    # the engine from the conversation's "for" entry after checking the leader's scope.
+    proxy_subject: Person | None = None
+    # Work to do once this message's transaction has committed (e.g. removing files).
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Set by prompts: the choices of the last question, for numbers and typed labels.
     _asked: bool = False
 
@@ -59,6 +64,28 @@ class Context:
     @property
     def today(self) -> date:
         return local_date(self.now, self.app.settings.tz)
+
+    @property
+    def proxy(self) -> bool:
+        """True while a branch leader is registering or declaring for someone else."""
+        return "for" in self.conv.data
+
+    @property
+    def subject(self) -> Person | None:
+        """Whom the resident flows are about: the person writing, or whom they act for."""
+        return self.proxy_subject if self.proxy else self.person
+
+    def act_for(self, person: Person | None) -> None:
+        """Start acting for `person` (None: someone not registered yet)."""
+        self.set(**{"for": person.id if person is not None else 0})
+        self.proxy_subject = person
+
+    def stop_acting(self) -> str:
+        """Leave proxy mode; returns the name of the person acted for."""
+        name = self.proxy_subject.full_name if self.proxy_subject is not None else ""
+        self.drop("for", "proxy_consent", "reg", "sub", "item", "return_summary")
+        self.proxy_subject = None
+        return name
 
     @property
     def state(self) -> str:

@@ -18,6 +18,7 @@ from bot.flows.common import (
     my_submission,
     state_label,
     title_name,
+    with_proxy_banner,
 )
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice, Kind
@@ -113,6 +114,19 @@ async def _advance(ctx: Context, submission: Submission, criteria_set: CriteriaS
         ctx.goto("decl.item")
 
 
+@router.command("bosung", "answer", english="answer", help_key=N_("help.cmd.answer"))
+async def cmd_answer(ctx: Context, args: str) -> None:
+    """Open the submission a reviewer sent back (the button on their notice runs this)."""
+    waiting = [s for s in await editable_submissions(ctx) if s.state == State.NEEDS_INFO.value]
+    if not waiting:
+        ctx.say(ctx.t("decl.no_request"))
+        ctx.goto("menu")
+        return
+    ctx.set(sub=waiting[0].id)
+    ctx.drop("item", "return_summary")
+    ctx.goto("decl.summary")
+
+
 @router.command("tudanhgia", "declare", english="declare", help_key=N_("help.cmd.declare"))
 async def cmd_declare(ctx: Context, args: str) -> None:
     ctx.goto("decl.choose")
@@ -158,7 +172,7 @@ async def ask_intro(ctx: Context) -> None:
     _submission, criteria_set = current
     count = len(criteria_set.items)
     ctx.ask(
-        ctx.t("decl.intro", count=count, minutes=max(5, count)),
+        with_proxy_banner(ctx, ctx.t("decl.intro", count=count, minutes=max(5, count))),
         [Choice("start", ctx.t("decl.start")), Choice("later", ctx.t("decl.later"))],
     )
 
@@ -210,7 +224,7 @@ async def ask_item(ctx: Context) -> None:
         lines.append(ctx.t("decl.item_photos_waiting", photos=photos))
     choices = [Choice(level.value, level_label(ctx, level.value)) for level in item.levels]
     choices += [Choice("skip", ctx.t("decl.skip")), Choice("stop", ctx.t("decl.stop"))]
-    ctx.ask("\n".join(lines), choices)
+    ctx.ask(with_proxy_banner(ctx, "\n".join(lines)), choices)
 
 
 async def _attach(
@@ -387,7 +401,7 @@ async def ask_summary(ctx: Context) -> None:
         Choice("edit", ctx.t("decl.edit")),
         Choice("later", ctx.t("decl.later")),
     ]
-    ctx.ask(text, choices)
+    ctx.ask(with_proxy_banner(ctx, text), choices)
 
 
 @router.handle("decl.summary", photos=True)

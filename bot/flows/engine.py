@@ -102,7 +102,9 @@ class FlowEngine:
         for attempt in range(5):
             try:
                 async with self.app.sessions.begin() as session:
-                    return await self._in_transaction(session, msg, blob, photo_error)
+                    outcome, processed_id, ctx = await self._in_transaction(session, msg, blob, photo_error)
+                await self._after_commit(ctx)
+                return outcome, processed_id
             except (StaleDataError, IntegrityError):
                 # Another worker changed this conversation or took this message id first.
                 log.info("retrying message %s after a concurrent change (attempt %d)", msg.message_id, attempt)
@@ -112,6 +114,13 @@ class FlowEngine:
                 log.exception("failed to handle a message on %s", msg.channel)
                 return Outcome([Outgoing(text=await self._error_text(msg))]), None
         return Outcome([Outgoing(text=await self._error_text(msg))]), None
+
+    async def _after_commit(self, ctx: Context | None) -> None:
+        for hook in ctx.after_commit if ctx is not None else ():
+            try:
+                await hook()
+            except Exception:  # the message itself is done; a cleanup failure is only logged
+                log.exception("after-commit work failed")
 
     async def _error_text(self, msg: Incoming) -> str:
         locale = None
@@ -125,7 +134,7 @@ class FlowEngine:
 
     async def _in_transaction(
         self, session: AsyncSession, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
-    ) -> tuple[Outcome, int | None]:
+    ) -> tuple[Outcome, int | None, Context | None]:
         now = self.app.clock.now()
         processed: ProcessedMessage | None = None
         if msg.message_id:
@@ -136,8 +145,8 @@ class FlowEngine:
             )
             if seen is not None:
                 if seen.replied_at is None and seen.replies:
-                    return Outcome([Outgoing.from_json(r) for r in seen.replies], duplicate=True), seen.id
-                return Outcome([], duplicate=True), None
+                    return Outcome([Outgoing.from_json(r) for r in seen.replies], duplicate=True), seen.id, None
+                return Outcome([], duplicate=True), None, None
             processed = ProcessedMessage(channel=msg.channel, message_id=msg.message_id, received_at=now)
             session.add(processed)
             await session.flush()
@@ -154,6 +163,7 @@ class FlowEngine:
             await session.flush()
         person = await session.get(Person, account.person_id) if account.person_id else None
         ctx = Context(self.app, session, account, conv, msg, person)
+        await self._load_proxy(ctx)
 
         await self._dispatch(ctx, msg, blob, photo_error)
         await self._follow_prompts(ctx)
@@ -162,7 +172,31 @@ class FlowEngine:
             processed.account_id = account.id
             processed.replies = [r.to_json() for r in ctx.replies]
         await session.flush()
-        return Outcome(ctx.replies), processed.id if processed is not None else None
+        return Outcome(ctx.replies), processed.id if processed is not None else None, ctx
+
+    async def _load_proxy(self, ctx: Context) -> None:
+        """Resume acting for someone only while the leader still covers that person's branch."""
+        if not ctx.proxy:
+            return
+        from bot.storage.people import Role, branch_ids_in_scope
+
+        target_id = ctx.data.get("for")
+        allowed = False
+        if ctx.person is not None:
+            scope = await branch_ids_in_scope(ctx.session, ctx.person.id, Role.LEADER)
+            if target_id:
+                subject = await ctx.session.get(Person, target_id)
+                if subject is not None and subject.deleted_at is None and (
+                    scope is None or subject.branch_id in scope
+                ):
+                    ctx.proxy_subject = subject
+                    allowed = True
+            else:
+                allowed = scope is None or bool(scope)
+        if not allowed:
+            ctx.stop_acting()
+            ctx.say(ctx.t("proxy.no_longer"))
+            ctx.goto("menu" if ctx.account.consent_at else INITIAL_STATE)
 
     async def _dispatch(
         self, ctx: Context, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
@@ -175,7 +209,7 @@ class FlowEngine:
             await self._command(ctx, msg.command.lower(), msg.args)
             return
         if msg.kind == Kind.TEXT and msg.text:
-            parsed = parse_command(msg.text)
+            parsed = parse_command(msg.text) or self.router.bare_command(nfc(msg.text))
             if parsed:
                 await self._command(ctx, *parsed)
                 return

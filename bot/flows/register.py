@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.flows.common import back_choice, state_label, title_name
+from bot.flows.common import back_choice, state_label, title_name, with_proxy_banner
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.flows.router import Router
@@ -60,6 +60,8 @@ def next_step(ctx: Context, draft: dict[str, Any]) -> str:
     if not draft.get("branch_id"):
         return "reg.branch"
     if _subject(ctx, draft["title"]) == "household":
+        if ctx.proxy:
+            draft["is_head"] = True  # a leader registers the household of the person they act for
         if draft.get("is_head") is None:
             return "reg.is_head"
         if not draft["is_head"]:
@@ -94,7 +96,11 @@ async def ask_title(ctx: Context) -> None:
     choices = []
     for title in ctx.app.catalog.titles():
         choices.append(Choice(title, title_name(ctx, ctx.app.catalog.for_title(title, ctx.today.year))))
-    ctx.ask(ctx.t("reg.ask_title", year=ctx.today.year), choices)
+    if ctx.proxy:
+        question = with_proxy_banner(ctx, ctx.t("reg.proxy.ask_title", year=ctx.today.year))
+    else:
+        question = ctx.t("reg.ask_title", year=ctx.today.year)
+    ctx.ask(question, choices)
 
 
 @router.handle("reg.title")
@@ -109,34 +115,53 @@ async def on_title(ctx: Context, inp: Input) -> None:
         _continue(ctx, draft)
         return
     draft = {"title": inp.choice}
-    if ctx.person is not None:
-        draft.update(name=ctx.person.full_name, birth_year=ctx.person.birth_year, branch_id=ctx.person.branch_id)
-        existing = await _existing_registration(ctx, inp.choice, ctx.person.branch_id)
+    subject = ctx.subject
+    if subject is not None:
+        draft.update(name=subject.full_name, birth_year=subject.birth_year, branch_id=subject.branch_id)
+        existing = await _existing_registration(ctx, inp.choice, subject.branch_id)
         if existing is not None:
-            ctx.say(ctx.t("reg.duplicate", reference=existing.reference, state=state_label(ctx, existing.state)))
+            _say_duplicate(ctx, existing)
             ctx.goto("menu")
             return
+    elif ctx.proxy:
+        branches = await _proxy_branches(ctx)
+        if len(branches) == 1:
+            draft["branch_id"] = branches[0].id
     _continue(ctx, draft)
 
 
+def _say_duplicate(ctx: Context, existing: Submission) -> None:
+    key = N_("reg.proxy.duplicate") if ctx.proxy else N_("reg.duplicate")
+    ctx.say(ctx.t(key, reference=existing.reference, state=state_label(ctx, existing.state)))
+
+
+async def _proxy_branches(ctx: Context) -> list[OrgUnit]:
+    """The branches a leader may register people in (all of them for an admin)."""
+    from bot.review.scope import branches_in, scope_for
+
+    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, "leader")
+    return await branches_in(ctx.session, scope) if scope is not None else []
+
+
 async def _existing_registration(ctx: Context, title: str, branch_id: int | None) -> Submission | None:
-    """This person's registration for the title in the current campaign, if any."""
-    if ctx.person is None or branch_id is None:
+    """This person's (or the person acted for) registration for the title this year, if any."""
+    subject = ctx.subject
+    if subject is None or branch_id is None:
         return None
     branch = await ctx.session.get(OrgUnit, branch_id)
     campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch else None
     if campaign is None:
         return None
     households = select(Household.id).where(
-        (Household.head_person_id == ctx.person.id) | (Household.registered_by_person_id == ctx.person.id)
+        (Household.head_person_id == subject.id) | (Household.registered_by_person_id == subject.id)
     )
-    subject = (
+    condition = (
         Submission.household_id.in_(households)
         if _subject(ctx, title) == "household"
-        else Submission.person_id == ctx.person.id
+        else Submission.person_id == subject.id
     )
     return await ctx.session.scalar(
-        select(Submission).where(Submission.campaign_id == campaign.id, Submission.title == title, subject)
+        select(Submission).where(Submission.campaign_id == campaign.id, Submission.title == title, condition)
     )
 
 
@@ -146,7 +171,9 @@ def _is_household(ctx: Context) -> bool:
 
 @router.prompt("reg.name")
 async def ask_name(ctx: Context) -> None:
-    if _is_household(ctx):
+    if ctx.proxy:
+        ctx.ask(ctx.t("reg.proxy.ask_name"))
+    elif _is_household(ctx):
         ctx.ask(ctx.t("reg.ask_name_household"))
     else:
         ctx.ask(ctx.t("reg.ask_name"))
@@ -176,7 +203,10 @@ def _read_year(ctx: Context, inp: Input, min_age: int) -> int | None:
 
 @router.prompt("reg.birth_year")
 async def ask_birth_year(ctx: Context) -> None:
-    ctx.ask(ctx.t("reg.ask_birth_year"))
+    if ctx.proxy:
+        ctx.ask(ctx.t("reg.proxy.ask_birth_year", name=_draft(ctx).get("name", "")))
+    else:
+        ctx.ask(ctx.t("reg.ask_birth_year"))
 
 
 @router.handle("reg.birth_year")
@@ -191,6 +221,10 @@ async def on_birth_year(ctx: Context, inp: Input) -> None:
 @router.prompt("reg.branch")
 async def ask_branch(ctx: Context) -> None:
     draft = _draft(ctx)
+    if ctx.proxy:
+        branches = await _proxy_branches(ctx)
+        ctx.ask(ctx.t("reg.proxy.ask_branch"), [Choice(f"b{b.id}", b.name) for b in branches])
+        return
     all_communes = await communes(ctx.session)
     if not all_communes:
         ctx.say(ctx.t("reg.no_commune"))
@@ -213,7 +247,7 @@ async def on_branch(ctx: Context, inp: Input) -> None:
         _save(ctx, draft)
         ctx.again()
         return
-    if value and value.startswith("b"):
+    if value and value.startswith("b") and any(c.value == value for c in ctx.current_choices()):
         draft["branch_id"] = int(value[1:])
         _continue(ctx, draft)
         return
@@ -421,13 +455,17 @@ async def _summary(ctx: Context, draft: dict[str, Any]) -> str:
     branch = await ctx.session.get(OrgUnit, draft["branch_id"])
     criteria_set = ctx.app.catalog.for_title(draft["title"], ctx.today.year)
     lines = [ctx.t("reg.summary_title", title=title_name(ctx, criteria_set))]
-    if criteria_set.subject == "household":
+    if ctx.proxy and criteria_set.subject == "household":
+        lines.append(ctx.t("reg.summary_head", name=draft["name"], year=draft["birth_year"]))
+    elif criteria_set.subject == "household":
         lines.append(ctx.t("reg.summary_registrant", name=draft["name"], year=draft["birth_year"]))
     else:
         lines.append(ctx.t("reg.summary_person", name=draft["name"], year=draft["birth_year"]))
     lines.append(ctx.t("reg.summary_branch", branch=branch.name if branch else "?"))
     if criteria_set.subject == "household":
-        if draft.get("is_head"):
+        if ctx.proxy:
+            pass  # the person acted for is the head, named above
+        elif draft.get("is_head"):
             lines.append(ctx.t("reg.summary_head_self"))
         else:
             lines.append(ctx.t("reg.summary_head", name=draft["head_name"], year=draft["head_birth_year"]))
@@ -437,6 +475,8 @@ async def _summary(ctx: Context, draft: dict[str, Any]) -> str:
             lines.append(_member_lines(ctx, members))
         else:
             lines.append(ctx.t("reg.summary_no_members"))
+    if ctx.proxy and ctx.person is not None:
+        lines.append(ctx.t("reg.proxy.summary_by", name=ctx.person.full_name))
     return "\n".join(lines)
 
 
@@ -484,7 +524,7 @@ async def ask_edit(ctx: Context) -> None:
     choices = [
         Choice(key, ctx.t(label))
         for key, (label, _fields) in EDIT_FIELDS.items()
-        if household or key not in ("head", "members")
+        if (household or key not in ("head", "members")) and not (ctx.proxy and key == "head")
     ]
     ctx.ask(ctx.t("reg.ask_edit"), [*choices, back_choice(ctx)])
 
@@ -516,22 +556,36 @@ async def _finalize(ctx: Context) -> None:
     existing = await _existing_registration(ctx, draft["title"], branch.id)
     if existing is not None:
         ctx.drop("reg")
-        ctx.say(ctx.t("reg.duplicate", reference=existing.reference, state=state_label(ctx, existing.state)))
+        _say_duplicate(ctx, existing)
+        ctx.goto("menu")
+        return
+    if ctx.proxy and branch.id not in {b.id for b in await _proxy_branches(ctx)}:
+        ctx.say(ctx.t("proxy.no_longer"))
         ctx.goto("menu")
         return
 
-    person = ctx.person
+    person = ctx.subject
     if person is None:
         person = Person(full_name=draft["name"], created_at=ctx.now)
+        if ctx.proxy:
+            # Registered by the branch leader for someone without a smartphone; the leader
+            # confirmed that person's consent before starting.
+            person.created_by_person_id = ctx.person.id if ctx.person else None
+            person.consent_at = ctx.now if ctx.data.get("proxy_consent") else None
         ctx.session.add(person)
     person.full_name = draft["name"]
     person.birth_year = draft["birth_year"]
     person.branch_id = branch.id
     person.locale = ctx.locale
-    person.consent_at = person.consent_at or ctx.account.consent_at
+    if not ctx.proxy:
+        person.consent_at = person.consent_at or ctx.account.consent_at
     await ctx.session.flush()
-    ctx.account.person_id = person.id
-    ctx.person = person
+    if ctx.proxy:
+        ctx.act_for(person)
+    else:
+        ctx.account.person_id = person.id
+        ctx.person = person
+    actor = ctx.person
 
     household_id = None
     if criteria_set.subject == "household":
@@ -546,12 +600,12 @@ async def _finalize(ctx: Context) -> None:
             branch_id=branch.id,
             person_id=None if household_id else person.id,
             household_id=household_id,
-            actor_person_id=person.id,
+            actor_person_id=actor.id if actor else person.id,
             now=ctx.now,
         )
     except DuplicateRegistration as dup:
         ctx.drop("reg")
-        ctx.say(ctx.t("reg.duplicate", reference=dup.existing.reference, state=state_label(ctx, dup.existing.state)))
+        _say_duplicate(ctx, dup.existing)
         ctx.goto("menu")
         return
     ctx.drop("reg")
@@ -583,7 +637,7 @@ async def _household_for(ctx: Context, draft: dict[str, Any], person: Person, br
                 birth_year=draft["head_birth_year"],
                 branch_id=branch.id,
                 locale=ctx.locale,
-                created_by_person_id=person.id,
+                created_by_person_id=ctx.person.id if ctx.person else person.id,
                 created_at=ctx.now,
             )
             ctx.session.add(head)

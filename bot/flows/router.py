@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from bot.flows.context import Context, Input
 
 PromptFn = Callable[["Context"], Awaitable[None]]
+# Recognises a command typed without its slash (e.g. "ma ABCD-2345"): (command, args) or None.
+BareMatcher = Callable[[str], "tuple[str, str] | None"]
 HandleFn = Callable[["Context", "Input"], Awaitable[None]]
 CommandFn = Callable[["Context", str], Awaitable[None]]
 
@@ -47,6 +49,20 @@ class Router:
     states: dict[str, StateSpec] = field(default_factory=dict)
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     command_order: list[CommandSpec] = field(default_factory=list)
+    bare_matchers: list[BareMatcher] = field(default_factory=list)
+
+    def bare(self, matcher: BareMatcher) -> BareMatcher:
+        """Register a matcher for a command people type without the slash. Keep matchers strict:
+        they see every text message, whatever question is open."""
+        self.bare_matchers.append(matcher)
+        return matcher
+
+    def bare_command(self, text: str) -> tuple[str, str] | None:
+        for matcher in self.bare_matchers:
+            found = matcher(text)
+            if found is not None:
+                return found
+        return None
 
     def _state(self, name: str) -> StateSpec:
         return self.states.setdefault(name, StateSpec(name))
@@ -106,3 +122,4 @@ class Router:
                     raise ValueError(f"command /{name} registered twice")
                 self.commands[name] = spec
             self.command_order.append(spec)
+        self.bare_matchers.extend(other.bare_matchers)

@@ -43,7 +43,12 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         if ctx.person is not None and ctx.person.consent_at is None:
             ctx.person.consent_at = ctx.now
         ctx.say(ctx.t("consent.thanks"))
-        ctx.goto("menu" if await my_submissions(ctx) else "reg.title")
+        if ctx.data.get("invite"):
+            ctx.goto("invite.redeem")  # they came with an invite code: use it now
+        elif await my_submissions(ctx) or await _has_role(ctx, "leader,officer"):
+            ctx.goto("menu")
+        else:
+            ctx.goto("reg.title")
     elif inp.choice == "decline":
         # Nothing personal is kept: no person row, no answers, an empty conversation.
         ctx.conv.data = {}
@@ -69,6 +74,9 @@ async def cmd_start(ctx: Context, args: str) -> None:
 
 @router.prompt("menu")
 async def ask_menu(ctx: Context) -> None:
+    if ctx.proxy:
+        # Back to the leader's own menu: acting for someone ends here.
+        ctx.say(ctx.t("proxy.done", name=ctx.stop_acting()))
     submissions = await my_submissions(ctx)
     editable = await editable_submissions(ctx)
     needs_info = [s for s in editable if s.state == State.NEEDS_INFO.value]
@@ -85,6 +93,9 @@ async def ask_menu(ctx: Context) -> None:
     choices.append(Choice("register", ctx.t("menu.register")))
     if submissions:
         choices.append(Choice("status", ctx.t("menu.status")))
+    from bot.flows.staff import staff_menu_choices
+
+    choices += await staff_menu_choices(ctx)
     choices.append(Choice("help", ctx.t("menu.help")))
     choices.append(Choice("lang", ctx.t("menu.lang")))
     ctx.ask("\n\n".join(lines), choices)
@@ -109,6 +120,11 @@ async def on_menu(ctx: Context, inp: Input) -> None:
         case "lang":
             ctx.set(_return="menu")
             ctx.goto("lang")
+        case str(value) if value.startswith("cmd:"):
+            # Staff entries (review, members, reports) open their command.
+            from bot.flows import ROUTER
+
+            await ROUTER.commands[value[len("cmd:"):]].handler(ctx, "")
         case _:
             ctx.say(ctx.t("menu.please_choose"))
             ctx.again()
@@ -127,11 +143,13 @@ async def show_help(ctx: Context) -> None:
 
 
 async def _has_role(ctx: Context, role: str) -> bool:
+    """Whether the person holds the role (or one of a comma-separated list, or is admin)."""
     from bot.storage.people import live_grants
 
     if ctx.person is None:
         return False
-    return any(g.role in (role, "admin") for g in await live_grants(ctx.session, ctx.person.id))
+    wanted = {*role.split(","), "admin"}
+    return any(g.role in wanted for g in await live_grants(ctx.session, ctx.person.id))
 
 
 @router.command("huongdan", "help", "trogiup", english="help", needs_consent=False, help_key=N_("help.cmd.help"))

@@ -160,6 +160,26 @@ class RoleGrant(Base):
     scope_unit: Mapped[OrgUnit | None] = relationship(foreign_keys=[scope_unit_id])
 
 
+class InviteCode(Base):
+    """A one-time code an officer hands out to give someone a role within a scope."""
+
+    __tablename__ = "invite_codes"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    # sha256 of the normalised code: a leaked database does not leak usable codes.
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    scope_unit_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id"))
+    created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    redeemed_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    redeemed_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    scope_unit: Mapped[OrgUnit | None] = relationship(foreign_keys=[scope_unit_id])
+
+
 class Campaign(Base):
     """One commune's yearly cycle: its deadlines and targets."""
 
@@ -231,6 +251,9 @@ class Submission(Base):
     updated_at: Mapped[datetime]
     submitted_at: Mapped[datetime | None]
     decided_at: Mapped[datetime | None]
+    # Set when the person asked for their data to be deleted: the row stays, without anyone
+    # attached to it, so the year's registered/recognised counts still add up.
+    anonymised_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}

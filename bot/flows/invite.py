@@ -1,0 +1,237 @@
+"""Invite codes in chat: an officer creates one (/moi), the future leader or officer types it
+(/ma ABCD-2345, or just "ma ABCD-2345" or the code alone) and receives the role."""
+
+from __future__ import annotations
+
+from bot.flows.context import Context, Input
+from bot.flows.messages import Choice
+from bot.flows.router import Router
+from bot.flows.staff import require
+from bot.i18n import N_
+from bot.review.invites import (
+    DEFAULT_TTL,
+    InviteError,
+    NotAllowed,
+    create_invite,
+    find_invite,
+    looks_like_code,
+    normalise_code,
+    redeem,
+)
+from bot.review.scope import branches_in, communes_in_scope
+from bot.storage.models import OrgUnit, Person
+from bot.storage.people import Role
+from bot.text import clean_name, fold
+
+router = Router()
+MAX_FAILURES_PER_DAY = 5
+ROLE_KEYS = {Role.LEADER: N_("role.leader"), Role.OFFICER: N_("role.officer"), Role.ADMIN: N_("role.admin")}
+INVITE_ERROR_KEYS = {
+    "unknown": N_("invite.error.unknown"),
+    "expired": N_("invite.error.expired"),
+    "used": N_("invite.error.used"),
+    "revoked": N_("invite.error.revoked"),
+}
+CODE_WORDS = {"ma", "code"}
+
+
+@router.bare
+def _typed_code(text: str) -> tuple[str, str] | None:
+    """'ma ABCD-2345', 'Mã: abcd 2345' or the code alone, as people type it without the slash.
+    Strict on purpose: a name such as "Ma Văn Tài" is not a code and stays a name."""
+    code = looks_like_code(text)
+    if code is not None:
+        return "ma", code
+    head, _, rest = text.strip().partition(" ")
+    if fold(head) in CODE_WORDS and rest:
+        code = normalise_code(rest.lstrip(":").strip())
+        if code is not None:
+            return "ma", code
+    return None
+
+
+# ---- creating codes ---------------------------------------------------------------------------
+
+
+@router.command("moi", "invite", english="invite", role="officer", help_key=N_("help.cmd.invite"))
+async def cmd_invite(ctx: Context, args: str) -> None:
+    scope = await require(ctx, Role.OFFICER)
+    if scope is None:
+        return
+    ctx.set(inv={})
+    words = fold(args).split()
+    if words and words[0] in ("leader", "chihoi", "chi", "truong", "chihoitruong"):
+        ctx.set(inv={"role": Role.LEADER.value})
+        ctx.goto("inv.unit")
+    elif words and words[0] in ("officer", "canbo", "xa", "can"):
+        ctx.set(inv={"role": Role.OFFICER.value})
+        ctx.goto("inv.unit")
+    else:
+        ctx.goto("inv.role")
+
+
+@router.prompt("inv.role")
+async def ask_invite_role(ctx: Context) -> None:
+    ctx.ask(
+        ctx.t("inv.ask_role"),
+        [
+            Choice(Role.LEADER.value, ctx.t("role.leader")),
+            Choice(Role.OFFICER.value, ctx.t("role.officer")),
+            Choice("menu", ctx.t("common.to_menu")),
+        ],
+    )
+
+
+@router.handle("inv.role")
+async def on_invite_role(ctx: Context, inp: Input) -> None:
+    if inp.choice in (Role.LEADER.value, Role.OFFICER.value):
+        ctx.set(inv={"role": inp.choice})
+        ctx.goto("inv.unit")
+    elif inp.choice == "menu":
+        ctx.drop("inv")
+        ctx.goto("menu")
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+
+
+async def _units(ctx: Context, role: Role) -> list[OrgUnit]:
+    """Where this officer may invite someone: branches (for leaders) or their communes."""
+    if ctx.person is None:
+        return []
+    communes = await communes_in_scope(ctx.session, ctx.person.id)
+    if role == Role.OFFICER:
+        return communes
+    from bot.review.scope import scope_for
+
+    scope = await scope_for(ctx.session, ctx.person.id, Role.OFFICER)
+    return await branches_in(ctx.session, scope) if scope else []
+
+
+@router.prompt("inv.unit")
+async def ask_invite_unit(ctx: Context) -> None:
+    role = Role(ctx.data.get("inv", {}).get("role", Role.LEADER.value))
+    units = await _units(ctx, role)
+    if not units:
+        ctx.say(ctx.t("staff.not_officer"))
+        ctx.goto("menu")
+        return
+    if len(units) == 1:
+        await _create(ctx, role, units[0])
+        return
+    key = N_("inv.ask_branch") if role == Role.LEADER else N_("inv.ask_commune")
+    ctx.ask(ctx.t(key), [*(Choice(f"u{u.id}", u.name) for u in units), Choice("back", ctx.t("common.back"))])
+
+
+@router.handle("inv.unit")
+async def on_invite_unit(ctx: Context, inp: Input) -> None:
+    role = Role(ctx.data.get("inv", {}).get("role", Role.LEADER.value))
+    choice = inp.choice or ""
+    if choice == "back":
+        ctx.goto("inv.role")
+        return
+    units = {f"u{u.id}": u for u in await _units(ctx, role)}
+    if choice not in units:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+        return
+    await _create(ctx, role, units[choice])
+
+
+async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
+    try:
+        created = await create_invite(ctx.session, role=role, scope=unit, created_by=ctx.person, now=ctx.now)
+    except NotAllowed:
+        ctx.say(ctx.t("staff.not_officer"))
+        ctx.goto("menu")
+        return
+    expires = created.invite.expires_at.astimezone(ctx.app.settings.tz)
+    role_key = ROLE_KEYS[role]
+    ctx.say(ctx.t(
+        "inv.created", code=created.code, role=ctx.t(role_key), unit=unit.name,
+        date=ctx.t.date(expires.date()), days=DEFAULT_TTL.days,
+    ))
+    ctx.drop("inv")
+    ctx.goto("menu")
+
+
+# ---- redeeming a code -------------------------------------------------------------------------
+
+
+@router.command("ma", "code", english="code", needs_consent=False, help_key=N_("help.cmd.code"))
+async def cmd_code(ctx: Context, args: str) -> None:
+    if not args.strip():
+        ctx.say(ctx.t("invite.how"))
+        ctx.again()
+        return
+    failures = ctx.data.get("invite_failures") or {}
+    today = ctx.today.isoformat()
+    if failures.get("day") == today and failures.get("count", 0) >= MAX_FAILURES_PER_DAY:
+        ctx.say(ctx.t("invite.too_many"))
+        ctx.again()
+        return
+    try:
+        await find_invite(ctx.session, args, ctx.now)
+    except InviteError as error:
+        count = failures.get("count", 0) + 1 if failures.get("day") == today else 1
+        ctx.set(invite_failures={"day": today, "count": count})
+        key = INVITE_ERROR_KEYS[error.reason]
+        ctx.say(ctx.t(key))
+        ctx.again()
+        return
+    ctx.set(invite=normalise_code(args))
+    if ctx.account.consent_at is None:
+        # Storing a name needs consent first; the code waits in the conversation meanwhile.
+        ctx.say(ctx.t("invite.consent_first"))
+        ctx.goto("consent")
+        return
+    ctx.goto("invite.redeem")
+
+
+@router.prompt("invite.redeem")
+async def ask_redeem(ctx: Context) -> None:
+    """Use the waiting code: ask the person's name first if the bot does not know them yet."""
+    code = ctx.data.get("invite")
+    if not code:
+        ctx.goto("menu")
+        return
+    if ctx.person is None:
+        ctx.ask(ctx.t("invite.ask_name"))
+        return
+    await _redeem(ctx, ctx.person)
+
+
+@router.handle("invite.redeem")
+async def on_redeem_name(ctx: Context, inp: Input) -> None:
+    name = clean_name(inp.text or "")
+    if name is None:
+        ctx.say(ctx.t("reg.bad_name"))
+        ctx.again()
+        return
+    person = Person(full_name=name, locale=ctx.locale, consent_at=ctx.account.consent_at, created_at=ctx.now)
+    ctx.session.add(person)
+    await ctx.session.flush()
+    ctx.account.person_id = person.id
+    ctx.person = person
+    await _redeem(ctx, person)
+
+
+async def _redeem(ctx: Context, person: Person) -> None:
+    code = ctx.data.get("invite")
+    ctx.drop("invite")
+    try:
+        invite = await find_invite(ctx.session, code or "", ctx.now)
+        grant = await redeem(ctx.session, invite, person, ctx.now)
+    except InviteError as error:
+        key = INVITE_ERROR_KEYS[error.reason]
+        ctx.say(ctx.t(key))
+        ctx.goto("menu")
+        return
+    unit = await ctx.session.get(OrgUnit, grant.scope_unit_id) if grant.scope_unit_id else None
+    role_key = ROLE_KEYS[Role(grant.role)]
+    if grant.role == Role.LEADER.value and unit is not None and person.branch_id is None:
+        person.branch_id = unit.id
+    ctx.say(ctx.t("invite.done", role=ctx.t(role_key), unit=unit.name if unit else "-"))
+    ctx.goto("menu")
+
+

@@ -1,0 +1,240 @@
+"""Branch leaders: their members by state, and registering or declaring for households without
+a smartphone ("làm hộ"). While acting for someone, the ordinary register and declare flows run
+with that person as their subject; everything is recorded as done by the leader."""
+
+from __future__ import annotations
+
+from bot.domain.lifecycle import State
+from bot.flows.common import state_label
+from bot.flows.context import Context, Input
+from bot.flows.messages import Choice
+from bot.flows.router import Router
+from bot.flows.staff import require
+from bot.i18n import N_
+from bot.review.queries import Member, branch_members, people_for_proxy
+from bot.review.scope import branches_in, scope_for
+from bot.storage.models import OrgUnit, Person
+from bot.storage.people import Role
+
+router = Router()
+MAX_NAMES = 15
+PROXY_LIST = 8
+STATE_ORDER = [
+    State.NEEDS_INFO, State.SUBMITTED, State.DECLARING, State.REGISTERED, State.RECOMMENDED,
+    State.NOT_RECOMMENDED, State.APPROVED, State.REJECTED, State.EXPIRED, State.WITHDRAWN,
+]
+
+
+# ---- members by state -----------------------------------------------------------------------
+
+
+@router.command("thanhvien", "members", english="members", role="leader", help_key=N_("help.cmd.members"))
+async def cmd_members(ctx: Context, args: str) -> None:
+    scope = await require(ctx, Role.LEADER)
+    if scope is None:
+        return
+    branches = await branches_in(ctx.session, scope)
+    if len(branches) == 1:
+        ctx.set(members_branch=branches[0].id)
+        ctx.goto("lead.members")
+    else:
+        ctx.goto("lead.members_branch")
+
+
+@router.prompt("lead.members_branch")
+async def ask_members_branch(ctx: Context) -> None:
+    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
+    branches = await branches_in(ctx.session, scope) if scope else []
+    ctx.ask(ctx.t("lead.pick_branch"), [*(Choice(f"b{b.id}", b.name) for b in branches), Choice("menu", ctx.t("common.to_menu"))])
+
+
+@router.handle("lead.members_branch")
+async def on_members_branch(ctx: Context, inp: Input) -> None:
+    choice = inp.choice or ""
+    if choice.startswith("b") and choice[1:].isdigit():
+        ctx.set(members_branch=int(choice[1:]))
+        ctx.goto("lead.members")
+    elif choice == "menu":
+        ctx.goto("menu")
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+
+
+def _member_line(ctx: Context, member: Member) -> str:
+    line = ctx.t("lead.member", reference=member.reference, name=member.name) if member.reference else ctx.t(
+        "lead.member_unregistered", name=member.name
+    )
+    if member.unreachable:
+        line += " " + ctx.t("lead.unreachable")
+    return line
+
+
+@router.prompt("lead.members")
+async def ask_members(ctx: Context) -> None:
+    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
+    branch = await ctx.session.get(OrgUnit, ctx.data.get("members_branch") or 0)
+    if scope is None or branch is None or not scope.covers(branch.id):
+        ctx.say(ctx.t("staff.not_leader"))
+        ctx.goto("menu")
+        return
+    campaign, members = await branch_members(ctx.session, branch, ctx.today)
+    year = campaign.year if campaign else ctx.today.year
+    registered = [m for m in members if m.state is not None]
+    lines = [ctx.t("lead.members_head", branch=branch.name, year=year, count=len(registered))]
+    groups: dict[str | None, list[Member]] = {}
+    for member in members:
+        groups.setdefault(member.state, []).append(member)
+    for state in [*(s.value for s in STATE_ORDER), None]:
+        group = groups.get(state)
+        if not group:
+            continue
+        label = state_label(ctx, state) if state else ctx.t("lead.not_registered")
+        lines.append("")
+        lines.append(ctx.t("lead.group", label=label, count=len(group)))
+        lines += [_member_line(ctx, m) for m in group[:MAX_NAMES]]
+        if len(group) > MAX_NAMES:
+            lines.append(ctx.t("lead.and_more", count=len(group) - MAX_NAMES))
+    if not members:
+        lines.append(ctx.t("lead.no_members"))
+    ctx.ask(
+        "\n".join(lines),
+        [
+            Choice("review", ctx.t("staff.menu.branch_review_plain")),
+            Choice("proxy", ctx.t("staff.menu.proxy")),
+            Choice("menu", ctx.t("common.to_menu")),
+        ],
+    )
+
+
+@router.handle("lead.members")
+async def on_members(ctx: Context, inp: Input) -> None:
+    from bot.flows.staff import cmd_branch_review
+
+    if inp.choice == "review":
+        await cmd_branch_review(ctx, "")
+    elif inp.choice == "proxy":
+        await cmd_proxy(ctx, "")
+    elif inp.choice == "menu":
+        ctx.goto("menu")
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+
+
+# ---- acting for a household without a smartphone ----------------------------------------------
+
+
+@router.command("lamho", "proxy", english="proxy", role="leader", help_key=N_("help.cmd.proxy"))
+async def cmd_proxy(ctx: Context, args: str) -> None:
+    scope = await require(ctx, Role.LEADER)
+    if scope is None:
+        return
+    if ctx.proxy:
+        ctx.stop_acting()
+    ctx.drop("proxy_search")
+    if args.strip():
+        ctx.set(proxy_search=args.strip()[:60])
+    ctx.goto("proxy.pick")
+
+
+@router.prompt("proxy.pick")
+async def ask_proxy_pick(ctx: Context) -> None:
+    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
+    if scope is None:
+        ctx.say(ctx.t("staff.not_leader"))
+        ctx.goto("menu")
+        return
+    search = ctx.data.get("proxy_search")
+    people = await people_for_proxy(ctx.session, scope, search, PROXY_LIST)
+    if people:
+        key = N_("proxy.pick_search") if search else N_("proxy.pick")
+        text = ctx.t(key, search=search or "")
+    else:
+        key = N_("proxy.pick_none_found") if search else N_("proxy.pick_empty")
+        text = ctx.t(key, search=search or "")
+    choices = [Choice(f"p{p.id}", ctx.t("proxy.person", name=p.full_name, year=p.birth_year or "?")) for p in people]
+    choices += [Choice("new", ctx.t("proxy.new")), Choice("menu", ctx.t("common.to_menu"))]
+    ctx.ask(text, choices)
+
+
+@router.handle("proxy.pick")
+async def on_proxy_pick(ctx: Context, inp: Input) -> None:
+    choice = inp.choice or ""
+    if choice.startswith("p") and choice[1:].isdigit():
+        scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
+        someone = await ctx.session.get(Person, int(choice[1:]))
+        if scope is None or someone is None or someone.deleted_at or not scope.covers(someone.branch_id):
+            ctx.say(ctx.t("proxy.not_in_scope"))
+            ctx.again()
+            return
+        ctx.drop("proxy_search")
+        ctx.act_for(someone)
+        ctx.goto("proxy.home")
+    elif choice == "new":
+        ctx.drop("proxy_search")
+        ctx.goto("proxy.consent")
+    elif choice == "menu":
+        ctx.drop("proxy_search")
+        ctx.goto("menu")
+    elif inp.text:
+        ctx.set(proxy_search=inp.text[:60])
+        ctx.again()
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+
+
+@router.prompt("proxy.consent")
+async def ask_proxy_consent(ctx: Context) -> None:
+    ctx.ask(
+        ctx.t("proxy.consent_ask"),
+        [Choice("yes", ctx.t("proxy.consent_yes")), Choice("no", ctx.t("proxy.consent_no"))],
+    )
+
+
+@router.handle("proxy.consent")
+async def on_proxy_consent(ctx: Context, inp: Input) -> None:
+    if inp.choice == "yes":
+        ctx.act_for(None)
+        ctx.set(proxy_consent=True, reg={})
+        ctx.goto("reg.title")
+    elif inp.choice == "no":
+        ctx.say(ctx.t("proxy.consent_needed"))
+        ctx.goto("menu")
+    else:
+        ctx.say(ctx.t("common.pick_yes_no"))
+        ctx.again()
+
+
+@router.prompt("proxy.home")
+async def ask_proxy_home(ctx: Context) -> None:
+    if not ctx.proxy or ctx.subject is None:
+        ctx.goto("menu")
+        return
+    ctx.ask(
+        ctx.t("proxy.home", name=ctx.subject.full_name),
+        [
+            Choice("declare", ctx.t("menu.declare")),
+            Choice("register", ctx.t("menu.register")),
+            Choice("status", ctx.t("menu.status")),
+            Choice("done", ctx.t("proxy.finish")),
+        ],
+    )
+
+
+@router.handle("proxy.home")
+async def on_proxy_home(ctx: Context, inp: Input) -> None:
+    match inp.choice:
+        case "declare":
+            ctx.goto("decl.choose")
+        case "register":
+            ctx.drop("reg")
+            ctx.goto("reg.title")
+        case "status":
+            ctx.goto("status")
+        case "done":
+            ctx.goto("menu")
+        case _:
+            ctx.say(ctx.t("menu.please_choose"))
+            ctx.again()

@@ -1,0 +1,227 @@
+"""Reports for commune officers in chat: exports sent as documents (/xuat) and the progress
+chart with a short summary (/thongke)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.flows.context import Context, Input
+from bot.flows.messages import Choice, Outgoing
+from bot.flows.router import Router
+from bot.flows.staff import require
+from bot.i18n import N_
+from bot.review.chart import render_progress_chart
+from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
+from bot.review.scope import communes_in_scope
+from bot.review.stats import commune_stats
+from bot.storage.commune import campaign_for
+from bot.storage.models import OrgUnit
+from bot.storage.people import Role
+from bot.text import fold
+from bot.web.app import export_dir
+
+router = Router()
+KIND_KEYS = {
+    "submissions": N_("exp.kind.submissions"),
+    "stats": N_("exp.kind.stats"),
+    "register": N_("exp.kind.register"),
+}
+FORMAT_KEYS = {"xlsx": N_("exp.format.xlsx"), "csv": N_("exp.format.csv")}
+KIND_WORDS = {
+    "submissions": "submissions", "hoso": "submissions", "ho": "submissions",
+    "stats": "stats", "thongke": "stats",
+    "register": "register", "so": "register", "sotheodoi": "register", "nhieunam": "register",
+}
+
+
+def _report(ctx: Context) -> dict:
+    return dict(ctx.data.get("rep") or {})
+
+
+async def _start(ctx: Context, args: str, then: str) -> None:
+    """Shared start: role check, words in args (kind, format, year, commune code), commune choice."""
+    if await require(ctx, Role.OFFICER) is None:
+        return
+    rep: dict = {"then": then}
+    communes = await communes_in_scope(ctx.session, ctx.person.id)
+    for word in fold(args).replace("-", " ").split():
+        if word in KIND_WORDS:
+            rep["kind"] = KIND_WORDS[word]
+        elif word in FORMATS or word in ("excel", "xls"):
+            rep["format"] = "csv" if word == "csv" else "xlsx"
+        elif word.isdigit() and len(word) == 4:
+            rep["year"] = int(word)
+    for commune in communes:
+        if commune.code in args:
+            rep["commune"] = commune.id
+    if "commune" not in rep and len(communes) == 1:
+        rep["commune"] = communes[0].id
+    ctx.set(rep=rep)
+    ctx.goto("rep.commune" if "commune" not in rep else then)
+
+
+async def _commune_and_year(ctx: Context) -> tuple[OrgUnit, int] | None:
+    rep = _report(ctx)
+    communes = {c.id: c for c in await communes_in_scope(ctx.session, ctx.person.id)} if ctx.person else {}
+    commune = communes.get(rep.get("commune"))
+    if commune is None:
+        ctx.drop("rep")
+        ctx.say(ctx.t("staff.not_officer"))
+        ctx.goto("menu")
+        return None
+    year = rep.get("year")
+    if year is None:
+        campaign = await campaign_for(ctx.session, commune.id, ctx.today)
+        year = campaign.year if campaign else ctx.today.year
+    return commune, year
+
+
+@router.prompt("rep.commune")
+async def ask_commune(ctx: Context) -> None:
+    communes = await communes_in_scope(ctx.session, ctx.person.id) if ctx.person else []
+    ctx.ask(ctx.t("rep.ask_commune"), [*(Choice(f"c{c.id}", c.name) for c in communes), Choice("menu", ctx.t("common.to_menu"))])
+
+
+@router.handle("rep.commune")
+async def on_commune(ctx: Context, inp: Input) -> None:
+    choice = inp.choice or ""
+    if choice.startswith("c") and choice[1:].isdigit():
+        rep = _report(ctx)
+        rep["commune"] = int(choice[1:])
+        ctx.set(rep=rep)
+        ctx.goto(rep.get("then", "exp.kind"))
+    elif choice == "menu":
+        ctx.drop("rep")
+        ctx.goto("menu")
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+
+
+# ---- exports ----------------------------------------------------------------------------------
+
+
+@router.command("xuat", "export", english="export", role="officer", help_key=N_("help.cmd.export"))
+async def cmd_export(ctx: Context, args: str) -> None:
+    await _start(ctx, args, "exp.kind")
+
+
+@router.prompt("exp.kind")
+async def ask_kind(ctx: Context) -> None:
+    rep = _report(ctx)
+    if rep.get("kind") in KINDS:
+        ctx.goto("exp.format")
+        return
+    choices = []
+    for kind in KINDS:
+        key = KIND_KEYS[kind]
+        choices.append(Choice(kind, ctx.t(key)))
+    ctx.ask(ctx.t("exp.ask_kind"), [*choices, Choice("menu", ctx.t("common.to_menu"))])
+
+
+@router.handle("exp.kind")
+async def on_kind(ctx: Context, inp: Input) -> None:
+    if inp.choice in KINDS:
+        rep = _report(ctx)
+        rep["kind"] = inp.choice
+        ctx.set(rep=rep)
+        ctx.goto("exp.format")
+    elif inp.choice == "menu":
+        ctx.drop("rep")
+        ctx.goto("menu")
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+
+
+@router.prompt("exp.format")
+async def ask_format(ctx: Context) -> None:
+    rep = _report(ctx)
+    if rep.get("format") in FORMATS:
+        await _export(ctx)
+        return
+    choices = []
+    for fmt in FORMATS:
+        key = FORMAT_KEYS[fmt]
+        choices.append(Choice(fmt, ctx.t(key)))
+    ctx.ask(ctx.t("exp.ask_format"), [*choices, Choice("back", ctx.t("common.back"))])
+
+
+@router.handle("exp.format")
+async def on_format(ctx: Context, inp: Input) -> None:
+    rep = _report(ctx)
+    if inp.choice in FORMATS:
+        rep["format"] = inp.choice
+        ctx.set(rep=rep)
+        await _export(ctx)
+    elif inp.choice == "back":
+        rep.pop("kind", None)
+        ctx.set(rep=rep)
+        ctx.goto("exp.kind")
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+
+
+async def _export(ctx: Context) -> None:
+    found = await _commune_and_year(ctx)
+    if found is None:
+        return
+    commune, year = found
+    rep = _report(ctx)
+    kind, fmt = rep["kind"], rep["format"]
+    filename = export_filename(kind, commune, year, fmt)
+    path = new_export_path(export_dir(ctx.app), filename)
+    rows = await write_export(
+        ctx.session, ctx.app.catalog, kind=kind, fmt=fmt, commune=commune, year=year,
+        locale=ctx.locale, path=path,
+    )
+    kind_key = KIND_KEYS[kind]
+    ctx.replies.append(Outgoing(
+        text=ctx.t("exp.done", what=ctx.t(kind_key), commune=commune.name, year=year, rows=rows),
+        document=path, document_name=filename,
+    ))
+    ctx.drop("rep")
+    ctx.goto("menu")
+
+
+# ---- the progress chart -----------------------------------------------------------------------
+
+
+@router.command("thongke", "stats", english="stats", role="officer", help_key=N_("help.cmd.stats"))
+async def cmd_stats(ctx: Context, args: str) -> None:
+    await _start(ctx, args, "rep.stats")
+
+
+@router.prompt("rep.stats")
+async def show_stats(ctx: Context) -> None:
+    found = await _commune_and_year(ctx)
+    if found is None:
+        return
+    commune, year = found
+    stats = await commune_stats(ctx.session, ctx.app.catalog, commune, year)
+    names = {}
+    for title in stats.titles:
+        names[title] = ctx.app.catalog.for_title(title, year).title_name.get(ctx.locale)
+    lines = [ctx.t("rep.stats_head", commune=commune.name, year=year)]
+    for unit in [*stats.branches, stats.total]:
+        parts = []
+        for title in stats.titles:
+            count = unit.titles[title]
+            rate = unit.rate(title, stats.subjects[title])
+            parts.append(ctx.t(
+                "rep.stats_title", title=names[title], recognised=count.recognised, registered=count.registered,
+                rate="-" if rate is None else f"{rate:.1f}",
+            ))
+        lines.append(ctx.t("rep.stats_line", unit=unit.name, parts="; ".join(parts)))
+    targets = [ctx.t("rep.stats_target", title=names[t], target=f"{v:g}") for t, v in stats.targets.items() if t in names]
+    if targets:
+        lines.append(ctx.t("rep.stats_targets", targets=", ".join(targets)))
+    filename = f"chart-{commune.code}-{year}.png"
+    path = new_export_path(export_dir(ctx.app), filename)
+    await asyncio.to_thread(render_progress_chart, stats, names, ctx.t, Path(path))
+    ctx.replies.append(Outgoing(text=ctx.t("rep.chart_caption", commune=commune.name, year=year), photo=path))
+    ctx.say("\n".join(lines))
+    ctx.drop("rep")
+    ctx.goto("menu")

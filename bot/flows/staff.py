@@ -1,0 +1,723 @@
+"""Reviewing in chat, for branch leaders (first-level review: recommend or not) and commune
+officers (approve, reject, ask for more). Both use the same list → view → decide loop, each
+within their scope; every refusal says why.
+
+Commands: /duyet (officer: pending list with filters), /binhxet (leader: branch review),
+/xem <ref> (view one), and direct decisions /congnhan, /tuchoi, /yeucau, /dexuat, /khongdexuat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.domain.criteria import Level
+from bot.domain.lifecycle import IllegalTransition, State
+from bot.flows.common import criteria_of, level_label, state_label, title_name
+from bot.flows.context import Context, Input
+from bot.flows.messages import Choice, Outgoing
+from bot.flows.router import Router
+from bot.i18n import N_
+from bot.review.decisions import (
+    OFFERED,
+    Conflict,
+    Decision,
+    OutOfScope,
+    allowed_decisions,
+    decide,
+    note_required,
+    subject_name,
+)
+from bot.review.queries import Filters, by_reference, parse_reference, pending
+from bot.review.scope import Scope, branches_in, scope_for
+from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent
+from bot.storage.people import Role
+from bot.storage.submissions import answers_of, rescore
+from bot.text import fold
+
+router = Router()
+PAGE = 6
+MAX_PHOTOS = 10
+HISTORY = 4
+
+REFUSAL_KEYS = {
+    Role.LEADER: N_("staff.not_leader"),
+    Role.OFFICER: N_("staff.not_officer"),
+}
+QUEUE_STATES = {
+    Role.LEADER: (State.SUBMITTED,),
+    Role.OFFICER: (State.RECOMMENDED, State.NOT_RECOMMENDED, State.SUBMITTED),
+}
+DECISION_LABEL_KEYS = {
+    Decision.RECOMMEND: N_("rv.do.recommend"),
+    Decision.NOT_RECOMMEND: N_("rv.do.not_recommend"),
+    Decision.NEEDS_INFO: N_("rv.do.needs_info"),
+    Decision.APPROVE: N_("rv.do.approve"),
+    Decision.REJECT: N_("rv.do.reject"),
+}
+DONE_KEYS = {
+    Decision.RECOMMEND: N_("rv.done.recommend"),
+    Decision.NOT_RECOMMEND: N_("rv.done.not_recommend"),
+    Decision.NEEDS_INFO: N_("rv.done.needs_info"),
+    Decision.APPROVE: N_("rv.done.approve"),
+    Decision.REJECT: N_("rv.done.reject"),
+}
+CONFIRM_KEYS = {
+    Decision.RECOMMEND: N_("rv.confirm.recommend"),
+    Decision.APPROVE: N_("rv.confirm.approve"),
+}
+NOTE_KEYS = {
+    Decision.NOT_RECOMMEND: N_("rv.note.not_recommend"),
+    Decision.NEEDS_INFO: N_("rv.note.needs_info"),
+    Decision.REJECT: N_("rv.note.reject"),
+    Decision.RECOMMEND: N_("rv.note.optional"),
+    Decision.APPROVE: N_("rv.note.optional"),
+}
+ACTOR_KEYS = {
+    "owner": N_("rv.actor.owner"),
+    "branch": N_("rv.actor.branch"),
+    "commune": N_("rv.actor.commune"),
+    "system": N_("rv.actor.system"),
+}
+
+
+# ---- guards shared by every staff flow --------------------------------------------------------
+
+
+async def require(ctx: Context, role: Role) -> Scope | None:
+    """The person's scope in `role`, or None after telling them the command is not for them."""
+    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
+    if scope is None:
+        key = REFUSAL_KEYS[role]
+        ctx.say(ctx.t(key))
+        ctx.again()
+    return scope
+
+
+async def staff_menu_choices(ctx: Context) -> list[Choice]:
+    """Entries the main menu adds for leaders and officers."""
+    if ctx.person is None:
+        return []
+    choices = []
+    leader = await scope_for(ctx.session, ctx.person.id, Role.LEADER)
+    officer = await scope_for(ctx.session, ctx.person.id, Role.OFFICER)
+    if leader is not None:
+        waiting = (await pending(ctx.session, leader, QUEUE_STATES[Role.LEADER], Filters(), limit=0)).total
+        choices.append(Choice("cmd:binhxet", ctx.t("staff.menu.branch_review", count=waiting)))
+        choices.append(Choice("cmd:thanhvien", ctx.t("staff.menu.members")))
+        choices.append(Choice("cmd:lamho", ctx.t("staff.menu.proxy")))
+    if officer is not None:
+        waiting = (await pending(ctx.session, officer, QUEUE_STATES[Role.OFFICER], Filters(), limit=0)).total
+        choices.append(Choice("cmd:duyet", ctx.t("staff.menu.review", count=waiting)))
+        choices.append(Choice("cmd:thongke", ctx.t("staff.menu.stats")))
+        choices.append(Choice("cmd:xuat", ctx.t("staff.menu.export")))
+    return choices
+
+
+def _rv(ctx: Context) -> dict[str, Any]:
+    return dict(ctx.data.get("rv") or {})
+
+
+def _save(ctx: Context, rv: dict[str, Any]) -> None:
+    ctx.set(rv=rv)
+
+
+def _not_found(ctx: Context, text: str) -> None:
+    ctx.say(ctx.t("rv.not_found", reference=text.strip()[:32] or "?"))
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+
+async def _open_queue(ctx: Context, role: Role, args: str) -> None:
+    scope = await require(ctx, role)
+    if scope is None:
+        return
+    rv = {"role": role.value, "filters": Filters().to_json(), "offset": 0}
+    if args.strip():
+        reference = parse_reference(args.split()[0])
+        if reference is not None:
+            submission = await by_reference(ctx.session, reference)
+            if submission is None or not scope.covers(submission.branch_id):
+                _not_found(ctx, reference)
+                ctx.again()
+                return
+            rv["sub"] = submission.id
+            _save(ctx, rv)
+            ctx.goto("rv.view")
+            return
+        filters = await _parse_filters(ctx, scope, role, args)
+        if filters is None:
+            ctx.say(ctx.t("rv.bad_filter", text=args.strip()[:40]))
+        else:
+            rv["filters"] = filters.to_json()
+    _save(ctx, rv)
+    ctx.goto("rv.list")
+
+
+@router.command("duyet", "review", english="review", role="officer", help_key=N_("help.cmd.review"))
+async def cmd_review(ctx: Context, args: str) -> None:
+    await _open_queue(ctx, Role.OFFICER, args)
+
+
+@router.command("binhxet", "branchreview", english="branchreview", role="leader", help_key=N_("help.cmd.branchreview"))
+async def cmd_branch_review(ctx: Context, args: str) -> None:
+    await _open_queue(ctx, Role.LEADER, args)
+
+
+async def _reviewer_role(ctx: Context, submission: Submission, prefer: tuple[Role, ...]) -> Role | None:
+    """The role in which this person may act on this submission (officer before leader)."""
+    for role in prefer:
+        scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
+        if scope is not None and scope.covers(submission.branch_id):
+            return role
+    return None
+
+
+async def _find_for(ctx: Context, args: str, prefer: tuple[Role, ...]) -> tuple[Submission, Role, str] | None:
+    """Resolve '<reference> [note]' for a direct command, with every refusal explained."""
+    if ctx.person is None or not any([await scope_for(ctx.session, ctx.person.id, r) for r in prefer]):
+        key = REFUSAL_KEYS[prefer[-1]] if len(prefer) == 1 else N_("staff.not_staff")
+        ctx.say(ctx.t(key))
+        ctx.again()
+        return None
+    head, _, rest = args.strip().partition(" ")
+    reference = parse_reference(head)
+    if reference is None:
+        ctx.say(ctx.t("rv.need_reference"))
+        ctx.again()
+        return None
+    submission = await by_reference(ctx.session, reference)
+    role = await _reviewer_role(ctx, submission, prefer) if submission is not None else None
+    if submission is None or role is None:
+        _not_found(ctx, reference)
+        ctx.again()
+        return None
+    return submission, role, rest.strip()
+
+
+@router.command("xem", "view", english="view", role="leader,officer", help_key=N_("help.cmd.view"))
+async def cmd_view(ctx: Context, args: str) -> None:
+    found = await _find_for(ctx, args, (Role.OFFICER, Role.LEADER))
+    if found is None:
+        return
+    submission, role, _rest = found
+    _save(ctx, {"role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id})
+    ctx.goto("rv.view")
+
+
+async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Role, ...]) -> None:
+    found = await _find_for(ctx, args, prefer)
+    if found is None:
+        return
+    submission, role, note = found
+    if decision not in allowed_decisions(role, submission.state):
+        ctx.say(ctx.t("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state)))
+        ctx.again()
+        return
+    rv = {
+        "role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id,
+        "version": submission.version, "decision": decision.value,
+    }
+    _save(ctx, rv)
+    if note:
+        await _apply(ctx, note)
+    elif note_required(role, submission.state, decision):
+        ctx.goto("rv.note")
+    else:
+        ctx.goto("rv.confirm")
+
+
+@router.command("congnhan", "approve", english="approve", role="officer", help_key=N_("help.cmd.approve"))
+async def cmd_approve(ctx: Context, args: str) -> None:
+    await _direct(ctx, args, Decision.APPROVE, (Role.OFFICER,))
+
+
+@router.command("tuchoi", "reject", english="reject", role="officer", help_key=N_("help.cmd.reject"))
+async def cmd_reject(ctx: Context, args: str) -> None:
+    await _direct(ctx, args, Decision.REJECT, (Role.OFFICER,))
+
+
+@router.command("yeucau", "askinfo", english="askinfo", role="leader,officer", help_key=N_("help.cmd.askinfo"))
+async def cmd_ask_info(ctx: Context, args: str) -> None:
+    await _direct(ctx, args, Decision.NEEDS_INFO, (Role.OFFICER, Role.LEADER))
+
+
+@router.command("dexuat", "recommend", english="recommend", role="leader", help_key=N_("help.cmd.recommend"))
+async def cmd_recommend(ctx: Context, args: str) -> None:
+    await _direct(ctx, args, Decision.RECOMMEND, (Role.LEADER,))
+
+
+@router.command("khongdexuat", "notrecommend", english="notrecommend", role="leader", help_key=N_("help.cmd.notrecommend"))
+async def cmd_not_recommend(ctx: Context, args: str) -> None:
+    await _direct(ctx, args, Decision.NOT_RECOMMEND, (Role.LEADER,))
+
+
+# ---- the queue --------------------------------------------------------------------------------
+
+
+async def _scope(ctx: Context, rv: dict[str, Any]) -> tuple[Role, Scope] | None:
+    """Re-check the role on every step: a grant revoked mid-review stops the review."""
+    role = Role(rv.get("role", Role.OFFICER.value))
+    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
+    if scope is None:
+        ctx.drop("rv")
+        key = REFUSAL_KEYS[role]
+        ctx.say(ctx.t(key))
+        ctx.goto("menu")
+        return None
+    return role, scope
+
+
+async def _parse_filters(ctx: Context, scope: Scope, role: Role, text: str) -> Filters | None:
+    """'ha luong cd' → branch Thôn Hà Lương, title cd; None when a word matches nothing."""
+    filters = Filters()
+    words = fold(text).split()
+    branches = await branches_in(ctx.session, scope)
+    titles = {t: fold(title_name(ctx, ctx.app.catalog.for_title(t, ctx.today.year))) for t in ctx.app.catalog.titles()}
+    rest = []
+    for word in words:
+        if word in titles:
+            filters.title = word
+        else:
+            rest.append(word)
+    if rest:
+        phrase = " ".join(rest)
+        hits = [b for b in branches if phrase in fold(b.name)]
+        title_hits = [t for t, name in titles.items() if phrase in name]
+        state_hits = [s.value for s in QUEUE_STATES[role] if phrase in fold(state_label(ctx, s.value))]
+        if len(hits) == 1:
+            filters.branch_id = hits[0].id
+        elif len(title_hits) == 1:
+            filters.title = title_hits[0]
+        elif len(state_hits) == 1:
+            filters.state = state_hits[0]
+        else:
+            return None
+    return filters
+
+
+async def _filter_text(ctx: Context, filters: Filters) -> str | None:
+    parts = []
+    if filters.branch_id is not None:
+        branch = await ctx.session.get(OrgUnit, filters.branch_id)
+        parts.append(branch.name if branch else "?")
+    if filters.title:
+        parts.append(title_name(ctx, ctx.app.catalog.for_title(filters.title, ctx.today.year)))
+    if filters.state:
+        parts.append(state_label(ctx, filters.state))
+    return ", ".join(parts) if parts else None
+
+
+@router.prompt("rv.list")
+async def ask_list(ctx: Context) -> None:
+    rv = _rv(ctx)
+    found = await _scope(ctx, rv)
+    if found is None:
+        return
+    role, scope = found
+    filters = Filters.from_json(rv.get("filters"))
+    offset = int(rv.get("offset", 0))
+    page = await pending(ctx.session, scope, QUEUE_STATES[role], filters, limit=PAGE, offset=offset)
+    if page.rows == [] and offset:
+        rv["offset"] = 0
+        _save(ctx, rv)
+        page = await pending(ctx.session, scope, QUEUE_STATES[role], filters, limit=PAGE, offset=0)
+        offset = 0
+    filter_text = await _filter_text(ctx, filters)
+    head_key = N_("rv.list.head_leader") if role == Role.LEADER else N_("rv.list.head_officer")
+    lines = []
+    if page.total == 0:
+        empty_key = N_("rv.list.empty_leader") if role == Role.LEADER else N_("rv.list.empty_officer")
+        lines.append(ctx.t(empty_key))
+    else:
+        lines.append(ctx.t(head_key, total=page.total, first=offset + 1, last=offset + len(page.rows)))
+        if len(QUEUE_STATES[role]) > 1:
+            counts = [
+                ctx.t("rv.list.count", state=state_label(ctx, s.value), count=page.counts.get(s.value, 0))
+                for s in QUEUE_STATES[role] if page.counts.get(s.value)
+            ]
+            lines.append("; ".join(counts))
+    if filter_text:
+        lines.append(ctx.t("rv.list.filtered", filters=filter_text))
+    choices = []
+    for row in page.rows:
+        label = ctx.t(
+            "rv.list.item", reference=row.reference, name=row.name or ctx.t("rv.anonymous"),
+            branch=row.branch_name, score=row.score,
+        )
+        choices.append(Choice(f"s{row.id}", label))
+    if offset + len(page.rows) < page.total:
+        choices.append(Choice("next", ctx.t("rv.list.next")))
+    if offset > 0:
+        choices.append(Choice("prev", ctx.t("rv.list.prev")))
+    choices.append(Choice("filter", ctx.t("rv.list.filter")))
+    if not filters.empty:
+        choices.append(Choice("clear", ctx.t("rv.list.clear")))
+    choices.append(Choice("menu", ctx.t("common.to_menu")))
+    if page.rows:
+        lines.append(ctx.t("rv.list.pick"))
+    ctx.ask("\n".join(lines), choices)
+
+
+@router.handle("rv.list")
+async def on_list(ctx: Context, inp: Input) -> None:
+    rv = _rv(ctx)
+    choice = inp.choice or ""
+    if choice.startswith("s") and choice[1:].isdigit():
+        rv["sub"] = int(choice[1:])
+        _save(ctx, rv)
+        ctx.goto("rv.view")
+    elif choice in ("next", "prev"):
+        step = PAGE if choice == "next" else -PAGE
+        rv["offset"] = max(0, int(rv.get("offset", 0)) + step)
+        _save(ctx, rv)
+        ctx.again()
+    elif choice == "filter":
+        ctx.goto("rv.filter")
+    elif choice == "clear":
+        rv["filters"], rv["offset"] = Filters().to_json(), 0
+        _save(ctx, rv)
+        ctx.again()
+    elif choice == "menu":
+        ctx.drop("rv")
+        ctx.goto("menu")
+    elif inp.text and parse_reference(inp.text):
+        await _open_queue(ctx, Role(rv.get("role", "officer")), inp.text)
+    else:
+        ctx.say(ctx.t("rv.list.please_choose"))
+        ctx.again()
+
+
+@router.prompt("rv.filter")
+async def ask_filter(ctx: Context) -> None:
+    choices = [
+        Choice("branch", ctx.t("rv.filter.branch")),
+        Choice("title", ctx.t("rv.filter.title")),
+    ]
+    if Role(_rv(ctx).get("role", "officer")) == Role.OFFICER:
+        choices.append(Choice("state", ctx.t("rv.filter.state")))
+    ctx.ask(ctx.t("rv.filter.ask"), [*choices, Choice("back", ctx.t("common.back"))])
+
+
+@router.handle("rv.filter")
+async def on_filter(ctx: Context, inp: Input) -> None:
+    if inp.choice in ("branch", "title", "state"):
+        rv = _rv(ctx)
+        rv["dim"] = inp.choice
+        _save(ctx, rv)
+        ctx.goto("rv.filter_value")
+    elif inp.choice == "back":
+        ctx.goto("rv.list")
+    else:
+        ctx.say(ctx.t("rv.list.please_choose"))
+        ctx.again()
+
+
+@router.prompt("rv.filter_value")
+async def ask_filter_value(ctx: Context) -> None:
+    rv = _rv(ctx)
+    found = await _scope(ctx, rv)
+    if found is None:
+        return
+    role, scope = found
+    dim = rv.get("dim")
+    if dim == "branch":
+        choices = [Choice(f"b{b.id}", b.name) for b in await branches_in(ctx.session, scope)]
+    elif dim == "title":
+        choices = [
+            Choice(f"t{t}", title_name(ctx, ctx.app.catalog.for_title(t, ctx.today.year)))
+            for t in ctx.app.catalog.titles()
+        ]
+    else:
+        choices = [Choice(f"x{s.value}", state_label(ctx, s.value)) for s in QUEUE_STATES[role]]
+    ctx.ask(ctx.t("rv.filter.ask_value"), [*choices, Choice("back", ctx.t("common.back"))])
+
+
+@router.handle("rv.filter_value")
+async def on_filter_value(ctx: Context, inp: Input) -> None:
+    rv = _rv(ctx)
+    choice = inp.choice or ""
+    filters = Filters.from_json(rv.get("filters"))
+    if choice == "back":
+        ctx.goto("rv.filter")
+        return
+    if choice.startswith("b") and choice[1:].isdigit():
+        filters.branch_id = int(choice[1:])
+    elif choice.startswith("t") and choice[1:]:
+        filters.title = choice[1:]
+    elif choice.startswith("x") and choice[1:]:
+        filters.state = choice[1:]
+    else:
+        ctx.say(ctx.t("rv.list.please_choose"))
+        ctx.again()
+        return
+    rv["filters"], rv["offset"] = filters.to_json(), 0
+    rv.pop("dim", None)
+    _save(ctx, rv)
+    ctx.goto("rv.list")
+
+
+# ---- one submission ---------------------------------------------------------------------------
+
+
+async def _load(ctx: Context) -> tuple[Role, Scope, Submission] | None:
+    rv = _rv(ctx)
+    found = await _scope(ctx, rv)
+    if found is None:
+        return None
+    role, scope = found
+    submission = await ctx.session.get(Submission, rv.get("sub"), populate_existing=True) if rv.get("sub") else None
+    if submission is None or not scope.covers(submission.branch_id):
+        _not_found(ctx, str(rv.get("sub") or ""))
+        ctx.goto("rv.list")
+        return None
+    return role, scope, submission
+
+
+async def _who(ctx: Context, submission: Submission) -> str:
+    name = await subject_name(ctx.session, submission)
+    return name or ctx.t("rv.anonymous")
+
+
+async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outgoing]]:
+    criteria_set = await criteria_of(ctx, submission)
+    branch = await ctx.session.get(OrgUnit, submission.branch_id)
+    lines = [ctx.t("rv.view.head", reference=submission.reference, title=title_name(ctx, criteria_set))]
+    if submission.anonymised_at is not None:
+        lines.append(ctx.t("rv.view.anonymised"))
+    elif submission.person_id is not None:
+        person = await ctx.session.get(Person, submission.person_id)
+        lines.append(ctx.t("rv.view.person", name=person.full_name, year=person.birth_year or "?", branch=branch.name))
+    elif submission.household_id is not None:
+        household = await ctx.session.get(Household, submission.household_id)
+        head = await ctx.session.get(Person, household.head_person_id) if household and household.head_person_id else None
+        await ctx.session.refresh(household, ["members"])
+        lines.append(ctx.t(
+            "rv.view.household", name=head.full_name if head else "?", count=len(household.members), branch=branch.name,
+        ))
+    if submission.created_by_person_id and submission.created_by_person_id not in (submission.person_id, None):
+        creator = await ctx.session.get(Person, submission.created_by_person_id)
+        subject_ids = {submission.person_id}
+        if submission.household_id:
+            household = await ctx.session.get(Household, submission.household_id)
+            subject_ids |= {household.head_person_id, household.registered_by_person_id} if household else set()
+        if creator is not None and creator.id not in subject_ids and creator.full_name:
+            lines.append(ctx.t("rv.view.proxy", name=creator.full_name))
+    when = ctx.t.date(submission.submitted_at.astimezone(ctx.app.settings.tz).date()) if submission.submitted_at else "-"
+    lines.append(ctx.t("rv.view.state", state=state_label(ctx, submission.state), date=when))
+    result = await rescore(ctx.session, submission, criteria_set)
+    lines.append(ctx.t("rv.view.score", total=result.total, max=result.max_total, threshold=result.threshold))
+    if result.recognisable:
+        lines.append(ctx.t("rv.view.recognisable"))
+    else:
+        blocking = ", ".join(result.blocking_items) or "-"
+        if result.total < result.threshold and not result.blocking_items:
+            lines.append(ctx.t("rv.view.below_total", threshold=result.threshold))
+        else:
+            lines.append(ctx.t("rv.view.blocking", items=blocking))
+    answers = await answers_of(ctx.session, submission.id)
+    evidence = list(
+        await ctx.session.scalars(select(Evidence).where(Evidence.submission_id == submission.id).order_by(Evidence.id))
+    )
+    per_item: dict[str, int] = {}
+    for row in evidence:
+        per_item[row.item_id] = per_item.get(row.item_id, 0) + 1
+    if submission.anonymised_at is None:
+        lines.append(ctx.t("rv.view.items"))
+        for item in criteria_set.items:
+            answer = answers.get(item.id)
+            level = level_label(ctx, answer.level) if answer else ctx.t("decl.unanswered")
+            lines.append(ctx.t(
+                "rv.view.item", id=item.id, text=_short(item.text.get(ctx.locale)), level=level,
+                points=answer.points if answer else 0, max=item.max_points, photos=per_item.get(item.id, 0),
+            ))
+            if answer is not None and answer.note:
+                lines.append(ctx.t("rv.view.item_note", note=answer.note))
+            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not per_item.get(item.id):
+                lines.append(ctx.t("rv.view.item_photo_missing"))
+    events = list(
+        await ctx.session.scalars(
+            select(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id)
+            .order_by(SubmissionEvent.id.desc()).limit(HISTORY)
+        )
+    )
+    if events:
+        lines.append(ctx.t("rv.view.history"))
+        for event in reversed(events):
+            actor_key = ACTOR_KEYS.get(event.actor_kind, ACTOR_KEYS["system"])
+            line = ctx.t(
+                "rv.view.event", date=ctx.t.date(event.at.astimezone(ctx.app.settings.tz).date(), "short"),
+                state=state_label(ctx, event.to_state), actor=ctx.t(actor_key),
+            )
+            if event.note:
+                line += " — " + event.note
+            lines.append(line)
+    photos = []
+    total = len(evidence)
+    for index, row in enumerate(evidence[:MAX_PHOTOS], start=1):
+        try:
+            path = ctx.app.evidence.open_path(row.path)
+        except ValueError:
+            continue
+        photos.append(Outgoing(
+            text=ctx.t("rv.view.photo", item=row.item_id, n=index, total=total), photo=path,
+        ))
+    if total > MAX_PHOTOS:
+        photos.append(Outgoing(text=ctx.t("rv.view.more_photos", count=total - MAX_PHOTOS)))
+    return "\n".join(lines), photos
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+@router.prompt("rv.view")
+async def ask_view(ctx: Context) -> None:
+    loaded = await _load(ctx)
+    if loaded is None:
+        return
+    role, _scope_, submission = loaded
+    text, photos = await _details(ctx, submission)
+    rv = _rv(ctx)
+    rv["version"] = submission.version
+    rv.pop("decision", None)
+    _save(ctx, rv)
+    ctx.say(text)
+    ctx.replies.extend(photos)
+    decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
+    choices = [Choice(f"d:{d.value}", ctx.t(DECISION_LABEL_KEYS[d])) for d in decisions]
+    choices += [Choice("list", ctx.t("rv.back_to_list")), Choice("menu", ctx.t("common.to_menu"))]
+    question = ctx.t("rv.view.ask") if decisions else ctx.t("rv.view.no_action", state=state_label(ctx, submission.state))
+    ctx.ask(question, choices)
+
+
+@router.handle("rv.view")
+async def on_view(ctx: Context, inp: Input) -> None:
+    choice = inp.choice or ""
+    if choice.startswith("d:"):
+        loaded = await _load(ctx)
+        if loaded is None:
+            return
+        role, _scope_, submission = loaded
+        decision = Decision(choice[2:])
+        rv = _rv(ctx)
+        rv["decision"] = decision.value
+        _save(ctx, rv)
+        if note_required(role, submission.state, decision):
+            ctx.goto("rv.note")
+        else:
+            ctx.goto("rv.confirm")
+    elif choice == "list":
+        ctx.goto("rv.list")
+    elif choice == "menu":
+        ctx.drop("rv")
+        ctx.goto("menu")
+    else:
+        ctx.say(ctx.t("rv.list.please_choose"))
+        ctx.again()
+
+
+@router.prompt("rv.confirm")
+async def ask_confirm(ctx: Context) -> None:
+    loaded = await _load(ctx)
+    if loaded is None:
+        return
+    _role, _scope_, submission = loaded
+    decision = Decision(_rv(ctx)["decision"])
+    key = CONFIRM_KEYS.get(decision, N_("rv.confirm.generic"))
+    ctx.ask(
+        ctx.t(key, reference=submission.reference, name=await _who(ctx, submission)),
+        [Choice("yes", ctx.t("rv.confirm.yes")), Choice("back", ctx.t("common.back"))],
+    )
+
+
+@router.handle("rv.confirm")
+async def on_confirm(ctx: Context, inp: Input) -> None:
+    if inp.choice == "yes":
+        await _apply(ctx, None)
+    elif inp.choice == "back":
+        ctx.goto("rv.view")
+    elif inp.text and inp.choice is None:
+        # A typed sentence here is a note for the decision (optional for approve/recommend).
+        await _apply(ctx, inp.text)
+    else:
+        ctx.say(ctx.t("rv.list.please_choose"))
+        ctx.again()
+
+
+@router.prompt("rv.note")
+async def ask_note(ctx: Context) -> None:
+    loaded = await _load(ctx)
+    if loaded is None:
+        return
+    _role, _scope_, submission = loaded
+    decision = Decision(_rv(ctx)["decision"])
+    key = NOTE_KEYS[decision]
+    ctx.ask(ctx.t(key, reference=submission.reference), [Choice("back", ctx.t("common.back"))])
+
+
+@router.handle("rv.note")
+async def on_note(ctx: Context, inp: Input) -> None:
+    if inp.choice == "back":
+        ctx.goto("rv.view")
+        return
+    note = (inp.text or "").strip()
+    if len(note) < 3:
+        ctx.say(ctx.t("rv.note.too_short"))
+        ctx.again()
+        return
+    await _apply(ctx, note)
+
+
+async def _apply(ctx: Context, note: str | None) -> None:
+    rv = _rv(ctx)
+    found = await _scope(ctx, rv)
+    if found is None:
+        return
+    role, scope = found
+    decision = Decision(rv["decision"])
+    if decision not in OFFERED[role]:
+        ctx.say(ctx.t(REFUSAL_KEYS[Role.OFFICER if role == Role.LEADER else Role.LEADER]))
+        ctx.goto("rv.view")
+        return
+    try:
+        event = await decide(
+            ctx.session, submission_id=rv["sub"], decision=decision, role=role, scope=scope,
+            actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.get("version"),
+        )
+    except OutOfScope:
+        _not_found(ctx, str(rv.get("sub")))
+        ctx.goto("rv.list")
+        return
+    except Conflict as conflict:
+        await _say_conflict(ctx, conflict)
+        ctx.goto("rv.view")
+        return
+    except IllegalTransition:
+        ctx.say(ctx.t("rv.note.too_short"))
+        ctx.goto("rv.note")
+        return
+    submission = await ctx.session.get(Submission, event.submission_id)
+    done_key = DONE_KEYS[decision]
+    ctx.say(ctx.t(done_key, reference=submission.reference, name=await _who(ctx, submission)))
+    rv.pop("decision", None)
+    rv.pop("sub", None)
+    _save(ctx, rv)
+    ctx.goto("rv.list")
+
+
+async def _say_conflict(ctx: Context, conflict: Conflict) -> None:
+    submission, last = conflict.submission, conflict.last
+    who = ctx.t("rv.actor.system")
+    if last is not None and last.actor_person_id:
+        actor = await ctx.session.get(Person, last.actor_person_id)
+        if actor is not None and actor.full_name:
+            who = actor.full_name
+    elif last is not None:
+        actor_key = ACTOR_KEYS.get(last.actor_kind, ACTOR_KEYS["system"])
+        who = ctx.t(actor_key)
+    ctx.say(ctx.t(
+        "rv.conflict", reference=submission.reference, state=state_label(ctx, submission.state), who=who,
+    ))

@@ -1,0 +1,215 @@
+"""Reviewers' decisions: branch recommendation, commune approval or rejection, and requests for
+more information. Each one is checked against scope, the lifecycle table and the version the
+reviewer looked at, recorded as an audit event, and announced to the person through the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.lifecycle import Actor, State, check, IllegalTransition
+from bot.i18n import N_
+from bot.review.scope import Scope
+from bot.storage.models import ChannelAccount, Household, Person, Submission, SubmissionEvent
+from bot.storage.people import Role
+from bot.storage.submissions import transition
+
+
+class Decision(StrEnum):
+    RECOMMEND = "recommend"
+    NOT_RECOMMEND = "not_recommend"
+    NEEDS_INFO = "needs_info"
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+TARGET = {
+    Decision.RECOMMEND: State.RECOMMENDED,
+    Decision.NOT_RECOMMEND: State.NOT_RECOMMENDED,
+    Decision.NEEDS_INFO: State.NEEDS_INFO,
+    Decision.APPROVE: State.APPROVED,
+    Decision.REJECT: State.REJECTED,
+}
+ACTOR = {Role.LEADER: Actor.BRANCH, Role.OFFICER: Actor.COMMUNE}
+# Decisions each reviewing role may take (the lifecycle table decides from which states).
+OFFERED = {
+    Role.LEADER: (Decision.RECOMMEND, Decision.NOT_RECOMMEND, Decision.NEEDS_INFO),
+    Role.OFFICER: (Decision.APPROVE, Decision.REJECT, Decision.NEEDS_INFO),
+}
+NOTICE_KEYS = {
+    State.RECOMMENDED: N_("notice.recommended"),
+    State.NOT_RECOMMENDED: N_("notice.not_recommended"),
+    State.NEEDS_INFO: N_("notice.needs_info"),
+    State.APPROVED: N_("notice.approved"),
+    State.REJECTED: N_("notice.rejected"),
+}
+STATE_KEYS = {
+    State.RECOMMENDED: N_("state.recommended"),
+    State.NOT_RECOMMENDED: N_("state.not_recommended"),
+    State.NEEDS_INFO: N_("state.needs_info"),
+    State.APPROVED: N_("state.approved"),
+    State.REJECTED: N_("state.rejected"),
+}
+
+
+class OutOfScope(Exception):
+    """The reviewer's scope does not cover this submission's branch."""
+
+
+class Conflict(Exception):
+    """The submission changed since the reviewer looked at it (someone else decided, or the
+    person resubmitted); `last` is the latest event, to say who and what."""
+
+    def __init__(self, submission: Submission, last: SubmissionEvent | None) -> None:
+        self.submission = submission
+        self.last = last
+        super().__init__(f"{submission.reference} changed (now {submission.state})")
+
+
+def allowed_decisions(role: Role, state: str) -> list[Decision]:
+    """What a reviewer in this role can do with a submission in this state."""
+    actor = ACTOR[role]
+    offered = []
+    for decision in OFFERED[role]:
+        try:
+            check(state, TARGET[decision], actor, "-")
+        except IllegalTransition:
+            continue
+        offered.append(decision)
+    return offered
+
+
+def note_required(role: Role, state: str, decision: Decision) -> bool:
+    try:
+        check(state, TARGET[decision], ACTOR[role], None)
+    except IllegalTransition:
+        return True
+    return False
+
+
+async def last_event(session: AsyncSession, submission_id: int) -> SubmissionEvent | None:
+    return await session.scalar(
+        select(SubmissionEvent)
+        .where(SubmissionEvent.submission_id == submission_id)
+        .order_by(SubmissionEvent.id.desc())
+        .limit(1)
+    )
+
+
+async def decide(
+    session: AsyncSession,
+    *,
+    submission_id: int,
+    decision: Decision,
+    role: Role,
+    scope: Scope,
+    actor_person_id: int,
+    note: str | None,
+    now: datetime,
+    expected_version: int | None = None,
+) -> SubmissionEvent:
+    """Apply a reviewer's decision. Raises OutOfScope, Conflict or IllegalTransition before
+    anything changes; the version column also stops a concurrent decision at commit time."""
+    submission = await session.get(Submission, submission_id, populate_existing=True)
+    if submission is None or not scope.covers(submission.branch_id):
+        raise OutOfScope(submission_id)
+    if expected_version is not None and submission.version != expected_version:
+        raise Conflict(submission, await last_event(session, submission.id))
+    if decision not in OFFERED[role]:
+        raise IllegalTransition(State(submission.state), TARGET[decision], ACTOR[role], "not offered to this role")
+    try:
+        check(submission.state, TARGET[decision], ACTOR[role], "-")
+    except IllegalTransition as exc:
+        # Decided, sent back or withdrawn by someone else in the meantime.
+        raise Conflict(submission, await last_event(session, submission.id)) from exc
+    check(submission.state, TARGET[decision], ACTOR[role], note)  # a missing required note
+    event = await transition(
+        session, submission, TARGET[decision], actor=ACTOR[role],
+        actor_person_id=actor_person_id, note=note, now=now,
+    )
+    await notify_decision(session, submission, event, now)
+    return event
+
+
+async def subject_people(session: AsyncSession, submission: Submission) -> list[Person]:
+    """The people a submission is about: the citizen, or the household's head (and registrant)."""
+    ids: list[int] = []
+    if submission.person_id is not None:
+        ids.append(submission.person_id)
+    if submission.household_id is not None:
+        household = await session.get(Household, submission.household_id)
+        if household is not None:
+            ids += [i for i in (household.head_person_id, household.registered_by_person_id) if i]
+    people = []
+    for person_id in dict.fromkeys(ids):
+        person = await session.get(Person, person_id)
+        if person is not None and person.deleted_at is None:
+            people.append(person)
+    return people
+
+
+async def subject_name(session: AsyncSession, submission: Submission) -> str | None:
+    """The name a reviewer sees: the citizen or the household head; None once anonymised."""
+    if submission.person_id is not None:
+        person = await session.get(Person, submission.person_id)
+        return person.full_name if person else None
+    if submission.household_id is not None:
+        household = await session.get(Household, submission.household_id)
+        if household and household.head_person_id:
+            head = await session.get(Person, household.head_person_id)
+            return head.full_name if head else None
+    return None
+
+
+async def notify_decision(session: AsyncSession, submission: Submission, event: SubmissionEvent, now: datetime) -> int:
+    """Queue a notice for the person (each of their chat accounts). A household registered by
+    a branch leader for someone without a phone is announced to that leader instead."""
+    # Imported here: the outbox module pulls in the flows package, which imports this module.
+    from bot.storage.outbox import Notice, enqueue
+
+    target = State(event.to_state)
+    key = NOTICE_KEYS.get(target)
+    if key is None:
+        return 0
+    people = await subject_people(session, submission)
+    accounts = await _accounts_of([p.id for p in people], session)
+    params: dict[str, object] = {"reference": submission.reference, "note": event.note or ""}
+    if target == State.NEEDS_INFO:
+        choices = [("cmd:bosung", N_("notice.answer"))]
+    else:
+        choices = [("cmd:trangthai", N_("notice.see_status"))]
+    notice = Notice(key, params, choices)
+    if not accounts and submission.created_by_person_id is not None:
+        accounts = await _accounts_of([submission.created_by_person_id], session)
+        name = people[0].full_name if people else ""
+        notice = Notice(
+            N_("notice.proxy"),
+            {"reference": submission.reference, "name": name, "state": {"key": STATE_KEYS[target]}, "note": event.note or "-"},
+            [("cmd:lamho", N_("notice.open_proxy"))],
+        )
+    queued = 0
+    for account in accounts:
+        queued += await enqueue(
+            session,
+            key=f"decision:{event.id}:{account.id}",
+            account_id=account.id,
+            kind="decision",
+            notice=notice,
+            not_before=now,
+            now=now,
+            campaign_id=submission.campaign_id,
+        )
+    return queued
+
+
+async def _accounts_of(person_ids: list[int], session: AsyncSession) -> list[ChannelAccount]:
+    if not person_ids:
+        return []
+    return list(
+        await session.scalars(
+            select(ChannelAccount).where(ChannelAccount.person_id.in_(person_ids)).order_by(ChannelAccount.id)
+        )
+    )

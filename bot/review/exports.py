@@ -1,0 +1,406 @@
+"""Exports for commune officers: submissions, statistics and the multi-year register, as XLSX
+or CSV. Rows are streamed from the database in batches and written as they come (XlsxWriter in
+constant-memory mode, CSV line by line), so a province-sized export stays within modest memory.
+
+CSV files start with a UTF-8 byte order mark so that Excel shows Vietnamese correctly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence
+
+import xlsxwriter
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.clock import VN_TZ
+from bot.domain.criteria import CriteriaCatalog, CriteriaError
+from bot.domain.lifecycle import State
+from bot.i18n import N_, Translator, get_translator
+from bot.review.stats import commune_stats
+from bot.storage.models import Campaign, Household, OrgUnit, Person, Submission, SubmissionEvent
+
+KINDS = ("submissions", "stats", "register")
+FORMATS = ("xlsx", "csv")
+BATCH = 2000
+MILESTONES = (5, 3, 1)
+KEEP_EXPORTS = timedelta(days=2)
+
+STATE_KEYS = {
+    State.REGISTERED: N_("state.registered"),
+    State.DECLARING: N_("state.declaring"),
+    State.SUBMITTED: N_("state.submitted"),
+    State.NEEDS_INFO: N_("state.needs_info"),
+    State.RECOMMENDED: N_("state.recommended"),
+    State.NOT_RECOMMENDED: N_("state.not_recommended"),
+    State.APPROVED: N_("state.approved"),
+    State.REJECTED: N_("state.rejected"),
+    State.WITHDRAWN: N_("state.withdrawn"),
+    State.EXPIRED: N_("state.expired"),
+}
+SUBMISSION_COLUMNS = (
+    N_("export.col.reference"),
+    N_("export.col.name"),
+    N_("export.col.branch"),
+    N_("export.col.title"),
+    N_("export.col.state"),
+    N_("export.col.score"),
+    N_("export.col.recognisable"),
+    N_("export.col.decision"),
+    N_("export.col.decision_note"),
+    N_("export.col.registered_at"),
+    N_("export.col.submitted_at"),
+    N_("export.col.decided_at"),
+)
+REGISTER_COLUMNS = (
+    N_("export.col.title"),
+    N_("export.col.name"),
+    N_("export.col.branch"),
+    N_("export.col.years"),
+    N_("export.col.streak"),
+    N_("export.col.milestone"),
+)
+SHEET_KEYS = {
+    "submissions": N_("export.sheet.submissions"),
+    "stats": N_("export.sheet.stats"),
+    "register": N_("export.sheet.register"),
+}
+WIDTHS = {"reference": 16, "name": 26, "branch": 18, "title": 20, "state": 24, "decision_note": 40, "years": 24}
+
+
+class ExportError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    rows: int
+    filename: str
+
+
+# ---- sinks: where rows go -------------------------------------------------------------------
+
+
+class XlsxSink:
+    """XlsxWriter in constant_memory mode: each row is flushed to a temporary file once written."""
+
+    def __init__(self, path: Path, sheet: str) -> None:
+        self.workbook = xlsxwriter.Workbook(
+            str(path), {"constant_memory": True, "remove_timezone": True, "strings_to_numbers": False}
+        )
+        self.sheet = self.workbook.add_worksheet(sheet[:31])
+        self.bold = self.workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "text_wrap": True, "valign": "top"})
+        self.when = self.workbook.add_format({"num_format": "dd/mm/yyyy hh:mm"})
+        self.percent = self.workbook.add_format({"num_format": "0.0"})
+        self.row = 0
+
+    def header(self, names: Sequence[str], keys: Sequence[str]) -> None:
+        for col, key in enumerate(keys):
+            self.sheet.set_column(col, col, WIDTHS.get(key.rsplit(".", 1)[-1], 14))
+        self.sheet.freeze_panes(1, 0)
+        self.sheet.write_row(0, 0, list(names), self.bold)
+        self.row = 1
+
+    def rows(self, batch: Iterable[Sequence[Any]]) -> None:
+        sheet, row = self.sheet, self.row
+        for values in batch:
+            for col, value in enumerate(values):
+                if value is None or value == "":
+                    continue
+                if isinstance(value, datetime):
+                    sheet.write_datetime(row, col, value.astimezone(VN_TZ), self.when)
+                elif isinstance(value, float):
+                    sheet.write_number(row, col, round(value, 1), self.percent)
+                elif isinstance(value, (int,)) and not isinstance(value, bool):
+                    sheet.write_number(row, col, value)
+                else:
+                    sheet.write_string(row, col, str(value))
+            row += 1
+        self.row = row
+
+    def close(self) -> None:
+        self.workbook.close()
+
+
+class CsvSink:
+    def __init__(self, path: Path, sheet: str) -> None:
+        self.handle = open(path, "w", encoding="utf-8-sig", newline="")
+        self.writer = csv.writer(self.handle)
+
+    def header(self, names: Sequence[str], keys: Sequence[str]) -> None:
+        self.writer.writerow(names)
+
+    def rows(self, batch: Iterable[Sequence[Any]]) -> None:
+        self.writer.writerows([_csv_value(v) for v in values] for values in batch)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return "" if value is None else value
+
+
+SINKS: dict[str, Callable[[Path, str], Any]] = {"xlsx": XlsxSink, "csv": CsvSink}
+
+
+# ---- row sources ----------------------------------------------------------------------------
+
+
+def _title_names(catalog: CriteriaCatalog, year: int, t: Translator) -> dict[str, str]:
+    names = {}
+    for title in catalog.titles():
+        try:
+            names[title] = catalog.for_title(title, year).title_name.get(t.locale)
+        except CriteriaError:
+            names[title] = next(s.title_name.get(t.locale) for s in catalog.sets.values() if s.title == title)
+    return names
+
+
+def submissions_query(commune_id: int, year: int) -> Select:
+    person, head, household = aliased(Person), aliased(Person), aliased(Household)
+    decision_note = (
+        select(SubmissionEvent.note)
+        .where(
+            SubmissionEvent.submission_id == Submission.id,
+            SubmissionEvent.to_state.in_([State.APPROVED.value, State.REJECTED.value]),
+        )
+        .order_by(SubmissionEvent.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            Submission.reference,
+            func.coalesce(person.full_name, head.full_name),
+            OrgUnit.name,
+            Submission.title,
+            Submission.state,
+            Submission.score,
+            Submission.recognisable,
+            decision_note,
+            Submission.created_at,
+            Submission.submitted_at,
+            Submission.decided_at,
+            Submission.anonymised_at,
+        )
+        .join(Campaign, Campaign.id == Submission.campaign_id)
+        .join(OrgUnit, OrgUnit.id == Submission.branch_id)
+        .outerjoin(person, person.id == Submission.person_id)
+        .outerjoin(household, household.id == Submission.household_id)
+        .outerjoin(head, head.id == household.head_person_id)
+        .where(Campaign.commune_id == commune_id, Campaign.year == year)
+        .order_by(Submission.id)
+    )
+
+
+async def _stream(session: AsyncSession, query: Select) -> AsyncIterator[list[Any]]:
+    result = await session.stream(query.execution_options(yield_per=BATCH))
+    async for partition in result.partitions(BATCH):
+        yield partition
+
+
+async def submission_rows(
+    session: AsyncSession, catalog: CriteriaCatalog, commune_id: int, year: int, t: Translator
+) -> AsyncIterator[list[list[Any]]]:
+    titles = _title_names(catalog, year, t)
+    states = {state.value: t(key) for state, key in STATE_KEYS.items()}
+    yes, no = t("export.yes"), t("export.no")
+    decisions = {State.APPROVED.value: t("export.decision.approved"), State.REJECTED.value: t("export.decision.rejected")}
+    anonymous = t("export.anonymised")
+    async for partition in _stream(session, submissions_query(commune_id, year)):
+        yield [
+            [
+                reference,
+                anonymous if anonymised_at else (name or ""),
+                branch,
+                titles.get(title, title),
+                states.get(state, state),
+                score,
+                yes if recognisable else no,
+                decisions.get(state, ""),
+                "" if anonymised_at else (note or ""),
+                created_at,
+                submitted_at,
+                decided_at,
+            ]
+            for reference, name, branch, title, state, score, recognisable, note, created_at, submitted_at, decided_at, anonymised_at in partition
+        ]
+
+
+def register_query(commune_id: int, year: int) -> Select:
+    person, head, household = aliased(Person), aliased(Person), aliased(Household)
+    return (
+        select(
+            Submission.title,
+            Submission.subject_key,
+            Campaign.year,
+            func.coalesce(person.full_name, head.full_name),
+            OrgUnit.name,
+        )
+        .join(Campaign, Campaign.id == Submission.campaign_id)
+        .join(OrgUnit, OrgUnit.id == Submission.branch_id)
+        .outerjoin(person, person.id == Submission.person_id)
+        .outerjoin(household, household.id == Submission.household_id)
+        .outerjoin(head, head.id == household.head_person_id)
+        .where(
+            Campaign.commune_id == commune_id,
+            Campaign.year <= year,
+            Submission.state == State.APPROVED.value,
+            Submission.anonymised_at.is_(None),
+        )
+        .order_by(Submission.title, Submission.subject_key, Campaign.year)
+    )
+
+
+def streak(years: Iterable[int], year: int) -> int:
+    """Consecutive years holding the title, counting back from `year` (0 if not held then)."""
+    held = set(years)
+    count = 0
+    while year - count in held:
+        count += 1
+    return count
+
+
+def milestone(consecutive: int) -> int | None:
+    return next((m for m in MILESTONES if consecutive >= m), None)
+
+
+async def register_rows(
+    session: AsyncSession, catalog: CriteriaCatalog, commune_id: int, year: int, t: Translator
+) -> AsyncIterator[list[list[Any]]]:
+    """One row per household/person recognised in `year`: the years held and the consecutive run
+    (the 1, 3 and 5-year milestones). Grouped while streaming: rows arrive sorted by subject."""
+    titles = _title_names(catalog, year, t)
+    current: tuple[str, str] | None = None
+    years: list[int] = []
+    last_name = last_branch = ""
+    out: list[list[Any]] = []
+
+    def flush() -> None:
+        if current is not None and year in years:
+            run = streak(years, year)
+            out.append([
+                titles.get(current[0], current[0]), last_name, last_branch,
+                ", ".join(str(y) for y in sorted(set(years))), run, milestone(run),
+            ])
+
+    async for partition in _stream(session, register_query(commune_id, year)):
+        for title, key, held_year, name, branch in partition:
+            if (title, key) != current:
+                flush()
+                current, years = (title, key), []
+            years.append(held_year)
+            last_name, last_branch = name or "", branch
+        if out:
+            yield out
+            out = []
+    flush()
+    if out:
+        yield out
+
+
+async def stats_rows(
+    session: AsyncSession, catalog: CriteriaCatalog, commune: OrgUnit, year: int, t: Translator
+) -> tuple[list[str], list[str], list[list[Any]]]:
+    stats = await commune_stats(session, catalog, commune, year)
+    names = _title_names(catalog, year, t)
+    keys = [N_("export.col.branch"), N_("export.col.households"), N_("export.col.adults")]
+    header = [t(k) for k in keys]
+    for title in stats.titles:
+        name = names.get(title, title)
+        for key in (
+            N_("export.col.registered"), N_("export.col.recognised"), N_("export.col.rate"), N_("export.col.target"),
+        ):
+            header.append(t(key, title=name))
+            keys.append(key)
+    rows = []
+    for unit in [*stats.branches, stats.total]:
+        row: list[Any] = [unit.name, unit.households, unit.adults]
+        for title in stats.titles:
+            count = unit.titles.get(title)
+            rate = unit.rate(title, stats.subjects.get(title, "person"))
+            row += [
+                count.registered if count else 0,
+                count.recognised if count else 0,
+                rate,
+                stats.targets.get(title),
+            ]
+        rows.append(row)
+    return header, keys, rows
+
+
+# ---- running an export ----------------------------------------------------------------------
+
+
+def new_export_path(folder: Path, filename: str) -> Path:
+    """A fresh sub-folder per export (names stay readable, links cannot be guessed); old ones go."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - KEEP_EXPORTS.total_seconds()
+    for old in folder.iterdir():
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    target = folder / uuid.uuid4().hex
+    target.mkdir()
+    return target / filename
+
+
+def export_filename(kind: str, commune: OrgUnit, year: int, fmt: str) -> str:
+    return f"{kind}-{commune.code}-{year}.{fmt}"
+
+
+async def write_export(
+    session: AsyncSession,
+    catalog: CriteriaCatalog,
+    *,
+    kind: str,
+    fmt: str,
+    commune: OrgUnit,
+    year: int,
+    locale: str | None,
+    path: Path,
+) -> int:
+    """Write one export to `path`; returns the number of data rows. File writing runs in a worker
+    thread batch by batch, so the event loop keeps serving chats during a large export."""
+    if kind not in KINDS:
+        raise ExportError(f"unknown export {kind!r}; use {', '.join(KINDS)}")
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
+    t = get_translator(locale)
+    sheet_key = SHEET_KEYS[kind]
+    sheet = t(sheet_key)
+    sink = await asyncio.to_thread(SINKS[fmt], path, sheet)
+    count = 0
+    try:
+        if kind == "stats":
+            header, keys, rows = await stats_rows(session, catalog, commune, year, t)
+            await asyncio.to_thread(sink.header, header, keys)
+            await asyncio.to_thread(sink.rows, rows)
+            count = len(rows)
+        else:
+            keys = SUBMISSION_COLUMNS if kind == "submissions" else REGISTER_COLUMNS
+            source = submission_rows if kind == "submissions" else register_rows
+            await asyncio.to_thread(sink.header, [t(k) for k in keys], keys)
+            async for batch in source(session, catalog, commune.id, year, t):
+                await asyncio.to_thread(sink.rows, batch)
+                count += len(batch)
+    finally:
+        await asyncio.to_thread(sink.close)
+    return count

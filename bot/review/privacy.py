@@ -1,0 +1,185 @@
+"""A person's own data: what the bot stores about them, and deleting it on request.
+
+Deletion removes the personal part — name, birth year, household members, answers and notes,
+photos (the files too, unless another submission still uses the same photo), role grants and
+the link to their chat accounts — and keeps each submission row, in its state, detached from
+anyone and flagged `anonymised_at`, so the year's registered/recognised counts per branch still
+add up. Anonymised rows leave reviewers' queues and the named register.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.evidence import EvidenceStore
+from bot.storage.models import (
+    Answer,
+    ChannelAccount,
+    Conversation,
+    Evidence,
+    Household,
+    HouseholdMember,
+    OrgUnit,
+    OutboxMessage,
+    Person,
+    ProcessedMessage,
+    RoleGrant,
+    SubmissionEvent,
+)
+from bot.storage.submissions import submissions_for_person
+
+
+@dataclass
+class DataSummary:
+    name: str
+    birth_year: int | None
+    branch: str | None
+    references: list[str]
+    answers: int
+    photos: int
+    household_members: int
+    channels: list[str]
+    roles: list[str]
+
+
+@dataclass
+class DeletionResult:
+    submissions: int = 0
+    answers: int = 0
+    photos: int = 0
+    people: int = 0
+    # Evidence files no longer referenced by this person's rows; removed after commit if unused.
+    candidate_files: list[str] = field(default_factory=list)
+
+
+async def _own_households(session: AsyncSession, person_id: int) -> list[Household]:
+    return list(
+        await session.scalars(
+            select(Household).where(
+                (Household.head_person_id == person_id) | (Household.registered_by_person_id == person_id)
+            )
+        )
+    )
+
+
+async def summary(session: AsyncSession, person: Person) -> DataSummary:
+    submissions = await submissions_for_person(session, person.id)
+    ids = [s.id for s in submissions]
+    answers = await session.scalar(select(func.count()).select_from(Answer).where(Answer.submission_id.in_(ids))) if ids else 0
+    photos = await session.scalar(select(func.count()).select_from(Evidence).where(Evidence.submission_id.in_(ids))) if ids else 0
+    households = [h.id for h in await _own_households(session, person.id)]
+    members = (
+        await session.scalar(
+            select(func.count()).select_from(HouseholdMember).where(
+                HouseholdMember.household_id.in_(households), HouseholdMember.relation != "head"
+            )
+        )
+        if households
+        else 0
+    )
+    branch = await session.get(OrgUnit, person.branch_id) if person.branch_id else None
+    channels = sorted(set(await session.scalars(select(ChannelAccount.channel).where(ChannelAccount.person_id == person.id))))
+    roles = sorted({g.role for g in await session.scalars(
+        select(RoleGrant).where(RoleGrant.person_id == person.id, RoleGrant.revoked_at.is_(None))
+    )})
+    return DataSummary(
+        person.full_name, person.birth_year, branch.name if branch else None,
+        [s.reference or "" for s in submissions], answers or 0, photos or 0, members or 0, channels, roles,
+    )
+
+
+async def delete_person_data(session: AsyncSession, person: Person, now: datetime) -> DeletionResult:
+    """Remove a person's personal data in the current transaction (see the module docstring).
+
+    Only what is theirs: submissions about them or their household. Households a branch leader
+    registered for others stay with those others."""
+    result = DeletionResult()
+    submissions = await submissions_for_person(session, person.id)
+    households = await _own_households(session, person.id)
+    # Heads of households this person registered, typed in by them and without an account.
+    extra_people = []
+    for household in households:
+        if household.head_person_id and household.head_person_id != person.id:
+            head = await session.get(Person, household.head_person_id)
+            if head is None or head.created_by_person_id != person.id:
+                continue
+            has_account = await session.scalar(select(ChannelAccount.id).where(ChannelAccount.person_id == head.id).limit(1))
+            if not has_account:
+                extra_people.append(head)
+
+    for submission in submissions:
+        # The state stays as it is (registered, recognised…): the year's counts must not change.
+        result.submissions += 1
+        evidence = list(await session.scalars(select(Evidence).where(Evidence.submission_id == submission.id)))
+        result.photos += len(evidence)
+        result.candidate_files += [e.path for e in evidence]
+        result.answers += (await session.execute(delete(Answer).where(Answer.submission_id == submission.id))).rowcount or 0
+        await session.execute(delete(Evidence).where(Evidence.submission_id == submission.id))
+        await session.execute(
+            update(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).values(note=None)
+        )
+        submission.person_id = None
+        submission.household_id = None
+        submission.subject_key = f"x:{submission.id}"
+        submission.anonymised_at = now
+        submission.updated_at = now
+    await session.flush()
+
+    household_ids = [h.id for h in households]
+    if household_ids:
+        await session.execute(delete(HouseholdMember).where(HouseholdMember.household_id.in_(household_ids)))
+        await session.execute(delete(Household).where(Household.id.in_(household_ids)))
+        for household in households:
+            session.expunge(household)
+
+    for someone in [person, *extra_people]:
+        result.people += 1
+        someone.full_name = ""
+        someone.birth_year = None
+        someone.branch_id = None
+        someone.consent_at = None
+        someone.deleted_at = now
+    await session.execute(
+        update(RoleGrant).where(RoleGrant.person_id == person.id, RoleGrant.revoked_at.is_(None)).values(revoked_at=now)
+    )
+
+    accounts = list(await session.scalars(select(ChannelAccount).where(ChannelAccount.person_id == person.id)))
+    account_ids = [a.id for a in accounts]
+    for account in accounts:
+        account.person_id = None
+        account.consent_at = None
+    if account_ids:
+        # Queued messages and stored replies may quote names and answers.
+        await session.execute(
+            delete(OutboxMessage).where(OutboxMessage.account_id.in_(account_ids), OutboxMessage.status != "sent")
+        )
+        await session.execute(
+            update(ProcessedMessage).where(ProcessedMessage.account_id.in_(account_ids)).values(replies=None)
+        )
+        await session.execute(
+            update(Conversation).where(Conversation.account_id.in_(account_ids)).values(state="new", data={})
+            .execution_options(synchronize_session=False)
+        )
+    await session.flush()
+    return result
+
+
+async def remove_unused_files(session: AsyncSession, store: EvidenceStore, paths: list[str]) -> int:
+    """Delete evidence files no submission refers to any more (run after the deletion commits)."""
+    removed = 0
+    for relative in sorted(set(paths)):
+        still_used = await session.scalar(select(Evidence.id).where(Evidence.path == relative).limit(1))
+        if still_used is not None:
+            continue
+        try:
+            target = store.open_path(relative)
+        except ValueError:
+            continue
+        if target.is_file():
+            target.unlink()
+            removed += 1
+    return removed
