@@ -46,7 +46,9 @@ Installer = Callable[[Runtime], Awaitable[bool]]
 
 def channel_installers() -> list[Installer]:
     """Channels in the order they are tried; each decides from settings whether it runs."""
-    return []
+    from bot.channels import telegram
+
+    return [telegram.install]
 
 
 def background_installers() -> list[Installer]:

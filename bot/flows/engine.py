@@ -84,6 +84,8 @@ class FlowEngine:
             return None, "too_large"
         try:
             data = await msg.photo.fetch()
+        except EvidenceError as exc:  # the channel learnt the real size only when asking for the file
+            return None, exc.reason
         except PhotoDownloadError:
             return None, "download"
         except Exception:  # the platform or network failed; the person is asked to resend
