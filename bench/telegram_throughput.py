@@ -12,8 +12,9 @@ The figure of merit is the ratio full flow / echo per update (target ≤ 2×). P
 both (Telegram's per-chat and global limits would measure the limiter, not the code); the full
 flow still goes through our rate limiter and retry layer.
 
-    .venv/bin/python bench/telegram_throughput.py            # default: 40 people, ~1200 updates
-    .venv/bin/python bench/telegram_throughput.py --people 10 --profile flow.prof
+    .venv/bin/python bench/telegram_throughput.py            # 5 rounds of 10 people x 29 updates
+    .venv/bin/python bench/telegram_throughput.py --profile flow.prof
+    .venv/bin/python bench/telegram_throughput.py --database-url postgresql+asyncpg://…/empty_db
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class FakeServer:
             self.process.kill()
 
 
-async def run_echo(fake: FakeServer, updates: list[dict]) -> Result:
+async def run_echo(fake: FakeServer, updates: list[dict], concurrency: int) -> Result:
     done = asyncio.Event()
     handled = 0
 
@@ -147,7 +148,7 @@ async def run_echo(fake: FakeServer, updates: list[dict]) -> Result:
         .token(TOKEN)
         .base_url(f"{fake.base}/bot")
         .base_file_url(f"{fake.base}/file/bot")
-        .concurrent_updates(CONCURRENT_UPDATES)
+        .concurrent_updates(concurrency)
         .job_queue(None)
         .build()
     )
@@ -165,7 +166,9 @@ async def run_echo(fake: FakeServer, updates: list[dict]) -> Result:
     return Result("bare PTB echo bot", len(updates), wall, cpu)
 
 
-async def run_flow(fake: FakeServer, updates: list[dict], folder: Path, database_url: str | None, people: int) -> Result:
+async def run_flow(
+    fake: FakeServer, updates: list[dict], folder: Path, database_url: str | None, people: int, concurrency: int
+) -> Result:
     settings = load_settings(
         database_url=database_url or f"sqlite+aiosqlite:///{folder / 'bench.db'}",
         evidence_dir=folder / "evidence",
@@ -180,7 +183,7 @@ async def run_flow(fake: FakeServer, updates: list[dict], folder: Path, database
         poll_timeout=1,
         rate_per_second=0,
         chat_rate_per_second=0,
-        concurrent_updates=CONCURRENT_UPDATES,
+        concurrent_updates=concurrency,
     )
     channel = TelegramChannel(FlowEngine(app, ROUTER), options)
     service = TelegramService(channel, "send")  # initialise without polling yet
@@ -200,42 +203,74 @@ async def run_flow(fake: FakeServer, updates: list[dict], folder: Path, database
     return Result("full flow (register + declare + submit)", len(updates), wall, cpu)
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--people", type=int, default=40)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--people", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating echo/flow rounds; medians are reported")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENT_UPDATES, help="updates handled at once (both bots)")
+    parser.add_argument("--database-url", default=None, help="an EMPTY database (one round); default: fresh SQLite files")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the full flow here")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.database_url:
+        args.rounds = 1
 
     fake = FakeServer()
+    echoes: list[Result] = []
+    flows: list[Result] = []
     try:
-        echo_updates = make_updates(args.people, 5_000_000, 1)
-        echo = await run_echo(fake, echo_updates)
-        flow_updates = make_updates(args.people, 6_000_000, 1_000_000)
-        with tempfile.TemporaryDirectory() as folder:
-            profiler = cProfile.Profile() if args.profile else None
-            if profiler:
-                profiler.enable()
-            flow = await run_flow(fake, flow_updates, Path(folder), args.database_url, args.people)
-            if profiler:
-                profiler.disable()
-                profiler.dump_stats(args.profile)
-        sends = (await fake.stats())["calls"]
+        for round_number in range(args.rounds):
+            base = 10_000_000 * (round_number + 1)
+            echoes.append(await run_echo(fake, make_updates(args.people, base, base), args.concurrency))
+            flow_updates = make_updates(args.people, base + 5_000_000, base + 5_000_000)
+            with tempfile.TemporaryDirectory() as folder:
+                profiler = cProfile.Profile() if args.profile and round_number == 0 else None
+                if profiler:
+                    profiler.enable()
+                flows.append(
+                    await run_flow(fake, flow_updates, Path(folder), args.database_url, args.people, args.concurrency)
+                )
+                if profiler:
+                    profiler.disable()
+                    profiler.dump_stats(args.profile)
+        calls = (await fake.stats())["calls"]
     finally:
         fake.close()
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.people} people, "
-          f"{len(SCRIPT)} updates each, {CONCURRENT_UPDATES} concurrent updates")
-    print(f"{'bot':<42}{'updates':>8}{'upd/s':>9}{'CPU ms/upd':>12}")
-    for result in (echo, flow):
-        print(f"{result.name:<42}{result.updates:>8}{result.per_second:>9.1f}{result.cpu_ms:>12.2f}")
-    ratio = flow.cpu_ms / echo.cpu_ms
-    print(f"ratio full flow / echo: CPU per update {ratio:.2f}x, throughput {echo.per_second / flow.per_second:.2f}x slower")
-    print(f"Bot API calls seen by the fake server: {json.dumps(sends, sort_keys=True)}")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.people} people x {len(SCRIPT)} updates, "
+        f"{args.concurrency} concurrent updates, {args.rounds} rounds, database: "
+        f"{'PostgreSQL' if args.database_url and args.database_url.startswith('postgres') else 'SQLite'}"
+    )
+    print(f"{'round':<7}{'bot':<42}{'upd/s':>9}{'CPU ms/upd':>12}{'CPU ratio':>11}")
+    ratios = []
+    for number, (echo, flow) in enumerate(zip(echoes, flows), start=1):
+        ratio = flow.cpu_ms / echo.cpu_ms
+        ratios.append(ratio)
+        print(f"{number:<7}{echo.name:<42}{echo.per_second:>9.1f}{echo.cpu_ms:>12.2f}")
+        print(f"{'':<7}{flow.name:<42}{flow.per_second:>9.1f}{flow.cpu_ms:>12.2f}{ratio:>10.2f}x")
+    summary = {
+        "echo_updates_per_second": median([e.per_second for e in echoes]),
+        "echo_cpu_ms_per_update": median([e.cpu_ms for e in echoes]),
+        "flow_updates_per_second": median([f.per_second for f in flows]),
+        "flow_cpu_ms_per_update": median([f.cpu_ms for f in flows]),
+        "cpu_ratio": median(ratios),
+    }
+    print(
+        f"median: echo {summary['echo_updates_per_second']:.1f} upd/s, {summary['echo_cpu_ms_per_update']:.2f} ms CPU/upd; "
+        f"full flow {summary['flow_updates_per_second']:.1f} upd/s, {summary['flow_cpu_ms_per_update']:.2f} ms CPU/upd; "
+        f"ratio {summary['cpu_ratio']:.2f}x CPU per update (target <= 2x)"
+    )
+    print(f"Bot API calls seen by the fake server: {json.dumps(calls, sort_keys=True)}")
     if args.json:
-        print(json.dumps({"echo": vars(echo), "flow": vars(flow), "cpu_ratio": ratio}))
+        print(json.dumps(summary))
 
 
 if __name__ == "__main__":

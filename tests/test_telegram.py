@@ -3,8 +3,15 @@ over real HTTP on 127.0.0.1 (getUpdates long polling, or webhooks into our own S
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import socket
+import sys
 import time
 from pathlib import Path
+
+import httpx
 
 import pytest
 from sqlalchemy import func, select
@@ -28,6 +35,10 @@ from tests.support.telegram import WEBHOOK_SECRET, TgPerson, options_for, start_
 
 HOA = FakeUser(1001, "Hoa", "vi")
 LEVELS = ["Đạt", "Đạt một phần", "Chưa đạt", "Bỏ qua", "Dừng, làm sau"]
+CONSENT_QUESTION = (
+    "Trước khi bắt đầu, bạn có đồng ý cho Hội Khuyến học xã lưu thông tin và ảnh minh chứng của bạn "
+    "để xét công nhận không?"
+)
 
 
 @pytest.fixture
@@ -74,7 +85,8 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
             [{"text": "Xem chi tiết", "callback_data": "1:details"}],
         ]
         turn = await hoa.taps("Tôi đồng ý")
-        assert turn.texts == ["Cảm ơn bạn đã đồng ý.", "Bạn muốn đăng ký danh hiệu nào năm 2026?"]
+        # The remark and the next question arrive as one message, the buttons under it.
+        assert turn.texts == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?"]
         # The press was answered (no endless spinner) and the used keyboard taken away.
         assert fake.calls_to("answerCallbackQuery")[-1].params["callback_query_id"] == hoa.last_update["callback_query"]["id"]
         assert fake.find_sent(HOA.id, consent.message_id).keyboard == []
@@ -158,14 +170,14 @@ async def test_other_kinds_of_message_get_a_clear_answer(polling, fake):
     hoa = TgPerson(fake, polling.channel, HOA)
     await hoa.says("xin chào")
     turn = await hoa.deliver(lambda: fake.send_sticker(HOA))
-    assert turn.texts[0] == "Cảm ơn bạn! Bot chỉ đọc được chữ, nút bấm và ảnh."
+    assert turn.texts == ["Cảm ơn bạn! Bot chỉ đọc được chữ, nút bấm và ảnh.\n\n" + CONSENT_QUESTION]
     assert turn.labels == ["Tôi đồng ý", "Không đồng ý", "Xem chi tiết"]  # and the question again
     turn = await hoa.deliver(lambda: fake.send_voice(HOA))
-    assert turn.texts[0] == "Bot chưa nghe được tin nhắn thoại. Bạn bấm nút hoặc gõ chữ nhé."
+    assert turn.texts == ["Bot chưa nghe được tin nhắn thoại. Bạn bấm nút hoặc gõ chữ nhé.\n\n" + CONSENT_QUESTION]
     turn = await hoa.sends_document(b"%PDF-1.4 not an image", "giay-khen.pdf", "application/pdf")
     assert turn.texts[0].startswith("Bot chỉ nhận ảnh (JPG, PNG).")
     turn = await hoa.deliver(lambda: fake.send_location(HOA))
-    assert turn.texts[0] == "Bot chưa đọc được loại tin nhắn này. Bạn bấm nút, gõ chữ hoặc gửi ảnh nhé."
+    assert turn.texts == ["Bot chưa đọc được loại tin nhắn này. Bạn bấm nút, gõ chữ hoặc gửi ảnh nhé.\n\n" + CONSENT_QUESTION]
     assert not fake.calls_to("getFile")  # nothing was downloaded for any of them
 
 
@@ -175,7 +187,7 @@ async def test_a_too_large_image_is_refused_before_downloading(polling, fake):
     await hoa.taps("Bắt đầu")
     await hoa.taps("Đạt")
     turn = await hoa.sends_document(png(), "scan.png", "image/png", declared_size=12 * 1024 * 1024)
-    assert turn.texts[0] == "Ảnh lớn quá (trên 10 MB). Bạn gửi ảnh nhỏ hơn nhé."
+    assert turn.texts == ['Ảnh lớn quá (trên 10 MB). Bạn gửi ảnh nhỏ hơn nhé.\n\nGửi 1–3 ảnh minh chứng, hoặc bấm "Không có ảnh".']
     assert not fake.calls_to("getFile")
 
 
@@ -185,7 +197,7 @@ async def test_stale_button_on_an_old_message(polling, fake):
     old = turn.messages[-1]
     await hoa.says("1")  # answered by typing: the old keyboard stays on screen
     turn = await hoa.taps("Xem chi tiết", message=old)
-    assert turn.texts[0] == "Nút đó thuộc tin nhắn cũ. Câu hỏi hiện tại là:"
+    assert turn.texts == ["Nút đó thuộc tin nhắn cũ. Câu hỏi hiện tại là:\n\nBạn muốn đăng ký danh hiệu nào năm 2026?"]
     assert turn.labels == ["Công dân học tập", "Gia đình học tập"]
     assert fake.find_sent(HOA.id, old.message_id).keyboard == []  # and now it is gone
 
@@ -217,7 +229,7 @@ async def test_rate_limit_429_is_waited_out_then_sent(polling, fake):
     turn = await hoa.says("xin chào")
     assert turn.texts[0].startswith("Chào bạn!")
     sends = fake.calls_to("sendMessage")
-    assert len(sends) == 3  # the refused one, then both messages of the reply
+    assert len(sends) == 2  # the refused one, then the reply
     assert sends[0].params["text"] == sends[1].params["text"]
     assert sends[1].at - sends[0].at >= 1.0  # Telegram's retry_after was honoured
 
@@ -231,8 +243,8 @@ async def test_network_trouble_is_retried_with_backoff(sqlite_app, fake):
         fake.fail("sendMessage", status=504, delay=2)  # answers late: the client times out first
         turn = await hoa.says("xin chào")
         assert [m.text for m in turn.messages][0].startswith("Chào bạn!")
-        assert len(turn.messages) == 2
-        assert len(fake.calls_to("sendMessage")) == 5
+        assert len(turn.messages) == 1
+        assert len(fake.calls_to("sendMessage")) == 4  # three failures, then the reply
     finally:
         await bot.stop()
 
@@ -337,7 +349,9 @@ async def test_pacing_one_chat_spreads_a_burst(sqlite_app, fake):
         await hoa.says("xin chào")
         account = await _account(sqlite_app, HOA)
         started = time.monotonic()
-        await TelegramSender(bot.channel).send(account, [Outgoing(f"tin {i}") for i in range(6)])
+        questions = [Outgoing(f"câu {i}", [Choice("ok", "Được")], prompt_seq=i) for i in range(6)]  # six messages
+        await TelegramSender(bot.channel).send(account, questions)
+        assert len(fake.sent_to(HOA)) == 1 + 6
         assert time.monotonic() - started >= 0.4  # ≥ 5 intervals of 0.1 s after the first
     finally:
         await bot.stop()
@@ -385,7 +399,7 @@ async def test_webhook_with_good_and_bad_secrets(app, fake):
         turn = await hoa.sends_again(update)  # Telegram retried: handled once
         assert turn.messages == []
         turn = await hoa.taps("Tôi đồng ý")
-        assert turn.texts == ["Cảm ơn bạn đã đồng ý.", "Bạn muốn đăng ký danh hiệu nào năm 2026?"]
+        assert turn.texts == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?"]
         assert not fake.calls_to("getUpdates")  # webhook mode never polls
     finally:
         await bot.stop()
@@ -403,7 +417,7 @@ async def test_webhook_asks_telegram_to_deliver_again_when_replies_could_not_go_
         second = await fake.post_webhook(update)  # Telegram's redelivery
         assert second.status_code == 200
         texts = [m.text for m in fake.sent_to(HOA)]
-        assert len(texts) == 2 and texts[0].startswith("Chào bạn!")
+        assert len(texts) == 1 and texts[0].startswith("Chào bạn!") and texts[0].endswith(CONSENT_QUESTION)
         async with sqlite_app.sessions() as session:
             conversation = await session.scalar(select(Conversation))
             processed = list(await session.scalars(select(ProcessedMessage)))
@@ -495,3 +509,70 @@ def test_errors_map_to_what_the_dispatcher_does():
     assert type(map_error(BadRequest("Bad Request: message text is empty"))) is SendError
     assert isinstance(map_error(TimedOut()), TransientSendError)
     assert isinstance(map_error(NetworkError("Bad Gateway")), TransientSendError)
+
+
+# ---- `hoctap run` as an operator starts it ------------------------------------------------------
+
+
+async def _hoctap_run(tmp_path, fake: FakeBotApi, *args: str, **env: str) -> asyncio.subprocess.Process:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        "EVIDENCE_DIR": str(tmp_path / "evidence"),
+        "TELEGRAM_BOT_TOKEN": "123456789:TEST-token_for-the-fake-server",
+        "TELEGRAM_API_BASE_URL": fake.base_url,
+        "TELEGRAM_API_FILE_URL": fake.file_url,
+        "TELEGRAM_POLL_TIMEOUT": "1",
+        **env,
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", *args, cwd=tmp_path, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _stop(process: asyncio.subprocess.Process) -> str:
+    process.send_signal(signal.SIGTERM)
+    _out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    return err.decode()
+
+
+async def test_hoctap_run_polls_telegram_and_stops_cleanly(tmp_path, fake):
+    process = await _hoctap_run(tmp_path, fake)
+    try:
+        await fake.wait_for(lambda: fake.calls_to("getUpdates"), timeout=60)
+        fake.send_text(HOA, "/start")
+        await fake.wait_for(lambda: fake.sent_to(HOA), timeout=30)
+    finally:
+        log = await _stop(process)
+    assert fake.sent_to(HOA)[0].text.startswith("Chào bạn!")
+    assert "starting telegram (polling)" in log and "stopping telegram (polling)" in log
+    assert "TEST-token" not in log  # request URLs carry the token: they are not logged
+    assert fake.pending_updates == 0  # the last getUpdates confirmed what was handled
+
+
+async def test_hoctap_run_serves_the_webhook_and_stops_cleanly(tmp_path, fake):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await _hoctap_run(
+        tmp_path, fake, "--role", "web",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", WEB_PORT=str(port), TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
+    )
+    try:
+        await fake.wait_for(lambda: fake.webhook, timeout=60)
+        update = fake.send_text(HOA, "/start")
+        for _ in range(100):  # uvicorn may still be binding its port
+            try:
+                response = await fake.post_webhook(update)
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.1)
+        assert response.status_code == 200
+        assert (await fake.post_webhook(update, secret="guess")).status_code == 403
+    finally:
+        log = await _stop(process)
+    assert fake.webhook["url"] == f"http://127.0.0.1:{port}/telegram/webhook"
+    assert [m.text[:9] for m in fake.sent_to(HOA)] == ["Chào bạn!"]
+    assert "stopping telegram (webhook)" in log

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from telegram import Update
 
-from bot.channels.telegram_render import MAX_CAPTION, MAX_TEXT, keyboard_for, plan, split_text, utf16_len
+from bot.channels.telegram_render import MAX_CAPTION, MAX_TEXT, keyboard_for, merge_replies, plan, split_text, utf16_len
 from bot.channels.telegram_updates import to_incoming
 from bot.flows.messages import Choice, Kind, Outgoing
 from bot.i18n import get_translator
@@ -105,3 +105,17 @@ def test_updates_become_neutral_messages():
     contact = to_incoming(_update(contact={"phone_number": "0900000000", "first_name": "Ba"}), _no_download)
     assert contact.kind == Kind.UNSUPPORTED
     assert to_incoming(_update(message_auto_delete_timer_changed={"message_auto_delete_time": 60}), _no_download) is None
+
+
+def test_a_remark_and_the_next_question_become_one_message(tmp_path):
+    yes = [Choice("yes", "Có")]
+    merged = merge_replies([
+        Outgoing("Cảm ơn bạn."), Outgoing("Đã lưu."), Outgoing("Câu hỏi?", yes, prompt_seq=3), Outgoing("Sau nút."),
+    ])
+    assert [(m.text, m.prompt_seq, len(m.choices)) for m in merged] == [
+        ("Cảm ơn bạn.\n\nĐã lưu.\n\nCâu hỏi?", 3, 1),  # buttons stay under the question
+        ("Sau nút.", None, 0),  # a reply after buttons is its own message
+    ]
+    photo = tmp_path / "a.jpg"
+    kept = merge_replies([Outgoing("Ảnh:"), Outgoing("", photo=photo), Outgoing("x" * (MAX_TEXT - 3)), Outgoing("y" * 10)])
+    assert [m.text[:4] for m in kept] == ["Ảnh:", "", "xxxx", "yyyy"]  # attachments and length limits respected

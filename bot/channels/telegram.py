@@ -33,7 +33,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
 from bot.channels.telegram_limits import TelegramRateLimiter, retry_after_seconds
-from bot.channels.telegram_render import Planned, plan
+from bot.channels.telegram_render import Planned, merge_replies, plan
 from bot.channels.telegram_updates import CHANNEL, to_incoming
 from bot.config import Settings
 from bot.flows.engine import FlowEngine, PhotoDownloadError
@@ -362,7 +362,7 @@ class TelegramChannel:
     async def send_replies(self, chat_id: int | str, replies: list[Outgoing], locale: str | None = None) -> None:
         """Send replies in order, raising a `SendError` subclass when Telegram would not take one."""
         t = get_translator(locale)
-        for reply in replies:
+        for reply in merge_replies(replies):
             for planned in plan(reply, t):
                 try:
                     await self._send_planned(chat_id, planned)
@@ -520,6 +520,8 @@ async def install(runtime: "Runtime", options: TelegramOptions | None = None) ->
     if not settings.telegram_bot_token and options is None:
         return False
     options = options or TelegramOptions.from_settings(settings)
+    # httpx logs every request URL at INFO, and Bot API URLs carry the bot token.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
     telegram = TelegramChannel(runtime.engine, options)
     runtime.senders.register(TelegramSender(telegram))
     if runtime.role == "scheduler":

@@ -7,12 +7,13 @@
   document caption holds at most 1024 characters, anything longer follows as separate messages.
   Telegram counts these limits in UTF-16 code units, and so do we.
 * The keyboard always goes on the last message of a reply, right under the question.
+* A short remark and the question after it go out as one message (see `merge_replies`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -108,6 +109,30 @@ def keyboard_for(reply: Outgoing) -> InlineKeyboardMarkup | None:
     if row:
         rows.append(row)
     return InlineKeyboardMarkup(rows)
+
+
+def merge_replies(replies: list[Outgoing]) -> list[Outgoing]:
+    """Join a plain remark with the reply after it ("Thanks." + the next question) into one
+    message: fewer notifications on the person's phone and fewer sends against Telegram's
+    one-message-per-second pace. Replies with buttons end a group; attachments stay apart."""
+    merged: list[Outgoing] = []
+    for reply in replies:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and not previous.choices
+            and previous.photo is None
+            and previous.document is None
+            and reply.photo is None
+            and reply.document is None
+            and previous.text
+            and reply.text
+            and utf16_len(previous.text) + 2 + utf16_len(reply.text) <= MAX_TEXT
+        ):
+            merged[-1] = replace(reply, text=f"{previous.text}\n\n{reply.text}")
+        else:
+            merged.append(reply)
+    return merged
 
 
 @dataclass
