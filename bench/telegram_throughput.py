@@ -3,7 +3,9 @@
 Both bots run the real PTB Application with long polling against the project's fake Bot API
 server, started in a separate process (so its work is not counted), and get the very same
 updates: every simulated person registers for "Công dân học tập" and self-declares all ten items
-by typing their answers, then submits. We measure, for each bot in the same run:
+by typing their answers, then submits. A third run puts an echo in place of the flow engine
+behind our channel, to tell the channel's own cost from the conversation's. We measure, for
+each bot in the same run (rounds alternate; medians are reported):
 
 * updates per second (wall clock, from the start of polling until every update is handled);
 * CPU time per update of the bot process (all threads, including SQLite's).
@@ -41,10 +43,11 @@ from telegram import Update  # noqa: E402
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters  # noqa: E402
 
 from bot.app import build_app  # noqa: E402
-from bot.channels.telegram import TelegramChannel, TelegramOptions, TelegramService  # noqa: E402
+from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, TelegramOptions, TelegramService  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.flows import ROUTER  # noqa: E402
-from bot.flows.engine import FlowEngine  # noqa: E402
+from bot.flows.engine import FlowEngine, Outcome  # noqa: E402
+from bot.flows.messages import Outgoing  # noqa: E402
 from bot.storage.commune import apply_commune, load_commune_file  # noqa: E402
 from bot.storage.models import Submission  # noqa: E402
 from tests.fakes.telegram_bot_api import TOKEN  # noqa: E402
@@ -166,9 +169,30 @@ async def run_echo(fake: FakeServer, updates: list[dict], concurrency: int) -> R
     return Result("bare PTB echo bot", len(updates), wall, cpu)
 
 
-async def run_flow(
-    fake: FakeServer, updates: list[dict], folder: Path, database_url: str | None, people: int, concurrency: int
+class EchoEngine:
+    """Stands in for the flow engine: the same reply an echo bot gives, no database."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+        self.router = ROUTER
+
+    async def process(self, msg, send):  # noqa: ANN001, ANN201
+        replies = [Outgoing(msg.text or "?")]
+        await send(replies)
+        return Outcome(replies)
+
+
+async def run_channel(
+    fake: FakeServer,
+    updates: list[dict],
+    folder: Path,
+    database_url: str | None,
+    people: int,
+    concurrency: int,
+    full_flow: bool,
 ) -> Result:
+    """Our Telegram channel (rate limiter, retries, rendering) with the real flow engine, or with
+    an echo in its place to tell the channel's cost from the conversation's."""
     settings = load_settings(
         database_url=database_url or f"sqlite+aiosqlite:///{folder / 'bench.db'}",
         evidence_dir=folder / "evidence",
@@ -185,19 +209,22 @@ async def run_flow(
         chat_rate_per_second=0,
         concurrent_updates=concurrency,
     )
-    channel = TelegramChannel(FlowEngine(app, ROUTER), options)
+    engine = FlowEngine(app, ROUTER) if full_flow else EchoEngine(app)
+    channel = TelegramChannel(engine, options)  # type: ignore[arg-type]
     service = TelegramService(channel, "send")  # initialise without polling yet
     await fake.inject(updates)
     await service.start()
     application = channel.application
     wall, cpu = time.perf_counter(), time.process_time()
-    await application.updater.start_polling(timeout=1, allowed_updates=["message", "callback_query"])
+    await application.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
     await channel.wait_handled(len(updates), timeout=600)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     await service.stop()
     async with app.sessions() as session:
         submitted = await session.scalar(select(func.count()).select_from(Submission).where(Submission.state == "submitted"))
     await app.close()
+    if not full_flow:
+        return Result("our channel, echo instead of the flows", len(updates), wall, cpu)
     if submitted != people:
         raise RuntimeError(f"the script should submit {people} declarations, got {submitted}")
     return Result("full flow (register + declare + submit)", len(updates), wall, cpu)
@@ -212,7 +239,7 @@ def median(values: list[float]) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=5, help="alternating echo/flow rounds; medians are reported")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians are reported")
     parser.add_argument("--concurrency", type=int, default=CONCURRENT_UPDATES, help="updates handled at once (both bots)")
     parser.add_argument("--database-url", default=None, help="an EMPTY database (one round); default: fresh SQLite files")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the full flow here")
@@ -224,49 +251,60 @@ async def main() -> None:
 
     fake = FakeServer()
     echoes: list[Result] = []
+    channels: list[Result] = []
     flows: list[Result] = []
     try:
         for round_number in range(args.rounds):
             base = 10_000_000 * (round_number + 1)
             echoes.append(await run_echo(fake, make_updates(args.people, base, base), args.concurrency))
-            flow_updates = make_updates(args.people, base + 5_000_000, base + 5_000_000)
-            with tempfile.TemporaryDirectory() as folder:
-                profiler = cProfile.Profile() if args.profile and round_number == 0 else None
-                if profiler:
-                    profiler.enable()
-                flows.append(
-                    await run_flow(fake, flow_updates, Path(folder), args.database_url, args.people, args.concurrency)
-                )
-                if profiler:
-                    profiler.disable()
-                    profiler.dump_stats(args.profile)
+            for offset, full_flow, results in ((3_000_000, False, channels), (6_000_000, True, flows)):
+                updates = make_updates(args.people, base + offset, base + offset)
+                with tempfile.TemporaryDirectory() as folder:
+                    profiler = cProfile.Profile() if args.profile and full_flow and round_number == 0 else None
+                    if profiler:
+                        profiler.enable()
+                    results.append(
+                        await run_channel(
+                            fake, updates, Path(folder), args.database_url, args.people, args.concurrency, full_flow
+                        )
+                    )
+                    if profiler:
+                        profiler.disable()
+                        profiler.dump_stats(args.profile)
         calls = (await fake.stats())["calls"]
     finally:
         fake.close()
 
+    database = "PostgreSQL" if args.database_url and args.database_url.startswith("postgres") else "SQLite"
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.people} people x {len(SCRIPT)} updates, "
-        f"{args.concurrency} concurrent updates, {args.rounds} rounds, database: "
-        f"{'PostgreSQL' if args.database_url and args.database_url.startswith('postgres') else 'SQLite'}"
+        f"{args.concurrency} concurrent updates, {args.rounds} rounds, database: {database}"
     )
-    print(f"{'round':<7}{'bot':<42}{'upd/s':>9}{'CPU ms/upd':>12}{'CPU ratio':>11}")
+    print(f"{'round':<7}{'bot':<42}{'upd/s':>9}{'CPU ms/upd':>12}{'vs echo':>10}")
     ratios = []
-    for number, (echo, flow) in enumerate(zip(echoes, flows), start=1):
-        ratio = flow.cpu_ms / echo.cpu_ms
-        ratios.append(ratio)
+    for number, (echo, channel, flow) in enumerate(zip(echoes, channels, flows), start=1):
+        ratios.append(flow.cpu_ms / echo.cpu_ms)
         print(f"{number:<7}{echo.name:<42}{echo.per_second:>9.1f}{echo.cpu_ms:>12.2f}")
-        print(f"{'':<7}{flow.name:<42}{flow.per_second:>9.1f}{flow.cpu_ms:>12.2f}{ratio:>10.2f}x")
+        for result in (channel, flow):
+            print(f"{'':<7}{result.name:<42}{result.per_second:>9.1f}{result.cpu_ms:>12.2f}{result.cpu_ms / echo.cpu_ms:>9.2f}x")
     summary = {
         "echo_updates_per_second": median([e.per_second for e in echoes]),
         "echo_cpu_ms_per_update": median([e.cpu_ms for e in echoes]),
+        "channel_updates_per_second": median([c.per_second for c in channels]),
+        "channel_cpu_ms_per_update": median([c.cpu_ms for c in channels]),
+        "channel_cpu_ratio": median([c.cpu_ms / e.cpu_ms for c, e in zip(channels, echoes)]),
         "flow_updates_per_second": median([f.per_second for f in flows]),
         "flow_cpu_ms_per_update": median([f.cpu_ms for f in flows]),
         "cpu_ratio": median(ratios),
     }
     print(
         f"median: echo {summary['echo_updates_per_second']:.1f} upd/s, {summary['echo_cpu_ms_per_update']:.2f} ms CPU/upd; "
-        f"full flow {summary['flow_updates_per_second']:.1f} upd/s, {summary['flow_cpu_ms_per_update']:.2f} ms CPU/upd; "
-        f"ratio {summary['cpu_ratio']:.2f}x CPU per update (target <= 2x)"
+        f"our channel {summary['channel_updates_per_second']:.1f} upd/s, {summary['channel_cpu_ms_per_update']:.2f} ms CPU/upd; "
+        f"full flow {summary['flow_updates_per_second']:.1f} upd/s, {summary['flow_cpu_ms_per_update']:.2f} ms CPU/upd"
+    )
+    print(
+        f"median ratios vs echo, CPU per update: our channel alone {summary['channel_cpu_ratio']:.2f}x, "
+        f"full flow {summary['cpu_ratio']:.2f}x (target <= 2x)"
     )
     print(f"Bot API calls seen by the fake server: {json.dumps(calls, sort_keys=True)}")
     if args.json:
