@@ -115,7 +115,9 @@ class TelegramOptions:
                     "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
                 )
             if not self.webhook_url.startswith(("https://", "http://")):
-                raise TelegramConfigError("PUBLIC_BASE_URL must start with https://")
+                raise TelegramConfigError(
+                    "PUBLIC_BASE_URL must be an https:// address (http:// only for a self-hosted Bot API server)"
+                )
 
 
 def build_application(options: TelegramOptions) -> Application:

@@ -167,7 +167,7 @@ class FlowEngine:
             )
             session.add(processed)
         await session.flush()
-        return Outcome(ctx.replies), processed.id if msg.message_id else None
+        return Outcome(ctx.replies), processed.id if processed is not None else None
 
     async def _load(
         self, session: AsyncSession, msg: Incoming, now: datetime
