@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     telegram_api_base_url: str | None = Field(default=None, alias="TELEGRAM_API_BASE_URL")
     telegram_api_file_url: str | None = Field(default=None, alias="TELEGRAM_API_FILE_URL")
     telegram_webhook_secret: str | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_poll_timeout: float = Field(default=30, ge=0, le=50, alias="TELEGRAM_POLL_TIMEOUT")
+    telegram_read_timeout: float = Field(default=10, gt=0, alias="TELEGRAM_READ_TIMEOUT")
+    # Telegram's limits: ≈30 messages/s for the bot, ≈1/s per chat (a short burst is tolerated).
+    telegram_rate_per_second: float = Field(default=30, ge=0, alias="TELEGRAM_RATE_PER_SECOND")
+    telegram_chat_rate_per_second: float = Field(default=1, ge=0, alias="TELEGRAM_CHAT_RATE_PER_SECOND")
+    telegram_chat_burst: int = Field(default=3, ge=1, alias="TELEGRAM_CHAT_BURST")
+    telegram_send_retries: int = Field(default=3, ge=0, alias="TELEGRAM_SEND_RETRIES")
+    telegram_retry_after_max: float = Field(default=30, ge=0, alias="TELEGRAM_RETRY_AFTER_MAX")
+    telegram_concurrent_updates: int = Field(default=8, ge=1, alias="TELEGRAM_CONCURRENT_UPDATES")
 
     zalo_bot_token: str | None = Field(default=None, alias="ZALO_BOT_TOKEN")
     zalo_bot_api_base_url: str = Field(

@@ -46,9 +46,9 @@ Installer = Callable[[Runtime], Awaitable[bool]]
 
 def channel_installers() -> list[Installer]:
     """Channels in the order they are tried; each decides from settings whether it runs."""
-    from bot.channels import zalo_bot, zalo_oa
+    from bot.channels import telegram, zalo_bot, zalo_oa
 
-    return [zalo_bot.install, zalo_oa.install]
+    return [telegram.install, zalo_bot.install, zalo_oa.install]
 
 
 def background_installers() -> list[Installer]:
@@ -78,7 +78,20 @@ async def _serve(runtime: Runtime) -> None:
     settings = runtime.app.settings
     web = create_web_app(runtime.app, runtime.routes)
     server = uvicorn.Server(uvicorn.Config(web, host=settings.web_host, port=settings.web_port, log_level="info"))
-    await server.serve()
+    # uvicorn raises the signal that stopped it again once it has shut down, with the handlers it
+    # found in place: with the default ones the process would die before the services (channels,
+    # dispatchers) are stopped. Handlers of our own make that signal harmless.
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda *_: None)
+        except ValueError:  # not the main thread: uvicorn does not touch signals either
+            pass
+    try:
+        await server.serve()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def _wait_for_stop() -> None:

@@ -10,7 +10,7 @@ from bot.flows.context import Context
 from bot.flows.messages import Choice
 from bot.i18n import N_
 from bot.storage.commune import deadlines_of
-from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Submission
+from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Household, Submission
 from bot.storage.submissions import submissions_for_person
 
 STATE_KEYS = {
@@ -70,11 +70,22 @@ async def my_submissions(ctx: Context) -> list[Submission]:
 
 
 async def my_submission(ctx: Context, submission_id: int | None) -> Submission | None:
-    """A submission by id, only if it belongs to this person or whom a leader acts for."""
-    if submission_id is None:
+    """A submission by id, only if it belongs to whom the conversation is about (never anyone else's).
+
+    Same rule as `submissions_for_person` (the subject, or the household's head or registrant),
+    read by primary key: a step's handler and its next prompt both ask, and the second time the
+    session already holds the row, so it costs no query."""
+    subject = ctx.subject
+    if submission_id is None or subject is None:
         return None
-    for submission in await my_submissions(ctx):
-        if submission.id == submission_id:
+    submission = await ctx.session.get(Submission, submission_id)
+    if submission is None:
+        return None
+    if submission.person_id == subject.id:
+        return submission
+    if submission.household_id is not None:
+        household = await ctx.session.get(Household, submission.household_id)
+        if household is not None and subject.id in (household.head_person_id, household.registered_by_person_id):
             return submission
     return None
 

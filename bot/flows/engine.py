@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Awaitable, Callable
 
 from sqlalchemy import select, update
@@ -27,7 +28,7 @@ from bot.flows.messages import Incoming, Kind, Outgoing, parse_choice_token, par
 from bot.flows.router import Router
 from bot.i18n import N_, get_translator
 from bot.storage.evidence import EvidenceError, StoredBlob
-from bot.storage.models import Conversation, Person, ProcessedMessage
+from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
 from bot.storage.people import get_account, get_or_create_account
 from bot.text import nfc
 
@@ -68,11 +69,11 @@ class FlowEngine:
         if send is not None and outcome.replies:
             await send(outcome.replies)
         if processed_id is not None:
-            async with self.app.sessions.begin() as session:
-                await session.execute(
-                    update(ProcessedMessage)
-                    .where(ProcessedMessage.id == processed_id)
-                    .values(replied_at=self.app.clock.now())
+            # A plain Core statement: no ORM session is needed to flag one row.
+            table = ProcessedMessage.__table__
+            async with self.app.engine.begin() as connection:
+                await connection.execute(
+                    update(table).where(table.c.id == processed_id).values(replied_at=self.app.clock.now())
                 )
         return outcome
 
@@ -84,7 +85,7 @@ class FlowEngine:
             return None, "too_large"
         try:
             data = await msg.photo.fetch()
-        except EvidenceError as exc:  # e.g. the download went past the size limit
+        except EvidenceError as exc:  # the real size was learnt only while downloading
             return None, exc.reason
         except PhotoDownloadError:
             return None, "download"
@@ -147,30 +148,34 @@ class FlowEngine:
                 if seen.replied_at is None and seen.replies:
                     return Outcome([Outgoing.from_json(r) for r in seen.replies], duplicate=True), seen.id, None
                 return Outcome([], duplicate=True), None, None
-            processed = ProcessedMessage(channel=msg.channel, message_id=msg.message_id, received_at=now)
-            session.add(processed)
-            await session.flush()
 
-        account = await get_or_create_account(session, msg.channel, msg.user_id, msg.chat_id, now)
+        account, conv, person = await self._load(session, msg, now)
         account.last_inbound_at = now
         if account.unreachable_at is not None:
             account.unreachable_at = None
             account.unreachable_reason = None
-        conv = await session.get(Conversation, account.id)
-        if conv is None:
-            conv = Conversation(account_id=account.id, state=INITIAL_STATE, data={}, prompt_seq=0, updated_at=now)
-            session.add(conv)
-            await session.flush()
-        person = await session.get(Person, account.person_id) if account.person_id else None
+        # Keep the conversation out of autoflush while the handler and prompts run, so its new
+        # position is written once (with its version check) instead of before every query.
+        session.expunge(conv)
         ctx = Context(self.app, session, account, conv, msg, person)
         await self._load_proxy(ctx)
 
         await self._dispatch(ctx, msg, blob, photo_error)
         await self._follow_prompts(ctx)
         conv.updated_at = now
-        if processed is not None:
-            processed.account_id = account.id
-            processed.replies = [r.to_json() for r in ctx.replies]
+        session.add(conv)
+        if msg.message_id:
+            # Written last, with its replies, in the same transaction as the conversation: a second
+            # worker handling the same message at the same time fails on the unique key here,
+            # rolls back and, on its retry, finds this row.
+            processed = ProcessedMessage(
+                channel=msg.channel,
+                message_id=msg.message_id,
+                account_id=account.id,
+                received_at=now,
+                replies=[r.to_json() for r in ctx.replies],
+            )
+            session.add(processed)
         await session.flush()
         return Outcome(ctx.replies), processed.id if processed is not None else None, ctx
 
@@ -197,6 +202,31 @@ class FlowEngine:
             ctx.stop_acting()
             ctx.say(ctx.t("proxy.no_longer"))
             ctx.goto("menu" if ctx.account.consent_at else INITIAL_STATE)
+
+    async def _load(
+        self, session: AsyncSession, msg: Incoming, now: datetime
+    ) -> tuple[ChannelAccount, Conversation, Person | None]:
+        """The account, its conversation and its person in one query (created on first contact)."""
+        row = (
+            await session.execute(
+                select(ChannelAccount, Conversation, Person)
+                .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
+                .outerjoin(Person, Person.id == ChannelAccount.person_id)
+                .where(ChannelAccount.channel == msg.channel, ChannelAccount.external_id == msg.user_id)
+            )
+        ).first()
+        if row is None:
+            account = await get_or_create_account(session, msg.channel, msg.user_id, msg.chat_id, now)
+            conv, person = None, None
+        else:
+            account, conv, person = row
+            if msg.chat_id and account.chat_id != msg.chat_id:
+                account.chat_id = msg.chat_id
+        if conv is None:
+            conv = Conversation(account_id=account.id, state=INITIAL_STATE, data={}, prompt_seq=0, updated_at=now)
+            session.add(conv)
+            await session.flush()
+        return account, conv, person
 
     async def _dispatch(
         self, ctx: Context, msg: Incoming, blob: StoredBlob | None, photo_error: str | None

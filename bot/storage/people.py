@@ -42,6 +42,28 @@ async def get_or_create_account(
     return account
 
 
+async def mark_unreachable(session: AsyncSession, account_id: int, reason: str, now: datetime) -> bool:
+    """Record that a channel cannot deliver to this account (blocked the bot, chat gone, …).
+
+    The mark stays until the person writes again (the flow engine clears it on any inbound
+    message). Returns False when the account does not exist."""
+    account = await session.get(ChannelAccount, account_id)
+    if account is None:
+        return False
+    if account.unreachable_at is None or account.unreachable_reason != reason:
+        account.unreachable_at = now
+        account.unreachable_reason = reason[:64]
+    return True
+
+
+async def clear_unreachable(session: AsyncSession, account_id: int, reason: str | None = None) -> None:
+    """Lift an unreachable mark (only one with `reason`, when given)."""
+    account = await session.get(ChannelAccount, account_id)
+    if account is not None and (reason is None or account.unreachable_reason == reason):
+        account.unreachable_at = None
+        account.unreachable_reason = None
+
+
 async def accounts_of(session: AsyncSession, person_id: int) -> list[ChannelAccount]:
     return list(await session.scalars(select(ChannelAccount).where(ChannelAccount.person_id == person_id)))
 
