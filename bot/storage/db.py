@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Arbitrary constant: PostgreSQL advisory lock id serialising migrations across workers.
 MIGRATION_LOCK_ID = 7_301_2026
+# APScheduler's job table lives in the same database but belongs to APScheduler, not to Alembic.
+SCHEDULER_TABLE = "apscheduler_jobs"
 
 
 def make_engine(url: str, echo: bool = False, **kwargs: Any) -> AsyncEngine:
