@@ -51,7 +51,9 @@ def channel_installers() -> list[Installer]:
 
 def background_installers() -> list[Installer]:
     """Scheduler-side parts (reminders, digests) for --role scheduler|all."""
-    return []
+    from bot.reminders.install import install as reminders
+
+    return [reminders]
 
 
 async def build_runtime(app: App, role: str) -> tuple[Runtime, bool]:
