@@ -165,13 +165,13 @@ async def _unreachable(
     session: AsyncSession, campaign_id: int, branch_ids: list[int]
 ) -> tuple[dict[int, Reach], dict[int, list[int]]]:
     """Reach of everyone linked to submissions still with their owners (EDITABLE states)."""
-    base = select(Submission.id).where(
+    pairs = linked_people(
         Submission.campaign_id == campaign_id,
         Submission.branch_id.in_(branch_ids),
         Submission.state.in_([s.value for s in EDITABLE]),
-    )
+    ).subquery()
     people_of: dict[int, list[int]] = {}
-    for pid, sid in await session.execute(select(linked_people(base).subquery())):
+    for pid, sid in await session.execute(select(pairs)):
         people_of.setdefault(sid, []).append(pid)
     reach = await reach_of(session, {p for ps in people_of.values() for p in ps})
     return reach, people_of

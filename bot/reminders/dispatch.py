@@ -78,7 +78,12 @@ class RealTimer:
 
 
 class Pacer:
-    """One channel's pace: overall spacing, per-chat spacing, and pauses after a 429."""
+    """One channel's pace: a fixed cadence of send slots, per-chat spacing, pauses after a 429.
+
+    Slots are kept from one send's start to the next (the database work in between does not
+    stretch the cadence), and a send never starts before its slot, so the platform never sees
+    two messages closer than 1/rate apart, nor two to one chat closer than `chat_spacing`.
+    """
 
     def __init__(self, limit: ChannelLimit) -> None:
         self.limit = limit
@@ -92,9 +97,14 @@ class Pacer:
         return base * 2 if now < self.slow_until else base
 
     def ready_at(self, chat: str) -> float:
-        return max(self.next_free, self.paused_until, self.chat_next.get(chat, 0.0))
+        """When a message to this chat may be picked (the overall slot is awaited later)."""
+        return max(self.paused_until, self.chat_next.get(chat, 0.0))
 
-    def sent(self, chat: str, now: float) -> None:
+    def wait(self, now: float) -> float:
+        return max(0.0, self.next_free - now, self.paused_until - now)
+
+    def take(self, chat: str, now: float) -> None:
+        """Use the slot starting `now` for a message to `chat`."""
         self.next_free = now + self.interval(now)
         self.chat_next[chat] = now + self.limit.chat_spacing
         if len(self.chat_next) > 10_000:
@@ -218,6 +228,17 @@ class Dispatcher:
         found: dict[str, list[Claimed]] = {}
         async with self.app.sessions.begin() as session:
             postgres = session.bind.dialect.name == "postgresql"
+            # Rows for people marked unreachable are settled without being sent (or paced).
+            down = select(ChannelAccount.id).where(
+                ChannelAccount.unreachable_at.is_not(None), ChannelAccount.channel.in_(channels)
+            )
+            skipped = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == PENDING, OutboxMessage.not_before <= now, OutboxMessage.account_id.in_(down))
+                .values(status=UNREACHABLE, last_error="account unreachable")
+                .execution_options(synchronize_session=False)
+            )
+            report.unreachable += skipped.rowcount or 0
             for channel in channels:
                 size = self.batch_size(channel)
                 query = (
@@ -273,6 +294,15 @@ class Dispatcher:
                     # A long pause after a 429: give the rows back rather than sit on them.
                     resume = self.app.clock.now() + timedelta(seconds=pacer.paused_until - moment)
                     report.released += await self._release([r.id for r in queue], resume)
+                    return
+                if not pacer.paused(moment) and wait > 2 * pacer.interval(moment):
+                    # Only chats that must wait are left: give them back, due when each chat is
+                    # ready, so that the next pass fills the channel with other chats meanwhile.
+                    now = self.app.clock.now()
+                    for r in list(queue):
+                        due = now + timedelta(seconds=max(0.0, pacer.ready_at(r.chat) - moment))
+                        report.released += await self._release([r.id], due)
+                    report.full = True
                     return
                 await self.timer.sleep(max(wait, 0.0))
                 continue
@@ -336,6 +366,12 @@ class Dispatcher:
             if marked == UNREACHABLE:
                 report.unreachable += 1
             return
+        # Wait for this channel's next slot (at most one interval: the row was picked when its
+        # chat was ready and the channel not paused).
+        wait = pacer.wait(self.timer.monotonic())
+        if wait > 0:
+            await self.timer.sleep(wait)
+        pacer.take(row.chat, self.timer.monotonic())
         sender = self.senders.get(channel)
         error: Exception | None = None
         try:
@@ -344,7 +380,6 @@ class Dispatcher:
             await sender.send(row.account, [outgoing])
         except Exception as exc:  # every failure is recorded below; BaseException (a dying process) is not
             error = exc
-        pacer.sent(row.chat, self.timer.monotonic())
         now = self.app.clock.now()
         async with self.app.sessions.begin() as session:
             if error is None:

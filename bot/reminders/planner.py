@@ -20,12 +20,14 @@ nothing the first run did not.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left, bisect_right
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Sequence
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -178,52 +180,73 @@ async def _branch_ids(session: AsyncSession, commune_id: int) -> list[int]:
     )
 
 
-async def _submission_recipients(
-    session: AsyncSession, campaign_id: int, states: list[str], branch_ids: list[int] | None = None
-) -> list[int]:
-    base = select(Submission.id).where(Submission.campaign_id == campaign_id, Submission.state.in_(states))
+def _conditions(campaign_id: int, states: list[str], branch_ids: list[int] | None) -> list:
+    found = [Submission.campaign_id == campaign_id, Submission.state.in_(states)]
     if branch_ids is not None:
-        base = base.where(Submission.branch_id.in_(branch_ids))
-    pairs = linked_people(base).subquery()
+        found.append(Submission.branch_id.in_(branch_ids))
+    return found
+
+
+@dataclass
+class Pairs:
+    """(person, submission) pairs sorted by person, in two flat arrays (16 bytes a pair)."""
+
+    pids: array = field(default_factory=lambda: array("q"))
+    sids: array = field(default_factory=lambda: array("q"))
+
+    def people(self) -> list[int]:
+        return sorted(set(self.pids))
+
+    def of(self, chunk: Sequence[int]) -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {}
+        if not chunk:
+            return found
+        lo, hi = bisect_left(self.pids, chunk[0]), bisect_right(self.pids, chunk[-1])
+        for k in range(lo, hi):
+            found.setdefault(self.pids[k], []).append(self.sids[k])
+        return found
+
+
+async def _submission_pairs(
+    session: AsyncSession, campaign_id: int, states: list[str], branch_ids: list[int] | None
+) -> Pairs:
+    """Everyone the submissions in `states` concern, read once for the whole round (streamed)."""
+    pairs = linked_people(*_conditions(campaign_id, states, branch_ids)).subquery()
     live = select(Person.id).where(Person.deleted_at.is_(None))
-    rows = await session.scalars(
-        select(pairs.c.pid).where(pairs.c.pid.in_(live)).distinct().order_by(pairs.c.pid)
+    found = Pairs()
+    result = await session.stream(
+        select(pairs.c.pid, pairs.c.sid).where(pairs.c.pid.in_(live)).order_by(pairs.c.pid, pairs.c.sid)
     )
-    return list(rows)
-
-
-async def _pairs_for(
-    session: AsyncSession, campaign_id: int, states: list[str], person_ids: list[int], branch_ids: list[int] | None
-) -> dict[int, list[int]]:
-    base = select(Submission.id).where(Submission.campaign_id == campaign_id, Submission.state.in_(states))
-    if branch_ids is not None:
-        base = base.where(Submission.branch_id.in_(branch_ids))
-    pairs = linked_people(base).subquery()
-    found: dict[int, list[int]] = {}
-    for pid, sid in await session.execute(select(pairs.c.pid, pairs.c.sid).where(pairs.c.pid.in_(person_ids))):
-        found.setdefault(pid, []).append(sid)
+    async for partition in result.partitions(5000):
+        for pid, sid in partition:
+            found.pids.append(pid)
+            found.sids.append(sid)
     return found
 
 
 async def not_registered_people(
     session: AsyncSession, campaign: Campaign, only_branches: list[int] | None = None
 ) -> list[int]:
-    """Consenting people of the commune's branches with no submission in this campaign."""
+    """Consenting people of the commune's branches with no submission in this campaign.
+
+    Set-based (NOT IN over three id lists) so it stays linear for a whole province.
+    """
     branch_ids = await _branch_ids(session, campaign.commune_id)
     if only_branches is not None:
         branch_ids = [b for b in branch_ids if b in only_branches]
     if not branch_ids:
         return []
-    as_subject = select(Submission.id).where(
-        Submission.campaign_id == campaign.id, Submission.person_id == Person.id
+    in_campaign = Submission.campaign_id == campaign.id
+    as_subject = select(Submission.person_id).where(in_campaign, Submission.person_id.is_not(None))
+    as_head = (
+        select(Household.head_person_id)
+        .join(Submission, Submission.household_id == Household.id)
+        .where(in_campaign, Household.head_person_id.is_not(None))
     )
-    as_household = (
-        select(Submission.id)
-        .join(Household, Household.id == Submission.household_id)
-        .where(
-            Submission.campaign_id == campaign.id,
-            or_(Household.head_person_id == Person.id, Household.registered_by_person_id == Person.id),
-        )
+    as_registrant = (
+        select(Household.registered_by_person_id)
+        .join(Submission, Submission.household_id == Household.id)
+        .where(in_campaign, Household.registered_by_person_id.is_not(None))
     )
     rows = await session.scalars(
         select(Person.id)
@@ -231,24 +254,34 @@ async def not_registered_people(
             Person.branch_id.in_(branch_ids),
             Person.consent_at.is_not(None),
             Person.deleted_at.is_(None),
-            ~exists(as_subject),
-            ~exists(as_household),
+            Person.id.not_in(as_subject),
+            Person.id.not_in(as_head),
+            Person.id.not_in(as_registrant),
         )
         .order_by(Person.id)
     )
     return list(rows)
 
 
-async def round_people(session: AsyncSession, rnd: Round, settings: Settings) -> list[tuple[str, list[int]]]:
-    """Everyone the round concerns, as (mode, sorted person ids): "register" or "declare"."""
+@dataclass
+class Part:
+    mode: str  # "register" or "declare"
+    people: list[int]
+    pairs: Pairs | None = None
+
+
+async def round_people(session: AsyncSession, rnd: Round, settings: Settings) -> list[Part]:
+    """Everyone the round concerns, sorted by person id, in two parts: people to remind to
+    register, and people with a declaration to finish or a request to answer."""
     today = rnd.send_at.astimezone(settings.tz).date()
     groups = rnd.groups if rnd.groups is not None else audience(rnd.deadline, rnd.deadlines, today)
-    parts: list[tuple[str, list[int]]] = []
+    parts: list[Part] = []
     if NOT_REGISTERED in groups:
-        parts.append(("register", await not_registered_people(session, rnd.campaign, rnd.branch_ids)))
+        parts.append(Part("register", await not_registered_people(session, rnd.campaign, rnd.branch_ids)))
     states = _states(groups)
     if states:
-        parts.append(("declare", await _submission_recipients(session, rnd.campaign.id, states, rnd.branch_ids)))
+        pairs = await _submission_pairs(session, rnd.campaign.id, states, rnd.branch_ids)
+        parts.append(Part("declare", pairs.people(), pairs))
     return parts
 
 
@@ -257,7 +290,7 @@ def _states(groups: list[str]) -> list[str]:
 
 
 async def build_batch(
-    session: AsyncSession, rnd: Round, criteria: CriteriaCache, settings: Settings, mode: str, chunk: list[int]
+    session: AsyncSession, rnd: Round, criteria: CriteriaCache, settings: Settings, part: Part, chunk: list[int]
 ) -> list[Planned]:
     """The reminders of one chunk of people (a few queries, whatever the chunk size)."""
     days = days_left(rnd.deadline.due_on, rnd.send_at, settings)
@@ -265,7 +298,7 @@ async def build_batch(
     reach = await reach_of(session, chunk)
     names = await names_of(session, chunk)
     batch = []
-    if mode == "register":
+    if part.mode == "register":
         for pid in chunk:
             notice = Notice(
                 N_("remind.register"),
@@ -276,10 +309,12 @@ async def build_batch(
         return batch
     today = rnd.send_at.astimezone(settings.tz).date()
     groups = rnd.groups if rnd.groups is not None else audience(rnd.deadline, rnd.deadlines, today)
-    pairs = await _pairs_for(session, rnd.campaign.id, _states(groups), chunk, rnd.branch_ids)
+    states = set(_states(groups))
+    pairs = part.pairs.of(chunk) if part.pairs is not None else {}
     facts = await submission_facts(session, sorted({s for sids in pairs.values() for s in sids}), criteria)
     for pid in chunk:
-        subs = [facts[sid] for sid in sorted(pairs.get(pid, [])) if sid in facts]
+        # States are read again now: a declaration submitted since the round began is left out.
+        subs = [facts[sid] for sid in pairs.get(pid, []) if sid in facts and facts[sid].state in states]
         if not subs:
             continue
         lines = [submission_line(f, await criteria.title_text(session, f.criteria_set_id)) for f in subs]
@@ -340,10 +375,10 @@ async def plan_reminders(
     result = RoundResult()
     async with open_session() as session:
         parts = await round_people(session, rnd, settings)
-    for mode, people in parts:
-        for chunk in chunked(people):
+    for part in parts:
+        for chunk in chunked(part.people):
             async with open_session() as session:
-                batch = await build_batch(session, rnd, criteria, settings, mode, list(chunk))
+                batch = await build_batch(session, rnd, criteria, settings, part, list(chunk))
                 reachable = [p for p in batch if p.reach.reachable]
                 result.planned += len(batch)
                 result.unreachable += len(batch) - len(reachable)

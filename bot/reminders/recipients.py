@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import Select, func, select, union
+from sqlalchemy import ColumnElement, Select, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaCatalog, CriteriaSet
@@ -26,7 +26,7 @@ from bot.storage.models import (
     SubmissionEvent,
 )
 
-CHUNK = 500
+CHUNK = 1000
 NOTE_MAX = 200
 NO_ACCOUNT = "no_account"
 
@@ -103,26 +103,21 @@ async def reach_of(session: AsyncSession, person_ids: Iterable[int], *, consent:
     return found
 
 
-def linked_people(base: Select) -> Select:
-    """(person id, submission id) for everyone a submission concerns: the person themself, or the
-    household's head and whoever registered it. `base` selects Submission.id with its filters."""
-    subs = base.subquery()
-    as_subject = (
-        select(Submission.person_id.label("pid"), Submission.id.label("sid"))
-        .join(subs, subs.c.id == Submission.id)
-        .where(Submission.person_id.is_not(None))
+def linked_people(*conditions: ColumnElement[bool]) -> Select:
+    """(person id, submission id) for everyone concerned by the submissions matching `conditions`:
+    the person themself, or the household's head and whoever registered it."""
+    as_subject = select(Submission.person_id.label("pid"), Submission.id.label("sid")).where(
+        Submission.person_id.is_not(None), *conditions
     )
     as_head = (
         select(Household.head_person_id.label("pid"), Submission.id.label("sid"))
-        .join(subs, subs.c.id == Submission.id)
         .join(Household, Household.id == Submission.household_id)
-        .where(Household.head_person_id.is_not(None))
+        .where(Household.head_person_id.is_not(None), *conditions)
     )
     as_registrant = (
         select(Household.registered_by_person_id.label("pid"), Submission.id.label("sid"))
-        .join(subs, subs.c.id == Submission.id)
         .join(Household, Household.id == Submission.household_id)
-        .where(Household.registered_by_person_id.is_not(None))
+        .where(Household.registered_by_person_id.is_not(None), *conditions)
     )
     return union(as_subject, as_head, as_registrant)
 
@@ -147,6 +142,8 @@ class CriteriaCache:
     def __init__(self, catalog: CriteriaCatalog) -> None:
         self.catalog = catalog
         self._sets: dict[str, CriteriaSet] = {}
+        self._sizes: dict[str, int] = {}
+        self._titles: dict[str, dict[str, str]] = {}
 
     async def get(self, session: AsyncSession, set_id: str) -> CriteriaSet:
         if set_id not in self._sets:
@@ -159,9 +156,16 @@ class CriteriaCache:
             self._sets[set_id] = found
         return self._sets[set_id]
 
+    async def size(self, session: AsyncSession, set_id: str) -> int:
+        if set_id not in self._sizes:
+            self._sizes[set_id] = len((await self.get(session, set_id)).items)
+        return self._sizes[set_id]
+
     async def title_text(self, session: AsyncSession, set_id: str) -> dict[str, str]:
-        name = (await self.get(session, set_id)).title_name
-        return {"vi": name.vi, "en": name.en}
+        if set_id not in self._titles:
+            name = (await self.get(session, set_id)).title_name
+            self._titles[set_id] = {"vi": name.vi, "en": name.en}
+        return self._titles[set_id]
 
 
 async def submission_facts(
@@ -187,10 +191,8 @@ async def submission_facts(
     )
     facts = {}
     for sid, reference, title, state, branch_id, set_id, name in rows:
-        criteria_set = await criteria.get(session, set_id)
-        facts[sid] = SubmissionFacts(
-            sid, reference or "", title, state, branch_id, name or "", set_id, total=len(criteria_set.items)
-        )
+        total = await criteria.size(session, set_id)
+        facts[sid] = SubmissionFacts(sid, reference or "", title, state, branch_id, name or "", set_id, total=total)
     counts = await session.execute(
         select(Answer.submission_id, func.count()).where(Answer.submission_id.in_(submission_ids)).group_by(Answer.submission_id)
     )

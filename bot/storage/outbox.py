@@ -177,10 +177,7 @@ async def enqueue_many(session: AsyncSession, rows: list[Queued], *, now: dateti
     ]
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(OutboxMessage)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(OutboxMessage.dedupe_key)
-    )
+    table = OutboxMessage.__table__  # a Core insert: no ORM bookkeeping for thousands of rows
+    statement = insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.dedupe_key)
     result = await session.execute(statement, values)
     return set(result.scalars())
