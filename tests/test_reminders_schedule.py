@@ -134,3 +134,25 @@ async def test_the_runtime_runs_scheduler_and_dispatcher_for_the_scheduler_role(
     async with sqlite_app.engine.connect() as conn:
         jobs = await conn.execute(text(f"SELECT count(*) FROM {SCHEDULER_TABLE}"))
         assert jobs.scalar() > 2
+
+
+async def test_autogenerate_leaves_the_scheduler_table_alone(app):
+    """APScheduler's table shares the database; a new migration must never propose dropping it."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from bot.storage.db import include_object
+    from bot.storage.models import Base
+
+    service = ReminderScheduler(app, paused=True)
+    await service.start()
+    await service.stop()
+
+    def diff(conn, **opts):
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True, **opts}), Base.metadata)
+
+    async with app.engine.connect() as conn:
+        unfiltered = await conn.run_sync(diff)
+        filtered = await conn.run_sync(lambda c: diff(c, include_object=include_object))
+    assert any(op[0] == "remove_table" and op[1].name == SCHEDULER_TABLE for op in unfiltered)
+    assert filtered == []

@@ -23,8 +23,8 @@ from bot.flows.context import Context
 from bot.flows.router import Router
 from bot.i18n import N_, all_aliases
 from bot.storage.commune import campaign_for, deadlines_of
-from bot.storage.models import CampaignDeadline, OrgUnit, RoleGrant
-from bot.storage.people import Role, branch_ids_in_scope
+from bot.storage.models import CampaignDeadline, OrgUnit
+from bot.storage.people import Role, branch_ids_in_scope, live_grants
 from bot.text import fold
 
 log = logging.getLogger(__name__)
@@ -151,11 +151,7 @@ async def cmd_nudge(ctx: Context, args: str) -> None:
 async def _officer_communes(ctx: Context) -> list[OrgUnit]:
     if ctx.person is None:
         return []
-    grants = list(
-        await ctx.session.scalars(
-            select(RoleGrant).where(RoleGrant.person_id == ctx.person.id, RoleGrant.revoked_at.is_(None))
-        )
-    )
+    grants = await live_grants(ctx.session, ctx.person.id)
     query = select(OrgUnit).where(OrgUnit.kind == "commune").order_by(OrgUnit.name)
     if not any(g.role == Role.ADMIN.value for g in grants):
         ids = [g.scope_unit_id for g in grants if g.role == Role.OFFICER.value and g.scope_unit_id is not None]

@@ -214,7 +214,12 @@ class Dispatcher:
             )
             gone = await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.status == PENDING, OutboxMessage.deadline_kind.is_not(None), passed)
+                .where(
+                    OutboxMessage.status == PENDING,
+                    OutboxMessage.not_before <= now,
+                    OutboxMessage.deadline_kind.is_not(None),
+                    passed,
+                )
                 .values(status=EXPIRED, last_error="deadline passed before it could be sent")
                 .execution_options(synchronize_session=False)
             )

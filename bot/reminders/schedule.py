@@ -52,6 +52,7 @@ ROUND_PREFIX = "remind:"
 WEEKLY_JOB = "digest:weekly"
 SYNC_JOB = "reminders:sync"
 WEEKLY_GRACE = timedelta(hours=12)
+STOP_GRACE_SECONDS = 30
 
 
 def sync_url(async_url: str) -> str:
@@ -78,6 +79,9 @@ class LoopExecutor(BaseExecutor):
         for future in list(self._pending):
             future.cancel()
         self._pending.clear()
+
+    def running(self) -> list[Any]:
+        return [f for f in self._pending if not f.done()]
 
     def _do_submit_job(self, job, run_times) -> None:
         coro = run_coroutine_job(job, job._jobstore_alias, run_times, self._logger.name)
@@ -200,6 +204,13 @@ class ReminderScheduler:
         if scheduler is None or scheduler.state == STATE_STOPPED:
             return
         scheduler._stop_timer()
+        scheduler.pause()  # no new job starts from here on
+        executor = scheduler._lookup_executor("default")
+        running = executor.running() if isinstance(executor, LoopExecutor) else []
+        if running:
+            # Let a round in progress finish (each chunk is its own transaction, and a round cut
+            # short is completed by running it again, but finishing is tidier than cancelling).
+            await asyncio.wait([asyncio.wrap_future(f) for f in running], timeout=STOP_GRACE_SECONDS)
         await asyncio.to_thread(BaseScheduler.shutdown, scheduler, False)
         scheduler._eventloop = None
 

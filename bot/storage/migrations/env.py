@@ -8,21 +8,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from bot.storage.db import SCHEDULER_TABLE
+from bot.storage.db import include_object
 from bot.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-# Tables other libraries own in our database: autogenerate must never propose dropping them.
-FOREIGN_TABLES = {SCHEDULER_TABLE}
-
-
-def include_object(obj, name, type_, reflected, compare_to) -> bool:
-    if type_ == "table" and name in FOREIGN_TABLES:
-        return False
-    if type_ in ("index", "column") and getattr(getattr(obj, "table", None), "name", None) in FOREIGN_TABLES:
-        return False
-    return True
 
 
 def _run(connection: Connection) -> None:
