@@ -21,8 +21,8 @@ def _settings() -> Settings:
     return load_settings()
 
 
-async def _with_app(work, settings: Settings | None = None):
-    app = await build_app(settings or _settings())
+async def _with_app(work, settings: Settings | None = None, clock=None):
+    app = await build_app(settings or _settings(), clock)
     try:
         return await work(app)
     finally:
@@ -88,6 +88,58 @@ def run(
     from bot.runner import run_bot
 
     _run(run_bot(_settings(), role=role, console_user=user))
+
+
+def _clock_at(at: Optional[str], settings: Settings):
+    """A clock stopped at `at` (ISO date-time; local time when no offset is given), or None."""
+    if not at:
+        return None
+    from datetime import datetime
+
+    from bot.clock import FakeClock
+
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        typer.echo(f"error: --at {at!r} is not an ISO date-time such as 2026-11-23T08:00", err=True)
+        raise typer.Exit(2)
+    return FakeClock(when if when.tzinfo else when.replace(tzinfo=settings.tz))
+
+
+@cli.command()
+def remind(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list who would get what and when; write nothing"),
+    days: int = typer.Option(35, min=1, max=400, help="How far ahead the dry run looks"),
+    at: Optional[str] = typer.Option(None, help="Plan as of this local time (ISO, e.g. 2026-11-23T08:00)"),
+    limit: int = typer.Option(50, min=1, help="Recipients listed per round"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show each message as its reader gets it"),
+) -> None:
+    """Reminders: queue the current round of every deadline now, or (--dry-run) list what is planned.
+
+    Safe to run any number of times: a reminder already queued is never queued again.
+    """
+    from bot.reminders.report import remind as run
+
+    settings = _settings()
+
+    async def work(app: App) -> None:
+        await run(app, typer.echo, dry_run=dry_run, days=days, limit=limit, verbose=verbose)
+
+    _run(_with_app(work, settings, _clock_at(at, settings)))
+
+
+@cli.command()
+def outbox(
+    problems: bool = typer.Option(False, "--problems", help="List unconfirmed, failed and unreachable messages"),
+    limit: int = typer.Option(100, min=1, help="Rows listed with --problems"),
+) -> None:
+    """Outbox messages by state and kind (pending, sent, unconfirmed after a crash, …)."""
+    from bot.reminders.report import outbox_status
+
+    async def work(app: App) -> None:
+        await outbox_status(app, typer.echo, problems=problems, limit=limit)
+
+    _run(_with_app(work))
 
 
 @admin.command("grant")

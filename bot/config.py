@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ChannelLimit(BaseModel):
+    """How fast the dispatcher may send on one channel."""
+
+    model_config = ConfigDict(extra="forbid")
+    rate: float = Field(gt=0, le=1000)  # messages per second, all chats together
+    chat_spacing: float = Field(default=1.0, ge=0, le=3600)  # seconds between two messages to one chat
+
+
+# Platform facts (DESIGN.md §5): Telegram ≈30 msg/s overall and ≈1 msg/s per chat; Zalo publishes
+# no figure, so it is paced conservatively. "*" applies to any other channel.
+DEFAULT_CHANNEL_LIMITS: dict[str, ChannelLimit] = {
+    "telegram": ChannelLimit(rate=25, chat_spacing=1.0),
+    "zalo_bot": ChannelLimit(rate=5, chat_spacing=1.0),
+    "zalo_oa": ChannelLimit(rate=5, chat_spacing=1.0),
+    "*": ChannelLimit(rate=5, chat_spacing=1.0),
+}
 
 
 class Settings(BaseSettings):
@@ -78,6 +97,34 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", alias="WEB_HOST")
     web_port: int = Field(default=8080, alias="WEB_PORT")
     signing_secret: str = Field(default="change-me-in-production", alias="SIGNING_SECRET")
+
+    # Reminders, digests and the outbox dispatcher (bot/reminders).
+    reminder_time: time = Field(default=time(8, 0), alias="REMINDER_TIME")
+    digest_weekday: str = Field(default="mon", alias="DIGEST_WEEKDAY")
+    digest_time: time = Field(default=time(7, 30), alias="DIGEST_TIME")
+    quiet_start: time = Field(default=time(21, 0), alias="QUIET_HOURS_START")
+    quiet_end: time = Field(default=time(7, 0), alias="QUIET_HOURS_END")
+    scheduler_sync_minutes: int = Field(default=5, ge=1, le=1440, alias="SCHEDULER_SYNC_MINUTES")
+    dispatch_limits: dict[str, ChannelLimit] = Field(default_factory=dict, alias="DISPATCH_LIMITS")
+    dispatch_poll_seconds: float = Field(default=2.0, gt=0, le=300, alias="DISPATCH_POLL_SECONDS")
+    dispatch_lease_seconds: int = Field(default=300, ge=10, alias="DISPATCH_LEASE_SECONDS")
+    dispatch_max_attempts: int = Field(default=5, ge=1, le=50, alias="DISPATCH_MAX_ATTEMPTS")
+    dispatch_backoff_seconds: float = Field(default=30.0, gt=0, alias="DISPATCH_BACKOFF_SECONDS")
+
+    @field_validator("digest_weekday")
+    @classmethod
+    def _weekday(cls, value: str) -> str:
+        value = value.strip().lower()[:3]
+        if value not in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
+            raise ValueError("DIGEST_WEEKDAY must be a weekday: mon, tue, … sun")
+        return value
+
+    def channel_limit(self, channel: str) -> ChannelLimit:
+        """The configured pace for a channel: DISPATCH_LIMITS over the built-in defaults."""
+        for source in (self.dispatch_limits, DEFAULT_CHANNEL_LIMITS):
+            if channel in source:
+                return source[channel]
+        return self.dispatch_limits.get("*") or DEFAULT_CHANNEL_LIMITS["*"]
 
     @field_validator("default_locale")
     @classmethod

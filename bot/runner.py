@@ -53,7 +53,9 @@ def channel_installers() -> list[Installer]:
 
 def background_installers() -> list[Installer]:
     """Scheduler-side parts (reminders, digests) for --role scheduler|all."""
-    return []
+    from bot.reminders.install import install as reminders
+
+    return [reminders]
 
 
 async def build_runtime(app: App, role: str) -> tuple[Runtime, bool]:
@@ -94,7 +96,8 @@ async def _serve(runtime: Runtime) -> None:
             signal.signal(sig, handler)
 
 
-async def _wait_for_stop() -> None:
+def _stop_event() -> asyncio.Event:
+    """Set on SIGINT/SIGTERM; installed before anything starts, so an early signal is not fatal."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -102,7 +105,7 @@ async def _wait_for_stop() -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    await stop.wait()
+    return stop
 
 
 async def run_bot(settings: Settings, role: str = "all", console_user: str = "local") -> None:
@@ -117,16 +120,19 @@ async def run_bot(settings: Settings, role: str = "all", console_user: str = "lo
             log.info("no channel token configured: starting the terminal chat")
             await ConsoleChannel(runtime.engine, user_id=console_user).run()
             return
-        for service in runtime.services:
-            log.info("starting %s", service.name)
-            await service.start()
+        stop = _stop_event()
+        started: list[Service] = []
         try:
-            if runtime.routes and role in ("web", "all"):
+            for service in runtime.services:
+                log.info("starting %s", service.name)
+                await service.start()
+                started.append(service)
+            if runtime.routes and role in ("web", "all") and not stop.is_set():
                 await _serve(runtime)
             else:
-                await _wait_for_stop()
+                await stop.wait()
         finally:
-            for service in reversed(runtime.services):
+            for service in reversed(started):
                 log.info("stopping %s", service.name)
                 await service.stop()
     finally:

@@ -20,7 +20,9 @@ async def test_roles_decide_what_runs(fake_bot, fake_oa, sqlite_db, tmp_path, cl
         runtime, any_channel = await build_runtime(app, "scheduler")
         assert any_channel and runtime.senders.channels() == ["zalo_bot", "zalo_oa"]
         assert runtime.routes == []  # no webhooks and no poller in the scheduler process
-        assert sorted(s.name for s in runtime.services) == ["zalo-bot-shutdown", "zalo-oa-shutdown", "zalo-oa-tokens"]
+        assert sorted(s.name for s in runtime.services) == [
+            "outbox-dispatcher", "reminder-scheduler", "zalo-bot-shutdown", "zalo-oa-shutdown", "zalo-oa-tokens",
+        ]
         for service in reversed(runtime.services):
             await service.stop()
 

@@ -2,7 +2,8 @@
 
 from bot.flows import declare, invite, leader, mydata, register, reports, staff, start, status
 from bot.flows.router import Router
+from bot.reminders import commands as reminder_commands
 
 ROUTER = Router()
-for _module in (start, register, declare, status, staff, leader, invite, reports, mydata):
+for _module in (start, register, declare, status, staff, leader, invite, reports, mydata, reminder_commands):
     ROUTER.include(_module.router)

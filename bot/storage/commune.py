@@ -32,20 +32,45 @@ class UnitSpec(BaseModel):
     adults: int | None = Field(default=None, ge=0)
 
 
+def _check_offsets(value: list[int]) -> list[int]:
+    if any(v < 0 or v > 365 for v in value):
+        raise ValueError("reminder offsets are days before a deadline, 0–365")
+    return sorted(set(value), reverse=True)
+
+
+class DeadlineSpec(BaseModel):
+    """A deadline with its own reminder offsets: `self_declaration: {date: 2026-11-30, reminder_offsets: [14, 3]}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    date: date
+    reminder_offsets: list[int] | None = None
+
+    @field_validator("reminder_offsets")
+    @classmethod
+    def _offsets(cls, value: list[int] | None) -> list[int] | None:
+        return None if value is None else _check_offsets(value)
+
+
 class CampaignSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     year: int = Field(ge=2000, le=2100)
     targets: dict[str, float] = Field(default_factory=dict)
     reminder_offsets: list[int] = Field(default_factory=lambda: list(DEFAULT_OFFSETS))
-    deadlines: dict[str, date]
+    deadlines: dict[str, DeadlineSpec | date]
 
     @field_validator("deadlines")
     @classmethod
-    def _known_kinds(cls, value: dict[str, date]) -> dict[str, date]:
+    def _known_kinds(cls, value: dict[str, DeadlineSpec | date]) -> dict[str, DeadlineSpec | date]:
         unknown = sorted(set(value) - set(DEADLINE_KINDS))
         if unknown:
             raise ValueError(f"unknown deadline kinds {unknown}; use {list(DEADLINE_KINDS)}")
         return value
+
+    def deadline_specs(self) -> dict[str, DeadlineSpec]:
+        return {
+            kind: spec if isinstance(spec, DeadlineSpec) else DeadlineSpec(date=spec)
+            for kind, spec in self.deadlines.items()
+        }
 
     @field_validator("targets")
     @classmethod
@@ -58,9 +83,7 @@ class CampaignSpec(BaseModel):
     @field_validator("reminder_offsets")
     @classmethod
     def _offsets(cls, value: list[int]) -> list[int]:
-        if any(v < 0 or v > 365 for v in value):
-            raise ValueError("reminder offsets are days before a deadline, 0–365")
-        return sorted(set(value), reverse=True)
+        return _check_offsets(value)
 
 
 class CommuneSpec(BaseModel):
@@ -141,12 +164,13 @@ async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime)
                 select(CampaignDeadline).where(CampaignDeadline.campaign_id == campaign.id)
             )
         }
-        for kind, due_on in campaign_spec.deadlines.items():
+        for kind, spec in campaign_spec.deadline_specs().items():
             deadline = existing.get(kind)
             if deadline is None:
-                session.add(CampaignDeadline(campaign_id=campaign.id, kind=kind, due_on=due_on))
-            else:
-                deadline.due_on = due_on
+                deadline = CampaignDeadline(campaign_id=campaign.id, kind=kind, due_on=spec.date)
+                session.add(deadline)
+            deadline.due_on = spec.date
+            deadline.reminder_offsets = spec.reminder_offsets
     await session.flush()
     return commune
 

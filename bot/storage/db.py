@@ -20,6 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Arbitrary constant: PostgreSQL advisory lock id serialising migrations across workers.
 MIGRATION_LOCK_ID = 7_301_2026
+# APScheduler's job table lives in the same database but belongs to APScheduler, not to Alembic.
+SCHEDULER_TABLE = "apscheduler_jobs"
+FOREIGN_TABLES = frozenset({SCHEDULER_TABLE})
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic filter: tables other libraries own in our database (and their indexes) are never
+    compared, so autogenerate never proposes dropping them."""
+    if type_ == "table" and name in FOREIGN_TABLES:
+        return False
+    table = getattr(obj, "table", None)
+    return not (type_ in ("index", "column", "unique_constraint") and getattr(table, "name", None) in FOREIGN_TABLES)
 
 
 def make_engine(url: str, echo: bool = False, **kwargs: Any) -> AsyncEngine:

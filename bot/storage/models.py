@@ -83,7 +83,7 @@ class Household(Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), index=True)
     head_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
-    registered_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    registered_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     created_at: Mapped[datetime]
 
     members: Mapped[list["HouseholdMember"]] = relationship(

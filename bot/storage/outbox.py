@@ -10,18 +10,25 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from babel.numbers import format_decimal, format_percent
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.flows.messages import Choice, Outgoing
-from bot.i18n import get_translator
+from bot.i18n import Translator, get_translator
 from bot.storage.models import OutboxMessage
 
 
 @dataclass
 class Notice:
-    """A message by catalog key. A parameter may itself be {"key": ...} (translated) or
-    {"date": "YYYY-MM-DD"} (formatted for the reader's locale)."""
+    """A message by catalog key, rendered in the reader's language when it is sent.
+
+    A parameter may be a plain value, or a dict that is rendered too:
+    {"key": k, "params": {...}, "plural": k2, "count": n} — a nested notice (plural form by count);
+    {"date": "YYYY-MM-DD"} — a date for the reader's locale; {"lines": [...]} — nested notices, one
+    per line (or joined by "sep"); {"text": {"vi": …, "en": …}} — text from data (criteria titles); {"number": n} and
+    {"percent": fraction} — formatted for the locale.
+    """
 
     key: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -30,9 +37,11 @@ class Notice:
     photo: str | None = None
     document: str | None = None
     document_name: str | None = None
+    plural: str | None = None  # plural catalog key: the text is chosen by `count`
+    count: int | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "key": self.key,
             "params": self.params,
             "choices": [list(c) for c in self.choices],
@@ -40,6 +49,10 @@ class Notice:
             "document": self.document,
             "document_name": self.document_name,
         }
+        if self.plural is not None:
+            payload["plural"] = self.plural
+            payload["count"] = self.count
+        return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "Notice":
@@ -50,24 +63,43 @@ class Notice:
             photo=payload.get("photo"),
             document=payload.get("document"),
             document_name=payload.get("document_name"),
+            plural=payload.get("plural"),
+            count=payload.get("count"),
         )
+
+
+def _render_text(t: Translator, key: str, params: dict[str, Any], plural: str | None, count: Any) -> str:
+    values = {name: _render_value(t, value) for name, value in params.items()}
+    if plural is not None:
+        return t.plural(key, plural, int(count or 0), **values)
+    return t(key, **values)
+
+
+def _render_value(t: Translator, value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    if "key" in value:
+        return _render_text(t, value["key"], value.get("params") or {}, value.get("plural"), value.get("count"))
+    if "date" in value:
+        return t.date(date.fromisoformat(value["date"]))
+    if "lines" in value:
+        return str(value.get("sep", "\n")).join(str(_render_value(t, line)) for line in value["lines"])
+    if "text" in value:
+        texts = value["text"]
+        return texts.get(t.locale) or texts.get("vi") or next(iter(texts.values()), "")
+    if "number" in value:
+        return format_decimal(value["number"], locale=t.locale)
+    if "percent" in value:
+        return format_percent(value["percent"], "#,##0.#%", locale=t.locale)
+    return value
 
 
 def render_notice(notice: Notice, locale: str | None) -> Outgoing:
     from pathlib import Path
 
     t = get_translator(locale)
-    params = {}
-    for name, value in notice.params.items():
-        if isinstance(value, dict) and "key" in value:
-            nested_key = value["key"]
-            params[name] = t(nested_key)
-        elif isinstance(value, dict) and "date" in value:
-            params[name] = t.date(date.fromisoformat(value["date"]))
-        else:
-            params[name] = value
     return Outgoing(
-        text=t(notice.key, **params),
+        text=_render_text(t, notice.key, notice.params, notice.plural, notice.count),
         choices=[Choice(value, t(label_key)) for value, label_key in notice.choices],
         photo=Path(notice.photo) if notice.photo else None,
         document=Path(notice.document) if notice.document else None,
@@ -107,3 +139,45 @@ async def enqueue(
     statement = insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     result = await session.execute(statement)
     return bool(result.rowcount)
+
+
+@dataclass
+class Queued:
+    """One row for `enqueue_many`; the same fields as `enqueue` takes."""
+
+    key: str
+    account_id: int
+    kind: str
+    notice: Notice
+    not_before: datetime
+    campaign_id: int | None = None
+    deadline_kind: str | None = None
+    offset_days: int | None = None
+
+
+async def enqueue_many(session: AsyncSession, rows: list[Queued], *, now: datetime) -> set[str]:
+    """`enqueue` for many rows in one statement; returns the keys that were new (the rest existed)."""
+    if not rows:
+        return set()
+    values = [
+        dict(
+            dedupe_key=row.key,
+            account_id=row.account_id,
+            kind=row.kind,
+            campaign_id=row.campaign_id,
+            deadline_kind=row.deadline_kind,
+            offset_days=row.offset_days,
+            payload=row.notice.to_payload(),
+            status="pending",
+            not_before=row.not_before,
+            attempts=0,
+            created_at=now,
+        )
+        for row in rows
+    ]
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = OutboxMessage.__table__  # a Core insert: no ORM bookkeeping for thousands of rows
+    statement = insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.dedupe_key)
+    result = await session.execute(statement, values)
+    return set(result.scalars())

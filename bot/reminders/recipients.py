@@ -1,0 +1,226 @@
+"""Facts the planner and the digests read in bulk: who is linked to a submission, how to reach them,
+how far each declaration got, and what reviewers asked for.
+
+Everything is fetched per chunk of ids with a handful of queries, so a round over 100 000 people
+costs a few hundred statements, not a few hundred thousand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Iterator, Sequence
+
+from sqlalchemy import ColumnElement, Select, func, select, union
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.criteria import CriteriaCatalog, CriteriaSet
+from bot.domain.lifecycle import State
+from bot.storage.models import (
+    Answer,
+    ChannelAccount,
+    CriteriaSetRecord,
+    Household,
+    Person,
+    Submission,
+    SubmissionEvent,
+)
+
+CHUNK = 1000
+NOTE_MAX = 200
+NO_ACCOUNT = "no_account"
+
+
+def chunked(ids: Sequence[int], size: int = CHUNK) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How to reach a person: the account to write to, or why there is none."""
+
+    person_id: int
+    account_id: int | None
+    channel: str | None
+    external_id: str | None
+    locale: str | None
+    unreachable_reason: str | None  # blocked, outside_window, … or "no_account"
+
+    @property
+    def reachable(self) -> bool:
+        return self.account_id is not None
+
+
+async def reach_of(session: AsyncSession, person_ids: Iterable[int], *, consent: bool = True) -> dict[int, Reach]:
+    """For each person, the account they used most recently that is not marked unreachable
+    (and, for residents, on which they gave consent).
+
+    People with no such account get the reason of their most recently marked account (or
+    "no_account"), which the branch leader's digest shows as "needs a visit". Staff digests go to
+    leaders and officers whether or not they ever registered as residents (`consent=False`).
+    """
+    ids = list(person_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(
+            ChannelAccount.id,
+            ChannelAccount.person_id,
+            ChannelAccount.channel,
+            ChannelAccount.external_id,
+            ChannelAccount.locale,
+            ChannelAccount.last_inbound_at,
+            ChannelAccount.created_at,
+            ChannelAccount.unreachable_at,
+            ChannelAccount.unreachable_reason,
+            Person.locale,
+        )
+        .join(Person, Person.id == ChannelAccount.person_id)
+        .where(
+            ChannelAccount.person_id.in_(ids),
+            Person.deleted_at.is_(None),
+            ChannelAccount.consent_at.is_not(None) if consent else ChannelAccount.id.is_not(None),
+        )
+    )
+    best: dict[int, tuple[datetime, Reach]] = {}
+    down: dict[int, tuple[datetime, str]] = {}
+    for acc_id, person_id, channel, external_id, locale, last_in, created, down_at, reason, person_locale in rows:
+        if down_at is not None:
+            if person_id not in down or down[person_id][0] < down_at:
+                down[person_id] = (down_at, reason or "unknown")
+            continue
+        seen = last_in or created
+        if person_id not in best or best[person_id][0] < seen:
+            best[person_id] = (seen, Reach(person_id, acc_id, channel, external_id, locale or person_locale, None))
+    found = {}
+    for person_id in ids:
+        if person_id in best:
+            found[person_id] = best[person_id][1]
+        else:
+            reason = down[person_id][1] if person_id in down else NO_ACCOUNT
+            found[person_id] = Reach(person_id, None, None, None, None, reason)
+    return found
+
+
+def linked_people(*conditions: ColumnElement[bool]) -> Select:
+    """(person id, submission id) for everyone concerned by the submissions matching `conditions`:
+    the person themself, or the household's head and whoever registered it."""
+    as_subject = select(Submission.person_id.label("pid"), Submission.id.label("sid")).where(
+        Submission.person_id.is_not(None), *conditions
+    )
+    as_head = (
+        select(Household.head_person_id.label("pid"), Submission.id.label("sid"))
+        .join(Household, Household.id == Submission.household_id)
+        .where(Household.head_person_id.is_not(None), *conditions)
+    )
+    as_registrant = (
+        select(Household.registered_by_person_id.label("pid"), Submission.id.label("sid"))
+        .join(Household, Household.id == Submission.household_id)
+        .where(Household.registered_by_person_id.is_not(None), *conditions)
+    )
+    return union(as_subject, as_head, as_registrant)
+
+
+@dataclass
+class SubmissionFacts:
+    id: int
+    reference: str
+    title: str
+    state: str
+    branch_id: int
+    subject_name: str
+    criteria_set_id: str
+    answered: int = 0
+    total: int = 0
+    note: str | None = None  # the latest reviewer request, when it needs more information
+
+
+class CriteriaCache:
+    """Criteria sets by id: the files the bot runs with, else the snapshot in the database."""
+
+    def __init__(self, catalog: CriteriaCatalog) -> None:
+        self.catalog = catalog
+        self._sets: dict[str, CriteriaSet] = {}
+        self._sizes: dict[str, int] = {}
+        self._titles: dict[str, dict[str, str]] = {}
+
+    async def get(self, session: AsyncSession, set_id: str) -> CriteriaSet:
+        if set_id not in self._sets:
+            found = self.catalog.sets.get(set_id)
+            if found is None:
+                record = await session.get(CriteriaSetRecord, set_id)
+                if record is None:
+                    raise LookupError(f"criteria set {set_id} is unknown")
+                found = CriteriaSet.model_validate(record.data)
+            self._sets[set_id] = found
+        return self._sets[set_id]
+
+    async def size(self, session: AsyncSession, set_id: str) -> int:
+        if set_id not in self._sizes:
+            self._sizes[set_id] = len((await self.get(session, set_id)).items)
+        return self._sizes[set_id]
+
+    async def title_text(self, session: AsyncSession, set_id: str) -> dict[str, str]:
+        if set_id not in self._titles:
+            name = (await self.get(session, set_id)).title_name
+            self._titles[set_id] = {"vi": name.vi, "en": name.en}
+        return self._titles[set_id]
+
+
+async def submission_facts(
+    session: AsyncSession, submission_ids: Sequence[int], criteria: CriteriaCache
+) -> dict[int, SubmissionFacts]:
+    if not submission_ids:
+        return {}
+    head = Person.__table__.alias("head")
+    rows = await session.execute(
+        select(
+            Submission.id,
+            Submission.reference,
+            Submission.title,
+            Submission.state,
+            Submission.branch_id,
+            Submission.criteria_set_id,
+            func.coalesce(Person.full_name, head.c.full_name),
+        )
+        .outerjoin(Person, Person.id == Submission.person_id)
+        .outerjoin(Household, Household.id == Submission.household_id)
+        .outerjoin(head, head.c.id == Household.head_person_id)
+        .where(Submission.id.in_(submission_ids))
+    )
+    facts = {}
+    for sid, reference, title, state, branch_id, set_id, name in rows:
+        total = await criteria.size(session, set_id)
+        facts[sid] = SubmissionFacts(sid, reference or "", title, state, branch_id, name or "", set_id, total=total)
+    counts = await session.execute(
+        select(Answer.submission_id, func.count()).where(Answer.submission_id.in_(submission_ids)).group_by(Answer.submission_id)
+    )
+    for sid, count in counts:
+        facts[sid].answered = int(count)
+    asking = [sid for sid, f in facts.items() if f.state == State.NEEDS_INFO.value]
+    if asking:
+        latest = (
+            select(func.max(SubmissionEvent.id))
+            .where(SubmissionEvent.submission_id.in_(asking), SubmissionEvent.to_state == State.NEEDS_INFO.value)
+            .group_by(SubmissionEvent.submission_id)
+        )
+        notes = await session.execute(
+            select(SubmissionEvent.submission_id, SubmissionEvent.note).where(SubmissionEvent.id.in_(latest))
+        )
+        for sid, note in notes:
+            facts[sid].note = short_note(note)
+    return facts
+
+
+def short_note(note: str | None) -> str:
+    text = " ".join((note or "").split())
+    return text if len(text) <= NOTE_MAX else text[: NOTE_MAX - 1].rstrip() + "…"
+
+
+async def names_of(session: AsyncSession, person_ids: Iterable[int]) -> dict[int, str]:
+    ids = list(person_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(select(Person.id, Person.full_name).where(Person.id.in_(ids)))
+    return {pid: name for pid, name in rows}
