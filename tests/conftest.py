@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -22,9 +23,16 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+# The database most tests run on: a SQLite file, or a fresh PostgreSQL database for every test
+# when HOCTAP_TEST_DB=postgres (.ci/run runs the whole suite both ways).
+SUITE_DB = os.environ.get("HOCTAP_TEST_DB", "sqlite")
+BOTH = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BOTH if SUITE_DB == "sqlite" else [pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request, tmp_path):
-    """Storage tests run on both a SQLite file and a real PostgreSQL database."""
+    """Storage tests run on both a SQLite file and a real PostgreSQL database (in the PostgreSQL
+    pass of the suite, only on PostgreSQL: the SQLite pass already covered the other)."""
     if request.param == "sqlite":
         yield sqlite_url(tmp_path)
     else:
@@ -33,8 +41,12 @@ async def database_url(request, tmp_path):
 
 
 @pytest.fixture
-async def sqlite_db(tmp_path) -> str:
-    return sqlite_url(tmp_path)
+async def suite_db(tmp_path):
+    if SUITE_DB == "postgres":
+        async with fresh_postgres() as url:
+            yield url
+    else:
+        yield sqlite_url(tmp_path)
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides):
@@ -57,19 +69,19 @@ async def app(database_url, tmp_path, clock):
 
 
 @pytest.fixture
-async def sqlite_app(sqlite_db, tmp_path, clock):
-    """Conversation tests: a SQLite file (PostgreSQL coverage lives in the storage tests)."""
-    application = await make_app(sqlite_db, tmp_path, clock)
+async def suite_app(suite_db, tmp_path, clock):
+    """An app with the example commune on the suite's database."""
+    application = await make_app(suite_db, tmp_path, clock)
     yield application
     await application.close()
 
 
 @pytest.fixture
-def engine(sqlite_app):
+def engine(suite_app):
     from bot.flows import ROUTER
     from bot.flows.engine import FlowEngine
 
-    return FlowEngine(sqlite_app, ROUTER)
+    return FlowEngine(suite_app, ROUTER)
 
 
 @pytest.fixture

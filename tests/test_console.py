@@ -8,7 +8,7 @@ from bot.channels.console import ConsoleChannel
 from tests.support.images import jpeg
 
 
-async def test_terminal_chat_registers_and_attaches_a_photo(engine, tmp_path, sqlite_app):
+async def test_terminal_chat_registers_and_attaches_a_photo(engine, tmp_path, suite_app):
     photo = tmp_path / "tu sach.jpg"
     photo.write_bytes(jpeg((20, 30, 40)))
     lines = iter(

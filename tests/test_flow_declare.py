@@ -19,7 +19,7 @@ ITEM_1 = (
 LEVELS = ["Đạt", "Đạt một phần", "Chưa đạt", "Bỏ qua", "Dừng, làm sau"]
 
 
-async def test_full_citizen_declaration_with_photos(person, sqlite_app):
+async def test_full_citizen_declaration_with_photos(person, suite_app):
     hoa = person("hoa")
     await register_citizen(hoa)
     turn = await hoa.taps("Bắt đầu")
@@ -73,13 +73,13 @@ async def test_full_citizen_declaration_with_photos(person, sqlite_app):
         "Đã nộp hồ sơ CD-2026-000001 (90 điểm). Chi hội sẽ xem xét; bot sẽ báo khi có kết quả hoặc cần bổ sung."
     )
 
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         submission = await session.scalar(select(Submission))
         answers = {a.item_id: a for a in await session.scalars(select(Answer))}
         evidence = list(await session.scalars(select(Evidence).order_by(Evidence.id)))
         events = [(e.from_state, e.to_state) for e in await session.scalars(select(SubmissionEvent).order_by(SubmissionEvent.id))]
     assert (submission.state, submission.score, submission.recognisable) == ("submitted", 90, True)
-    assert submission.submitted_at == sqlite_app.clock.now()
+    assert submission.submitted_at == suite_app.clock.now()
     assert {k: a.points for k, a in answers.items()} == {
         "1": 10, "2": 10, "3": 5, "4": 10, "5": 10, "6": 10, "7": 10, "8": 10, "9": 10, "10": 5,
     }
@@ -88,7 +88,7 @@ async def test_full_citizen_declaration_with_photos(person, sqlite_app):
         ("1", "image/jpeg"), ("1", "image/png"), ("3", "image/jpeg"), ("9", "image/jpeg"),
     ]
     for row in evidence:
-        assert (Path(sqlite_app.settings.evidence_dir) / row.path).is_file()
+        assert (Path(suite_app.settings.evidence_dir) / row.path).is_file()
         assert row.source_channel == "test" and row.source_message_id
     assert events == [(None, "registered"), ("registered", "declaring"), ("declaring", "submitted")]
 
@@ -97,7 +97,7 @@ async def test_full_citizen_declaration_with_photos(person, sqlite_app):
     assert "Bạn chưa có hồ sơ nào cần tự đánh giá." in turn
 
 
-async def test_full_household_declaration_in_english_with_photos(person, sqlite_app):
+async def test_full_household_declaration_in_english_with_photos(person, suite_app):
     ba = person("ba")
     await agree(ba, "en")
     await ba.taps("Learning family")
@@ -140,7 +140,7 @@ async def test_full_household_declaration_in_english_with_photos(person, sqlite_
     )
     turn = await ba.taps("Submit")
     assert turn.text.startswith("Application GD-2026-000001 submitted (100 points).")
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         submission = await session.scalar(select(Submission))
         photos = list(await session.scalars(select(Evidence.item_id)))
     assert (submission.state, submission.score) == ("submitted", 100)
@@ -202,7 +202,7 @@ async def test_edit_one_answer_from_the_summary(person):
     assert "Tổng 55/100 điểm." in turn  # straight back to the summary
 
 
-async def test_photo_rules(person, sqlite_app):
+async def test_photo_rules(person, suite_app):
     hoa = person()
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
@@ -222,11 +222,11 @@ async def test_photo_rules(person, sqlite_app):
     turn = await hoa.sends_photo(jpeg((2, 2, 2)))
     assert turn.text.startswith("Đã nhận đủ 3 ảnh cho mục này.")
     assert "Mục 2/10" in turn
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         assert len(list(await session.scalars(select(Evidence)))) == 3
 
 
-async def test_photo_sent_at_the_summary_is_kept_and_attached_to_a_chosen_item(person, sqlite_app):
+async def test_photo_sent_at_the_summary_is_kept_and_attached_to_a_chosen_item(person, suite_app):
     hoa = person()
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
@@ -238,7 +238,7 @@ async def test_photo_sent_at_the_summary_is_kept_and_attached_to_a_chosen_item(p
     turn = await hoa.says("4")
     assert turn.text.startswith("Đã gắn ảnh vào mục 4.")
     assert "Bạn đã trả lời: Đạt, 1 ảnh." in turn
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         assert list(await session.scalars(select(Evidence.item_id))) == ["4"]
 
 

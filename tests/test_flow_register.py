@@ -8,7 +8,7 @@ from bot.storage.models import ChannelAccount, Household, HouseholdMember, Perso
 from tests.support.scripts import agree, register_citizen
 
 
-async def test_citizen_registration_forgiving_input(person, sqlite_app):
+async def test_citizen_registration_forgiving_input(person, suite_app):
     hoa = person("hoa")
     await agree(hoa)
     turn = await hoa.says("cong dan hoc tap")
@@ -44,7 +44,7 @@ async def test_citizen_registration_forgiving_input(person, sqlite_app):
     assert "Bây giờ tự đánh giá 10 mục" in turn
     assert turn.choices == ["Bắt đầu", "Để sau"]
 
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         stored = await session.scalar(select(Person))
         submission = await session.scalar(select(Submission))
         account = await session.scalar(select(ChannelAccount))
@@ -66,7 +66,7 @@ async def test_second_registration_same_title_same_year_is_refused(person):
     assert "Bạn muốn làm gì?" in turn
 
 
-async def test_household_registration_in_english_with_members_and_edits(person, sqlite_app):
+async def test_household_registration_in_english_with_members_and_edits(person, suite_app):
     ba = person("ba")
     await agree(ba, "en")
     turn = await ba.taps("Learning family")
@@ -119,7 +119,7 @@ async def test_household_registration_in_english_with_members_and_edits(person, 
     assert turn.text.startswith("Registered for Learning family, reference GD-2026-000001.")
     assert turn.choices == ["Start", "Later"]
 
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         household = await session.scalar(select(Household))
         members = list(await session.scalars(select(HouseholdMember).order_by(HouseholdMember.position)))
         head = await session.get(Person, household.head_person_id)
@@ -143,7 +143,7 @@ async def test_half_finished_registration_resumes(person):
     assert "Bạn ở thôn/buôn/khu phố nào?" in turn
 
 
-async def test_cancel_registration_at_confirm(person, sqlite_app):
+async def test_cancel_registration_at_confirm(person, suite_app):
     hoa = person()
     await agree(hoa)
     await hoa.taps("Công dân học tập")
@@ -152,5 +152,5 @@ async def test_cancel_registration_at_confirm(person, sqlite_app):
     await hoa.says("1")
     turn = await hoa.taps("Hủy đăng ký")
     assert turn.text.startswith("Đã hủy bản đăng ký này.")
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         assert await session.scalar(select(Submission)) is None

@@ -18,8 +18,8 @@ from tests.support.images import jpeg
 from tests.support.scripts import agree, register_citizen
 
 
-async def test_restart_in_the_middle_resumes_at_the_same_question(sqlite_db, tmp_path, clock):
-    app = await make_app(sqlite_db, tmp_path, clock)
+async def test_restart_in_the_middle_resumes_at_the_same_question(suite_db, tmp_path, clock):
+    app = await make_app(suite_db, tmp_path, clock)
     hoa = Person(FlowEngine(app, ROUTER), "hoa")
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
@@ -32,7 +32,7 @@ async def test_restart_in_the_middle_resumes_at_the_same_question(sqlite_db, tmp
 
     # A new process on the same database file, days later.
     clock.advance(timedelta(days=3))
-    app2 = await make_app(sqlite_db, tmp_path, clock, commune=False)
+    app2 = await make_app(suite_db, tmp_path, clock, commune=False)
     hoa2 = Person(FlowEngine(app2, ROUTER), "hoa")
     turn = await hoa2.says("alo")
     assert "Bạn bấm một nút" not in turn
@@ -47,21 +47,21 @@ async def test_restart_in_the_middle_resumes_at_the_same_question(sqlite_db, tmp
     await app2.close()
 
 
-async def test_restart_mid_registration_keeps_the_draft(sqlite_db, tmp_path, clock):
-    app = await make_app(sqlite_db, tmp_path, clock)
+async def test_restart_mid_registration_keeps_the_draft(suite_db, tmp_path, clock):
+    app = await make_app(suite_db, tmp_path, clock)
     ba = Person(FlowEngine(app, ROUTER), "ba")
     await agree(ba)
     await ba.taps("Gia đình học tập")
     await ba.says("Hoàng Văn Ba")
     await app.close()
-    app2 = await make_app(sqlite_db, tmp_path, clock, commune=False)
+    app2 = await make_app(suite_db, tmp_path, clock, commune=False)
     ba2 = Person(FlowEngine(app2, ROUTER), "ba")
     turn = await ba2.says("1961")
     assert turn.text == "Bạn ở thôn/buôn/khu phố nào?"
     await app2.close()
 
 
-async def test_duplicate_delivery_is_processed_once(person, sqlite_app):
+async def test_duplicate_delivery_is_processed_once(person, suite_app):
     hoa = person()
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
@@ -74,11 +74,11 @@ async def test_duplicate_delivery_is_processed_once(person, sqlite_app):
     assert text_again.text.startswith("Mục 2/10")
     repeat = await hoa.says("xong", message_id="done-1")
     assert repeat.duplicate and repeat.replies == []
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Evidence)) == 1
 
 
-async def test_crash_between_commit_and_reply_resends_the_stored_reply(engine, sqlite_app):
+async def test_crash_between_commit_and_reply_resends_the_stored_reply(engine, suite_app):
     hoa = Person(engine, "hoa")
     await register_citizen(hoa)
 
@@ -91,7 +91,7 @@ async def test_crash_between_commit_and_reply_resends_the_stored_reply(engine, s
     # A bare choice value (no prompt number) is accepted when the current question offers it.
     with pytest.raises(ConnectionError):
         await engine.process(msg, broken_send)
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         row = await session.scalar(select(ProcessedMessage).where(ProcessedMessage.message_id == "start-1"))
         assert row.replied_at is None and row.replies
     sent = []
@@ -109,7 +109,7 @@ async def test_crash_between_commit_and_reply_resends_the_stored_reply(engine, s
     assert turn.text == 'Gửi 1–3 ảnh minh chứng, hoặc bấm "Không có ảnh".'
 
 
-async def test_a_bug_in_a_handler_keeps_earlier_answers_and_says_what_to_do(sqlite_app):
+async def test_a_bug_in_a_handler_keeps_earlier_answers_and_says_what_to_do(suite_app):
     router = Router()
     router.include(ROUTER)
     boom = Router()
@@ -120,7 +120,7 @@ async def test_a_bug_in_a_handler_keeps_earlier_answers_and_says_what_to_do(sqli
         raise RuntimeError("bug")
 
     router.include(boom)
-    hoa = Person(FlowEngine(sqlite_app, router), "hoa")
+    hoa = Person(FlowEngine(suite_app, router), "hoa")
     await register_citizen(hoa)
     turn = await hoa.says("/boom")
     assert turn.text == (

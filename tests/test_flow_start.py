@@ -24,13 +24,13 @@ async def test_first_contact_asks_consent_with_nothing_preselected(person):
     assert turn.choices == ["Công dân học tập", "Gia đình học tập"]
 
 
-async def test_declining_ends_politely_and_stores_nothing_personal(person, sqlite_app):
+async def test_declining_ends_politely_and_stores_nothing_personal(person, suite_app):
     ba = person("ba")
     await ba.says("chào")
     turn = await ba.says("2")
     assert turn.text == "Không sao. Bot không lưu thông tin gì của bạn. Khi nào muốn đăng ký, bạn gõ /start nhé."
     assert turn.choices == []
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         account = await session.scalar(select(ChannelAccount))
         assert account.consent_at is None and account.person_id is None
         assert await session.scalar(select(func.count()).select_from(Person)) == 0

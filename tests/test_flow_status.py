@@ -26,7 +26,7 @@ async def _review(app, target: State, note: str | None, actor: Actor = Actor.COM
         await transition(session, submission, target, actor=actor, actor_person_id=None, note=note, now=app.clock.now())
 
 
-async def test_status_shows_state_missing_items_and_next_deadline(person, sqlite_app):
+async def test_status_shows_state_missing_items_and_next_deadline(person, suite_app):
     hoa = person()
     turn = await hoa.says("/trangthai")
     assert "Trước hết, bạn cần đồng ý" in turn
@@ -46,7 +46,7 @@ async def test_status_shows_state_missing_items_and_next_deadline(person, sqlite
     assert turn.text.startswith("Mục 2/10")
 
     # After the self-declaration deadline the next one is the branch review.
-    sqlite_app.clock.advance(timedelta(days=11))
+    suite_app.clock.advance(timedelta(days=11))
     turn = await hoa.says("/status")
     assert "Hạn chi hội bình xét: 5 tháng 12, 2026 (còn 4 ngày)." in turn
 
@@ -69,12 +69,12 @@ async def test_status_in_english_uses_english_dates(person):
     assert turn.choices == ["Continue self-assessment", "Main menu"]
 
 
-async def test_needs_info_loop_add_photo_and_resubmit(person, sqlite_app):
+async def test_needs_info_loop_add_photo_and_resubmit(person, suite_app):
     hoa = person()
     await register_citizen(hoa)
     await _declare_all(hoa)
     await hoa.taps("Nộp hồ sơ")
-    await _review(sqlite_app, State.NEEDS_INFO, "Xin bổ sung ảnh tủ sách cho mục 1.")
+    await _review(suite_app, State.NEEDS_INFO, "Xin bổ sung ảnh tủ sách cho mục 1.")
 
     turn = await hoa.says("/menu")
     assert turn.text.startswith("Hồ sơ CD-2026-000001 cần bổ sung: Xin bổ sung ảnh tủ sách cho mục 1.")
@@ -99,19 +99,19 @@ async def test_needs_info_loop_add_photo_and_resubmit(person, sqlite_app):
     turn = await hoa.taps("Nộp lại")
     assert turn.text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
 
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         submission = await session.scalar(select(Submission))
         moves = [(e.from_state, e.to_state, e.actor_kind) for e in await session.scalars(select(SubmissionEvent).order_by(SubmissionEvent.id))]
     assert submission.state == "submitted"
     assert moves[-2:] == [("submitted", "needs_info", "commune"), ("needs_info", "submitted", "owner")]
 
 
-async def test_decided_submission_is_read_only(person, sqlite_app):
+async def test_decided_submission_is_read_only(person, suite_app):
     hoa = person()
     await register_citizen(hoa)
     await _declare_all(hoa)
     await hoa.taps("Nộp hồ sơ")
-    await _review(sqlite_app, State.APPROVED, None)
+    await _review(suite_app, State.APPROVED, None)
     turn = await hoa.says("/trangthai")
     assert "CD-2026-000001 — Công dân học tập: Đã được công nhận" in turn
     assert turn.choices == ["Về menu"]
@@ -119,22 +119,22 @@ async def test_decided_submission_is_read_only(person, sqlite_app):
     assert "Bạn chưa có hồ sơ nào cần tự đánh giá." in turn
 
 
-async def test_reviewer_decision_mid_declaration_is_respected(person, sqlite_app):
+async def test_reviewer_decision_mid_declaration_is_respected(person, suite_app):
     """If the submission left the person's hands while they were answering, nothing is overwritten."""
     hoa = person()
     await register_citizen(hoa)
     await _declare_all(hoa)
     await hoa.taps("Nộp hồ sơ")
-    await _review(sqlite_app, State.NEEDS_INFO, "Bổ sung mục 2")
+    await _review(suite_app, State.NEEDS_INFO, "Bổ sung mục 2")
     await hoa.says("/menu")
     await hoa.taps("Bổ sung hồ sơ")
     await hoa.taps("Sửa một mục")
-    await _review(sqlite_app, State.WITHDRAWN, None, Actor.SYSTEM)
+    await _review(suite_app, State.WITHDRAWN, None, Actor.SYSTEM)
     turn = await hoa.says("2")
     assert turn.text.startswith('Hồ sơ CD-2026-000001 đang ở bước "Đã rút", không sửa được nữa.')
 
 
-async def test_needs_info_loop_in_english(person, sqlite_app):
+async def test_needs_info_loop_in_english(person, suite_app):
     john = person()
     await agree(john, "en")
     await john.taps("Learning citizen")
@@ -147,7 +147,7 @@ async def test_needs_info_loop_in_english(person, sqlite_app):
         await john.taps("Achieved")
         await john.taps("No photo")
     await john.taps("Submit")
-    await _review(sqlite_app, State.NEEDS_INFO, "Please add a photo of your learning plan (item 2).", Actor.BRANCH)
+    await _review(suite_app, State.NEEDS_INFO, "Please add a photo of your learning plan (item 2).", Actor.BRANCH)
     turn = await john.says("/menu")
     assert turn.text.startswith(
         "Application CD-2026-000001 needs more information: Please add a photo of your learning plan (item 2)."
@@ -162,5 +162,5 @@ async def test_needs_info_loop_in_english(person, sqlite_app):
     await john.taps("Done")
     turn = await john.taps("Resubmit")
     assert turn.text.startswith("Application CD-2026-000001 submitted (100 points).")
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         assert (await session.scalar(select(Submission))).state == "submitted"

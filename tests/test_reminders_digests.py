@@ -98,8 +98,8 @@ def rendered(row: OutboxMessage, locale: str):
     return render_notice(Notice.from_payload(row.payload), locale)
 
 
-async def test_weekly_digests_for_the_leader_and_the_officer(sqlite_app):
-    app = sqlite_app
+async def test_weekly_digests_for_the_leader_and_the_officer(suite_app):
+    app = suite_app
     await _commune(app)
     app.clock.set(vn(2026, 11, 23, 7, 30))  # Monday
     assert await Rounds(app).run_weekly() == 2
@@ -117,8 +117,8 @@ async def test_weekly_digests_for_the_leader_and_the_officer(sqlite_app):
     assert [(c.value, c.label) for c in rendered(officer, "vi").choices] == [("cmd:lichnhac", "Xem lịch và hạn")]
 
 
-async def test_digests_before_the_branch_review_and_commune_report_deadlines(sqlite_app):
-    app = sqlite_app
+async def test_digests_before_the_branch_review_and_commune_report_deadlines(suite_app):
+    app = suite_app
     await _commune(app)
     camp = await campaign(app)
     app.clock.set(vn(2026, 12, 4, 8, 0))
@@ -137,8 +137,8 @@ async def test_digests_before_the_branch_review_and_commune_report_deadlines(sql
     )
 
 
-async def test_the_leader_taps_remind_and_exactly_those_members_get_one_reminder_a_day(person, sqlite_app):
-    app = sqlite_app
+async def test_the_leader_taps_remind_and_exactly_those_members_get_one_reminder_a_day(person, suite_app):
+    app = suite_app
     await _commune(app)
     app.clock.set(vn(2026, 11, 23, 9, 0))
     luc = person("luc")
@@ -175,8 +175,8 @@ async def test_the_leader_taps_remind_and_exactly_those_members_get_one_reminder
     assert len(late) == 3 and all(r.not_before == vn(2026, 11, 24, 7, 0) for r in late)
 
 
-async def test_only_leaders_may_remind_and_only_their_own_branch(person, sqlite_app):
-    app = sqlite_app
+async def test_only_leaders_may_remind_and_only_their_own_branch(person, suite_app):
+    app = suite_app
     await _commune(app)
     turn = await person("hoa").says("/nhacnho")
     assert turn.text.startswith("Lệnh này dành cho chi hội trưởng.")
@@ -186,8 +186,8 @@ async def test_only_leaders_may_remind_and_only_their_own_branch(person, sqlite_
     assert await outbox(app) == []
 
 
-async def test_officer_reads_and_changes_the_calendar(person, sqlite_app):
-    app = sqlite_app
+async def test_officer_reads_and_changes_the_calendar(person, suite_app):
+    app = suite_app
     await staff(app, "Trần Văn Cán", Role.OFFICER, "ea-tul", external_id="can")
     can = person("can")
     turn = await can.presses_token("cmd:lichnhac")
@@ -226,16 +226,16 @@ async def test_officer_reads_and_changes_the_calendar(person, sqlite_app):
     assert camp.reminder_offsets == [14, 3]
 
 
-async def test_the_calendar_is_for_officers_only(person, sqlite_app):
-    await staff(sqlite_app, "Đinh Văn Lực", Role.LEADER, "thon-ha-luong", external_id="luc")
+async def test_the_calendar_is_for_officers_only(person, suite_app):
+    await staff(suite_app, "Đinh Văn Lực", Role.LEADER, "thon-ha-luong", external_id="luc")
     assert (await person("luc").says("/lichnhac tatca 1")).text == "Lệnh này dành cho cán bộ xã."
     resident_turn = await person("hoa").says("/calendar")
     assert resident_turn.text == "Lệnh này dành cho cán bộ xã."
-    assert (await campaign(sqlite_app)).reminder_offsets == [30, 7, 1]
+    assert (await campaign(suite_app)).reminder_offsets == [30, 7, 1]
 
 
-async def test_help_lists_staff_commands_to_staff_only(person, sqlite_app):
-    await staff(sqlite_app, "Đinh Văn Lực", Role.LEADER, "thon-ha-luong", external_id="luc")
+async def test_help_lists_staff_commands_to_staff_only(person, suite_app):
+    await staff(suite_app, "Đinh Văn Lực", Role.LEADER, "thon-ha-luong", external_id="luc")
     leader_help = (await person("luc").says("/huongdan")).text
     assert "/nhacnho — nhắc người trong chi hội chưa làm xong (chi hội trưởng)" in leader_help
     assert "/lichnhac" not in leader_help

@@ -218,9 +218,9 @@ async def test_a_reminder_whose_deadline_passed_is_not_sent(app):
     assert set((await _statuses(app)).values()) == {"expired"}
 
 
-async def test_each_channel_keeps_its_own_pace(sqlite_db, tmp_path, clock):
+async def test_each_channel_keeps_its_own_pace(suite_db, tmp_path, clock):
     limits = {"test": {"rate": 2, "chat_spacing": 3}, "zalo_bot": {"rate": 4, "chat_spacing": 1}}
-    app = await make_app(sqlite_db, tmp_path, clock, dispatch_limits=limits)
+    app = await make_app(suite_db, tmp_path, clock, dispatch_limits=limits)
     try:
         now = app.clock.now()
         for i in range(3):
@@ -252,10 +252,10 @@ async def test_each_channel_keeps_its_own_pace(sqlite_db, tmp_path, clock):
         await app.close()
 
 
-async def test_rows_wait_for_a_channel_this_process_cannot_send_on(sqlite_app):
-    await _notice(sqlite_app, "oa-user", "n:oa", sqlite_app.clock.now(), channel="zalo_oa")
-    report = await dispatcher(sqlite_app, RecordingSender("test")).run_once()
+async def test_rows_wait_for_a_channel_this_process_cannot_send_on(suite_app):
+    await _notice(suite_app, "oa-user", "n:oa", suite_app.clock.now(), channel="zalo_oa")
+    report = await dispatcher(suite_app, RecordingSender("test")).run_once()
     assert report.claimed == 0
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         assert await session.scalar(select(OutboxMessage.status)) == "pending"
         assert await session.scalar(select(ChannelAccount.unreachable_at)) is None

@@ -79,8 +79,8 @@ async def test_the_schedule_follows_the_calendar(app):
         await service.stop()
 
 
-async def test_the_running_scheduler_runs_a_due_round(sqlite_app):
-    app = sqlite_app
+async def test_the_running_scheduler_runs_a_due_round(suite_app):
+    app = suite_app
     hoa = await resident(app, "Nguyễn Thị Hoa", external_id="hoa")
     await submission(app, hoa)
     camp = await campaign(app)
@@ -110,28 +110,28 @@ async def test_the_running_scheduler_runs_a_due_round(sqlite_app):
         await service.stop()
 
 
-async def test_the_runtime_runs_scheduler_and_dispatcher_for_the_scheduler_role(sqlite_app):
-    runtime, any_channel = await build_runtime(sqlite_app, "scheduler")
+async def test_the_runtime_runs_scheduler_and_dispatcher_for_the_scheduler_role(suite_app):
+    runtime, any_channel = await build_runtime(suite_app, "scheduler")
     assert not any_channel
     assert [s.name for s in runtime.services] == ["reminder-scheduler", "outbox-dispatcher"]
     # With --role all and no channel the terminal chat runs instead: nothing to send through.
-    bare, _ = await build_runtime(sqlite_app, "all")
+    bare, _ = await build_runtime(suite_app, "all")
     assert bare.services == []
 
     from bot.flows import ROUTER
     from bot.flows.engine import FlowEngine
     from bot.reminders.install import install
 
-    with_channel = Runtime(sqlite_app, FlowEngine(sqlite_app, ROUTER), "all")
+    with_channel = Runtime(suite_app, FlowEngine(suite_app, ROUTER), "all")
     with_channel.senders.register(RecordingSender("test"))
     assert await install(with_channel)
     for service in with_channel.services:
         await service.start()
-    assert sqlite_app.extras["reminders"].scheduler.running
+    assert suite_app.extras["reminders"].scheduler.running
     for service in reversed(with_channel.services):
         await service.stop()
-    assert sqlite_app.extras["reminders"].scheduler is None
-    async with sqlite_app.engine.connect() as conn:
+    assert suite_app.extras["reminders"].scheduler is None
+    async with suite_app.engine.connect() as conn:
         jobs = await conn.execute(text(f"SELECT count(*) FROM {SCHEDULER_TABLE}"))
         assert jobs.scalar() > 2
 

@@ -225,7 +225,7 @@ def test_cli_export_and_invite(tmp_path):
     assert wrong.returncode == 2 and "needs a branch" in wrong.stderr
 
 
-async def test_terminal_chat_shows_where_an_export_was_written(engine, sqlite_app):
+async def test_terminal_chat_shows_where_an_export_was_written(engine, suite_app):
     from bot.channels.console import ConsoleChannel
 
     await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán", channel="console")

@@ -60,13 +60,13 @@ async def _proxy_household(lan) -> None:
     assert "Đã xong việc làm hộ cho Y Bih Niê." in turn
 
 
-async def test_leader_registers_and_declares_for_a_household_without_a_phone(engine, person, sqlite_app):
+async def test_leader_registers_and_declares_for_a_household_without_a_phone(engine, person, suite_app):
     lan = await make_staff(engine, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
     await _proxy_household(lan)
     assert "Bình xét (1 chờ)" in lan.last.choices
     assert "Tự đánh giá" not in lan.last.choices  # the leader's own menu again
 
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         leader = await session.scalar(select(Person).where(Person.full_name == "Lê Thị Lan"))
         ybih = await session.scalar(select(Person).where(Person.full_name == "Y Bih Niê"))
         household = await session.scalar(select(Household))
@@ -95,8 +95,8 @@ async def test_leader_registers_and_declares_for_a_household_without_a_phone(eng
     # A request for more information reaches the leader, who has the phone.
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     await can.says("/yeucau GD-2026-000001 Xin ảnh giấy khen của cháu.")
-    rows = await outbox(sqlite_app)
-    async with sqlite_app.sessions() as session:
+    rows = await outbox(suite_app)
+    async with suite_app.sessions() as session:
         lan_account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == "lan"))
     assert [r.account_id for r in rows] == [lan_account.id]
     notice = rendered(rows[0])
@@ -110,7 +110,7 @@ async def test_leader_registers_and_declares_for_a_household_without_a_phone(eng
     assert turn.text.startswith("[Làm hộ: Y Bih Niê]\nHồ sơ GD-2026-000001 — Gia đình học tập\nYêu cầu bổ sung: Xin ảnh")
 
 
-async def test_members_by_state_and_proxy_limits(engine, person, sqlite_app):
+async def test_members_by_state_and_proxy_limits(engine, person, suite_app):
     hoa = person("hoa")
     await submit_citizen(hoa)  # Thôn Hà Lương, submitted
     nam = person("nam")
@@ -118,9 +118,9 @@ async def test_members_by_state_and_proxy_limits(engine, person, sqlite_app):
 
     await register_citizen(nam, name="Trần Văn Nam", branch="2")  # registered only
     lan = await make_staff(engine, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
-    async with sqlite_app.sessions.begin() as session:
+    async with suite_app.sessions.begin() as session:
         account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == "nam"))
-        account.unreachable_at = sqlite_app.clock.now()
+        account.unreachable_at = suite_app.clock.now()
         account.unreachable_reason = "blocked"
     turn = await lan.says("/thanhvien")
     assert turn.text == (
@@ -145,8 +145,8 @@ async def test_members_by_state_and_proxy_limits(engine, person, sqlite_app):
     # A leader whose grant is revoked in the middle of acting for someone is stopped.
     await lan.says("/lamho")
     await lan.taps("Y Bih Niê (1958)")
-    async with sqlite_app.sessions.begin() as session:
-        await session.execute(update(RoleGrant).where(RoleGrant.role == "leader").values(revoked_at=sqlite_app.clock.now()))
+    async with suite_app.sessions.begin() as session:
+        await session.execute(update(RoleGrant).where(RoleGrant.role == "leader").values(revoked_at=suite_app.clock.now()))
     turn = await lan.taps("Xem trạng thái")
     assert turn.text.startswith("Bạn không còn quyền làm hộ người này, mình quay về tài khoản của bạn.")
     turn = await lan.says("/thanhvien")

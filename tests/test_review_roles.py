@@ -27,7 +27,7 @@ def test_codes_are_unambiguous_and_forgiving():
     assert normalise_code("ABCDEFGH") is None  # a word is never a code: codes carry digits
 
 
-async def test_officer_invites_a_leader_who_redeems_without_the_slash(engine, person, sqlite_app):
+async def test_officer_invites_a_leader_who_redeems_without_the_slash(engine, person, suite_app):
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     turn = await can.says("/moi")
     assert turn.text == "Bạn muốn tạo mã mời cho ai?"
@@ -61,21 +61,21 @@ async def test_officer_invites_a_leader_who_redeems_without_the_slash(engine, pe
     await agree(other)
     turn = await other.says(code)
     assert turn.text.startswith("Mã mời này đã được dùng rồi. Mỗi mã chỉ dùng một lần.")
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         grants = list(await session.scalars(select(RoleGrant).order_by(RoleGrant.id)))
         invite = await session.scalar(select(InviteCode))
     assert [(g.role, g.granted_by_person_id is not None) for g in grants] == [("officer", False), ("leader", True)]
     assert invite.redeemed_at is not None and code.replace("-", "") not in invite.code_hash
 
 
-async def test_invite_errors_and_names_that_look_like_the_word_ma(engine, person, sqlite_app):
+async def test_invite_errors_and_names_that_look_like_the_word_ma(engine, person, suite_app):
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     await can.says("/moi officer")
     turn = can.last
     code = CODE.search(turn.text).group(0)
     assert turn.text.startswith(f"Mã mời cán bộ xã Xã Ea Tul: {code}")
 
-    sqlite_app.clock.advance(timedelta(days=8))
+    suite_app.clock.advance(timedelta(days=8))
     late = person("late")
     await agree(late)
     turn = await late.says(f"/ma {code}")
@@ -136,7 +136,7 @@ async def test_residents_and_leaders_are_refused_what_is_not_theirs(engine, pers
     assert turn.text.startswith("Bạn ghi mã hồ sơ sau lệnh, ví dụ: /xem CD-2026-000001")
 
 
-async def test_officer_of_another_commune_sees_nothing_here(engine, sqlite_app):
+async def test_officer_of_another_commune_sees_nothing_here(engine, suite_app):
     from bot.storage.commune import apply_commune, parse_commune
     from tests.support.chat import Person as ChatPerson
 
@@ -145,8 +145,8 @@ async def test_officer_of_another_commune_sees_nothing_here(engine, sqlite_app):
     other = parse_commune(
         "commune: {code: ea-kpam, name: Xã Ea Kpam}\nbranches:\n  - {code: thon-1, name: Thôn 1}\n", "other.yaml"
     )
-    async with sqlite_app.sessions.begin() as session:
-        await apply_commune(session, other, sqlite_app.clock.now())
+    async with suite_app.sessions.begin() as session:
+        await apply_commune(session, other, suite_app.clock.now())
     kpam = await make_staff(engine, "kpam", Role.OFFICER, "ea-kpam", "Officer Kpam")
     turn = await kpam.says("/duyet")
     assert turn.text.startswith("Không có hồ sơ nào chờ duyệt.")

@@ -48,8 +48,8 @@ async def fake():
 
 
 @pytest.fixture
-async def polling(sqlite_app, fake):
-    bot = await start_polling_bot(sqlite_app, fake)
+async def polling(suite_app, fake):
+    bot = await start_polling_bot(suite_app, fake)
     yield bot
     await bot.stop()
 
@@ -205,7 +205,7 @@ async def test_stale_button_on_an_old_message(polling, fake):
     assert fake.find_sent(HOA.id, old.message_id).keyboard == []  # and now it is gone
 
 
-async def test_a_duplicate_update_is_processed_once(polling, fake, sqlite_app):
+async def test_a_duplicate_update_is_processed_once(polling, fake, suite_app):
     hoa = TgPerson(fake, polling.channel, HOA)
     await hoa.says("xin chào")
     await hoa.taps("Tôi đồng ý")
@@ -220,7 +220,7 @@ async def test_a_duplicate_update_is_processed_once(polling, fake, sqlite_app):
     assert turn.messages == []
     turn = await hoa.says("1975")
     assert turn.text == "Bạn ở thôn/buôn/khu phố nào?"
-    async with sqlite_app.sessions() as session:
+    async with suite_app.sessions() as session:
         keys = list(await session.scalars(select(ProcessedMessage.message_id)))
     assert len(keys) == len(set(keys))
     assert f"m:1001:{name_update['message']['message_id']}" in keys
@@ -237,8 +237,8 @@ async def test_rate_limit_429_is_waited_out_then_sent(polling, fake):
     assert sends[1].at - sends[0].at >= 1.0  # Telegram's retry_after was honoured
 
 
-async def test_network_trouble_is_retried_with_backoff(sqlite_app, fake):
-    bot = await start_polling_bot(sqlite_app, fake, read_timeout=0.5)
+async def test_network_trouble_is_retried_with_backoff(suite_app, fake):
+    bot = await start_polling_bot(suite_app, fake, read_timeout=0.5)
     try:
         hoa = TgPerson(fake, bot.channel, HOA)
         fake.fail("sendMessage", status=502)
@@ -252,46 +252,46 @@ async def test_network_trouble_is_retried_with_backoff(sqlite_app, fake):
         await bot.stop()
 
 
-async def test_a_person_who_blocked_the_bot_is_marked_unreachable(polling, fake, sqlite_app):
+async def test_a_person_who_blocked_the_bot_is_marked_unreachable(polling, fake, suite_app):
     hoa = TgPerson(fake, polling.channel, HOA)
     await hoa.says("xin chào")
     fake.block(HOA)
     sender = TelegramSender(polling.channel)
-    account = await _account(sqlite_app, HOA)
+    account = await _account(suite_app, HOA)
     calls_before = len(fake.calls_to("sendMessage"))
     with pytest.raises(Unreachable) as raised:
         await sender.send(account, [Outgoing("Nhắc hạn tự đánh giá")])
     assert raised.value.reason == "blocked"
     assert len(fake.calls_to("sendMessage")) == calls_before + 1  # refused once, not retried
-    marked = await _account(sqlite_app, HOA)
-    assert marked.unreachable_reason == "blocked" and marked.unreachable_at == sqlite_app.clock.now()
+    marked = await _account(suite_app, HOA)
+    assert marked.unreachable_reason == "blocked" and marked.unreachable_at == suite_app.clock.now()
 
     # Writing again lifts the mark.
     fake.unblock(HOA)
     await hoa.says("1")
-    assert (await _account(sqlite_app, HOA)).unreachable_at is None
+    assert (await _account(suite_app, HOA)).unreachable_at is None
 
     # Telegram's own notice of a block marks the account too, and an unblock lifts it.
     await hoa.deliver(lambda: fake.block(HOA, notify=True))
-    assert (await _account(sqlite_app, HOA)).unreachable_reason == "blocked"
+    assert (await _account(suite_app, HOA)).unreachable_reason == "blocked"
     await hoa.deliver(lambda: fake.unblock(HOA, notify=True))
-    assert (await _account(sqlite_app, HOA)).unreachable_at is None
+    assert (await _account(suite_app, HOA)).unreachable_at is None
 
 
-async def test_replies_to_a_person_who_blocked_meanwhile_mark_them(polling, fake, sqlite_app):
+async def test_replies_to_a_person_who_blocked_meanwhile_mark_them(polling, fake, suite_app):
     hoa = TgPerson(fake, polling.channel, HOA)
     await hoa.says("xin chào")
     fake.fail("sendMessage", status=403)
     turn = await hoa.says("1")
     assert turn.messages == []
-    assert (await _account(sqlite_app, HOA)).unreachable_reason == "blocked"
+    assert (await _account(suite_app, HOA)).unreachable_reason == "blocked"
 
 
-async def test_sender_maps_errors_for_the_dispatcher(polling, fake, sqlite_app):
+async def test_sender_maps_errors_for_the_dispatcher(polling, fake, suite_app):
     hoa = TgPerson(fake, polling.channel, HOA)
     await hoa.says("xin chào")
     sender = TelegramSender(polling.channel)
-    account = await _account(sqlite_app, HOA)
+    account = await _account(suite_app, HOA)
     fake.fail("sendMessage", status=429, retry_after=120)  # longer than we wait in-process
     with pytest.raises(RateLimited) as limited:
         await sender.send(account, [Outgoing("Nhắc hạn")])
@@ -307,10 +307,10 @@ async def test_sender_maps_errors_for_the_dispatcher(polling, fake, sqlite_app):
     assert fake.sent_to(HOA)[-1].keyboard == [[{"text": "Tự đánh giá", "callback_data": "cmd:tudanhgia"}]]
 
 
-async def test_long_texts_and_captions_are_split(polling, fake, sqlite_app, tmp_path):
+async def test_long_texts_and_captions_are_split(polling, fake, suite_app, tmp_path):
     hoa = TgPerson(fake, polling.channel, HOA)
     await hoa.says("xin chào")
-    account = await _account(sqlite_app, HOA)
+    account = await _account(suite_app, HOA)
     sender = TelegramSender(polling.channel)
     paragraphs = [(f"Đoạn {i}: " + "học tập suốt đời " * 40).strip() for i in range(1, 13)]
     long_text = "\n\n".join(paragraphs)
@@ -344,13 +344,13 @@ async def test_long_texts_and_captions_are_split(polling, fake, sqlite_app, tmp_
     assert sent[0].data == jpeg() and sent[3].filename == "danh-sach-2026.xlsx"
 
 
-async def test_pacing_one_chat_spreads_a_burst(sqlite_app, fake):
+async def test_pacing_one_chat_spreads_a_burst(suite_app, fake):
     """Per-chat pacing: after the burst, messages wait their turn (a lower bound only)."""
-    bot = await start_polling_bot(sqlite_app, fake, chat_rate_per_second=10, chat_burst=1)
+    bot = await start_polling_bot(suite_app, fake, chat_rate_per_second=10, chat_burst=1)
     try:
         hoa = TgPerson(fake, bot.channel, HOA)
         await hoa.says("xin chào")
-        account = await _account(sqlite_app, HOA)
+        account = await _account(suite_app, HOA)
         started = time.monotonic()
         questions = [Outgoing(f"câu {i}", [Choice("ok", "Được")], prompt_seq=i) for i in range(6)]  # six messages
         await TelegramSender(bot.channel).send(account, questions)
@@ -360,7 +360,7 @@ async def test_pacing_one_chat_spreads_a_burst(sqlite_app, fake):
         await bot.stop()
 
 
-async def test_group_chats_are_not_served(polling, fake, sqlite_app):
+async def test_group_chats_are_not_served(polling, fake, suite_app):
     group = {"id": -100200, "type": "group", "title": "Thôn Hà Lương"}
     update = fake.inject({"message": {"message_id": 5, "date": 0, "chat": group, "from": HOA.to_dict(), "text": "chào cả nhà"}})
     fake.inject({"message": {"message_id": 6, "date": 0, "chat": group, "from": HOA.to_dict(), "text": "/start",
@@ -369,7 +369,7 @@ async def test_group_chats_are_not_served(polling, fake, sqlite_app):
     assert update["update_id"]
     sent = fake.sent_to(-100200)
     assert [m.text for m in sent] == ["Bot chỉ trò chuyện riêng để giữ kín thông tin của bạn. Bạn nhắn riêng cho bot nhé."]
-    assert await _account(sqlite_app, HOA) is None  # nothing stored about anyone
+    assert await _account(suite_app, HOA) is None  # nothing stored about anyone
 
 
 # ---- webhooks ---------------------------------------------------------------------------------
@@ -409,8 +409,8 @@ async def test_webhook_with_good_and_bad_secrets(app, fake):
     assert (await _account(app, HOA)).consent_at is not None
 
 
-async def test_webhook_asks_telegram_to_deliver_again_when_replies_could_not_go_out(sqlite_app, fake):
-    bot = await start_webhook_bot(sqlite_app, fake)
+async def test_webhook_asks_telegram_to_deliver_again_when_replies_could_not_go_out(suite_app, fake):
+    bot = await start_webhook_bot(suite_app, fake)
     try:
         update = fake.send_text(HOA, "xin chào")
         fake.fail("sendMessage", status=429, retry_after=60)  # too long to wait inside the request
@@ -421,7 +421,7 @@ async def test_webhook_asks_telegram_to_deliver_again_when_replies_could_not_go_
         assert second.status_code == 200
         texts = [m.text for m in fake.sent_to(HOA)]
         assert len(texts) == 1 and texts[0].startswith("Chào bạn!") and texts[0].endswith(CONSENT_QUESTION)
-        async with sqlite_app.sessions() as session:
+        async with suite_app.sessions() as session:
             conversation = await session.scalar(select(Conversation))
             processed = list(await session.scalars(select(ProcessedMessage)))
         assert conversation.prompt_seq == 1  # the step ran once; the stored replies were resent
@@ -430,8 +430,8 @@ async def test_webhook_asks_telegram_to_deliver_again_when_replies_could_not_go_
         await bot.stop()
 
 
-async def test_a_webhook_needs_a_secret(sqlite_app, fake):
-    engine = FlowEngine(sqlite_app, ROUTER)
+async def test_a_webhook_needs_a_secret(suite_app, fake):
+    engine = FlowEngine(suite_app, ROUTER)
     with pytest.raises(TelegramConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
         TelegramChannel(engine, options_for(fake, webhook_url="https://bot.example.vn/telegram/webhook"))
     with pytest.raises(TelegramConfigError, match="characters"):
@@ -443,11 +443,11 @@ async def test_a_webhook_needs_a_secret(sqlite_app, fake):
 # ---- wiring -----------------------------------------------------------------------------------
 
 
-async def test_install_follows_the_settings(sqlite_db, tmp_path, clock, fake):
+async def test_install_follows_the_settings(suite_db, tmp_path, clock, fake):
     from bot.runner import build_runtime
     from tests.conftest import make_app
 
-    plain = await make_app(sqlite_db, tmp_path, clock)
+    plain = await make_app(suite_db, tmp_path, clock)
     try:
         runtime, any_channel = await build_runtime(plain, "all")
         assert not any_channel and runtime.senders.channels() == []
@@ -459,7 +459,7 @@ async def test_install_follows_the_settings(sqlite_db, tmp_path, clock, fake):
         telegram_api_base_url=fake.base_url,
         telegram_api_file_url=fake.file_url,
     )
-    polling = await make_app(sqlite_db, tmp_path, clock, **common)
+    polling = await make_app(suite_db, tmp_path, clock, **common)
     try:
         runtime, any_channel = await build_runtime(polling, "all")
         assert any_channel and runtime.senders.get("telegram") is not None
@@ -474,7 +474,7 @@ async def test_install_follows_the_settings(sqlite_db, tmp_path, clock, fake):
         await polling.close()
 
     webhook = await make_app(
-        sqlite_db, tmp_path, clock, public_base_url="https://bot.example.vn/", telegram_webhook_secret="abc_DEF-123", **common
+        suite_db, tmp_path, clock, public_base_url="https://bot.example.vn/", telegram_webhook_secret="abc_DEF-123", **common
     )
     try:
         runtime, _ = await build_runtime(webhook, "web")
@@ -483,7 +483,7 @@ async def test_install_follows_the_settings(sqlite_db, tmp_path, clock, fake):
     finally:
         await webhook.close()
 
-    no_secret = await make_app(sqlite_db, tmp_path, clock, public_base_url="https://bot.example.vn", **common)
+    no_secret = await make_app(suite_db, tmp_path, clock, public_base_url="https://bot.example.vn", **common)
     try:
         with pytest.raises(TelegramConfigError):
             await build_runtime(no_secret, "web")
@@ -491,8 +491,8 @@ async def test_install_follows_the_settings(sqlite_db, tmp_path, clock, fake):
         await no_secret.close()
 
 
-async def test_send_only_service_for_the_scheduler(sqlite_app, fake):
-    channel = TelegramChannel(FlowEngine(sqlite_app, ROUTER), options_for(fake))
+async def test_send_only_service_for_the_scheduler(suite_app, fake):
+    channel = TelegramChannel(FlowEngine(suite_app, ROUTER), options_for(fake))
     service = TelegramService(channel, "send")
     await service.start()
     try:

@@ -11,11 +11,11 @@ from bot.web.signing import BadSignature, sign, verify
 from tests.support.images import jpeg
 
 
-async def test_signed_links_serve_files_until_they_expire(sqlite_app):
-    blob = sqlite_app.evidence.store(jpeg())
-    url = signed_url(sqlite_app, "evidence", blob.path, ttl=timedelta(hours=1))
+async def test_signed_links_serve_files_until_they_expire(suite_app):
+    blob = suite_app.evidence.store(jpeg())
+    url = signed_url(suite_app, "evidence", blob.path, ttl=timedelta(hours=1))
     path = url.split("://", 1)[1].split("/", 1)[1]
-    web = create_web_app(sqlite_app)
+    web = create_web_app(suite_app)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
         assert (await client.get("/healthz")).text == "ok"
         ok = await client.get("/" + path)
@@ -23,14 +23,14 @@ async def test_signed_links_serve_files_until_they_expire(sqlite_app):
         token = path.rsplit("/", 1)[1]
         tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
         assert (await client.get(f"/files/{tampered}")).status_code == 403
-        sqlite_app.clock.advance(timedelta(hours=2))
+        suite_app.clock.advance(timedelta(hours=2))
         assert (await client.get("/" + path)).status_code == 403
 
 
-async def test_links_cannot_reach_outside_their_folder(sqlite_app):
-    export_dir(sqlite_app).mkdir(parents=True, exist_ok=True)
-    token = sign(sqlite_app.settings.signing_secret, "exports", "../../etc/passwd", sqlite_app.clock.now(), timedelta(hours=1))
-    web = create_web_app(sqlite_app)
+async def test_links_cannot_reach_outside_their_folder(suite_app):
+    export_dir(suite_app).mkdir(parents=True, exist_ok=True)
+    token = sign(suite_app.settings.signing_secret, "exports", "../../etc/passwd", suite_app.clock.now(), timedelta(hours=1))
+    web = create_web_app(suite_app)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
         assert (await client.get(f"/files/{token}")).status_code == 404
 

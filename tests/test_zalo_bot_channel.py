@@ -67,8 +67,8 @@ class ZaloBotPerson:
         return "\n\n".join(await self.deliver(self.fake.image_update(self.user_id, url, field_name=field_name)))
 
 
-async def test_full_household_declaration_with_two_photos_by_polling(fake_bot, image_host, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, webhook=False, **zalo_settings(bot=fake_bot)) as stack:
+async def test_full_household_declaration_with_two_photos_by_polling(fake_bot, image_host, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, webhook=False, **zalo_settings(bot=fake_bot)) as stack:
         assert fake_bot.webhook_url == "" and "deleteWebhook" in fake_bot.calls  # polling mode
         ba = ZaloBotPerson(stack, fake_bot, "zalo-ba")
         text = await ba.says("Xin chào")
@@ -133,8 +133,8 @@ async def test_full_household_declaration_with_two_photos_by_polling(fake_bot, i
     assert all(len(s.text or "") <= 2000 for s in fake_bot.sent)
 
 
-async def test_photo_links_are_fetched_at_once_and_expired_ones_are_asked_again(fake_bot, image_host, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
+async def test_photo_links_are_fetched_at_once_and_expired_ones_are_asked_again(fake_bot, image_host, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
         hoa = ZaloBotPerson(stack, fake_bot, "zalo-hoa", webhook=True)
         await hoa.says("chào")
         await hoa.says("1")
@@ -168,8 +168,8 @@ async def test_photo_links_are_fetched_at_once_and_expired_ones_are_asked_again(
         assert len(fake_bot.sent) == before
 
 
-async def test_webhook_checks_the_secret_accepts_both_body_shapes_and_dedupes(fake_bot, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
+async def test_webhook_checks_the_secret_accepts_both_body_shapes_and_dedupes(fake_bot, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
         url = stack.public_url + "/zalo/bot/webhook"
         assert (fake_bot.webhook_url, fake_bot.webhook_secret) == (url, BOT_WEBHOOK_SECRET)
         update = fake_bot.text_update("zalo-an", "xin chào", message_id="dup-1")
@@ -203,8 +203,8 @@ async def test_webhook_checks_the_secret_accepts_both_body_shapes_and_dedupes(fa
         ]
 
 
-async def test_sender_sends_evidence_by_signed_link_and_documents_as_links(fake_bot, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
+async def test_sender_sends_evidence_by_signed_link_and_documents_as_links(fake_bot, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
         app = stack.app
         blob = app.evidence.store(jpeg((5, 50, 150)))
         export = Path(app.settings.evidence_dir).parent / "exports" / "thong-ke.xlsx"
@@ -242,14 +242,14 @@ async def test_sender_sends_evidence_by_signed_link_and_documents_as_links(fake_
         assert blocked.value.reason == "blocked"
 
 
-def test_replies_become_few_messages_in_the_readers_language(sqlite_app):
+def test_replies_become_few_messages_in_the_readers_language(suite_app):
     t = get_translator("en")
     replies = [
         Outgoing("Saved."),
         Outgoing("Which title?", choices=[Choice("cd", "Learning citizen"), Choice("gd", "Learning family")]),
         Outgoing("x" * 2500),
     ]
-    pieces = pieces_for(sqlite_app, replies, t)
+    pieces = pieces_for(suite_app, replies, t)
     assert pieces[0].text == "Saved.\n\nWhich title?\n\n1. Learning citizen\n2. Learning family\nReply 1 or 2."
     assert [len(p.text) for p in pieces[1:]] == [2000, 500]
 
@@ -268,8 +268,8 @@ async def test_chat_pacer_spaces_messages_to_one_chat():
     assert slept == [1.0, 1.0]  # a, a (+1s), b (no wait), a (+1s after the second a)
 
 
-async def test_a_reply_that_could_not_be_sent_goes_out_on_redelivery(fake_bot, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
+async def test_a_reply_that_could_not_be_sent_goes_out_on_redelivery(fake_bot, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
         url = stack.public_url + "/zalo/bot/webhook"
         update = fake_bot.text_update("zalo-tu", "xin chào", message_id="retry-1")
         fake_bot.fail("sendMessage", Failure(500), Failure(500), Failure(500))  # Zalo is down for a moment

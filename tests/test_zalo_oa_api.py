@@ -58,11 +58,11 @@ def noisy_png(size: int = 900) -> bytes:
     return buffer.getvalue()
 
 
-async def test_send_text_image_and_profile(sqlite_app, fake_oa):
+async def test_send_text_image_and_profile(suite_app, fake_oa):
     access, refresh = fake_oa.issue_pair()
     fake_oa.followers["u1"] = {"display_name": "Nguyễn Thị Hoa", "user_is_follower": True, "avatar": "https://a/1.jpg"}
     async with httpx.AsyncClient() as http:
-        tokens = manager_for(sqlite_app, fake_oa, http)
+        tokens = manager_for(suite_app, fake_oa, http)
         await tokens.seed(refresh, access)
         client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
         assert len(await client.send_text("u1", "Chào bạn!")) == 1
@@ -96,7 +96,7 @@ def test_prepare_image_keeps_small_jpeg_and_png_and_converts_others():
         prepare_image(b"not an image")
 
 
-async def test_errors_with_http_200_map_to_exceptions_and_are_not_retried(sqlite_app, fake_oa):
+async def test_errors_with_http_200_map_to_exceptions_and_are_not_retried(suite_app, fake_oa):
     access, refresh = fake_oa.issue_pair()
     fake_oa.script(
         "message",
@@ -107,7 +107,7 @@ async def test_errors_with_http_200_map_to_exceptions_and_are_not_retried(sqlite
         (400, {"error": -201, "message": "bad"}),
     )
     async with httpx.AsyncClient() as http:
-        tokens = manager_for(sqlite_app, fake_oa, http)
+        tokens = manager_for(suite_app, fake_oa, http)
         await tokens.seed(refresh, access)
         client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
         with pytest.raises(OutsideWindow) as window:
@@ -127,12 +127,12 @@ async def test_errors_with_http_200_map_to_exceptions_and_are_not_retried(sqlite
     assert fake_oa.api_calls.count("message") == 5 and fake_oa.sent == []
 
 
-async def test_retries_on_5xx_only(sqlite_app, fake_oa):
+async def test_retries_on_5xx_only(suite_app, fake_oa):
     access, refresh = fake_oa.issue_pair()
     fake_oa.script("message", (502, {}), (503, {}))
     fake_oa.script("upload", (500, {}), (500, {}), (500, {}))
     async with httpx.AsyncClient() as http:
-        tokens = manager_for(sqlite_app, fake_oa, http)
+        tokens = manager_for(suite_app, fake_oa, http)
         await tokens.seed(refresh, access)
         client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
         await client.send_text("u1", "qua hai lần lỗi")

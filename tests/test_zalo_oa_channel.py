@@ -87,8 +87,8 @@ async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, database_
     assert fake_oa.refresh_calls == 1 and {s.access_token for s in fake_oa.sent} == {fake_oa.issued[-1][0]}
 
 
-async def test_bad_signatures_are_refused_and_nothing_is_stored(fake_oa, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+async def test_bad_signatures_are_refused_and_nothing_is_stored(fake_oa, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
         url = stack.public_url + "/zalo/oa/webhook"
         event = fake_oa.text_event("oa-x", "xin chào")
         other_key = FakeZaloOA(oa_secret_key="someone-else")
@@ -111,8 +111,8 @@ async def test_bad_signatures_are_refused_and_nothing_is_stored(fake_oa, sqlite_
             assert await session.scalar(select(func.count()).select_from(ChannelAccount)) == 0
 
 
-async def test_duplicate_delivery_is_handled_once(fake_oa, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+async def test_duplicate_delivery_is_handled_once(fake_oa, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
         an = OAPerson(stack, fake_oa, "oa-an")
         event = fake_oa.text_event("oa-an", "chào", msg_id="zalo-msg-1")
         first = await an.deliver(event)
@@ -125,8 +125,8 @@ async def test_duplicate_delivery_is_handled_once(fake_oa, sqlite_db, tmp_path, 
             assert await session.scalar(select(func.count()).select_from(ProcessedMessage)) == 2
 
 
-async def test_messaging_window_and_unfollow(fake_oa, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+async def test_messaging_window_and_unfollow(fake_oa, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
         app = stack.app
         sender = stack.runtime.senders.get("zalo_oa")
         binh = OAPerson(stack, fake_oa, "oa-binh")
@@ -166,8 +166,8 @@ async def test_messaging_window_and_unfollow(fake_oa, sqlite_db, tmp_path, clock
         assert (row.unreachable_reason, row.unreachable_at) == ("unfollowed", clock.now())
 
 
-async def test_evidence_photos_are_uploaded_for_reviewers(fake_oa, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+async def test_evidence_photos_are_uploaded_for_reviewers(fake_oa, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
         app = stack.app
         leader = OAPerson(stack, fake_oa, "oa-leader")
         await leader.says("chào")
@@ -182,8 +182,8 @@ async def test_evidence_photos_are_uploaded_for_reviewers(fake_oa, sqlite_db, tm
         assert fake_oa.uploads[sent.attachment_id] == photo
 
 
-async def test_an_english_reader_gets_english_numbered_options(fake_oa, sqlite_db, tmp_path, clock):
-    async with running_bot(sqlite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+async def test_an_english_reader_gets_english_numbered_options(fake_oa, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
         mai = OAPerson(stack, fake_oa, "oa-mai")
         await mai.follows()
         text = await mai.says("/lang")

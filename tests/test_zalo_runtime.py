@@ -12,10 +12,10 @@ from tests.fakes.zalo_bot import Failure
 from tests.support.zalo import fake_bot, fake_oa, running_bot, wait_until, zalo_settings  # noqa: F401
 
 
-async def test_roles_decide_what_runs(fake_bot, fake_oa, sqlite_db, tmp_path, clock):
+async def test_roles_decide_what_runs(fake_bot, fake_oa, suite_db, tmp_path, clock):
     _access, refresh = fake_oa.issue_pair()
     settings = zalo_settings(bot=fake_bot, oa=fake_oa, refresh_token=refresh)
-    app = await make_app(sqlite_db, tmp_path, clock, public_base_url="https://hoctap.example.vn", **settings)
+    app = await make_app(suite_db, tmp_path, clock, public_base_url="https://hoctap.example.vn", **settings)
     try:
         runtime, any_channel = await build_runtime(app, "scheduler")
         assert any_channel and runtime.senders.channels() == ["zalo_bot", "zalo_oa"]
@@ -34,7 +34,7 @@ async def test_roles_decide_what_runs(fake_bot, fake_oa, sqlite_db, tmp_path, cl
     finally:
         await app.close()
 
-    app = await make_app(sqlite_db, tmp_path, clock, commune=False, **settings)  # no PUBLIC_BASE_URL
+    app = await make_app(suite_db, tmp_path, clock, commune=False, **settings)  # no PUBLIC_BASE_URL
     try:
         runtime, _ = await build_runtime(app, "all")
         assert "zalo-bot-poller" in [s.name for s in runtime.services]
@@ -45,8 +45,8 @@ async def test_roles_decide_what_runs(fake_bot, fake_oa, sqlite_db, tmp_path, cl
         await app.close()
 
 
-async def test_incomplete_oa_settings_are_named(fake_oa, sqlite_db, tmp_path, clock):
-    app = await make_app(sqlite_db, tmp_path, clock, commune=False, zalo_oa_app_id="123", zalo_oa_refresh_token="rt")
+async def test_incomplete_oa_settings_are_named(fake_oa, suite_db, tmp_path, clock):
+    app = await make_app(suite_db, tmp_path, clock, commune=False, zalo_oa_app_id="123", zalo_oa_refresh_token="rt")
     try:
         with pytest.raises(ZaloConfigError) as error:
             await build_runtime(app, "all")
@@ -55,9 +55,9 @@ async def test_incomplete_oa_settings_are_named(fake_oa, sqlite_db, tmp_path, cl
         await app.close()
 
 
-async def test_polling_goes_on_after_platform_errors(fake_bot, sqlite_db, tmp_path, clock):
+async def test_polling_goes_on_after_platform_errors(fake_bot, suite_db, tmp_path, clock):
     fake_bot.fail("getUpdates", Failure(502), Failure(200, {"ok": False, "error_code": 401, "description": "Unauthorized"}))
-    async with running_bot(sqlite_db, tmp_path, clock, webhook=False, **zalo_settings(bot=fake_bot)) as stack:
+    async with running_bot(suite_db, tmp_path, clock, webhook=False, **zalo_settings(bot=fake_bot)) as stack:
         fake_bot.push(fake_bot.text_update("zalo-tam", "xin chào"))
         await wait_until(lambda: stack.bot_channel.received == 1, timeout=15)
         await stack.bot_channel.queue.drain()
