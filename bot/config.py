@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     dispatch_max_attempts: int = Field(default=5, ge=1, le=50, alias="DISPATCH_MAX_ATTEMPTS")
     dispatch_backoff_seconds: float = Field(default=30.0, gt=0, alias="DISPATCH_BACKOFF_SECONDS")
 
+    # Several scheduler processes may run; one is elected, the others retry this often.
+    scheduler_election_seconds: float = Field(default=5.0, gt=0, alias="SCHEDULER_ELECTION_SECONDS")
+
     @field_validator("digest_weekday")
     @classmethod
     def _weekday(cls, value: str) -> str:

@@ -113,7 +113,7 @@ async def test_the_running_scheduler_runs_a_due_round(suite_app):
 async def test_the_runtime_runs_scheduler_and_dispatcher_for_the_scheduler_role(suite_app):
     runtime, any_channel = await build_runtime(suite_app, "scheduler")
     assert not any_channel
-    assert [s.name for s in runtime.services] == ["reminder-scheduler", "outbox-dispatcher"]
+    assert [s.name for s in runtime.services] == ["elected: reminder-scheduler + outbox-dispatcher"]
     # With --role all and no channel the terminal chat runs instead: nothing to send through.
     bare, _ = await build_runtime(suite_app, "all")
     assert bare.services == []
@@ -156,3 +156,27 @@ async def test_autogenerate_leaves_the_scheduler_table_alone(app):
         filtered = await conn.run_sync(lambda c: diff(c, include_object=include_object))
     assert any(op[0] == "remove_table" and op[1].name == SCHEDULER_TABLE for op in unfiltered)
     assert filtered == []
+
+
+async def test_only_the_elected_process_runs_the_scheduler_and_another_takes_over(suite_app, tmp_path, clock):
+    """Two scheduler processes on one database: one runs the scheduler and dispatcher, the other
+    waits, and takes over once the first stops."""
+    from tests.conftest import make_app
+
+    other_app = await make_app(suite_app.settings.database_url, tmp_path / "other", clock, commune=False)
+    first, _ = await build_runtime(suite_app, "scheduler")
+    second, _ = await build_runtime(other_app, "scheduler")
+    (first_elected,), (second_elected,) = first.services, second.services
+    try:
+        await first_elected.start()
+        await second_elected.start()
+        assert first_elected.election.is_leader and suite_app.extras["reminders"].scheduler.running
+        assert not second_elected.election.is_leader and other_app.extras["reminders"].scheduler is None
+        await first_elected.stop()
+        assert suite_app.extras["reminders"].scheduler is None
+        await second_elected.election.step()
+        assert second_elected.election.is_leader and other_app.extras["reminders"].scheduler.running
+    finally:
+        await first_elected.stop()
+        await second_elected.stop()
+        await other_app.close()

@@ -463,13 +463,13 @@ async def test_install_follows_the_settings(suite_db, tmp_path, clock, fake):
     try:
         runtime, any_channel = await build_runtime(polling, "all")
         assert any_channel and runtime.senders.get("telegram") is not None
-        assert [s.name for s in runtime.services] == ["telegram (polling)", "reminder-scheduler", "outbox-dispatcher"]
+        assert [s.name for s in runtime.services] == ["telegram (polling)", "elected: reminder-scheduler + outbox-dispatcher"]
         assert runtime.routes == []
         bot = polling.extras["telegram"].bot
         assert bot.base_url == fake.base_url + common["telegram_bot_token"]
         assert bot.base_file_url == fake.file_url + common["telegram_bot_token"]
         runtime, _ = await build_runtime(polling, "scheduler")
-        assert [s.name for s in runtime.services] == ["telegram (send)", "reminder-scheduler", "outbox-dispatcher"]
+        assert [s.name for s in runtime.services] == ["telegram (send)", "elected: reminder-scheduler + outbox-dispatcher"]
     finally:
         await polling.close()
 

@@ -21,7 +21,7 @@ async def test_roles_decide_what_runs(fake_bot, fake_oa, suite_db, tmp_path, clo
         assert any_channel and runtime.senders.channels() == ["zalo_bot", "zalo_oa"]
         assert runtime.routes == []  # no webhooks and no poller in the scheduler process
         assert sorted(s.name for s in runtime.services) == [
-            "outbox-dispatcher", "reminder-scheduler", "zalo-bot-shutdown", "zalo-oa-shutdown", "zalo-oa-tokens",
+            "elected: reminder-scheduler + outbox-dispatcher", "zalo-bot-shutdown", "zalo-oa-shutdown", "zalo-oa-tokens",
         ]
         for service in reversed(runtime.services):
             await service.stop()

@@ -178,3 +178,33 @@ class LeaderElection:
             self.is_leader = False
             await self.on_demoted()
         await self.lock.release()
+
+
+class ElectedServices:
+    """Services that must run in one process only (the scheduler and the dispatcher), started
+    when this process is elected and stopped when it loses the election or shuts down."""
+
+    def __init__(self, lock: LeaderLock, services: list, interval: float = 5.0) -> None:
+        self.services = services
+        self.name = "elected: " + " + ".join(s.name for s in services)
+        self._running: list = []
+        self.election = LeaderElection(lock, self._start_all, self._stop_all, interval)
+
+    async def _start_all(self) -> None:
+        for service in self.services:
+            await service.start()
+            self._running.append(service)
+
+    async def _stop_all(self) -> None:
+        while self._running:
+            service = self._running.pop()
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping %s failed", service.name)
+
+    async def start(self) -> None:
+        await self.election.start()
+
+    async def stop(self) -> None:
+        await self.election.stop()

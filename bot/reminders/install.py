@@ -17,6 +17,7 @@ async def install(runtime: "Runtime") -> bool:
     With --role all and no channel configured the terminal chat runs instead: there is nobody to
     send reminders to, so nothing is installed.
     """
+    from bot.ops.leader import ElectedServices, lock_for
     from bot.reminders.dispatch import Dispatcher, DispatcherService
     from bot.reminders.schedule import ReminderScheduler
 
@@ -25,7 +26,13 @@ async def install(runtime: "Runtime") -> bool:
         return False
     scheduler = ReminderScheduler(runtime.app)
     dispatcher = Dispatcher(runtime.app, runtime.senders)
-    runtime.services += [scheduler, DispatcherService(dispatcher)]
+    # One active scheduler and dispatcher per installation, however many processes run with
+    # --role scheduler|all: a database lock elects one, another takes over when it dies.
+    settings = runtime.app.settings
+    lock = lock_for(runtime.app.engine, settings.database_url)
+    runtime.services.append(
+        ElectedServices(lock, [scheduler, DispatcherService(dispatcher)], settings.scheduler_election_seconds)
+    )
     runtime.app.extras["reminders"] = scheduler
     runtime.app.extras["dispatcher"] = dispatcher
     return True
