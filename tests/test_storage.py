@@ -223,3 +223,15 @@ async def test_scope_of_leader_officer_and_admin(app):
         assert await branch_ids_in_scope(session, resident.id, Role.LEADER) == set()
         assert not await may_act_on_branch(session, leader.id, Role.LEADER, units["thon-tan-lap"].id)
         assert await may_act_on_branch(session, admin.id, Role.LEADER, units["thon-tan-lap"].id)
+
+
+async def test_database_errors_do_not_carry_personal_data(app):
+    """An error logged while handling a message must not print the names and answers in it."""
+    async with app.sessions.begin() as session:
+        session.add(ChannelAccount(channel="telegram", external_id="zq-7731", created_at=NOW))
+    with pytest.raises(IntegrityError) as caught:
+        async with app.sessions.begin() as session:
+            session.add(ChannelAccount(channel="telegram", external_id="zq-7731", created_at=NOW))
+            session.add(Person(full_name="Nguyễn Thị Bí Mật", created_at=NOW))
+    assert "zq-7731" not in str(caught.value) and "Bí Mật" not in str(caught.value)
+    assert "hidden due to hide_parameters" in str(caught.value)

@@ -35,6 +35,9 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
 
 
 def make_engine(url: str, echo: bool = False, **kwargs: Any) -> AsyncEngine:
+    # Names and answers are SQL parameters: keep them out of error messages and logs unless the
+    # operator asked for SQL echo while debugging.
+    kwargs.setdefault("hide_parameters", not echo)
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **kwargs)
