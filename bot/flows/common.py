@@ -5,38 +5,14 @@ from __future__ import annotations
 from datetime import date
 
 from bot.domain.criteria import CriteriaSet, Level
+from bot.domain.labels import DEADLINE_KEYS, LEVEL_KEYS, STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, State
 from bot.flows.context import Context
 from bot.flows.messages import Choice
-from bot.i18n import N_
 from bot.storage.commune import deadlines_of
 from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Household, Submission
 from bot.storage.submissions import submissions_for_person
 
-STATE_KEYS = {
-    State.REGISTERED: N_("state.registered"),
-    State.DECLARING: N_("state.declaring"),
-    State.SUBMITTED: N_("state.submitted"),
-    State.NEEDS_INFO: N_("state.needs_info"),
-    State.RECOMMENDED: N_("state.recommended"),
-    State.NOT_RECOMMENDED: N_("state.not_recommended"),
-    State.APPROVED: N_("state.approved"),
-    State.REJECTED: N_("state.rejected"),
-    State.WITHDRAWN: N_("state.withdrawn"),
-    State.EXPIRED: N_("state.expired"),
-}
-LEVEL_KEYS = {
-    Level.ACHIEVED: N_("level.achieved"),
-    Level.PARTIAL: N_("level.partial"),
-    Level.NOT_YET: N_("level.not_yet"),
-    Level.NOT_APPLICABLE: N_("level.not_applicable"),
-}
-DEADLINE_KEYS = {
-    "registration": N_("deadline.registration"),
-    "self_declaration": N_("deadline.self_declaration"),
-    "branch_review": N_("deadline.branch_review"),
-    "commune_report": N_("deadline.commune_report"),
-}
 
 
 def state_label(ctx: Context, state: str) -> str:

@@ -19,6 +19,7 @@ from datetime import date
 from babel.dates import format_time
 from sqlalchemy import select
 
+from bot.domain.labels import DEADLINE_KEYS
 from bot.flows.context import Context
 from bot.flows.router import Router
 from bot.i18n import N_, all_aliases
@@ -40,12 +41,6 @@ KIND_ALIASES = {
     "branch_review": N_("alias.deadline_branch_review"),
     "commune_report": N_("alias.deadline_commune_report"),
     ALL: N_("alias.deadline_all"),
-}
-DEADLINE_KEYS = {
-    "registration": N_("deadline.registration"),
-    "self_declaration": N_("deadline.self_declaration"),
-    "branch_review": N_("deadline.branch_review"),
-    "commune_report": N_("deadline.commune_report"),
 }
 
 

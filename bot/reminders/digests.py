@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.domain.criteria import CriteriaCatalog
+from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, PENDING_REVIEW, State
 from bot.i18n import N_
 from bot.reminders.planner import deadline_param, plural
@@ -58,18 +59,6 @@ STATE_ORDER = [
     State.WITHDRAWN,
     State.EXPIRED,
 ]
-STATE_KEYS = {
-    State.REGISTERED: N_("state.registered"),
-    State.DECLARING: N_("state.declaring"),
-    State.SUBMITTED: N_("state.submitted"),
-    State.NEEDS_INFO: N_("state.needs_info"),
-    State.RECOMMENDED: N_("state.recommended"),
-    State.NOT_RECOMMENDED: N_("state.not_recommended"),
-    State.APPROVED: N_("state.approved"),
-    State.REJECTED: N_("state.rejected"),
-    State.WITHDRAWN: N_("state.withdrawn"),
-    State.EXPIRED: N_("state.expired"),
-}
 REASON_KEYS = {
     "blocked": N_("digest.reason.blocked"),
     "outside_window": N_("digest.reason.outside_window"),

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.domain.labels import DEADLINE_KEYS
 from bot.domain.lifecycle import State
 from bot.i18n import N_
 from bot.reminders.recipients import (
@@ -60,12 +61,6 @@ AUDIENCES: dict[str, tuple[str, ...]] = {
 STATES_OF: dict[str, tuple[State, ...]] = {
     UNFINISHED: (State.REGISTERED, State.DECLARING),
     NEEDS_INFO: (State.NEEDS_INFO,),
-}
-DEADLINE_KEYS = {
-    "registration": N_("deadline.registration"),
-    "self_declaration": N_("deadline.self_declaration"),
-    "branch_review": N_("deadline.branch_review"),
-    "commune_report": N_("deadline.commune_report"),
 }
 REMINDER = "reminder"
 

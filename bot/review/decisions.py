@@ -10,6 +10,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import Actor, State, check, IllegalTransition
 from bot.i18n import N_
 from bot.review.scope import Scope
@@ -45,13 +46,6 @@ NOTICE_KEYS = {
     State.NEEDS_INFO: N_("notice.needs_info"),
     State.APPROVED: N_("notice.approved"),
     State.REJECTED: N_("notice.rejected"),
-}
-STATE_KEYS = {
-    State.RECOMMENDED: N_("state.recommended"),
-    State.NOT_RECOMMENDED: N_("state.not_recommended"),
-    State.NEEDS_INFO: N_("state.needs_info"),
-    State.APPROVED: N_("state.approved"),
-    State.REJECTED: N_("state.rejected"),
 }
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 
 from bot.clock import VN_TZ
 from bot.domain.criteria import CriteriaCatalog, CriteriaError
+from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import State
 from bot.i18n import N_, Translator, get_translator
 from bot.review.stats import commune_stats
@@ -35,18 +36,6 @@ BATCH = 2000
 MILESTONES = (5, 3, 1)
 KEEP_EXPORTS = timedelta(days=2)
 
-STATE_KEYS = {
-    State.REGISTERED: N_("state.registered"),
-    State.DECLARING: N_("state.declaring"),
-    State.SUBMITTED: N_("state.submitted"),
-    State.NEEDS_INFO: N_("state.needs_info"),
-    State.RECOMMENDED: N_("state.recommended"),
-    State.NOT_RECOMMENDED: N_("state.not_recommended"),
-    State.APPROVED: N_("state.approved"),
-    State.REJECTED: N_("state.rejected"),
-    State.WITHDRAWN: N_("state.withdrawn"),
-    State.EXPIRED: N_("state.expired"),
-}
 SUBMISSION_COLUMNS = (
     N_("export.col.reference"),
     N_("export.col.name"),
