@@ -7,11 +7,12 @@ from datetime import date
 from bot.domain.criteria import CriteriaSet, Level
 from bot.domain.labels import DEADLINE_KEYS, LEVEL_KEYS, STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, State
-from bot.flows.context import Context
+from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.storage.commune import deadlines_of
 from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Household, Submission
 from bot.storage.submissions import submissions_for_person
+from bot.text import clean_name
 
 
 
@@ -103,3 +104,12 @@ def with_proxy_banner(ctx: Context, text: str) -> str:
     if ctx.proxy and ctx.subject is not None:
         return ctx.t("proxy.banner", name=ctx.subject.full_name) + "\n" + text
     return text
+
+
+def read_name(ctx: Context, inp: Input) -> str | None:
+    """The name typed, cleaned; or None after asking again with an example of a valid name."""
+    name = clean_name(inp.text or "")
+    if name is None:
+        ctx.say(ctx.t("reg.bad_name"))
+        ctx.again()
+    return name

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from bot.flows.common import read_name
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.flows.router import Router
@@ -21,7 +22,7 @@ from bot.review.invites import (
 from bot.review.scope import branches_in, communes_in_scope
 from bot.storage.models import OrgUnit, Person
 from bot.storage.people import Role
-from bot.text import clean_name, fold
+from bot.text import fold
 
 router = Router()
 MAX_FAILURES_PER_DAY = 5
@@ -203,10 +204,8 @@ async def ask_redeem(ctx: Context) -> None:
 
 @router.handle("invite.redeem")
 async def on_redeem_name(ctx: Context, inp: Input) -> None:
-    name = clean_name(inp.text or "")
+    name = read_name(ctx, inp)
     if name is None:
-        ctx.say(ctx.t("reg.bad_name"))
-        ctx.again()
         return
     person = Person(full_name=name, locale=ctx.locale, consent_at=ctx.account.consent_at, created_at=ctx.now)
     ctx.session.add(person)

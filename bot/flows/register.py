@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.flows.common import back_choice, state_label, title_name, with_proxy_banner
+from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.flows.router import Router
@@ -181,14 +181,11 @@ async def ask_name(ctx: Context) -> None:
 
 @router.handle("reg.name")
 async def on_name(ctx: Context, inp: Input) -> None:
-    name = clean_name(inp.text or "")
-    if name is None:
-        ctx.say(ctx.t("reg.bad_name"))
-        ctx.again()
-        return
-    draft = _draft(ctx)
-    draft["name"] = name
-    _continue(ctx, draft)
+    name = read_name(ctx, inp)
+    if name is not None:
+        draft = _draft(ctx)
+        draft["name"] = name
+        _continue(ctx, draft)
 
 
 def _read_year(ctx: Context, inp: Input, min_age: int) -> int | None:
@@ -290,14 +287,11 @@ async def ask_head_name(ctx: Context) -> None:
 
 @router.handle("reg.head_name")
 async def on_head_name(ctx: Context, inp: Input) -> None:
-    name = clean_name(inp.text or "")
-    if name is None:
-        ctx.say(ctx.t("reg.bad_name"))
-        ctx.again()
-        return
-    draft = _draft(ctx)
-    draft["head_name"] = name
-    _continue(ctx, draft)
+    name = read_name(ctx, inp)
+    if name is not None:
+        draft = _draft(ctx)
+        draft["head_name"] = name
+        _continue(ctx, draft)
 
 
 @router.prompt("reg.head_birth_year")
@@ -383,14 +377,11 @@ async def ask_member_name(ctx: Context) -> None:
 
 @router.handle("reg.member_name")
 async def on_member_name(ctx: Context, inp: Input) -> None:
-    name = clean_name(inp.text or "")
-    if name is None:
-        ctx.say(ctx.t("reg.bad_name"))
-        ctx.again()
-        return
-    draft = _draft(ctx)
-    draft["member"] = {"name": name}
-    _continue(ctx, draft)
+    name = read_name(ctx, inp)
+    if name is not None:
+        draft = _draft(ctx)
+        draft["member"] = {"name": name}
+        _continue(ctx, draft)
 
 
 @router.prompt("reg.member_birth_year")
