@@ -85,9 +85,17 @@ def run(
 ) -> None:
     """Run the bot: configured channels, or the terminal chat when no token is set."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.config import ConfigError
     from bot.runner import run_bot
 
-    _run(run_bot(_settings(), role=role, console_user=user))
+    if role not in ("web", "scheduler", "all"):
+        typer.echo("error: --role must be web, scheduler or all", err=True)
+        raise typer.Exit(2)
+    try:
+        _run(run_bot(_settings(), role=role, console_user=user))
+    except ConfigError as exc:  # the message names the setting to fix; a traceback would not help
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
 
 
 def _clock_at(at: Optional[str], settings: Settings):

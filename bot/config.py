@@ -11,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class ConfigError(RuntimeError):
+    """Settings that cannot work, or would be unsafe, as given (the message names the setting)."""
+
+
+MIN_SIGNING_SECRET = 16
+
+
 class ChannelLimit(BaseModel):
     """How fast the dispatcher may send on one channel."""
 
@@ -149,6 +156,23 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def check_public_serving(self) -> None:
+        """Refuse to face the internet with a guessable SIGNING_SECRET.
+
+        The secret signs links to residents' evidence photos: with the shipped placeholder anyone
+        could forge one. Only an https PUBLIC_BASE_URL counts as public; a plain http or loopback
+        address is a local setup (platform webhooks need https anyway).
+        """
+        if not (self.public_base_url or "").lower().startswith("https://"):
+            return
+        secret = self.signing_secret
+        if len(secret) < MIN_SIGNING_SECRET or "change-me" in secret.lower():
+            raise ConfigError(
+                f"SIGNING_SECRET must be a long random value (at least {MIN_SIGNING_SECRET} characters) "
+                "when PUBLIC_BASE_URL is public; make one with: "
+                'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -111,6 +111,7 @@ def _stop_event() -> asyncio.Event:
 async def run_bot(settings: Settings, role: str = "all", console_user: str = "local") -> None:
     if role not in ("web", "scheduler", "all"):
         raise ValueError("role must be web, scheduler or all")
+    settings.check_public_serving()
     app = await build_app(settings)
     try:
         runtime, any_channel = await build_runtime(app, role)

@@ -9,11 +9,12 @@ import sys
 from tests.conftest import EXAMPLE_COMMUNE
 
 
-def hoctap(tmp_path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+def hoctap(tmp_path, *args: str, input: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
         "EVIDENCE_DIR": str(tmp_path / "evidence"),
+        **extra_env,
     }
     return subprocess.run(
         [sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, input=input,
@@ -60,3 +61,24 @@ def test_run_without_tokens_opens_the_terminal_chat(tmp_path):
     assert "Trò chuyện với hoctap-bot" in done.stdout
     assert "1. Tôi đồng ý" in done.stdout
     assert "Bạn muốn đăng ký danh hiệu nào năm" in done.stdout
+
+
+def test_run_refuses_a_public_address_with_the_placeholder_signing_secret(tmp_path):
+    """Evidence links are signed with SIGNING_SECRET: a guessable one on a public address would let
+    anyone fetch residents' photos, so the bot will not start and says what to set."""
+    for secret in ("change-me-in-production", "CHANGE-ME", "short"):
+        done = hoctap(tmp_path, "run", "--role", "web", PUBLIC_BASE_URL="https://hoctap.example.vn", SIGNING_SECRET=secret)
+        assert done.returncode == 2, (secret, done.stderr)
+        assert "SIGNING_SECRET" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_names_a_bad_role_and_a_bad_channel_setting(tmp_path):
+    done = hoctap(tmp_path, "run", "--role", "worker")
+    assert done.returncode == 2 and "--role" in done.stderr
+    # A public webhook address without TELEGRAM_WEBHOOK_SECRET: refused with the setting named.
+    done = hoctap(
+        tmp_path, "run", "--role", "web", PUBLIC_BASE_URL="https://hoctap.example.vn",
+        SIGNING_SECRET="x" * 32, TELEGRAM_BOT_TOKEN="123:TEST",
+    )
+    assert done.returncode == 2, done.stderr
+    assert "TELEGRAM_WEBHOOK_SECRET" in done.stderr and "Traceback" not in done.stderr

@@ -35,7 +35,7 @@ from bot.channels.base import RateLimited, SendError, TransientSendError, Unreac
 from bot.channels.telegram_limits import TelegramRateLimiter, retry_after_seconds
 from bot.channels.telegram_render import Planned, merge_replies, plan
 from bot.channels.telegram_updates import CHANNEL, to_incoming
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.flows.engine import FlowEngine, PhotoDownloadError
 from bot.flows.messages import Outgoing
 from bot.i18n import LOCALES, get_translator
@@ -59,7 +59,7 @@ MAX_COMMAND_DESCRIPTION = 256
 DOWNLOAD_ATTEMPTS = 3
 
 
-class TelegramConfigError(RuntimeError):
+class TelegramConfigError(ConfigError):
     """The Telegram settings cannot work as given (the message says which one to fix)."""
 
 

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from bot.config import ConfigError
+
 
 class ZaloError(Exception):
     """Base class for every Zalo failure."""
@@ -78,7 +80,7 @@ class TokenRefreshError(ZaloError):
         super().__init__(f"OA token refresh refused ({code}): {description}".strip())
 
 
-class ZaloConfigError(ZaloError):
+class ZaloConfigError(ZaloError, ConfigError):
     """Settings are missing or inconsistent (named in the message)."""
 
 
