@@ -92,6 +92,8 @@ class Outcome:
     worker_cpu: float = 0.0
     fake_cpu: float = 0.0
     driver_cpu: float = 0.0
+    server_cpu: float = 0.0  # PostgreSQL server processes
+    machine_busy: float = 0.0  # share of all cores busy during the load, whoever used them
     peak_rss_mb: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     retries_503: int = 0
@@ -280,6 +282,23 @@ def process_cpu(pid: int) -> float:
     return times.user + times.system
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of the PostgreSQL server's processes on this machine, by pid."""
+    found = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] == "postgres" and proc.info["cpu_times"] is not None:
+            found[proc.pid] = proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return found
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, all cores."""
+    times = psutil.cpu_times()
+    total = sum(times)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return total - idle, total
+
+
 # ---- Telegram's side -------------------------------------------------------------------------
 
 
@@ -362,7 +381,11 @@ async def run_config(name: str, people: int, fake: FakeServer, admin_url: str) -
             if init.returncode != 0:
                 raise RuntimeError(f"hoctap init failed: {init.stdout}{init.stderr}")
             workers = [Worker(number, env, folder) for number in range(count)]
-            limits = httpx.Limits(max_connections=people * count + 10, max_keepalive_connections=people * count + 10)
+            # Idle connections are dropped after 2 s, before uvicorn closes them (5 s): reusing one
+            # the server is closing at that moment would fail as a ReadError.
+            limits = httpx.Limits(
+                max_connections=people * count + 10, max_keepalive_connections=people * count + 10, keepalive_expiry=2.0
+            )
             async with httpx.AsyncClient(timeout=120, limits=limits) as client:
                 for worker in workers:
                     await worker.wait_ready(client)
@@ -378,9 +401,14 @@ async def run_config(name: str, people: int, fake: FakeServer, admin_url: str) -
                 sampling = asyncio.create_task(sampler())
                 cpu_before = [worker.cpu() for worker in workers]
                 fake_before, driver_before = process_cpu(fake.pid), time.process_time()
+                server_before, machine_before = postgres_cpu(), machine_cpu()
                 started = time.perf_counter()
                 await asyncio.gather(*(telegram.person(number, photos[number]) for number in range(people)))
                 outcome.wall = time.perf_counter() - started
+                machine_after = machine_cpu()
+                outcome.machine_busy = (machine_after[0] - machine_before[0]) / max(machine_after[1] - machine_before[1], 1e-9)
+                if database == "PostgreSQL":
+                    outcome.server_cpu = sum(cpu - server_before.get(pid, 0.0) for pid, cpu in postgres_cpu().items())
                 outcome.worker_cpu = sum(worker.cpu() - before for worker, before in zip(workers, cpu_before))
                 outcome.fake_cpu = process_cpu(fake.pid) - fake_before
                 outcome.driver_cpu = time.process_time() - driver_before
@@ -412,18 +440,21 @@ def table(rounds: list[dict[str, Outcome]], baseline: str) -> list[str]:
     names = [name for name in CONFIGS if any(name in r for r in rounds)]
     lines = [
         "| configuration | updates / s | × throughput | CPU ms / update (workers) | × CPU / update "
-        "| peak RSS per worker, MB | answer p50 / p95, ms | 503 re-posted | failed | submitted |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| PostgreSQL server CPU ms / update | machine busy | peak RSS per worker, MB | answer p50 / p95, ms "
+        "| 503 re-posted | failed | submitted |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         runs = [r[name] for r in rounds if name in r]
         throughput = [r[name].per_second / r[baseline].per_second for r in rounds if name in r and baseline in r]
         cpu = [r[name].cpu_ms / r[baseline].cpu_ms for r in rounds if name in r and baseline in r]
         last = runs[-1]
+        server = f"{median([1000 * run.server_cpu / run.updates for run in runs]):.1f}" if last.database == "PostgreSQL" else "–"
         rss = " / ".join(f"{max(run.peak_rss_mb[i] for run in runs):.0f}" for i in range(last.workers))
         lines.append(
             f"| {label(last)} | {median([run.per_second for run in runs]):.1f} "
             f"| {median(throughput):.2f}× | {median([run.cpu_ms for run in runs]):.1f} | {median(cpu):.2f}× "
+            f"| {server} | {median([100 * run.machine_busy for run in runs]):.0f}% "
             f"| {rss} | {median([run.latency_ms(0.5) for run in runs]):.0f} / {median([run.latency_ms(0.95) for run in runs]):.0f} "
             f"| {sum(run.retries_503 for run in runs)} | {sum(run.failures for run in runs)} "
             f"| {sum(run.submitted for run in runs)}/{sum(run.people for run in runs)} |"
@@ -491,14 +522,17 @@ async def main() -> int:
     try:
         for number in range(rounds_wanted):
             results: dict[str, Outcome] = {}
-            for name in configs:
+            # Every other round runs the configurations in reverse order, so that a drift in the
+            # machine's load does not always favour the same ones.
+            for name in configs if number % 2 == 0 else list(reversed(configs)):
                 outcome = await run_config(name, people, fake, args.database_url)
                 results[name] = outcome
                 print(
                     f"round {number + 1} {name:<8} {outcome.per_second:7.1f} upd/s {outcome.cpu_ms:7.1f} ms CPU/upd "
-                    f"(fake {1000 * outcome.fake_cpu / max(outcome.updates, 1):.1f}, driver {1000 * outcome.driver_cpu / max(outcome.updates, 1):.1f}) "
+                    f"(PostgreSQL {1000 * outcome.server_cpu / max(outcome.updates, 1):.1f}, fake {1000 * outcome.fake_cpu / max(outcome.updates, 1):.1f}, "
+                    f"driver {1000 * outcome.driver_cpu / max(outcome.updates, 1):.1f}; machine {100 * outcome.machine_busy:.0f}% busy) "
                     f"peak RSS {' / '.join(f'{mb:.0f}' for mb in outcome.peak_rss_mb)} MB; "
-                    f"submitted {outcome.submitted}/{people}, 503 re-posted {outcome.retries_503}, failed {outcome.failures}"
+                    f"answer max {outcome.latency_ms(1.0):.0f} ms; submitted {outcome.submitted}/{people}, 503 re-posted {outcome.retries_503}, failed {outcome.failures}"
                     + (f" {outcome.failure_codes}" if outcome.failure_codes else "")
                     + (f", {len(outcome.log_errors)} error lines logged" if outcome.log_errors else ""),
                     flush=True,
@@ -520,7 +554,7 @@ async def main() -> int:
     lines = [
         f"Run of {when} on {where}.",
         f"{people} people at once, each {len(SCRIPT_WITH_PHOTO)} updates (one photo); {rounds_wanted} round(s), "
-        f"medians; ratios against {label(rounds[0][baseline])} of the same round.",
+        f"medians (ratios: median of each round's ratio against {label(rounds[0][baseline])} of that round).",
         "",
         *table(rounds, baseline),
         "",
