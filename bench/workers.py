@@ -17,7 +17,9 @@ Measured per configuration: updates per second (wall clock, first post to last a
 seconds per update summed over the worker processes (psutil), peak RSS of each worker (VmHWM),
 answer latency. Checked: every declaration reached 'submitted' with its ten answers and its
 photo, no update was answered anything but 200 (503s re-posted as Telegram does are counted
-apart), and no worker logged an error. Exit status 1 when a check fails.
+apart), no worker logged an error, and each person's last update, delivered once more (to the
+other worker when there are two) as Telegram does when it missed an answer, made the bot send
+nothing. Exit status 1 when a check fails.
 
 Pacing is off (TELEGRAM_RATE_PER_SECOND=0, TELEGRAM_CHAT_RATE_PER_SECOND=0): Telegram's limits
 would measure the limiter, not the workers.
@@ -103,6 +105,8 @@ class Outcome:
     answers: int = 0
     photos: int = 0
     log_errors: list[str] = field(default_factory=list)
+    redelivered: int = 0  # last updates posted again, to the other worker, after the run
+    extra_replies: int = 0  # messages the bot sent for those (must be 0: already answered)
 
     @property
     def per_second(self) -> float:
@@ -118,7 +122,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.all_submitted and self.failures == 0 and not self.log_errors
+        return self.all_submitted and self.failures == 0 and not self.log_errors and self.extra_replies == 0
 
     def latency_ms(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
@@ -318,6 +322,7 @@ class Telegram:
         self.workers = workers
         self.outcome = outcome
         self.update_ids = iter(range(1, 10**9))
+        self.last: dict[int, tuple[int, dict]] = {}  # person → (worker index, their last update)
 
     async def deliver(self, worker: Worker, update: dict) -> None:
         body = json.dumps(update)
@@ -356,8 +361,17 @@ class Telegram:
                 message["text"] = what
             update = {"update_id": next(self.update_ids), "message": message}
             # Consecutive updates of one person go to different workers (when there are two).
-            await self.deliver(self.workers[(number + step) % len(self.workers)], update)
+            target = (number + step) % len(self.workers)
+            await self.deliver(self.workers[target], update)
             self.outcome.updates += 1
+            self.last[number] = (target, update)
+
+    async def redeliver_last(self) -> None:
+        """Telegram delivers an update again when it missed the answer: post each person's last
+        update once more, to the other worker when there are two. It must change nothing."""
+        for target, update in self.last.values():
+            await self.deliver(self.workers[(target + 1) % len(self.workers)], update)
+            self.outcome.redelivered += 1
 
 
 # ---- one configuration -----------------------------------------------------------------------
@@ -413,6 +427,9 @@ async def run_config(name: str, people: int, fake: FakeServer, admin_url: str) -
                 outcome.fake_cpu = process_cpu(fake.pid) - fake_before
                 outcome.driver_cpu = time.process_time() - driver_before
                 sampling.cancel()
+                sent_before = (await fake.stats())["sent"]
+                await telegram.redeliver_last()
+                outcome.extra_replies = (await fake.stats())["sent"] - sent_before
             outcome.peak_rss_mb = [worker.peak_rss() / 2**20 for worker in workers]
         finally:
             for worker in workers:
@@ -534,7 +551,8 @@ async def main() -> int:
                     f"peak RSS {' / '.join(f'{mb:.0f}' for mb in outcome.peak_rss_mb)} MB; "
                     f"answer max {outcome.latency_ms(1.0):.0f} ms; submitted {outcome.submitted}/{people}, 503 re-posted {outcome.retries_503}, failed {outcome.failures}"
                     + (f" {outcome.failure_codes}" if outcome.failure_codes else "")
-                    + (f", {len(outcome.log_errors)} error lines logged" if outcome.log_errors else ""),
+                    + (f", {len(outcome.log_errors)} error lines logged" if outcome.log_errors else "")
+                    + (f", {outcome.extra_replies} replies to a redelivery" if outcome.extra_replies else ""),
                     flush=True,
                 )
                 for line in outcome.log_errors[:5]:
@@ -559,7 +577,9 @@ async def main() -> int:
         *table(rounds, baseline),
         "",
         f"Checks: {submitted}/{expected} declarations submitted with all answers and photos; "
-        f"{failures} updates failed; {retries} answered 503 and posted again; {errors} error lines in worker logs.",
+        f"{failures} updates failed; {retries} answered 503 and posted again; {errors} error lines in worker logs; "
+        f"{sum(o.redelivered for o in everything)} last updates delivered again (to the other worker when there are two), "
+        f"answered with {sum(o.extra_replies for o in everything)} extra messages.",
     ]
     lines += [f"{note}." for note in notes]
     lines.append(f"Bot API calls seen by the fake server: {json.dumps(calls, sort_keys=True)}")
@@ -568,7 +588,8 @@ async def main() -> int:
     print(block)
     print(
         f"RESULT all_submitted={'yes' if submitted == expected and all(o.all_submitted for o in everything) else 'no'} "
-        f"failures={failures} retries_503={retries} log_errors={errors} ok={'yes' if ok else 'no'}"
+        f"failures={failures} retries_503={retries} log_errors={errors} "
+        f"extra_replies={sum(o.extra_replies for o in everything)} ok={'yes' if ok else 'no'}"
     )
     if args.json:
         print(json.dumps([{**{k: v for k, v in o.__dict__.items() if k != 'latencies'}, "updates_per_second": o.per_second, "cpu_ms_per_update": o.cpu_ms} for o in everything]))
