@@ -546,7 +546,8 @@ async def main() -> int:
                 results[name] = outcome
                 print(
                     f"round {number + 1} {name:<8} {outcome.per_second:7.1f} upd/s {outcome.cpu_ms:7.1f} ms CPU/upd "
-                    f"(PostgreSQL {1000 * outcome.server_cpu / max(outcome.updates, 1):.1f}, fake {1000 * outcome.fake_cpu / max(outcome.updates, 1):.1f}, "
+                    + (f"(PostgreSQL {1000 * outcome.server_cpu / max(outcome.updates, 1):.1f}, " if outcome.database == "PostgreSQL" else "(")
+                    + f"fake {1000 * outcome.fake_cpu / max(outcome.updates, 1):.1f}, "
                     f"driver {1000 * outcome.driver_cpu / max(outcome.updates, 1):.1f}; machine {100 * outcome.machine_busy:.0f}% busy) "
                     f"peak RSS {' / '.join(f'{mb:.0f}' for mb in outcome.peak_rss_mb)} MB; "
                     f"answer max {outcome.latency_ms(1.0):.0f} ms; submitted {outcome.submitted}/{people}, 503 re-posted {outcome.retries_503}, failed {outcome.failures}"
