@@ -27,7 +27,6 @@ import cProfile
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,11 +36,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from telegram import Update  # noqa: E402
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters  # noqa: E402
 
+from bench.common import SCRIPT, FakeServer, median  # noqa: E402
 from bot.app import build_app  # noqa: E402
 from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, TelegramOptions, TelegramService  # noqa: E402
 from bot.config import load_settings  # noqa: E402
@@ -53,12 +52,6 @@ from bot.storage.models import Submission  # noqa: E402
 from tests.fakes.telegram_bot_api import TOKEN  # noqa: E402
 
 CONCURRENT_UPDATES = 8
-# What a person types, from first contact to a submitted declaration (answers by number).
-SCRIPT = (
-    ["xin chào", "1", "1", "Nguyễn Văn An", "1980", "2", "1", "1"]
-    + ["1", "1"] * 10  # each item: "Đạt", then "Không có ảnh"
-    + ["1"]  # "Nộp hồ sơ"
-)
 
 
 @dataclass
@@ -98,41 +91,6 @@ def make_updates(people: int, first_user: int, start_id: int) -> list[dict]:
             )
             update_id += 1
     return updates
-
-
-class FakeServer:
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.telegram_bot_api", "--port", "0"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.process.stdout.readline().strip() if self.process.stdout else ""
-        if not line.startswith("READY "):
-            self.process.kill()
-            raise RuntimeError(f"fake Bot API did not start: {line!r}")
-        self.port = int(line.split()[1])
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def inject(self, updates: list[dict]) -> None:
-        async with httpx.AsyncClient(timeout=60) as client:
-            response = await client.post(f"{self.base}/_control/inject", json={"updates": updates})
-            response.raise_for_status()
-
-    async def stats(self) -> dict:
-        async with httpx.AsyncClient(timeout=60) as client:
-            return (await client.get(f"{self.base}/_control/stats")).json()
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 async def run_echo(fake: FakeServer, updates: list[dict], concurrency: int) -> Result:
@@ -228,12 +186,6 @@ async def run_channel(
     if submitted != people:
         raise RuntimeError(f"the script should submit {people} declarations, got {submitted}")
     return Result("full flow (register + declare + submit)", len(updates), wall, cpu)
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 async def main() -> None:

@@ -16,7 +16,8 @@ program failures: `fake.fail("sendMessage", status=429, retry_after=1)`, a 5xx, 
 makes the client time out. `post_webhook` plays Telegram's side of a webhook delivery.
 
 Run alone (for the benchmark) with `python -m tests.fakes.telegram_bot_api --port 0`: it prints
-`READY <port>` and offers `/_control/*` endpoints to inject updates and read counters.
+`READY <port>` and offers `/_control/*` endpoints to inject updates, store a file a person
+sends (for getFile) and read counters.
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ class FakeBotApi:
                 Route("/file/bot{token}/{path:path}", self._download, methods=["GET"]),
                 Route("/_control/inject", self._control_inject, methods=["POST"]),
                 Route("/_control/stats", self._control_stats, methods=["GET"]),
+                Route("/_control/file", self._control_file, methods=["POST"]),
             ]
         )
 
@@ -634,6 +636,11 @@ class FakeBotApi:
             self._pending.append(update)
         await self._notify()
         return JSONResponse({"ok": True, "pending": len(self._pending)})
+
+    async def _control_file(self, request: Request) -> Response:
+        """Store the body as a file a person sent; answers the PhotoSize/Document fields
+        (`file_id`, `file_unique_id`, `file_size`) to put in an update."""
+        return JSONResponse(self.add_file(await request.body()))
 
     async def _control_stats(self, request: Request) -> Response:
         counts: dict[str, int] = {}
