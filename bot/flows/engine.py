@@ -280,10 +280,12 @@ class FlowEngine:
     ) -> Input | None:
         choices = ctx.current_choices()
         if msg.kind == Kind.CHOICE and msg.choice is not None:
-            _seq, value = parse_choice_token(msg.choice)
+            seq, value = parse_choice_token(msg.choice)
             if value.startswith(COMMAND_CHOICE):
                 return Input(Kind.COMMAND, choice=value)
-            if any(c.value == value for c in choices):
+            # A button of an earlier question is stale even when the current question offers the
+            # same value (every item of a declaration has the same levels).
+            if (seq is None or seq == ctx.conv.prompt_seq) and any(c.value == value for c in choices):
                 return Input(Kind.CHOICE, choice=value)
             ctx.say(ctx.t("input.stale_button"))
             ctx.again()
