@@ -237,3 +237,36 @@ async def test_zalo_bot_duplicates_out_of_order_and_platform_failures(fake_bot, 
             assert await session.scalar(select(func.count()).select_from(Evidence)) == 1
             assert await session.scalar(select(func.count()).select_from(Submission)) == 1
         await check_invariants(app)
+
+
+async def test_telegram_a_redelivery_while_another_worker_is_still_sending(suite_db, tmp_path, clock, fake):
+    """Two workers on one database; Telegram delivers an update to the second while the first is
+    still sending its reply (a slow platform). The second must not send the stored reply again:
+    it answers 503, and Telegram's later delivery finds the reply delivered."""
+    from tests.conftest import make_app
+
+    first_app = await make_app(suite_db, tmp_path, clock)
+    second_app = await make_app(suite_db, tmp_path, clock, commune=False)
+    first = await start_webhook_bot(first_app, fake)
+    first_url = fake.webhook["url"]
+    second = await start_webhook_bot(second_app, fake)
+    second_url = fake.webhook["url"]
+    try:
+        fake.latency["sendMessage"] = 0.5
+        update = fake.send_text(HOA, "xin chào")
+        slow = asyncio.create_task(fake.post_webhook(update, url=first_url))
+        await fake.wait_for(lambda: fake.calls_to("sendMessage"))
+        meanwhile = await fake.post_webhook(update, url=second_url)
+        assert meanwhile.status_code == 503
+        assert (await slow).status_code == 200
+        assert (await fake.post_webhook(update, url=second_url)).status_code == 200
+        assert len(fake.sent_to(HOA)) == 1 and fake.sent_to(HOA)[0].text.startswith("Chào bạn!")
+    finally:
+        await first.stop()
+        await second.stop()
+    await check_invariants(first_app)
+    async with first_app.sessions() as session:
+        row = await session.scalar(select(ProcessedMessage))
+    assert row.replied_at is not None and row.sending_until is None
+    await first_app.close()
+    await second_app.close()

@@ -36,10 +36,17 @@ class WebhookChat:
 
     def __init__(self, fake: FakeBotApi, user: FakeUser, worker: WebWorker) -> None:
         self.fake, self.user, self.worker = fake, user, worker
+        self.redelivered = 0
 
     async def deliver(self, update: dict) -> list[Sent]:
+        """Deliver until answered 200, as Telegram does (a 503 means: again later)."""
         before = len(self.fake.sent_to(self.user))
-        response = await self.worker.post(update)
+        for _ in range(100):
+            response = await self.worker.post(update)
+            if response.status_code != 503:
+                break
+            self.redelivered += 1
+            await asyncio.sleep(0.2)
         assert response.status_code == 200, (response.status_code, response.text, self.worker.log())
         return self.fake.sent_to(self.user)[before:]
 
@@ -84,10 +91,12 @@ async def test_kill_9_of_a_web_worker_in_the_middle_of_a_conversation(suite_db, 
 
     The rule (bot/flows/engine.py, bot/channels/telegram.py): a step runs exactly once per update;
     its replies are stored with it and sent again on redelivery only while no worker recorded
-    them as delivered. So a reply Telegram never accepted arrives exactly once, and an update
-    whose replies were out gets nothing more. (A kill in the instant after Telegram accepted a
-    reply and before it was recorded would show that reply twice: at most one extra copy per
-    kill, never a step run twice; the kills here fall outside that instant.)
+    them as delivered, and only once the dead worker's lease on them (REPLY_LEASE_SECONDS, 2 s
+    here) has run out — until then the redelivery is answered 503 and comes again. So a reply
+    Telegram never accepted arrives exactly once, and an update whose replies were out gets
+    nothing more. (A kill in the instant after Telegram accepted a reply and before it was
+    recorded would show that reply twice: at most one extra copy per kill, never a step run
+    twice; the kills here fall outside that instant.)
     """
     app = await make_app(suite_db, tmp_path, clock)
     evidence = tmp_path / "evidence"

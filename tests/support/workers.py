@@ -49,6 +49,8 @@ def worker_env(db_url: str, fake: FakeBotApi, evidence_dir: Path, **extra: str) 
         "TELEGRAM_RATE_PER_SECOND": "0",
         "TELEGRAM_READ_TIMEOUT": "30",
         "TELEGRAM_SEND_RETRIES": "2",
+        # A killed worker's unconfirmed replies are resent to a redelivery after this (not 2 minutes).
+        "REPLY_LEASE_SECONDS": "2",
     }
     env.update(extra)
     return env
