@@ -156,7 +156,8 @@ async def chaos(pool: Pool, fake: FakeBotApi, figures: Figures, rng: random.Rand
     next_kill = time.monotonic() + rng.uniform(args.kill_min, args.kill_max)
     while not stop.is_set():
         await asyncio.sleep(0.25)
-        if rng.random() < args.fail_rate:
+        backlog = any(f.method == "sendMessage" for f in fake._failures)  # not taken yet: do not pile up
+        if not backlog and rng.random() < args.fail_rate:
             times = rng.randint(1, 4)  # more than the worker's retries now and then: a 503 and a redelivery
             fake.fail("sendMessage", status=rng.choice([500, 502, 503]), times=times)
             figures.injected_5xx += times

@@ -12,11 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def test_chaos_run_loses_and_doubles_nothing(suite_db, tmp_path):
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bench" / "chaos.py"), "--people", "2", "--duration", "45",
-        "--kill-min", "0.5", "--kill-max", "1.5", "--fail-rate", "0.3", "--seed", "3", "--database-url", suite_db,
+        sys.executable, str(ROOT / "bench" / "chaos.py"), "--people", "2", "--duration", "60",
+        "--kill-min", "1.5", "--kill-max", "3", "--fail-rate", "0.3", "--seed", "3", "--database-url", suite_db,
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(process.communicate(), 90)
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
     report = out.decode(errors="replace")
     assert process.returncode == 0, report
     assert "submitted 2/2, photos 2/2, lost 0" in report

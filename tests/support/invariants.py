@@ -14,7 +14,8 @@ Rules:
   stored score is the score of the stored answers; one answer per item;
 * every evidence file exists under the evidence folder with the recorded sha256 and size, and a
   photo is attached to an item at most once;
-* processed inbound ids are unique per channel and belong to existing accounts;
+* processed inbound ids are unique per channel and belong to existing accounts; delivered
+  replies hold no sending lease;
 * outbox keys are unique, every row is in a known status, a row is 'sent' iff it has sent_at, a
   sent row is never claimable again (not pending/claimed) and nothing is in flight unless asked;
 * every conversation belongs to an existing account and is at a state the router knows;
@@ -203,6 +204,8 @@ async def check_invariants(
     for row in processed:
         if row.account_id is not None and row.account_id not in account_ids:
             problems.append(f"processed message {row.id} of a missing account {row.account_id}")
+        if row.replied_at is not None and row.sending_until is not None:
+            problems.append(f"processed message {row.id} delivered and still leased for sending")
 
     for key, n in Counter(r.dedupe_key for r in outbox).items():
         if n > 1:
