@@ -13,7 +13,7 @@ At the end it checks: every declaration submitted, nothing lost (every person's 
 photo saved), nothing doubled (the database invariant checker: one submission per person, one
 answer per item, each photo once, each update processed once), and prints figures.
 
-    .venv/bin/python bench/chaos.py                               # 8 people, SQLite, ≈ 1 minute
+    .venv/bin/python bench/chaos.py                               # 8 people, SQLite, ≈ 15 s
     .venv/bin/python bench/chaos.py --people 3 --duration 40
     .venv/bin/python bench/chaos.py --pg                          # a fresh PostgreSQL database
     .venv/bin/python bench/chaos.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/EMPTY_DB

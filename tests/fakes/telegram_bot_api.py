@@ -36,7 +36,7 @@ import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -434,7 +434,10 @@ class FakeBotApi:
         if request.path_params["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.path_params["method"]
-        params, files = await self._params(request)
+        try:
+            params, files = await self._params(request)
+        except ClientDisconnect:  # the caller died while sending (a killed worker): nothing arrived
+            return Response(status_code=499)
         self.calls.append(Call(method, params, files, time.monotonic()))
         await self._notify()
         failure = self._take_failure(method, params)
