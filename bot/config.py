@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     dispatch_max_attempts: int = Field(default=5, ge=1, le=50, alias="DISPATCH_MAX_ATTEMPTS")
     dispatch_backoff_seconds: float = Field(default=30.0, gt=0, alias="DISPATCH_BACKOFF_SECONDS")
 
+    # A duplicate delivery of a message whose replies another worker may still be sending waits
+    # this long (the webhook asks the platform to deliver it again later) before resending them.
+    reply_lease_seconds: float = Field(default=120.0, gt=0, le=3600, alias="REPLY_LEASE_SECONDS")
+
     # Several scheduler processes may run; one is elected, the others retry this often.
     scheduler_election_seconds: float = Field(default=5.0, gt=0, alias="SCHEDULER_ELECTION_SECONDS")
 

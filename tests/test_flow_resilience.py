@@ -192,3 +192,18 @@ async def test_photo_download_failure_asks_to_resend(person):
     turn = await hoa.deliver(Incoming("test", hoa.user_id, Kind.PHOTO, message_id="p-x", photo=PhotoInput(fails)))
     assert turn.text.startswith("Mình chưa tải được ảnh. Bạn gửi lại ảnh nhé.")
     assert turn.choices == ["Không có ảnh"]
+
+
+async def test_a_level_button_of_an_earlier_item_does_not_answer_the_current_one(person, suite_app):
+    """Every item offers the same levels: a late press on item 1's buttons must not be taken as
+    the answer to item 2."""
+    hoa = person()
+    await register_citizen(hoa)
+    item_one = await hoa.taps("Bắt đầu")
+    await hoa.taps("Đạt")
+    await hoa.taps("Không có ảnh")
+    hoa.last = item_one  # the phone still shows item 1's question
+    turn = await hoa.taps("Chưa đạt")
+    assert turn.text.startswith("Nút đó thuộc tin nhắn cũ.") and "Mục 2/10" in turn.text
+    async with suite_app.sessions() as session:
+        assert {a.item_id: a.level for a in await session.scalars(select(Answer))} == {"1": "achieved"}

@@ -68,6 +68,13 @@ def test_updates_are_read_wrapped_or_not_and_photo_from_either_field():
     assert parse_updates("garbage") == []
 
 
+def test_updates_with_fields_of_the_wrong_type_are_read_or_skipped_never_raise():
+    # Seen by the fuzz tests: these made the webhook answer 500, which Zalo retries for ever.
+    assert parse_updates({"message": {"message_id": "1", "from": [1], "chat": 7, "text": "hi"}}) == []
+    (update,) = parse_updates({"message": {"from": {"id": "a"}, "chat": "x", "date": 10**30, "text": "hi"}})
+    assert (update.message.chat.id, update.message.date, update.message.text) == ("a", None, "hi")
+
+
 async def test_long_texts_are_split_at_2000_characters(fake_bot):
     client = client_for(fake_bot)
     paragraph = "Chỉ số " + ("rất dài " * 60).strip()  # ≈ 490 characters

@@ -271,6 +271,10 @@ class TelegramChannel:
             except SendError as exc:
                 log.error("telegram replies to %s refused: %s", incoming.message_id, exc)
                 return True
+        if outcome.in_flight:
+            # Another worker took this update and may still be sending its replies: ask Telegram
+            # to deliver it again later rather than send them twice.
+            return False
         if (
             query is not None
             and isinstance(query.message, Message)

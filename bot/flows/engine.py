@@ -6,17 +6,19 @@ Order of work for every inbound message:
    handler and the next prompt, store the new position *and* the replies;
 3. only then send the replies, and mark the message as answered.
 A crash before (2) commits loses nothing the platform will not redeliver; a crash between (2)
-and (3) is healed by the redelivery, which resends the stored replies instead of re-running.
+and (3) is healed by the redelivery, which resends the stored replies instead of re-running —
+once the worker's lease on them (REPLY_LEASE_SECONDS) has run out: before that, that worker may
+still be sending them, and the duplicate gets `in_flight` (a webhook answers 503: again later).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -55,6 +57,9 @@ class PhotoDownloadError(Exception):
 class Outcome:
     replies: list[Outgoing]
     duplicate: bool = False
+    # A duplicate whose replies another worker may still be sending: nothing is sent now; a
+    # webhook asks the platform to deliver it again later (then they are sent, if still due).
+    in_flight: bool = False
 
 
 class FlowEngine:
@@ -66,14 +71,23 @@ class FlowEngine:
         """Handle one inbound message and (if given) send its replies through `send`."""
         blob, photo_error = await self._prefetch_photo(msg)
         outcome, processed_id = await self._run(msg, blob, photo_error)
+        table = ProcessedMessage.__table__
         if send is not None and outcome.replies:
-            await send(outcome.replies)
+            try:
+                await send(outcome.replies)
+            except Exception:
+                if processed_id is not None:
+                    # Not sent, and known: a redelivery may send them at once (no lease to wait out).
+                    async with self.app.engine.begin() as connection:
+                        await connection.execute(
+                            update(table).where(table.c.id == processed_id).values(sending_until=None)
+                        )
+                raise
         if processed_id is not None:
             # A plain Core statement: no ORM session is needed to flag one row.
-            table = ProcessedMessage.__table__
             async with self.app.engine.begin() as connection:
                 await connection.execute(
-                    update(table).where(table.c.id == processed_id).values(replied_at=self.app.clock.now())
+                    update(table).where(table.c.id == processed_id).values(replied_at=self.app.clock.now(), sending_until=None)
                 )
         return outcome
 
@@ -146,6 +160,22 @@ class FlowEngine:
             )
             if seen is not None:
                 if seen.replied_at is None and seen.replies:
+                    # Resend the stored replies only when no other worker may still be sending
+                    # them (its lease ran out: it died), taking the lease with a conditional
+                    # update so that two duplicates do not both resend.
+                    table = ProcessedMessage.__table__
+                    taken = await session.execute(
+                        update(table)
+                        .where(
+                            table.c.id == seen.id,
+                            table.c.replied_at.is_(None),
+                            or_(table.c.sending_until.is_(None), table.c.sending_until <= now),
+                        )
+                        .values(sending_until=self._lease(now))
+                        .execution_options(synchronize_session=False)
+                    )
+                    if not taken.rowcount:
+                        return Outcome([], duplicate=True, in_flight=True), None, None
                     return Outcome([Outgoing.from_json(r) for r in seen.replies], duplicate=True), seen.id, None
                 return Outcome([], duplicate=True), None, None
 
@@ -174,10 +204,14 @@ class FlowEngine:
                 account_id=account.id,
                 received_at=now,
                 replies=[r.to_json() for r in ctx.replies],
+                sending_until=self._lease(now) if ctx.replies else None,
             )
             session.add(processed)
         await session.flush()
         return Outcome(ctx.replies), processed.id if processed is not None else None, ctx
+
+    def _lease(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.app.settings.reply_lease_seconds)
 
     async def _load_proxy(self, ctx: Context) -> None:
         """Resume acting for someone only while the leader still covers that person's branch."""
@@ -280,10 +314,12 @@ class FlowEngine:
     ) -> Input | None:
         choices = ctx.current_choices()
         if msg.kind == Kind.CHOICE and msg.choice is not None:
-            _seq, value = parse_choice_token(msg.choice)
+            seq, value = parse_choice_token(msg.choice)
             if value.startswith(COMMAND_CHOICE):
                 return Input(Kind.COMMAND, choice=value)
-            if any(c.value == value for c in choices):
+            # A button of an earlier question is stale even when the current question offers the
+            # same value (every item of a declaration has the same levels).
+            if (seq is None or seq == ctx.conv.prompt_seq) and any(c.value == value for c in choices):
                 return Input(Kind.CHOICE, choice=value)
             ctx.say(ctx.t("input.stale_button"))
             ctx.again()

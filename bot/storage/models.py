@@ -372,6 +372,9 @@ class ProcessedMessage(Base):
     received_at: Mapped[datetime]
     replies: Mapped[list[Any] | None] = mapped_column(JSON)
     replied_at: Mapped[datetime | None]
+    # Until then the worker that stored the replies may still be sending them: a duplicate
+    # delivery meanwhile does not send them again. Cleared when that send fails.
+    sending_until: Mapped[datetime | None]
 
 
 class ZaloOAToken(Base):

@@ -87,10 +87,9 @@ class ZaloUpdate:
 def from_millis(value: Any) -> datetime | None:
     """Zalo dates are epoch milliseconds (number or string)."""
     try:
-        millis = int(value)
-    except (TypeError, ValueError):
+        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):  # not a number, or no date there is
         return None
-    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
 
 
 def _str(value: Any) -> str | None:
@@ -112,8 +111,8 @@ def _photo_of(message: dict[str, Any]) -> str | None:
 
 
 def parse_message(raw: dict[str, Any]) -> ZaloMessage | None:
-    sender = raw.get("from") or {}
-    chat = raw.get("chat") or {}
+    sender = raw.get("from") if isinstance(raw.get("from"), dict) else {}
+    chat = raw.get("chat") if isinstance(raw.get("chat"), dict) else {}
     sender_id = _str(sender.get("id")) or _str(chat.get("id"))
     if sender_id is None:
         return None

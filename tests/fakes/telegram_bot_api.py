@@ -13,7 +13,8 @@ sendDocument, answerCallbackQuery, editMessageReplyMarkup, getFile and the file 
 `/file/bot<token>/<file_path>`. Every call is recorded (`fake.calls`). Tests can inject any
 update (including the same update twice), block a user (403 "bot was blocked by the user"), and
 program failures: `fake.fail("sendMessage", status=429, retry_after=1)`, a 5xx, or a delay that
-makes the client time out. `post_webhook` plays Telegram's side of a webhook delivery.
+makes the client time out; `fake.latency["sendMessage"] = 0.3` makes every such call slow but
+successful. `post_webhook` plays Telegram's side of a webhook delivery.
 
 Run alone (for the benchmark) with `python -m tests.fakes.telegram_bot_api --port 0`: it prints
 `READY <port>` and offers `/_control/*` endpoints to inject updates, store a file a person
@@ -36,7 +37,7 @@ import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -148,6 +149,7 @@ class FakeBotApi:
         self._message_ids: dict[int, itertools.count] = {}
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, bytes)
         self._failures: list[Failure] = []
+        self.latency: dict[str, float] = {}  # method → seconds every successful call takes
         self._changed: asyncio.Condition | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None
@@ -434,7 +436,10 @@ class FakeBotApi:
         if request.path_params["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.path_params["method"]
-        params, files = await self._params(request)
+        try:
+            params, files = await self._params(request)
+        except ClientDisconnect:  # the caller died while sending (a killed worker): nothing arrived
+            return Response(status_code=499)
         self.calls.append(Call(method, params, files, time.monotonic()))
         await self._notify()
         failure = self._take_failure(method, params)
@@ -445,6 +450,10 @@ class FakeBotApi:
         handler = getattr(self, "_m_" + method, None)
         if handler is None:
             return _error(404, "Not Found")
+        if self.latency.get(method):
+            # A slow platform: the call is taken now and done later, whether or not the caller
+            # is still there to hear the answer (as Telegram delivers a message whose client died).
+            await asyncio.sleep(self.latency[method])
         if method in SEND_METHODS and params.get("chat_id") in self.blocked:
             return _error(403, "Forbidden: bot was blocked by the user")
         try:
