@@ -247,7 +247,10 @@ async def test_each_channel_keeps_its_own_pace(suite_db, tmp_path, clock):
         assert len(hoa) == 3 and all(b - a >= 3 - 1e-9 for a, b in zip(hoa, hoa[1:]))
         # Others were not held up behind Hoa's spacing.
         assert [d.external_id for d in test.delivered][:6] == ["hoa", "u0", "u1", "u2", "u3", "hoa"]
-        assert test.delivered[4].at - test.delivered[0].at == pytest.approx(2.0)
+        # Four intervals at 2/s, and well inside Hoa's 3 s spacing. Not exactly 2.0: both channels
+        # send at once and share the one virtual timer, so a Zalo pause taken in between may add
+        # its own 0.25 s to the test channel's time.
+        assert 2.0 - 1e-9 <= test.delivered[4].at - test.delivered[0].at < 3.0
     finally:
         await app.close()
 
