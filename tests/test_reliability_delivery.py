@@ -17,7 +17,7 @@ from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser, Sent
 from tests.fakes.zalo_bot import Failure, FakeZaloBotPlatform
 from tests.support.images import jpeg
 from tests.support.invariants import check_invariants
-from tests.support.telegram import start_webhook_bot
+from tests.support.telegram import HOA, fake, start_webhook_bot  # noqa: F401  (fake: a fixture)
 from tests.support.zalo import (  # noqa: F401  (fixtures)
     BOT_WEBHOOK_SECRET,
     fake_bot,
@@ -26,13 +26,7 @@ from tests.support.zalo import (  # noqa: F401  (fixtures)
     zalo_settings,
 )
 
-HOA = FakeUser(1001, "Hoa", "vi")
 
-
-@pytest.fixture
-async def fake():
-    async with FakeBotApi() as server:
-        yield server
 
 
 class Webhook:

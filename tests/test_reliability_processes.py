@@ -20,15 +20,10 @@ from tests.conftest import make_app
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser, Sent
 from tests.support.images import jpeg
 from tests.support.invariants import check_invariants
+from tests.support.telegram import HOA, fake  # noqa: F401  (fake: a fixture)
 from tests.support.workers import DispatchChild, WebWorker
 
-HOA = FakeUser(1001, "Hoa", "vi")
 
-
-@pytest.fixture
-async def fake():
-    async with FakeBotApi() as server:
-        yield server
 
 
 class WebhookChat:

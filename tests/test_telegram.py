@@ -31,20 +31,22 @@ from bot.flows.messages import Choice, Outgoing
 from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage, Submission
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser
 from tests.support.images import jpeg, png
-from tests.support.telegram import WEBHOOK_SECRET, TgPerson, options_for, start_polling_bot, start_webhook_bot
+from tests.support.telegram import (  # noqa: F401  (fake: a fixture)
+    HOA,
+    WEBHOOK_SECRET,
+    TgPerson,
+    fake,
+    options_for,
+    start_polling_bot,
+    start_webhook_bot,
+)
 
-HOA = FakeUser(1001, "Hoa", "vi")
 LEVELS = ["Đạt", "Đạt một phần", "Chưa đạt", "Bỏ qua", "Dừng, làm sau"]
 CONSENT_QUESTION = (
     "Trước khi bắt đầu, bạn có đồng ý cho Hội Khuyến học xã lưu thông tin và ảnh minh chứng của bạn "
     "để xét công nhận không?"
 )
 
-
-@pytest.fixture
-async def fake():
-    async with FakeBotApi() as server:
-        yield server
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import pytest
 import uvicorn
 
 from bot.app import App
@@ -23,6 +24,14 @@ from bot.web.app import create_web_app
 from tests.fakes.telegram_bot_api import TOKEN, FakeBotApi, FakeUser, Sent
 
 WEBHOOK_SECRET = "s3cret_for-the-tests"
+HOA = FakeUser(1001, "Hoa", "vi")
+
+
+@pytest.fixture
+async def fake():
+    """The fake Bot API on a loopback port (import it into a test module to use it)."""
+    async with FakeBotApi() as server:
+        yield server
 
 
 def options_for(fake: FakeBotApi, **overrides: Any) -> TelegramOptions:
