@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -268,30 +267,15 @@ def child(kind: str, url: str, tmp: str, extra: str) -> dict:
 
 
 async def fresh_pg_url() -> tuple[str, str]:
-    import uuid
+    from tests.support.db import PG_URL, create_database
 
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    base = os.environ.get("HOCTAP_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    name = f"hoctap_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return make_url(base).set(database=name).render_as_string(hide_password=False), base
+    return await create_database(PG_URL, prefix="hoctap_bench"), PG_URL
 
 
 async def drop_pg(url: str, base: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
+    from tests.support.db import drop_database
 
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    await admin.dispose()
+    await drop_database(url, base)
 
 
 def main() -> None:

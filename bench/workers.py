@@ -44,7 +44,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,6 +63,7 @@ from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.storage.models import Answer, Evidence, Submission  # noqa: E402
 from tests.fakes.telegram_bot_api import TOKEN  # noqa: E402
+from tests.support.db import create_database, drop_database  # noqa: E402
 
 CONFIGS = {  # name → (database, workers)
     "sqlite1": ("SQLite", 1),
@@ -142,27 +142,6 @@ async def pg_answers(admin_url: str) -> bool:
         return False
     finally:
         await engine.dispose()
-
-
-async def create_pg_database(admin_url: str) -> str:
-    name = f"hoctap_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_pg_database(admin_url: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 async def count_results(database_url: str) -> tuple[int, int, int]:
@@ -383,7 +362,7 @@ async def run_config(name: str, people: int, fake: FakeServer, admin_url: str) -
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         folder = Path(tmp)
         if database == "PostgreSQL":
-            database_url = await create_pg_database(admin_url)
+            database_url = await create_database(admin_url, prefix="hoctap_bench")
         else:
             database_url = f"sqlite+aiosqlite:///{folder / 'hoctap.db'}"
         workers: list[Worker] = []
@@ -440,7 +419,7 @@ async def run_config(name: str, people: int, fake: FakeServer, admin_url: str) -
             outcome.submitted, outcome.answers, outcome.photos = await count_results(database_url)
         finally:
             if database == "PostgreSQL":
-                await drop_pg_database(admin_url, database_url)
+                await drop_database(database_url, admin_url)
     return outcome
 
 

@@ -39,22 +39,39 @@ async def pg_available() -> bool:
     return _pg_available
 
 
+async def create_database(server_url: str = PG_URL, prefix: str = "hoctap_t") -> str:
+    """Create an empty database on the server of `server_url`; returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(url: str, server_url: str = PG_URL) -> None:
+    """Drop the database of `url` (made by `create_database`), closing its connections."""
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
 @asynccontextmanager
 async def fresh_postgres() -> AsyncIterator[str]:
     if not await pg_available():
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL required (HOCTAP_REQUIRE_PG=1) but {PG_URL} does not answer")
         pytest.skip(f"no PostgreSQL server at {PG_URL}")
-    name = f"hoctap_t_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    url = await create_database()
     try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        await drop_database(url)
 
 
 def sqlite_url(folder: Path, name: str = "hoctap.db") -> str:
