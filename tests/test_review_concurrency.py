@@ -85,10 +85,10 @@ async def make_officer_person(app) -> int:
         return person.id
 
 
-async def test_version_column_stops_a_race_between_two_transactions(chat, flow, app, database_url):
+async def test_version_column_stops_a_race_between_two_transactions(chat, flow, app):
     """Two open transactions both pass their checks; the second to write fails, nothing doubles.
     (PostgreSQL: SQLite's write lock already serialises whole transactions.)"""
-    if database_url.startswith("sqlite"):
+    if app.settings.is_sqlite:
         pytest.skip("SQLite takes the write lock at BEGIN, so the two transactions cannot interleave")
     await submit_citizen(chat("hoa"))
     officer = await make_officer_person(app)

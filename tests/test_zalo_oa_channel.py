@@ -48,8 +48,8 @@ def oa_settings(fake: FakeZaloOA) -> dict:
     return zalo_settings(oa=fake, refresh_token=refresh)
 
 
-async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, database_url, tmp_path, clock):
-    async with running_bot(database_url, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, migrated_database_url, tmp_path, clock):
+    async with running_bot(migrated_database_url, tmp_path, clock, **oa_settings(fake_oa)) as stack:
         hoa = OAPerson(stack, fake_oa, "oa-hoa")
         text = await hoa.follows()
         assert text.startswith(WELCOME)
