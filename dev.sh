@@ -2,8 +2,11 @@
 # One command to set up and run the bot, one to set up and run the tests.
 #   ./dev.sh run    creates .venv, installs, loads the example commune, starts the bot
 #                   (the terminal chat unless a channel token is configured in the environment or .env)
-#   ./dev.sh test   creates .venv, installs, runs the whole test suite on SQLite, then again on
-#                   PostgreSQL when a server answers (extra args go to pytest, both passes)
+#   ./dev.sh test   creates .venv, installs, runs the fast pass: every test not marked slow, on
+#                   SQLite, spread over the cores (extra args go to pytest)
+#   ./dev.sh test --full
+#                   what CI runs: the whole suite on SQLite, then again on PostgreSQL when a
+#                   server answers (extra args go to pytest, both passes)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -45,6 +48,15 @@ case "$command" in
         ;;
     test)
         setup
+        full=0
+        if [ "${1:-}" = "--full" ]; then
+            full=1
+            shift
+        fi
+        if [ "$full" = "0" ]; then
+            # Spread over the machine's cores (pytest-xdist); `-n 0` runs it in one process.
+            exec .venv/bin/python -m pytest -m "not slow" -n auto "$@"
+        fi
         .venv/bin/python -m pytest "$@"
         # Second pass: every test on its own PostgreSQL database, when a server answers (CI makes
         # sure one does and sets HOCTAP_REQUIRE_PG=1, so there it never silently skips).
@@ -54,7 +66,7 @@ case "$command" in
         echo "dev.sh: no PostgreSQL server answers; the PostgreSQL pass was skipped" >&2
         ;;
     *)
-        echo "usage: ./dev.sh run | ./dev.sh test [pytest args]" >&2
+        echo "usage: ./dev.sh run | ./dev.sh test [--full] [pytest args]" >&2
         exit 2
         ;;
 esac

@@ -106,6 +106,7 @@ def test_a_damaged_backup_is_refused_before_anything_changes(tmp_path, clock):
     assert not (tmp_path / "ev3").exists()
 
 
+@pytest.mark.slow
 def test_backup_and_restore_from_the_command_line(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "EVIDENCE_DIR": str(tmp_path / "ev")}
     root = Path(__file__).resolve().parent.parent

@@ -6,7 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import EXAMPLE_COMMUNE
+
+# Real `hoctap` subprocesses: in the full run (./dev.sh test --full), not the fast pass.
+pytestmark = pytest.mark.slow
 
 
 def hoctap(tmp_path, *args: str, input: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import configparser
 import os
 import sqlite3
@@ -29,6 +31,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_backup_script_keeps_the_newest_and_restore_script_brings_data_back(tmp_path):
     env = _env(tmp_path)
     run = lambda *args, **extra: subprocess.run(  # noqa: E731
@@ -127,6 +130,7 @@ def test_nginx_site_routes_exactly_the_web_apps_paths():
     assert re.findall(r"server 127\.0\.0\.1:(\d+)", text) == ["8081", "8082"]
 
 
+@pytest.mark.slow
 def test_nginx_accepts_the_site(tmp_path):
     """`nginx -t` on the site with a throwaway certificate (where nginx is installed)."""
     import shutil

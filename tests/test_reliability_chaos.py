@@ -7,6 +7,11 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
+# Worker processes killed at random: in the full run (./dev.sh test --full), not the fast pass.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -54,6 +54,7 @@ def texts(messages: list[Sent]) -> list[str]:
     return [m.text or "" for m in messages]
 
 
+@pytest.mark.slow
 async def test_telegram_every_step_delivered_four_times_is_answered_once(suite_app, fake):
     """Each update of a whole registration and declaration arrives three times at once and once
     more afterwards: one answer each, one submission, each answer and photo saved once."""

@@ -122,6 +122,7 @@ async def telegram_hook(suite_app):
 
 @FUZZ
 @given(body=bodies(telegram_updates))
+@pytest.mark.slow
 async def test_telegram_webhook_takes_any_body(telegram_hook, body):
     app, fake = telegram_hook
     url = fake.webhook["url"]
@@ -166,6 +167,7 @@ async def zalo_bot_hook(fake_bot, suite_db, tmp_path, clock):
 
 @FUZZ
 @given(body=zalo_bodies)
+@pytest.mark.slow
 async def test_zalo_bot_webhook_takes_any_body(zalo_bot_hook, body):
     stack = zalo_bot_hook
     async with httpx.AsyncClient(timeout=30) as client:
@@ -205,6 +207,7 @@ async def zalo_oa_hook(fake_oa, suite_db, tmp_path, clock):
 
 @FUZZ
 @given(body=bodies(oa_events))
+@pytest.mark.slow
 async def test_zalo_oa_webhook_takes_any_body(zalo_oa_hook, body):
     stack, fake_oa = zalo_oa_hook
     body = body.replace(b'"APP"', json.dumps(fake_oa.app_id).encode())

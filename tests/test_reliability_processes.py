@@ -23,6 +23,9 @@ from tests.support.invariants import check_invariants
 from tests.support.telegram import HOA, fake  # noqa: F401  (fake: a fixture)
 from tests.support.workers import DispatchChild, WebWorker
 
+# Real worker processes killed mid-work: in the full run (./dev.sh test --full), not the fast pass.
+pytestmark = pytest.mark.slow
+
 
 
 

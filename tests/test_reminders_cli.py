@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.clock import FakeClock
 from bot.domain.lifecycle import State
 from tests.conftest import EXAMPLE_COMMUNE, make_app
 from tests.support.reminders import resident, submission, vn
 from tests.test_cli import hoctap
+
+# Real `hoctap` subprocesses: in the full run (./dev.sh test --full), not the fast pass.
+pytestmark = pytest.mark.slow
 
 
 async def _seed(tmp_path) -> None:

@@ -3,6 +3,8 @@ the multi-year register, the progress chart (a real PNG), in chat and from the C
 
 from __future__ import annotations
 
+import pytest
+
 import csv
 import io
 from datetime import datetime
@@ -202,6 +204,7 @@ async def test_exports_and_chart_in_chat(chat, flow, app):
     assert summary.endswith("Chỉ tiêu năm nay: Gia đình học tập 70%, Công dân học tập 40%.")
 
 
+@pytest.mark.slow
 def test_cli_export_and_invite(tmp_path):
     assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
     out = tmp_path / "out" / "stats.csv"

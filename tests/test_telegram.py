@@ -544,6 +544,7 @@ async def _stop(process: asyncio.subprocess.Process) -> str:
     return err.decode()
 
 
+@pytest.mark.slow
 async def test_hoctap_run_polls_telegram_and_stops_cleanly(tmp_path, fake):
     process = await _hoctap_run(tmp_path, fake)
     try:
@@ -558,6 +559,7 @@ async def test_hoctap_run_polls_telegram_and_stops_cleanly(tmp_path, fake):
     assert fake.pending_updates == 0  # the last getUpdates confirmed what was handled
 
 
+@pytest.mark.slow
 async def test_hoctap_run_serves_the_webhook_and_stops_cleanly(tmp_path, fake):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

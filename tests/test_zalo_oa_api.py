@@ -226,6 +226,7 @@ async def _seed_expiring(app, fake_oa, tokens):
     return access, refresh
 
 
+@pytest.mark.slow
 async def test_crash_after_zalo_issued_a_pair_but_before_it_was_saved(app, fake_oa):
     """Outcome: the pair Zalo issued is lost and the stored refresh token was consumed. The
     marker shows the interrupted refresh; the old access token keeps working until it expires;
@@ -271,6 +272,7 @@ async def test_crash_after_zalo_issued_a_pair_but_before_it_was_saved(app, fake_
     assert fake_oa.sent[-1].text == "đã khôi phục" and fake_oa.sent[-1].access_token == row.access_token
 
 
+@pytest.mark.slow
 async def test_crash_before_zalo_consumed_the_token_is_retried(app, fake_oa):
     """Outcome: nothing was lost; the marker is seen and the same refresh token works."""
     async with httpx.AsyncClient() as http:
