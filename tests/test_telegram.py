@@ -28,6 +28,7 @@ from bot.channels.telegram import (
 from bot.flows import ROUTER
 from bot.flows.engine import FlowEngine
 from bot.flows.messages import Choice, Outgoing
+from bot.i18n import Translator
 from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage, Submission
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser
 from tests.support.images import jpeg, png
@@ -42,9 +43,10 @@ from tests.support.telegram import (  # noqa: F401  (fake: a fixture)
 )
 
 LEVELS = ["Đạt", "Đạt một phần", "Chưa đạt", "Bỏ qua", "Dừng, làm sau"]
-CONSENT_QUESTION = (
-    "Trước khi bắt đầu, bạn có đồng ý cho Hội Khuyến học xã lưu thông tin và ảnh minh chứng của bạn "
-    "để xét công nhận không?"
+# The whole consent question (its wording is checked in tests/test_flow_start.py).
+CONSENT_QUESTION = Translator("vi")(
+    "consent.ask",
+    notice=Translator("vi")("consent.notice", controller="Hội Khuyến học xã Ea Tul, liên hệ: Văn phòng UBND xã Ea Tul"),
 )
 
 
@@ -159,7 +161,7 @@ async def test_command_menu_in_vietnamese_and_english(polling, fake):
     assert ("register", "register for a title") in en and ("declare", "self-assess") in en
     assert [name for name, _ in en] == [
         "start", "help", "menu", "cancel", "privacy", "lang", "register", "answer", "declare", "status", "code",
-        "mydata", "deletedata",
+        "mydata", "deletedata", "withdraw",
     ]
 
 
