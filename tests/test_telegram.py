@@ -81,7 +81,9 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
     try:
         hoa = TgPerson(fake, bot.channel, HOA)
         turn = await hoa.says("xin chào")
-        assert turn.texts[0].startswith("Chào bạn!")
+        # The first message says an automated assistant answers, then the whole consent text.
+        assert turn.texts[0].startswith("Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời.")
+        assert turn.texts[-1].endswith(CONSENT_QUESTION)
         assert turn.labels == ["Tôi đồng ý", "Không đồng ý", "Xem chi tiết"]
         consent = turn.messages[-1]
         assert consent.keyboard == [
