@@ -161,6 +161,7 @@ def admin_grant(
     """Give someone a role (bootstrap the first officer of a commune)."""
     from sqlalchemy import select
 
+    from bot.storage.consents import attach_person
     from bot.storage.models import OrgUnit, Person
     from bot.storage.people import Role, get_or_create_account, grant_role
 
@@ -179,10 +180,11 @@ def admin_grant(
                 if not name:
                     typer.echo("error: this account has no person yet; pass --name", err=True)
                     raise typer.Exit(2)
-                person = Person(full_name=name, branch_id=None, created_at=now)
+                person = Person(full_name=name, branch_id=None, consent_at=account.consent_at, created_at=now)
                 session.add(person)
                 await session.flush()
                 account.person_id = person.id
+                await attach_person(session, account.id, person.id)  # consent given in chat before
             try:
                 grant = await grant_role(session, person, Role(role), unit, granted_by=None, now=now)
             except ValueError as exc:

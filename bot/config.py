@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, alias="MAX_PHOTO_BYTES")
     max_photos_per_item: int = Field(default=3, alias="MAX_PHOTOS_PER_ITEM")
     db_echo: bool = Field(default=False, alias="DB_ECHO")
+    # The data controller the consent text names when several communes are installed and the
+    # person's commune is not known yet (the installation's operator, with a contact).
+    privacy_controller: str | None = Field(default=None, max_length=300, alias="PRIVACY_CONTROLLER")
 
     # Channels: every token is optional; with none set, `hoctap run` opens the terminal chat.
     telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")

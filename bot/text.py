@@ -14,6 +14,33 @@ _PUNCT = re.compile(r"[^\w\s/']", re.UNICODE)
 _NAME_OK = re.compile(r"^[^\W\d_]+(?:[ '\-.][^\W\d_]+)*\.?$", re.UNICODE)
 
 
+# Whitespace controls stay (nfc folds them into spaces); every other control character goes.
+_KEEP_CONTROLS = frozenset("\t\n\r\x0b\x0c")
+
+
+def strip_controls(text: str) -> str:
+    """Remove control characters (NUL and the other C0/C1 codes) and lone surrogates.
+
+    Typed text may carry them (a pasted byte, a broken keyboard); PostgreSQL refuses NUL in text
+    and lone surrogates cannot be encoded, so they are dropped where a message enters the bot."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch for ch in text
+        if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
+
+
+def shorten(text: str, limit: int) -> str:
+    """At most `limit` characters: cut at a word boundary and marked with "…" when longer."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2:]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip() + "…"
+
+
 def nfc(text: str) -> str:
     """NFC-normalise and collapse whitespace (Zalo and some keyboards send decomposed text)."""
     return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
@@ -32,9 +59,10 @@ def clean_name(raw: str, max_length: int = 100) -> str | None:
     """A person's name as they would write it, or None when it cannot be a name.
 
     Accepts single-word and ethnic-minority names (Y Bih, H'Nga); refuses digits and symbols.
-    All-lower or all-upper input is title-cased; mixed case is kept as typed.
+    All-lower or all-upper input is title-cased; mixed case is kept as typed. NFKC first: look-alike
+    letters (fullwidth, mathematical "ℌ𝔬𝔞") become the plain letters they stand for.
     """
-    name = nfc(raw)
+    name = nfc(unicodedata.normalize("NFKC", strip_controls(raw)))
     if not 2 <= len(name) <= max_length or not _NAME_OK.match(name):
         return None
     if name == name.lower() or name == name.upper():

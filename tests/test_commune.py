@@ -46,6 +46,24 @@ async def test_running_init_again_updates_in_place(app):
         assert due == date(2026, 12, 1)
 
 
+async def test_the_communes_association_is_kept_for_the_consent_text(app):
+    """The data controller named in the consent text comes from the commune file; taking it out of
+    the file takes it out of the database too (the text then falls back to the commune's name)."""
+    async with app.sessions() as session:
+        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
+        assert (commune.association_name, commune.association_contact) == (
+            "Hội Khuyến học xã Ea Tul", "Văn phòng UBND xã Ea Tul",
+        )
+    text = EXAMPLE_COMMUNE.read_text(encoding="utf-8")
+    start = text.index("association:")
+    without = text[:start] + text[text.index("branches:"):]
+    async with app.sessions.begin() as session:
+        await apply_commune(session, parse_commune(without, "edited"), app.clock.now())
+    async with app.sessions() as session:
+        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
+        assert (commune.association_name, commune.association_contact) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -54,6 +72,7 @@ async def test_running_init_again_updates_in_place(app):
         (("code: buon-ken", "code: Buôn Ken"), "branches.0.code"),
         (("code: thon-tan-lap", "code: buon-ken"), "codes must be unique"),
         (("reminder_offsets: [30, 7, 1]", "reminder_offsets: [-1]"), "reminder offsets"),
+        (("name: Hội Khuyến học xã Ea Tul", "nam: Hội Khuyến học xã Ea Tul"), "association.name"),
     ],
 )
 def test_bad_commune_files_are_explained(tmp_path, edit, message):

@@ -88,6 +88,15 @@ async def test_household_registration_in_english_with_members_and_edits(person, 
     assert turn.text == "How is Trần Văn Năm related to the head of household?"
     assert turn.choices == ["Spouse", "Child", "Parent", "Grandchild", "Sibling", "Other"]
     turn = await ba.says("child")
+    # Under 16: recorded only once a parent or guardian confirms (and the child, from 7).
+    assert turn.text == (
+        "Trần Văn Năm (born 2012) is under 16: a child's details are recorded only with a parent's or guardian's "
+        "consent, and from 7 years old the child must agree too.\nPlease confirm: “I am Trần Văn Năm's parent or "
+        "guardian, I agree that the child's name, birth year and family relation are recorded in the Learning "
+        "family application, and Trần Văn Năm agrees too.”"
+    )
+    assert turn.choices == ["Confirm", "Leave the child out"]
+    turn = await ba.taps("Confirm")
     assert turn.text.startswith("Added Trần Văn Năm.")
     assert "1. Trần Văn Năm, 2012 — Child" in turn
     # Typing a name straight away adds the next member.
@@ -97,6 +106,7 @@ async def test_household_registration_in_english_with_members_and_edits(person, 
     assert "A birth year has 4 digits, from 1916 to 2026" in turn
     await ba.says("2015")
     await ba.says("2")
+    await ba.says("yes")  # typed: the guardian confirms
     turn = await ba.taps("That's everyone")
     assert turn.text == (
         "Title: Learning family\nFilled in by: Tran Van Ba, born 1960\nVillage: Thôn Hà Lương\n"
@@ -154,3 +164,79 @@ async def test_cancel_registration_at_confirm(person, suite_app):
     assert turn.text.startswith("Đã hủy bản đăng ký này.")
     async with suite_app.sessions() as session:
         assert await session.scalar(select(Submission)) is None
+
+
+async def test_children_under_16_need_a_parent_or_guardian_and_from_7_their_own_agreement(person, suite_app):
+    import hashlib
+
+    from bot.storage.models import Consent
+
+    hoa = person("hoa")
+    await agree(hoa)
+    await hoa.taps("Gia đình học tập")
+    await hoa.says("Nguyễn Thị Hoa")
+    await hoa.says("1985")
+    await hoa.says("2")
+    await hoa.taps("Có")  # Hoa is the head
+    await hoa.taps("Thêm thành viên")
+    await hoa.says("Nguyễn Văn An")
+    await hoa.says("2015")
+    turn = await hoa.taps("Con")
+    older = turn.text
+    assert older == (
+        "Cháu Nguyễn Văn An (sinh năm 2015) chưa đủ 16 tuổi: thông tin của cháu chỉ được ghi khi cha, mẹ hoặc người "
+        "giám hộ đồng ý, và vì cháu từ 7 tuổi trở lên nên cháu cũng phải đồng ý.\n"
+        "Bạn xác nhận: “Tôi là cha, mẹ hoặc người giám hộ của cháu Nguyễn Văn An, đồng ý cho ghi họ tên, năm sinh, "
+        "quan hệ gia đình của cháu vào hồ sơ Gia đình học tập, và cháu Nguyễn Văn An cũng đã đồng ý.”"
+    )
+    assert turn.choices == ["Xác nhận", "Không ghi cháu"]
+    turn = await hoa.says("để sau")
+    assert turn.text.startswith('Bạn bấm "Xác nhận" hoặc "Không ghi cháu" (hoặc trả lời 1, 2) nhé.\n\nCháu Nguyễn Văn An')
+    turn = await hoa.taps("Xác nhận")
+    assert turn.text.startswith("Đã thêm Nguyễn Văn An.")
+    # Younger than 7: the parent's or guardian's confirmation alone.
+    await hoa.says("Nguyễn Thị Bé")
+    await hoa.says("2022")
+    turn = await hoa.taps("Con")
+    younger = turn.text
+    assert younger == (
+        "Cháu Nguyễn Thị Bé (sinh năm 2022) chưa đủ 16 tuổi: thông tin của cháu chỉ được ghi khi cha, mẹ hoặc người "
+        "giám hộ đồng ý.\nBạn xác nhận: “Tôi là cha, mẹ hoặc người giám hộ của cháu Nguyễn Thị Bé và đồng ý cho ghi "
+        "họ tên, năm sinh, quan hệ gia đình của cháu vào hồ sơ Gia đình học tập.”"
+    )
+    await hoa.taps("Xác nhận")
+    # A niece whose parents were not asked: not recorded.
+    await hoa.says("Trần Thị Tí")
+    await hoa.says("2016")
+    await hoa.taps("Khác")
+    turn = await hoa.taps("Không ghi cháu")
+    assert turn.text.startswith(
+        "Không ghi cháu Trần Thị Tí. Thông tin của trẻ dưới 16 tuổi chỉ được ghi khi cha, mẹ hoặc người giám hộ "
+        "đồng ý; khi có sự đồng ý, bạn thêm cháu lại nhé."
+    )
+    assert "Trần Thị Tí" not in turn.text.split("nhé.", 1)[1]
+    # An adult needs no such question.
+    await hoa.says("Nguyễn Văn Chồng")
+    await hoa.says("1983")
+    turn = await hoa.taps("Vợ/chồng")
+    assert turn.text.startswith("Đã thêm Nguyễn Văn Chồng.")
+    turn = await hoa.taps("Đã đủ")
+    assert "Thành viên khác (3):\n1. Nguyễn Văn An, 2015 — Con\n2. Nguyễn Thị Bé, 2022 — Con\n3. Nguyễn Văn Chồng, 1983 — Vợ/chồng" in turn
+    turn = await hoa.taps("Xác nhận")
+    assert turn.text.startswith("Đã đăng ký Gia đình học tập")
+
+    async with suite_app.sessions() as session:
+        household = await session.scalar(select(Household))
+        names = [m.full_name for m in await session.scalars(select(HouseholdMember).order_by(HouseholdMember.position))]
+        guardians = list(await session.scalars(select(Consent).where(Consent.kind == "guardian").order_by(Consent.id)))
+        account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == "hoa"))
+    assert names == ["Nguyễn Thị Hoa", "Nguyễn Văn An", "Nguyễn Thị Bé", "Nguyễn Văn Chồng"]
+    assert [(g.person_id, g.account_id, g.household_id, g.method) for g in guardians] == [
+        (household.head_person_id, account.id, household.id, "chat")
+    ] * 2
+    assert [g.text_sha256 for g in guardians] == [
+        hashlib.sha256(text.encode()).hexdigest() for text in (older, younger)
+    ]
+    assert {(g.text_version, g.purposes[0]) for g in guardians} == {("2026-12", "household_member_under_16")}
+    turn = await hoa.says("/dulieu")
+    assert "Xác nhận của cha mẹ/người giám hộ cho trẻ dưới 16 tuổi: 2" in turn

@@ -143,7 +143,9 @@ async def test_the_leader_taps_remind_and_exactly_those_members_get_one_reminder
     app.clock.set(vn(2026, 11, 23, 9, 0))
     luc = person("luc")
     turn = await luc.presses_token("cmd:nhacnho")  # the button under the digest
-    assert turn.text == (
+    # His first message to the bot: the answer comes after the welcome (an automated assistant).
+    assert turn.replies[0].text.startswith("Chào bạn! Mình là trợ lý tự động (chatbot)")
+    assert turn.replies[-1].text == (
         "Đã gửi lời nhắc cho 3 người: Lê Thị Mai, Nguyễn Thị Hoa, Y Nam.\n"
         "2 người không nhắn được qua chat, bạn đến tận nhà giúp nhé: Phạm Văn Khoa, Y Bih."
     )
@@ -179,10 +181,10 @@ async def test_only_leaders_may_remind_and_only_their_own_branch(person, suite_a
     app = suite_app
     await _commune(app)
     turn = await person("hoa").says("/nhacnho")
-    assert turn.text.startswith("Lệnh này dành cho chi hội trưởng.")
+    assert turn.replies[-1].text.startswith("Lệnh này dành cho chi hội trưởng.")
     await staff(app, "Ama Hồng", Role.LEADER, "thon-tan-lap", external_id="hong", locale="en")
     turn = await person("hong").says("/remind")
-    assert turn.text == "Nobody in your branch has anything left to do. Thank you!"
+    assert turn.replies[-1].text == "Nobody in your branch has anything left to do. Thank you!"
     assert await outbox(app) == []
 
 
@@ -191,7 +193,7 @@ async def test_officer_reads_and_changes_the_calendar(person, suite_app):
     await staff(app, "Trần Văn Cán", Role.OFFICER, "ea-tul", external_id="can")
     can = person("can")
     turn = await can.presses_token("cmd:lichnhac")
-    assert turn.text == (
+    assert turn.replies[-1].text == (
         "Lịch năm 2026 — Xã Ea Tul:\n"
         "• Hạn đăng ký: 31 tháng 3, 2026 — nhắc trước 30, 7, 1 ngày\n"
         "• Hạn tự đánh giá: 30 tháng 11, 2026 — nhắc trước 30, 7, 1 ngày\n"
@@ -228,9 +230,9 @@ async def test_officer_reads_and_changes_the_calendar(person, suite_app):
 
 async def test_the_calendar_is_for_officers_only(person, suite_app):
     await staff(suite_app, "Đinh Văn Lực", Role.LEADER, "thon-ha-luong", external_id="luc")
-    assert (await person("luc").says("/lichnhac tatca 1")).text == "Lệnh này dành cho cán bộ xã."
+    assert (await person("luc").says("/lichnhac tatca 1")).replies[-1].text == "Lệnh này dành cho cán bộ xã."
     resident_turn = await person("hoa").says("/calendar")
-    assert resident_turn.text == "Lệnh này dành cho cán bộ xã."
+    assert resident_turn.replies[-1].text == "Lệnh này dành cho cán bộ xã."
     assert (await campaign(suite_app)).reminder_offsets == [30, 7, 1]
 
 

@@ -25,7 +25,11 @@ async def _proxy_household(lan) -> None:
     assert turn.text == 'Chi hội chưa có ai được đăng ký hộ. Bấm "Đăng ký người mới" để bắt đầu.'
     assert turn.choices == ["Đăng ký người mới", "Về menu"]
     turn = await lan.taps("Đăng ký người mới")
-    assert turn.text.startswith("Đăng ký hộ người không có điện thoại. Người đó đã đồng ý")
+    assert turn.text.startswith(
+        "Đăng ký hộ người không có điện thoại. Bạn đọc cho người đó nghe nội dung dưới đây, nói rõ đây là trợ lý "
+        "tự động (chatbot) ghi hồ sơ, rồi hỏi họ có đồng ý không:\n• Bên kiểm soát dữ liệu: Hội Khuyến học xã Ea Tul"
+    )
+    assert turn.text.endswith("\n\nNgười đó đã đồng ý chưa?")
     turn = await lan.taps("Đã đồng ý")
     assert turn.text == "Đăng ký danh hiệu nào năm 2026?"
     turn = await lan.taps("Gia đình học tập")

@@ -73,7 +73,10 @@ async def test_see_and_delete_my_data_keeps_anonymised_statistics(chat, flow, ap
         "Hồ sơ: CD-2026-000001, GD-2026-000002\n"
         "Câu trả lời tự đánh giá: 11; ảnh minh chứng: 2\n"
         "Thành viên gia đình đã khai: 1\n"
-        "Tài khoản nhắn tin: test\n\n"
+        "Tài khoản nhắn tin: test\n"
+        "Đồng ý lúc 09:00 20/11/26, nội dung bản 2026-12, bên kiểm soát dữ liệu: Hội Khuyến học xã Ea Tul, "
+        "liên hệ: Văn phòng UBND xã Ea Tul\n"
+        "Muốn rút lại đồng ý, bạn gõ /rutlai.\n\n"
         "Muốn xóa, bạn gõ /xoadulieu."
     )
     turn = await hoa.says("/xoadulieu")
@@ -136,7 +139,9 @@ async def test_english_data_summary(chat):
     turn = await john.says("/mydata")
     assert turn.text.startswith(
         "What the bot stores about you:\nName: John Nguyen, born 1988, branch: Thôn Tân Lập\n"
-        "Applications: CD-2026-000001\nSelf-assessment answers: 0; evidence photos: 0\nChat accounts: test\n\n"
+        "Applications: CD-2026-000001\nSelf-assessment answers: 0; evidence photos: 0\nChat accounts: test\n"
+        "Consent given 11/20/26, 9:00\u202fAM, text version 2026-12, data controller: Hội Khuyến học xã Ea Tul, "
+        "contact: Văn phòng UBND xã Ea Tul\nTo withdraw your consent, type /withdraw.\n\n"
         "To delete it, type /deletedata."
     )
     turn = await john.says("/deletedata")

@@ -44,7 +44,8 @@ async def test_officer_invites_a_leader_who_redeems_without_the_slash(engine, pe
     # A first-time user types "ma <code>" as their very first message.
     y_bih = person("ybih")
     turn = await y_bih.says(f"ma {code.lower()}")
-    assert turn.text.startswith("Mã mời hợp lệ. Trước khi nhận vai trò, bạn cần đồng ý cho lưu thông tin.")
+    assert turn.replies[0].text.startswith("Chào bạn! Mình là trợ lý tự động (chatbot)")  # a first contact
+    assert turn.replies[1].text == "Mã mời hợp lệ. Trước khi nhận vai trò, bạn cần đồng ý cho lưu thông tin."
     turn = await y_bih.taps("Tôi đồng ý")
     assert turn.text == "Cảm ơn bạn đã đồng ý.\n\nHọ và tên của bạn?"
     turn = await y_bih.says("y bih niê")

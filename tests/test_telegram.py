@@ -28,6 +28,7 @@ from bot.channels.telegram import (
 from bot.flows import ROUTER
 from bot.flows.engine import FlowEngine
 from bot.flows.messages import Choice, Outgoing
+from bot.i18n import Translator
 from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage, Submission
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser
 from tests.support.images import jpeg, png
@@ -42,9 +43,10 @@ from tests.support.telegram import (  # noqa: F401  (fake: a fixture)
 )
 
 LEVELS = ["Đạt", "Đạt một phần", "Chưa đạt", "Bỏ qua", "Dừng, làm sau"]
-CONSENT_QUESTION = (
-    "Trước khi bắt đầu, bạn có đồng ý cho Hội Khuyến học xã lưu thông tin và ảnh minh chứng của bạn "
-    "để xét công nhận không?"
+# The whole consent question (its wording is checked in tests/test_flow_start.py).
+CONSENT_QUESTION = Translator("vi")(
+    "consent.ask",
+    notice=Translator("vi")("consent.notice", controller="Hội Khuyến học xã Ea Tul, liên hệ: Văn phòng UBND xã Ea Tul"),
 )
 
 
@@ -79,7 +81,9 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
     try:
         hoa = TgPerson(fake, bot.channel, HOA)
         turn = await hoa.says("xin chào")
-        assert turn.texts[0].startswith("Chào bạn!")
+        # The first message says an automated assistant answers, then the whole consent text.
+        assert turn.texts[0].startswith("Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời.")
+        assert turn.texts[-1].endswith(CONSENT_QUESTION)
         assert turn.labels == ["Tôi đồng ý", "Không đồng ý", "Xem chi tiết"]
         consent = turn.messages[-1]
         assert consent.keyboard == [
@@ -159,7 +163,7 @@ async def test_command_menu_in_vietnamese_and_english(polling, fake):
     assert ("register", "register for a title") in en and ("declare", "self-assess") in en
     assert [name for name, _ in en] == [
         "start", "help", "menu", "cancel", "privacy", "lang", "register", "answer", "declare", "status", "code",
-        "mydata", "deletedata",
+        "mydata", "deletedata", "withdraw",
     ]
 
 

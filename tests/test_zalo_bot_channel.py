@@ -34,8 +34,10 @@ from tests.support.zalo import (  # noqa: F401  (fixtures)
     zalo_settings,
 )
 
+# The first message says a machine answers (the Zalo Bot terms ask for it).
 CONSENT = (
-    'Chào bạn! Mình giúp bạn đăng ký "Công dân học tập" hoặc "Gia đình học tập" năm 2026.'
+    'Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời. '
+    'Mình giúp bạn đăng ký "Công dân học tập" hoặc "Gia đình học tập" năm 2026.'
 )
 
 

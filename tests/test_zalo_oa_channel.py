@@ -18,7 +18,11 @@ from tests.fakes.zalo_oa import FakeZaloOA
 from tests.support.images import jpeg
 from tests.support.zalo import fake_oa, image_host, running_bot, zalo_settings  # noqa: F401  (fixtures)
 
-WELCOME = 'Chào bạn! Mình giúp bạn đăng ký "Công dân học tập" hoặc "Gia đình học tập" năm 2026.'
+# The first message, also to a new follower, says a machine answers.
+WELCOME = (
+    'Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời. '
+    'Mình giúp bạn đăng ký "Công dân học tập" hoặc "Gia đình học tập" năm 2026.'
+)
 
 
 class OAPerson:
@@ -189,11 +193,10 @@ async def test_an_english_reader_gets_english_numbered_options(fake_oa, suite_db
         text = await mai.says("/lang")
         assert text == "Chọn ngôn ngữ / Choose a language:\n\n1. Tiếng Việt\n2. English\nTrả lời 1 hoặc 2."
         text = await mai.says("English")
-        assert text == (
-            "Switched to English.\n\n"
-            "Before we start: do you agree that the commune Association for Encouraging Learning keeps your "
-            "information and evidence photos to consider your recognition?\n\n"
-            "1. I agree\n2. I don't agree\n3. Details\nReply 1, 2, or 3."
+        assert text.startswith(
+            "Switched to English.\n\nBefore we start, please read:\n"
+            "• Data controller: Hội Khuyến học xã Ea Tul, contact: Văn phòng UBND xã Ea Tul.\n"
         )
+        assert text.endswith("Do you agree?\n\n1. I agree\n2. I don't agree\n3. Details\nReply 1, 2, or 3.")
         text = await mai.says("2")
         assert text == "No problem. The bot keeps nothing about you. Whenever you want to register, send /start."

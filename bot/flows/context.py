@@ -48,6 +48,10 @@ class Context:
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Set by prompts: the choices of the last question, for numbers and typed labels.
     _asked: bool = False
+    # The bot has never talked with this account before this message; and whether the replies
+    # already say who is talking (the engine adds the welcome to a first contact otherwise).
+    first_contact: bool = False
+    greeted: bool = False
 
     @property
     def t(self) -> Translator:
@@ -105,6 +109,15 @@ class Context:
 
     def say(self, text: str) -> None:
         self.replies.append(Outgoing(text=text))
+
+    def welcome_text(self) -> str:
+        """The greeting, which says that an automated assistant answers (Zalo's terms ask the
+        first message to say so; it is only fair on every channel)."""
+        return self.t("start.welcome", year=self.today.year)
+
+    def welcome(self) -> None:
+        self.say(self.welcome_text())
+        self.greeted = True
 
     def ask(self, text: str, choices: list[Choice] | None = None) -> None:
         """Ask a question; its choices become what numbers and labels are matched against."""

@@ -25,7 +25,7 @@ from bot.flows.messages import Choice, Kind
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.evidence import StoredBlob
-from bot.storage.models import Submission
+from bot.storage.models import Answer, Submission
 from bot.storage.submissions import (
     answers_of,
     attach_evidence,
@@ -39,6 +39,8 @@ from bot.storage.submissions import (
 
 router = Router()
 SHORT_TEXT = 40
+# All the notes of one answer together: enough to explain an item, short enough for reviewers.
+MAX_NOTE = 500
 PHOTO_ERROR_KEYS = {
     "too_large": N_("photo.too_large"),
     "not_image": N_("photo.not_image"),
@@ -338,12 +340,25 @@ async def on_photos(ctx: Context, inp: Input) -> None:
     if inp.text and inp.choice is None:
         answers = await answers_of(ctx.session, submission.id)
         answer = answers[item.id]
-        answer.note = ((answer.note + "\n") if answer.note else "") + inp.text
-        ctx.say(ctx.t("decl.note_saved"))
+        ctx.say(_add_note(ctx, answer, inp.text))
         ctx.again()
         return
     ctx.say(ctx.t("decl.pick_photos"))
     ctx.again()
+
+
+def _add_note(ctx: Context, answer: Answer, text: str) -> str:
+    """Append a typed note to the answer, keeping what fits within MAX_NOTE; the reply says how
+    much was kept."""
+    current = answer.note or ""
+    room = MAX_NOTE - len(current) - (1 if current else 0)
+    if room <= 0:
+        return ctx.t("decl.note_full", max=MAX_NOTE)
+    kept = text[:room]
+    answer.note = (current + "\n" if current else "") + kept
+    if len(kept) < len(text):
+        return ctx.t("decl.note_cut", max=MAX_NOTE, kept=len(kept))
+    return ctx.t("decl.note_saved")
 
 
 async def _summary_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> tuple[str, bool, bool]:

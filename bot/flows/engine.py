@@ -14,7 +14,7 @@ still be sending them, and the duplicate gets `in_flight` (a webhook answers 503
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
@@ -32,7 +32,7 @@ from bot.i18n import N_, get_translator
 from bot.storage.evidence import EvidenceError, StoredBlob
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
 from bot.storage.people import get_account, get_or_create_account
-from bot.text import nfc
+from bot.text import nfc, strip_controls
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,17 @@ UNSUPPORTED_KEYS = {
     Kind.FILE: N_("input.file"),
     Kind.UNSUPPORTED: N_("input.unsupported"),
 }
+
+
+def clean_incoming(msg: Incoming) -> Incoming:
+    """Typed text without control characters, once, where it enters: NUL (which PostgreSQL
+    refuses) and the like never reach a handler, a name, a note or the database."""
+    text = strip_controls(msg.text) if msg.text else msg.text
+    args = strip_controls(msg.args) if msg.args else msg.args
+    command = strip_controls(msg.command) if msg.command else msg.command
+    if (text, args, command) == (msg.text, msg.args, msg.command):
+        return msg
+    return replace(msg, text=text, args=args, command=command)
 
 
 class PhotoDownloadError(Exception):
@@ -69,6 +80,7 @@ class FlowEngine:
 
     async def process(self, msg: Incoming, send: Sender | None = None) -> Outcome:
         """Handle one inbound message and (if given) send its replies through `send`."""
+        msg = clean_incoming(msg)
         blob, photo_error = await self._prefetch_photo(msg)
         outcome, processed_id = await self._run(msg, blob, photo_error)
         table = ProcessedMessage.__table__
@@ -179,7 +191,7 @@ class FlowEngine:
                     return Outcome([Outgoing.from_json(r) for r in seen.replies], duplicate=True), seen.id, None
                 return Outcome([], duplicate=True), None, None
 
-        account, conv, person = await self._load(session, msg, now)
+        account, conv, person, first_contact = await self._load(session, msg, now)
         account.last_inbound_at = now
         if account.unreachable_at is not None:
             account.unreachable_at = None
@@ -187,11 +199,15 @@ class FlowEngine:
         # Keep the conversation out of autoflush while the handler and prompts run, so its new
         # position is written once (with its version check) instead of before every query.
         session.expunge(conv)
-        ctx = Context(self.app, session, account, conv, msg, person)
+        ctx = Context(self.app, session, account, conv, msg, person, first_contact=first_contact)
         await self._load_proxy(ctx)
 
         await self._dispatch(ctx, msg, blob, photo_error)
         await self._follow_prompts(ctx)
+        if ctx.first_contact and not ctx.greeted:
+            # Whatever someone writes first (a command, a code, "help"), the first thing they
+            # read says that an automated assistant is answering.
+            ctx.replies.insert(0, Outgoing(text=ctx.welcome_text()))
         conv.updated_at = now
         session.add(conv)
         if msg.message_id:
@@ -239,8 +255,9 @@ class FlowEngine:
 
     async def _load(
         self, session: AsyncSession, msg: Incoming, now: datetime
-    ) -> tuple[ChannelAccount, Conversation, Person | None]:
-        """The account, its conversation and its person in one query (created on first contact)."""
+    ) -> tuple[ChannelAccount, Conversation, Person | None, bool]:
+        """The account, its conversation and its person in one query (created on first contact);
+        and whether this is the first contact (no conversation with this account yet)."""
         row = (
             await session.execute(
                 select(ChannelAccount, Conversation, Person)
@@ -256,11 +273,12 @@ class FlowEngine:
             account, conv, person = row
             if msg.chat_id and account.chat_id != msg.chat_id:
                 account.chat_id = msg.chat_id
+        first_contact = conv is None
         if conv is None:
             conv = Conversation(account_id=account.id, state=INITIAL_STATE, data={}, prompt_seq=0, updated_at=now)
             session.add(conv)
             await session.flush()
-        return account, conv, person
+        return account, conv, person, first_contact
 
     async def _dispatch(
         self, ctx: Context, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
@@ -287,6 +305,12 @@ class FlowEngine:
             # A state from an older version, or a prompt-only state: start that part again.
             log.warning("conversation %s in unknown state %r", ctx.account.id, ctx.state)
             ctx.goto("menu" if ctx.account.consent_at else INITIAL_STATE)
+            return
+        if not spec.before_consent and ctx.account.consent_at is None:
+            # Consent was withdrawn (perhaps on another channel) while this question was open:
+            # nothing more is taken until they agree again.
+            ctx.say(ctx.t("consent.needed_first"))
+            ctx.goto("consent")
             return
 
         inp = self._resolve(ctx, msg, blob, photo_error)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
+
 from bot.flows.common import read_name
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
@@ -14,12 +16,15 @@ from bot.review.invites import (
     InviteError,
     NotAllowed,
     create_invite,
+    failures_since,
     find_invite,
     looks_like_code,
     normalise_code,
+    record_failure,
     redeem,
 )
 from bot.review.scope import branches_in, communes_in_scope
+from bot.storage.consents import attach_person
 from bot.storage.models import OrgUnit, Person
 from bot.storage.people import Role
 from bot.text import fold
@@ -165,17 +170,16 @@ async def cmd_code(ctx: Context, args: str) -> None:
         ctx.say(ctx.t("invite.how"))
         ctx.again()
         return
-    failures = ctx.data.get("invite_failures") or {}
-    today = ctx.today.isoformat()
-    if failures.get("day") == today and failures.get("count", 0) >= MAX_FAILURES_PER_DAY:
+    person_id = ctx.person.id if ctx.person is not None else None
+    day_start = datetime.combine(ctx.today, time(0), tzinfo=ctx.app.settings.tz)
+    if await failures_since(ctx.session, ctx.account.id, person_id, day_start) >= MAX_FAILURES_PER_DAY:
         ctx.say(ctx.t("invite.too_many"))
         ctx.again()
         return
     try:
         await find_invite(ctx.session, args, ctx.now)
     except InviteError as error:
-        count = failures.get("count", 0) + 1 if failures.get("day") == today else 1
-        ctx.set(invite_failures={"day": today, "count": count})
+        await record_failure(ctx.session, ctx.account.id, person_id, ctx.now)
         key = INVITE_ERROR_KEYS[error.reason]
         ctx.say(ctx.t(key))
         ctx.again()
@@ -212,6 +216,7 @@ async def on_redeem_name(ctx: Context, inp: Input) -> None:
     await ctx.session.flush()
     ctx.account.person_id = person.id
     ctx.person = person
+    await attach_person(ctx.session, ctx.account.id, person.id)
     await _redeem(ctx, person)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bot.domain.lifecycle import State
 from bot.flows.common import state_label
+from bot.flows.consent import consent_notice
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.flows.router import Router
@@ -13,6 +14,7 @@ from bot.flows.staff import require
 from bot.i18n import N_
 from bot.review.queries import Member, branch_members, people_for_proxy
 from bot.review.scope import branches_in, scope_for
+from bot.storage.consents import ShownText
 from bot.storage.models import OrgUnit, Person
 from bot.storage.people import Role
 
@@ -187,8 +189,12 @@ async def on_proxy_pick(ctx: Context, inp: Input) -> None:
 
 @router.prompt("proxy.consent")
 async def ask_proxy_consent(ctx: Context) -> None:
+    """The leader reads the consent text to the person (saying that an automated assistant
+    keeps the record) and confirms their agreement; it is recorded as given through the leader."""
+    text, shown = await consent_notice(ctx)
+    ctx.set(proxy_consent_shown=shown.to_json())
     ctx.ask(
-        ctx.t("proxy.consent_ask"),
+        ctx.t("proxy.consent_ask", notice=text),
         [Choice("yes", ctx.t("proxy.consent_yes")), Choice("no", ctx.t("proxy.consent_no"))],
     )
 
@@ -196,10 +202,14 @@ async def ask_proxy_consent(ctx: Context) -> None:
 @router.handle("proxy.consent")
 async def on_proxy_consent(ctx: Context, inp: Input) -> None:
     if inp.choice == "yes":
+        shown = ShownText.from_json(ctx.data.get("proxy_consent_shown")) or (await consent_notice(ctx))[1]
+        ctx.drop("proxy_consent_shown")
         ctx.act_for(None)
-        ctx.set(proxy_consent=True, reg={})
+        # Recorded when registration creates the person (nobody exists to attach it to yet).
+        ctx.set(proxy_consent={**shown.to_json(), "at": ctx.now.isoformat()}, reg={})
         ctx.goto("reg.title")
     elif inp.choice == "no":
+        ctx.drop("proxy_consent_shown")
         ctx.say(ctx.t("proxy.consent_needed"))
         ctx.goto("menu")
     else:

@@ -3,14 +3,41 @@ confirmation. Titles already recognised stay in the year's statistics, without t
 
 from __future__ import annotations
 
+from bot.flows.consent import record_withdrawal
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.privacy import delete_person_data, remove_unused_files, summary
+from bot.storage.consents import ConsentKind, ConsentMethod, count, latest
 
 router = Router()
 ROLE_KEYS = {"leader": N_("role.leader"), "officer": N_("role.officer"), "admin": N_("role.admin"), "resident": N_("role.resident")}
+
+
+async def _consent_lines(ctx: Context) -> list[str]:
+    """When they agreed, to which version of the text, naming whom; and any withdrawal since."""
+    person_id = ctx.person.id if ctx.person is not None else None
+    whose = {"person_id": person_id, "account_id": ctx.account.id}
+    given = await latest(ctx.session, ConsentKind.GIVEN, **whose)
+    withdrawn = await latest(ctx.session, ConsentKind.WITHDRAWN, **whose)
+    lines = []
+    if given is not None:
+        key = N_("mydata.consent_proxy") if given.method == ConsentMethod.PROXY.value else N_("mydata.consent")
+        lines.append(ctx.t(
+            key, when=ctx.t.datetime(given.at), version=given.text_version or "-", controller=given.controller or "-",
+        ))
+    elif ctx.account.consent_at is not None:
+        # Agreed before consent rows were kept: only the time is known.
+        lines.append(ctx.t("mydata.consent_unrecorded", when=ctx.t.datetime(ctx.account.consent_at)))
+    if withdrawn is not None and (given is None or withdrawn.id > given.id):
+        lines.append(ctx.t("mydata.withdrawn", when=ctx.t.datetime(withdrawn.at)))
+    elif given is not None:
+        lines.append(ctx.t("mydata.how_to_withdraw"))
+    guardians = await count(ctx.session, ConsentKind.GUARDIAN, person_id=person_id, account_id=None)
+    if guardians:
+        lines.append(ctx.t("mydata.guardian", count=guardians))
+    return lines
 
 
 async def _summary_text(ctx: Context) -> str | None:
@@ -37,10 +64,11 @@ async def _summary_text(ctx: Context) -> str | None:
 @router.command("dulieu", "mydata", english="mydata", needs_consent=False, help_key=N_("help.cmd.mydata"))
 async def cmd_my_data(ctx: Context, args: str) -> None:
     text = await _summary_text(ctx)
+    consent = "\n".join(await _consent_lines(ctx))
     if text is None:
-        ctx.say(ctx.t("mydata.nothing"))
+        ctx.say(ctx.t("mydata.nothing") + ("\n" + consent if consent else ""))
     else:
-        ctx.say(text + "\n\n" + ctx.t("mydata.how_to_delete"))
+        ctx.say(text + ("\n" + consent if consent else "") + "\n\n" + ctx.t("mydata.how_to_delete"))
     ctx.again()
 
 
@@ -55,7 +83,7 @@ async def cmd_delete_data(ctx: Context, args: str) -> None:
     ctx.goto("mydata.confirm")
 
 
-@router.prompt("mydata.confirm")
+@router.prompt("mydata.confirm", before_consent=True)
 async def ask_delete(ctx: Context) -> None:
     text = await _summary_text(ctx)
     if text is None:
@@ -68,16 +96,18 @@ async def ask_delete(ctx: Context) -> None:
     )
 
 
-@router.handle("mydata.confirm")
+@router.handle("mydata.confirm", before_consent=True)
 async def on_delete(ctx: Context, inp: Input) -> None:
     if inp.choice == "keep":
         ctx.say(ctx.t("mydata.kept"))
-        ctx.goto("menu")
+        ctx.goto("menu" if ctx.account.consent_at else "new")
         return
     if inp.choice != "delete" or ctx.person is None:
         ctx.say(ctx.t("mydata.please_choose"))
         ctx.again()
         return
+    # Deleting ends processing: recorded as a withdrawal of consent, in its own row.
+    await record_withdrawal(ctx, ConsentMethod.DELETION, ctx.now)
     result = await delete_person_data(ctx.session, ctx.person, ctx.now)
     files = result.candidate_files
     app = ctx.app

@@ -6,16 +6,19 @@ interrupted by a restart) continues at the first thing still missing.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
+from bot.flows.consent import controller_for, shown_text
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.commune import branches_of, campaign_for, communes
+from bot.storage.consents import GUARDIAN_PURPOSES, ConsentKind, ConsentMethod, ShownText, attach_person, record
 from bot.storage.models import Household, OrgUnit, Person, Submission
 from bot.storage.people import MemberSpec, create_household, replace_members
 from bot.storage.submissions import DuplicateRegistration, create_submission
@@ -26,6 +29,10 @@ router = Router()
 MAX_MEMBERS = 20
 ADULT_MIN_AGE = 15
 MAX_AGE = 110
+# A child's data needs a parent's or guardian's consent below this age, and the child's own from
+# CHILD_CONSENT_AGE (Law 91/2025 on personal data; see docs/privacy.md).
+GUARDIAN_BELOW_AGE = 16
+CHILD_CONSENT_AGE = 7
 RELATIONS = {
     "spouse": N_("relation.spouse"),
     "child": N_("relation.child"),
@@ -76,7 +83,9 @@ def next_step(ctx: Context, draft: dict[str, Any]) -> str:
                     return "reg.member_name"
                 if not member.get("birth_year"):
                     return "reg.member_birth_year"
-                return "reg.member_relation"
+                if not member.get("relation"):
+                    return "reg.member_relation"
+                return "reg.guardian"  # a child under 16, kept aside until a guardian agrees
             return "reg.members"
     return "reg.confirm"
 
@@ -413,9 +422,62 @@ async def on_member_relation(ctx: Context, inp: Input) -> None:
         return
     draft = _draft(ctx)
     member = {**draft.pop("member"), "relation": inp.choice}
+    if _age(ctx, member) < GUARDIAN_BELOW_AGE:
+        draft["member"] = member  # recorded only once a parent or guardian confirms
+        _continue(ctx, draft)
+        return
+    _add_member(ctx, draft, member)
+
+
+def _age(ctx: Context, member: dict[str, Any]) -> int:
+    return ctx.today.year - int(member["birth_year"])
+
+
+def _add_member(ctx: Context, draft: dict[str, Any], member: dict[str, Any]) -> None:
     draft["members"] = [*draft.get("members", []), member]
     ctx.say(ctx.t("reg.member_added", name=member["name"]))
     _continue(ctx, draft)
+
+
+async def _guardian_question(ctx: Context, member: dict[str, Any]) -> tuple[str, ShownText]:
+    """The confirmation asked for a child under 16: from a parent or guardian, and from 7 years
+    old the child's own agreement too. Its exact words are what the consent row fingerprints."""
+    older = _age(ctx, member) >= CHILD_CONSENT_AGE
+    if ctx.proxy:
+        key = N_("reg.proxy.guardian_ask_older") if older else N_("reg.proxy.guardian_ask")
+    else:
+        key = N_("reg.guardian_ask_older") if older else N_("reg.guardian_ask")
+    text = ctx.t(key, name=member["name"], year=member["birth_year"])
+    return text, shown_text(ctx, text, await controller_for(ctx, _draft(ctx).get("branch_id")))
+
+
+@router.prompt("reg.guardian")
+async def ask_guardian(ctx: Context) -> None:
+    text, shown = await _guardian_question(ctx, _draft(ctx)["member"])
+    ctx.set(guardian_shown=shown.to_json())  # what a "yes" agrees to
+    ctx.ask(
+        with_proxy_banner(ctx, text),
+        [Choice("yes", ctx.t("reg.guardian_confirm")), Choice("no", ctx.t("reg.guardian_skip"))],
+    )
+
+
+@router.handle("reg.guardian")
+async def on_guardian(ctx: Context, inp: Input) -> None:
+    draft = _draft(ctx)
+    member = draft.get("member") or {}
+    if inp.choice == "yes":
+        shown = ShownText.from_json(ctx.data.get("guardian_shown")) or (await _guardian_question(ctx, member))[1]
+        ctx.drop("guardian_shown")
+        draft.pop("member")
+        _add_member(ctx, draft, {**member, "guardian": {**shown.to_json(), "at": ctx.now.isoformat()}})
+    elif inp.choice == "no":
+        ctx.drop("guardian_shown")
+        draft.pop("member")
+        ctx.say(ctx.t("reg.guardian_refused", name=member.get("name", "")))
+        _continue(ctx, draft)
+    else:
+        ctx.say(ctx.t("reg.guardian_pick"))
+        ctx.again()
 
 
 @router.prompt("reg.remove_member")
@@ -556,6 +618,7 @@ async def _finalize(ctx: Context) -> None:
         return
 
     person = ctx.subject
+    created = person is None
     if person is None:
         person = Person(full_name=draft["name"], created_at=ctx.now)
         if ctx.proxy:
@@ -572,10 +635,15 @@ async def _finalize(ctx: Context) -> None:
         person.consent_at = person.consent_at or ctx.account.consent_at
     await ctx.session.flush()
     if ctx.proxy:
+        proxy_consent = ctx.data.get("proxy_consent")
+        if created and isinstance(proxy_consent, dict):
+            await _record_proxy_consent(ctx, person, proxy_consent)
         ctx.act_for(person)
     else:
         ctx.account.person_id = person.id
         ctx.person = person
+        # The consent given before registration (on this account) is now theirs.
+        await attach_person(ctx.session, ctx.account.id, person.id)
     actor = ctx.person
 
     household_id = None
@@ -599,10 +667,45 @@ async def _finalize(ctx: Context) -> None:
         _say_duplicate(ctx, dup.existing)
         ctx.goto("menu")
         return
+    if household_id is not None:
+        await _record_guardians(ctx, draft, person, household_id)
     ctx.drop("reg")
     ctx.set(sub=submission.id)
     ctx.say(ctx.t("reg.done", reference=submission.reference, title=title_name(ctx, criteria_set)))
     ctx.goto("decl.intro")
+
+
+def _confirmed_at(data: dict[str, Any], fallback: datetime) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(data.get("at")))
+    except ValueError:
+        return fallback
+    return at if at.tzinfo is not None else fallback
+
+
+async def _record_proxy_consent(ctx: Context, person: Person, data: dict[str, Any]) -> None:
+    """A branch leader confirmed this new person's consent: recorded as given through the leader."""
+    await record(
+        ctx.session, ConsentKind.GIVEN, ConsentMethod.PROXY, ShownText.from_json(data),
+        at=_confirmed_at(data, ctx.now), person_id=person.id,
+        recorded_by_person_id=ctx.person.id if ctx.person else None,
+    )
+
+
+async def _record_guardians(ctx: Context, draft: dict[str, Any], registrant: Person, household_id: int) -> None:
+    """One row per child under 16 whose parent or guardian confirmed (the child too, from 7)."""
+    for member in draft.get("members", []):
+        data = member.get("guardian")
+        if not isinstance(data, dict):
+            continue
+        await record(
+            ctx.session, ConsentKind.GUARDIAN,
+            ConsentMethod.PROXY if ctx.proxy else ConsentMethod.CHAT, ShownText.from_json(data),
+            at=_confirmed_at(data, ctx.now), person_id=registrant.id,
+            account_id=None if ctx.proxy else ctx.account.id,
+            recorded_by_person_id=ctx.person.id if ctx.proxy and ctx.person else None,
+            household_id=household_id, purposes=GUARDIAN_PURPOSES,
+        )
 
 
 async def _household_for(ctx: Context, draft: dict[str, Any], person: Person, branch: OrgUnit) -> Household:

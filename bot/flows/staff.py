@@ -24,8 +24,11 @@ from bot.review.decisions import (
     Conflict,
     Decision,
     OutOfScope,
+    OwnApplication,
+    ProcessingStopped,
     allowed_decisions,
     decide,
+    may_review,
     note_required,
     subject_name,
 )
@@ -34,12 +37,14 @@ from bot.review.scope import Scope, branches_in, scope_for
 from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent
 from bot.storage.people import Role
 from bot.storage.submissions import answers_of, rescore
-from bot.text import fold
+from bot.text import fold, shorten
 
 router = Router()
 PAGE = 6
 MAX_PHOTOS = 10
 HISTORY = 4
+# Notes are shown shortened in /xem, so one application stays one readable message.
+NOTE_PREVIEW = 300
 
 REFUSAL_KEYS = {
     Role.LEADER: N_("staff.not_leader"),
@@ -127,6 +132,23 @@ def _not_found(ctx: Context, text: str) -> None:
     ctx.say(ctx.t("rv.not_found", reference=text.strip()[:32] or "?"))
 
 
+REVIEW_BLOCKED_KEYS = {
+    OwnApplication: N_("rv.own_application"),
+    ProcessingStopped: N_("rv.consent_withdrawn"),
+}
+
+
+async def _blocked(ctx: Context, submission: Submission) -> str | None:
+    """Why this reviewer may not decide on it now (their own application, or the person withdrew
+    their consent), as a message; None when they may."""
+    try:
+        await may_review(ctx.session, submission, ctx.person.id if ctx.person else None)
+    except (OwnApplication, ProcessingStopped) as refusal:
+        key = REVIEW_BLOCKED_KEYS[type(refusal)]
+        return ctx.t(key, reference=submission.reference)
+    return None
+
+
 # ---- commands -------------------------------------------------------------------------------
 
 
@@ -212,6 +234,11 @@ async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Rol
     if found is None:
         return
     submission, role, note = found
+    refusal = await _blocked(ctx, submission)
+    if refusal is not None:
+        ctx.say(refusal)
+        ctx.again()
+        return
     if decision not in allowed_decisions(role, submission.state):
         ctx.say(ctx.t("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state)))
         ctx.again()
@@ -534,7 +561,7 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
                 points=answer.points if answer else 0, max=item.max_points, photos=per_item.get(item.id, 0),
             ))
             if answer is not None and answer.note:
-                lines.append(ctx.t("rv.view.item_note", note=answer.note))
+                lines.append(ctx.t("rv.view.item_note", note=shorten(answer.note, NOTE_PREVIEW)))
             if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not per_item.get(item.id):
                 lines.append(ctx.t("rv.view.item_photo_missing"))
     events = list(
@@ -552,7 +579,7 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
                 state=state_label(ctx, event.to_state), actor=ctx.t(actor_key),
             )
             if event.note:
-                line += " — " + event.note
+                line += " — " + shorten(event.note, NOTE_PREVIEW)
             lines.append(line)
     photos = []
     total = len(evidence)
@@ -587,9 +614,17 @@ async def ask_view(ctx: Context) -> None:
     ctx.say(text)
     ctx.replies.extend(photos)
     decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
+    refusal = await _blocked(ctx, submission) if decisions else None
+    if refusal is not None:
+        decisions = []
     choices = [Choice(f"d:{d.value}", ctx.t(DECISION_LABEL_KEYS[d])) for d in decisions]
     choices += [Choice("list", ctx.t("rv.back_to_list")), Choice("menu", ctx.t("common.to_menu"))]
-    question = ctx.t("rv.view.ask") if decisions else ctx.t("rv.view.no_action", state=state_label(ctx, submission.state))
+    if refusal is not None:
+        question = refusal
+    elif decisions:
+        question = ctx.t("rv.view.ask")
+    else:
+        question = ctx.t("rv.view.no_action", state=state_label(ctx, submission.state))
     ctx.ask(question, choices)
 
 
@@ -601,6 +636,11 @@ async def on_view(ctx: Context, inp: Input) -> None:
         if loaded is None:
             return
         role, _scope_, submission = loaded
+        refusal = await _blocked(ctx, submission)
+        if refusal is not None:
+            ctx.say(refusal)
+            ctx.again()
+            return
         decision = Decision(choice[2:])
         rv = _rv(ctx)
         rv["decision"] = decision.value
@@ -690,6 +730,12 @@ async def _apply(ctx: Context, note: str | None) -> None:
     except OutOfScope:
         _not_found(ctx, str(rv.get("sub")))
         ctx.goto("rv.list")
+        return
+    except (OwnApplication, ProcessingStopped) as refusal:
+        submission = await ctx.session.get(Submission, rv["sub"])
+        key = REVIEW_BLOCKED_KEYS[type(refusal)]
+        ctx.say(ctx.t(key, reference=submission.reference if submission else "?"))
+        ctx.goto("rv.view")
         return
     except Conflict as conflict:
         await _say_conflict(ctx, conflict)

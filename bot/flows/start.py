@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from bot.domain.lifecycle import State
 from bot.flows.common import editable_submissions, my_submissions
+from bot.flows.consent import consent_notice, controller_for, give
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
+from bot.storage.consents import ShownText
 from bot.storage.submissions import last_request_note
 
 router = Router()
@@ -20,14 +22,24 @@ async def prompt_new(ctx: Context) -> None:
 
 @router.handle("new", before_consent=True)
 async def on_new(ctx: Context, inp: Input) -> None:
-    ctx.say(ctx.t("start.welcome", year=ctx.today.year))
+    ctx.welcome()
     ctx.goto("consent")
 
 
 @router.prompt("consent", before_consent=True)
 async def ask_consent(ctx: Context) -> None:
+    """The whole consent text, with an explicit choice (nothing is pre-selected). After "details"
+    or an unclear answer the question comes back short: the text is just above."""
+    shown = ShownText.from_json(ctx.data.get("consent_shown"))
+    if ctx.data.get("consent_brief") and shown is not None:
+        ctx.drop("consent_brief")
+        question = ctx.t("consent.ask_brief")
+    else:
+        text, shown = await consent_notice(ctx)
+        ctx.set(consent_shown=shown.to_json())
+        question = ctx.t("consent.ask", notice=text)
     ctx.ask(
-        ctx.t("consent.ask"),
+        question,
         [
             Choice("agree", ctx.t("consent.agree")),
             Choice("decline", ctx.t("consent.decline")),
@@ -39,9 +51,10 @@ async def ask_consent(ctx: Context) -> None:
 @router.handle("consent", before_consent=True)
 async def on_consent(ctx: Context, inp: Input) -> None:
     if inp.choice == "agree":
-        ctx.account.consent_at = ctx.now
-        if ctx.person is not None and ctx.person.consent_at is None:
-            ctx.person.consent_at = ctx.now
+        # What they agreed to is the text last shown to them (kept with the question).
+        shown = ShownText.from_json(ctx.data.get("consent_shown")) or (await consent_notice(ctx))[1]
+        ctx.drop("consent_shown", "consent_brief")
+        await give(ctx, shown)
         ctx.say(ctx.t("consent.thanks"))
         if ctx.data.get("invite"):
             ctx.goto("invite.redeem")  # they came with an invite code: use it now
@@ -50,22 +63,28 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         else:
             ctx.goto("reg.title")
     elif inp.choice == "decline":
-        # Nothing personal is kept: no person row, no answers, an empty conversation.
+        # Nothing personal is taken: no person row, no answers, an empty conversation.
         ctx.conv.data = {}
-        ctx.say(ctx.t("consent.declined"))
+        if ctx.person is not None:
+            # Agreed once, withdrew, and does not agree again: what is stored stays unused.
+            ctx.say(ctx.t("consent.declined_registered"))
+        else:
+            ctx.say(ctx.t("consent.declined"))
         ctx.goto("new")
     elif inp.choice == "details":
-        ctx.say(ctx.t("privacy.text"))
+        ctx.say(ctx.t("privacy.text", controller=await controller_for(ctx)))
+        ctx.set(consent_brief=True)
         ctx.again()
     else:
         ctx.say(ctx.t("consent.please_choose"))
+        ctx.set(consent_brief=True)
         ctx.again()
 
 
 @router.command("start", "batdau", needs_consent=False, help_key=N_("help.cmd.start"))
 async def cmd_start(ctx: Context, args: str) -> None:
     if ctx.account.consent_at is None:
-        ctx.say(ctx.t("start.welcome", year=ctx.today.year))
+        ctx.welcome()
         ctx.goto("consent")
         return
     ctx.say(ctx.t("start.welcome_back"))
@@ -170,7 +189,8 @@ async def cmd_cancel(ctx: Context, args: str) -> None:
 
 @router.command("baomat", "privacy", english="privacy", needs_consent=False, help_key=N_("help.cmd.privacy"))
 async def cmd_privacy(ctx: Context, args: str) -> None:
-    ctx.say(ctx.t("privacy.text"))
+    text, _shown = await consent_notice(ctx)
+    ctx.say(text + "\n\n" + ctx.t("privacy.text", controller=await controller_for(ctx)))
     ctx.again()
 
 
@@ -204,6 +224,6 @@ async def on_lang(ctx: Context, inp: Input) -> None:
     if not back or back == "lang":
         back = "menu" if ctx.account.consent_at else "new"
     if back == "new":
-        ctx.say(ctx.t("start.welcome", year=ctx.today.year))
+        ctx.welcome()
         back = "consent"
     ctx.goto(back)

@@ -14,7 +14,7 @@ from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import Actor, State, check, IllegalTransition
 from bot.i18n import N_
 from bot.review.scope import Scope
-from bot.storage.models import ChannelAccount, Household, Person, Submission, SubmissionEvent
+from bot.storage.models import ChannelAccount, Household, HouseholdMember, Person, Submission, SubmissionEvent
 from bot.storage.people import Role
 from bot.storage.submissions import transition
 
@@ -51,6 +51,16 @@ NOTICE_KEYS = {
 
 class OutOfScope(Exception):
     """The reviewer's scope does not cover this submission's branch."""
+
+
+class OwnApplication(Exception):
+    """The reviewer is part of the application (its subject, the household's head, a member or
+    the registrant): nobody recommends or decides their own."""
+
+
+class ProcessingStopped(Exception):
+    """The person who registered withdrew their consent: the application waits until they agree
+    again (or delete their data)."""
 
 
 class Conflict(Exception):
@@ -93,6 +103,41 @@ async def last_event(session: AsyncSession, submission_id: int) -> SubmissionEve
     )
 
 
+async def involved_person_ids(session: AsyncSession, submission: Submission) -> set[int]:
+    """Everyone the application is about or was made by: the citizen, or the household's head,
+    its registrant and every member with a person row."""
+    ids = {submission.person_id}
+    if submission.household_id is not None:
+        household = await session.get(Household, submission.household_id)
+        if household is not None:
+            ids |= {household.head_person_id, household.registered_by_person_id}
+        ids |= set(
+            await session.scalars(
+                select(HouseholdMember.person_id).where(HouseholdMember.household_id == submission.household_id)
+            )
+        )
+    ids.discard(None)
+    return ids  # type: ignore[return-value]
+
+
+async def consent_withdrawn(session: AsyncSession, submission: Submission) -> bool:
+    """Whether the person who registered it withdrew their consent (and has not agreed again)."""
+    registrant_id = submission.person_id
+    if registrant_id is None and submission.household_id is not None:
+        household = await session.get(Household, submission.household_id)
+        registrant_id = household.registered_by_person_id if household is not None else None
+    registrant = await session.get(Person, registrant_id) if registrant_id is not None else None
+    return registrant is not None and registrant.deleted_at is None and registrant.consent_at is None
+
+
+async def may_review(session: AsyncSession, submission: Submission, actor_person_id: int | None) -> None:
+    """Raise OwnApplication or ProcessingStopped when this reviewer may not decide on it now."""
+    if actor_person_id is not None and actor_person_id in await involved_person_ids(session, submission):
+        raise OwnApplication(submission.id)
+    if await consent_withdrawn(session, submission):
+        raise ProcessingStopped(submission.id)
+
+
 async def decide(
     session: AsyncSession,
     *,
@@ -105,11 +150,13 @@ async def decide(
     now: datetime,
     expected_version: int | None = None,
 ) -> SubmissionEvent:
-    """Apply a reviewer's decision. Raises OutOfScope, Conflict or IllegalTransition before
-    anything changes; the version column also stops a concurrent decision at commit time."""
+    """Apply a reviewer's decision. Raises OutOfScope, OwnApplication, ProcessingStopped, Conflict
+    or IllegalTransition before anything changes; the version column also stops a concurrent
+    decision at commit time."""
     submission = await session.get(Submission, submission_id, populate_existing=True)
     if submission is None or not scope.covers(submission.branch_id):
         raise OutOfScope(submission_id)
+    await may_review(session, submission, actor_person_id)
     if expected_version is not None and submission.version != expected_version:
         raise Conflict(submission, await last_event(session, submission.id))
     if decision not in OFFERED[role]:

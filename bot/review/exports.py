@@ -127,7 +127,7 @@ class CsvSink:
         self.writer = csv.writer(self.handle)
 
     def header(self, names: Sequence[str], keys: Sequence[str]) -> None:
-        self.writer.writerow(names)
+        self.writer.writerow([csv_text(name) for name in names])
 
     def rows(self, batch: Iterable[Sequence[Any]]) -> None:
         self.writer.writerows([_csv_value(v) for v in values] for values in batch)
@@ -136,12 +136,23 @@ class CsvSink:
         self.handle.close()
 
 
+# A spreadsheet takes a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
         return f"{value:.1f}"
+    if isinstance(value, str):
+        return csv_text(value)
     return "" if value is None else value
+
+
+def csv_text(text: str) -> str:
+    """Text as a spreadsheet shows it, never run: a leading ' before a formula-like start."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 SINKS: dict[str, Callable[[Path, str], Any]] = {"xlsx": XlsxSink, "csv": CsvSink}

@@ -9,10 +9,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import InviteCode, OrgUnit, Person, RoleGrant
+from bot.storage.models import InviteCode, InviteFailure, OrgUnit, Person, RoleGrant
 from bot.storage.people import SCOPE_KIND, Role, grant_role, live_grants
 
 # No 0/O, 1/I/L: read aloud over the phone or copied from paper without mistakes.
@@ -153,3 +153,26 @@ async def redeem(session: AsyncSession, invite: InviteCode, person: Person, now:
     scope = await session.get(OrgUnit, invite.scope_unit_id) if invite.scope_unit_id else None
     granted_by = await session.get(Person, invite.created_by_person_id) if invite.created_by_person_id else None
     return await grant_role(session, person, invite.role, scope, granted_by=granted_by, now=now)
+
+
+# ---- wrong codes ------------------------------------------------------------------------------
+
+
+async def failures_since(session: AsyncSession, account_id: int, person_id: int | None, since: datetime) -> int:
+    """Wrong codes typed since `since` from this chat account or by this person (any account)."""
+    whose = InviteFailure.account_id == account_id
+    if person_id is not None:
+        whose = or_(whose, InviteFailure.person_id == person_id)
+    return await session.scalar(
+        select(func.count()).select_from(InviteFailure).where(whose, InviteFailure.at >= since)
+    ) or 0
+
+
+async def record_failure(session: AsyncSession, account_id: int, person_id: int | None, now: datetime) -> None:
+    """Remember a wrong code (in the database: the limit holds across /start, declining consent
+    and restarts); this account's entries older than two days go."""
+    await session.execute(
+        delete(InviteFailure).where(InviteFailure.account_id == account_id, InviteFailure.at < now - timedelta(days=2))
+    )
+    session.add(InviteFailure(account_id=account_id, person_id=person_id, at=now))
+    await session.flush()

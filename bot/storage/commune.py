@@ -86,11 +86,20 @@ class CampaignSpec(BaseModel):
         return _check_offsets(value)
 
 
+class AssociationSpec(BaseModel):
+    """The commune's learning association: the data controller named in the consent text."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    contact: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class CommuneSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     province: UnitSpec | None = None
     district: UnitSpec | None = None
     commune: UnitSpec
+    association: AssociationSpec | None = None
     branches: list[UnitSpec] = Field(min_length=1)
     campaigns: list[CampaignSpec] = Field(default_factory=list)
 
@@ -146,6 +155,8 @@ async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime)
     if spec.district:
         parent = await _upsert_unit(session, spec.district, "district", parent, 0, now)
     commune = await _upsert_unit(session, spec.commune, "commune", parent, 0, now)
+    commune.association_name = spec.association.name if spec.association else None
+    commune.association_contact = spec.association.contact if spec.association else None
     for position, branch in enumerate(spec.branches):
         await _upsert_unit(session, branch, "branch", commune, position, now)
     for campaign_spec in spec.campaigns:

@@ -57,6 +57,9 @@ class OrgUnit(Base):
     adults_total: Mapped[int | None] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
+    # A commune's learning association, named in the consent text as who controls the data.
+    association_name: Mapped[str | None] = mapped_column(String(200))
+    association_contact: Mapped[str | None] = mapped_column(String(200))
 
     parent: Mapped["OrgUnit | None"] = relationship(remote_side="OrgUnit.id")
 
@@ -210,6 +213,47 @@ class CampaignDeadline(Base):
     reminder_offsets: Mapped[list[Any] | None] = mapped_column(JSON)  # overrides the campaign's
 
     campaign: Mapped[Campaign] = relationship(back_populates="deadlines")
+
+
+class Consent(Base):
+    """One consent given, confirmed or withdrawn: who, through which account, when, to which text.
+
+    Rows are only ever added. Consent is given before registration creates the person, so a row
+    names the channel account first and gets its person when that row exists. The text itself
+    lives in the catalogs: `text_version` names it and `text_sha256` fingerprints the exact words
+    shown (in `locale`, with `controller` filled in), so a later change of wording is visible.
+    """
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # given | withdrawn | guardian
+    method: Mapped[str] = mapped_column(String(16))  # chat | proxy | deletion
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("channel_accounts.id", ondelete="SET NULL"), index=True
+    )
+    # A branch leader who confirmed the consent of someone without a phone (method "proxy").
+    recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    # Guardian confirmations: the household whose child under 16 was recorded.
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id", ondelete="SET NULL"))
+    text_version: Mapped[str | None] = mapped_column(String(16))
+    text_sha256: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(5))
+    controller: Mapped[str | None] = mapped_column(String(400))
+    purposes: Mapped[list[Any]] = mapped_column(default=list)
+    at: Mapped[datetime]
+
+
+class InviteFailure(Base):
+    """A wrong invite code typed, kept a day: the daily limit holds across /start and restarts."""
+
+    __tablename__ = "invite_failures"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    at: Mapped[datetime]
 
 
 class CriteriaSetRecord(Base):
