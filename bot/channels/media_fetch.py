@@ -63,14 +63,12 @@ class HostPolicy:
     hosts: tuple[str, ...]
 
     def allows(self, host: str) -> bool:
+        address = _ip(host)
         for entry in self.hosts:
             if entry.startswith("*."):
-                if host.endswith(entry[1:]) and len(host) > len(entry) - 1:
+                if host.endswith(entry[1:]):
                     return True
-            elif _ip(entry) is not None and _ip(host) is not None:
-                if _ip(entry) == _ip(host):
-                    return True
-            elif host == entry:
+            elif host == entry or (address is not None and _ip(entry) == address):
                 return True
         return False
 
