@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +17,15 @@ cli.add_typer(admin, name="admin")
 
 
 def _settings() -> Settings:
-    return load_settings()
+    from pydantic import ValidationError
+
+    try:
+        return load_settings()
+    except ValidationError as exc:  # a setting that cannot be read: say which, without a traceback
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+            typer.echo(f"error: {name}: {error.get('msg')}", err=True)
+        raise typer.Exit(2)
 
 
 async def _with_app(work, settings: Settings | None = None, clock=None):
@@ -84,15 +91,17 @@ def run(
     user: str = typer.Option("local", help="Terminal user id when no channel is configured"),
 ) -> None:
     """Run the bot: configured channels, or the terminal chat when no token is set."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from bot.config import ConfigError
+    from bot.logs import setup_logging
     from bot.runner import run_bot
 
     if role not in ("web", "scheduler", "all"):
         typer.echo("error: --role must be web, scheduler or all", err=True)
         raise typer.Exit(2)
+    settings = _settings()
+    setup_logging(settings)
     try:
-        _run(run_bot(_settings(), role=role, console_user=user))
+        _run(run_bot(settings, role=role, console_user=user))
     except ConfigError as exc:  # the message names the setting to fix; a traceback would not help
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

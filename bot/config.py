@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from datetime import time
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,6 +19,10 @@ class ConfigError(RuntimeError):
 
 
 MIN_SIGNING_SECRET = 16
+PLACEHOLDER_SECRET = "change-me-in-production"
+# Where Zalo serves the photos people send (its CDNs); "*.x" means any name under x.
+DEFAULT_ZALO_MEDIA_HOSTS = "*.zdn.vn,*.zadn.vn,*.zalo.me,*.zaloapp.com,*.zaloplatforms.com"
+HOST_PATTERN = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 class ChannelLimit(BaseModel):
@@ -96,6 +103,12 @@ class Settings(BaseSettings):
     zalo_oa_window_days: int = Field(default=7, ge=1, le=30, alias="ZALO_OA_WINDOW_DAYS")
     # Refresh the OA access token this many minutes before it expires.
     zalo_oa_refresh_margin_minutes: int = Field(default=60, ge=1, alias="ZALO_OA_REFRESH_MARGIN_MINUTES")
+    # A signed OA event whose timestamp is further than this from now (either way) is a replay.
+    zalo_oa_max_event_age_seconds: int = Field(default=300, ge=10, le=86400, alias="ZALO_OA_MAX_EVENT_AGE_SECONDS")
+    # Encrypts the OA tokens kept in the database (Fernet key; several, comma-separated, to rotate).
+    token_encryption_key: str | None = Field(default=None, alias="TOKEN_ENCRYPTION_KEY")
+    # Photos people send on Zalo are downloaded only from these hosts (comma-separated).
+    zalo_media_hosts: str = Field(default=DEFAULT_ZALO_MEDIA_HOSTS, alias="ZALO_MEDIA_HOSTS")
 
     # HTTP to Zalo: per-request timeout; timeouts and 5xx are retried with exponential backoff.
     zalo_http_timeout: float = Field(default=15.0, gt=0, alias="ZALO_HTTP_TIMEOUT")
@@ -106,7 +119,7 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(default=None, alias="PUBLIC_BASE_URL")
     web_host: str = Field(default="127.0.0.1", alias="WEB_HOST")
     web_port: int = Field(default=8080, alias="WEB_PORT")
-    signing_secret: str = Field(default="change-me-in-production", alias="SIGNING_SECRET")
+    signing_secret: str = Field(default=PLACEHOLDER_SECRET, alias="SIGNING_SECRET")
 
     # Reminders, digests and the outbox dispatcher (bot/reminders).
     reminder_time: time = Field(default=time(8, 0), alias="REMINDER_TIME")
@@ -127,6 +140,42 @@ class Settings(BaseSettings):
 
     # Several scheduler processes may run; one is elected, the others retry this often.
     scheduler_election_seconds: float = Field(default=5.0, gt=0, alias="SCHEDULER_ELECTION_SECONDS")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        """Stripped, and an http(s) address with a host (or unset when blank)."""
+        value = (value or "").strip()
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("PUBLIC_BASE_URL must be an address such as https://hoctap.example.vn")
+        return value
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if not value:
+            return None
+        from bot.storage.secretbox import SecretBox
+
+        SecretBox(value)  # raises ValueError on a malformed key
+        return value
+
+    @field_validator("zalo_media_hosts")
+    @classmethod
+    def _media_hosts(cls, value: str) -> str:
+        hosts = [h.strip().lower().rstrip(".") for h in value.split(",") if h.strip()]
+        for host in hosts:
+            if not (_is_ip(host) or HOST_PATTERN.fullmatch(host.removeprefix("*."))):
+                raise ValueError(f"ZALO_MEDIA_HOSTS: {host!r} is not a host name, *.domain or IP address")
+        return ",".join(hosts)
+
+    @property
+    def media_hosts(self) -> tuple[str, ...]:
+        return tuple(h for h in self.zalo_media_hosts.split(",") if h)
 
     @field_validator("digest_weekday")
     @classmethod
@@ -164,22 +213,35 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    def check_public_serving(self) -> None:
-        """Refuse to face the internet with a guessable SIGNING_SECRET.
-
-        The secret signs links to residents' evidence photos: with the shipped placeholder anyone
-        could forge one. Only an https PUBLIC_BASE_URL counts as public; a plain http or loopback
-        address is a local setup (platform webhooks need https anyway).
-        """
-        if not (self.public_base_url or "").lower().startswith("https://"):
-            return
+    @property
+    def signing_secret_is_weak(self) -> bool:
         secret = self.signing_secret
-        if len(secret) < MIN_SIGNING_SECRET or "change-me" in secret.lower():
-            raise ConfigError(
-                f"SIGNING_SECRET must be a long random value (at least {MIN_SIGNING_SECRET} characters) "
-                "when PUBLIC_BASE_URL is public; make one with: "
-                'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
-            )
+        return len(secret) < MIN_SIGNING_SECRET or "change-me" in secret.lower()
+
+    def check_public_serving(self, serving_web: bool = False) -> None:
+        """Refuse to serve anything with a guessable SIGNING_SECRET.
+
+        The secret signs links to residents' evidence photos and exports (and may derive the Zalo
+        Bot webhook secret): with the shipped placeholder anyone could forge one. It must be strong
+        whenever a PUBLIC_BASE_URL is set (http or https: links are made for it) and whenever this
+        process serves the web app (webhooks and /files), whatever address it listens on.
+        """
+        if not (self.public_base_url or serving_web) or not self.signing_secret_is_weak:
+            return
+        reason = "PUBLIC_BASE_URL is set" if self.public_base_url else "the web app (webhooks, /files) is served"
+        raise ConfigError(
+            f"SIGNING_SECRET must be a long random value (at least {MIN_SIGNING_SECRET} characters, "
+            f"not the placeholder) when {reason}; make one with: "
+            'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def load_settings(**overrides: object) -> Settings:

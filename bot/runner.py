@@ -108,9 +108,17 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def serves_web(runtime: Runtime) -> bool:
+    """Whether this process serves the web app (webhooks, /healthz, /files)."""
+    return bool(runtime.routes) and runtime.role in ("web", "all")
+
+
 async def run_bot(settings: Settings, role: str = "all", console_user: str = "local") -> None:
     if role not in ("web", "scheduler", "all"):
         raise ValueError("role must be web, scheduler or all")
+    from bot.logs import install_redaction
+
+    install_redaction(settings)
     settings.check_public_serving()
     app = await build_app(settings)
     try:
@@ -121,6 +129,8 @@ async def run_bot(settings: Settings, role: str = "all", console_user: str = "lo
             log.info("no channel token configured: starting the terminal chat")
             await ConsoleChannel(runtime.engine, user_id=console_user).run()
             return
+        # Before anything starts: a webhook or a /files link signed with a guessable secret could be forged.
+        settings.check_public_serving(serving_web=serves_web(runtime))
         stop = _stop_event()
         started: list[Service] = []
         try:
@@ -128,7 +138,7 @@ async def run_bot(settings: Settings, role: str = "all", console_user: str = "lo
                 log.info("starting %s", service.name)
                 await service.start()
                 started.append(service)
-            if runtime.routes and role in ("web", "all") and not stop.is_set():
+            if serves_web(runtime) and not stop.is_set():
                 await _serve(runtime)
             else:
                 await stop.wait()

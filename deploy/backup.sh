@@ -2,6 +2,7 @@
 # Back up the database and evidence files into a dated folder, keeping the newest KEEP backups.
 #   deploy/backup.sh /srv/hoctap/backups          (settings from the environment or .env)
 set -euo pipefail
+umask 077  # backups hold personal data: readable by this user only
 target=${1:?usage: backup.sh <backup folder>}
 keep=${KEEP:-14}
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_COMMUNE = ROOT / "examples" / "commune.yaml"
 # 20 Nov 2026, 09:00 in Vietnam: ten days before the example self-declaration deadline.
 START = datetime(2026, 11, 20, 9, 0, tzinfo=VN_TZ)
+# Tests run with the secrets a real installation must have (the placeholder is refused wherever
+# the web app is served); tests of the refusal set the placeholder explicitly.
+TEST_SIGNING_SECRET = "test-signing-secret-7Qm2xV9pL4"
+TEST_TOKEN_KEY = "iNc7NXEia4R5Z184f4NDNiKolgrgh_lPnGdreGGF3do="
 
 
 @pytest.fixture
@@ -81,6 +85,8 @@ def _database_templates():
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides):
+    overrides.setdefault("signing_secret", TEST_SIGNING_SECRET)
+    overrides.setdefault("token_encryption_key", TEST_TOKEN_KEY)
     return load_settings(database_url=database_url, evidence_dir=tmp_path / "evidence", **overrides)
 
 

@@ -126,3 +126,74 @@ def test_backup_and_restore_from_the_command_line(tmp_path):
 
     names = [r[0] for r in sqlite3.connect(tmp_path / "cli.db").execute("SELECT name FROM org_units ORDER BY id")]
     assert "Xã Ea Tul" in names and "Buôn Ken" in names
+
+
+def test_backup_files_are_readable_by_their_owner_only(tmp_path, clock):
+    import sqlite3
+    import stat
+
+    db = tmp_path / "live.db"
+    sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.commit()
+    evidence = tmp_path / "ev"
+    (evidence / "ab" / "cd").mkdir(parents=True)
+    (evidence / "ab" / "cd" / "x.jpg").write_bytes(jpeg())
+    (evidence / "ab" / "cd" / "x.jpg").chmod(0o644)
+    previous = os.umask(0o022)  # a usual umask: without care, everything would be world-readable
+    try:
+        result = backup(f"sqlite+aiosqlite:///{db}", evidence, tmp_path / "backups", clock.now())
+    finally:
+        os.umask(previous)
+    modes = {
+        p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode)
+        for p in [tmp_path / "backups", *sorted((tmp_path / "backups").rglob("*"))]
+    }
+    folder = result.folder.relative_to(tmp_path).as_posix()
+    assert modes == {
+        "backups": 0o700,
+        folder: 0o700,
+        f"{folder}/database.sqlite": 0o600,
+        f"{folder}/evidence": 0o700,
+        f"{folder}/evidence/ab": 0o700,
+        f"{folder}/evidence/ab/cd": 0o700,
+        f"{folder}/evidence/ab/cd/x.jpg": 0o600,
+        f"{folder}/manifest.json": 0o600,
+    }
+
+
+SHIM = """#!{python}
+import json, os, sys
+args = sys.argv
+with open({log!r}, "a") as log:
+    log.write(json.dumps({{"argv": args, "PGPASSWORD": os.environ.get("PGPASSWORD")}}) + "\\n")
+if "--file" in args:
+    with open(args[args.index("--file") + 1], "wb") as out:
+        out.write(b"PGDMP fake dump")
+"""
+
+
+def test_the_database_password_goes_in_the_environment_not_on_the_command_line(tmp_path, clock, monkeypatch):
+    """`ps` shows every local user a command line: pg_dump and pg_restore get PGPASSWORD instead.
+    Shims named pg_dump and pg_restore record what they were started with."""
+    import json
+
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls.jsonl"
+    bin_dir.mkdir()
+    for name in ("pg_dump", "pg_restore"):
+        shim = bin_dir / name
+        shim.write_text(SHIM.format(python=sys.executable, log=str(calls)))
+        shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    url = "postgresql+asyncpg://hoctap:S3cret%2FPassw0rd@db.example:5432/hoctap"
+
+    result = backup(url, tmp_path / "no-evidence", tmp_path / "backups", clock.now())
+    restore(result.folder, url, tmp_path / "evidence")
+    dump, restored = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert dump["argv"][1:] == [
+        "--format=custom", "--no-owner", "--file", str(result.folder / "database.pgdump"),
+        "postgresql://hoctap@db.example:5432/hoctap",
+    ]
+    assert restored["argv"][-3:] == ["--dbname", "postgresql://hoctap@db.example:5432/hoctap", str(result.folder / "database.pgdump")]
+    for call in (dump, restored):
+        assert not any("S3cret" in arg for arg in call["argv"])
+        assert call["PGPASSWORD"] == "S3cret/Passw0rd"

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from tests.conftest import EXAMPLE_COMMUNE
+from tests.conftest import EXAMPLE_COMMUNE, TEST_TOKEN_KEY
 
 # Real `hoctap` subprocesses: in the full run (./dev.sh test --full), not the fast pass.
 pytestmark = pytest.mark.slow
 
 
-def hoctap(tmp_path, *args: str, input: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
+def hoctap(tmp_path, *args: str, input: str | None = None, timeout: float = 120, **extra_env: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
@@ -23,7 +23,7 @@ def hoctap(tmp_path, *args: str, input: str | None = None, **extra_env: str) -> 
     }
     return subprocess.run(
         [sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, input=input,
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=timeout,
     )
 
 
@@ -75,6 +75,28 @@ def test_run_refuses_a_public_address_with_the_placeholder_signing_secret(tmp_pa
         done = hoctap(tmp_path, "run", "--role", "web", PUBLIC_BASE_URL="https://hoctap.example.vn", SIGNING_SECRET=secret)
         assert done.returncode == 2, (secret, done.stderr)
         assert "SIGNING_SECRET" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_refuses_the_placeholder_secret_whenever_webhooks_or_files_are_served(tmp_path):
+    """Not only for https: any PUBLIC_BASE_URL (links are made for it, a Zalo Bot webhook secret
+    would be derived from the secret), with stray spaces, and a web worker with no public URL at
+    all that still serves a webhook and /files."""
+    for url in ("http://127.0.0.1:8110", " https://hoctap.example.vn "):
+        done = hoctap(
+            tmp_path, "run", "--role", "web", timeout=60, PUBLIC_BASE_URL=url, ZALO_BOT_TOKEN="1459232241:not-a-real-token",
+        )
+        assert done.returncode == 2, (url, done.stderr)
+        assert "SIGNING_SECRET" in done.stderr and "Traceback" not in done.stderr
+    oa = dict(
+        ZALO_OA_APP_ID="4321", ZALO_OA_SECRET_KEY="oa-secret", ZALO_OA_ACCESS_TOKEN="AT-1",
+        TOKEN_ENCRYPTION_KEY=TEST_TOKEN_KEY,
+    )
+    done = hoctap(tmp_path, "run", "--role", "web", timeout=60, PUBLIC_BASE_URL="  ", **oa)
+    assert done.returncode == 2, done.stderr
+    assert "SIGNING_SECRET" in done.stderr and "web app" in done.stderr and "Traceback" not in done.stderr
+    # Something that is not an address at all is named, not half-used.
+    done = hoctap(tmp_path, "run", "--role", "web", timeout=60, PUBLIC_BASE_URL="hoctap.example.vn", SIGNING_SECRET="x" * 32)
+    assert done.returncode == 2 and "PUBLIC_BASE_URL" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_run_names_a_bad_role_and_a_bad_channel_setting(tmp_path):

@@ -211,7 +211,7 @@ async def zalo_oa_hook(fake_oa, suite_db, tmp_path, clock):
 async def test_zalo_oa_webhook_takes_any_body(zalo_oa_hook, body):
     stack, fake_oa = zalo_oa_hook
     body = body.replace(b'"APP"', json.dumps(fake_oa.app_id).encode())
-    timestamp = "1700000000000"
+    timestamp = str(int(stack.app.clock.now().timestamp() * 1000))  # signed now: older events are replays
     headers = {"X-ZEvent-Signature": fake_oa.signature(body, timestamp), "timestamp": timestamp}
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(stack.public_url + "/zalo/oa/webhook", content=body, headers=headers)

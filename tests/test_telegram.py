@@ -30,6 +30,7 @@ from bot.flows.engine import FlowEngine
 from bot.flows.messages import Choice, Outgoing
 from bot.i18n import Translator
 from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage, Submission
+from tests.conftest import TEST_SIGNING_SECRET
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser
 from tests.support.images import jpeg, png
 from tests.support.telegram import (  # noqa: F401  (fake: a fixture)
@@ -533,6 +534,7 @@ async def _hoctap_run(tmp_path, fake: FakeBotApi, *args: str, **env: str) -> asy
         "TELEGRAM_API_BASE_URL": fake.base_url,
         "TELEGRAM_API_FILE_URL": fake.file_url,
         "TELEGRAM_POLL_TIMEOUT": "1",
+        "SIGNING_SECRET": TEST_SIGNING_SECRET,
         **env,
     }
     return await asyncio.create_subprocess_exec(

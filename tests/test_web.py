@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from bot.web.app import create_web_app, export_dir, signed_url
 from bot.web.signing import BadSignature, sign, verify
@@ -44,3 +45,33 @@ def test_tokens_verify_only_with_the_right_secret(clock):
         except BadSignature:
             continue
         raise AssertionError("accepted a bad token")
+
+
+async def test_files_are_never_sniffed_photos_show_inline_and_exports_download(suite_app):
+    blob = suite_app.evidence.store(jpeg())
+    export = export_dir(suite_app) / "x1" / "submissions-ea-tul-2026.csv"
+    export.parent.mkdir(parents=True)
+    export.write_text("=cmd|' /C calc'!A0\n", encoding="utf-8")
+    web = create_web_app(suite_app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
+        photo = await client.get("/" + signed_url(suite_app, "evidence", blob.path).split("/", 3)[3])
+        table = await client.get("/" + signed_url(suite_app, "exports", "x1/submissions-ea-tul-2026.csv").split("/", 3)[3])
+    assert photo.status_code == 200 and table.status_code == 200
+    assert photo.headers["x-content-type-options"] == table.headers["x-content-type-options"] == "nosniff"
+    # The stored name is the photo's content hash: a neutral name is shown instead.
+    assert photo.headers["content-disposition"] == 'inline; filename="photo.jpg"'
+    assert blob.path.rsplit("/", 1)[-1] not in photo.headers["content-disposition"]
+    assert table.headers["content-disposition"] == 'attachment; filename="submissions-ea-tul-2026.csv"'
+
+
+async def test_the_web_app_is_never_served_with_a_guessable_signing_secret(suite_db, tmp_path, clock):
+    from bot.config import ConfigError
+    from tests.conftest import make_app
+
+    for secret in ("change-me-in-production", "CHANGE-ME", "short"):
+        app = await make_app(suite_db, tmp_path, clock, commune=False, signing_secret=secret)
+        try:
+            with pytest.raises(ConfigError, match="SIGNING_SECRET"):
+                create_web_app(app)
+        finally:
+            await app.close()

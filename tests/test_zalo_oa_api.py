@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from bot.flows.messages import Outgoing
 from bot.storage.models import ZaloOAToken
+from bot.storage.secretbox import SecretBox
 from bot.zalo.errors import (
     BadSignature,
     OutsideWindow,
@@ -40,14 +41,25 @@ FAST = RetryPolicy(attempts=3, backoff=0.01)
 
 def manager_for(app, fake, http) -> OATokenManager:
     return OATokenManager(
-        app.sessions, app.clock, http, app_id=fake.app_id, app_secret=fake.app_secret, oauth_base=fake.base_url,
-        retry=RetryPolicy(attempts=2, backoff=0.01),
+        app.sessions, app.clock, http, box=SecretBox(app.settings.token_encryption_key), app_id=fake.app_id,
+        app_secret=fake.app_secret, oauth_base=fake.base_url, retry=RetryPolicy(attempts=2, backoff=0.01),
     )
 
 
-async def token_row(app) -> ZaloOAToken:
+async def stored_row(app) -> ZaloOAToken:
+    """The token row as it is in the database (tokens encrypted)."""
     async with app.sessions() as session:
         return await session.scalar(select(ZaloOAToken))
+
+
+async def token_row(app) -> ZaloOAToken:
+    """The token row with its tokens decrypted (a detached copy: nothing is written back)."""
+    row = await stored_row(app)
+    box = SecretBox(app.settings.token_encryption_key)
+    assert box.is_sealed(row.access_token) or row.access_token is None
+    assert box.is_sealed(row.refresh_token) or row.refresh_token is None
+    row.access_token, row.refresh_token = box.open(row.access_token), box.open(row.refresh_token)
+    return row
 
 
 def noisy_png(size: int = 900) -> bytes:
@@ -204,6 +216,7 @@ async def _refresh_in_child_killed(app, fake_oa, *, stage: str) -> int:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.support.zalo_refresh_child",
         app.settings.database_url, fake_oa.base_url, fake_oa.app_id, fake_oa.app_secret, app.clock.now().isoformat(),
+        app.settings.token_encryption_key,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
 
@@ -301,3 +314,70 @@ def test_webhook_signature():
     # A timestamp sent as a header is accepted too.
     no_stamp = b'{"event_name":"follow"}'
     verify_signature(no_stamp, expected_signature("1", no_stamp, "42", "s"), app_id="1", secret_key="s", header_timestamp="42")
+
+
+async def test_tokens_are_stored_encrypted_and_backups_hold_none(app, fake_oa, tmp_path):
+    _access, refresh = fake_oa.issue_pair()
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(app, fake_oa, http)
+        await tokens.seed(refresh)
+        access = await tokens.access_token()  # a refresh: a new pair is stored
+    new_access, new_refresh = fake_oa.issued[-1]
+    assert access == new_access
+    raw = await stored_row(app)
+    for stored, plain in ((raw.access_token, new_access), (raw.refresh_token, new_refresh)):
+        assert stored.startswith("fernet:") and plain not in stored
+    assert (await token_row(app)).access_token == new_access  # and it reads back
+    if app.settings.is_sqlite:  # the backup holds the database file as it is (a pg_dump is compressed)
+        from bot.ops.backup import backup
+
+        await app.engine.dispose()
+        folder = backup(app.settings.database_url, tmp_path / "no-evidence", tmp_path / "backups", app.clock.now()).folder
+        data = (folder / "database.sqlite").read_bytes()
+        assert b"fernet:" in data and new_access.encode() not in data and new_refresh.encode() not in data
+
+
+async def test_plaintext_tokens_of_an_older_version_keep_working_and_are_encrypted_at_start(app, fake_oa):
+    from bot.zalo.tokens import digest
+
+    access, refresh = fake_oa.issue_pair()
+    async with app.sessions.begin() as session:  # the row as the previous version wrote it
+        session.add(ZaloOAToken(
+            app_id=fake_oa.app_id, access_token=access, refresh_token=refresh, generation=3,
+            seed_digest=digest(refresh), updated_at=app.clock.now(),
+        ))
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(app, fake_oa, http)
+        assert await tokens.access_token() == access  # read as it is
+        await tokens.seed(refresh, access)  # what every start does: the settings are unchanged
+        raw = await stored_row(app)
+        assert raw.access_token.startswith("fernet:") and raw.refresh_token.startswith("fernet:")
+        assert raw.generation == 3 and access not in raw.access_token
+        client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
+        await client.send_text("u1", "vẫn gửi được")
+    assert fake_oa.sent[-1].access_token == access and fake_oa.refresh_calls == 0
+    row = await token_row(app)
+    assert (row.access_token, row.refresh_token) == (access, refresh)
+
+
+async def test_a_wrong_key_is_named_and_a_new_authorisation_recovers(app, fake_oa):
+    from bot.zalo.errors import ZaloConfigError
+
+    access, refresh = fake_oa.issue_pair()
+    async with httpx.AsyncClient() as http:
+        await manager_for(app, fake_oa, http).seed(refresh, access)
+        other_key = "r3Zg45P6kYkDjFohEuVqdiQIIFh82ewqrxir2tnEIyM="
+        stranger = OATokenManager(
+            app.sessions, app.clock, http, box=SecretBox(other_key), app_id=fake_oa.app_id,
+            app_secret=fake_oa.app_secret, oauth_base=fake_oa.base_url,
+        )
+        await stranger.seed(refresh, access)  # unchanged settings: nothing is rewritten
+        with pytest.raises(ZaloConfigError, match="TOKEN_ENCRYPTION_KEY"):
+            await stranger.access_token()
+        new_access, new_refresh = fake_oa.issue_pair()  # the OA authorised again
+        await stranger.seed(new_refresh, new_access)
+        assert await stranger.access_token() == new_access
+    # Rotation: the new key first, the old one after it, reads both.
+    both = SecretBox(f"{other_key},{app.settings.token_encryption_key}")
+    assert both.open(SecretBox(app.settings.token_encryption_key).seal("x")) == "x"
+    assert both.open((await stored_row(app)).access_token) == new_access

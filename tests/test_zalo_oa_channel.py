@@ -200,3 +200,90 @@ async def test_an_english_reader_gets_english_numbered_options(fake_oa, suite_db
         assert text.endswith("Do you agree?\n\n1. I agree\n2. I don't agree\n3. Details\nReply 1, 2, or 3.")
         text = await mai.says("2")
         assert text == "No problem. The bot keeps nothing about you. Whenever you want to register, send /start."
+
+
+def _at(clock, delta: timedelta = timedelta()) -> str:
+    """A Zalo event timestamp (epoch milliseconds, as a string) `delta` away from the clock."""
+    return str(int((clock.now() + delta).timestamp() * 1000))
+
+
+async def test_signed_events_are_refused_when_old_or_from_the_future(fake_oa, suite_db, tmp_path, clock):
+    """A captured event keeps its valid signature: only its signed time shows it is replayed."""
+    async with running_bot(suite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        binh = OAPerson(stack, fake_oa, "oa-binh")
+        captured = fake_oa.text_event("oa-binh", "xin chào", msg_id="m-1")
+        captured["timestamp"] = _at(clock)
+        assert (await binh.deliver(captured))[0].startswith(WELCOME)
+        unfollow = fake_oa.follow_event("oa-binh", "unfollow")
+        unfollow["timestamp"] = _at(clock)
+
+        clock.advance(timedelta(minutes=6))
+        refused = []
+        for event, stamp in (
+            (unfollow, None),  # the captured unfollow, replayed 6 minutes later
+            (fake_oa.text_event("oa-binh", "tôi đồng ý"), _at(clock, -timedelta(days=30))),
+            (fake_oa.follow_event("oa-mai"), _at(clock, timedelta(minutes=10))),
+            (fake_oa.text_event("oa-binh", "1"), "not-a-time"),
+        ):
+            if stamp is not None:
+                event = dict(event, timestamp=stamp)
+            refused.append((await fake_oa.deliver(binh.url, event)).status_code)
+        assert refused == [403, 403, 403, 403]
+        await stack.oa_channel.queue.drain()
+        async with stack.app.sessions() as session:
+            account = await get_account(session, "zalo_oa", "oa-binh")
+            assert account.unreachable_at is None and account.last_inbound_at == clock.now() - timedelta(minutes=6)
+            assert await get_account(session, "zalo_oa", "oa-mai") is None
+            assert await session.scalar(select(func.count()).select_from(ProcessedMessage)) == 1
+
+        # A few minutes of delay (Zalo's retries, clocks apart) is fine.
+        late = dict(fake_oa.text_event("oa-binh", "menu"), timestamp=_at(clock, -timedelta(minutes=4)))
+        assert await binh.deliver(late)
+
+
+async def test_the_replay_window_is_a_setting(fake_oa, suite_db, tmp_path, clock):
+    settings = dict(oa_settings(fake_oa), zalo_oa_max_event_age_seconds=60)
+    async with running_bot(suite_db, tmp_path, clock, **settings) as stack:
+        url = stack.public_url + "/zalo/oa/webhook"
+        two_minutes = dict(fake_oa.text_event("oa-an", "chào"), timestamp=_at(clock, -timedelta(minutes=2)))
+        assert (await fake_oa.deliver(url, two_minutes)).status_code == 403
+        half_a_minute = dict(fake_oa.text_event("oa-an", "chào"), timestamp=_at(clock, -timedelta(seconds=30)))
+        assert (await fake_oa.deliver(url, half_a_minute)).status_code == 200
+
+
+async def test_events_with_wrongly_typed_fields_are_answered_200_and_skipped(fake_oa, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        url = stack.public_url + "/zalo/oa/webhook"
+        text = {"msg_id": "m", "text": "xin chào"}
+        odd = [
+            {"event_name": "user_send_text", "sender": "oa-x", "message": text},
+            {"event_name": "user_send_text", "sender": ["oa-x"], "message": text},
+            {"event_name": "user_send_text", "sender": {"id": {"nested": 1}}, "message": text},
+            {"event_name": "user_send_text", "sender": {"id": True}, "message": text},
+            {"event_name": "user_send_text", "sender": {"id": "oa-x"}, "message": "xin chào"},
+            {"event_name": "user_send_text", "sender": {"id": "oa-x"}, "message": ["xin chào"]},
+            {"event_name": "follow", "follower": "oa-x"},
+            {"event_name": "follow", "follower": [{"id": "oa-x"}]},
+            {"event_name": "unfollow", "follower": 42.5},
+            {"event_name": ["user_send_text"], "sender": {"id": "oa-x"}, "message": text},
+            {"event_name": {"name": "follow"}, "follower": {"id": "oa-x"}},
+        ]
+        statuses = []
+        for fields in odd:
+            event = {"app_id": fake_oa.app_id, "timestamp": _at(clock), **fields}
+            statuses.append((await fake_oa.deliver(url, event)).status_code)
+        assert statuses == [200] * len(odd)
+        await stack.oa_channel.queue.drain()
+        assert stack.oa_channel.received == len(odd) and fake_oa.sent == []
+        async with stack.app.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(ChannelAccount)) == 0
+        # The worker is fine: the next ordinary message is answered.
+        x = OAPerson(stack, fake_oa, "oa-x")
+        assert (await x.says("xin chào")).startswith(WELCOME)
+        # Photos whose attachments are not a list: the person is told the bot cannot read that.
+        for attachments in (5, {"url": "x"}, "x"):
+            event = {
+                "app_id": fake_oa.app_id, "timestamp": _at(clock), "event_name": "user_send_image",
+                "sender": {"id": "oa-x"}, "message": {"msg_id": f"img-{attachments!r}", "attachments": attachments},
+            }
+            assert (await x.deliver(event))[0].startswith("Bot chưa đọc được loại tin nhắn này.")

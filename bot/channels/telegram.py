@@ -42,6 +42,7 @@ from bot.i18n import LOCALES, get_translator
 from bot.storage.evidence import PhotoTooLarge
 from bot.storage.models import ChannelAccount
 from bot.storage.people import clear_unreachable, get_account, mark_unreachable
+from bot.web.body import MAX_WEBHOOK_BODY, BodyTooLarge, read_body
 
 if TYPE_CHECKING:
     from bot.runner import Runtime
@@ -52,7 +53,6 @@ WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 BOT_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # Bot API servers refuse getFile above this
-MAX_WEBHOOK_BODY = 1024 * 1024
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 COMMAND_PATTERN = re.compile(r"[a-z0-9_]{1,32}")
 MAX_COMMAND_DESCRIPTION = 256
@@ -425,11 +425,9 @@ class TelegramChannel:
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             log.warning("telegram webhook call without the right secret from %s", request.client)
             return JSONResponse({"ok": False, "error": "forbidden"}, status_code=403)
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY:
-            return JSONResponse({"ok": False, "error": "too large"}, status_code=413)
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BODY:
+        try:
+            body = await read_body(request, MAX_WEBHOOK_BODY)
+        except BodyTooLarge:
             return JSONResponse({"ok": False, "error": "too large"}, status_code=413)
         try:
             payload = json.loads(body)
@@ -526,8 +524,6 @@ async def install(runtime: "Runtime", options: TelegramOptions | None = None) ->
     if not settings.telegram_bot_token and options is None:
         return False
     options = options or TelegramOptions.from_settings(settings)
-    # httpx logs every request URL at INFO, and Bot API URLs carry the bot token.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
     telegram = TelegramChannel(runtime.engine, options)
     runtime.senders.register(TelegramSender(telegram))
     if runtime.role == "scheduler":

@@ -30,11 +30,13 @@ from bot.channels.zalo_common import (
     pieces_for,
     retry_policy,
 )
+from bot.config import ConfigError
 from bot.flows.engine import FlowEngine
 from bot.flows.messages import Incoming, Kind, Outgoing
 from bot.i18n import get_translator
 from bot.storage.models import ChannelAccount
 from bot.storage.people import get_account
+from bot.web.body import BodyTooLarge, read_body
 from bot.zalo import bot_api
 from bot.zalo.bot_api import ZaloBotClient, ZaloUpdate
 from bot.zalo.errors import (
@@ -53,7 +55,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "zalo_bot"
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
-MAX_BODY = 1024 * 1024
 
 KINDS = {
     bot_api.TEXT_EVENT: Kind.TEXT,
@@ -67,10 +68,15 @@ KINDS = {
 
 
 def webhook_secret(app: App) -> str:
-    """ZALO_BOT_WEBHOOK_SECRET, or one derived from SIGNING_SECRET (64 hex characters)."""
+    """ZALO_BOT_WEBHOOK_SECRET, or one derived from SIGNING_SECRET (64 hex characters) — never
+    from a placeholder or short one: anyone could compute it and post forged updates."""
     configured = app.settings.zalo_bot_webhook_secret
     if configured:
         return configured
+    if app.settings.signing_secret_is_weak:
+        raise ConfigError(
+            "the Zalo Bot webhook needs ZALO_BOT_WEBHOOK_SECRET, or a long random SIGNING_SECRET to derive it from"
+        )
     return hmac.new(app.settings.signing_secret.encode(), b"zalo-bot-webhook", hashlib.sha256).hexdigest()
 
 
@@ -114,14 +120,16 @@ class ZaloBotSender:
 class ZaloBotChannel:
     """Turns Bot Platform updates into engine messages and sends the replies."""
 
-    def __init__(self, app: App, engine: FlowEngine, client: ZaloBotClient, sender: ZaloBotSender) -> None:
+    def __init__(
+        self, app: App, engine: FlowEngine, client: ZaloBotClient, sender: ZaloBotSender, secret: str | None = None
+    ) -> None:
         self.app = app
         self.engine = engine
         self.client = client
         self.sender = sender
         self.queue = PerPersonQueue()
         self.photo_http = httpx.AsyncClient(timeout=app.settings.zalo_http_timeout)
-        self.secret = webhook_secret(app)
+        self.secret = secret  # the webhook's; None when polling (every webhook call is refused)
         self.received = 0  # updates seen, handled or ignored (a health figure; tests wait on it)
 
     def to_incoming(self, update: ZaloUpdate) -> Incoming | None:
@@ -181,11 +189,12 @@ class ZaloBotChannel:
 
     async def webhook(self, request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+        if not self.secret or not hmac.compare_digest(given.encode(), self.secret.encode()):
             log.warning("Zalo Bot webhook call with a wrong secret from %s", request.client.host if request.client else "?")
             return JSONResponse({"ok": False, "description": "forbidden"}, status_code=403)
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        try:
+            body = await read_body(request)
+        except BodyTooLarge:
             return JSONResponse({"ok": False, "description": "body too large"}, status_code=413)
         try:
             payload = json.loads(body)
@@ -254,6 +263,7 @@ class ZaloBotWebhookSetup:
         self.url = url
 
     async def start(self) -> None:
+        assert self.channel.secret is not None
         await self.channel.client.set_webhook(self.url, self.channel.secret)
         log.info("Zalo Bot webhook set to %s", self.url)
 
@@ -301,12 +311,14 @@ async def install(runtime: "Runtime") -> bool:
     )
     sender = ZaloBotSender(app, client)
     runtime.senders.register(sender)
-    channel = ZaloBotChannel(app, runtime.engine, client, sender) if runtime.role in ("web", "all") else None
+    url = webhook_url(app)
+    channel = None
+    if runtime.role in ("web", "all"):
+        channel = ZaloBotChannel(app, runtime.engine, client, sender, webhook_secret(app) if url else None)
     # Services stop in reverse order: the shutdown (drain, close clients) goes first in the list.
     runtime.services.append(ZaloBotShutdown(channel, client))
     if channel is not None:
         app.extras["zalo_bot_channel"] = channel
-        url = webhook_url(app)
         if url:
             runtime.routes.append(Route(settings.zalo_bot_webhook_path, channel.webhook, methods=["POST"]))
             runtime.services.append(ZaloBotWebhookSetup(channel, url))

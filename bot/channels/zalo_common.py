@@ -1,5 +1,6 @@
-"""What both Zalo channels share: photo download at once, rendering replies as numbered text,
-file links, per-chat pacing and the per-person background queue behind the webhooks."""
+"""What both Zalo channels share: photo download at once (from the platform's hosts only, see
+bot.channels.media_fetch), rendering replies as numbered text, file links, per-chat pacing and
+the per-person background queue behind the webhooks."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from typing import Awaitable, Callable
 import httpx
 
 from bot.app import App
+from bot.channels.media_fetch import HostPolicy, download_image
 from bot.channels.render import numbered_text
-from bot.flows.engine import PhotoDownloadError
 from bot.flows.messages import Outgoing, PhotoInput
 from bot.i18n import Translator
-from bot.storage.evidence import PhotoTooLarge
 from bot.web.app import folder_root, signed_url
 from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, split_text
 
@@ -36,41 +36,15 @@ def retry_policy(app: App) -> RetryPolicy:
 # --- incoming photos ---------------------------------------------------------------------
 
 
-async def download_image(http: httpx.AsyncClient, url: str, max_bytes: int, retry: RetryPolicy, timeout: float) -> bytes:
-    """Fetch a photo from a (soon expiring) platform URL, stopping as soon as it passes the limit."""
-    attempts = max(1, retry.attempts)
-    for attempt in range(attempts):
-        try:
-            async with http.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
-                if response.status_code >= 500 and attempt + 1 < attempts:
-                    await asyncio.sleep(retry.delay(attempt))
-                    continue
-                if response.status_code != 200:
-                    raise PhotoDownloadError(f"HTTP {response.status_code} for the photo link")
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
-                    raise PhotoTooLarge(f"{declared} bytes > {max_bytes}")
-                chunks = bytearray()
-                async for chunk in response.aiter_bytes():
-                    chunks += chunk
-                    if len(chunks) > max_bytes:
-                        raise PhotoTooLarge(f"more than {max_bytes} bytes")
-                return bytes(chunks)
-        except httpx.TimeoutException as exc:
-            if attempt + 1 >= attempts:
-                raise PhotoDownloadError("the photo download timed out") from exc
-            await asyncio.sleep(retry.delay(attempt))
-        except httpx.HTTPError as exc:
-            raise PhotoDownloadError(f"photo download failed: {exc}") from exc
-    raise PhotoDownloadError("the photo could not be downloaded")
-
-
 def photo_input(app: App, http: httpx.AsyncClient, url: str) -> PhotoInput:
     """A PhotoInput the engine downloads before anything else (platform links expire)."""
     settings = app.settings
+    policy = HostPolicy(settings.media_hosts)
 
     async def fetch() -> bytes:
-        return await download_image(http, url, settings.max_photo_bytes, retry_policy(app), settings.zalo_http_timeout)
+        return await download_image(
+            http, url, settings.max_photo_bytes, retry_policy(app), settings.zalo_http_timeout, policy
+        )
 
     return PhotoInput(fetch)
 

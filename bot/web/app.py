@@ -19,6 +19,9 @@ from bot.web.signing import BadSignature, sign, verify
 
 Hook = Callable[[], Awaitable[None]]
 FILES_PATH = "/files"
+# Served files are personal data: never sniffed into another type, images shown under a neutral
+# name (the stored name is a content hash), exports always downloaded.
+FILE_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
 def export_dir(app: App) -> Path:
@@ -42,6 +45,9 @@ def create_web_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
 ) -> Starlette:
+    # /files links are signed with SIGNING_SECRET (and webhooks may rely on it): never serve with a guessable one.
+    app.settings.check_public_serving(serving_web=True)
+
     async def health(_request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -55,7 +61,13 @@ def create_web_app(
         if root not in path.parents or not path.is_file():
             return JSONResponse({"error": "not found"}, status_code=404)
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media_type)
+        if folder == "evidence" and media_type.startswith("image/"):
+            filename, disposition = "photo" + (mimetypes.guess_extension(media_type) or ""), "inline"
+        else:
+            filename, disposition = path.name, "attachment"
+        return FileResponse(
+            path, media_type=media_type, headers=FILE_HEADERS, filename=filename, content_disposition_type=disposition
+        )
 
     @asynccontextmanager
     async def lifespan(_starlette: Starlette) -> AsyncIterator[None]:

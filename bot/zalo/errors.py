@@ -86,3 +86,7 @@ class ZaloConfigError(ZaloError, ConfigError):
 
 class BadSignature(ZaloError):
     """A webhook request whose signature or secret does not match."""
+
+
+class StaleEvent(BadSignature):
+    """A correctly signed webhook event whose signed timestamp is too old (or too far ahead): a replay."""

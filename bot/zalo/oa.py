@@ -13,6 +13,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import httpx
@@ -22,6 +23,7 @@ from bot.zalo.errors import (
     BadSignature,
     OutsideWindow,
     RecipientUnavailable,
+    StaleEvent,
     TokenRefreshError,
     ZaloAPIError,
     ZaloAuthError,
@@ -129,9 +131,9 @@ def expected_signature(app_id: str, raw_body: bytes, timestamp: str, secret_key:
 
 def verify_signature(
     raw_body: bytes, signature: str | None, *, app_id: str, secret_key: str, header_timestamp: str | None = None
-) -> None:
-    """Raise BadSignature unless `signature` matches the body. The timestamp signed is the
-    event's `timestamp` field (a `timestamp` header, when Zalo sends one, is tried too)."""
+) -> str:
+    """Raise BadSignature unless `signature` matches the body; return the timestamp it signs. That
+    is the event's `timestamp` field (a `timestamp` header, when Zalo sends one, is tried too)."""
     if not signature:
         raise BadSignature("missing X-ZEvent-Signature")
     given = signature.strip()
@@ -148,8 +150,19 @@ def verify_signature(
         candidates.append(header_timestamp)
     for timestamp in candidates:
         if hmac.compare_digest(given.encode(), expected_signature(app_id, raw_body, timestamp, secret_key).encode()):
-            return
+            return timestamp
     raise BadSignature("X-ZEvent-Signature does not match")
+
+
+def check_fresh(timestamp: str, now: datetime, max_age: timedelta) -> None:
+    """Raise StaleEvent unless the signed `timestamp` (epoch ms) is within `max_age` of `now`,
+    either way: a captured event delivered again later carries its old, signed time."""
+    try:
+        at = datetime.fromtimestamp(int(timestamp) / 1000, tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
+        raise StaleEvent("the signed timestamp is not a time") from exc
+    if abs(now - at) > max_age:
+        raise StaleEvent(f"event signed at {at.isoformat()} is more than {int(max_age.total_seconds())} s from now")
 
 
 async def refresh_access_token(

@@ -15,6 +15,10 @@ stops working. So:
    (the stored access token is still used until it expires — we refresh an hour early, so sending
    goes on meanwhile) and an admin puts a new refresh token in ZALO_OA_REFRESH_TOKEN: a changed
    setting is taken into the database at the next start.
+
+Both tokens are stored encrypted (`SecretBox`, key TOKEN_ENCRYPTION_KEY): a dump or backup of the
+database holds no usable token. Rows written before that are read as they are and encrypted at
+the next start.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.storage.models import ZaloOAToken
+from bot.storage.secretbox import SecretBox, SecretBoxError
 from bot.zalo.errors import TokenRefreshError, ZaloConfigError
 from bot.zalo.oa import DEFAULT_OAUTH_BASE, refresh_access_token
 from bot.zalo.transport import RetryPolicy
@@ -64,6 +69,7 @@ class OATokenManager:
         clock: Clock,
         http: httpx.AsyncClient,
         *,
+        box: SecretBox,
         app_id: str,
         app_secret: str | None,
         oauth_base: str = DEFAULT_OAUTH_BASE,
@@ -74,6 +80,7 @@ class OATokenManager:
         self.sessions = sessions
         self.clock = clock
         self.http = http
+        self.box = box
         self.app_id = app_id
         self.app_secret = app_secret
         self.oauth_base = oauth_base
@@ -98,8 +105,8 @@ class OATokenManager:
                 session.add(
                     ZaloOAToken(
                         app_id=self.app_id,
-                        access_token=access_token,
-                        refresh_token=refresh_token,
+                        access_token=self.box.seal(access_token),
+                        refresh_token=self.box.seal(refresh_token),
                         access_expires_at=None,  # unknown: used until Zalo rejects it
                         refresh_expires_at=now + REFRESH_TOKEN_LIFETIME if refresh_token else None,
                         generation=0,
@@ -109,8 +116,8 @@ class OATokenManager:
                 )
                 log.info("Zalo OA tokens for app %s stored from the settings", self.app_id)
             elif row.seed_digest != seed:
-                row.refresh_token = refresh_token
-                row.access_token = access_token
+                row.refresh_token = self.box.seal(refresh_token)
+                row.access_token = self.box.seal(access_token)
                 row.access_expires_at = None
                 row.refresh_expires_at = now + REFRESH_TOKEN_LIFETIME if refresh_token else None
                 row.generation += 1
@@ -120,6 +127,12 @@ class OATokenManager:
                 row.last_error = None
                 row.updated_at = now
                 log.warning("Zalo OA tokens for app %s replaced by new ones from the settings", self.app_id)
+            elif not all(v is None or self.box.is_sealed(v) for v in (row.access_token, row.refresh_token)):
+                # Kept in plain text by an older version: encrypt them now.
+                row.access_token = self.box.seal(self._open(row.access_token))
+                row.refresh_token = self.box.seal(self._open(row.refresh_token))
+                row.updated_at = now
+                log.info("Zalo OA tokens for app %s are now stored encrypted", self.app_id)
         self._cached = None
 
     # --- the token source ----------------------------------------------------------------
@@ -158,10 +171,22 @@ class OATokenManager:
 
     # --- internals -----------------------------------------------------------------------
 
-    @staticmethod
-    def _state_of(row: ZaloOAToken) -> TokenState:
+    def _open(self, stored: str | None) -> str | None:
+        try:
+            return self.box.open(stored)
+        except SecretBoxError as exc:
+            raise ZaloConfigError(
+                "the stored Zalo OA tokens cannot be decrypted with TOKEN_ENCRYPTION_KEY: put the key they were "
+                "written with back in the settings, or authorise the OA again and set the new ZALO_OA_REFRESH_TOKEN"
+            ) from exc
+
+    def _state_of(self, row: ZaloOAToken) -> TokenState:
         return TokenState(
-            row.access_token, row.access_expires_at, row.generation, row.needs_reauth_at is not None, row.refresh_started_at
+            self._open(row.access_token),
+            row.access_expires_at,
+            row.generation,
+            row.needs_reauth_at is not None,
+            row.refresh_started_at,
         )
 
     def _fresh(self, state: TokenState) -> bool:
@@ -222,15 +247,16 @@ class OATokenManager:
             row = await self._locked_row(session)
             assert row is not None
             if row.generation != seen_generation and row.access_token:
-                self._cached = self._state_of(row)
-                return row.access_token
+                state = self._state_of(row)
+                self._cached = state
+                return state.access_token  # type: ignore[return-value]
             try:
                 pair = await refresh_access_token(
                     self.http,
                     oauth_base=self.oauth_base,
                     app_id=self.app_id,
                     app_secret=self.app_secret or "",
-                    refresh_token=row.refresh_token or "",
+                    refresh_token=self._open(row.refresh_token) or "",
                     retry=self.retry,
                     timeout=self.timeout,
                 )
@@ -243,8 +269,8 @@ class OATokenManager:
                 refused = exc
             else:
                 done = self.clock.now()
-                row.access_token = pair.access_token
-                row.refresh_token = pair.refresh_token
+                row.access_token = self.box.seal(pair.access_token)
+                row.refresh_token = self.box.seal(pair.refresh_token)
                 row.access_expires_at = done + timedelta(seconds=pair.expires_in)
                 row.refresh_expires_at = done + REFRESH_TOKEN_LIFETIME
                 row.generation += 1

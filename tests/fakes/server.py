@@ -10,11 +10,12 @@ from typing import AsyncIterator
 import uvicorn
 
 
-def bound_socket() -> socket.socket:
-    """A listening-ready socket on a free loopback port (its address is known before serving)."""
+def bound_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A listening-ready socket on a free loopback port (its address is known before serving);
+    any 127.x.y.z address works on Linux, for a second, separate "host"."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((host, 0))
     return sock
 
 

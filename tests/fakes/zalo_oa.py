@@ -48,6 +48,8 @@ class FakeZaloOA:
     window_closed: set[str] = field(default_factory=set)
     refresh_calls: int = 0
     api_calls: list[str] = field(default_factory=list)
+    # Seconds since the epoch when an event is made (Zalo signs its time): the test's clock.
+    now: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.app = Starlette(
@@ -104,7 +106,7 @@ class FakeZaloOA:
         return {
             "app_id": self.app_id,
             "event_name": event_name,
-            "timestamp": str(int(time.time() * 1000) + next(_ids)),
+            "timestamp": str(int(self.now() * 1000) + next(_ids)),
             "user_id_by_app": f"app-{user_id}",
             **fields,
         }

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import TEST_SIGNING_SECRET
 from tests.fakes.telegram_bot_api import TOKEN, FakeBotApi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,7 @@ def worker_env(db_url: str, fake: FakeBotApi, evidence_dir: Path, **extra: str) 
         "TELEGRAM_API_BASE_URL": fake.base_url,
         "TELEGRAM_API_FILE_URL": fake.file_url,
         "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "SIGNING_SECRET": TEST_SIGNING_SECRET,
         "TELEGRAM_CHAT_RATE_PER_SECOND": "0",
         "TELEGRAM_RATE_PER_SECOND": "0",
         "TELEGRAM_READ_TIMEOUT": "30",

@@ -21,6 +21,7 @@ from tests.fakes.zalo_bot import FakeZaloBotPlatform
 from tests.fakes.zalo_oa import FakeZaloOA
 
 BOT_WEBHOOK_SECRET = "webhook-secret-123"
+FAKE_MEDIA_HOST = "127.0.0.1"
 
 
 @pytest.fixture
@@ -33,8 +34,9 @@ async def fake_bot() -> AsyncIterator[FakeZaloBotPlatform]:
 
 
 @pytest.fixture
-async def fake_oa() -> AsyncIterator[FakeZaloOA]:
-    fake = FakeZaloOA()
+async def fake_oa(clock) -> AsyncIterator[FakeZaloOA]:
+    """The OA signs events with the time on the test's clock (the bot refuses stale ones)."""
+    fake = FakeZaloOA(now=lambda: clock.now().timestamp())
     async with serve(fake.app) as url:
         fake.base_url = url  # type: ignore[attr-defined]
         yield fake
@@ -76,7 +78,10 @@ class Stack:
 def zalo_settings(
     *, bot: FakeZaloBotPlatform | None = None, oa: FakeZaloOA | None = None, refresh_token: str | None = None
 ) -> dict[str, Any]:
-    settings: dict[str, Any] = dict(zalo_http_backoff=0.01, zalo_http_timeout=5.0, zalo_bot_chat_interval=0)
+    # The fake image host runs on 127.0.0.1: allowed as that one address (it is not a public one).
+    settings: dict[str, Any] = dict(
+        zalo_http_backoff=0.01, zalo_http_timeout=5.0, zalo_bot_chat_interval=0, zalo_media_hosts=FAKE_MEDIA_HOST
+    )
     if bot is not None:
         settings.update(
             zalo_bot_token=bot.token,
