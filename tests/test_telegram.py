@@ -144,11 +144,12 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
     assert (submission.state, submission.score, submission.recognisable) == ("submitted", 95, True)
     assert answers == {"1": 10, "2": 10, "3": 10, "4": 10, "5": 10, "6": 10, "7": 10, "8": 10, "9": 10, "10": 5}
     assert (account.channel, account.external_id, account.chat_id) == ("telegram", "1001", "1001")
-    # The largest of Telegram's photo sizes was downloaded, not a thumbnail.
+    # The largest of Telegram's photo sizes was downloaded, not a thumbnail; what is stored is its
+    # clean re-encoding (an opaque PNG becomes a JPEG too).
     stored = [(Path(app.settings.evidence_dir) / row.path).read_bytes() for row in evidence]
-    assert stored == [full_size, png()]
-    assert [(row.item_id, row.mime, row.source_channel) for row in evidence] == [
-        ("1", "image/jpeg", "telegram"), ("1", "image/png", "telegram"),
+    assert stored == [app.evidence.prepare(full_size).data, app.evidence.prepare(png()).data]
+    assert [(row.item_id, row.mime, row.width, row.height, row.source_channel) for row in evidence] == [
+        ("1", "image/jpeg", 640, 480, "telegram"), ("1", "image/jpeg", 32, 32, "telegram"),
     ]
     assert evidence[0].source_message_id.startswith("m:1001:")
     assert unreplied == 0  # every reply went out

@@ -20,7 +20,8 @@ async def test_signed_links_serve_files_until_they_expire(suite_app):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
         assert (await client.get("/healthz")).text == "ok"
         ok = await client.get("/" + path)
-        assert ok.status_code == 200 and ok.content == jpeg() and ok.headers["content-type"] == "image/jpeg"
+        stored = suite_app.evidence.open_path(blob.path).read_bytes()
+        assert ok.status_code == 200 and ok.content == stored and ok.headers["content-type"] == "image/jpeg"
         token = path.rsplit("/", 1)[1]
         tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
         assert (await client.get(f"/files/{tampered}")).status_code == 403

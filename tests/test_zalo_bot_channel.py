@@ -127,9 +127,12 @@ async def test_full_household_declaration_with_two_photos_by_polling(fake_bot, i
             account = await get_account(session, "zalo_bot", "zalo-ba")
         assert (submission.state, submission.score, submission.subject_kind) == ("submitted", 100, "household")
         assert household is not None and [(m.full_name, m.relation) for m in members] == [("Y Bih Niê", "head"), ("H'Nga Niê", "spouse")]
-        assert [(e.item_id, e.mime, e.source_channel) for e in evidence] == [("2.2", "image/jpeg", "zalo_bot"), ("2.2", "image/png", "zalo_bot")]
+        # Both photos are re-encoded; the PNG has no transparency, so it is kept as a JPEG too.
+        assert [(e.item_id, e.mime, e.source_channel) for e in evidence] == [("2.2", "image/jpeg", "zalo_bot"), ("2.2", "image/jpeg", "zalo_bot")]
         stored = [Path(stack.app.settings.evidence_dir, e.path).read_bytes() for e in evidence]
-        assert stored == [image_host.images["lop-hoc.jpg"], image_host.images["giay-khen.png"]]
+        sent = [image_host.images["lop-hoc.jpg"], image_host.images["giay-khen.png"]]
+        assert stored == [stack.app.evidence.prepare(data).data for data in sent]
+        assert [(e.width, e.height) for e in evidence] == [(800, 600), (300, 200)]
         assert events == ["registered", "declaring", "submitted"]
         assert account.chat_id == "zalo-ba" and account.last_inbound_at == clock.now()
     assert all(len(s.text or "") <= 2000 for s in fake_bot.sent)
@@ -227,7 +230,8 @@ async def test_sender_sends_evidence_by_signed_link_and_documents_as_links(fake_
         )
         photo, text = fake_bot.sent
         assert photo.method == "sendPhoto" and photo.caption == "Ảnh mục 2.2 của hồ sơ GD-2026-000001"
-        assert photo.photo.startswith(stack.public_url + "/files/") and photo.photo_bytes == jpeg((5, 50, 150))
+        assert photo.photo.startswith(stack.public_url + "/files/")
+        assert photo.photo_bytes == app.evidence.open_path(blob.path).read_bytes()
         assert text.text.startswith("Danh sách hồ sơ\n\nTệp thong-ke.xlsx: bấm để tải về (liên kết dùng được trong 24 giờ)\n")
         link = text.text.split("\n")[3]
         assert text.text.endswith("\n\nDuyệt hồ sơ này?\n\n1. Duyệt\n2. Không duyệt\nTrả lời 1 hoặc 2.")

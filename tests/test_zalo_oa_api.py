@@ -9,6 +9,7 @@ import io
 import os
 import signal
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from bot.zalo.errors import (
 from bot.zalo.oa import ZaloOAClient, expected_signature, prepare_image, verify_signature
 from bot.zalo.tokens import OATokenManager
 from bot.zalo.transport import RetryPolicy
-from tests.support.images import jpeg, png
+from tests.support.images import jpeg, lossless_webp, png
 from tests.support.zalo import fake_oa  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +107,55 @@ def test_prepare_image_keeps_small_jpeg_and_png_and_converts_others():
     assert converted.mime == "image/jpeg"
     with pytest.raises(ValueError):
         prepare_image(b"not an image")
+
+
+def test_prepare_image_refuses_canvas_bombs_and_scales_large_images_down():
+    # 25 megapixels of WebP in a few KB: decoding it would take far more than one decode may.
+    with pytest.raises(ValueError):
+        prepare_image(lossless_webp((5000, 5000)))
+    prepared = prepare_image(lossless_webp((3000, 2000), (30, 90, 160)))
+    with Image.open(io.BytesIO(prepared.data)) as image:
+        assert (prepared.mime, image.format, image.size) == ("image/jpeg", "JPEG", (2560, 1707))
+
+
+def gradient_webp(size: tuple[int, int]) -> bytes:
+    """A large valid lossless WebP (always re-encoded for upload: the API takes JPEG or PNG)."""
+    band = Image.linear_gradient("L").resize(size)
+    buffer = io.BytesIO()
+    Image.merge("RGB", (band, band.transpose(Image.Transpose.FLIP_LEFT_RIGHT), band)).save(
+        buffer, "WEBP", lossless=True, method=0
+    )
+    return buffer.getvalue()
+
+
+async def test_uploading_a_large_image_keeps_the_event_loop_running(suite_app, fake_oa):
+    access, refresh = fake_oa.issue_pair()
+    big = gradient_webp((3200, 3200))  # 10 megapixels: decoded, scaled and re-encoded for upload
+    ticks: list[float] = []
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.05)
+
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(suite_app, fake_oa, http)
+        await tokens.seed(refresh, access)
+        client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.06)
+        started = time.monotonic()
+        attachment = await client.upload_image(big)
+        took = time.monotonic() - started
+        done.set()
+        await ticker
+    with Image.open(io.BytesIO(fake_oa.uploads[attachment])) as image:
+        assert image.format == "JPEG" and max(image.size) <= 2560
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    # On the event loop, preparing the image would stop the ticker for nearly all of `took`; in a
+    # thread it keeps ticking. Loose bounds: the machine may be busy.
+    assert max(gaps) < max(0.5, took * 0.6), (took, max(gaps))
 
 
 async def test_errors_with_http_200_map_to_exceptions_and_are_not_retried(suite_app, fake_oa):

@@ -15,7 +15,7 @@ from bot.flows.messages import Outgoing
 from bot.storage.models import Answer, ChannelAccount, Evidence, ProcessedMessage, Submission
 from bot.storage.people import get_account
 from tests.fakes.zalo_oa import FakeZaloOA
-from tests.support.images import jpeg
+from tests.support.images import jpeg, lossless_webp
 from tests.support.zalo import fake_oa, image_host, running_bot, zalo_settings  # noqa: F401  (fixtures)
 
 # The first message, also to a new follower, says a machine answers.
@@ -86,7 +86,9 @@ async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, migrated_
             evidence = list(await session.scalars(select(Evidence).order_by(Evidence.id)))
         assert (submission.state, submission.score, submission.recognisable, answers) == ("submitted", 100, True, 10)
         assert [(e.item_id, e.source_channel) for e in evidence] == [("1", "zalo_oa"), ("1", "zalo_oa")]
-        assert Path(stack.app.settings.evidence_dir, evidence[0].path).read_bytes() == image_host.images["tu-sach.jpg"]
+        # The photo downloaded from the link, cleaned and re-encoded.
+        stored = Path(stack.app.settings.evidence_dir, evidence[0].path).read_bytes()
+        assert stored == stack.app.evidence.prepare(image_host.images["tu-sach.jpg"]).data
     # Every reply went out with a token from the OAuth refresh, saved in the database first.
     assert fake_oa.refresh_calls == 1 and {s.access_token for s in fake_oa.sent} == {fake_oa.issued[-1][0]}
 
@@ -183,7 +185,35 @@ async def test_evidence_photos_are_uploaded_for_reviewers(fake_oa, suite_db, tmp
         await sender.send(account, [Outgoing("Ảnh mục 1 của hồ sơ CD-2026-000001", photo=Path(blob.path))])
         sent = fake_oa.sent[-1]
         assert sent.text == "Ảnh mục 1 của hồ sơ CD-2026-000001"
-        assert fake_oa.uploads[sent.attachment_id] == photo
+        # A stored photo is already a small JPEG: uploaded as it is.
+        assert fake_oa.uploads[sent.attachment_id] == app.evidence.open_path(blob.path).read_bytes()
+
+
+async def test_an_evidence_file_too_large_to_decode_sends_its_caption_and_the_rest(fake_oa, suite_db, tmp_path, clock):
+    async with running_bot(suite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        app = stack.app
+        leader = OAPerson(stack, fake_oa, "oa-leader")
+        await leader.says("chào")
+        # A 25-megapixel WebP stored as it was sent, before photos were cleaned and bounded.
+        legacy = Path(app.settings.evidence_dir) / "ab" / "cd" / "legacy.webp"
+        legacy.parent.mkdir(parents=True)
+        legacy.write_bytes(lossless_webp((5000, 5000)))
+        small = app.evidence.store(jpeg((9, 99, 199), (320, 240)))
+        async with app.sessions() as session:
+            account = await get_account(session, "zalo_oa", "oa-leader")
+        sender = stack.runtime.senders.get("zalo_oa")
+        before = len(fake_oa.sent)
+        await sender.send(
+            account,
+            [
+                Outgoing("Ảnh 1 mục 1 của hồ sơ CD-2026-000001", photo=Path("ab/cd/legacy.webp")),
+                Outgoing("Ảnh 2 mục 1 của hồ sơ CD-2026-000001", photo=Path(small.path)),
+            ],
+        )
+        legacy_caption, second = fake_oa.sent[before:]
+        assert (legacy_caption.text, legacy_caption.attachment_id) == ("Ảnh 1 mục 1 của hồ sơ CD-2026-000001", None)
+        assert second.text == "Ảnh 2 mục 1 của hồ sơ CD-2026-000001" and second.attachment_id is not None
+        assert len(fake_oa.uploads) == 1
 
 
 async def test_an_english_reader_gets_english_numbered_options(fake_oa, suite_db, tmp_path, clock):

@@ -120,7 +120,15 @@ class ZaloOASender:
             for piece in pieces_for(self.app, replies, t):
                 if piece.photo is not None:
                     data = await asyncio.to_thread(file_path(self.app, piece.photo, "evidence").read_bytes)
-                    attachment_id = await self.client.upload_image(data)
+                    try:
+                        attachment_id = await self.client.upload_image(data)
+                    except ValueError:
+                        # A file that cannot be made an upload (e.g. a huge canvas stored before
+                        # photos were bounded): the caption still goes, and the rest of the reply.
+                        log.warning("an evidence image could not be prepared for the OA; sent its caption alone")
+                        if piece.text:
+                            await self.client.send_text(user_id, piece.text)
+                        continue
                     await self.client.send_image(user_id, attachment_id=attachment_id, caption=piece.text or None)
                 else:
                     await self.client.send_text(user_id, piece.text)

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from bot.clock import local_date
 from bot.flows.messages import Choice, Incoming, Kind, Outgoing
 from bot.i18n import Translator, get_translator
-from bot.storage.evidence import StoredBlob
+from bot.storage.evidence import CleanPhoto
 from bot.storage.models import ChannelAccount, Conversation, Person
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ class Input:
     kind: Kind
     choice: str | None = None
     text: str | None = None
-    blob: StoredBlob | None = None
+    # A photo received, checked and cleaned but not yet on disk: the flow that keeps it saves it.
+    photo: CleanPhoto | None = None
     photo_error: str | None = None
 
 

@@ -24,7 +24,8 @@ from bot.flows.context import Context, Input
 from bot.flows.messages import Choice, Kind
 from bot.flows.router import Router
 from bot.i18n import N_
-from bot.storage.evidence import StoredBlob
+from bot.review.privacy import remove_unused_files
+from bot.storage.evidence import CleanPhoto, StoredBlob
 from bot.storage.models import Answer, Submission
 from bot.storage.submissions import (
     answers_of,
@@ -43,6 +44,7 @@ SHORT_TEXT = 40
 MAX_NOTE = 500
 PHOTO_ERROR_KEYS = {
     "too_large": N_("photo.too_large"),
+    "too_many_pixels": N_("photo.too_many_pixels"),
     "not_image": N_("photo.not_image"),
     "invalid": N_("photo.not_image"),
     "download": N_("photo.download"),
@@ -230,19 +232,26 @@ async def ask_item(ctx: Context) -> None:
 
 
 async def _attach(
-    ctx: Context, submission: Submission, item_id: str, blob: StoredBlob, message_id: str | None
+    ctx: Context, submission: Submission, item_id: str, photo: CleanPhoto | StoredBlob, message_id: str | None
 ) -> bool | None:
-    """Store a received photo on an item. True: new photo; False: already had it; None: refused."""
+    """Store a received photo on an item. True: new photo; False: already had it; None: refused.
+
+    A photo just received (CleanPhoto) is written to the evidence folder here, and only when it
+    becomes a new evidence row; one kept at the summary (StoredBlob) was written then."""
     counts = await evidence_counts(ctx.session, submission.id)
     limit = ctx.app.settings.max_photos_per_item
     if counts.get(item_id, 0) >= limit:
         ctx.say(ctx.t("decl.photos_full", max=limit))
         return None
+    if isinstance(photo, StoredBlob) and not ctx.app.evidence.has(photo):
+        # Kept at the summary long ago and removed as unused since: ask for it again.
+        _photo_refused(ctx, Input(Kind.PHOTO, photo_error="download"))
+        return None
     result = await attach_evidence(
         ctx.session,
         submission,
         item_id,
-        blob,
+        photo.blob if isinstance(photo, CleanPhoto) else photo,
         channel=ctx.msg.channel,
         message_id=message_id,
         actor_person_id=ctx.person.id if ctx.person else None,
@@ -250,14 +259,37 @@ async def _attach(
     )
     if not result.created:
         ctx.say(ctx.t("decl.photo_duplicate"))
-    return result.created
+        return False
+    if isinstance(photo, CleanPhoto):
+        # Inside the transaction, before it commits: a row never points to a file not yet written.
+        await ctx.app.evidence.save(photo)
+    return True
 
 
 async def _attach_input(ctx: Context, submission: Submission, item_id: str, inp: Input) -> bool | None:
-    if inp.blob is None:
+    if inp.photo is None:
         _photo_refused(ctx, inp)
         return None
-    return await _attach(ctx, submission, item_id, inp.blob, ctx.msg.message_id)
+    return await _attach(ctx, submission, item_id, inp.photo, ctx.msg.message_id)
+
+
+def _drop_pending_photo(ctx: Context, keep_path: str | None = None) -> None:
+    """Forget a photo kept at the summary that was never attached, and remove its file once this
+    message has committed, unless an evidence row uses the same file."""
+    pending = ctx.data.get("pending_photo")
+    if not pending:
+        return
+    ctx.drop("pending_photo")
+    path = pending["blob"]["path"]
+    if path == keep_path:
+        return
+    app = ctx.app
+
+    async def remove_file() -> None:
+        async with app.sessions() as session:
+            await remove_unused_files(session, app.evidence, [path])
+
+    ctx.after_commit.append(remove_file)
 
 
 def _photo_refused(ctx: Context, inp: Input) -> None:
@@ -272,7 +304,7 @@ async def on_item(ctx: Context, inp: Input) -> None:
         return
     submission, criteria_set = current
     item = criteria_set.item(ctx.data["item"])
-    if inp.blob is not None or inp.photo_error:
+    if inp.kind == Kind.PHOTO:
         if await _attach_input(ctx, submission, item.id, inp):
             ctx.say(ctx.t("decl.photo_before_level"))
         ctx.again()
@@ -323,7 +355,7 @@ async def on_photos(ctx: Context, inp: Input) -> None:
     submission, criteria_set = current
     item = criteria_set.item(ctx.data["item"])
     limit = ctx.app.settings.max_photos_per_item
-    if inp.blob is not None or inp.photo_error:
+    if inp.kind == Kind.PHOTO:
         created = await _attach_input(ctx, submission, item.id, inp)
         count = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
         if created and count >= limit:
@@ -426,12 +458,14 @@ async def on_summary(ctx: Context, inp: Input) -> None:
         return
     submission, criteria_set = current
     if inp.kind == Kind.PHOTO:
-        if inp.blob is None:
+        if inp.photo is None:
             _photo_refused(ctx, inp)
             ctx.again()
             return
         # Keep the photo and ask which item it belongs to, rather than asking to send it again.
-        ctx.set(pending_photo={"blob": asdict(inp.blob), "message_id": ctx.msg.message_id})
+        blob = await ctx.app.evidence.save(inp.photo)
+        _drop_pending_photo(ctx, keep_path=blob.path)  # one left from an earlier visit
+        ctx.set(pending_photo={"blob": asdict(blob), "message_id": ctx.msg.message_id})
         ctx.say(ctx.t("decl.photo_pick_item_first"))
         ctx.goto("decl.pick_item")
         return
@@ -460,6 +494,7 @@ async def on_summary(ctx: Context, inp: Input) -> None:
             ctx.say(await _review_text(ctx, submission, criteria_set))
             ctx.again()
         case "edit":
+            _drop_pending_photo(ctx)  # left when they went elsewhere instead of picking an item
             ctx.goto("decl.pick_item")
         case "later":
             ctx.say(ctx.t("decl.paused"))
@@ -518,7 +553,7 @@ async def on_pick_item(ctx: Context, inp: Input) -> None:
     elif inp.text and inp.text.strip() in ids:
         chosen = inp.text.strip()
     if inp.choice == "back":
-        ctx.drop("pending_photo")
+        _drop_pending_photo(ctx)
         ctx.goto("decl.summary")
         return
     if chosen not in ids:
@@ -528,7 +563,9 @@ async def on_pick_item(ctx: Context, inp: Input) -> None:
     ctx.set(item=chosen, return_summary=True)
     pending = ctx.data.get("pending_photo")
     if pending:
-        ctx.drop("pending_photo")
         if await _attach(ctx, submission, chosen, StoredBlob(**pending["blob"]), pending["message_id"]):
+            ctx.drop("pending_photo")
             ctx.say(ctx.t("decl.photo_attached_to", id=chosen))
+        else:
+            _drop_pending_photo(ctx)  # refused (item full), or already on it: its file goes if unused
     ctx.goto("decl.item")

@@ -1,9 +1,11 @@
 """The one place a message becomes replies.
 
 Order of work for every inbound message:
-1. download and check a photo (outside any database transaction);
+1. download, check and clean a photo (outside any database transaction, decoding in a worker
+   thread), unless a quick look shows the conversation would not take it;
 2. in one transaction: skip a duplicate delivery, load the person's conversation, run the state
-   handler and the next prompt, store the new position *and* the replies;
+   handler and the next prompt, store the new position *and* the replies (a photo's file is
+   written here, by the flow that keeps it: only where the question takes photos, after consent);
 3. only then send the replies, and mark the message as answered.
 A crash before (2) commits loses nothing the platform will not redeliver; a crash between (2)
 and (3) is healed by the redelivery, which resends the stored replies instead of re-running —
@@ -29,7 +31,7 @@ from bot.flows.matching import HELP_KEY, MENU_KEY, is_keyword, match_choice
 from bot.flows.messages import Incoming, Kind, Outgoing, parse_choice_token, parse_command
 from bot.flows.router import Router
 from bot.i18n import N_, get_translator
-from bot.storage.evidence import EvidenceError, StoredBlob
+from bot.storage.evidence import CleanPhoto, EvidenceError
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
 from bot.storage.people import get_account, get_or_create_account
 from bot.text import nfc, strip_controls
@@ -81,8 +83,8 @@ class FlowEngine:
     async def process(self, msg: Incoming, send: Sender | None = None) -> Outcome:
         """Handle one inbound message and (if given) send its replies through `send`."""
         msg = clean_incoming(msg)
-        blob, photo_error = await self._prefetch_photo(msg)
-        outcome, processed_id = await self._run(msg, blob, photo_error)
+        photo, photo_error = await self._prefetch_photo(msg)
+        outcome, processed_id = await self._run(msg, photo, photo_error)
         table = ProcessedMessage.__table__
         if send is not None and outcome.replies:
             try:
@@ -103,8 +105,11 @@ class FlowEngine:
                 )
         return outcome
 
-    async def _prefetch_photo(self, msg: Incoming) -> tuple[StoredBlob | None, str | None]:
+    async def _prefetch_photo(self, msg: Incoming) -> tuple[CleanPhoto | None, str | None]:
+        """Download and clean a photo; nothing is written to disk here."""
         if msg.kind != Kind.PHOTO or msg.photo is None:
+            return None, None
+        if not await self._may_take_photo(msg):
             return None, None
         limit = self.app.settings.max_photo_bytes
         if msg.photo.declared_size is not None and msg.photo.declared_size > limit:
@@ -119,17 +124,43 @@ class FlowEngine:
             log.exception("photo download failed on %s", msg.channel)
             return None, "download"
         try:
-            return self.app.evidence.store(data), None
+            return await self.app.evidence.prepare_async(data), None
         except EvidenceError as exc:
             return None, exc.reason
 
+    async def _may_take_photo(self, msg: Incoming) -> bool:
+        """A quick look before downloading: a redelivered message, a person who has not consented
+        or a question that takes no photo cost no download and no decoding. Only a shortcut: the
+        transaction decides again on what it finds then (had the conversation moved on to a
+        question that takes photos meanwhile, the person is asked to send the photo again)."""
+        async with self.app.sessions() as session:
+            if msg.message_id:
+                seen = await session.scalar(
+                    select(ProcessedMessage.id).where(
+                        ProcessedMessage.channel == msg.channel, ProcessedMessage.message_id == msg.message_id
+                    )
+                )
+                if seen is not None:
+                    return False
+            row = (
+                await session.execute(
+                    select(ChannelAccount.consent_at, Conversation.state)
+                    .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
+                    .where(ChannelAccount.channel == msg.channel, ChannelAccount.external_id == msg.user_id)
+                )
+            ).first()
+        if row is None or row.consent_at is None:
+            return False
+        spec = self.router.states.get(row.state or INITIAL_STATE)
+        return spec is not None and spec.accepts_photos
+
     async def _run(
-        self, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
+        self, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None
     ) -> tuple[Outcome, int | None]:
         for attempt in range(5):
             try:
                 async with self.app.sessions.begin() as session:
-                    outcome, processed_id, ctx = await self._in_transaction(session, msg, blob, photo_error)
+                    outcome, processed_id, ctx = await self._in_transaction(session, msg, photo, photo_error)
                 await self._after_commit(ctx)
                 return outcome, processed_id
             except (StaleDataError, IntegrityError):
@@ -160,7 +191,7 @@ class FlowEngine:
         return get_translator(locale)(N_("common.error"))
 
     async def _in_transaction(
-        self, session: AsyncSession, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
+        self, session: AsyncSession, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None
     ) -> tuple[Outcome, int | None, Context | None]:
         now = self.app.clock.now()
         processed: ProcessedMessage | None = None
@@ -202,7 +233,7 @@ class FlowEngine:
         ctx = Context(self.app, session, account, conv, msg, person, first_contact=first_contact)
         await self._load_proxy(ctx)
 
-        await self._dispatch(ctx, msg, blob, photo_error)
+        await self._dispatch(ctx, msg, photo, photo_error)
         await self._follow_prompts(ctx)
         if ctx.first_contact and not ctx.greeted:
             # Whatever someone writes first (a command, a code, "help"), the first thing they
@@ -281,7 +312,7 @@ class FlowEngine:
         return account, conv, person, first_contact
 
     async def _dispatch(
-        self, ctx: Context, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
+        self, ctx: Context, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None
     ) -> None:
         t = ctx.t
         if msg.kind == Kind.FOLLOW:
@@ -313,7 +344,7 @@ class FlowEngine:
             ctx.goto("consent")
             return
 
-        inp = self._resolve(ctx, msg, blob, photo_error)
+        inp = self._resolve(ctx, msg, photo, photo_error)
         if inp is None:
             return
         if inp.kind == Kind.COMMAND and inp.choice:
@@ -331,10 +362,15 @@ class FlowEngine:
             ctx.say(t("input.photo_not_expected"))
             ctx.again()
             return
+        if inp.kind == Kind.PHOTO and ctx.account.consent_at is None:
+            # A question that takes photos, but consent was withdrawn since: keep nothing.
+            ctx.say(t("consent.needed_first"))
+            ctx.goto("consent")
+            return
         await spec.handle(ctx, inp)
 
     def _resolve(
-        self, ctx: Context, msg: Incoming, blob: StoredBlob | None, photo_error: str | None
+        self, ctx: Context, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None
     ) -> Input | None:
         choices = ctx.current_choices()
         if msg.kind == Kind.CHOICE and msg.choice is not None:
@@ -349,7 +385,7 @@ class FlowEngine:
             ctx.again()
             return None
         if msg.kind == Kind.PHOTO:
-            return Input(Kind.PHOTO, blob=blob, photo_error=photo_error or (None if blob else "download"))
+            return Input(Kind.PHOTO, photo=photo, photo_error=photo_error or (None if photo else "download"))
         text = nfc(msg.text or "")
         if not text:
             ctx.say(ctx.t("input.empty"))

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import httpx
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from bot.images import in_image_thread, upright_within
 from bot.zalo.errors import (
     BadSignature,
     OutsideWindow,
@@ -40,6 +41,7 @@ UPLOAD_IMAGE_PATH = "/v2.0/oa/upload/image"
 USER_DETAIL_PATH = "/v3.0/oa/user/detail"
 TOKEN_PATH = "/v4/oa/access_token"
 UPLOAD_LIMIT = 1024 * 1024  # the image upload API takes jpg/png up to 1 MB
+UPLOAD_SIDE = 2560  # longest side of an image re-encoded for upload (as evidence photos are stored)
 
 AUTH_ERRORS = {-216, -220, -124}  # access token invalid / expired or removed
 RATE_ERRORS = {-32: 60.0, -211: 3600.0, -218: 3600.0}  # code -> seconds to wait
@@ -92,17 +94,21 @@ class PreparedImage:
 
 
 def prepare_image(data: bytes, limit: int = UPLOAD_LIMIT) -> PreparedImage:
-    """A JPEG or PNG of at most `limit` bytes: kept as is when it already is one, otherwise
-    re-encoded as JPEG and, when still too large, scaled down step by step."""
+    """A JPEG or PNG of at most `limit` bytes: kept as is when it already is one, otherwise decoded
+    within the memory budget of `bot.images` (refused beyond it), re-encoded as JPEG and, when
+    still too large, scaled down step by step. CPU work: `upload_image` runs it in a thread."""
     try:
         with Image.open(io.BytesIO(data)) as probe:
             fmt = probe.format
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"not an image: {exc}") from exc
     if fmt in ("JPEG", "PNG") and len(data) <= limit:
         return PreparedImage(data, "image/jpeg" if fmt == "JPEG" else "image/png", "photo.jpg" if fmt == "JPEG" else "photo.png")
     with Image.open(io.BytesIO(data)) as original:
-        image = ImageOps.exif_transpose(original)
+        try:
+            image = upright_within(original, UPLOAD_SIDE)
+        except OSError as exc:  # truncated or broken data
+            raise ValueError(f"not a readable image: {exc}") from exc
         if image.mode in ("RGBA", "LA", "P"):
             image = image.convert("RGBA")
             background = Image.new("RGB", image.size, (255, 255, 255))
@@ -300,7 +306,7 @@ class ZaloOAClient:
 
     async def upload_image(self, data: bytes) -> str:
         """Upload an image (made a ≤ 1 MB JPEG/PNG first) and return its attachment id."""
-        prepared = prepare_image(data)
+        prepared = await in_image_thread(prepare_image, data)
         answer = await self.call(
             "POST",
             UPLOAD_IMAGE_PATH,
