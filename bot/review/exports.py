@@ -27,6 +27,7 @@ from bot.domain.criteria import CriteriaCatalog, CriteriaError
 from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import State
 from bot.i18n import N_, Translator, get_translator
+from bot.review.retention import RETENTION_ACTOR
 from bot.review.stats import commune_stats
 from bot.storage.models import Campaign, Household, OrgUnit, Person, Submission, SubmissionEvent
 
@@ -171,6 +172,7 @@ def submissions_query(commune_id: int, year: int) -> Select:
         .where(
             SubmissionEvent.submission_id == Submission.id,
             SubmissionEvent.to_state.in_([State.APPROVED.value, State.REJECTED.value]),
+            SubmissionEvent.actor_kind != RETENTION_ACTOR,  # a photo removal is not a decision
         )
         .order_by(SubmissionEvent.id.desc())
         .limit(1)

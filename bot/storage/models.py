@@ -315,7 +315,8 @@ class Evidence(Base):
 
 
 class SubmissionEvent(Base):
-    """Append-only audit of every lifecycle move."""
+    """Append-only audit of every lifecycle move (and of photos removed under the retention
+    rule: actor_kind 'retention', the state unchanged, see bot/review/retention.py)."""
 
     __tablename__ = "submission_events"
 
