@@ -159,6 +159,25 @@ def outbox(
     _run(_with_app(work))
 
 
+@cli.command()
+def retention(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be removed; change nothing"),
+    at: Optional[str] = typer.Option(None, help="As of this local time (ISO, e.g. 2027-12-11T08:00)"),
+) -> None:
+    """Remove photos past PHOTO_RETENTION_MONTHS, orphan photo files and expired exports (the
+    scheduler does this daily and hourly). Prints counts per commune and campaign, no names."""
+    from bot.ops.housekeeping import describe, run_all
+
+    settings = _settings()
+
+    async def work(app: App) -> None:
+        found, files = await run_all(app, dry_run=dry_run)
+        for line in describe(app, found, files, dry_run=dry_run):
+            typer.echo(line)
+
+    _run(_with_app(work, settings, _clock_at(at, settings)))
+
+
 @admin.command("grant")
 def admin_grant(
     role: str = typer.Option(..., help="officer | leader | admin"),

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     # this long (the webhook asks the platform to deliver it again later) before resending them.
     reply_lease_seconds: float = Field(default=120.0, gt=0, le=3600, alias="REPLY_LEASE_SECONDS")
 
+    # Photos of recognised and refused applications are removed this many months after the
+    # commune report deadline of their campaign (bot/review/retention.py); 0 keeps them.
+    photo_retention_months: int = Field(default=12, ge=0, le=240, alias="PHOTO_RETENTION_MONTHS")
+
     # Several scheduler processes may run; one is elected, the others retry this often.
     scheduler_election_seconds: float = Field(default=5.0, gt=0, alias="SCHEDULER_ELECTION_SECONDS")
 

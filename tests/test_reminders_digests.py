@@ -7,12 +7,15 @@ from datetime import date
 
 from sqlalchemy import select, update
 
+from bot.channels.base import SenderRegistry
 from bot.domain.lifecycle import State
+from bot.reminders.digests import build_digest
+from bot.reminders.dispatch import Dispatcher
 from bot.reminders.rounds import Rounds
 from bot.storage.models import CampaignDeadline, ChannelAccount, OutboxMessage
-from bot.storage.outbox import Notice, render_notice
+from bot.storage.outbox import Deferred, Notice, render_notice
 from bot.storage.people import MemberSpec, Role
-from tests.support.reminders import campaign, outbox, resident, staff, submission, vn
+from tests.support.reminders import RecordingSender, VirtualTimer, campaign, outbox, resident, staff, submission, vn
 
 LEADER_VI = """\
 Tổng hợp tuần — Thôn Hà Lương (23 tháng 11, 2026)
@@ -94,8 +97,16 @@ async def _commune(app) -> None:
     await staff(app, "Trần Văn Cán", Role.OFFICER, "ea-tul", external_id="can", locale="en")
 
 
-def rendered(row: OutboxMessage, locale: str):
-    return render_notice(Notice.from_payload(row.payload), locale)
+async def rendered_at(app, row: OutboxMessage, locale: str, at):
+    """The digest row as the dispatcher builds it when sending at `at`, in `locale`."""
+    deferred = Deferred.from_payload(row.payload)
+    async with app.sessions() as session:
+        notice = await build_digest(session, deferred.spec, catalog=app.catalog, settings=app.settings, at=at)
+    return render_notice(notice, locale)
+
+
+async def rendered(app, row: OutboxMessage, locale: str):
+    return await rendered_at(app, row, locale, row.not_before)
 
 
 async def test_weekly_digests_for_the_leader_and_the_officer(suite_app):
@@ -107,14 +118,30 @@ async def test_weekly_digests_for_the_leader_and_the_officer(suite_app):
     leader, officer = await outbox(app)
     assert leader.dedupe_key.startswith("digest:leader:") and leader.dedupe_key.endswith(":w2026-48")
     assert leader.not_before == vn(2026, 11, 23, 7, 30)
-    assert rendered(leader, "vi").text == LEADER_VI
-    assert [(c.value, c.label) for c in rendered(leader, "vi").choices] == [("cmd:nhacnho", "Nhắc những người này")]
-    assert rendered(leader, "en").text.endswith(LEADER_EN_TAIL)
-    assert rendered(officer, "en").text == OFFICER_EN
-    vi = rendered(officer, "vi").text
+    # The row names nobody: it says which digest it is, and is built when it is sent.
+    assert leader.payload == {
+        "deferred": "digest",
+        "spec": {"role": "leader", "unit": leader.payload["spec"]["unit"], "campaign": leader.campaign_id,
+                 "heading": "digest.heading_weekly"},
+    }
+    assert (await rendered(app, leader, "vi")).text == LEADER_VI
+    assert [(c.value, c.label) for c in (await rendered(app, leader, "vi")).choices] == [("cmd:nhacnho", "Nhắc những người này")]
+    assert (await rendered(app, leader, "en")).text.endswith(LEADER_EN_TAIL)
+    assert (await rendered(app, officer, "en")).text == OFFICER_EN
+    vi = (await rendered(app, officer, "vi")).text
     assert "• Công dân học tập: 1/5.840 người được công nhận (0%); mục tiêu 40% (2.336 người); 6 người đã đăng ký." in vi
     assert "Chờ chi hội xét: 1. Chờ xã xét: 1." in vi
-    assert [(c.value, c.label) for c in rendered(officer, "vi").choices] == [("cmd:lichnhac", "Xem lịch và hạn")]
+    assert [(c.value, c.label) for c in (await rendered(app, officer, "vi")).choices] == [("cmd:lichnhac", "Xem lịch và hạn")]
+
+    # The dispatcher sends exactly that, in each reader's language, and keeps nothing of it.
+    sender = RecordingSender()
+    registry = SenderRegistry()
+    registry.register(sender)
+    report = await Dispatcher(app, registry, worker_id="w1", timer=VirtualTimer(app.clock)).run_once()
+    assert report.sent == 2
+    assert [d.text for d in sender.to("luc")] == [LEADER_VI]
+    assert [d.text for d in sender.to("can")] == [OFFICER_EN]
+    assert [(r.status, r.payload) for r in await outbox(app)] == [("sent", {}), ("sent", {})]
 
 
 async def test_digests_before_the_branch_review_and_commune_report_deadlines(suite_app):
@@ -126,13 +153,13 @@ async def test_digests_before_the_branch_review_and_commune_report_deadlines(sui
     assert (result.digests, result.digests_queued) == (1, 1)
     [digest] = [r for r in await outbox(app) if r.kind == "digest_leader"]
     assert digest.deadline_kind == "branch_review" and digest.offset_days == 1
-    assert rendered(digest, "vi").text.startswith(
+    assert (await rendered(app, digest, "vi")).text.startswith(
         "Sắp đến hạn — Thôn Hà Lương (4 tháng 12, 2026)\nHạn chi hội bình xét: 5 tháng 12, 2026 (còn 1 ngày).\n"
     )
     app.clock.set(vn(2026, 12, 9, 8, 0))
     await Rounds(app).run_round(camp.id, "commune_report", 1)
     [officer] = [r for r in await outbox(app) if r.kind == "digest_officer"]
-    assert rendered(officer, "en").text.startswith(
+    assert (await rendered(app, officer, "en")).text.startswith(
         "Deadline coming up — Xã Ea Tul, 2026 (December 9, 2026)\nCommune report deadline: December 10, 2026 (1 day left).\n"
     )
 
@@ -153,7 +180,7 @@ async def test_the_leader_taps_remind_and_exactly_those_members_get_one_reminder
     assert sorted(r.dedupe_key.split(":")[1] for r in rows) == ["p1", "p2", "p3"]  # not Lan, not Buôn Ken
     assert {r.kind for r in rows} == {"nudge"} and all(r.dedupe_key.endswith(":2026-11-23") for r in rows)
     hoa = next(r for r in rows if r.dedupe_key.startswith("nudge:p1:"))
-    assert rendered(hoa, "vi").text == (
+    assert render_notice(Notice.from_payload(hoa.payload), "vi").text == (
         "Chào Nguyễn Thị Hoa! Chi hội trưởng nhờ bot nhắc bạn.\n"
         "Hạn tự đánh giá: 30 tháng 11, 2026 (còn 7 ngày).\n"
         "• CD-2026-000001 — Công dân học tập: chưa bắt đầu tự đánh giá.\n"

@@ -11,6 +11,11 @@ A crash before (2) commits loses nothing the platform will not redeliver; a cras
 and (3) is healed by the redelivery, which resends the stored replies instead of re-running —
 once the worker's lease on them (REPLY_LEASE_SECONDS) has run out: before that, that worker may
 still be sending them, and the duplicate gets `in_flight` (a webhook answers 503: again later).
+
+Stored replies exist only until they are delivered: the statement that marks a message answered
+also clears them, so the names, notes and photo paths reviewers were shown do not pile up in the
+database (the row stays, so a later duplicate is still recognised and ignored). A reply carrying
+a secret (an invite code) is stored as its `stored_text`, never as sent.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -98,10 +103,13 @@ class FlowEngine:
                         )
                 raise
         if processed_id is not None:
-            # A plain Core statement: no ORM session is needed to flag one row.
+            # A plain Core statement: no ORM session is needed to flag one row. Delivered replies
+            # are not needed any more (a duplicate is now ignored), so they go in the same update.
             async with self.app.engine.begin() as connection:
                 await connection.execute(
-                    update(table).where(table.c.id == processed_id).values(replied_at=self.app.clock.now(), sending_until=None)
+                    update(table)
+                    .where(table.c.id == processed_id)
+                    .values(replied_at=self.app.clock.now(), sending_until=None, replies=null())
                 )
         return outcome
 
@@ -250,7 +258,7 @@ class FlowEngine:
                 message_id=msg.message_id,
                 account_id=account.id,
                 received_at=now,
-                replies=[r.to_json() for r in ctx.replies],
+                replies=[r.to_stored_json() for r in ctx.replies],
                 sending_until=self._lease(now) if ctx.replies else None,
             )
             session.add(processed)

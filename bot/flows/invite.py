@@ -7,7 +7,7 @@ from datetime import datetime, time
 
 from bot.flows.common import read_name
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.flows.messages import Choice, Outgoing
 from bot.flows.router import Router
 from bot.flows.staff import require
 from bot.i18n import N_
@@ -153,9 +153,14 @@ async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
         return
     expires = created.invite.expires_at.astimezone(ctx.app.settings.tz)
     role_key = ROLE_KEYS[role]
-    ctx.say(ctx.t(
-        "inv.created", code=created.code, role=ctx.t(role_key), unit=unit.name,
-        date=ctx.t.date(expires.date()), days=DEFAULT_TTL.days,
+    # The code itself never reaches the database: if this reply has to be resent after a crash,
+    # the resend says that a new code is needed instead.
+    ctx.replies.append(Outgoing(
+        text=ctx.t(
+            "inv.created", code=created.code, role=ctx.t(role_key), unit=unit.name,
+            date=ctx.t.date(expires.date()), days=DEFAULT_TTL.days,
+        ),
+        stored_text=ctx.t("inv.created_not_kept"),
     ))
     ctx.drop("inv")
     ctx.goto("menu")

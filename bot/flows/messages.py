@@ -66,6 +66,16 @@ class Outgoing:
     document: Path | None = None  # exports
     document_name: str | None = None
     footer: str | None = None  # e.g. "Trả lời 1, 2 hoặc 3" for channels without buttons
+    # What the database keeps of this reply until it is delivered, when `text` holds a secret
+    # (an invite code): a resend after a crash says this instead.
+    stored_text: str | None = None
+
+    def to_stored_json(self) -> dict[str, Any]:
+        """The reply as stored for a resend: `stored_text` in place of a secret text."""
+        raw = self.to_json()
+        if self.stored_text is not None:
+            raw["text"] = self.stored_text
+        return raw
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -8,7 +8,7 @@ from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
-from bot.review.privacy import delete_person_data, remove_unused_files, summary
+from bot.review.privacy import delete_person_data, remove_files_after_deletion, summary
 from bot.storage.consents import ConsentKind, ConsentMethod, count, latest
 
 router = Router()
@@ -109,12 +109,10 @@ async def on_delete(ctx: Context, inp: Input) -> None:
     # Deleting ends processing: recorded as a withdrawal of consent, in its own row.
     await record_withdrawal(ctx, ConsentMethod.DELETION, ctx.now)
     result = await delete_person_data(ctx.session, ctx.person, ctx.now)
-    files = result.candidate_files
     app = ctx.app
 
     async def remove_files() -> None:
-        async with app.sessions() as session:
-            await remove_unused_files(session, app.evidence, files)
+        await remove_files_after_deletion(app, result)
 
     ctx.after_commit.append(remove_files)
     ctx.person = None

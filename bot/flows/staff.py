@@ -33,6 +33,7 @@ from bot.review.decisions import (
     subject_name,
 )
 from bot.review.queries import Filters, by_reference, parse_reference, pending
+from bot.review.retention import RETENTION_ACTOR, photos_removed_at
 from bot.review.scope import Scope, branches_in, scope_for
 from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent
 from bot.storage.people import Role
@@ -551,6 +552,7 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
     per_item: dict[str, int] = {}
     for row in evidence:
         per_item[row.item_id] = per_item.get(row.item_id, 0) + 1
+    removed_at = await photos_removed_at(ctx.session, submission.id) if not evidence else None
     if submission.anonymised_at is None:
         lines.append(ctx.t("rv.view.items"))
         for item in criteria_set.items:
@@ -562,11 +564,16 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             ))
             if answer is not None and answer.note:
                 lines.append(ctx.t("rv.view.item_note", note=shorten(answer.note, NOTE_PREVIEW)))
-            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not per_item.get(item.id):
+            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not per_item.get(item.id) and removed_at is None:
                 lines.append(ctx.t("rv.view.item_photo_missing"))
+    if removed_at is not None:
+        lines.append(ctx.t(
+            "rv.view.photos_removed", date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),
+        ))
     events = list(
         await ctx.session.scalars(
-            select(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id)
+            select(SubmissionEvent)
+            .where(SubmissionEvent.submission_id == submission.id, SubmissionEvent.actor_kind != RETENTION_ACTOR)
             .order_by(SubmissionEvent.id.desc()).limit(HISTORY)
         )
     )

@@ -8,8 +8,11 @@
   Gia đình học tập, of adults for Công dân học tập), a line per branch, and how many people cannot
   be reached.
 
-Counts are taken when the digest is planned; the words are rendered in the reader's language
-when it is sent.
+A planned digest row holds only what identifies it (role, unit, campaign, heading; its deadline is
+the row's `deadline_kind`): the dispatcher builds the text from the data of the moment it is sent,
+in the reader's language. So nobody's name is frozen in the outbox days ahead, and someone who
+deleted their data in between is not in it. `hoctap remind --dry-run --verbose` shows the same
+text built for the planned sending time.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from bot.reminders.recipients import (
     submission_facts,
 )
 from bot.reminders.timing import days_left
+from bot.storage.commune import deadlines_of
 from bot.storage.models import Campaign, CampaignDeadline, OrgUnit, RoleGrant, Submission
-from bot.storage.outbox import Notice, Queued
+from bot.storage.outbox import Deferred, Notice, Queued
 from bot.storage.people import Role
 from bot.text import fold
 
@@ -192,6 +196,8 @@ async def leader_digest(
                 Submission.campaign_id == campaign.id,
                 Submission.branch_id == branch.id,
                 Submission.state.in_([s.value for s in EDITABLE]),
+                # Someone who deleted their data is counted above, but there is nobody to name.
+                Submission.anonymised_at.is_(None),
             )
             .order_by(Submission.id)
         )
@@ -376,12 +382,42 @@ async def officer_digest(
     )
 
 
+def digest_spec(role: str, unit_id: int, campaign_id: int, heading: str) -> Deferred:
+    """What a digest row stores: enough to build it when it is sent, nothing personal."""
+    return Deferred(DIGEST, {"role": role, "unit": unit_id, "campaign": campaign_id, "heading": heading})
+
+
+async def build_digest(
+    session: AsyncSession,
+    spec: dict,
+    *,
+    catalog: CriteriaCatalog,
+    settings: Settings,
+    at: datetime,
+    criteria: CriteriaCache | None = None,
+) -> Notice:
+    """The digest described by `spec`, from the data of now, as it reads when sent at `at`."""
+    role, heading = spec["role"], spec["heading"]
+    campaign = await session.get(Campaign, spec["campaign"])
+    unit = await session.get(OrgUnit, spec["unit"])
+    if campaign is None or unit is None or role not in (LEADER, OFFICER) or heading not in (WEEKLY, BEFORE_DEADLINE):
+        raise LookupError(f"digest {spec!r} no longer applies")
+    deadlines = await deadlines_of(session, campaign.id)
+    if role == LEADER:
+        return await leader_digest(
+            session, campaign, deadlines, unit, criteria or CriteriaCache(catalog), settings, at, heading
+        )
+    return await officer_digest(session, campaign, deadlines, unit, catalog, settings, at, heading)
+
+
 @dataclass
 class PlannedDigest:
     queued: Queued
     target: StaffTarget
     name: str
     reach: Reach
+    # The text as it will read at the planned time (built only when asked: dry runs, --verbose).
+    preview: Notice | None = None
 
 
 async def plan_digests(
@@ -399,6 +435,7 @@ async def plan_digests(
     settings: Settings,
     deadline: CampaignDeadline | None = None,
     offset: int | None = None,
+    preview: bool = False,
 ) -> list[PlannedDigest]:
     """The digests of one commune for the given roles (nothing is written here)."""
     from bot.reminders.recipients import names_of
@@ -411,25 +448,23 @@ async def plan_digests(
     built: dict[tuple[str, int], Notice] = {}
     planned = []
     for target in targets:
+        spec = digest_spec(target.role, target.unit.id, campaign.id, heading)
         cache_key = (target.role, target.unit.id)
-        if cache_key not in built:
-            if target.role == LEADER:
-                built[cache_key] = await leader_digest(
-                    session, campaign, deadlines, target.unit, criteria, settings, send_at, heading
-                )
-            else:
-                built[cache_key] = await officer_digest(
-                    session, campaign, deadlines, target.unit, catalog, settings, send_at, heading
-                )
+        if preview and cache_key not in built:
+            built[cache_key] = await build_digest(
+                session, spec.spec, catalog=catalog, settings=settings, at=send_at, criteria=criteria
+            )
         queued = Queued(
             key=digest_key(target.role, target.person_id, target.unit.id, tag),
             account_id=reach[target.person_id].account_id or 0,
             kind=f"{DIGEST}_{target.role}",
-            notice=built[cache_key],
+            notice=spec,
             not_before=send_at,
             campaign_id=campaign.id,
             deadline_kind=deadline.kind if deadline is not None else None,
             offset_days=offset,
         )
-        planned.append(PlannedDigest(queued, target, names.get(target.person_id, ""), reach[target.person_id]))
+        planned.append(
+            PlannedDigest(queued, target, names.get(target.person_id, ""), reach[target.person_id], built.get(cache_key))
+        )
     return planned

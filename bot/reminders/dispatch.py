@@ -23,6 +23,11 @@ Exactly once, and what a crash does:
   broadcasts), while one reminder missed is covered by the next round (30 → 7 → 1 days) and by
   the branch leader's digest. `hoctap outbox` lists unconfirmed rows for an operator.
 
+What rows keep: a digest row holds only what identifies it and is built from current data right
+before it is sent (`bot.reminders.digests.build_digest`); every row loses its payload when it is
+settled (sent, failed, unreachable, unconfirmed, expired), so no name or note stays in the outbox
+after its use.
+
 Pacing: per channel, at most `rate` messages a second overall and one message per `chat_spacing`
 seconds to the same chat; a 429 pauses the whole channel for `retry_after` and halves its rate for
 a minute. Nothing is sent during quiet hours (21:00–07:00 local): rows stay pending until morning.
@@ -31,6 +36,7 @@ a minute. Nothing is sent during quiet hours (21:00–07:00 local): rows stay pe
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -48,9 +54,10 @@ from bot.app import App
 from bot.channels.base import RateLimited, SenderRegistry, TransientSendError, Unreachable
 from bot.clock import local_date
 from bot.config import ChannelLimit
+from bot.reminders.digests import DIGEST, build_digest
 from bot.reminders.timing import in_quiet_hours, next_allowed
 from bot.storage.models import CampaignDeadline, ChannelAccount, OutboxMessage, Person
-from bot.storage.outbox import Notice, render_notice
+from bot.storage.outbox import Deferred, Notice, render_notice
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,9 @@ MAX_BATCH = 200
 SLOW_FOR_SECONDS = 60.0
 BACKOFF_CAP_SECONDS = 3600.0
 UNCONFIRMED_NOTE = "process stopped while sending; not resent to avoid a duplicate"
+# A settled row is never sent again: its payload (names, notes) is dropped with the status change.
+SETTLED = (SENT, FAILED, UNREACHABLE, UNCONFIRMED, EXPIRED)
+CLEARED: dict = {}
 
 
 class Timer(Protocol):
@@ -161,6 +171,7 @@ class Dispatcher:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.timer = timer or RealTimer()
         self.pacers: dict[str, Pacer] = {}
+        self._built: dict[str, Notice] = {}  # deferred messages built during this pass
 
     @property
     def settings(self):
@@ -179,6 +190,7 @@ class Dispatcher:
     async def run_once(self) -> Report:
         """Recover stale claims, then claim and send what is due now on every channel we can send on."""
         report = Report()
+        self._built = {}
         now = self.app.clock.now()
         await self._housekeeping(now, report)
         if in_quiet_hours(now, self.settings):
@@ -204,7 +216,7 @@ class Dispatcher:
             doubt = await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == SENDING, OutboxMessage.claimed_at < cutoff)
-                .values(status=UNCONFIRMED, last_error=UNCONFIRMED_NOTE)
+                .values(status=UNCONFIRMED, last_error=UNCONFIRMED_NOTE, payload=CLEARED)
             )
             report.unconfirmed = doubt.rowcount or 0
             passed = exists().where(
@@ -220,7 +232,7 @@ class Dispatcher:
                     OutboxMessage.deadline_kind.is_not(None),
                     passed,
                 )
-                .values(status=EXPIRED, last_error="deadline passed before it could be sent")
+                .values(status=EXPIRED, last_error="deadline passed before it could be sent", payload=CLEARED)
                 .execution_options(synchronize_session=False)
             )
             report.expired = gone.rowcount or 0
@@ -240,7 +252,7 @@ class Dispatcher:
             skipped = await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == PENDING, OutboxMessage.not_before <= now, OutboxMessage.account_id.in_(down))
-                .values(status=UNREACHABLE, last_error="account unreachable")
+                .values(status=UNREACHABLE, last_error="account unreachable", payload=CLEARED)
                 .execution_options(synchronize_session=False)
             )
             report.unreachable += skipped.rowcount or 0
@@ -335,7 +347,9 @@ class Dispatcher:
                 await session.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self.worker_id, OutboxMessage.status == CLAIMED)
-                    .values(status=UNREACHABLE, last_error=f"account unreachable: {account.unreachable_reason}")
+                    .values(
+                        status=UNREACHABLE, last_error=f"account unreachable: {account.unreachable_reason}", payload=CLEARED
+                    )
                 )
                 return UNREACHABLE
             done = await session.execute(
@@ -346,23 +360,41 @@ class Dispatcher:
             return SENDING if done.rowcount else None
 
     async def _record(self, session: AsyncSession, row_id: int, **values) -> None:
+        if values.get("status") in SETTLED:
+            values["payload"] = CLEARED
         await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id, OutboxMessage.status == SENDING, OutboxMessage.claimed_by == self.worker_id)
             .values(**values)
         )
 
+    async def _notice(self, row: Claimed, now: datetime) -> Notice:
+        """The row's notice; a deferred one (a digest) is built now, from current data."""
+        deferred = Deferred.from_payload(row.payload)
+        if deferred is None:
+            return Notice.from_payload(row.payload)
+        if deferred.kind != DIGEST:
+            raise ValueError(f"unknown deferred message {deferred.kind!r}")
+        # Several leaders of one branch get the same digest: built once per pass.
+        key = json.dumps([deferred.kind, deferred.spec], sort_keys=True)
+        if key not in self._built:
+            async with self.app.sessions() as session:
+                self._built[key] = await build_digest(
+                    session, deferred.spec, catalog=self.app.catalog, settings=self.settings, at=now
+                )
+        return self._built[key]
+
     async def _deliver(self, channel: str, row: Claimed, pacer: Pacer, report: Report) -> None:
         now = self.app.clock.now()
         try:
-            outgoing = render_notice(Notice.from_payload(row.payload), row.locale)
+            outgoing = render_notice(await self._notice(row, now), row.locale)
         except Exception as exc:  # a payload no renderer understands: never sendable, say why
             log.exception("outbox %s: cannot render", row.id)
             async with self.app.sessions.begin() as session:
                 await session.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self.worker_id)
-                    .values(status=FAILED, last_error=f"cannot render: {exc!r}"[:500])
+                    .values(status=FAILED, last_error=f"cannot render: {exc!r}"[:500], payload=CLEARED)
                 )
             report.failed += 1
             return

@@ -47,8 +47,9 @@ def _show_reminder(app: App, echo: Echo, p: Planned, verbose: bool) -> None:
 
 def _show_digest(app: App, echo: Echo, d: PlannedDigest, verbose: bool) -> None:
     echo(f"    {d.name:<28} {_reach(d.reach):<32} {d.target.role} digest: {d.target.unit.name}")
-    if verbose:
-        echo(_indent(render_notice(d.queued.notice, d.reach.locale).text))
+    if verbose and d.preview is not None:
+        # Built by the function the dispatcher calls when it sends the digest, for the planned time.
+        echo(_indent(render_notice(d.preview, d.reach.locale).text))
 
 
 async def _labels(app: App) -> dict[int, str]:

@@ -107,6 +107,7 @@ class Rounds:
                     settings=self.settings,
                     deadline=deadline,
                     offset=offset,
+                    preview=collect is not None,
                 )
                 result.digests = len(digests)
                 if collect is not None:
@@ -156,6 +157,7 @@ class Rounds:
                     criteria=criteria,
                     catalog=self.app.catalog,
                     settings=self.settings,
+                    preview=collect is not None,
                 )
                 if collect is not None:
                     collect.digests.extend(digests)

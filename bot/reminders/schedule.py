@@ -8,6 +8,9 @@ Jobs:
   weekly digests.
 * ``reminders:sync`` — every SCHEDULER_SYNC_MINUTES: makes the round jobs match the campaigns in
   the database (new communes, a deadline moved by an officer, changed offsets).
+* ``housekeeping:files`` — hourly: orphan photo files, expired exports, leftovers of delivered
+  messages; ``housekeeping:retention`` — daily at 03:00 local: photos past their retention time
+  (`bot.ops.housekeeping`).
 
 The jobs are kept by APScheduler's SQLAlchemyJobStore in the same database (table
 ``apscheduler_jobs``, left alone by Alembic), so a restart keeps the schedule; a round that fell
@@ -51,6 +54,9 @@ log = logging.getLogger(__name__)
 ROUND_PREFIX = "remind:"
 WEEKLY_JOB = "digest:weekly"
 SYNC_JOB = "reminders:sync"
+FILES_JOB = "housekeeping:files"
+RETENTION_JOB = "housekeeping:retention"
+RETENTION_HOUR = 3
 WEEKLY_GRACE = timedelta(hours=12)
 STOP_GRACE_SECONDS = 30
 
@@ -159,6 +165,18 @@ async def sync_job() -> None:
     await _service().sync()
 
 
+async def files_job() -> None:
+    from bot.ops.housekeeping import clean_files
+
+    await clean_files(_service().app)
+
+
+async def retention_job() -> None:
+    from bot.ops.housekeeping import apply_retention
+
+    await apply_retention(_service().app)
+
+
 @dataclass(frozen=True)
 class JobInfo:
     id: str
@@ -233,6 +251,16 @@ class ReminderScheduler:
         existing = self.scheduler.get_job(SYNC_JOB)
         if existing is None or str(existing.trigger) != str(every):
             self.scheduler.add_job(sync_job, every, id=SYNC_JOB, replace_existing=True, misfire_grace_time=60)
+        hourly = IntervalTrigger(hours=1, timezone=settings.tz)
+        if self.scheduler.get_job(FILES_JOB) is None:
+            self.scheduler.add_job(files_job, hourly, id=FILES_JOB, replace_existing=True, misfire_grace_time=600)
+        daily = CronTrigger(hour=RETENTION_HOUR, minute=0, timezone=settings.tz)
+        existing = self.scheduler.get_job(RETENTION_JOB)
+        if existing is None or str(existing.trigger) != str(daily):
+            self.scheduler.add_job(
+                retention_job, daily, id=RETENTION_JOB, replace_existing=True,
+                misfire_grace_time=int(WEEKLY_GRACE.total_seconds()),
+            )
 
     async def sync(self) -> tuple[int, int]:
         """Make the round jobs match the database; returns (added or moved, removed)."""

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import Actor, State, check, IllegalTransition
 from bot.i18n import N_
+from bot.review.retention import RETENTION_ACTOR
 from bot.review.scope import Scope
 from bot.storage.models import ChannelAccount, Household, HouseholdMember, Person, Submission, SubmissionEvent
 from bot.storage.people import Role
@@ -97,7 +98,7 @@ def note_required(role: Role, state: str, decision: Decision) -> bool:
 async def last_event(session: AsyncSession, submission_id: int) -> SubmissionEvent | None:
     return await session.scalar(
         select(SubmissionEvent)
-        .where(SubmissionEvent.submission_id == submission_id)
+        .where(SubmissionEvent.submission_id == submission_id, SubmissionEvent.actor_kind != RETENTION_ACTOR)
         .order_by(SubmissionEvent.id.desc())
         .limit(1)
     )

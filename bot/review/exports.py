@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import logging
 import shutil
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
@@ -27,14 +27,19 @@ from bot.domain.criteria import CriteriaCatalog, CriteriaError
 from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import State
 from bot.i18n import N_, Translator, get_translator
+from bot.review.retention import RETENTION_ACTOR
 from bot.review.stats import commune_stats
 from bot.storage.models import Campaign, Household, OrgUnit, Person, Submission, SubmissionEvent
+
+log = logging.getLogger(__name__)
 
 KINDS = ("submissions", "stats", "register")
 FORMATS = ("xlsx", "csv")
 BATCH = 2000
 MILESTONES = (5, 3, 1)
-KEEP_EXPORTS = timedelta(days=2)
+# A file made in chat is kept as long as a link to it works (the 24-hour signed link on Zalo;
+# Telegram receives the file itself), then swept; every deletion of someone's data removes all.
+EXPORT_LIFETIME = timedelta(hours=24)
 
 SUBMISSION_COLUMNS = (
     N_("export.col.reference"),
@@ -178,6 +183,7 @@ def submissions_query(commune_id: int, year: int) -> Select:
         .where(
             SubmissionEvent.submission_id == Submission.id,
             SubmissionEvent.to_state.in_([State.APPROVED.value, State.REJECTED.value]),
+            SubmissionEvent.actor_kind != RETENTION_ACTOR,  # a photo removal is not a decision
         )
         .order_by(SubmissionEvent.id.desc())
         .limit(1)
@@ -347,16 +353,39 @@ async def stats_rows(
 # ---- running an export ----------------------------------------------------------------------
 
 
+def sweep_exports(
+    folder: Path, *, now: datetime | None = None, older_than: timedelta | None = None, dry_run: bool = False
+) -> int:
+    """Remove exports made in chat: all of them, or those older than `older_than` (by the time
+    their folder was made, against `now`). Returns how many exports were (or would be) removed."""
+    if not folder.is_dir():
+        return 0
+    cutoff = None
+    if older_than is not None:
+        cutoff = ((now or datetime.now(timezone.utc)) - older_than).timestamp()
+    removed = 0
+    for entry in folder.iterdir():
+        try:
+            if cutoff is not None and entry.stat().st_mtime >= cutoff:
+                continue
+            if not dry_run:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            removed += 1
+        except FileNotFoundError:  # removed meanwhile by another process
+            continue
+    return removed
+
+
 def new_export_path(folder: Path, filename: str) -> Path:
     """A fresh sub-folder per export (names stay readable, links cannot be guessed); old ones go."""
     folder.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - KEEP_EXPORTS.total_seconds()
-    for old in folder.iterdir():
-        try:
-            if old.is_dir() and old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
+    try:
+        sweep_exports(folder, older_than=EXPORT_LIFETIME)
+    except OSError:  # the housekeeping job sweeps again; this export must not fail for it
+        log.warning("could not remove old exports", exc_info=True)
     target = folder / uuid.uuid4().hex
     target.mkdir()
     return target / filename

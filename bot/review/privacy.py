@@ -5,16 +5,25 @@ photos (the files too, unless another submission still uses the same photo), rol
 the link to their chat accounts — and keeps each submission row, in its state, detached from
 anyone and flagged `anonymised_at`, so the year's registered/recognised counts per branch still
 add up. Anonymised rows leave reviewers' queues and the named register.
+
+Copies elsewhere go in the same transaction (`bot.review.traces`: other people's undelivered
+replies, queued notices, conversations and notes that name the person); every export file is
+removed once it commits, since exports list names (they can be made again).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.review.exports import sweep_exports
+from bot.review.traces import TraceCounts, Traces, remove_traces
 from bot.storage.evidence import EvidenceStore
 from bot.storage.models import (
     Answer,
@@ -31,6 +40,12 @@ from bot.storage.models import (
     SubmissionEvent,
 )
 from bot.storage.submissions import submissions_for_person
+from bot.web.app import export_dir
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +69,7 @@ class DeletionResult:
     people: int = 0
     # Evidence files no longer referenced by this person's rows; removed after commit if unused.
     candidate_files: list[str] = field(default_factory=list)
+    traces: TraceCounts = field(default_factory=TraceCounts)
 
 
 async def _own_households(session: AsyncSession, person_id: int) -> list[Household]:
@@ -110,6 +126,15 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
             has_account = await session.scalar(select(ChannelAccount.id).where(ChannelAccount.person_id == head.id).limit(1))
             if not has_account:
                 extra_people.append(head)
+    # What identifies them in other rows, read before it is erased here.
+    names = [person.full_name, *(p.full_name for p in extra_people)]
+    hashes: list[str] = []
+    if households:
+        names += list(
+            await session.scalars(
+                select(HouseholdMember.full_name).where(HouseholdMember.household_id.in_([h.id for h in households]))
+            )
+        )
 
     for submission in submissions:
         # The state stays as it is (registered, recognised…): the year's counts must not change.
@@ -117,6 +142,7 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         evidence = list(await session.scalars(select(Evidence).where(Evidence.submission_id == submission.id)))
         result.photos += len(evidence)
         result.candidate_files += [e.path for e in evidence]
+        hashes += [e.sha256 for e in evidence]
         result.answers += (await session.execute(delete(Answer).where(Answer.submission_id == submission.id))).rowcount or 0
         await session.execute(delete(Evidence).where(Evidence.submission_id == submission.id))
         await session.execute(
@@ -158,12 +184,19 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
             delete(OutboxMessage).where(OutboxMessage.account_id.in_(account_ids), OutboxMessage.status != "sent")
         )
         await session.execute(
-            update(ProcessedMessage).where(ProcessedMessage.account_id.in_(account_ids)).values(replies=None)
+            update(OutboxMessage).where(OutboxMessage.account_id.in_(account_ids)).values(payload={})
         )
         await session.execute(
-            update(Conversation).where(Conversation.account_id.in_(account_ids)).values(state="new", data={})
+            update(ProcessedMessage).where(ProcessedMessage.account_id.in_(account_ids)).values(replies=null())
+        )
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.account_id.in_(account_ids))
+            .values(state="new", data={})
             .execution_options(synchronize_session=False)
         )
+    traces = Traces(names, hashes, [person.id, *(p.id for p in extra_people)])
+    result.traces = await remove_traces(session, traces, own_accounts=account_ids)
     await session.flush()
     return result
 
@@ -183,3 +216,17 @@ async def remove_unused_files(session: AsyncSession, store: EvidenceStore, paths
             target.unlink()
             removed += 1
     return removed
+
+
+async def remove_files_after_deletion(app: "App", result: DeletionResult) -> None:
+    """Once a deletion has committed: its photo files (unless still used) and every export."""
+    async with app.sessions() as session:
+        photos = await remove_unused_files(session, app.evidence, result.candidate_files)
+    # Exports list names; all go (an officer makes a fresh one when needed).
+    exports = await asyncio.to_thread(sweep_exports, export_dir(app))
+    log.info(
+        "personal data deleted: %d submission(s), %d photo file(s), %d export(s); copies elsewhere: "
+        "%d stored reply set(s), %d queued and %d settled outbox row(s), %d conversation(s), %d note(s)",
+        result.submissions, photos, exports, result.traces.replies, result.traces.outbox_deleted,
+        result.traces.outbox_cleared, result.traces.conversations, result.traces.notes,
+    )

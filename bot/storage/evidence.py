@@ -162,6 +162,10 @@ class EvidenceStore:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+        else:
+            # Reused: freshen its time, so the hourly sweep of unreferenced files (which spares
+            # young files) cannot remove it while the row that will use it is not committed yet.
+            os.utime(target)
         return blob
 
     async def save(self, photo: CleanPhoto) -> StoredBlob:

@@ -359,7 +359,8 @@ class Evidence(Base):
 
 
 class SubmissionEvent(Base):
-    """Append-only audit of every lifecycle move."""
+    """Append-only audit of every lifecycle move (and of photos removed under the retention
+    rule: actor_kind 'retention', the state unchanged, see bot/review/retention.py)."""
 
     __tablename__ = "submission_events"
 
@@ -403,7 +404,8 @@ class ProcessedMessage(Base):
     """Inbound platform message ids already handled, with the replies they produced.
 
     Lets a redelivered update be ignored, or, if the process died after committing but before
-    replying, lets the stored replies be sent instead of being recomputed.
+    replying, lets the stored replies be sent instead of being recomputed. The replies are kept
+    only until they are delivered (then `replies` is cleared with `replied_at` set).
     """
 
     __tablename__ = "processed_messages"

@@ -2,6 +2,9 @@
 
 A row is written once per unique key — inserting the same key again does nothing — and is
 rendered in the recipient's language only when it is sent, so texts follow a language change.
+A `Deferred` row (digests) is even built only then, from the data of that moment. Once a row is
+settled (sent, failed, expired…) the dispatcher empties its payload: the names and notes it
+carried are not kept after their use.
 """
 
 from __future__ import annotations
@@ -66,6 +69,27 @@ class Notice:
             plural=payload.get("plural"),
             count=payload.get("count"),
         )
+
+
+DEFERRED = "deferred"
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A message whose text is built when it is sent (see `bot.reminders.digests`): the row keeps
+    only `spec`, what identifies it, and no personal data."""
+
+    kind: str
+    spec: dict[str, Any]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {DEFERRED: self.kind, "spec": self.spec}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "Deferred | None":
+        """The deferred message a payload describes, or None for an ordinary notice."""
+        kind = payload.get(DEFERRED)
+        return cls(kind, dict(payload.get("spec") or {})) if kind else None
 
 
 def _render_text(t: Translator, key: str, params: dict[str, Any], plural: str | None, count: Any) -> str:
@@ -148,7 +172,7 @@ class Queued:
     key: str
     account_id: int
     kind: str
-    notice: Notice
+    notice: Notice | Deferred
     not_before: datetime
     campaign_id: int | None = None
     deadline_kind: str | None = None

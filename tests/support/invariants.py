@@ -7,7 +7,8 @@ often in between); it raises AssertionError listing every broken rule.
 
 Rules:
 * every submission is in a lifecycle state, its events form one chain from "registered" (no
-  from-state) through allowed transitions, and the last event's state is the submission's state;
+  from-state) through allowed transitions, and the last event's state is the submission's state
+  (a photo removal under the retention rule is recorded in the chain without a move);
 * reference codes are set and unique; (campaign, title, subject) is unique;
 * answers and evidence belong to existing submissions and to items of that submission's criteria
   set; an answer's level is one the item accepts and its points are that level's points; the
@@ -15,9 +16,10 @@ Rules:
 * every evidence file exists under the evidence folder with the recorded sha256 and size, and a
   photo is attached to an item at most once;
 * processed inbound ids are unique per channel and belong to existing accounts; delivered
-  replies hold no sending lease;
+  replies hold no sending lease and are no longer stored;
 * outbox keys are unique, every row is in a known status, a row is 'sent' iff it has sent_at, a
   sent row is never claimable again (not pending/claimed) and nothing is in flight unless asked;
+  a settled row keeps no payload;
 * every conversation belongs to an existing account and is at a state the router knows;
 * channel accounts are unique per (channel, external id).
 """
@@ -36,6 +38,9 @@ from bot.domain import lifecycle
 from bot.domain.criteria import Level, points_for, score
 from bot.domain.lifecycle import State
 from bot.flows.router import Router
+from bot.reminders.dispatch import SETTLED
+from bot.review.retention import DECIDED as RETAINED_STATES
+from bot.review.retention import RETENTION_ACTOR
 from bot.storage.models import (
     Answer,
     ChannelAccount,
@@ -110,6 +115,10 @@ async def check_invariants(
     for event in events:
         if event.submission_id not in by_id:
             problems.append(f"event {event.id} of a missing submission {event.submission_id}")
+            continue
+        if event.actor_kind == RETENTION_ACTOR:
+            if event.from_state != event.to_state or event.to_state not in RETAINED_STATES:
+                problems.append(f"retention event {event.id} moves {event.from_state}→{event.to_state}")
             continue
         chains.setdefault(event.submission_id, []).append(event)
     answers_of: dict[int, list[Answer]] = {}
@@ -206,6 +215,8 @@ async def check_invariants(
             problems.append(f"processed message {row.id} of a missing account {row.account_id}")
         if row.replied_at is not None and row.sending_until is not None:
             problems.append(f"processed message {row.id} delivered and still leased for sending")
+        if row.replied_at is not None and row.replies is not None:
+            problems.append(f"processed message {row.id} delivered and its replies still stored")
 
     for key, n in Counter(r.dedupe_key for r in outbox).items():
         if n > 1:
@@ -223,6 +234,8 @@ async def check_invariants(
             problems.append(f"{where}: still {row.status}")
         if row.account_id not in account_ids:
             problems.append(f"{where}: missing account {row.account_id}")
+        if row.status in SETTLED and row.payload:
+            problems.append(f"{where}: {row.status} and its payload still stored")
 
     for conv in conversations:
         summary.conversations[conv.state] += 1
