@@ -8,6 +8,7 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.ops.housekeeping import clean_files, orphan_photos
@@ -116,6 +117,7 @@ def test_months_are_added_to_the_calendar():
     assert add_months(date(2027, 11, 30), 3) == date(2028, 2, 29)
 
 
+@pytest.mark.slow  # real `hoctap` subprocesses
 async def test_retention_removes_photos_of_decided_applications_after_the_report_deadline(chat, flow, app, tmp_path):
     hoa = chat("hoa")
     await submit_citizen(hoa)  # CD-2026-000001, one photo

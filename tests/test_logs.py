@@ -11,6 +11,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import pytest
 
 from bot.web.signing import sign
 from tests.conftest import TEST_SIGNING_SECRET
@@ -21,6 +22,7 @@ from tests.support.zalo import BOT_WEBHOOK_SECRET, fake_bot  # noqa: F401  (fixt
 BOT_SECRET_PART = "fake-secret-token"  # the secret half of the fake's token "<bot id>:<secret>"
 
 
+@pytest.mark.slow  # real `hoctap` subprocesses
 async def test_hoctap_run_logs_neither_the_bot_token_nor_file_links(fake_bot, tmp_path):
     """A web worker for the Zalo Bot only (no Telegram): the token is in the URL of setWebhook
     and every other Bot API call, and a reviewer's photo link is fetched through /files/…"""
