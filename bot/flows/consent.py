@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.commune import communes

@@ -21,7 +21,7 @@ from bot.flows.common import (
     with_proxy_banner,
 )
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Kind
+from bot.messages import Choice, Kind
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.privacy import remove_unused_files

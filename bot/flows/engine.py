@@ -33,12 +33,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.app import App
 from bot.flows.context import Context, Input
 from bot.flows.matching import HELP_KEY, MENU_KEY, is_keyword, match_choice
-from bot.flows.messages import Incoming, Kind, Outgoing, parse_choice_token, parse_command
+from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_token, parse_command
 from bot.flows.router import Router
 from bot.i18n import N_, get_translator
 from bot.storage.evidence import CleanPhoto, EvidenceError
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
-from bot.storage.people import get_account, get_or_create_account
+from bot.storage.people import Role, branch_ids_in_scope, get_account, get_or_create_account
 from bot.text import nfc, strip_controls
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ Sender = Callable[[list[Outgoing]], Awaitable[None]]
 INITIAL_STATE = "new"
 MAX_PROMPT_CHAIN = 8
 MAX_TEXT = 2000
-COMMAND_CHOICE = "cmd:"
 UNSUPPORTED_KEYS = {
     Kind.STICKER: N_("input.sticker"),
     Kind.VOICE: N_("input.voice"),
@@ -238,7 +237,9 @@ class FlowEngine:
         # Keep the conversation out of autoflush while the handler and prompts run, so its new
         # position is written once (with its version check) instead of before every query.
         session.expunge(conv)
-        ctx = Context(self.app, session, account, conv, msg, person, first_contact=first_contact)
+        ctx = Context(
+            self.app, session, account, conv, msg, person, first_contact=first_contact, commands=self.router.command_order
+        )
         await self._load_proxy(ctx)
 
         await self._dispatch(ctx, msg, photo, photo_error)
@@ -272,8 +273,6 @@ class FlowEngine:
         """Resume acting for someone only while the leader still covers that person's branch."""
         if not ctx.proxy:
             return
-        from bot.storage.people import Role, branch_ids_in_scope
-
         target_id = ctx.data.get("for")
         allowed = False
         if ctx.person is not None:
@@ -355,9 +354,10 @@ class FlowEngine:
         inp = self._resolve(ctx, msg, photo, photo_error)
         if inp is None:
             return
-        if inp.kind == Kind.COMMAND and inp.choice:
-            # A button on a notice (reminder, digest) that runs a command whatever the state.
-            await self._command(ctx, inp.choice[len(COMMAND_CHOICE):], "")
+        if inp.kind in (Kind.COMMAND, Kind.CHOICE) and inp.choice and inp.choice.startswith(COMMAND_PREFIX):
+            # A button on a notice (reminder, digest) that runs a command whatever the state, or a
+            # menu entry that opens one (pressed, or typed as its number or label).
+            await self._command(ctx, inp.choice[len(COMMAND_PREFIX):], "")
             return
         if inp.kind == Kind.TEXT and inp.text:
             if is_keyword(inp.text, HELP_KEY):
@@ -383,7 +383,7 @@ class FlowEngine:
         choices = ctx.current_choices()
         if msg.kind == Kind.CHOICE and msg.choice is not None:
             seq, value = parse_choice_token(msg.choice)
-            if value.startswith(COMMAND_CHOICE):
+            if value.startswith(COMMAND_PREFIX):
                 return Input(Kind.COMMAND, choice=value)
             # A button of an earlier question is stale even when the current question offers the
             # same value (every item of a declaration has the same levels).

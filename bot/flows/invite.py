@@ -7,9 +7,9 @@ from datetime import datetime, time
 
 from bot.flows.common import read_name
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Outgoing
+from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
-from bot.flows.staff import require
+from bot.flows.guards import require
 from bot.i18n import N_
 from bot.review.invites import (
     DEFAULT_TTL,
@@ -59,7 +59,7 @@ def _typed_code(text: str) -> tuple[str, str] | None:
 # ---- creating codes ---------------------------------------------------------------------------
 
 
-@router.command("moi", "invite", english="invite", role="officer", help_key=N_("help.cmd.invite"))
+@router.command("moi", "invite", english="invite", roles=(Role.OFFICER,), help_key=N_("help.cmd.invite"))
 async def cmd_invite(ctx: Context, args: str) -> None:
     scope = await require(ctx, Role.OFFICER)
     if scope is None:

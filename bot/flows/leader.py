@@ -8,9 +8,10 @@ from bot.domain.lifecycle import State
 from bot.flows.common import state_label
 from bot.flows.consent import consent_notice
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.messages import Choice
 from bot.flows.router import Router
-from bot.flows.staff import require
+from bot.flows.staff import cmd_branch_review
+from bot.flows.guards import require
 from bot.i18n import N_
 from bot.review.queries import Member, branch_members, people_for_proxy
 from bot.review.scope import branches_in, scope_for
@@ -30,7 +31,7 @@ STATE_ORDER = [
 # ---- members by state -----------------------------------------------------------------------
 
 
-@router.command("thanhvien", "members", english="members", role="leader", help_key=N_("help.cmd.members"))
+@router.command("thanhvien", "members", english="members", roles=(Role.LEADER,), help_key=N_("help.cmd.members"))
 async def cmd_members(ctx: Context, args: str) -> None:
     scope = await require(ctx, Role.LEADER)
     if scope is None:
@@ -111,8 +112,6 @@ async def ask_members(ctx: Context) -> None:
 
 @router.handle("lead.members")
 async def on_members(ctx: Context, inp: Input) -> None:
-    from bot.flows.staff import cmd_branch_review
-
     if inp.choice == "review":
         await cmd_branch_review(ctx, "")
     elif inp.choice == "proxy":
@@ -127,7 +126,7 @@ async def on_members(ctx: Context, inp: Input) -> None:
 # ---- acting for a household without a smartphone ----------------------------------------------
 
 
-@router.command("lamho", "proxy", english="proxy", role="leader", help_key=N_("help.cmd.proxy"))
+@router.command("lamho", "proxy", english="proxy", roles=(Role.LEADER,), help_key=N_("help.cmd.proxy"))
 async def cmd_proxy(ctx: Context, args: str) -> None:
     scope = await require(ctx, Role.LEADER)
     if scope is None:

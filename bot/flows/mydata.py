@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.flows.consent import record_withdrawal
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.privacy import delete_person_data, remove_files_after_deletion, summary

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
 from bot.flows.consent import controller_for, shown_text
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.commune import branches_of, campaign_for, communes

@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Outgoing
+from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
-from bot.flows.staff import require
+from bot.flows.guards import require
 from bot.i18n import N_
 from bot.review.chart import render_progress_chart
 from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
@@ -19,7 +19,6 @@ from bot.storage.commune import campaign_for
 from bot.storage.models import OrgUnit
 from bot.storage.people import Role
 from bot.text import fold
-from bot.web.app import export_dir
 
 router = Router()
 KIND_KEYS = {
@@ -102,7 +101,7 @@ async def on_commune(ctx: Context, inp: Input) -> None:
 # ---- exports ----------------------------------------------------------------------------------
 
 
-@router.command("xuat", "export", english="export", role="officer", help_key=N_("help.cmd.export"))
+@router.command("xuat", "export", english="export", roles=(Role.OFFICER,), help_key=N_("help.cmd.export"))
 async def cmd_export(ctx: Context, args: str) -> None:
     await _start(ctx, args, "exp.kind")
 
@@ -172,7 +171,7 @@ async def _export(ctx: Context) -> None:
     rep = _report(ctx)
     kind, fmt = rep["kind"], rep["format"]
     filename = export_filename(kind, commune, year, fmt)
-    path = new_export_path(export_dir(ctx.app), filename)
+    path = new_export_path(ctx.app.settings.export_dir, filename)
     rows = await write_export(
         ctx.session, ctx.app.catalog, kind=kind, fmt=fmt, commune=commune, year=year,
         locale=ctx.locale, path=path,
@@ -189,7 +188,7 @@ async def _export(ctx: Context) -> None:
 # ---- the progress chart -----------------------------------------------------------------------
 
 
-@router.command("thongke", "stats", english="stats", role="officer", help_key=N_("help.cmd.stats"))
+@router.command("thongke", "stats", english="stats", roles=(Role.OFFICER,), help_key=N_("help.cmd.stats"))
 async def cmd_stats(ctx: Context, args: str) -> None:
     await _start(ctx, args, "rep.stats")
 
@@ -219,7 +218,7 @@ async def show_stats(ctx: Context) -> None:
     if targets:
         lines.append(ctx.t("rep.stats_targets", targets=", ".join(targets)))
     filename = f"chart-{commune.code}-{year}.png"
-    path = new_export_path(export_dir(ctx.app), filename)
+    path = new_export_path(ctx.app.settings.export_dir, filename)
     await asyncio.to_thread(render_progress_chart, stats, names, ctx.t, Path(path))
     ctx.replies.append(Outgoing(text=ctx.t("rep.chart_caption", commune=commune.name, year=year), photo=path))
     ctx.say("\n".join(lines))

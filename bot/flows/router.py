@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable
 
+from bot.domain.roles import Role
+from bot.messages import DECLARED_COMMAND_ACTIONS
+
 if TYPE_CHECKING:
     from bot.flows.context import Context, Input
 
@@ -25,7 +28,9 @@ class CommandSpec:
     handler: CommandFn
     needs_consent: bool
     help_key: str | None
-    role: str | None = None  # "leader" | "officer" | "admin": checked by the command itself
+    # Whom the command is for (help lists it only to them; an admin holds every role). The
+    # command itself checks, with its scope; empty: everyone.
+    roles: tuple[Role, ...] = ()
     english: str | None = None  # the alias shown to English readers
 
     def name_for(self, locale: str) -> str:
@@ -93,7 +98,7 @@ class Router:
         *names: str,
         needs_consent: bool = True,
         help_key: str | None = None,
-        role: str | None = None,
+        roles: tuple[Role, ...] = (),
         english: str | None = None,
     ) -> Callable[[CommandFn], CommandFn]:
         """Register a command under its Vietnamese name and aliases; `english` must be one of them."""
@@ -101,7 +106,7 @@ class Router:
             raise ValueError(f"english name /{english} must be one of {names}")
 
         def register(fn: CommandFn) -> CommandFn:
-            spec = CommandSpec(tuple(names), fn, needs_consent, help_key, role, english)
+            spec = CommandSpec(tuple(names), fn, needs_consent, help_key, roles, english)
             for name in names:
                 if name in self.commands:
                     raise ValueError(f"command /{name} registered twice")
@@ -123,3 +128,15 @@ class Router:
                 self.commands[name] = spec
             self.command_order.append(spec)
         self.bare_matchers.extend(other.bare_matchers)
+
+    def check(self) -> None:
+        """Fail now, not when someone gets there: a state nobody can ask (no prompt), or a button
+        declared to run a command that does not exist."""
+        problems = [f"state {name!r} has no prompt" for name, spec in self.states.items() if spec.prompt is None]
+        problems += [
+            f"a button runs /{name}, which is no command"
+            for name in sorted(DECLARED_COMMAND_ACTIONS)
+            if name not in self.commands
+        ]
+        if problems:
+            raise ValueError("the conversation graph is broken: " + "; ".join(problems))

@@ -16,7 +16,8 @@ from bot.domain.criteria import Level
 from bot.domain.lifecycle import IllegalTransition, State
 from bot.flows.common import criteria_of, level_label, state_label, title_name
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Outgoing
+from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
+from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.decisions import (
@@ -47,14 +48,6 @@ HISTORY = 4
 # Notes are shown shortened in /xem, so one application stays one readable message.
 NOTE_PREVIEW = 300
 
-REFUSAL_KEYS = {
-    Role.LEADER: N_("staff.not_leader"),
-    Role.OFFICER: N_("staff.not_officer"),
-}
-QUEUE_STATES = {
-    Role.LEADER: (State.SUBMITTED,),
-    Role.OFFICER: (State.RECOMMENDED, State.NOT_RECOMMENDED, State.SUBMITTED),
-}
 DECISION_LABEL_KEYS = {
     Decision.RECOMMEND: N_("rv.do.recommend"),
     Decision.NOT_RECOMMEND: N_("rv.do.not_recommend"),
@@ -86,39 +79,6 @@ ACTOR_KEYS = {
     "commune": N_("rv.actor.commune"),
     "system": N_("rv.actor.system"),
 }
-
-
-# ---- guards shared by every staff flow --------------------------------------------------------
-
-
-async def require(ctx: Context, role: Role) -> Scope | None:
-    """The person's scope in `role`, or None after telling them the command is not for them."""
-    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
-    if scope is None:
-        key = REFUSAL_KEYS[role]
-        ctx.say(ctx.t(key))
-        ctx.again()
-    return scope
-
-
-async def staff_menu_choices(ctx: Context) -> list[Choice]:
-    """Entries the main menu adds for leaders and officers."""
-    if ctx.person is None:
-        return []
-    choices = []
-    leader = await scope_for(ctx.session, ctx.person.id, Role.LEADER)
-    officer = await scope_for(ctx.session, ctx.person.id, Role.OFFICER)
-    if leader is not None:
-        waiting = (await pending(ctx.session, leader, QUEUE_STATES[Role.LEADER], Filters(), limit=0)).total
-        choices.append(Choice("cmd:binhxet", ctx.t("staff.menu.branch_review", count=waiting)))
-        choices.append(Choice("cmd:thanhvien", ctx.t("staff.menu.members")))
-        choices.append(Choice("cmd:lamho", ctx.t("staff.menu.proxy")))
-    if officer is not None:
-        waiting = (await pending(ctx.session, officer, QUEUE_STATES[Role.OFFICER], Filters(), limit=0)).total
-        choices.append(Choice("cmd:duyet", ctx.t("staff.menu.review", count=waiting)))
-        choices.append(Choice("cmd:thongke", ctx.t("staff.menu.stats")))
-        choices.append(Choice("cmd:xuat", ctx.t("staff.menu.export")))
-    return choices
 
 
 def _rv(ctx: Context) -> dict[str, Any]:
@@ -179,12 +139,12 @@ async def _open_queue(ctx: Context, role: Role, args: str) -> None:
     ctx.goto("rv.list")
 
 
-@router.command("duyet", "review", english="review", role="officer", help_key=N_("help.cmd.review"))
+@router.command("duyet", "review", english="review", roles=(Role.OFFICER,), help_key=N_("help.cmd.review"))
 async def cmd_review(ctx: Context, args: str) -> None:
     await _open_queue(ctx, Role.OFFICER, args)
 
 
-@router.command("binhxet", "branchreview", english="branchreview", role="leader", help_key=N_("help.cmd.branchreview"))
+@router.command("binhxet", "branchreview", english="branchreview", roles=(Role.LEADER,), help_key=N_("help.cmd.branchreview"))
 async def cmd_branch_review(ctx: Context, args: str) -> None:
     await _open_queue(ctx, Role.LEADER, args)
 
@@ -220,7 +180,7 @@ async def _find_for(ctx: Context, args: str, prefer: tuple[Role, ...]) -> tuple[
     return submission, role, rest.strip()
 
 
-@router.command("xem", "view", english="view", role="leader,officer", help_key=N_("help.cmd.view"))
+@router.command("xem", "view", english="view", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.view"))
 async def cmd_view(ctx: Context, args: str) -> None:
     found = await _find_for(ctx, args, (Role.OFFICER, Role.LEADER))
     if found is None:
@@ -257,27 +217,27 @@ async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Rol
         ctx.goto("rv.confirm")
 
 
-@router.command("congnhan", "approve", english="approve", role="officer", help_key=N_("help.cmd.approve"))
+@router.command("congnhan", "approve", english="approve", roles=(Role.OFFICER,), help_key=N_("help.cmd.approve"))
 async def cmd_approve(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.APPROVE, (Role.OFFICER,))
 
 
-@router.command("tuchoi", "reject", english="reject", role="officer", help_key=N_("help.cmd.reject"))
+@router.command("tuchoi", "reject", english="reject", roles=(Role.OFFICER,), help_key=N_("help.cmd.reject"))
 async def cmd_reject(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.REJECT, (Role.OFFICER,))
 
 
-@router.command("yeucau", "askinfo", english="askinfo", role="leader,officer", help_key=N_("help.cmd.askinfo"))
+@router.command("yeucau", "askinfo", english="askinfo", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.askinfo"))
 async def cmd_ask_info(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.NEEDS_INFO, (Role.OFFICER, Role.LEADER))
 
 
-@router.command("dexuat", "recommend", english="recommend", role="leader", help_key=N_("help.cmd.recommend"))
+@router.command("dexuat", "recommend", english="recommend", roles=(Role.LEADER,), help_key=N_("help.cmd.recommend"))
 async def cmd_recommend(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.RECOMMEND, (Role.LEADER,))
 
 
-@router.command("khongdexuat", "notrecommend", english="notrecommend", role="leader", help_key=N_("help.cmd.notrecommend"))
+@router.command("khongdexuat", "notrecommend", english="notrecommend", roles=(Role.LEADER,), help_key=N_("help.cmd.notrecommend"))
 async def cmd_not_recommend(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.NOT_RECOMMEND, (Role.LEADER,))
 

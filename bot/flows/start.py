@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from bot.domain.lifecycle import State
+from bot.domain.roles import Role
 from bot.flows.common import editable_submissions, my_submissions
 from bot.flows.consent import consent_notice, controller_for, give
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.flows.guards import has_role, staff_menu_choices
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.consents import ShownText
@@ -58,7 +60,7 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("consent.thanks"))
         if ctx.data.get("invite"):
             ctx.goto("invite.redeem")  # they came with an invite code: use it now
-        elif await my_submissions(ctx) or await _has_role(ctx, "leader,officer"):
+        elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER)):
             ctx.goto("menu")
         else:
             ctx.goto("reg.title")
@@ -112,8 +114,6 @@ async def ask_menu(ctx: Context) -> None:
     choices.append(Choice("register", ctx.t("menu.register")))
     if submissions:
         choices.append(Choice("status", ctx.t("menu.status")))
-    from bot.flows.staff import staff_menu_choices
-
     choices += await staff_menu_choices(ctx)
     choices.append(Choice("help", ctx.t("menu.help")))
     choices.append(Choice("lang", ctx.t("menu.lang")))
@@ -139,36 +139,19 @@ async def on_menu(ctx: Context, inp: Input) -> None:
         case "lang":
             ctx.set(_return="menu")
             ctx.goto("lang")
-        case str(value) if value.startswith("cmd:"):
-            # Staff entries (review, members, reports) open their command.
-            from bot.flows import ROUTER
-
-            await ROUTER.commands[value[len("cmd:"):]].handler(ctx, "")
         case _:
             ctx.say(ctx.t("menu.please_choose"))
             ctx.again()
 
 
 async def show_help(ctx: Context) -> None:
-    from bot.flows import ROUTER  # the assembled router knows every command
-
     lines = [ctx.t("help.intro")]
-    for spec in ROUTER.command_order:
-        if spec.help_key and (spec.role is None or await _has_role(ctx, spec.role)):
+    for spec in ctx.commands:
+        if spec.help_key and (not spec.roles or await has_role(ctx, spec.roles)):
             lines.append(f"/{spec.name_for(ctx.locale)} — {ctx.t(spec.help_key)}")
     lines.append(ctx.t("help.outro"))
     ctx.say("\n".join(lines))
     ctx.again()
-
-
-async def _has_role(ctx: Context, role: str) -> bool:
-    """Whether the person holds the role (or one of a comma-separated list, or is admin)."""
-    from bot.storage.people import live_grants
-
-    if ctx.person is None:
-        return False
-    wanted = {*role.split(","), "admin"}
-    return any(g.role in wanted for g in await live_grants(ctx.session, ctx.person.id))
 
 
 @router.command("huongdan", "help", "trogiup", english="help", needs_consent=False, help_key=N_("help.cmd.help"))

@@ -13,7 +13,7 @@ from bot.flows.common import (
     title_name,
 )
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.submissions import answers_of, last_request_note, rescore
