@@ -33,6 +33,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.app import App
 from bot.flows.context import Context, Input
 from bot.flows.matching import HELP_KEY, MENU_KEY, is_keyword, match_choice
+from bot.flows.states import Start
 from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_token, parse_command
 from bot.flows.router import Router
 from bot.i18n import N_, get_translator
@@ -44,7 +45,7 @@ from bot.text import nfc, strip_controls
 log = logging.getLogger(__name__)
 
 Sender = Callable[[list[Outgoing]], Awaitable[None]]
-INITIAL_STATE = "new"
+INITIAL_STATE = Start.NEW
 MAX_PROMPT_CHAIN = 8
 MAX_TEXT = 2000
 UNSUPPORTED_KEYS = {
@@ -289,7 +290,7 @@ class FlowEngine:
         if not allowed:
             ctx.stop_acting()
             ctx.say(ctx.t("proxy.no_longer"))
-            ctx.goto("menu" if ctx.account.consent_at else INITIAL_STATE)
+            ctx.goto(Start.MENU if ctx.account.consent_at else INITIAL_STATE)
 
     async def _load(
         self, session: AsyncSession, msg: Incoming, now: datetime
@@ -342,13 +343,13 @@ class FlowEngine:
         if spec is None or spec.handle is None:
             # A state from an older version, or a prompt-only state: start that part again.
             log.warning("conversation %s in unknown state %r", ctx.account.id, ctx.state)
-            ctx.goto("menu" if ctx.account.consent_at else INITIAL_STATE)
+            ctx.goto(Start.MENU if ctx.account.consent_at else INITIAL_STATE)
             return
         if not spec.before_consent and ctx.account.consent_at is None:
             # Consent was withdrawn (perhaps on another channel) while this question was open:
             # nothing more is taken until they agree again.
             ctx.say(ctx.t("consent.needed_first"))
-            ctx.goto("consent")
+            ctx.goto(Start.CONSENT)
             return
 
         inp = self._resolve(ctx, msg, photo, photo_error)
@@ -364,7 +365,7 @@ class FlowEngine:
                 await self._command(ctx, "huongdan", "")
                 return
             if is_keyword(inp.text, MENU_KEY) and ctx.account.consent_at:
-                ctx.goto("menu")
+                ctx.goto(Start.MENU)
                 return
         if inp.kind == Kind.PHOTO and not spec.accepts_photos:
             ctx.say(t("input.photo_not_expected"))
@@ -373,7 +374,7 @@ class FlowEngine:
         if inp.kind == Kind.PHOTO and ctx.account.consent_at is None:
             # A question that takes photos, but consent was withdrawn since: keep nothing.
             ctx.say(t("consent.needed_first"))
-            ctx.goto("consent")
+            ctx.goto(Start.CONSENT)
             return
         await spec.handle(ctx, inp)
 
@@ -416,7 +417,7 @@ class FlowEngine:
             return
         if spec.needs_consent and ctx.account.consent_at is None:
             ctx.say(ctx.t("consent.needed_first"))
-            ctx.goto("consent")
+            ctx.goto(Start.CONSENT)
             return
         await spec.handler(ctx, args)
 

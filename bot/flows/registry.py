@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.flows import consent, declare, invite, leader, mydata, register, reports, staff, start, status
+from bot.flows import consent, declare, invite, leader, mydata, register, reports, staff, start, states, status
 from bot.flows.router import Router
 from bot.reminders import commands as reminder_commands
 
@@ -15,5 +15,5 @@ def build_router() -> Router:
     router = Router()
     for module in FLOWS:
         router.include(module.router)
-    router.check()
+    router.check(states.ALL)
     return router

@@ -7,9 +7,10 @@ restart, is simply asked again where they stopped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable
 
 from bot.domain.roles import Role
+from bot.flows.states import States
 from bot.messages import DECLARED_COMMAND_ACTIONS
 
 if TYPE_CHECKING:
@@ -129,10 +130,15 @@ class Router:
             self.command_order.append(spec)
         self.bare_matchers.extend(other.bare_matchers)
 
-    def check(self) -> None:
-        """Fail now, not when someone gets there: a state nobody can ask (no prompt), or a button
-        declared to run a command that does not exist."""
+    def check(self, declared: Iterable[type[States]] = ()) -> None:
+        """Fail now, not when someone gets there: a declared state (a `goto` target) nobody can ask
+        (no prompt), a state registered under a name not declared, or a button declared to run a
+        command that does not exist."""
+        names = {name for group in declared for name in group.names()}
         problems = [f"state {name!r} has no prompt" for name, spec in self.states.items() if spec.prompt is None]
+        problems += [f"state {name!r} has no prompt" for name in sorted(names - self.states.keys())]
+        if names:
+            problems += [f"state {name!r} is not declared in bot.flows.states" for name in self.states if name not in names]
         problems += [
             f"a button runs /{name}, which is no command"
             for name in sorted(DECLARED_COMMAND_ACTIONS)

@@ -86,7 +86,7 @@ def allowed_decisions(role: Role, state: str) -> list[Decision]:
     offered = []
     for decision in OFFERED[role]:
         try:
-            check(state, TARGET[decision], actor, "-")
+            check(state, TARGET[decision], actor, ignore_note=True)
         except IllegalTransition:
             continue
         offered.append(decision)
@@ -169,7 +169,7 @@ async def decide(
     if decision not in OFFERED[role]:
         raise IllegalTransition(State(submission.state), TARGET[decision], ACTOR[role], "not offered to this role")
     try:
-        check(submission.state, TARGET[decision], ACTOR[role], "-")
+        check(submission.state, TARGET[decision], ACTOR[role], ignore_note=True)
     except IllegalTransition as exc:
         # Decided, sent back or withdrawn by someone else in the meantime.
         raise Conflict(submission, await last_event(session, submission.id)) from exc
