@@ -24,7 +24,7 @@ from bot.review.invites import (
     record_failure,
     redeem,
 )
-from bot.review.scope import branches_in, communes_in_scope
+from bot.review.scope import branches_in, communes_in_scope, scope_for
 from bot.storage.consents import attach_person
 from bot.storage.models import OrgUnit, Person
 from bot.storage.people import Role
@@ -109,8 +109,6 @@ async def _units(ctx: Context, role: Role) -> list[OrgUnit]:
     communes = await communes_in_scope(ctx.session, ctx.person.id)
     if role == Role.OFFICER:
         return communes
-    from bot.review.scope import scope_for
-
     scope = await scope_for(ctx.session, ctx.person.id, Role.OFFICER)
     return await branches_in(ctx.session, scope) if scope else []
 

@@ -39,7 +39,7 @@ from bot.storage.models import (
     RoleGrant,
     SubmissionEvent,
 )
-from bot.storage.submissions import submissions_for_person
+from bot.storage.subjects import submissions_for_person
 
 if TYPE_CHECKING:
     from bot.app import App
