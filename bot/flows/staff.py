@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from bot.domain.criteria import Level
-from bot.domain.lifecycle import NoteRequired, State
+from bot.domain.lifecycle import NoteRequired
 from bot.flows.common import criteria_of, level_label, state_label, title_name
 from bot.flows.context import Context, Input
 from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
@@ -32,14 +30,13 @@ from bot.review.decisions import (
     decide,
     may_review,
     note_required,
-    subject_name,
 )
 from bot.review.queries import Filters, by_reference, parse_reference, pending
-from bot.review.retention import RETENTION_ACTOR, photos_removed_at
+from bot.review.details import submission_detail
 from bot.review.scope import Scope, branches_in, scope_for
-from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent
+from bot.storage.models import OrgUnit, Person, Submission
 from bot.storage.people import Role
-from bot.storage.submissions import answers_of, rescore
+from bot.storage.subjects import subject_name
 from bot.text import fold, shorten
 
 router = Router()
@@ -472,31 +469,24 @@ async def _who(ctx: Context, submission: Submission) -> str:
 
 async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outgoing]]:
     criteria_set = await criteria_of(ctx, submission)
-    branch = await ctx.session.get(OrgUnit, submission.branch_id)
+    detail = await submission_detail(ctx.session, submission, criteria_set, history=HISTORY)
     lines = [ctx.t("rv.view.head", reference=submission.reference, title=title_name(ctx, criteria_set))]
+    subject = detail.subject
     if submission.anonymised_at is not None:
         lines.append(ctx.t("rv.view.anonymised"))
-    elif submission.person_id is not None:
-        person = await ctx.session.get(Person, submission.person_id)
-        lines.append(ctx.t("rv.view.person", name=person.full_name, year=person.birth_year or "?", branch=branch.name))
-    elif submission.household_id is not None:
-        household = await ctx.session.get(Household, submission.household_id)
-        head = await ctx.session.get(Person, household.head_person_id) if household and household.head_person_id else None
-        await ctx.session.refresh(household, ["members"])
+    elif subject is not None and subject.members is not None:
         lines.append(ctx.t(
-            "rv.view.household", name=head.full_name if head else "?", count=len(household.members), branch=branch.name,
+            "rv.view.household", name=subject.name or "?", count=subject.members, branch=detail.branch_name,
         ))
-    if submission.created_by_person_id and submission.created_by_person_id not in (submission.person_id, None):
-        creator = await ctx.session.get(Person, submission.created_by_person_id)
-        subject_ids = {submission.person_id}
-        if submission.household_id:
-            household = await ctx.session.get(Household, submission.household_id)
-            subject_ids |= {household.head_person_id, household.registered_by_person_id} if household else set()
-        if creator is not None and creator.id not in subject_ids and creator.full_name:
-            lines.append(ctx.t("rv.view.proxy", name=creator.full_name))
+    elif subject is not None:
+        lines.append(ctx.t(
+            "rv.view.person", name=subject.name, year=subject.birth_year or "?", branch=detail.branch_name,
+        ))
+    if detail.proxy_name:
+        lines.append(ctx.t("rv.view.proxy", name=detail.proxy_name))
     when = ctx.t.date(submission.submitted_at.astimezone(ctx.app.settings.tz).date()) if submission.submitted_at else "-"
     lines.append(ctx.t("rv.view.state", state=state_label(ctx, submission.state), date=when))
-    result = await rescore(ctx.session, submission, criteria_set)
+    result = detail.score
     lines.append(ctx.t("rv.view.score", total=result.total, max=result.max_total, threshold=result.threshold))
     if result.recognisable:
         lines.append(ctx.t("rv.view.recognisable"))
@@ -506,41 +496,28 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             lines.append(ctx.t("rv.view.below_total", threshold=result.threshold))
         else:
             lines.append(ctx.t("rv.view.blocking", items=blocking))
-    answers = await answers_of(ctx.session, submission.id)
-    evidence = list(
-        await ctx.session.scalars(select(Evidence).where(Evidence.submission_id == submission.id).order_by(Evidence.id))
-    )
-    per_item: dict[str, int] = {}
-    for row in evidence:
-        per_item[row.item_id] = per_item.get(row.item_id, 0) + 1
-    removed_at = await photos_removed_at(ctx.session, submission.id) if not evidence else None
+    removed_at = detail.photos_removed_at
     if submission.anonymised_at is None:
         lines.append(ctx.t("rv.view.items"))
         for item in criteria_set.items:
-            answer = answers.get(item.id)
+            answer = detail.answers.get(item.id)
+            photos = detail.photos_for(item.id)
             level = level_label(ctx, answer.level) if answer else ctx.t("decl.unanswered")
             lines.append(ctx.t(
                 "rv.view.item", id=item.id, text=_short(item.text.get(ctx.locale)), level=level,
-                points=answer.points if answer else 0, max=item.max_points, photos=per_item.get(item.id, 0),
+                points=answer.points if answer else 0, max=item.max_points, photos=photos,
             ))
             if answer is not None and answer.note:
                 lines.append(ctx.t("rv.view.item_note", note=shorten(answer.note, NOTE_PREVIEW)))
-            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not per_item.get(item.id) and removed_at is None:
+            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not photos and removed_at is None:
                 lines.append(ctx.t("rv.view.item_photo_missing"))
     if removed_at is not None:
         lines.append(ctx.t(
             "rv.view.photos_removed", date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),
         ))
-    events = list(
-        await ctx.session.scalars(
-            select(SubmissionEvent)
-            .where(SubmissionEvent.submission_id == submission.id, SubmissionEvent.actor_kind != RETENTION_ACTOR)
-            .order_by(SubmissionEvent.id.desc()).limit(HISTORY)
-        )
-    )
-    if events:
+    if detail.history:
         lines.append(ctx.t("rv.view.history"))
-        for event in reversed(events):
+        for event in detail.history:
             actor_key = ACTOR_KEYS.get(event.actor_kind, ACTOR_KEYS["system"])
             line = ctx.t(
                 "rv.view.event", date=ctx.t.date(event.at.astimezone(ctx.app.settings.tz).date(), "short"),
@@ -549,6 +526,7 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             if event.note:
                 line += " — " + shorten(event.note, NOTE_PREVIEW)
             lines.append(line)
+    evidence = detail.evidence
     photos = []
     total = len(evidence)
     for index, row in enumerate(evidence[:MAX_PHOTOS], start=1):

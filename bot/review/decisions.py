@@ -19,7 +19,7 @@ from bot.review.scope import Scope
 from bot.storage.models import ChannelAccount, Person, Submission, SubmissionEvent
 from bot.storage.outbox import Notice, enqueue
 from bot.storage.people import Role
-from bot.storage.subjects import owners, subject_name, subject_store
+from bot.storage.subjects import owners, subject_store
 from bot.storage.submissions import transition
 
 ANSWER_BUTTON = command_action("bosung")

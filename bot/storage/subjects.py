@@ -54,6 +54,15 @@ class SubjectRef:
     household_id: int | None = None
 
 
+@dataclass(frozen=True)
+class SubjectSummary:
+    """A subject as a reviewer sees it: a name, and a birth year or a number of members."""
+
+    name: str | None
+    birth_year: int | None = None
+    members: int | None = None  # kinds with members: how many (the head included)
+
+
 class SubjectStore:
     """The storage side of a subject kind. Override what differs; `kind` names it."""
 
@@ -89,6 +98,12 @@ class SubjectStore:
         owners = await self.owners(session, submission)
         person = await session.get(Person, owners[0]) if owners else None
         return person.full_name if person else None
+
+    async def summary(self, session: AsyncSession, submission: Submission) -> SubjectSummary | None:
+        """What a reviewer is shown of the subject; None once anonymised."""
+        owners = await self.owners(session, submission)
+        person = await session.get(Person, owners[0]) if owners else None
+        return SubjectSummary(person.full_name, person.birth_year) if person else None
 
 
 class PersonalSubject(SubjectStore):
@@ -142,6 +157,13 @@ class HouseholdSubject(SubjectStore):
         if household is None:
             return []
         return list(dict.fromkeys(i for i in (household.head_person_id, household.registered_by_person_id) if i))
+
+    async def summary(self, session: AsyncSession, submission: Submission) -> SubjectSummary | None:
+        household = await session.get(Household, submission.household_id) if submission.household_id else None
+        if household is None:
+            return None
+        await session.refresh(household, ["members"])
+        return SubjectSummary(await self.name(session, submission), members=len(household.members))
 
     async def registrant(self, session: AsyncSession, submission: Submission) -> int | None:
         household = await session.get(Household, submission.household_id) if submission.household_id else None
@@ -269,6 +291,12 @@ async def owners(session: AsyncSession, submission: Submission) -> list[int]:
 async def owns(session: AsyncSession, submission: Submission, person_id: int) -> bool:
     """Whether the person owns the submission (may see and change it, as its subject)."""
     return person_id in await owners(session, submission)
+
+
+async def subject_summary(session: AsyncSession, submission: Submission) -> SubjectSummary | None:
+    if submission.anonymised_at is not None:
+        return None
+    return await subject_store(submission.subject_kind).summary(session, submission)
 
 
 async def subject_name(session: AsyncSession, submission: Submission) -> str | None:
