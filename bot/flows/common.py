@@ -104,6 +104,5 @@ def read_name(ctx: Context, inp: Input) -> str | None:
     """The name typed, cleaned; or None after asking again with an example of a valid name."""
     name = clean_name(inp.text or "")
     if name is None:
-        ctx.say(ctx.t("reg.bad_name"))
-        ctx.again()
+        ctx.retry("reg.bad_name")
     return name

@@ -7,7 +7,7 @@ interrupted by a restart) continues at the first thing still missing.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from bot.domain.subjects import SubjectKind, subject_kind
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
@@ -97,6 +97,25 @@ def _continue(ctx: Context, draft: dict[str, Any]) -> None:
     ctx.goto(next_step(ctx, draft))
 
 
+def _text_field(state: str, read: Callable[[Context, Input], Any], *path: str) -> None:
+    """The handler of a question that fills one field of the draft (`path`: "member", "name" for
+    draft["member"]["name"]): `read` takes the answer, or asks again and returns None."""
+
+    async def handle(ctx: Context, inp: Input) -> None:
+        value = read(ctx, inp)
+        if value is None:
+            return
+        draft = _draft(ctx)
+        holder = draft
+        for key in path[:-1]:
+            holder[key] = dict(holder.get(key) or {})
+            holder = holder[key]
+        holder[path[-1]] = value
+        _continue(ctx, draft)
+
+    router.handle(state)(handle)
+
+
 @router.command("dangky", "register", english="register", help_key=N_("help.cmd.register"))
 async def cmd_register(ctx: Context, args: str) -> None:
     ctx.goto(Reg.TITLE)
@@ -117,8 +136,7 @@ async def ask_title(ctx: Context) -> None:
 @router.handle(Reg.TITLE)
 async def on_title(ctx: Context, inp: Input) -> None:
     if inp.choice not in ctx.app.catalog.titles():
-        ctx.say(ctx.t("reg.pick_title"))
-        ctx.again()
+        ctx.retry("reg.pick_title")
         return
     draft = _draft(ctx)
     if draft.get("title") == inp.choice:
@@ -178,23 +196,24 @@ async def ask_name(ctx: Context) -> None:
         ctx.ask(ctx.t("reg.ask_name"))
 
 
-@router.handle(Reg.NAME)
-async def on_name(ctx: Context, inp: Input) -> None:
-    name = read_name(ctx, inp)
-    if name is not None:
-        draft = _draft(ctx)
-        draft["name"] = name
-        _continue(ctx, draft)
+_text_field(Reg.NAME, read_name, "name")
 
 
 def _read_year(ctx: Context, inp: Input, min_age: int) -> int | None:
     year = parse_year(inp.text or "")
     low, high = ctx.today.year - MAX_AGE, ctx.today.year - min_age
     if year is None or not low <= year <= high:
-        ctx.say(ctx.t("reg.bad_year", low=low, high=high))
-        ctx.again()
+        ctx.retry("reg.bad_year", low=low, high=high)
         return None
     return year
+
+
+def _adult_year(ctx: Context, inp: Input) -> int | None:
+    return _read_year(ctx, inp, ADULT_MIN_AGE)
+
+
+def _any_year(ctx: Context, inp: Input) -> int | None:
+    return _read_year(ctx, inp, 0)
 
 
 @router.prompt(Reg.BIRTH_YEAR)
@@ -205,13 +224,7 @@ async def ask_birth_year(ctx: Context) -> None:
         ctx.ask(ctx.t("reg.ask_birth_year"))
 
 
-@router.handle(Reg.BIRTH_YEAR)
-async def on_birth_year(ctx: Context, inp: Input) -> None:
-    year = _read_year(ctx, inp, ADULT_MIN_AGE)
-    if year is not None:
-        draft = _draft(ctx)
-        draft["birth_year"] = year
-        _continue(ctx, draft)
+_text_field(Reg.BIRTH_YEAR, _adult_year, "birth_year")
 
 
 @router.prompt(Reg.BRANCH)
@@ -247,8 +260,7 @@ async def on_branch(ctx: Context, inp: Input) -> None:
         draft["branch_id"] = int(value[1:])
         _continue(ctx, draft)
         return
-    ctx.say(ctx.t("reg.pick_branch"))
-    ctx.again()
+    ctx.retry("reg.pick_branch")
 
 
 def _guess_choice(ctx: Context, text: str) -> str | None:
@@ -268,8 +280,7 @@ async def ask_is_head(ctx: Context) -> None:
 @router.handle(Reg.IS_HEAD)
 async def on_is_head(ctx: Context, inp: Input) -> None:
     if inp.choice not in ("yes", "no"):
-        ctx.say(ctx.t("common.pick_yes_no"))
-        ctx.again()
+        ctx.retry("common.pick_yes_no")
         return
     draft = _draft(ctx)
     draft["is_head"] = inp.choice == "yes"
@@ -284,13 +295,7 @@ async def ask_head_name(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_head_name"))
 
 
-@router.handle(Reg.HEAD_NAME)
-async def on_head_name(ctx: Context, inp: Input) -> None:
-    name = read_name(ctx, inp)
-    if name is not None:
-        draft = _draft(ctx)
-        draft["head_name"] = name
-        _continue(ctx, draft)
+_text_field(Reg.HEAD_NAME, read_name, "head_name")
 
 
 @router.prompt(Reg.HEAD_BIRTH_YEAR)
@@ -298,13 +303,7 @@ async def ask_head_birth_year(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_head_birth_year", name=_draft(ctx).get("head_name", "")))
 
 
-@router.handle(Reg.HEAD_BIRTH_YEAR)
-async def on_head_birth_year(ctx: Context, inp: Input) -> None:
-    year = _read_year(ctx, inp, ADULT_MIN_AGE)
-    if year is not None:
-        draft = _draft(ctx)
-        draft["head_birth_year"] = year
-        _continue(ctx, draft)
+_text_field(Reg.HEAD_BIRTH_YEAR, _adult_year, "head_birth_year")
 
 
 def relation_label(ctx: Context, relation: str) -> str:
@@ -348,8 +347,7 @@ async def on_members(ctx: Context, inp: Input) -> None:
     members = draft.get("members", [])
     if inp.choice == "add":
         if len(members) >= MAX_MEMBERS:
-            ctx.say(ctx.t("reg.members_full", max=MAX_MEMBERS))
-            ctx.again()
+            ctx.retry("reg.members_full", max=MAX_MEMBERS)
             return
         draft["member"] = {}
         _continue(ctx, draft)
@@ -365,8 +363,7 @@ async def on_members(ctx: Context, inp: Input) -> None:
             draft["member"] = {"name": name}
             _continue(ctx, draft)
             return
-        ctx.say(ctx.t("reg.members_pick"))
-        ctx.again()
+        ctx.retry("reg.members_pick")
 
 
 @router.prompt(Reg.MEMBER_NAME)
@@ -374,13 +371,7 @@ async def ask_member_name(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_member_name", n=len(_draft(ctx).get("members", [])) + 1))
 
 
-@router.handle(Reg.MEMBER_NAME)
-async def on_member_name(ctx: Context, inp: Input) -> None:
-    name = read_name(ctx, inp)
-    if name is not None:
-        draft = _draft(ctx)
-        draft["member"] = {"name": name}
-        _continue(ctx, draft)
+_text_field(Reg.MEMBER_NAME, read_name, "member", "name")
 
 
 @router.prompt(Reg.MEMBER_BIRTH_YEAR)
@@ -388,13 +379,7 @@ async def ask_member_birth_year(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_member_birth_year", name=_draft(ctx)["member"]["name"]))
 
 
-@router.handle(Reg.MEMBER_BIRTH_YEAR)
-async def on_member_birth_year(ctx: Context, inp: Input) -> None:
-    year = _read_year(ctx, inp, 0)
-    if year is not None:
-        draft = _draft(ctx)
-        draft["member"] = {**draft["member"], "birth_year": year}
-        _continue(ctx, draft)
+_text_field(Reg.MEMBER_BIRTH_YEAR, _any_year, "member", "birth_year")
 
 
 @router.prompt(Reg.MEMBER_RELATION)
@@ -407,8 +392,7 @@ async def ask_member_relation(ctx: Context) -> None:
 @router.handle(Reg.MEMBER_RELATION)
 async def on_member_relation(ctx: Context, inp: Input) -> None:
     if inp.choice not in RELATIONS or inp.choice == "head":
-        ctx.say(ctx.t("reg.pick_relation"))
-        ctx.again()
+        ctx.retry("reg.pick_relation")
         return
     draft = _draft(ctx)
     member = {**draft.pop("member"), "relation": inp.choice}
@@ -466,8 +450,7 @@ async def on_guardian(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("reg.guardian_refused", name=member.get("name", "")))
         _continue(ctx, draft)
     else:
-        ctx.say(ctx.t("reg.guardian_pick"))
-        ctx.again()
+        ctx.retry("reg.guardian_pick")
 
 
 @router.prompt(Reg.REMOVE_MEMBER)
@@ -490,8 +473,7 @@ async def on_remove_member(ctx: Context, inp: Input) -> None:
     elif inp.choice == "back":
         ctx.goto(Reg.MEMBERS)
     else:
-        ctx.say(ctx.t("reg.pick_member"))
-        ctx.again()
+        ctx.retry("reg.pick_member")
 
 
 async def _summary(ctx: Context, draft: dict[str, Any]) -> str:
@@ -549,8 +531,7 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("reg.cancelled"))
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("reg.pick_confirm"))
-        ctx.again()
+        ctx.retry("reg.pick_confirm")
 
 
 EDIT_FIELDS = {
@@ -579,8 +560,7 @@ async def on_edit(ctx: Context, inp: Input) -> None:
         ctx.goto(Reg.CONFIRM)
         return
     if inp.choice not in EDIT_FIELDS:
-        ctx.say(ctx.t("reg.pick_field"))
-        ctx.again()
+        ctx.retry("reg.pick_field")
         return
     draft = _draft(ctx)
     for field in EDIT_FIELDS[inp.choice][1]:

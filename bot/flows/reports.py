@@ -95,8 +95,7 @@ async def on_commune(ctx: Context, inp: Input) -> None:
         ctx.drop("rep")
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 # ---- exports ----------------------------------------------------------------------------------
@@ -131,8 +130,7 @@ async def on_kind(ctx: Context, inp: Input) -> None:
         ctx.drop("rep")
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 @router.prompt(Reports.EXPORT_FORMAT)
@@ -160,8 +158,7 @@ async def on_format(ctx: Context, inp: Input) -> None:
         ctx.set(rep=rep)
         ctx.goto(Reports.EXPORT_KIND)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 async def _export(ctx: Context) -> None:

@@ -160,14 +160,12 @@ async def _find_for(ctx: Context, args: str, prefer: tuple[Role, ...]) -> tuple[
     """Resolve '<reference> [note]' for a direct command, with every refusal explained."""
     if ctx.person is None or not any([await scope_for(ctx.session, ctx.person.id, r) for r in prefer]):
         key = REFUSAL_KEYS[prefer[-1]] if len(prefer) == 1 else N_("staff.not_staff")
-        ctx.say(ctx.t(key))
-        ctx.again()
+        ctx.retry(key)
         return None
     head, _, rest = args.strip().partition(" ")
     reference = parse_reference(head)
     if reference is None:
-        ctx.say(ctx.t("rv.need_reference"))
-        ctx.again()
+        ctx.retry("rv.need_reference")
         return None
     submission = await by_reference(ctx.session, reference)
     role = await _reviewer_role(ctx, submission, prefer) if submission is not None else None
@@ -199,8 +197,7 @@ async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Rol
         ctx.again()
         return
     if decision not in allowed_decisions(role, submission.state):
-        ctx.say(ctx.t("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state)))
-        ctx.again()
+        ctx.retry("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state))
         return
     rv = {
         "role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id,
@@ -372,8 +369,7 @@ async def on_list(ctx: Context, inp: Input) -> None:
     elif inp.text and parse_reference(inp.text):
         await _open_queue(ctx, Role(rv.get("role", "officer")), inp.text)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
 @router.prompt(Review.FILTER)
@@ -397,8 +393,7 @@ async def on_filter(ctx: Context, inp: Input) -> None:
     elif inp.choice == "back":
         ctx.goto(Review.LIST)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
 @router.prompt(Review.FILTER_VALUE)
@@ -436,8 +431,7 @@ async def on_filter_value(ctx: Context, inp: Input) -> None:
     elif choice.startswith("x") and choice[1:]:
         filters.state = choice[1:]
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
         return
     rv["filters"], rv["offset"] = filters.to_json(), 0
     rv.pop("dim", None)
@@ -601,8 +595,7 @@ async def on_view(ctx: Context, inp: Input) -> None:
         ctx.drop("rv")
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
 @router.prompt(Review.CONFIRM)
@@ -629,8 +622,7 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
         # A typed sentence here is a note for the decision (optional for approve/recommend).
         await _apply(ctx, inp.text)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
 @router.prompt(Review.NOTE)
@@ -651,8 +643,7 @@ async def on_note(ctx: Context, inp: Input) -> None:
         return
     note = (inp.text or "").strip()
     if len(note) < 3:
-        ctx.say(ctx.t("rv.note.too_short"))
-        ctx.again()
+        ctx.retry("rv.note.too_short")
         return
     await _apply(ctx, note)
 
