@@ -136,7 +136,6 @@ def build_application(options: TelegramOptions) -> Application:
         .rate_limiter(limiter)
         .concurrent_updates(options.concurrent_updates)
         .job_queue(None)
-        .persistence(None)
         .read_timeout(options.read_timeout)
         .write_timeout(max(options.read_timeout, 20))
         .connect_timeout(options.read_timeout)
