@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 
 from telegram import Message, Update
 
-from bot.flows.messages import Incoming, Kind, PhotoInput, parse_command
+from bot.messages import Incoming, Kind, PhotoInput, parse_command
 
 CHANNEL = "telegram"
 
