@@ -31,11 +31,11 @@ class Draft:
 
     @classmethod
     def from_json(cls: type[D], raw: Any) -> D:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (raw or {}).items() if k in names})
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}  # type: ignore[call-overload]
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 D = TypeVar("D", bound=Draft)

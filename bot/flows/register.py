@@ -572,7 +572,7 @@ async def _finalize(ctx: Context) -> None:
     draft = _draft(ctx)
     branch = await ctx.session.get(OrgUnit, draft["branch_id"])
     campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch else None
-    if campaign is None:
+    if branch is None or campaign is None:
         ctx.say(ctx.t("reg.no_campaign"))
         ctx.goto(Start.MENU)
         return

@@ -176,6 +176,7 @@ async def _export(ctx: Context) -> None:
     commune, year = found
     rep = ctx.draft(ReportDraft)
     kind, fmt = rep.kind, rep.format
+    assert kind is not None and fmt is not None  # both asked before the export is made
     filename = export_filename(kind, commune, year, fmt)
     path = new_export_path(ctx.app.settings.export_dir, filename)
     rows = await write_export(

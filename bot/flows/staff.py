@@ -495,15 +495,15 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
         lines.append(ctx.t("rv.view.items"))
         for item in criteria_set.items:
             answer = detail.answers.get(item.id)
-            photos = detail.photos_for(item.id)
+            photo_count = detail.photos_for(item.id)
             level = level_label(ctx, answer.level) if answer else ctx.t("decl.unanswered")
             lines.append(ctx.t(
                 "rv.view.item", id=item.id, text=_short(item.text.get(ctx.locale)), level=level,
-                points=answer.points if answer else 0, max=item.max_points, photos=photos,
+                points=answer.points if answer else 0, max=item.max_points, photos=photo_count,
             ))
             if answer is not None and answer.note:
                 lines.append(ctx.t("rv.view.item_note", note=shorten(answer.note, NOTE_PREVIEW)))
-            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not photos and removed_at is None:
+            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not photo_count and removed_at is None:
                 lines.append(ctx.t("rv.view.item_photo_missing"))
     if removed_at is not None:
         lines.append(ctx.t(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import ColumnElement, Select, false, or_, select, union
+from sqlalchemy import ColumnElement, CompoundSelect, Select, false, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaSet
@@ -187,6 +187,7 @@ class HouseholdSubject(SubjectStore):
         """Reuse the person's household from an earlier year (with today's member list) or make one."""
         details, person, branch = registration.details, registration.person, registration.branch
         members = [MemberSpec(m["name"], m["birth_year"], m["relation"]) for m in details.get("members", [])]
+        head: Person | None = None
         if details["is_head"]:
             head = person
             household = await session.scalar(select(Household).where(Household.head_person_id == person.id))
@@ -197,11 +198,9 @@ class HouseholdSubject(SubjectStore):
             ):
                 head_person = await session.get(Person, candidate.head_person_id)
                 if head_person and fold(head_person.full_name) == fold(details["head_name"]):
-                    household = candidate
+                    household, head = candidate, head_person
                     break
-            if household is not None:
-                head = await session.get(Person, household.head_person_id)
-            else:
+            if head is None:
                 head = Person(
                     full_name=details["head_name"],
                     birth_year=details["head_birth_year"],
@@ -260,7 +259,7 @@ def owned_by(person_id: int) -> ColumnElement[bool]:
     return or_(*conditions) if conditions else false()
 
 
-def concerned(*conditions: ColumnElement[bool]) -> Select:
+def concerned(*conditions: ColumnElement[bool]) -> CompoundSelect:
     """(pid, sid) for everyone concerned by the submissions matching `conditions`, any kind."""
     return union(*(query for store in stores() for query in store.concerned(*conditions)))
 
