@@ -8,12 +8,13 @@ Commands: /duyet (officer: pending list with filters), /binhxet (leader: branch 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from bot.domain.criteria import Level
 from bot.domain.lifecycle import NoteRequired
 from bot.flows.common import criteria_of, level_label, state_label, title_name
-from bot.flows.context import Context, Input
+from bot.flows.context import Context, Draft, Input
 from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
 from bot.flows.states import Review, Start
 from bot.messages import Choice, Outgoing
@@ -79,12 +80,19 @@ ACTOR_KEYS = {
 }
 
 
-def _rv(ctx: Context) -> dict[str, Any]:
-    return dict(ctx.data.get("rv") or {})
+@dataclass
+class ReviewDraft(Draft):
+    """Where a reviewer is: the role they review in, the list's filters and page, and the
+    submission (at the version they saw) and decision at hand."""
 
-
-def _save(ctx: Context, rv: dict[str, Any]) -> None:
-    ctx.set(rv=rv)
+    KEY: ClassVar[str] = "rv"
+    role: str = Role.OFFICER.value
+    filters: dict[str, Any] | None = None
+    offset: int = 0
+    sub: int | None = None
+    version: int | None = None
+    decision: str | None = None
+    dim: str | None = None  # the filter being set: branch, title or state
 
 
 def _not_found(ctx: Context, text: str) -> None:
@@ -115,7 +123,7 @@ async def _open_queue(ctx: Context, role: Role, args: str) -> None:
     scope = await require(ctx, role)
     if scope is None:
         return
-    rv = {"role": role.value, "filters": Filters().to_json(), "offset": 0}
+    rv = ReviewDraft(role=role.value, filters=Filters().to_json())
     if args.strip():
         reference = parse_reference(args.split()[0])
         if reference is not None:
@@ -124,16 +132,16 @@ async def _open_queue(ctx: Context, role: Role, args: str) -> None:
                 _not_found(ctx, reference)
                 ctx.again()
                 return
-            rv["sub"] = submission.id
-            _save(ctx, rv)
+            rv.sub = submission.id
+            ctx.keep(rv)
             ctx.goto(Review.VIEW)
             return
         filters = await _parse_filters(ctx, scope, role, args)
         if filters is None:
             ctx.say(ctx.t("rv.bad_filter", text=args.strip()[:40]))
         else:
-            rv["filters"] = filters.to_json()
-    _save(ctx, rv)
+            rv.filters = filters.to_json()
+    ctx.keep(rv)
     ctx.goto(Review.LIST)
 
 
@@ -182,7 +190,7 @@ async def cmd_view(ctx: Context, args: str) -> None:
     if found is None:
         return
     submission, role, _rest = found
-    _save(ctx, {"role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id})
+    ctx.keep(ReviewDraft(role=role.value, filters=Filters().to_json(), sub=submission.id))
     ctx.goto(Review.VIEW)
 
 
@@ -199,11 +207,11 @@ async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Rol
     if decision not in allowed_decisions(role, submission.state):
         ctx.retry("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state))
         return
-    rv = {
-        "role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id,
-        "version": submission.version, "decision": decision.value,
-    }
-    _save(ctx, rv)
+    rv = ReviewDraft(
+        role=role.value, filters=Filters().to_json(), sub=submission.id,
+        version=submission.version, decision=decision.value,
+    )
+    ctx.keep(rv)
     if note:
         await _apply(ctx, note)
     elif note_required(role, submission.state, decision):
@@ -240,12 +248,12 @@ async def cmd_not_recommend(ctx: Context, args: str) -> None:
 # ---- the queue --------------------------------------------------------------------------------
 
 
-async def _scope(ctx: Context, rv: dict[str, Any]) -> tuple[Role, Scope] | None:
+async def _scope(ctx: Context, rv: ReviewDraft) -> tuple[Role, Scope] | None:
     """Re-check the role on every step: a grant revoked mid-review stops the review."""
-    role = Role(rv.get("role", Role.OFFICER.value))
+    role = Role(rv.role)
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
     if scope is None:
-        ctx.drop("rv")
+        ctx.forget(ReviewDraft)
         key = REFUSAL_KEYS[role]
         ctx.say(ctx.t(key))
         ctx.goto(Start.MENU)
@@ -295,17 +303,17 @@ async def _filter_text(ctx: Context, filters: Filters) -> str | None:
 
 @router.prompt(Review.LIST)
 async def ask_list(ctx: Context) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return
     role, scope = found
-    filters = Filters.from_json(rv.get("filters"))
-    offset = int(rv.get("offset", 0))
+    filters = Filters.from_json(rv.filters)
+    offset = rv.offset
     page = await pending(ctx.session, scope, QUEUE_STATES[role], filters, limit=PAGE, offset=offset)
     if page.rows == [] and offset:
-        rv["offset"] = 0
-        _save(ctx, rv)
+        rv.offset = 0
+        ctx.keep(rv)
         page = await pending(ctx.session, scope, QUEUE_STATES[role], filters, limit=PAGE, offset=0)
         offset = 0
     filter_text = await _filter_text(ctx, filters)
@@ -346,28 +354,28 @@ async def ask_list(ctx: Context) -> None:
 
 @router.handle(Review.LIST)
 async def on_list(ctx: Context, inp: Input) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     choice = inp.choice or ""
     if choice.startswith("s") and choice[1:].isdigit():
-        rv["sub"] = int(choice[1:])
-        _save(ctx, rv)
+        rv.sub = int(choice[1:])
+        ctx.keep(rv)
         ctx.goto(Review.VIEW)
     elif choice in ("next", "prev"):
         step = PAGE if choice == "next" else -PAGE
-        rv["offset"] = max(0, int(rv.get("offset", 0)) + step)
-        _save(ctx, rv)
+        rv.offset = max(0, rv.offset + step)
+        ctx.keep(rv)
         ctx.again()
     elif choice == "filter":
         ctx.goto(Review.FILTER)
     elif choice == "clear":
-        rv["filters"], rv["offset"] = Filters().to_json(), 0
-        _save(ctx, rv)
+        rv.filters, rv.offset = Filters().to_json(), 0
+        ctx.keep(rv)
         ctx.again()
     elif choice == "menu":
-        ctx.drop("rv")
+        ctx.forget(ReviewDraft)
         ctx.goto(Start.MENU)
     elif inp.text and parse_reference(inp.text):
-        await _open_queue(ctx, Role(rv.get("role", "officer")), inp.text)
+        await _open_queue(ctx, Role(rv.role), inp.text)
     else:
         ctx.retry("rv.list.please_choose")
 
@@ -378,7 +386,7 @@ async def ask_filter(ctx: Context) -> None:
         Choice("branch", ctx.t("rv.filter.branch")),
         Choice("title", ctx.t("rv.filter.title")),
     ]
-    if Role(_rv(ctx).get("role", "officer")) == Role.OFFICER:
+    if Role(ctx.draft(ReviewDraft).role) == Role.OFFICER:
         choices.append(Choice("state", ctx.t("rv.filter.state")))
     ctx.ask(ctx.t("rv.filter.ask"), [*choices, Choice("back", ctx.t("common.back"))])
 
@@ -386,9 +394,9 @@ async def ask_filter(ctx: Context) -> None:
 @router.handle(Review.FILTER)
 async def on_filter(ctx: Context, inp: Input) -> None:
     if inp.choice in ("branch", "title", "state"):
-        rv = _rv(ctx)
-        rv["dim"] = inp.choice
-        _save(ctx, rv)
+        rv = ctx.draft(ReviewDraft)
+        rv.dim = inp.choice
+        ctx.keep(rv)
         ctx.goto(Review.FILTER_VALUE)
     elif inp.choice == "back":
         ctx.goto(Review.LIST)
@@ -398,12 +406,12 @@ async def on_filter(ctx: Context, inp: Input) -> None:
 
 @router.prompt(Review.FILTER_VALUE)
 async def ask_filter_value(ctx: Context) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return
     role, scope = found
-    dim = rv.get("dim")
+    dim = rv.dim
     if dim == "branch":
         choices = [Choice(f"b{b.id}", b.name) for b in await branches_in(ctx.session, scope)]
     elif dim == "title":
@@ -418,9 +426,9 @@ async def ask_filter_value(ctx: Context) -> None:
 
 @router.handle(Review.FILTER_VALUE)
 async def on_filter_value(ctx: Context, inp: Input) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     choice = inp.choice or ""
-    filters = Filters.from_json(rv.get("filters"))
+    filters = Filters.from_json(rv.filters)
     if choice == "back":
         ctx.goto(Review.FILTER)
         return
@@ -433,9 +441,9 @@ async def on_filter_value(ctx: Context, inp: Input) -> None:
     else:
         ctx.retry("rv.list.please_choose")
         return
-    rv["filters"], rv["offset"] = filters.to_json(), 0
-    rv.pop("dim", None)
-    _save(ctx, rv)
+    rv.filters, rv.offset = filters.to_json(), 0
+    rv.dim = None
+    ctx.keep(rv)
     ctx.goto(Review.LIST)
 
 
@@ -443,14 +451,14 @@ async def on_filter_value(ctx: Context, inp: Input) -> None:
 
 
 async def _load(ctx: Context) -> tuple[Role, Scope, Submission] | None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return None
     role, scope = found
-    submission = await ctx.session.get(Submission, rv.get("sub"), populate_existing=True) if rv.get("sub") else None
+    submission = await ctx.session.get(Submission, rv.sub, populate_existing=True) if rv.sub else None
     if submission is None or not scope.covers(submission.branch_id):
-        _not_found(ctx, str(rv.get("sub") or ""))
+        _not_found(ctx, str(rv.sub or ""))
         ctx.goto(Review.LIST)
         return None
     return role, scope, submission
@@ -547,10 +555,10 @@ async def ask_view(ctx: Context) -> None:
         return
     role, _scope_, submission = loaded
     text, photos = await _details(ctx, submission)
-    rv = _rv(ctx)
-    rv["version"] = submission.version
-    rv.pop("decision", None)
-    _save(ctx, rv)
+    rv = ctx.draft(ReviewDraft)
+    rv.version = submission.version
+    rv.decision = None
+    ctx.keep(rv)
     ctx.say(text)
     ctx.replies.extend(photos)
     decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
@@ -582,9 +590,9 @@ async def on_view(ctx: Context, inp: Input) -> None:
             ctx.again()
             return
         decision = Decision(choice[2:])
-        rv = _rv(ctx)
-        rv["decision"] = decision.value
-        _save(ctx, rv)
+        rv = ctx.draft(ReviewDraft)
+        rv.decision = decision.value
+        ctx.keep(rv)
         if note_required(role, submission.state, decision):
             ctx.goto(Review.NOTE)
         else:
@@ -592,7 +600,7 @@ async def on_view(ctx: Context, inp: Input) -> None:
     elif choice == "list":
         ctx.goto(Review.LIST)
     elif choice == "menu":
-        ctx.drop("rv")
+        ctx.forget(ReviewDraft)
         ctx.goto(Start.MENU)
     else:
         ctx.retry("rv.list.please_choose")
@@ -604,7 +612,7 @@ async def ask_confirm(ctx: Context) -> None:
     if loaded is None:
         return
     _role, _scope_, submission = loaded
-    decision = Decision(_rv(ctx)["decision"])
+    decision = Decision(ctx.draft(ReviewDraft).decision)
     key = CONFIRM_KEYS.get(decision, N_("rv.confirm.generic"))
     ctx.ask(
         ctx.t(key, reference=submission.reference, name=await _who(ctx, submission)),
@@ -631,7 +639,7 @@ async def ask_note(ctx: Context) -> None:
     if loaded is None:
         return
     _role, _scope_, submission = loaded
-    decision = Decision(_rv(ctx)["decision"])
+    decision = Decision(ctx.draft(ReviewDraft).decision)
     key = NOTE_KEYS[decision]
     ctx.ask(ctx.t(key, reference=submission.reference), [Choice("back", ctx.t("common.back"))])
 
@@ -649,27 +657,27 @@ async def on_note(ctx: Context, inp: Input) -> None:
 
 
 async def _apply(ctx: Context, note: str | None) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return
     role, scope = found
-    decision = Decision(rv["decision"])
+    decision = Decision(rv.decision)
     if decision not in OFFERED[role]:
         ctx.say(ctx.t(REFUSAL_KEYS[Role.OFFICER if role == Role.LEADER else Role.LEADER]))
         ctx.goto(Review.VIEW)
         return
     try:
         event = await decide(
-            ctx.session, submission_id=rv["sub"], decision=decision, role=role, scope=scope,
-            actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.get("version"),
+            ctx.session, submission_id=rv.sub, decision=decision, role=role, scope=scope,
+            actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.version,
         )
     except OutOfScope:
-        _not_found(ctx, str(rv.get("sub")))
+        _not_found(ctx, str(rv.sub))
         ctx.goto(Review.LIST)
         return
     except (OwnApplication, ProcessingStopped) as refusal:
-        submission = await ctx.session.get(Submission, rv["sub"])
+        submission = await ctx.session.get(Submission, rv.sub)
         key = REVIEW_BLOCKED_KEYS[type(refusal)]
         ctx.say(ctx.t(key, reference=submission.reference if submission else "?"))
         ctx.goto(Review.VIEW)
@@ -685,9 +693,9 @@ async def _apply(ctx: Context, note: str | None) -> None:
     submission = await ctx.session.get(Submission, event.submission_id)
     done_key = DONE_KEYS[decision]
     ctx.say(ctx.t(done_key, reference=submission.reference, name=await _who(ctx, submission)))
-    rv.pop("decision", None)
-    rv.pop("sub", None)
-    _save(ctx, rv)
+    rv.decision = None
+    rv.sub = None
+    ctx.keep(rv)
     ctx.goto(Review.LIST)
 
 
