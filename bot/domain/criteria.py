@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
+
+from bot.domain.subjects import known_kinds
 
 
 class CriteriaError(ValueError):
@@ -96,7 +98,7 @@ class CriteriaSet(BaseModel):
     version: int = Field(ge=1)
     title: Literal["cd", "gd"] | str = Field(min_length=1)
     title_name: Localized
-    subject: Literal["person", "household"]
+    subject: str = Field(min_length=1)  # a kind of bot.domain.subjects: person | household | …
     issuer: str
     decision: str
     province: str | None = None
@@ -105,6 +107,13 @@ class CriteriaSet(BaseModel):
     provisional_note: Localized | None = None
     criteria: list[Criterion] = Field(min_length=1)
     recognition: RecognitionRule
+
+    @field_validator("subject")
+    @classmethod
+    def _known_subject(cls, value: str) -> str:
+        if value not in known_kinds():
+            raise ValueError(f"Input should be one of {', '.join(repr(k) for k in known_kinds())}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "CriteriaSet":

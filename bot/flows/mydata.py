@@ -76,8 +76,7 @@ async def cmd_my_data(ctx: Context, args: str) -> None:
 @router.command("xoadulieu", "deletedata", english="deletedata", needs_consent=False, help_key=N_("help.cmd.deletedata"))
 async def cmd_delete_data(ctx: Context, args: str) -> None:
     if ctx.person is None:
-        ctx.say(ctx.t("mydata.nothing"))
-        ctx.again()
+        ctx.retry("mydata.nothing")
         return
     if ctx.proxy:
         ctx.stop_acting()
@@ -104,8 +103,7 @@ async def on_delete(ctx: Context, inp: Input) -> None:
         ctx.goto(Start.MENU if ctx.account.consent_at else Start.NEW)
         return
     if inp.choice != "delete" or ctx.person is None:
-        ctx.say(ctx.t("mydata.please_choose"))
-        ctx.again()
+        ctx.retry("mydata.please_choose")
         return
     # Deleting ends processing: recorded as a withdrawal of consent, in its own row.
     await record_withdrawal(ctx, ConsentMethod.DELETION, ctx.now)

@@ -39,8 +39,8 @@ from bot.storage.models import (
     RoleGrant,
     SubmissionEvent,
 )
-from bot.storage.submissions import submissions_for_person
 from bot.storage.core import affected
+from bot.storage.subjects import submissions_for_person
 
 if TYPE_CHECKING:
     from bot.app import App
