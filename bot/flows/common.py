@@ -11,7 +11,7 @@ from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.storage.commune import deadlines_of
 from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Household, Submission
-from bot.storage.submissions import submissions_for_person
+from bot.storage.submissions import hold, submissions_for_person
 from bot.text import clean_name
 
 
@@ -51,13 +51,14 @@ async def my_submission(ctx: Context, submission_id: int | None) -> Submission |
 
     Same rule as `submissions_for_person` (the subject, or the household's head or registrant),
     read by primary key: a step's handler and its next prompt both ask, and the second time the
-    session already holds the row, so it costs no query."""
+    session already holds the row (kept alive until the transaction ends), so it costs no query."""
     subject = ctx.subject
     if submission_id is None or subject is None:
         return None
     submission = await ctx.session.get(Submission, submission_id)
     if submission is None:
         return None
+    hold(ctx.session, submission)
     if submission.person_id == subject.id:
         return submission
     if submission.household_id is not None:

@@ -39,7 +39,7 @@ from bot.storage.models import (
     RoleGrant,
     SubmissionEvent,
 )
-from bot.storage.submissions import submissions_for_person
+from bot.storage.submissions import ANSWERS_READ, submissions_for_person
 from bot.web.app import export_dir
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         result.candidate_files += [e.path for e in evidence]
         hashes += [e.sha256 for e in evidence]
         result.answers += (await session.execute(delete(Answer).where(Answer.submission_id == submission.id))).rowcount or 0
+        session.info.get(ANSWERS_READ, {}).pop(submission.id, None)  # what this transaction read is gone
         await session.execute(delete(Evidence).where(Evidence.submission_id == submission.id))
         await session.execute(
             update(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).values(note=None)
