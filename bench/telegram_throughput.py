@@ -57,9 +57,9 @@ from bench.common import SCRIPT, FakeServer, median  # noqa: E402
 from bot.app import build_app  # noqa: E402
 from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, TelegramOptions, TelegramService  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.flows import ROUTER  # noqa: E402
+from bot.flows.registry import build_router  # noqa: E402
 from bot.flows.engine import FlowEngine, Outcome  # noqa: E402
-from bot.flows.messages import Outgoing  # noqa: E402
+from bot.messages import Outgoing  # noqa: E402
 from bot.storage.commune import apply_commune, load_commune_file  # noqa: E402
 from bot.storage.models import Submission  # noqa: E402
 from tests.fakes.telegram_bot_api import TOKEN  # noqa: E402
@@ -268,7 +268,7 @@ class EchoEngine:
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
-        self.router = ROUTER
+        self.router = build_router()
 
     async def process(self, msg, send):  # noqa: ANN001, ANN201
         replies = [Outgoing(msg.text or "?")]
@@ -324,7 +324,7 @@ class ChannelBot(Bot):
             chat_rate_per_second=0,
             concurrent_updates=self.concurrency,
         )
-        engine = FlowEngine(app, ROUTER) if self.full_flow else EchoEngine(app)
+        engine = FlowEngine(app, build_router()) if self.full_flow else EchoEngine(app)
         self.channel = TelegramChannel(Timed(engine, self.replies), options)  # type: ignore[arg-type]
         self.service = TelegramService(self.channel, "send")  # initialise without polling yet
         await self.service.start()
