@@ -39,8 +39,9 @@ from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_
 from bot.flows.router import Router
 from bot.i18n import N_, get_translator
 from bot.storage.evidence import CleanPhoto, EvidenceError
-from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
+from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
 from bot.storage.people import Role, branch_ids_in_scope, get_account, get_or_create_account
+from bot.storage.submissions import hold
 from bot.text import nfc, strip_controls
 
 log = logging.getLogger(__name__)
@@ -346,12 +347,15 @@ class FlowEngine:
             ctx.goto(Start.MENU if ctx.account.consent_at else INITIAL_STATE)
 
     async def _load_row(self, session: AsyncSession, msg: Incoming) -> Row | None:
-        """The account, its conversation, its person and — when this message was handled before —
-        its processed-message row, in one query; None for someone unknown."""
+        """The account, its conversation, its person, the submission the conversation is on (its
+        "sub") and — when this message was handled before — its processed-message row, in one
+        query; None for someone unknown. The submission is only read here: the flows still check
+        whose it is (`my_submission`), and find it in the session instead of querying again."""
         query = (
-            select(ChannelAccount, Conversation, Person, ProcessedMessage if msg.message_id else null())
+            select(ChannelAccount, Conversation, Person, ProcessedMessage if msg.message_id else null(), Submission)
             .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
             .outerjoin(Person, Person.id == ChannelAccount.person_id)
+            .outerjoin(Submission, Submission.id == Conversation.data["sub"].as_integer())
             .where(ChannelAccount.channel == msg.channel, ChannelAccount.external_id == msg.user_id)
         )
         if msg.message_id:
@@ -359,7 +363,10 @@ class FlowEngine:
                 ProcessedMessage,
                 and_(ProcessedMessage.channel == msg.channel, ProcessedMessage.message_id == msg.message_id),
             )
-        return (await session.execute(query)).first()
+        row = (await session.execute(query)).first()
+        if row is not None and row[4] is not None:
+            hold(session, row[4])  # kept in the session until the transaction ends
+        return row
 
     async def _load(
         self, session: AsyncSession, msg: Incoming, now: datetime, row: Row | None
