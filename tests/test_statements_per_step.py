@@ -3,9 +3,9 @@ transactions one message makes, counted at the driver on SQLite and PostgreSQL.
 
 A level step ("Đạt": store the answer, rescore, ask for photos) and a no-photo step ("Không có
 ảnh": on to the next item) each run in one transaction for the step itself, then a second one
-marks the message answered once its replies are sent. Before issue 18 these steps took 12 and 10
-statements besides the mark (duplicate check and submission on their own, the account's last
-message time written on every message, answers and the submission read twice)."""
+marks the message answered once its replies are sent. Before issue 18 the level step took 10
+statements besides the mark (the duplicate check and the submission on their own, the account's
+last message time written on every message, the answers read twice)."""
 
 from __future__ import annotations
 
