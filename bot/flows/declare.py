@@ -34,6 +34,7 @@ from bot.storage.submissions import (
     answers_of,
     attach_evidence,
     evidence_counts,
+    known_answers,
     last_request_note,
     missing_photos,
     rescore,
@@ -98,7 +99,7 @@ def _item_ids(criteria_set: CriteriaSet, ids: list[str]) -> str:
 
 
 async def _first_unanswered(ctx: Context, submission: Submission, criteria_set: CriteriaSet, after: int = -1) -> Item | None:
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
     for index, item in enumerate(criteria_set.items):
         if index > after and item.id not in answers:
             return item
@@ -226,7 +227,7 @@ async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaS
     ]
     if item.evidence_hint:
         lines.append(ctx.t("decl.item_hint", hint=item.evidence_hint.get(ctx.locale)))
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
     photos = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
     if item.id in answers:
         lines.append(ctx.t("decl.item_current", level=level_label(ctx, answers[item.id].level), photos=photos))
@@ -390,8 +391,8 @@ def _add_note(ctx: Context, answer: Answer, text: str) -> str:
 
 async def _summary_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> tuple[str, bool, bool]:
     """Summary text, whether items are unanswered, whether it can be submitted."""
-    result = await rescore(ctx.session, submission, criteria_set)
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
+    result = await rescore(ctx.session, submission, criteria_set, answers)
     counts = await evidence_counts(ctx.session, submission.id)
     no_photo = missing_photos(criteria_set, answers, counts)
     rule = criteria_set.recognition

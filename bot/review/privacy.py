@@ -41,6 +41,7 @@ from bot.storage.models import (
 )
 from bot.storage.core import affected
 from bot.storage.subjects import submissions_for_person
+from bot.storage.submissions import ANSWERS_READ
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -144,6 +145,7 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         result.candidate_files += [e.path for e in evidence]
         hashes += [e.sha256 for e in evidence]
         result.answers += affected(await session.execute(delete(Answer).where(Answer.submission_id == submission.id)))
+        session.info.get(ANSWERS_READ, {}).pop(submission.id, None)  # what this transaction read is gone
         await session.execute(delete(Evidence).where(Evidence.submission_id == submission.id))
         await session.execute(
             update(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).values(note=None)
