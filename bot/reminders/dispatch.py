@@ -51,7 +51,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
-from bot.channels.base import RateLimited, SenderRegistry, TransientSendError, Unreachable
+from bot.channels.base import RateLimited, SenderRegistry, TransientSendError, Unreachable, describe
 from bot.clock import local_date
 from bot.config import ChannelLimit
 from bot.reminders.digests import DIGEST, build_digest
@@ -428,7 +428,7 @@ class Dispatcher:
                 await self._record(
                     session, row.id, status=PENDING, claimed_by=None, claimed_at=None,
                     not_before=now + timedelta(seconds=error.retry_after),
-                    attempts=OutboxMessage.attempts - 1, last_error=str(error)[:500],
+                    attempts=OutboxMessage.attempts - 1, last_error=describe(error),
                 )
                 report.rate_limited += 1
                 log.warning("%s: rate limited, pausing %.1fs", channel, error.retry_after)
@@ -445,13 +445,13 @@ class Dispatcher:
                 if not isinstance(error, TransientSendError):
                     log.error("outbox %s: unexpected send error", row.id, exc_info=error)
                 if attempts >= self.settings.dispatch_max_attempts:
-                    await self._record(session, row.id, status=FAILED, last_error=str(error)[:500] or repr(error))
+                    await self._record(session, row.id, status=FAILED, last_error=describe(error))
                     report.failed += 1
                 else:
                     delay = min(BACKOFF_CAP_SECONDS, self.settings.dispatch_backoff_seconds * 2 ** (attempts - 1))
                     await self._record(
                         session, row.id, status=PENDING, claimed_by=None, claimed_at=None,
-                        not_before=now + timedelta(seconds=delay), last_error=str(error)[:500] or repr(error),
+                        not_before=now + timedelta(seconds=delay), last_error=describe(error),
                     )
                     report.retried += 1
 

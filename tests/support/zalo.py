@@ -64,7 +64,8 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
 class Stack:
     app: App
     runtime: Runtime
-    public_url: str
+    public_url: str  # where the web app listens (http on 127.0.0.1)
+    https_url: str = ""  # PUBLIC_BASE_URL: the same behind a TLS proxy (see fakes.server.via_local_tls)
 
     @property
     def bot_channel(self):
@@ -73,6 +74,11 @@ class Stack:
     @property
     def oa_channel(self):
         return self.app.extras["zalo_oa_channel"]
+
+    async def webhook_confirmed(self, timeout: float = 10.0) -> None:
+        """Wait until Zalo (the fake) has verified and accepted the Bot Platform webhook."""
+        (setup,) = [s for s in self.runtime.services if s.name == "zalo-bot-webhook"]
+        await asyncio.wait_for(setup.confirmed.wait(), timeout)
 
 
 def zalo_settings(
@@ -108,17 +114,19 @@ async def running_bot(
     """The bot as `hoctap run` builds it: installers, services and the shared web app."""
     sock = bound_socket()
     public = url_of(sock)
-    app = await make_app(database_url, tmp_path, clock, public_base_url=public if webhook else None, **settings)
+    https = "https://" + public[len("http://"):]
+    app = await make_app(database_url, tmp_path, clock, public_base_url=https if webhook else None, **settings)
     try:
         runtime, _any = await build_runtime(app, role)
         web = create_web_app(app, runtime.routes)
         async with serve(web, sock):
+            runtime.listening.set()
             started = []
             try:
                 for service in runtime.services:
                     await service.start()
                     started.append(service)
-                yield Stack(app, runtime, public)
+                yield Stack(app, runtime, public, https)
             finally:
                 for service in reversed(started):
                     await service.stop()
