@@ -67,6 +67,7 @@ REASON_KEYS = {
     "blocked": N_("digest.reason.blocked"),
     "outside_window": N_("digest.reason.outside_window"),
     "not_found": N_("digest.reason.not_found"),
+    "zns_opt_out": N_("digest.reason.zns_opt_out"),
     NO_ACCOUNT: N_("digest.reason.no_account"),
 }
 OTHER_REASON = N_("digest.reason.other")
@@ -367,6 +368,9 @@ async def officer_digest(
     )
     if away:
         blocks.append(plural("digest.officer_away", "digest.officer_away.plural", away))
+    from bot.reminders.zalo_lines import zalo_blocks
+
+    blocks += await zalo_blocks(session, campaign, settings, send_at)
     deadline = next_deadline(deadlines, today, ("commune_report",)) if heading == BEFORE_DEADLINE else next_deadline(deadlines, today)
     return Notice(
         N_("digest.officer"),

@@ -387,7 +387,8 @@ class Dispatcher:
     async def _deliver(self, channel: str, row: Claimed, pacer: Pacer, report: Report) -> None:
         now = self.app.clock.now()
         try:
-            outgoing = render_notice(await self._notice(row, now), row.locale)
+            notice = await self._notice(row, now)
+            outgoing = render_notice(notice, row.locale)
         except Exception as exc:  # a payload no renderer understands: never sendable, say why
             log.exception("outbox %s: cannot render", row.id)
             async with self.app.sessions.begin() as session:
@@ -414,7 +415,13 @@ class Dispatcher:
         try:
             if sender is None:
                 raise TransientSendError(f"no sender for {channel} in this process")
-            await sender.send(row.account, [outgoing])
+            # A sender may treat queued messages apart (the OA's quota check; ZNS fills a template
+            # from the notice's values): `send_queued(account, outgoing, notice)`.
+            send_queued = getattr(sender, "send_queued", None)
+            if send_queued is not None:
+                await send_queued(row.account, outgoing, notice)
+            else:
+                await sender.send(row.account, [outgoing])
         except Exception as exc:  # every failure is recorded below; BaseException (a dying process) is not
             error = exc
         now = self.app.clock.now()
