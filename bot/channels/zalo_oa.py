@@ -471,6 +471,13 @@ async def install(runtime: "Runtime") -> bool:
     await tokens.seed(settings.zalo_oa_refresh_token, settings.zalo_oa_access_token)
     sender = ZaloOASender(app, client)
     runtime.senders.register(sender)
+    if settings.zalo_zns_templates:
+        from bot.zalo.zns import ZNSSender
+
+        phone_client = ZaloOAClient(
+            tokens, settings.zalo_zns_api_base_url, client=http, timeout=settings.zalo_http_timeout, retry=retry_policy(app)
+        )
+        runtime.senders.register(ZNSSender(app, phone_client, client))
     channel: ZaloOAChannel | None = None
     if runtime.role in ("web", "all"):
         channel = ZaloOAChannel(

@@ -36,6 +36,7 @@ from bot.reminders.recipients import (
     Reach,
     linked_people,
     reach_of,
+    route_for,
     submission_facts,
 )
 from bot.reminders.timing import days_left
@@ -156,7 +157,7 @@ def _names(entries: list[dict]) -> dict:
 
 
 async def _unreachable(
-    session: AsyncSession, campaign_id: int, branch_ids: list[int]
+    session: AsyncSession, campaign_id: int, branch_ids: list[int], settings: Settings, at: datetime
 ) -> tuple[dict[int, Reach], dict[int, list[int]]]:
     """Reach of everyone linked to submissions still with their owners (EDITABLE states)."""
     pairs = linked_people(
@@ -167,7 +168,9 @@ async def _unreachable(
     people_of: dict[int, list[int]] = {}
     for pid, sid in await session.execute(select(pairs)):
         people_of.setdefault(sid, []).append(pid)
-    reach = await reach_of(session, {p for ps in people_of.values() for p in ps})
+    # As reminders go: someone only a ZNS template reaches is reachable; someone the OA cannot
+    # write to any more (and no ZNS) needs a visit.
+    reach = await reach_of(session, {p for ps in people_of.values() for p in ps}, route=route_for(settings, at))
     return reach, people_of
 
 
@@ -204,7 +207,7 @@ async def leader_digest(
         )
     )
     facts = await submission_facts(session, editable_ids, criteria)
-    reach, people_of = await _unreachable(session, campaign.id, [branch.id])
+    reach, people_of = await _unreachable(session, campaign.id, [branch.id], settings, send_at)
     ordered = sorted(facts.values(), key=lambda f: (fold(f.subject_name), f.id))
     not_started, unfinished, asked, away = [], [], [], []
     nudgeable = False
@@ -362,7 +365,7 @@ async def officer_digest(
     if branch_lines:
         blocks.append({"key": N_("digest.branches"), "params": {"lines": {"lines": branch_lines}}})
 
-    reach, people_of = await _unreachable(session, campaign.id, branch_ids)
+    reach, people_of = await _unreachable(session, campaign.id, branch_ids, settings, send_at)
     away = sum(
         1 for people in people_of.values() if not any(reach[p].reachable for p in people if p in reach)
     )

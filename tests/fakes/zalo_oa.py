@@ -77,6 +77,7 @@ class FakeZaloOA:
                 Route("/v2.0/oa/upload/image", self._upload, methods=["POST"]),
                 Route("/v3.0/oa/user/detail", self._user_detail, methods=["GET"]),
                 Route("/v3.0/oa/quota/message", self._quota, methods=["POST"]),
+                Route("/v3.0/oa/message/template", self._zns_by_uid, methods=["POST"]),
                 Route("/v4/oa/access_token", self._oauth, methods=["POST"]),
             ]
         )
@@ -298,6 +299,13 @@ class FakeZaloOA:
         if profile is None:
             return JSONResponse({"error": -213, "message": "User has not followed OA"})
         return JSONResponse({"error": 0, "message": "Success", "data": {"user_id": user_id, **profile}})
+
+    async def _zns_by_uid(self, request: Request) -> Response:
+        """ZNS by user id is on the OA's host: handled by the fake ZNS given as `zns`."""
+        zns = getattr(self, "zns", None)
+        if zns is None:
+            return JSONResponse({"error": -201, "message": "ZNS is not enabled for this OA"})
+        return await zns.uid_template(request)
 
     async def _quota(self, request: Request) -> Response:
         self.api_calls.append("quota")

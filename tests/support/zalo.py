@@ -19,6 +19,7 @@ from tests.fakes.image_host import FakeImageHost
 from tests.fakes.server import bound_socket, serve, url_of
 from tests.fakes.zalo_bot import FakeZaloBotPlatform
 from tests.fakes.zalo_oa import FakeZaloOA
+from tests.fakes.zalo_zns import FakeZNS
 
 BOT_WEBHOOK_SECRET = "webhook-secret-123"
 FAKE_MEDIA_HOST = "127.0.0.1"
@@ -41,6 +42,16 @@ async def fake_oa(clock) -> AsyncIterator[FakeZaloOA]:
         fake.base_url = url  # type: ignore[attr-defined]
         yield fake
     await fake.aclose()
+
+
+@pytest.fixture
+async def fake_zns(fake_oa, clock) -> AsyncIterator[FakeZNS]:
+    """ZNS with the fake OA's tokens and the test's clock; by user id through the OA's host."""
+    fake = FakeZNS(tokens=lambda: set(fake_oa.access_tokens), now=lambda: clock.now().timestamp())
+    fake_oa.zns = fake  # type: ignore[attr-defined]
+    async with serve(fake.app) as url:
+        fake.base_url = url  # type: ignore[attr-defined]
+        yield fake
 
 
 @pytest.fixture
