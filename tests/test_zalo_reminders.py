@@ -128,3 +128,44 @@ async def test_zns_by_user_id_in_development_mode_and_zalo_refusals(fake_oa, fak
         else:
             raise AssertionError("sent at night")
         assert len(fake_zns.sent) == 1
+
+
+async def test_giving_a_phone_number_for_zns_is_optional_with_its_own_consent(suite_db, tmp_path, clock):
+    from bot.flows import ROUTER
+    from bot.flows.engine import FlowEngine
+    from bot.storage.models import Consent
+    from tests.conftest import make_app
+    from tests.support.chat import Person
+
+    app = await make_app(
+        suite_db, tmp_path, clock, zalo_oa_app_id="4321", zalo_zns_templates=ZNS, zalo_zns_ask_phone=True
+    )
+    try:
+        await resident(app, "Nguyễn Thị Hoa", external_id="hoa")
+        hoa = Person(FlowEngine(app, ROUTER), "hoa")
+        turn = await hoa.command("sodienthoai")
+        assert "hội có thể gửi tin nhắc hạn của Zalo (ZNS) tới số đó" in turn.text
+        assert turn.choices == ["Đồng ý, cho số", "Bỏ qua"]
+        turn = await hoa.taps("Bỏ qua")  # skippable: nothing is kept
+        assert "Không sao, bot không lưu số điện thoại nào." in turn.text
+
+        await hoa.command("sodienthoai")
+        await hoa.taps("Đồng ý, cho số")
+        turn = await hoa.says("12345")
+        assert "Số này chưa đúng." in turn.text
+        turn = await hoa.says("0912 345 678")
+        assert "Đã lưu số có đuôi 678." in turn.text
+        async with app.sessions() as session:
+            (zns,) = (await session.scalars(select(ChannelAccount).where(ChannelAccount.channel == "zns"))).all()
+            consent = await session.scalar(select(Consent).where(Consent.account_id == zns.id))
+        assert zns.external_id == "phone:84912345678" and zns.consent_at is not None
+        assert consent.purposes == ["zns_reminders"] and consent.text_version == "zns-phone-1" and consent.text_sha256
+
+        turn = await hoa.command("sodienthoai")
+        assert "Bạn đã cho số điện thoại có đuôi 678." in turn.text
+        turn = await hoa.taps("Xoá số đã cho")
+        assert "Đã xoá số điện thoại của bạn." in turn.text
+        async with app.sessions() as session:
+            assert (await session.scalars(select(ChannelAccount).where(ChannelAccount.channel == "zns"))).all() == []
+    finally:
+        await app.close()
