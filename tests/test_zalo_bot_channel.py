@@ -379,3 +379,43 @@ async def test_polling_where_a_webhook_belongs_is_warned_about(fake_bot, suite_d
     finally:
         await app.close()
     assert "Zalo advises a webhook in production" in caplog.text
+
+
+@pytest.mark.parametrize("webhook", [False, True], ids=["polling", "webhook"])
+async def test_full_citizen_declaration_over_the_bot_platform(fake_bot, image_host, suite_db, tmp_path, clock, webhook):
+    """A whole "Công dân học tập" declaration as Zalo delivers it, by getUpdates and by webhook;
+    the photo comes as `photo_url` (the current docs)."""
+    async with running_bot(suite_db, tmp_path, clock, webhook=webhook, **zalo_settings(bot=fake_bot)) as stack:
+        if webhook:
+            await stack.webhook_confirmed()
+        hoa = ZaloBotPerson(stack, fake_bot, "zalo-hoa", webhook=webhook)
+        text = await hoa.says("Xin chào")
+        assert text.startswith(CONSENT)
+        text = await hoa.says("1")
+        assert "1. Công dân học tập\n2. Gia đình học tập" in text
+        text = await hoa.says("1")
+        assert "Họ và tên" in text
+        await hoa.says("Nguyễn Thị Hoa")
+        await hoa.says("1975")
+        await hoa.says("2")
+        text = await hoa.says("1")  # Xác nhận
+        assert "CD-2026-000001" in text
+        text = await hoa.says("1")  # Bắt đầu
+        assert text.startswith("Mục 1/10 (tối đa 10 điểm)")
+        await hoa.says("Đạt")
+        photo = image_host.add("tu-sach.jpg", jpeg((120, 80, 40), (640, 480)))
+        text = await hoa.sends_photo(photo)
+        assert text.startswith("Đã nhận ảnh 1.")
+        await hoa.says("xong")
+        for _ in range(9):
+            await hoa.says("1")
+            text = await hoa.says("khong co anh")
+        assert "Tổng 100/100 điểm." in text
+        text = await hoa.says("Nộp hồ sơ")
+        assert text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
+        async with stack.app.sessions() as session:
+            submission = await session.scalar(select(Submission))
+            evidence = list(await session.scalars(select(Evidence)))
+        assert (submission.state, submission.score, submission.subject_kind) == ("submitted", 100, "person")
+        assert [(e.item_id, e.source_channel) for e in evidence] == [("1", "zalo_bot")]
+    assert fake_bot.count("getUpdates" if not webhook else "setWebhook") >= 1

@@ -422,3 +422,62 @@ async def test_what_an_operator_must_fix_shows_in_the_outbox_report_and_the_offi
             blocks = await zalo_blocks(session, campaign, app.settings, clock.now())
         text = render_notice(Notice("digest.zalo_problems", blocks[0]["params"]), "vi").text
         assert "tài khoản Zalo Cloud" in text and ": 1 tin" in text
+
+
+async def test_full_household_declaration_on_the_oa_with_quick_replies(fake_oa, image_host, suite_db, tmp_path, clock):
+    """Choices come as numbered text and as quick-reply buttons (`oa.query.hide`); a tap comes
+    back as the person's text carrying the number, read like a typed one."""
+
+    async def taps(person: OAPerson, title: str) -> str:
+        (last,) = [s for s in fake_oa.sent if s.user_id == person.user_id][-1:]
+        assert title in [b["title"] for b in last.buttons], [b["title"] for b in last.buttons]
+        return "\n\n".join(await person.deliver(fake_oa.tap(person.user_id, last, title)))
+
+    async with running_bot(suite_db, tmp_path, clock, **oa_settings(fake_oa)) as stack:
+        ba = OAPerson(stack, fake_oa, "oa-ba")
+        text = await ba.follows()
+        assert text.startswith(WELCOME)
+        consent = fake_oa.sent[-1]
+        assert [(b["title"], b["type"], b["payload"]) for b in consent.buttons] == [
+            ("Tôi đồng ý", "oa.query.hide", "1"), ("Không đồng ý", "oa.query.hide", "2"), ("Xem chi tiết", "oa.query.hide", "3"),
+        ]
+        text = await taps(ba, "Tôi đồng ý")
+        assert "1. Công dân học tập\n2. Gia đình học tập" in text
+        text = await taps(ba, "Gia đình học tập")
+        assert "Họ và tên" in text
+        await ba.says("Y Bih Niê")
+        text = await ba.says("1970")
+        assert "1. Buôn Ken" in text
+        text = await taps(ba, "Buôn Ken")
+        assert "chủ hộ" in text
+        await ba.says("có")
+        await ba.says("1")  # add a member
+        await ba.says("H'Nga Niê")
+        await ba.says("1974")
+        text = await taps(ba, "Vợ/chồng")
+        assert "H'Nga Niê" in text
+        text = await taps(ba, "Đã đủ")
+        assert "Thông tin đã đúng chưa?" in text
+        text = await taps(ba, "Xác nhận")
+        assert "GD-2026-000001" in text
+        text = await taps(ba, "Bắt đầu")
+        assert text.startswith("Mục 1.1 — câu 1/10 (tối đa 10 điểm)")
+        for _ in range(3):
+            text = await ba.says("khong ap dung")
+        await ba.says("Đạt")
+        await ba.says("Không có ảnh")
+        await ba.says("dat")
+        photo = image_host.add("lop-hoc.jpg", jpeg((10, 120, 200), (800, 600)))
+        text = await ba.sends_photos(photo)
+        assert "Đã nhận ảnh 1." in text
+        await ba.says("xong")
+        for _ in range(5):
+            await ba.says("1")
+            text = await ba.says("khong co anh")
+        assert "Tổng 100/100 điểm." in text
+        text = await taps(ba, "Nộp hồ sơ")
+        assert text.startswith("Đã nộp hồ sơ GD-2026-000001 (100 điểm).")
+        async with stack.app.sessions() as session:
+            submission = await session.scalar(select(Submission))
+        assert (submission.state, submission.score, submission.subject_kind) == ("submitted", 100, "household")
+    assert all(len(s.buttons) <= 5 for s in fake_oa.sent) and fake_oa.billed == []
