@@ -163,9 +163,25 @@ async def test_giving_a_phone_number_for_zns_is_optional_with_its_own_consent(su
 
         turn = await hoa.command("sodienthoai")
         assert "Bạn đã cho số điện thoại có đuôi 678." in turn.text
+        await hoa.taps("Bỏ qua")
+        await hoa.command("sodienthoai")
         turn = await hoa.taps("Xoá số đã cho")
         assert "Đã xoá số điện thoại của bạn." in turn.text
         async with app.sessions() as session:
             assert (await session.scalars(select(ChannelAccount).where(ChannelAccount.channel == "zns"))).all() == []
+
+        # Deleting one's data takes the number too.
+        await hoa.command("sodienthoai")
+        await hoa.taps("Đồng ý, cho số")
+        await hoa.says("0987654321")
+        from bot.review.privacy import delete_person_data
+        from bot.storage.models import Person as PersonRow
+
+        async with app.sessions.begin() as session:
+            row = await session.scalar(select(PersonRow).where(PersonRow.full_name == "Nguyễn Thị Hoa"))
+            await delete_person_data(session, row, clock.now())
+        async with app.sessions() as session:
+            (zns,) = (await session.scalars(select(ChannelAccount).where(ChannelAccount.channel == "zns"))).all()
+        assert "987654321" not in zns.external_id and zns.person_id is None
     finally:
         await app.close()
