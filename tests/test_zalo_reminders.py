@@ -131,7 +131,7 @@ async def test_zns_by_user_id_in_development_mode_and_zalo_refusals(fake_oa, fak
 
 
 async def test_giving_a_phone_number_for_zns_is_optional_with_its_own_consent(suite_db, tmp_path, clock):
-    from bot.flows import ROUTER
+    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
     from bot.storage.models import Consent
     from tests.conftest import make_app
@@ -142,7 +142,7 @@ async def test_giving_a_phone_number_for_zns_is_optional_with_its_own_consent(su
     )
     try:
         await resident(app, "Nguyễn Thị Hoa", external_id="hoa")
-        hoa = Person(FlowEngine(app, ROUTER), "hoa")
+        hoa = Person(FlowEngine(app, build_router()), "hoa")
         turn = await hoa.command("sodienthoai")
         assert "hội có thể gửi tin nhắc hạn của Zalo (ZNS) tới số đó" in turn.text
         assert turn.choices == ["Đồng ý, cho số", "Bỏ qua"]

@@ -12,8 +12,9 @@ from sqlalchemy import delete, select
 
 from bot.flows.common import menu_choice
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.messages import Choice
 from bot.flows.router import Router
+from bot.flows.states import Start, ZnsPhone
 from bot.i18n import N_
 from bot.storage.consents import ConsentKind, ConsentMethod, ShownText, fingerprint, record
 from bot.storage.models import ChannelAccount
@@ -46,12 +47,12 @@ async def _phone_account(ctx: Context) -> ChannelAccount | None:
 async def cmd_phone(ctx: Context, args: str) -> None:
     if not offered(ctx) or ctx.person is None:
         ctx.say(ctx.t("phone.not_used"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
-    ctx.goto("zns.phone_consent")
+    ctx.goto(ZnsPhone.CONSENT)
 
 
-@router.prompt("zns.phone_consent")
+@router.prompt(ZnsPhone.CONSENT)
 async def ask_consent(ctx: Context) -> None:
     current = await _phone_account(ctx)
     text = ctx.t("phone.consent")
@@ -64,10 +65,10 @@ async def ask_consent(ctx: Context) -> None:
     ctx.ask(text, choices)
 
 
-@router.handle("zns.phone_consent")
+@router.handle(ZnsPhone.CONSENT)
 async def on_consent(ctx: Context, inp: Input) -> None:
     if inp.choice == "yes":
-        ctx.goto("zns.phone_number")
+        ctx.goto(ZnsPhone.NUMBER)
     elif inp.choice == "remove":
         await ctx.session.execute(
             delete(ChannelAccount).where(
@@ -78,29 +79,29 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         )
         ctx.drop("phone_text")
         ctx.say(ctx.t("phone.removed"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     elif inp.choice == "skip":
         ctx.drop("phone_text")
         ctx.say(ctx.t("phone.skipped"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()
 
 
-@router.prompt("zns.phone_number")
+@router.prompt(ZnsPhone.NUMBER)
 async def ask_number(ctx: Context) -> None:
     ctx.ask(ctx.t("phone.ask"), [Choice("skip", ctx.t("phone.skip")), menu_choice(ctx)])
 
 
-@router.handle("zns.phone_number")
+@router.handle(ZnsPhone.NUMBER)
 async def on_number(ctx: Context, inp: Input) -> None:
     from bot.zalo.zns import normalise_phone, phone_id
 
     if inp.choice in ("skip", "menu"):
         ctx.drop("phone_text")
         ctx.say(ctx.t("phone.skipped"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     phone = normalise_phone(inp.text or "")
     if phone is None:
@@ -128,4 +129,4 @@ async def on_number(ctx: Context, inp: Input) -> None:
     )
     ctx.drop("phone_text")
     ctx.say(ctx.t("phone.saved", last=phone[-3:]))
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
-from bot.flows.messages import Outgoing
+from bot.messages import Outgoing
 from bot.storage.models import ChannelAccount, OrgUnit, Person
 from bot.zalo.errors import (
     TokenRefreshError,
