@@ -109,4 +109,11 @@ class Consent(States):
     WITHDRAW = "consent.withdraw"
 
 
-ALL: tuple[type[States], ...] = (Start, Reg, Decl, Status, Review, Leader, Invite, Reports, MyData, Consent)
+class ZnsPhone(States):
+    """A phone number for ZNS reminders (zns_phone.py)."""
+
+    CONSENT = "zns.phone_consent"
+    NUMBER = "zns.phone_number"
+
+
+ALL: tuple[type[States], ...] = (Start, Reg, Decl, Status, Review, Leader, Invite, Reports, MyData, Consent, ZnsPhone)

@@ -180,6 +180,11 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
     for account in accounts:
         account.person_id = None
         account.consent_at = None
+        if account.channel == "zns" and account.external_id.startswith("phone:"):
+            # A phone number given for ZNS reminders is the person's data: it goes. The row stays
+            # (its sent messages count in the month's ZNS spend), with nothing left to reach.
+            account.external_id = f"phone:removed-{account.id}"
+            account.unreachable_at, account.unreachable_reason = now, "deleted"
     if account_ids:
         # Queued messages and stored replies may quote names and answers.
         await session.execute(

@@ -444,3 +444,16 @@ class ZaloOAToken(Base):
     needs_reauth_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class OperatorAlert(Base):
+    """Something an operator must look at (webhook signatures failing, the OA needing
+    re-authorisation): counted, with its first and last time; no personal data."""
+
+    __tablename__ = "operator_alerts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    detail: Mapped[str | None] = mapped_column(Text)
