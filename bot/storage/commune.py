@@ -1,5 +1,9 @@
 """Commune setup from a YAML file: commune, branches, yearly campaigns (deadlines, targets).
 
+Units follow the two-level local government in force since 1 July 2025: province → commune
+(xã, phường, đặc khu; its official 5-digit code from QĐ 19/2025/QĐ-TTg) → branch (thôn, buôn,
+tổ dân phố). There is no district level; a file that still names one is refused with the reason.
+
 Running it again updates names, figures and deadlines in place (codes are the stable keys),
 so an officer can correct the file and re-run `hoctap init` without duplicating anything.
 """
@@ -10,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,8 +32,26 @@ class UnitSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
     name: str = Field(min_length=1, max_length=200)
+    official_code: str | None = Field(default=None, pattern=r"^[0-9]{2,5}$")
     households: int | None = Field(default=None, ge=0)
     adults: int | None = Field(default=None, ge=0)
+
+
+class CommuneUnitSpec(UnitSpec):
+    # A commune's official code has 5 digits (QĐ 19/2025/QĐ-TTg).
+    official_code: str | None = Field(default=None, pattern=r"^[0-9]{5}$")
+
+
+class ProvinceUnitSpec(UnitSpec):
+    official_code: str | None = Field(default=None, pattern=r"^[0-9]{2}$")
+
+
+def _no_district(raw: object) -> object:
+    if isinstance(raw, dict) and "district" in raw:
+        raise ValueError(
+            "district: districts were abolished on 1 July 2025; remove it (a commune belongs to its province)"
+        )
+    return raw
 
 
 def _check_offsets(value: list[int]) -> list[int]:
@@ -96,12 +118,16 @@ class AssociationSpec(BaseModel):
 
 class CommuneSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    province: UnitSpec | None = None
-    district: UnitSpec | None = None
-    commune: UnitSpec
+    province: ProvinceUnitSpec | None = None
+    commune: CommuneUnitSpec
     association: AssociationSpec | None = None
     branches: list[UnitSpec] = Field(min_length=1)
     campaigns: list[CampaignSpec] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _two_levels(cls, raw: object) -> object:
+        return _no_district(raw)
 
 
 def parse_commune(text: str, source: str) -> CommuneSpec:
@@ -139,6 +165,7 @@ async def _upsert_unit(
     elif unit.kind != kind:
         raise CommuneFileError(f"code {spec.code!r} already names a {unit.kind}, not a {kind}")
     unit.name = spec.name
+    unit.official_code = spec.official_code
     unit.parent_id = parent.id if parent else None
     unit.households_total = spec.households
     unit.adults_total = spec.adults
@@ -152,8 +179,6 @@ async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime)
     parent = None
     if spec.province:
         parent = await _upsert_unit(session, spec.province, "province", None, 0, now)
-    if spec.district:
-        parent = await _upsert_unit(session, spec.district, "district", parent, 0, now)
     commune = await _upsert_unit(session, spec.commune, "commune", parent, 0, now)
     commune.association_name = spec.association.name if spec.association else None
     commune.association_contact = spec.association.contact if spec.association else None
