@@ -40,11 +40,12 @@ def _report(ctx: Context) -> dict:
 
 
 async def _start(ctx: Context, args: str, then: str) -> None:
-    """Shared start: role check, words in args (kind, format, year, commune code), commune choice."""
-    if await require(ctx, Role.OFFICER) is None:
+    """Shared start: role check, words in args (kind, format, year, commune code), commune choice.
+    Officers report on their commune; the province role reads every commune of its province."""
+    communes = await communes_in_scope(ctx.session, ctx.person.id) if ctx.person else []
+    if not communes and await require(ctx, Role.OFFICER) is None:
         return
     rep: dict = {"then": then}
-    communes = await communes_in_scope(ctx.session, ctx.person.id)
     for word in fold(args).replace("-", " ").split():
         if word in KIND_WORDS:
             rep["kind"] = KIND_WORDS[word]
@@ -102,7 +103,7 @@ async def on_commune(ctx: Context, inp: Input) -> None:
 # ---- exports ----------------------------------------------------------------------------------
 
 
-@router.command("xuat", "export", english="export", role="officer", help_key=N_("help.cmd.export"))
+@router.command("xuat", "export", english="export", role="officer,province", help_key=N_("help.cmd.export"))
 async def cmd_export(ctx: Context, args: str) -> None:
     await _start(ctx, args, "exp.kind")
 
@@ -189,7 +190,7 @@ async def _export(ctx: Context) -> None:
 # ---- the progress chart -----------------------------------------------------------------------
 
 
-@router.command("thongke", "stats", english="stats", role="officer", help_key=N_("help.cmd.stats"))
+@router.command("thongke", "stats", english="stats", role="officer,province", help_key=N_("help.cmd.stats"))
 async def cmd_stats(ctx: Context, args: str) -> None:
     await _start(ctx, args, "rep.stats")
 

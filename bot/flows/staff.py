@@ -118,6 +118,13 @@ async def staff_menu_choices(ctx: Context) -> list[Choice]:
         choices.append(Choice("cmd:duyet", ctx.t("staff.menu.review", count=waiting)))
         choices.append(Choice("cmd:thongke", ctx.t("staff.menu.stats")))
         choices.append(Choice("cmd:xuat", ctx.t("staff.menu.export")))
+    else:
+        from bot.review.scope import provinces_in_scope
+
+        if await provinces_in_scope(ctx.session, ctx.person.id):  # the province role: reading only
+            choices.append(Choice("cmd:baocaotinh", ctx.t("staff.menu.province")))
+            choices.append(Choice("cmd:thongke", ctx.t("staff.menu.stats")))
+            choices.append(Choice("cmd:xuat", ctx.t("staff.menu.export")))
     return choices
 
 

@@ -58,7 +58,7 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("consent.thanks"))
         if ctx.data.get("invite"):
             ctx.goto("invite.redeem")  # they came with an invite code: use it now
-        elif await my_submissions(ctx) or await _has_role(ctx, "leader,officer"):
+        elif await my_submissions(ctx) or await _has_role(ctx, "leader,officer,province"):
             ctx.goto("menu")
         else:
             ctx.goto("reg.title")

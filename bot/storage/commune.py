@@ -130,6 +130,126 @@ class CommuneSpec(BaseModel):
         return _no_district(raw)
 
 
+class ProvinceCommuneSpec(BaseModel):
+    """One commune inside a province file: like a commune file without `province`; campaigns
+    default to the province's."""
+
+    model_config = ConfigDict(extra="forbid")
+    commune: CommuneUnitSpec
+    association: AssociationSpec | None = None
+    branches: list[UnitSpec] = Field(min_length=1)
+    campaigns: list[CampaignSpec] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _two_levels(cls, raw: object) -> object:
+        return _no_district(raw)
+
+
+class ProvinceSpec(BaseModel):
+    """A whole province for one installation: its communes (each with its thôn), and the
+    campaigns every commune follows unless it lists its own."""
+
+    model_config = ConfigDict(extra="forbid")
+    province: ProvinceUnitSpec
+    association: AssociationSpec | None = None
+    campaigns: list[CampaignSpec] = Field(default_factory=list)
+    communes: list[ProvinceCommuneSpec] = Field(min_length=1)
+
+    def commune_specs(self) -> list[CommuneSpec]:
+        return [
+            CommuneSpec(
+                province=self.province, commune=c.commune, association=c.association, branches=c.branches,
+                campaigns=self.campaigns if c.campaigns is None else c.campaigns,
+            )
+            for c in self.communes
+        ]
+
+
+def _validate(model: type[BaseModel], text: str, source: str) -> BaseModel:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CommuneFileError(f"{source}: not valid YAML: {exc}") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise CommuneFileError(f"{source}: {details}") from exc
+
+
+def parse_province(text: str, source: str) -> ProvinceSpec:
+    spec = _validate(ProvinceSpec, text, source)
+    codes: list[str] = [spec.province.code]
+    official: list[str] = []
+    for n, commune in enumerate(spec.communes):
+        codes.append(commune.commune.code)
+        codes.extend(b.code for b in commune.branches)
+        if commune.commune.official_code:
+            official.append(commune.commune.official_code)
+        if len({b.code for b in commune.branches}) != len(commune.branches):
+            raise CommuneFileError(f"{source}: communes.{n}.branches: codes must be unique")
+    if len(codes) != len(set(codes)):
+        twice = sorted({c for c in codes if codes.count(c) > 1})
+        raise CommuneFileError(f"{source}: codes must be unique across the province file: {twice}")
+    if len(official) != len(set(official)):
+        raise CommuneFileError(f"{source}: communes: official codes must be unique")
+    return spec
+
+
+def load_province_file(path: Path) -> ProvinceSpec:
+    try:
+        return parse_province(Path(path).read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise CommuneFileError(f"{path}: cannot read: {exc}") from exc
+
+
+async def apply_province(session: AsyncSession, spec: ProvinceSpec, now: datetime) -> list[OrgUnit]:
+    """Create or update the province and every commune of the file; returns the communes."""
+    units = []
+    for commune_spec in spec.commune_specs():
+        units.append(await apply_commune(session, commune_spec, now))
+    if spec.association is not None:
+        province = await session.scalar(select(OrgUnit).where(OrgUnit.code == spec.province.code))
+        province.association_name = spec.association.name
+        province.association_contact = spec.association.contact
+    return units
+
+
+async def province_of(session: AsyncSession, unit_id: int | None) -> OrgUnit | None:
+    """The province a branch or commune belongs to (None when it has none)."""
+    unit = await session.get(OrgUnit, unit_id) if unit_id is not None else None
+    while unit is not None and unit.kind != "province":
+        unit = await session.get(OrgUnit, unit.parent_id) if unit.parent_id is not None else None
+    return unit
+
+
+async def find_communes(session: AsyncSession, text: str, limit: int = 8) -> list[OrgUnit]:
+    """Communes whose name (or official code) matches what a person typed, diacritics and case
+    ignored: "ea tul" finds "Xã Ea Tul", "hoa phu" finds "Xã Hòa Phú". Whole-word starts rank first."""
+    from bot.text import fold
+
+    wanted = " ".join(fold(text).replace("-", " ").split())
+    if not wanted:
+        return []
+    for prefix in ("xa ", "phuong ", "dac khu "):
+        if wanted.startswith(prefix) and len(wanted) > len(prefix):
+            wanted = wanted[len(prefix):]
+    ranked = []
+    for unit in await communes(session):
+        name = " ".join(fold(unit.name).replace("-", " ").split())
+        if unit.official_code and unit.official_code == wanted:
+            ranked.append((0, name, unit))
+        elif f" {wanted} " in f" {name} ":
+            ranked.append((1, name, unit))
+        elif wanted in name:
+            ranked.append((2, name, unit))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [unit for _rank, _name, unit in ranked[:limit]]
+
+
 def parse_commune(text: str, source: str) -> CommuneSpec:
     try:
         raw = yaml.safe_load(text)

@@ -16,11 +16,14 @@ class Role(StrEnum):
     RESIDENT = "resident"
     LEADER = "leader"  # chi hội trưởng: one branch
     OFFICER = "officer"  # cán bộ xã: one commune
+    PROVINCE = "province"  # Hội Khuyến học tỉnh: reads statistics and reports of every commune of a province
     ADMIN = "admin"  # the installation
 
 
 # The org-unit kind a role's scope must be.
-SCOPE_KIND = {Role.LEADER: "branch", Role.OFFICER: "commune", Role.ADMIN: None, Role.RESIDENT: None}
+SCOPE_KIND = {
+    Role.LEADER: "branch", Role.OFFICER: "commune", Role.PROVINCE: "province", Role.ADMIN: None, Role.RESIDENT: None,
+}
 
 
 async def get_account(session: AsyncSession, channel: str, external_id: str) -> ChannelAccount | None:
