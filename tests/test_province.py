@@ -42,9 +42,9 @@ async def province_app(suite_db, tmp_path, clock):
 
 @pytest.fixture
 def province_chat(province_app):
-    from bot.flows import ROUTER
+    from bot.flows.registry import build_router
 
-    engine = FlowEngine(province_app, ROUTER)
+    engine = FlowEngine(province_app, build_router())
     return engine, (lambda user_id: ChatPerson(engine, user_id, "test"))
 
 
@@ -193,9 +193,9 @@ async def test_a_resident_picks_their_target_group_when_the_province_has_several
     (folder / "can-bo.yaml").write_text(_group_form("cd-dak-lak-can-bo", "can-bo", "Cán bộ, công chức, viên chức"), encoding="utf-8")
     app = await make_app(suite_db, tmp_path, clock, criteria_dir=folder)
     try:
-        from bot.flows import ROUTER
+        from bot.flows.registry import build_router
 
-        hoa = ChatPerson(FlowEngine(app, ROUTER), "hoa", "test")
+        hoa = ChatPerson(FlowEngine(app, build_router()), "hoa", "test")
         await hoa.says("xin chào")
         await hoa.taps("Tôi đồng ý")
         await hoa.taps("Công dân học tập")

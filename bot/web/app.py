@@ -25,7 +25,7 @@ FILE_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
 def export_dir(app: App) -> Path:
-    return Path(app.settings.evidence_dir).parent / "exports"
+    return app.settings.export_dir
 
 
 def folder_root(app: App, folder: str) -> Path:
