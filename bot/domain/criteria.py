@@ -22,6 +22,7 @@ from typing import Iterable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 
 class CriteriaError(ValueError):
@@ -252,7 +253,7 @@ def score(criteria_set: CriteriaSet, answers: dict[str, Level | str]) -> Score:
     )
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = ".".join(str(part) for part in error.get("loc", ())) or "(top level)"
     return f"{loc}: {error.get('msg')}"
 

@@ -18,7 +18,7 @@ from bot.reminders.planner import Planned
 from bot.reminders.rounds import Collected, Rounds
 from bot.reminders.timing import Moment
 from bot.storage.models import Campaign, ChannelAccount, OrgUnit, OutboxMessage
-from bot.storage.outbox import render_notice
+from bot.storage.outbox import Notice, render_notice
 
 Echo = Callable[[str], None]
 PROBLEM_STATUSES = ("unconfirmed", "failed", "unreachable")
@@ -41,7 +41,7 @@ def _indent(text: str) -> str:
 def _show_reminder(app: App, echo: Echo, p: Planned, verbose: bool) -> None:
     what = ", ".join(p.groups) + (": " + ", ".join(p.references) if p.references else "")
     echo(f"    {p.name:<28} {_reach(p.reach):<32} {what}")
-    if verbose:
+    if verbose and isinstance(p.queued.notice, Notice):  # a digest has no text until it is sent
         echo(_indent(render_notice(p.queued.notice, p.reach.locale).text))
 
 

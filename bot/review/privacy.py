@@ -40,6 +40,7 @@ from bot.storage.models import (
     SubmissionEvent,
 )
 from bot.storage.submissions import submissions_for_person
+from bot.storage.core import affected
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -142,7 +143,7 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         result.photos += len(evidence)
         result.candidate_files += [e.path for e in evidence]
         hashes += [e.sha256 for e in evidence]
-        result.answers += (await session.execute(delete(Answer).where(Answer.submission_id == submission.id))).rowcount or 0
+        result.answers += affected(await session.execute(delete(Answer).where(Answer.submission_id == submission.id)))
         await session.execute(delete(Evidence).where(Evidence.submission_id == submission.id))
         await session.execute(
             update(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).values(note=None)
