@@ -61,19 +61,21 @@ def init(
         typer.echo("error: give --commune FILE or --province FILE", err=True)
         raise typer.Exit(2)
     try:
-        spec = load_commune_file(commune) if commune else load_province_file(province)
+        commune_spec = load_commune_file(commune) if commune else None
+        province_spec = load_province_file(province) if province else None
     except CommuneFileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
-            if commune:
-                units = [await apply_commune(session, spec, app.clock.now())]
-                campaigns = [len(spec.campaigns)]
+            if commune_spec is not None:
+                units = [await apply_commune(session, commune_spec, app.clock.now())]
+                campaigns = [len(commune_spec.campaigns)]
             else:
-                units = await apply_province(session, spec, app.clock.now())
-                campaigns = [len(c.campaigns) for c in spec.commune_specs()]
+                assert province_spec is not None
+                units = await apply_province(session, province_spec, app.clock.now())
+                campaigns = [len(c.campaigns) for c in province_spec.commune_specs()]
             counts = [len(await branches_of(session, unit.id)) for unit in units]
         for unit, branches, count in zip(units, counts, campaigns):
             typer.echo(f"{unit.name}: {branches} branches, {count} campaign(s) ready.")

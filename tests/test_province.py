@@ -5,7 +5,6 @@ the yearly upward report; target groups picked at registration."""
 from __future__ import annotations
 
 import csv
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -51,9 +50,13 @@ def province_chat(province_app):
 async def test_the_example_province_file_loads_three_communes_under_the_province(province_app):
     async with province_app.sessions() as session:
         province = await session.scalar(select(OrgUnit).where(OrgUnit.kind == "province"))
-        communes = list(await session.scalars(select(OrgUnit).where(OrgUnit.kind == "commune").order_by(OrgUnit.official_code)))
+        communes = list(
+            await session.scalars(select(OrgUnit).where(OrgUnit.kind == "commune").order_by(OrgUnit.official_code))
+        )
         assert [(c.code, c.official_code, c.parent_id) for c in communes] == [
-            ("ea-tul", "99001", province.id), ("hoa-phu", "99002", province.id), ("ea-kiet", "99003", province.id),
+            ("ea-tul", "99001", province.id),
+            ("hoa-phu", "99002", province.id),
+            ("ea-kiet", "99003", province.id),
         ]
         assert province.association_name == "Hội Khuyến học tỉnh Đắk Lắk"
         assert not list(await session.scalars(select(OrgUnit).where(OrgUnit.kind == "district")))
@@ -66,7 +69,10 @@ async def test_the_example_province_file_loads_three_communes_under_the_province
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (("communes:\n  - commune:\n", "communes:\n  - district: {code: x, name: Huyện X}\n    commune:\n"), "districts were abolished"),
+        (
+            ("communes:\n  - commune:\n", "communes:\n  - district: {code: x, name: Huyện X}\n    commune:\n"),
+            "districts were abolished",
+        ),
         (("code: buon-sut", "code: buon-ken"), "codes must be unique across the province file: ['buon-ken']"),
         (('official_code: "99002"', 'official_code: "99001"'), "official codes must be unique"),
         (('official_code: "99003"', 'official_code: "993"'), "communes.2.commune.official_code"),
@@ -109,7 +115,9 @@ async def _register_citizen(p: ChatPerson, commune_text: str, branch: str, name:
     return turn.text
 
 
-async def test_residents_of_each_commune_register_and_the_province_reads_the_report(province_app, province_chat, tmp_path):
+async def test_residents_of_each_commune_register_and_the_province_reads_the_report(
+    province_app, province_chat, tmp_path
+):
     engine, person = province_chat
     await _register_citizen(person("a"), "ea tul", "Buôn Ken", "Nguyễn Văn An")
     await _register_citizen(person("b"), "hoa phu", "Thôn 2", "Trần Thị Bình")
@@ -131,12 +139,15 @@ async def test_residents_of_each_commune_register_and_the_province_reads_the_rep
 
     async with province_app.sessions() as session:
         rows = await session.execute(
-            select(OrgUnit.code, Person.full_name).join(Submission, Submission.branch_id == OrgUnit.id).join(
-                Person, Person.id == Submission.person_id
-            ).order_by(Person.full_name)
+            select(OrgUnit.code, Person.full_name)
+            .join(Submission, Submission.branch_id == OrgUnit.id)
+            .join(Person, Person.id == Submission.person_id)
+            .order_by(Person.full_name)
         )
         assert {tuple(r) for r in rows} == {
-            ("buon-ken", "Nguyễn Văn An"), ("hoa-phu-thon-2", "Trần Thị Bình"), ("buon-sut", "Y Cư Niê"),
+            ("buon-ken", "Nguyễn Văn An"),
+            ("hoa-phu-thon-2", "Trần Thị Bình"),
+            ("buon-sut", "Y Cư Niê"),
         }
 
     staff = await make_staff(engine, "tinh", Role.PROVINCE, "dak-lak", "Phạm Thị Tỉnh")
@@ -164,7 +175,14 @@ async def test_residents_of_each_commune_register_and_the_province_reads_the_rep
         )
     assert count == 3
     table = list(csv.reader(path.open(encoding="utf-8-sig")))
-    assert table[0][:6] == ["Mã đơn vị", "Xã/phường", "Số hộ", "Số người lớn", "Gia đình học tập: đăng ký", "Gia đình học tập: được công nhận"]
+    assert table[0][:6] == [
+        "Mã đơn vị",
+        "Xã/phường",
+        "Số hộ",
+        "Số người lớn",
+        "Gia đình học tập: đăng ký",
+        "Gia đình học tập: được công nhận",
+    ]
     assert [row[:4] for row in table[1:]] == [
         ["99001", "Xã Ea Tul", "2310", "5840"],
         ["99002", "Xã Hòa Phú", "1850", "4620"],
@@ -182,15 +200,21 @@ def _group_form(set_id: str, group: str, name: str) -> str:
     text = (Path(__file__).resolve().parent.parent / "bot/criteria/cd-qd244-2022.yaml").read_text(encoding="utf-8")
     text = text.replace("id: cd-qd244-2022", f"id: {set_id}", 1)
     return text.replace(
-        "version: 1\n", f"version: 1\nprovince: dak-lak\ntarget_group: {group}\ntarget_group_name: {{vi: \"{name}\", en: \"{group}\"}}\n", 1
+        "version: 1\n",
+        f'version: 1\nprovince: dak-lak\ntarget_group: {group}\ntarget_group_name: {{vi: "{name}", en: "{group}"}}\n',
+        1,
     )
 
 
 async def test_a_resident_picks_their_target_group_when_the_province_has_several(suite_db, tmp_path, clock):
     folder = tmp_path / "criteria"
     folder.mkdir()
-    (folder / "nong-dan.yaml").write_text(_group_form("cd-dak-lak-nong-dan", FARMERS, "Nông dân, lao động nông thôn"), encoding="utf-8")
-    (folder / "can-bo.yaml").write_text(_group_form("cd-dak-lak-can-bo", "can-bo", "Cán bộ, công chức, viên chức"), encoding="utf-8")
+    (folder / "nong-dan.yaml").write_text(
+        _group_form("cd-dak-lak-nong-dan", FARMERS, "Nông dân, lao động nông thôn"), encoding="utf-8"
+    )
+    (folder / "can-bo.yaml").write_text(
+        _group_form("cd-dak-lak-can-bo", "can-bo", "Cán bộ, công chức, viên chức"), encoding="utf-8"
+    )
     app = await make_app(suite_db, tmp_path, clock, criteria_dir=folder)
     try:
         from bot.flows.registry import build_router

@@ -17,7 +17,9 @@ from bot.review.stats import TitleCount
 router = Router()
 
 
-@router.command("baocaotinh", "provincereport", english="provincereport", roles=(Role.PROVINCE,), help_key=N_("help.cmd.province"))
+@router.command(
+    "baocaotinh", "provincereport", english="provincereport", roles=(Role.PROVINCE,), help_key=N_("help.cmd.province")
+)
 async def cmd_province(ctx: Context, args: str) -> None:
     provinces = await provinces_in_scope(ctx.session, ctx.person.id) if ctx.person else []
     if not provinces:
@@ -66,10 +68,15 @@ async def _send(ctx: Context, province_id: int) -> None:
         for title in report.titles:
             count = unit.titles.get(title, TitleCount())
             rate = unit.rate(title, report.subjects.get(title, "person"))
-            parts.append(ctx.t(
-                "rep.stats_title", title=names[title], recognised=count.recognised, registered=count.registered,
-                rate="-" if rate is None else f"{rate:.1f}",
-            ))
+            parts.append(
+                ctx.t(
+                    "rep.stats_title",
+                    title=names[title],
+                    recognised=count.recognised,
+                    registered=count.registered,
+                    rate="-" if rate is None else f"{rate:.1f}",
+                )
+            )
         name = ctx.t("export.row.province_total", province=unit.name) if n == len(units) - 1 else unit.name
         lines.append(ctx.t("rep.stats_line", unit=name, parts="; ".join(parts)))
     ctx.say("\n".join(lines))
@@ -78,7 +85,11 @@ async def _send(ctx: Context, province_id: int) -> None:
     await write_province_report(
         ctx.session, ctx.app.catalog, province=province, year=year, fmt="xlsx", locale=ctx.locale, path=path
     )
-    ctx.replies.append(Outgoing(
-        text=ctx.t("prov.file", province=province.name, year=year), document=path, document_name=filename,
-    ))
+    ctx.replies.append(
+        Outgoing(
+            text=ctx.t("prov.file", province=province.name, year=year),
+            document=path,
+            document_name=filename,
+        )
+    )
     ctx.goto(Start.MENU)

@@ -36,8 +36,8 @@ class ProvinceReport:
     year: int
     titles: list[str]
     subjects: dict[str, str]
+    total: UnitStats
     communes: list[CommuneLine] = field(default_factory=list)
-    total: UnitStats | None = None
 
 
 async def province_report(
@@ -47,12 +47,12 @@ async def province_report(
     titles = list(subjects)
     communes = list(
         await session.scalars(
-            select(OrgUnit).where(OrgUnit.kind == "commune", OrgUnit.parent_id == province.id).order_by(
-                OrgUnit.official_code, OrgUnit.name
-            )
+            select(OrgUnit)
+            .where(OrgUnit.kind == "commune", OrgUnit.parent_id == province.id)
+            .order_by(OrgUnit.official_code, OrgUnit.name)
         )
     )
-    report = ProvinceReport(province, year, titles, subjects)
+    report = ProvinceReport(province, year, titles, subjects, UnitStats(province.code, province.name, None, None))
     for commune in communes:
         stats = await commune_stats(session, catalog, commune, year)
         for title in stats.titles:
@@ -65,25 +65,35 @@ async def province_report(
         known = [v for v in values if v is not None]
         return sum(known) if known else None
 
-    total = UnitStats(province.code, province.name, summed("households"), summed("adults"))
+    total = report.total
+    total.households, total.adults = summed("households"), summed("adults")
     for title in titles:
         total.titles[title] = TitleCount(
             sum(line.stats.titles.get(title, TitleCount()).registered for line in report.communes),
             sum(line.stats.titles.get(title, TitleCount()).recognised for line in report.communes),
         )
-    report.total = total
     return report
 
 
-def report_table(report: ProvinceReport, catalog: CriteriaCatalog, locale: str | None) -> tuple[list[str], list[str], list[list[Any]]]:
+def report_table(
+    report: ProvinceReport, catalog: CriteriaCatalog, locale: str | None
+) -> tuple[list[str], list[str], list[list[Any]]]:
     """Header, column keys and rows (one per commune, then the province totals)."""
     t = get_translator(locale)
     names = _title_names(catalog, report.year, t)
-    keys = [N_("export.col.official_code"), N_("export.col.commune"), N_("export.col.households"), N_("export.col.adults")]
+    keys = [
+        N_("export.col.official_code"),
+        N_("export.col.commune"),
+        N_("export.col.households"),
+        N_("export.col.adults"),
+    ]
     header = [t(k) for k in keys]
     for title in report.titles:
         for key in (
-            N_("export.col.registered"), N_("export.col.recognised"), N_("export.col.rate"), N_("export.col.target"),
+            N_("export.col.registered"),
+            N_("export.col.recognised"),
+            N_("export.col.rate"),
+            N_("export.col.target"),
         ):
             header.append(t(key, title=names.get(title, title)))
             keys.append(key)
@@ -95,7 +105,12 @@ def report_table(report: ProvinceReport, catalog: CriteriaCatalog, locale: str |
         row: list[Any] = [code, name, unit.households, unit.adults]
         for title in report.titles:
             count = unit.titles.get(title, TitleCount())
-            row += [count.registered, count.recognised, unit.rate(title, report.subjects.get(title, "person")), targets.get(title)]
+            row += [
+                count.registered,
+                count.recognised,
+                unit.rate(title, report.subjects.get(title, "person")),
+                targets.get(title),
+            ]
         rows.append(row)
     return header, keys, rows
 
@@ -105,8 +120,14 @@ def province_report_filename(province: OrgUnit, year: int, fmt: str) -> str:
 
 
 async def write_province_report(
-    session: AsyncSession, catalog: CriteriaCatalog, *, province: OrgUnit, year: int, fmt: str,
-    locale: str | None, path: Path,
+    session: AsyncSession,
+    catalog: CriteriaCatalog,
+    *,
+    province: OrgUnit,
+    year: int,
+    fmt: str,
+    locale: str | None,
+    path: Path,
 ) -> int:
     """Write the upward report; returns the number of commune rows (the totals row not counted)."""
     if fmt not in FORMATS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,6 +23,9 @@ from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
 
 DEADLINE_KINDS = ("registration", "self_declaration", "branch_review", "commune_report")
 DEFAULT_OFFSETS = [30, 7, 1]
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class CommuneFileError(ValueError):
@@ -166,7 +170,7 @@ class ProvinceSpec(BaseModel):
         ]
 
 
-def _validate(model: type[BaseModel], text: str, source: str) -> BaseModel:
+def _validate(model: type[ModelT], text: str, source: str) -> ModelT:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -213,6 +217,7 @@ async def apply_province(session: AsyncSession, spec: ProvinceSpec, now: datetim
         units.append(await apply_commune(session, commune_spec, now))
     if spec.association is not None:
         province = await session.scalar(select(OrgUnit).where(OrgUnit.code == spec.province.code))
+        assert province is not None  # made by apply_commune just above
         province.association_name = spec.association.name
         province.association_contact = spec.association.contact
     return units
@@ -320,13 +325,13 @@ async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime)
                 select(CampaignDeadline).where(CampaignDeadline.campaign_id == campaign.id)
             )
         }
-        for kind, spec in campaign_spec.deadline_specs().items():
+        for kind, deadline_spec in campaign_spec.deadline_specs().items():
             deadline = existing.get(kind)
             if deadline is None:
-                deadline = CampaignDeadline(campaign_id=campaign.id, kind=kind, due_on=spec.date)
+                deadline = CampaignDeadline(campaign_id=campaign.id, kind=kind, due_on=deadline_spec.date)
                 session.add(deadline)
-            deadline.due_on = spec.date
-            deadline.reminder_offsets = spec.reminder_offsets
+            deadline.due_on = deadline_spec.date
+            deadline.reminder_offsets = deadline_spec.reminder_offsets
     await session.flush()
     return commune
 
