@@ -225,6 +225,8 @@ async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaS
         ctx.t("decl.item_group", group=criterion.text.get(ctx.locale)),
         item.text.get(ctx.locale),
     ]
+    if item.provisional:
+        lines.append(ctx.t("decl.item_suggested"))
     if item.evidence_hint:
         lines.append(ctx.t("decl.item_hint", hint=item.evidence_hint.get(ctx.locale)))
     answers = await known_answers(ctx.session, submission.id)
@@ -400,7 +402,15 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
         ctx.t("decl.summary_head", reference=submission.reference, title=title_name(ctx, criteria_set)),
         ctx.t("decl.summary_total", total=result.total, max=result.max_total),
     ]
-    if result.recognisable:
+    if not criteria_set.pass_rule_confirmed:
+        # No confirmed pass rule for this title (the province has not set one): the score and the
+        # points per item, and the commune decides — the bot never claims "eligible" here.
+        points = ", ".join(f"{item_id}: {value}" for item_id, value in result.per_item.items())
+        lines.append(ctx.t("decl.summary_items", points=points))
+        lines.append(ctx.t("decl.summary_commune_assesses"))
+        if result.unanswered:
+            lines.append(ctx.t("decl.reason_unanswered", items=_item_ids(criteria_set, result.unanswered)))
+    elif result.recognisable:
         if rule.item_floor is not None:
             lines.append(ctx.t("decl.summary_ok_floor", threshold=result.threshold, floor=rule.item_floor))
         else:

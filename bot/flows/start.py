@@ -61,7 +61,7 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("consent.thanks"))
         if ctx.data.get("invite"):
             ctx.goto(Invite.REDEEM)  # they came with an invite code: use it now
-        elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER)):
+        elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER, Role.PROVINCE)):
             ctx.goto(Start.MENU)
         else:
             ctx.goto(Reg.TITLE)
