@@ -169,6 +169,10 @@ class Viewer:
     person: Person
     roles: list[Role]
     t: Translator
+    # Plain copies: they outlive a rolled-back transaction (which expires the rows above).
+    person_id: int = 0
+    session_id: int = 0
+    csrf: str = ""
 
     @property
     def locale(self) -> str:
@@ -234,7 +238,7 @@ class Desk:
         roles = await desk_roles(db, web.person_id)
         if person is None or not roles:
             return None
-        return Viewer(web, person, roles, self._translator(request, person))
+        return Viewer(web, person, roles, self._translator(request, person), person.id, web.id, web.csrf)
 
     def signed_out(self, request: Request) -> Response:
         t = self._translator(request, None)
@@ -293,7 +297,7 @@ class Desk:
             viewer = await self.viewer(request, db)
             if viewer is None:
                 return self.signed_out(request)
-            if not csrf_ok(viewer.web, form.get("csrf")):
+            if not csrf_ok(viewer.csrf, form.get("csrf")):
                 return self.message(request, viewer.t, 403, N_("web.error.csrf"), viewer)
             await sign_out(db, viewer.web, self.now())
         return self.signed_out(request)
@@ -321,7 +325,7 @@ class Desk:
             t = viewer.t
             params = request.query_params
             role = self.pick_role(viewer, params.get("as"))
-            scope = await scope_for(db, viewer.person.id, role)
+            scope = await scope_for(db, viewer.person_id, role)
             if scope is None:
                 return self.signed_out(request)
             states = QUEUE_STATES.get(role, ())
@@ -393,7 +397,7 @@ class Desk:
             return None
         order = sorted(viewer.roles, key=lambda r: r.value != asked)
         for role in order:
-            scope = await scope_for(db, viewer.person.id, role)
+            scope = await scope_for(db, viewer.person_id, role)
             if scope is not None and scope.covers(submission.branch_id):
                 return role, scope
         return None
@@ -442,8 +446,8 @@ class Desk:
             item.flag_labels = [t(FLAG_KEYS[f]) for f in item.flags]  # type: ignore[attr-defined]
             item.photo_links = [  # type: ignore[attr-defined]
                 (
-                    f"{PREFIX}/p/{photo_token(self.app.settings.signing_secret, p.id, 'thumb', viewer.web.id, now)}",
-                    f"{PREFIX}/p/{photo_token(self.app.settings.signing_secret, p.id, 'full', viewer.web.id, now)}",
+                    f"{PREFIX}/p/{photo_token(self.app.settings.signing_secret, p.id, 'thumb', viewer.session_id, now)}",
+                    f"{PREFIX}/p/{photo_token(self.app.settings.signing_secret, p.id, 'full', viewer.session_id, now)}",
                 )
                 for p in item.photos
             ]
@@ -462,7 +466,7 @@ class Desk:
         blocked = None
         if decisions:
             try:
-                await may_review(db, submission, viewer.person.id)
+                await may_review(db, submission, viewer.person_id)
             except (OwnApplication, ProcessingStopped) as refusal:
                 blocked = t(REVIEW_BLOCKED_KEYS[type(refusal)], reference=submission.reference)
                 decisions = []
@@ -488,7 +492,7 @@ class Desk:
             if viewer is None:
                 return self.signed_out(request)
             t = viewer.t
-            if not csrf_ok(viewer.web, form.get("csrf")):
+            if not csrf_ok(viewer.csrf, form.get("csrf")):
                 return self.message(request, t, 403, N_("web.error.csrf"), viewer)
             submission = await db.get(Submission, sub_id, populate_existing=True)
             found = await self._reviewer(db, viewer, submission, str(form.get("as", "")))
@@ -503,36 +507,41 @@ class Desk:
             note = str(form.get("note", "")).strip()[:2000] or None
             if decision not in OFFERED.get(role, ()):
                 return self.message(request, t, 403, N_("web.error.not_offered"), viewer)
-            if note_required(role, submission.state, decision) and len(note or "") < NOTE_MIN:
-                return await self._again(request, db, viewer, submission, role, t("web.error.reason"), 400)
+            if (
+                decision in allowed_decisions(role, submission.state)
+                and note_required(role, submission.state, decision) and len(note or "") < NOTE_MIN
+            ):
+                return await self._again(request, db, viewer, sub_id, role, t("web.error.reason"), 400)
             reference = submission.reference
             try:
                 await decide(
                     db, submission_id=submission.id, decision=decision, role=role, scope=scope,
-                    actor_person_id=viewer.person.id, note=note, now=self.now(), expected_version=version,
+                    actor_person_id=viewer.person_id, note=note, now=self.now(), expected_version=version,
                 )
                 await db.commit()
             except OutOfScope:
                 return self.message(request, t, 404, N_("web.error.not_found"), viewer)
             except (OwnApplication, ProcessingStopped) as refusal:
                 return await self._again(
-                    request, db, viewer, submission, role, t(REVIEW_BLOCKED_KEYS[type(refusal)], reference=reference), 409,
+                    request, db, viewer, sub_id, role, t(REVIEW_BLOCKED_KEYS[type(refusal)], reference=reference), 409,
                 )
             except Conflict as conflict:
-                return await self._again(request, db, viewer, conflict.submission, role, await self._conflict_text(db, t, conflict), 409)
+                return await self._again(request, db, viewer, sub_id, role, await self._conflict_text(db, t, conflict), 409)
             except StaleDataError:
+                await db.rollback()
                 fresh = await db.get(Submission, sub_id, populate_existing=True)
                 conflict = Conflict(fresh, await last_event(db, sub_id))
-                return await self._again(request, db, viewer, fresh, role, await self._conflict_text(db, t, conflict), 409)
+                return await self._again(request, db, viewer, sub_id, role, await self._conflict_text(db, t, conflict), 409)
             except IllegalTransition:
-                return await self._again(request, db, viewer, submission, role, t("web.error.reason"), 400)
+                return await self._again(request, db, viewer, sub_id, role, t("web.error.reason"), 400)
             log.info("desk decision recorded")
-            query = urlencode({"as": role.value, "done": submission.id, "d": decision.value})
+            query = urlencode({"as": role.value, "done": sub_id, "d": decision.value})
             return RedirectResponse(f"{PREFIX}?{query}", status_code=303)
 
-    async def _again(self, request: Request, db: AsyncSession, viewer: Viewer, submission: Submission, role: Role, error: str, status: int) -> Response:
+    async def _again(self, request: Request, db: AsyncSession, viewer: Viewer, sub_id: int, role: Role, error: str, status: int) -> Response:
+        """The application page again, as it is now, with what went wrong on top."""
         await db.rollback()
-        fresh = await db.get(Submission, submission.id, populate_existing=True)
+        fresh = await db.get(Submission, sub_id, populate_existing=True)
         context = await self._application_context(db, viewer, fresh, role)
         return self.render(request, "application.html", viewer.t, status=status, error=error, **context)
 
@@ -558,7 +567,7 @@ class Desk:
             viewer = await self.viewer(request, db)
             if viewer is None:
                 return Response(status_code=401)
-            read = read_photo_token(self.app.settings.signing_secret, request.path_params["token"], viewer.web.id, self.now())
+            read = read_photo_token(self.app.settings.signing_secret, request.path_params["token"], viewer.session_id, self.now())
             if read is None:
                 return Response(status_code=403)
             evidence_id, variant = read
@@ -586,9 +595,9 @@ class Desk:
     async def _commune(self, db: AsyncSession, viewer: Viewer, asked: str | None) -> tuple[list[OrgUnit], OrgUnit | None, int | None]:
         """The communes this officer may report on (the check /thongke and /xuat make), the one
         chosen and its campaign year."""
-        if await scope_for(db, viewer.person.id, Role.OFFICER) is None:
+        if await scope_for(db, viewer.person_id, Role.OFFICER) is None:
             return [], None, None
-        communes = await communes_in_scope(db, viewer.person.id)
+        communes = await communes_in_scope(db, viewer.person_id)
         chosen = next((c for c in communes if str(c.id) == asked), communes[0] if communes else None)
         if chosen is None:
             return communes, None, None
@@ -645,7 +654,7 @@ class Desk:
             if viewer is None:
                 return self.signed_out(request)
             t = viewer.t
-            if not csrf_ok(viewer.web, form.get("csrf")):
+            if not csrf_ok(viewer.csrf, form.get("csrf")):
                 return self.message(request, t, 403, N_("web.error.csrf"), viewer)
             _communes, commune, year = await self._commune(db, viewer, str(form.get("c", "")))
             kind, fmt = str(form.get("kind", "")), str(form.get("format", ""))
