@@ -339,3 +339,8 @@ async def test_statistics_chart_and_exports_for_officers_only(chat, flow, app):
         assert (await leader.get("/desk/stats")).status_code == 401
         assert (await sign_in(leader, await link_from_chat(lan))).status_code == 303
         assert (await leader.get("/desk/stats")).status_code == 403
+
+
+def test_the_shipped_nginx_site_proxies_the_desk():
+    text = (Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "hoctap.conf").read_text(encoding="utf-8")
+    assert re.search(r"location /desk \{\s+limit_except GET POST \{ deny all; \}\s+proxy_pass http://hoctap_web;", text)

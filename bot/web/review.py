@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaCatalog, CriteriaSet, Level
@@ -100,9 +100,15 @@ async def row_facts(session: AsyncSession, catalog: CriteriaCatalog, ids: list[i
             if sha in reused:
                 facts[sub_id].flags.add(FLAG_REUSED)
     claimed = (Level.ACHIEVED.value, Level.PARTIAL.value)
+    required_anywhere = set().union(*photo_required.values()) if photo_required else set()
+    # Only the answers that can raise a flag: "not applicable", or a claim on a photo item.
+    telling = or_(
+        Answer.level == Level.NOT_APPLICABLE.value,
+        and_(Answer.item_id.in_(required_anywhere or {""}), Answer.level.in_(claimed)),
+    )
     for chunk in _chunks(ids):
         for sub_id, item_id, level in await session.execute(
-            select(Answer.submission_id, Answer.item_id, Answer.level).where(Answer.submission_id.in_(chunk))
+            select(Answer.submission_id, Answer.item_id, Answer.level).where(Answer.submission_id.in_(chunk), telling)
         ):
             if level == Level.NOT_APPLICABLE.value:
                 facts[sub_id].flags.add(FLAG_NOT_APPLICABLE)

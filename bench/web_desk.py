@@ -1,0 +1,185 @@
+"""The review desk's pages: server time per page, as a ratio to a static file served by the same
+app in the same run (`/desk/static/desk.css`, through the same middleware).
+
+Seeded on a fresh SQLite file (or a given empty PostgreSQL database): the example commune, 1 000
+applications waiting for the commune officer (ten answers each; every tenth with a photo, some
+photos shared between applications, so the reused-photo flag has work to do), and one
+application with 30 photos (three per item). Requests go straight to the ASGI app with httpx
+(no network, no uvicorn): what is timed is the server's own work, signed in as that officer.
+
+    .venv/bin/python bench/web_desk.py                # about a minute
+    .venv/bin/python bench/web_desk.py --rounds 5
+    .venv/bin/python bench/web_desk.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/EMPTY_DB
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+QUEUE = 1000
+PHOTOS = 30
+SECRET = "bench-signing-secret-0123456789"
+
+
+def _jpeg(seed: int) -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (1600, 1200), ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
+    draw = ImageDraw.Draw(image)
+    for step in range(0, 1600, 40):
+        draw.line((step, 0, 1600 - step, 1200), fill=((seed * 11 + step) % 256, 120, 200), width=6)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+async def seed(app) -> tuple[int, str]:
+    """The commune, the queue and the big application; returns its id and an officer's cookie."""
+    from sqlalchemy import select
+
+    from bot.domain.criteria import Level
+    from bot.storage.commune import apply_commune, branches_of, load_commune_file
+    from bot.storage.models import Answer, Campaign, Evidence, OrgUnit, Person, Submission
+    from bot.storage.people import Role, grant_role
+    from bot.web.auth import issue_link, redeem_link
+
+    now = app.clock.now()
+    criteria = app.catalog.for_title("cd", 2026)
+    items = list(criteria.items)
+    pool = [app.evidence.store(_jpeg(i)) for i in range(8)]
+    big = [app.evidence.store(_jpeg(100 + i)) for i in range(PHOTOS)]
+    async with app.sessions.begin() as session:
+        commune = await apply_commune(session, load_commune_file(ROOT / "examples" / "commune.yaml"), now)
+        branches = [b.id for b in await branches_of(session, commune.id)]
+        campaign = await session.scalar(select(Campaign).where(Campaign.commune_id == commune.id, Campaign.year == 2026))
+        people = [
+            Person(full_name=f"Nguyễn Văn Người {i}", birth_year=1950 + i % 50, branch_id=branches[i % len(branches)],
+                   created_at=now, consent_at=now)
+            for i in range(QUEUE + 1)
+        ]
+        session.add_all(people)
+        await session.flush()
+        subs = []
+        for i, person in enumerate(people):
+            submitted = now - timedelta(days=i % 20, minutes=i)
+            subs.append(Submission(
+                campaign_id=campaign.id, title="cd", subject_kind="person", subject_key=f"p:{person.id}",
+                person_id=person.id, branch_id=person.branch_id, criteria_set_id=criteria.id,
+                state="recommended" if i % 3 else "submitted", score=100, recognisable=True,
+                created_by_person_id=person.id, created_at=submitted, updated_at=submitted, submitted_at=submitted,
+            ))
+        session.add_all(subs)
+        await session.flush()
+        for sub in subs:
+            sub.reference = f"CD-2026-{sub.id:06d}"
+            for item in items:
+                session.add(Answer(
+                    submission_id=sub.id, item_id=item.id, level=Level.ACHIEVED.value, points=item.max_points,
+                    note="Có giấy xác nhận của thôn" if item.id == items[-1].id else None, answered_at=now,
+                ))
+        for index, sub in enumerate(subs[:QUEUE]):
+            if index % 10 == 0:
+                blob = pool[index % len(pool)]
+                session.add(Evidence(submission_id=sub.id, item_id=items[0].id, sha256=blob.sha256, path=blob.path,
+                                     size=1, mime="image/jpeg", created_at=now))
+        heavy = subs[QUEUE]
+        for index, blob in enumerate(big):
+            session.add(Evidence(submission_id=heavy.id, item_id=items[index % len(items)].id, sha256=blob.sha256,
+                                 path=blob.path, size=1, mime="image/jpeg", created_at=now))
+        officer = Person(full_name="Trần Văn Cán", created_at=now, consent_at=now)
+        session.add(officer)
+        await session.flush()
+        await grant_role(session, officer, Role.OFFICER, await session.get(OrgUnit, commune.id), granted_by=None, now=now)
+        opened = await redeem_link(session, await issue_link(session, officer.id, now), now)
+        return heavy.id, opened.cookie
+
+
+async def run(database_url: str | None, rounds: int) -> None:
+    import httpx
+
+    from bot.app import build_app
+    from bot.clock import VN_TZ, FakeClock
+    from bot.config import load_settings
+    from bot.web.app import create_web_app
+    from bot.web.auth import COOKIE
+
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        settings = load_settings(
+            database_url=database_url or f"sqlite+aiosqlite:///{base / 'bench.db'}", evidence_dir=base / "evidence",
+            signing_secret=SECRET,
+        )
+        app = await build_app(settings, FakeClock(datetime(2026, 11, 25, 9, 0, tzinfo=VN_TZ)))
+        started = time.perf_counter()
+        heavy_id, cookie = await seed(app)
+        print(f"seeded {QUEUE} applications and one with {PHOTOS} photos in {time.perf_counter() - started:.1f} s")
+        web = create_web_app(app)
+        transport = httpx.ASGITransport(app=web)
+        async with httpx.AsyncClient(transport=transport, base_url="http://desk", cookies={COOKIE: cookie}) as client:
+
+            async def timed(path: str) -> tuple[float, httpx.Response]:
+                began = time.perf_counter()
+                response = await client.get(path)
+                elapsed = time.perf_counter() - began
+                assert response.status_code == 200, (path, response.status_code)
+                return elapsed, response
+
+            pages = {
+                "static file (baseline)": "/desk/static/desk.css",
+                f"queue, {QUEUE} waiting (page of 100)": "/desk",
+                "queue, flagged evidence only": "/desk?flagged=1",
+                "queue, newest first, page 5": "/desk?sort=new&page=5",
+                f"application with {PHOTOS} photos": f"/desk/a/{heavy_id}",
+                "statistics (figures, no chart)": "/desk/stats",
+            }
+            # First view of the heavy application: its 30 thumbnails are made (once).
+            _elapsed, page = await timed(pages[f"application with {PHOTOS} photos"])
+            import re
+
+            thumbs = re.findall(r'<img src="(/desk/p/[^"]+)"', page.text)
+            assert len(thumbs) == PHOTOS, len(thumbs)
+            began = time.perf_counter()
+            for thumb in thumbs:
+                await timed(thumb)
+            cold = time.perf_counter() - began
+            began = time.perf_counter()
+            for thumb in thumbs:
+                await timed(thumb)
+            warm = time.perf_counter() - began
+            assert "Nguyễn Văn Người" in (await timed("/desk"))[1].text
+            times: dict[str, list[float]] = {name: [] for name in pages}
+            for _ in range(rounds):
+                for name, path in pages.items():
+                    for _ in range(3 if name.startswith("static") else 1):
+                        times[name].append((await timed(path))[0])
+        baseline = statistics.median(times["static file (baseline)"])
+        print(f"\n{'page':42} {'median ms':>10} {'× static':>10}")
+        for name, values in times.items():
+            value = statistics.median(values)
+            print(f"{name:42} {value * 1000:10.1f} {value / baseline:10.1f}")
+        print(f"{'30 thumbnails, first time (made)':42} {cold * 1000:10.1f} {cold / baseline:10.1f}")
+        print(f"{'30 thumbnails, again (cached)':42} {warm * 1000:10.1f} {warm / baseline:10.1f}")
+        await app.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    asyncio.run(run(args.database_url, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
