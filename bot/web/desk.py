@@ -343,28 +343,31 @@ class Desk:
             everything = await pending(db, scope, states, Filters(filters.branch_id, filters.title), limit=0)
             page = await pending(db, scope, states, filters, limit=QUEUE_LIMIT)
             facts = await row_facts(db, self.app.catalog, [row.id for row in page.rows])
-            rows = []
-            now = self.now()
-            for row in page.rows:
-                fact = facts[row.id]
-                if late_only and not fact.late:
-                    continue
-                if flagged_only and not fact.flags & set(EVIDENCE_FLAGS):
-                    continue
-                age = (now - fact.submitted_at).days if fact.submitted_at else None
-                rows.append({
-                    "id": row.id, "reference": row.reference, "name": row.name or t("rv.anonymous"),
-                    "branch": row.branch_name, "title": self._title_name(row.title, t),
-                    "state": t(STATE_KEYS[State(row.state)]), "score": row.score, "age": age,
-                    "late": fact.late, "flags": [t(FLAG_KEYS[f]) for f in sorted(fact.flags)],
-                })
+            kept = [
+                row for row in page.rows
+                if (not late_only or facts[row.id].late)
+                and (not flagged_only or facts[row.id].flags & set(EVIDENCE_FLAGS))
+            ]
             if newest:
-                rows.reverse()
+                kept.reverse()
             try:
                 number = max(1, int(params.get("page", "1")))
             except ValueError:
                 number = 1
-            shown = rows[(number - 1) * PAGE : number * PAGE]
+            # Only the page shown is turned into labels.
+            title_names = {code: self._title_name(code, t) for code in self.app.catalog.titles()}
+            now = self.now()
+            shown = []
+            for row in kept[(number - 1) * PAGE : number * PAGE]:
+                fact = facts[row.id]
+                shown.append({
+                    "id": row.id, "reference": row.reference, "name": row.name or t("rv.anonymous"),
+                    "branch": row.branch_name, "title": title_names.get(row.title, row.title),
+                    "state": t(STATE_KEYS[State(row.state)]), "score": row.score,
+                    "age": (now - fact.submitted_at).days if fact.submitted_at else None,
+                    "late": fact.late, "flags": [t(FLAG_KEYS[f]) for f in sorted(fact.flags)],
+                })
+            rows = kept
             query = {k: v for k, v in params.items() if k != "page"}
             done = None
             if params.get("done", "").isdigit() and params.get("d") in {d.value for d in Decision}:
@@ -374,7 +377,7 @@ class Desk:
                     done = t(DONE_KEYS[Decision(params["d"])], reference=decided.reference, name=name)
             return self.render(
                 request, "queue.html", t, viewer=viewer, role=role, roles=self._roles(viewer, t),
-                branches=branches, titles=[(c, self._title_name(c, t)) for c in self.app.catalog.titles()],
+                branches=branches, titles=list(title_names.items()),
                 states=[(s.value, t(STATE_KEYS[s])) for s in states], filters=filters,
                 late_only=late_only, flagged_only=flagged_only, newest=newest, rows=shown, total=len(rows),
                 counts=[(t(STATE_KEYS[s]), everything.counts.get(s.value, 0)) for s in states],
