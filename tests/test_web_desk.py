@@ -193,6 +193,13 @@ async def test_session_lasts_eight_hours_and_sign_out_everywhere_revokes_it(suit
     app.clock.advance(timedelta(minutes=2))
     async with app.sessions() as session:
         assert await current_session(session, theirs.cookie, app.clock.now()) is None  # past eight hours
+    # A day later, ended links and sessions are forgotten when the next link is made.
+    app.clock.advance(timedelta(days=1))
+    async with app.sessions.begin() as session:
+        await issue_link(session, other_id, app.clock.now())
+    async with app.sessions() as session:
+        assert len(list(await session.scalars(select(WebSession)))) == 0
+        assert len(list(await session.scalars(select(WebLink)))) == 1
 
 
 async def test_a_link_for_someone_who_lost_their_role_opens_nothing(suite_app):
@@ -344,3 +351,33 @@ async def test_statistics_chart_and_exports_for_officers_only(chat, flow, app):
 def test_the_shipped_nginx_site_proxies_the_desk():
     text = (Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "hoctap.conf").read_text(encoding="utf-8")
     assert re.search(r"location /desk \{\s+limit_except GET POST \{ deny all; \}\s+proxy_pass http://hoctap_web;", text)
+
+
+async def test_thumbnails_go_with_the_photos_when_someone_deletes_their_data(chat, flow, app):
+    hoa = chat("hoa")
+    await submit_citizen(hoa)
+    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    async with app.sessions() as session:
+        sub = await session.scalar(select(Submission))
+    thumbs = Path(app.settings.evidence_dir).parent / "thumbs"
+    async with client_for(app) as client:
+        assert (await sign_in(client, await link_from_chat(can))).status_code == 303
+        page = await client.get(f"/desk/a/{sub.id}")
+        thumb, full = re.findall(r'href="(/desk/p/[^"]+)"><img src="(/desk/p/[^"]+)"', page.text)[0][::-1]
+        assert (await client.get(thumb)).status_code == 200
+        assert len(list(thumbs.glob("*/*.jpg"))) == 1
+        await hoa.says("/xoadulieu")
+        turn = await hoa.taps("Xóa dữ liệu của tôi")
+        assert turn.text.startswith("Đã xóa dữ liệu của bạn")
+        assert list(thumbs.glob("*/*.jpg")) == []
+        # The page's photo links led to a row that no longer exists.
+        assert (await client.get(thumb)).status_code == 404 and (await client.get(full)).status_code == 404
+
+
+async def test_pages_follow_the_chosen_language(chat, flow, app):
+    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    async with client_for(app) as client:
+        assert (await sign_in(client, await link_from_chat(can))).status_code == 303
+        assert "Hồ sơ chờ xét" in (await client.get("/desk")).text
+        switched = await client.get("/desk/lang/en", follow_redirects=True)
+        assert '<html lang="en">' in switched.text and "Applications waiting" in switched.text

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.review.scope import scope_for
@@ -33,6 +33,7 @@ from bot.storage.people import Role
 LINK_TTL = timedelta(minutes=10)
 SESSION_TTL = timedelta(hours=8)
 PHOTO_TTL = timedelta(minutes=30)
+KEEP_ENDED = timedelta(days=1)
 COOKIE = "desk"
 # The roles that may use the desk, in the order a page opens with; a province role joins when
 # the project grants one.
@@ -54,8 +55,20 @@ async def desk_roles(session: AsyncSession, person_id: int | None) -> list[Role]
     return held
 
 
+async def prune(session: AsyncSession, now: datetime) -> None:
+    """Forget links and sessions a day after they stopped working."""
+    cutoff = now - KEEP_ENDED
+    await session.execute(delete(WebLink).where(WebLink.expires_at < cutoff))
+    await session.execute(
+        delete(WebSession).where(
+            (WebSession.expires_at < cutoff) | (WebSession.revoked_at.is_not(None) & (WebSession.revoked_at < cutoff))
+        )
+    )
+
+
 async def issue_link(session: AsyncSession, person_id: int, now: datetime) -> str:
     """A new sign-in token for this person (the caller puts it in a URL sent only to them)."""
+    await prune(session, now)
     token = secrets.token_urlsafe(32)
     session.add(WebLink(token_hash=_digest(token), person_id=person_id, created_at=now, expires_at=now + LINK_TTL))
     await session.flush()

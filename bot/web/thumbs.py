@@ -1,7 +1,7 @@
 """Small copies of evidence photos for the review desk, made once per photo and kept beside the
 evidence folder (named by the photo's content hash, so a photo used twice has one thumbnail).
 A thumbnail is a fresh JPEG of already cleaned pixels (no metadata); `sweep_thumbnails` drops
-the ones whose photo is gone."""
+the ones whose photo file is gone (after a deletion of someone's data, and hourly)."""
 
 from __future__ import annotations
 
@@ -55,14 +55,17 @@ async def thumbnail(evidence_dir: Path | str, source: Path, sha256: str) -> Path
     return await in_image_thread(_make, source, target)
 
 
-def sweep_thumbnails(evidence_dir: Path | str, live_hashes: set[str]) -> int:
-    """Remove thumbnails of photos no longer stored; the number removed."""
+def sweep_thumbnails(evidence_dir: Path | str) -> int:
+    """Remove the thumbnails whose photo file is gone (deleted with someone's data, past its
+    retention, or an orphan); the number removed. Blocking: call it in a thread."""
     removed = 0
     root = thumb_dir(evidence_dir)
     if not root.is_dir():
         return 0
+    evidence = Path(evidence_dir)
     for path in root.glob("*/*.jpg"):
-        if path.stem not in live_hashes:
+        sha = path.stem
+        if not any((evidence / sha[:2] / sha[2:4]).glob(f"{sha}.*")):
             path.unlink(missing_ok=True)
             removed += 1
     return removed
