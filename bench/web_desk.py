@@ -10,6 +10,8 @@ application with 30 photos (three per item). Requests go straight to the ASGI ap
     .venv/bin/python bench/web_desk.py                # about a minute
     .venv/bin/python bench/web_desk.py --rounds 5
     .venv/bin/python bench/web_desk.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/EMPTY_DB
+    .venv/bin/python bench/web_desk.py --rounds 1 --screenshots docs   # also the README's pictures
+                                                                       # (Debian's chromium + chromedriver)
 """
 
 from __future__ import annotations
@@ -105,7 +107,59 @@ async def seed(app) -> tuple[int, str]:
         return heavy.id, opened.cookie
 
 
-async def run(database_url: str | None, rounds: int) -> None:
+async def screenshots(app, cookie: str, heavy_id: int, folder: Path) -> None:
+    """The queue and the 30-photo application in headless Chromium, at a desktop width."""
+    import socket
+
+    import uvicorn
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    from bot.web.app import create_web_app
+    from bot.web.auth import COOKIE
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(create_web_app(app), log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.02)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    with tempfile.TemporaryDirectory() as profile:
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        driver = await asyncio.to_thread(
+            webdriver.Chrome, service=Service(executable_path="/usr/bin/chromedriver"), options=options
+        )
+        try:
+            await asyncio.to_thread(driver.set_window_size, 1280, 860)
+            await asyncio.to_thread(driver.get, base + "/desk/static/desk.css")
+            await asyncio.to_thread(driver.add_cookie, {"name": COOKIE, "value": cookie, "path": "/desk"})
+            folder.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(driver.get, base + "/desk?flagged=1")
+            await asyncio.to_thread(driver.save_screenshot, str(folder / "review-desk-queue.png"))
+            await asyncio.to_thread(driver.get, f"{base}/desk/a/{heavy_id}")
+            await asyncio.to_thread(driver.set_window_size, 1280, 1280)
+            loaded = "return Array.from(document.images).filter(i => i.getBoundingClientRect().top < innerHeight)" \
+                ".every(i => i.complete && i.naturalWidth > 0)"
+            for _ in range(300):  # the first view makes the thumbnails
+                if await asyncio.to_thread(driver.execute_script, loaded):
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.to_thread(driver.save_screenshot, str(folder / "review-desk.png"))
+        finally:
+            await asyncio.to_thread(driver.quit)
+            server.should_exit = True
+            await task
+            sock.close()
+    print(f"screenshots in {folder}")
+
+
+async def run(database_url: str | None, rounds: int, shots: Path | None = None) -> None:
     import httpx
 
     from bot.app import build_app
@@ -124,6 +178,8 @@ async def run(database_url: str | None, rounds: int) -> None:
         started = time.perf_counter()
         heavy_id, cookie = await seed(app)
         print(f"seeded {QUEUE} applications and one with {PHOTOS} photos in {time.perf_counter() - started:.1f} s")
+        if shots is not None:
+            await screenshots(app, cookie, heavy_id, shots)
         web = create_web_app(app)
         transport = httpx.ASGITransport(app=web)
         async with httpx.AsyncClient(transport=transport, base_url="http://desk", cookies={COOKIE: cookie}) as client:
@@ -177,8 +233,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--screenshots", type=Path, help="also save the README's screenshots in this folder")
     args = parser.parse_args()
-    asyncio.run(run(args.database_url, args.rounds))
+    asyncio.run(run(args.database_url, args.rounds, args.screenshots))
 
 
 if __name__ == "__main__":
