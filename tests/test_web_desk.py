@@ -381,3 +381,28 @@ async def test_pages_follow_the_chosen_language(chat, flow, app):
         assert "Hồ sơ chờ xét" in (await client.get("/desk")).text
         switched = await client.get("/desk/lang/en", follow_redirects=True)
         assert '<html lang="en">' in switched.text and "Applications waiting" in switched.text
+
+
+def test_sign_in_and_photo_tokens_never_reach_the_logs():
+    from bot.logs import REDACT
+
+    line = REDACT('127.0.0.1 - "GET /desk/in/Zk3_abc-DEF123 HTTP/1.1" 200; "GET /desk/p/12.thumb.3.1800000000.mac_x HTTP/1.1"')
+    assert "Zk3_abc" not in line and "12.thumb" not in line
+    assert "/desk/in/[redacted]" in line and "/desk/p/[redacted]" in line
+
+
+async def test_photo_links_work_only_in_the_session_that_was_shown_them(chat, flow, app):
+    hoa = chat("hoa")
+    await submit_citizen(hoa)
+    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    mai = await make_staff(flow, "mai", Role.OFFICER, "ea-tul", "Phạm Thị Mai")
+    async with app.sessions() as session:
+        sub = await session.scalar(select(Submission))
+    async with client_for(app) as first, client_for(app) as second, client_for(app) as stranger:
+        assert (await sign_in(first, await link_from_chat(can))).status_code == 303
+        assert (await sign_in(second, await link_from_chat(mai))).status_code == 303
+        thumb = re.search(r'<img src="(/desk/p/[^"]+)"', (await first.get(f"/desk/a/{sub.id}")).text).group(1)
+        assert (await first.get(thumb)).status_code == 200
+        assert (await second.get(thumb)).status_code == 403
+        assert (await stranger.get(thumb)).status_code == 401
+        assert (await first.get(thumb[:-3] + "AAA")).status_code == 403

@@ -61,6 +61,7 @@ from bot.storage.people import Role
 from bot.storage.submissions import rescore
 from bot.web.auth import (
     COOKIE,
+    DESK_ROLES,
     SESSION_TTL,
     RateLimit,
     csrf_ok,
@@ -394,13 +395,18 @@ class Desk:
     # ---- one application -----------------------------------------------------------------
 
     async def _reviewer(self, db: AsyncSession, viewer: Viewer, submission: Submission | None, asked: str | None) -> tuple[Role, Scope] | None:
+        return await self._covering(db, viewer.person_id, viewer.roles, submission, asked)
+
+    @staticmethod
+    async def _covering(
+        db: AsyncSession, person_id: int, roles: list[Role], submission: Submission | None, asked: str | None,
+    ) -> tuple[Role, Scope] | None:
         """The role in which this person may open the application (the one asked for first,
         then officer before leader, as /xem does); None when no scope of theirs covers it."""
         if submission is None:
             return None
-        order = sorted(viewer.roles, key=lambda r: r.value != asked)
-        for role in order:
-            scope = await scope_for(db, viewer.person_id, role)
+        for role in sorted(roles, key=lambda r: r.value != asked):
+            scope = await scope_for(db, person_id, role)
             if scope is not None and scope.covers(submission.branch_id):
                 return role, scope
         return None
@@ -567,17 +573,17 @@ class Desk:
 
     async def photo(self, request: Request) -> Response:
         async with self.app.sessions() as db:
-            viewer = await self.viewer(request, db)
-            if viewer is None:
+            web = await current_session(db, request.cookies.get(COOKIE), self.now())
+            if web is None:
                 return Response(status_code=401)
-            read = read_photo_token(self.app.settings.signing_secret, request.path_params["token"], viewer.session_id, self.now())
+            read = read_photo_token(self.app.settings.signing_secret, request.path_params["token"], web.id, self.now())
             if read is None:
                 return Response(status_code=403)
             evidence_id, variant = read
             evidence = await db.get(Evidence, evidence_id)
             submission = await db.get(Submission, evidence.submission_id) if evidence else None
             # Scope checked again: a grant withdrawn since the page was shown stops the photos too.
-            if evidence is None or await self._reviewer(db, viewer, submission, None) is None:
+            if evidence is None or await self._covering(db, web.person_id, list(DESK_ROLES), submission, None) is None:
                 return Response(status_code=404)
         try:
             source = self.app.evidence.open_path(evidence.path)
