@@ -64,10 +64,17 @@ async def seed(app) -> tuple[int, str]:
     async with app.sessions.begin() as session:
         commune = await apply_commune(session, load_commune_file(ROOT / "examples" / "commune.yaml"), now)
         branches = [b.id for b in await branches_of(session, commune.id)]
-        campaign = await session.scalar(select(Campaign).where(Campaign.commune_id == commune.id, Campaign.year == 2026))
+        campaign = await session.scalar(
+            select(Campaign).where(Campaign.commune_id == commune.id, Campaign.year == 2026)
+        )
         people = [
-            Person(full_name=f"Nguyễn Văn Người {i}", birth_year=1950 + i % 50, branch_id=branches[i % len(branches)],
-                   created_at=now, consent_at=now)
+            Person(
+                full_name=f"Nguyễn Văn Người {i}",
+                birth_year=1950 + i % 50,
+                branch_id=branches[i % len(branches)],
+                created_at=now,
+                consent_at=now,
+            )
             for i in range(QUEUE + 1)
         ]
         session.add_all(people)
@@ -75,34 +82,72 @@ async def seed(app) -> tuple[int, str]:
         subs = []
         for i, person in enumerate(people):
             submitted = now - timedelta(days=i % 20, minutes=i)
-            subs.append(Submission(
-                campaign_id=campaign.id, title="cd", subject_kind="person", subject_key=f"p:{person.id}",
-                person_id=person.id, branch_id=person.branch_id, criteria_set_id=criteria.id,
-                state="recommended" if i % 3 else "submitted", score=100, recognisable=True,
-                created_by_person_id=person.id, created_at=submitted, updated_at=submitted, submitted_at=submitted,
-            ))
+            subs.append(
+                Submission(
+                    campaign_id=campaign.id,
+                    title="cd",
+                    subject_kind="person",
+                    subject_key=f"p:{person.id}",
+                    person_id=person.id,
+                    branch_id=person.branch_id,
+                    criteria_set_id=criteria.id,
+                    state="recommended" if i % 3 else "submitted",
+                    score=100,
+                    recognisable=True,
+                    created_by_person_id=person.id,
+                    created_at=submitted,
+                    updated_at=submitted,
+                    submitted_at=submitted,
+                )
+            )
         session.add_all(subs)
         await session.flush()
         for sub in subs:
             sub.reference = f"CD-2026-{sub.id:06d}"
             for item in items:
-                session.add(Answer(
-                    submission_id=sub.id, item_id=item.id, level=Level.ACHIEVED.value, points=item.max_points,
-                    note="Có giấy xác nhận của thôn" if item.id == items[-1].id else None, answered_at=now,
-                ))
+                session.add(
+                    Answer(
+                        submission_id=sub.id,
+                        item_id=item.id,
+                        level=Level.ACHIEVED.value,
+                        points=item.max_points,
+                        note="Có giấy xác nhận của thôn" if item.id == items[-1].id else None,
+                        answered_at=now,
+                    )
+                )
         for index, sub in enumerate(subs[:QUEUE]):
             if index % 10 == 0:
                 blob = pool[index % len(pool)]
-                session.add(Evidence(submission_id=sub.id, item_id=items[0].id, sha256=blob.sha256, path=blob.path,
-                                     size=1, mime="image/jpeg", created_at=now))
+                session.add(
+                    Evidence(
+                        submission_id=sub.id,
+                        item_id=items[0].id,
+                        sha256=blob.sha256,
+                        path=blob.path,
+                        size=1,
+                        mime="image/jpeg",
+                        created_at=now,
+                    )
+                )
         heavy = subs[QUEUE]
         for index, blob in enumerate(big):
-            session.add(Evidence(submission_id=heavy.id, item_id=items[index % len(items)].id, sha256=blob.sha256,
-                                 path=blob.path, size=1, mime="image/jpeg", created_at=now))
+            session.add(
+                Evidence(
+                    submission_id=heavy.id,
+                    item_id=items[index % len(items)].id,
+                    sha256=blob.sha256,
+                    path=blob.path,
+                    size=1,
+                    mime="image/jpeg",
+                    created_at=now,
+                )
+            )
         officer = Person(full_name="Trần Văn Cán", created_at=now, consent_at=now)
         session.add(officer)
         await session.flush()
-        await grant_role(session, officer, Role.OFFICER, await session.get(OrgUnit, commune.id), granted_by=None, now=now)
+        await grant_role(
+            session, officer, Role.OFFICER, await session.get(OrgUnit, commune.id), granted_by=None, now=now
+        )
         opened = await redeem_link(session, await issue_link(session, officer.id, now), now)
         return heavy.id, opened.cookie
 
@@ -128,9 +173,16 @@ async def screenshots(app, cookie: str, heavy_id: int, folder: Path) -> None:
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     with tempfile.TemporaryDirectory() as profile:
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     f"--user-data-dir={profile}"):
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+        ):
             options.add_argument(flag)
         driver = await asyncio.to_thread(
             webdriver.Chrome, service=Service(executable_path="/usr/bin/chromedriver"), options=options
@@ -144,8 +196,10 @@ async def screenshots(app, cookie: str, heavy_id: int, folder: Path) -> None:
             await asyncio.to_thread(driver.save_screenshot, str(folder / "review-desk-queue.png"))
             await asyncio.to_thread(driver.get, f"{base}/desk/a/{heavy_id}")
             await asyncio.to_thread(driver.set_window_size, 1280, 1280)
-            loaded = "return Array.from(document.images).filter(i => i.getBoundingClientRect().top < innerHeight)" \
+            loaded = (
+                "return Array.from(document.images).filter(i => i.getBoundingClientRect().top < innerHeight)"
                 ".every(i => i.complete && i.naturalWidth > 0)"
+            )
             for _ in range(300):  # the first view makes the thumbnails
                 if await asyncio.to_thread(driver.execute_script, loaded):
                     break
@@ -171,7 +225,8 @@ async def run(database_url: str | None, rounds: int, shots: Path | None = None) 
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)
         settings = load_settings(
-            database_url=database_url or f"sqlite+aiosqlite:///{base / 'bench.db'}", evidence_dir=base / "evidence",
+            database_url=database_url or f"sqlite+aiosqlite:///{base / 'bench.db'}",
+            evidence_dir=base / "evidence",
             signing_secret=SECRET,
         )
         app = await build_app(settings, FakeClock(datetime(2026, 11, 25, 9, 0, tzinfo=VN_TZ)))

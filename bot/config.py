@@ -214,6 +214,11 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
+    def export_dir(self) -> Path:
+        """Where exports are written before they are sent (beside the evidence folder)."""
+        return Path(self.evidence_dir).parent / "exports"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from bot.storage.models import Submission, WebLink, WebSession
@@ -70,7 +69,9 @@ async def test_officer_signs_in_from_chat_and_approves_and_the_resident_is_notif
         queue = await client.get("/desk")
         assert queue.status_code == 200 and "CD-2026-000001" in queue.text and "Nguyễn Thị Hoa" in queue.text
         for name, value in {
-            "x-frame-options": "DENY", "x-content-type-options": "nosniff", "cache-control": "no-store",
+            "x-frame-options": "DENY",
+            "x-content-type-options": "nosniff",
+            "cache-control": "no-store",
         }.items():
             assert queue.headers[name] == value
         assert "frame-ancestors 'none'" in queue.headers["content-security-policy"]
@@ -237,7 +238,9 @@ async def test_sign_in_redemption_is_rate_limited(suite_app):
     async with client_for(suite_app) as client:
         page = await client.get("/desk/in/nothing")
         pre = re.search(r'name="pre" value="([^"]+)"', page.text).group(1)
-        codes = [(await client.post("/desk/in", data={"token": f"guess{i}", "pre": pre})).status_code for i in range(12)]
+        codes = [
+            (await client.post("/desk/in", data={"token": f"guess{i}", "pre": pre})).status_code for i in range(12)
+        ]
     assert codes[:10] == [403] * 10 and codes[10:] == [429, 429]
 
 
@@ -308,17 +311,23 @@ async def test_refusing_needs_a_reason_and_leaders_see_their_own_decisions(chat,
         assert 'value="recommend"' in page.text and 'value="approve"' not in page.text
         # A leader cannot approve, whatever the form says.
         forged = await client.post(
-            f"/desk/a/{sub.id}", data={"decision": "approve", "version": str(sub.version), "csrf": csrf_of(page.text)},
+            f"/desk/a/{sub.id}",
+            data={"decision": "approve", "version": str(sub.version), "csrf": csrf_of(page.text)},
         )
         assert forged.status_code == 403
         bare = await client.post(
-            f"/desk/a/{sub.id}", data={"decision": "not_recommend", "version": str(sub.version), "csrf": csrf_of(page.text)},
+            f"/desk/a/{sub.id}",
+            data={"decision": "not_recommend", "version": str(sub.version), "csrf": csrf_of(page.text)},
         )
         assert bare.status_code == 400 and "lý do" in bare.text
         done = await client.post(
             f"/desk/a/{sub.id}",
-            data={"decision": "not_recommend", "version": str(sub.version), "csrf": csrf_of(page.text),
-                  "note": "Chưa tham gia sinh hoạt chi hội"},
+            data={
+                "decision": "not_recommend",
+                "version": str(sub.version),
+                "csrf": csrf_of(page.text),
+                "note": "Chưa tham gia sinh hoạt chi hội",
+            },
         )
         assert done.status_code == 303
     async with app.sessions() as session:
@@ -335,11 +344,18 @@ async def test_statistics_chart_and_exports_for_officers_only(chat, flow, app):
         assert (await sign_in(officer, await link_from_chat(can))).status_code == 303
         page = await officer.get("/desk/stats")
         assert page.status_code == 200 and "Thôn Hà Lương" in page.text and "0/1" in page.text
-        chart = await officer.get(re.search(r'<img class="chart" src="([^"]+)"', page.text).group(1).replace("&amp;", "&"))
+        chart = await officer.get(
+            re.search(r'<img class="chart" src="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+        )
         assert chart.status_code == 200 and chart.content[:8] == b"\x89PNG\r\n\x1a\n"
         export = await officer.post(
-            "/desk/export", data={"csrf": csrf_of(page.text), "kind": "submissions", "format": "csv",
-                                  "c": re.search(r'name="c" value="(\d+)"', page.text).group(1)},
+            "/desk/export",
+            data={
+                "csrf": csrf_of(page.text),
+                "kind": "submissions",
+                "format": "csv",
+                "c": re.search(r'name="c" value="(\d+)"', page.text).group(1),
+            },
         )
         assert export.status_code == 200 and "attachment" in export.headers["content-disposition"]
         assert "CD-2026-000001" in export.content.decode("utf-8-sig")
@@ -386,7 +402,9 @@ async def test_pages_follow_the_chosen_language(chat, flow, app):
 def test_sign_in_and_photo_tokens_never_reach_the_logs():
     from bot.logs import REDACT
 
-    line = REDACT('127.0.0.1 - "GET /desk/in/Zk3_abc-DEF123 HTTP/1.1" 200; "GET /desk/p/12.thumb.3.1800000000.mac_x HTTP/1.1"')
+    line = REDACT(
+        '127.0.0.1 - "GET /desk/in/Zk3_abc-DEF123 HTTP/1.1" 200; "GET /desk/p/12.thumb.3.1800000000.mac_x HTTP/1.1"'
+    )
     assert "Zk3_abc" not in line and "12.thumb" not in line
     assert "/desk/in/[redacted]" in line and "/desk/p/[redacted]" in line
 

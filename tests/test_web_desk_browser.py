@@ -44,9 +44,17 @@ def _browser(profile: Path):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-        f"--user-data-dir={profile}", "--lang=vi",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        f"--user-data-dir={profile}",
+        "--lang=vi",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -67,7 +75,7 @@ class Served:
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> "Served":
+    async def __aenter__(self) -> Served:
         self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
         while not self.server.started:
             await asyncio.sleep(0.02)
@@ -139,7 +147,10 @@ async def test_sign_in_from_chat_review_approve_and_refuse_out_of_scope(engine, 
             await asyncio.sleep(0.3)
             page = await run(text)
             assert "Hồ sơ CD-2026-000001" in page and "Điểm: 100/100 (cần 80)." in page
-            loaded = await run(driver.execute_script, "var i = document.querySelector('.photos img'); return i && i.complete && i.naturalWidth;")
+            loaded = await run(
+                driver.execute_script,
+                "var i = document.querySelector('.photos img'); return i && i.complete && i.naturalWidth;",
+            )
             assert loaded and loaded > 0
             await run(driver.save_screenshot, str(shots / "application-desktop.png"))
             await run(driver.set_window_size, *PHONE)
@@ -163,5 +174,9 @@ async def test_sign_in_from_chat_review_approve_and_refuse_out_of_scope(engine, 
     rows = await outbox(app)
     assert [r.kind for r in rows] == ["decision"]
     assert "CD-2026-000001" in rendered(rows[0]).text
-    assert {p.name for p in shots.iterdir()} == {"queue-desktop.png", "application-desktop.png", "application-phone.png"}
+    assert {p.name for p in shots.iterdir()} == {
+        "queue-desktop.png",
+        "application-desktop.png",
+        "application-phone.png",
+    }
     assert all(p.stat().st_size > 5000 for p in shots.iterdir())

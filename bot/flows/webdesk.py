@@ -3,6 +3,7 @@ who asked (ten minutes, one use); `/web thoat` signs that person out of every br
 
 from __future__ import annotations
 
+from bot.domain.roles import Role
 from bot.flows.context import Context
 from bot.flows.router import Router
 from bot.i18n import N_
@@ -19,12 +20,11 @@ def desk_base_url(ctx: Context) -> str:
     return (settings.public_base_url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
 
 
-@router.command("web", english="web", role="leader,officer", help_key=N_("help.cmd.web"))
+@router.command("web", english="web", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.web"))
 async def cmd_web(ctx: Context, args: str) -> None:
     roles = await desk_roles(ctx.session, ctx.person.id if ctx.person else None)
     if ctx.person is None or not roles:
-        ctx.say(ctx.t("staff.not_staff"))
-        ctx.again()
+        ctx.retry("staff.not_staff")
         return
     if fold(args).strip() in SIGN_OUT_WORDS:
         ended = await sign_out_everywhere(ctx.session, ctx.person.id, ctx.now)
@@ -32,8 +32,11 @@ async def cmd_web(ctx: Context, args: str) -> None:
         ctx.again()
         return
     token = await issue_link(ctx.session, ctx.person.id, ctx.now)
-    ctx.say(ctx.t(
-        "web.chat.link", url=desk_base_url(ctx) + SIGN_IN_PATH + token,
-        minutes=int(LINK_TTL.total_seconds() // 60),
-    ))
+    ctx.say(
+        ctx.t(
+            "web.chat.link",
+            url=desk_base_url(ctx) + SIGN_IN_PATH + token,
+            minutes=int(LINK_TTL.total_seconds() // 60),
+        )
+    )
     ctx.again()

@@ -58,6 +58,7 @@ from bot.reminders.digests import DIGEST, build_digest
 from bot.reminders.timing import in_quiet_hours, next_allowed
 from bot.storage.models import CampaignDeadline, ChannelAccount, OutboxMessage, Person
 from bot.storage.outbox import Deferred, Notice, render_notice
+from bot.storage.core import affected
 
 log = logging.getLogger(__name__)
 
@@ -212,13 +213,13 @@ class Dispatcher:
                 .where(OutboxMessage.status == CLAIMED, OutboxMessage.claimed_at < cutoff)
                 .values(status=PENDING, claimed_by=None, claimed_at=None)
             )
-            report.recovered = back.rowcount or 0
+            report.recovered = affected(back)
             doubt = await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == SENDING, OutboxMessage.claimed_at < cutoff)
                 .values(status=UNCONFIRMED, last_error=UNCONFIRMED_NOTE, payload=CLEARED)
             )
-            report.unconfirmed = doubt.rowcount or 0
+            report.unconfirmed = affected(doubt)
             passed = exists().where(
                 CampaignDeadline.campaign_id == OutboxMessage.campaign_id,
                 CampaignDeadline.kind == OutboxMessage.deadline_kind,
@@ -235,7 +236,7 @@ class Dispatcher:
                 .values(status=EXPIRED, last_error="deadline passed before it could be sent", payload=CLEARED)
                 .execution_options(synchronize_session=False)
             )
-            report.expired = gone.rowcount or 0
+            report.expired = affected(gone)
         if report.unconfirmed:
             log.warning("outbox: %d message(s) unconfirmed after a stopped dispatcher", report.unconfirmed)
 
@@ -244,7 +245,7 @@ class Dispatcher:
             return {}
         found: dict[str, list[Claimed]] = {}
         async with self.app.sessions.begin() as session:
-            postgres = session.bind.dialect.name == "postgresql"
+            postgres = self.app.engine.dialect.name == "postgresql"
             # Rows for people marked unreachable are settled without being sent (or paced).
             down = select(ChannelAccount.id).where(
                 ChannelAccount.unreachable_at.is_not(None), ChannelAccount.channel.in_(channels)
@@ -255,7 +256,7 @@ class Dispatcher:
                 .values(status=UNREACHABLE, last_error="account unreachable", payload=CLEARED)
                 .execution_options(synchronize_session=False)
             )
-            report.unreachable += skipped.rowcount or 0
+            report.unreachable += affected(skipped)
             for channel in channels:
                 size = self.batch_size(channel)
                 query = (
@@ -337,7 +338,7 @@ class Dispatcher:
                 .where(OutboxMessage.id.in_(ids), OutboxMessage.status == CLAIMED, OutboxMessage.claimed_by == self.worker_id)
                 .values(status=PENDING, claimed_by=None, claimed_at=None, not_before=not_before)
             )
-            return done.rowcount or 0
+            return affected(done)
 
     async def _mark_sending(self, row: Claimed, now: datetime) -> str | None:
         """Commit 'sending' right before the platform call. None: the row is no longer ours."""
@@ -357,7 +358,7 @@ class Dispatcher:
                 .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self.worker_id, OutboxMessage.status == CLAIMED)
                 .values(status=SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
             )
-            return SENDING if done.rowcount else None
+            return SENDING if affected(done) else None
 
     async def _record(self, session: AsyncSession, row_id: int, **values) -> None:
         if values.get("status") in SETTLED:

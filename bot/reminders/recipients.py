@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import ColumnElement, Select, func, select, union
+from sqlalchemy import ColumnElement, CompoundSelect, Select, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaCatalog, CriteriaSet
 from bot.domain.lifecycle import State
+from bot.storage.core import table_of
 from bot.storage.models import (
     Answer,
     ChannelAccount,
@@ -86,6 +87,8 @@ async def reach_of(session: AsyncSession, person_ids: Iterable[int], *, consent:
     best: dict[int, tuple[datetime, Reach]] = {}
     down: dict[int, tuple[datetime, str]] = {}
     for acc_id, person_id, channel, external_id, locale, last_in, created, down_at, reason, person_locale in rows:
+        if person_id is None:  # excluded by the query; narrows the type
+            continue
         if down_at is not None:
             if person_id not in down or down[person_id][0] < down_at:
                 down[person_id] = (down_at, reason or "unknown")
@@ -103,7 +106,7 @@ async def reach_of(session: AsyncSession, person_ids: Iterable[int], *, consent:
     return found
 
 
-def linked_people(*conditions: ColumnElement[bool]) -> Select:
+def linked_people(*conditions: ColumnElement[bool]) -> CompoundSelect[Any]:
     """(person id, submission id) for everyone concerned by the submissions matching `conditions`:
     the person themself, or the household's head and whoever registered it."""
     as_subject = select(Submission.person_id.label("pid"), Submission.id.label("sid")).where(
@@ -173,7 +176,7 @@ async def submission_facts(
 ) -> dict[int, SubmissionFacts]:
     if not submission_ids:
         return {}
-    head = Person.__table__.alias("head")
+    head = table_of(Person).alias("head")
     rows = await session.execute(
         select(
             Submission.id,

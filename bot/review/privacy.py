@@ -40,7 +40,7 @@ from bot.storage.models import (
     SubmissionEvent,
 )
 from bot.storage.submissions import submissions_for_person
-from bot.web.app import export_dir
+from bot.storage.core import affected
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -143,7 +143,7 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         result.photos += len(evidence)
         result.candidate_files += [e.path for e in evidence]
         hashes += [e.sha256 for e in evidence]
-        result.answers += (await session.execute(delete(Answer).where(Answer.submission_id == submission.id))).rowcount or 0
+        result.answers += affected(await session.execute(delete(Answer).where(Answer.submission_id == submission.id)))
         await session.execute(delete(Evidence).where(Evidence.submission_id == submission.id))
         await session.execute(
             update(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).values(note=None)
@@ -227,7 +227,7 @@ async def remove_files_after_deletion(app: "App", result: DeletionResult) -> Non
 
     await asyncio.to_thread(sweep_thumbnails, app.evidence.root)
     # Exports list names; all go (an officer makes a fresh one when needed).
-    exports = await asyncio.to_thread(sweep_exports, export_dir(app))
+    exports = await asyncio.to_thread(sweep_exports, app.settings.export_dir)
     log.info(
         "personal data deleted: %d submission(s), %d photo file(s), %d export(s); copies elsewhere: "
         "%d stored reply set(s), %d queued and %d settled outbox row(s), %d conversation(s), %d note(s)",

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
 from bot.app import App
@@ -27,7 +27,7 @@ FILE_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
 def export_dir(app: App) -> Path:
-    return Path(app.settings.evidence_dir).parent / "exports"
+    return app.settings.export_dir
 
 
 def folder_root(app: App, folder: str) -> Path:

@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.roles import Role
 from bot.review.scope import scope_for
+from bot.storage.core import affected
 from bot.storage.models import Person, WebLink, WebSession
-from bot.storage.people import Role
 
 LINK_TTL = timedelta(minutes=10)
 SESSION_TTL = timedelta(hours=8)
@@ -93,15 +94,18 @@ async def redeem_link(session: AsyncSession, token: str, now: datetime) -> Opene
     claimed = await session.execute(
         update(WebLink).where(WebLink.id == link.id, WebLink.used_at.is_(None)).values(used_at=now)
     )
-    if claimed.rowcount != 1:
+    if affected(claimed) != 1:
         return None
     person = await session.get(Person, link.person_id)
     if person is None or person.deleted_at is not None or not await desk_roles(session, person.id):
         return None
     cookie = secrets.token_urlsafe(32)
     web_session = WebSession(
-        token_hash=_digest(cookie), csrf=secrets.token_urlsafe(32), person_id=person.id,
-        created_at=now, expires_at=now + SESSION_TTL,
+        token_hash=_digest(cookie),
+        csrf=secrets.token_urlsafe(32),
+        person_id=person.id,
+        created_at=now,
+        expires_at=now + SESSION_TTL,
     )
     session.add(web_session)
     await session.flush()
@@ -136,7 +140,7 @@ async def sign_out_everywhere(session: AsyncSession, person_id: int, now: dateti
     await session.execute(
         update(WebLink).where(WebLink.person_id == person_id, WebLink.used_at.is_(None)).values(used_at=now)
     )
-    return int(ended.rowcount or 0)
+    return affected(ended)
 
 
 def csrf_ok(expected: str, submitted: object) -> bool:

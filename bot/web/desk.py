@@ -30,10 +30,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from bot.app import App
-from bot.domain.criteria import CriteriaError
+from bot.domain.criteria import CriteriaError, Level
 from bot.domain.labels import LEVEL_KEYS, STATE_KEYS
 from bot.domain.lifecycle import IllegalTransition, State
-from bot.flows.staff import ACTOR_KEYS, DECISION_LABEL_KEYS, DONE_KEYS, QUEUE_STATES, REVIEW_BLOCKED_KEYS
+from bot.domain.roles import Role
+from bot.flows.guards import QUEUE_STATES
+from bot.flows.staff import ACTOR_KEYS, DECISION_LABEL_KEYS, DONE_KEYS, REVIEW_BLOCKED_KEYS
 from bot.i18n import LOCALES, N_, Translator, get_translator, normalise_locale
 from bot.review.chart import render_progress_chart
 from bot.review.decisions import (
@@ -57,7 +59,6 @@ from bot.review.scope import Scope, branches_in, communes_in_scope, scope_for
 from bot.review.stats import commune_stats
 from bot.storage.commune import campaign_for
 from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent, WebSession
-from bot.storage.people import Role
 from bot.storage.submissions import rescore
 from bot.web.auth import (
     COOKIE,
@@ -109,26 +110,75 @@ KIND_KEYS = {
 FORMAT_KEYS = {"xlsx": N_("exp.format.xlsx"), "csv": N_("exp.format.csv")}
 # Keys used only in the templates (listed here so the catalogs' completeness check sees them).
 TEMPLATE_KEYS = (
-    N_("web.app.title"), N_("web.app.back"), N_("web.app.subject"), N_("web.app.members"),
-    N_("web.app.score"), N_("web.app.items"), N_("web.app.item_answer"), N_("web.app.item_note"),
-    N_("web.app.item_photos"), N_("web.app.no_photos"), N_("web.app.history"), N_("web.app.decide"),
-    N_("web.app.reason"), N_("web.app.reason_hint"), N_("web.app.photo_alt"), N_("web.app.unanswered"),
-    N_("web.app.state"), N_("web.app.anonymised"), N_("web.app.flags"), N_("web.app.no_action"),
-    N_("web.app.recognisable"), N_("web.app.not_recognisable"),
-    N_("web.queue.title"), N_("web.queue.filters"), N_("web.queue.branch"), N_("web.queue.title_filter"),
-    N_("web.queue.state"), N_("web.queue.any"), N_("web.queue.late"), N_("web.queue.flagged"),
-    N_("web.queue.sort"), N_("web.queue.oldest"), N_("web.queue.newest"), N_("web.queue.apply"),
-    N_("web.queue.empty"), N_("web.queue.counts"), N_("web.queue.col_ref"), N_("web.queue.col_name"),
-    N_("web.queue.col_branch"), N_("web.queue.col_title"), N_("web.queue.col_state"),
-    N_("web.queue.col_score"), N_("web.queue.col_age"), N_("web.queue.col_flags"), N_("web.queue.late_mark"),
-    N_("web.queue.shortcuts"), N_("web.queue.next_page"), N_("web.queue.prev_page"), N_("web.queue.shown"),
-    N_("web.nav.queue"), N_("web.nav.stats"), N_("web.nav.sign_out"), N_("web.nav.skip"), N_("web.nav.role"),
+    N_("web.app.title"),
+    N_("web.app.back"),
+    N_("web.app.subject"),
+    N_("web.app.members"),
+    N_("web.app.score"),
+    N_("web.app.items"),
+    N_("web.app.item_answer"),
+    N_("web.app.item_note"),
+    N_("web.app.item_photos"),
+    N_("web.app.no_photos"),
+    N_("web.app.history"),
+    N_("web.app.decide"),
+    N_("web.app.reason"),
+    N_("web.app.reason_hint"),
+    N_("web.app.photo_alt"),
+    N_("web.app.unanswered"),
+    N_("web.app.state"),
+    N_("web.app.anonymised"),
+    N_("web.app.flags"),
+    N_("web.app.no_action"),
+    N_("web.app.recognisable"),
+    N_("web.app.not_recognisable"),
+    N_("web.queue.title"),
+    N_("web.queue.filters"),
+    N_("web.queue.branch"),
+    N_("web.queue.title_filter"),
+    N_("web.queue.state"),
+    N_("web.queue.any"),
+    N_("web.queue.late"),
+    N_("web.queue.flagged"),
+    N_("web.queue.sort"),
+    N_("web.queue.oldest"),
+    N_("web.queue.newest"),
+    N_("web.queue.apply"),
+    N_("web.queue.empty"),
+    N_("web.queue.counts"),
+    N_("web.queue.col_ref"),
+    N_("web.queue.col_name"),
+    N_("web.queue.col_branch"),
+    N_("web.queue.col_title"),
+    N_("web.queue.col_state"),
+    N_("web.queue.col_score"),
+    N_("web.queue.col_age"),
+    N_("web.queue.col_flags"),
+    N_("web.queue.late_mark"),
+    N_("web.queue.shortcuts"),
+    N_("web.queue.next_page"),
+    N_("web.queue.prev_page"),
+    N_("web.queue.shown"),
+    N_("web.nav.queue"),
+    N_("web.nav.stats"),
+    N_("web.nav.sign_out"),
+    N_("web.nav.skip"),
+    N_("web.nav.role"),
     N_("web.nav.language"),
-    N_("web.signin.title"), N_("web.signin.lead"), N_("web.signin.button"),
-    N_("web.stats.title"), N_("web.stats.unit"), N_("web.stats.targets"), N_("web.stats.chart_alt"),
-    N_("web.stats.exports"), N_("web.stats.download"), N_("web.stats.commune"), N_("web.stats.kind"),
+    N_("web.signin.title"),
+    N_("web.signin.lead"),
+    N_("web.signin.button"),
+    N_("web.stats.title"),
+    N_("web.stats.unit"),
+    N_("web.stats.targets"),
+    N_("web.stats.chart_alt"),
+    N_("web.stats.exports"),
+    N_("web.stats.download"),
+    N_("web.stats.commune"),
+    N_("web.stats.kind"),
     N_("web.stats.format"),
-    N_("web.signed_out.title"), N_("web.signed_out.text"),
+    N_("web.signed_out.title"),
+    N_("web.signed_out.text"),
 )
 
 
@@ -185,8 +235,10 @@ class Desk:
         self.app = app
         self.limiter = limiter or RateLimit()
         env = Environment(
-            loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
-            trim_blocks=True, lstrip_blocks=True,
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(default=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
         )
         self.templates = Jinja2Templates(env=env)
 
@@ -228,7 +280,9 @@ class Desk:
         response = self.templates.TemplateResponse(request, name, context, status_code=status)
         return security_headers(response)
 
-    def message(self, request: Request, t: Translator, status: int, key: str, viewer: Viewer | None = None, **params: Any) -> Response:
+    def message(
+        self, request: Request, t: Translator, status: int, key: str, viewer: Viewer | None = None, **params: Any
+    ) -> Response:
         return self.render(request, "message.html", t, status=status, text=t(key, **params), viewer=viewer)
 
     async def viewer(self, request: Request, db: AsyncSession) -> Viewer | None:
@@ -261,11 +315,22 @@ class Desk:
         t = self._translator(request, None)
         pre = secrets.token_urlsafe(16)
         response = self.render(
-            request, "signin.html", t, token=request.path_params["token"], pre=pre, viewer=None,
+            request,
+            "signin.html",
+            t,
+            token=request.path_params["token"],
+            pre=pre,
+            viewer=None,
         )
         response.headers["referrer-policy"] = "no-referrer"
         response.set_cookie(
-            PRE_COOKIE, pre, max_age=600, path=PREFIX, httponly=True, secure=self.secure, samesite="strict",
+            PRE_COOKIE,
+            pre,
+            max_age=600,
+            path=PREFIX,
+            httponly=True,
+            secure=self.secure,
+            samesite="strict",
         )
         return response
 
@@ -286,8 +351,13 @@ class Desk:
         log.info("desk session opened")
         response = RedirectResponse(PREFIX, status_code=303)
         response.set_cookie(
-            COOKIE, opened.cookie, max_age=int(SESSION_TTL.total_seconds()), path=PREFIX,
-            httponly=True, secure=self.secure, samesite="strict",
+            COOKIE,
+            opened.cookie,
+            max_age=int(SESSION_TTL.total_seconds()),
+            path=PREFIX,
+            httponly=True,
+            secure=self.secure,
+            samesite="strict",
         )
         response.delete_cookie(PRE_COOKIE, path=PREFIX)
         return response
@@ -307,7 +377,9 @@ class Desk:
         code = request.path_params["code"]
         response = RedirectResponse(PREFIX, status_code=303)
         if code in LOCALES:
-            response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, path=PREFIX, secure=self.secure, samesite="strict")
+            response.set_cookie(
+                LANG_COOKIE, code, max_age=365 * 86400, path=PREFIX, secure=self.secure, samesite="strict"
+            )
         return response
 
     # ---- the queue -------------------------------------------------------------------------
@@ -345,7 +417,8 @@ class Desk:
             page = await pending(db, scope, states, filters, limit=QUEUE_LIMIT)
             facts = await row_facts(db, self.app.catalog, [row.id for row in page.rows])
             kept = [
-                row for row in page.rows
+                row
+                for row in page.rows
                 if (not late_only or facts[row.id].late)
                 and (not flagged_only or facts[row.id].flags & set(EVIDENCE_FLAGS))
             ]
@@ -361,13 +434,20 @@ class Desk:
             shown = []
             for row in kept[(number - 1) * PAGE : number * PAGE]:
                 fact = facts[row.id]
-                shown.append({
-                    "id": row.id, "reference": row.reference, "name": row.name or t("rv.anonymous"),
-                    "branch": row.branch_name, "title": title_names.get(row.title, row.title),
-                    "state": t(STATE_KEYS[State(row.state)]), "score": row.score,
-                    "age": (now - fact.submitted_at).days if fact.submitted_at else None,
-                    "late": fact.late, "flags": [t(FLAG_KEYS[f]) for f in sorted(fact.flags)],
-                })
+                shown.append(
+                    {
+                        "id": row.id,
+                        "reference": row.reference,
+                        "name": row.name or t("rv.anonymous"),
+                        "branch": row.branch_name,
+                        "title": title_names.get(row.title, row.title),
+                        "state": t(STATE_KEYS[State(row.state)]),
+                        "score": row.score,
+                        "age": (now - fact.submitted_at).days if fact.submitted_at else None,
+                        "late": fact.late,
+                        "flags": [t(FLAG_KEYS[f]) for f in sorted(fact.flags)],
+                    }
+                )
             rows = kept
             query = {k: v for k, v in params.items() if k != "page"}
             done = None
@@ -377,12 +457,24 @@ class Desk:
                     name = await subject_name(db, decided) or t("rv.anonymous")
                     done = t(DONE_KEYS[Decision(params["d"])], reference=decided.reference, name=name)
             return self.render(
-                request, "queue.html", t, viewer=viewer, role=role, roles=self._roles(viewer, t),
-                branches=branches, titles=list(title_names.items()),
-                states=[(s.value, t(STATE_KEYS[s])) for s in states], filters=filters,
-                late_only=late_only, flagged_only=flagged_only, newest=newest, rows=shown, total=len(rows),
+                request,
+                "queue.html",
+                t,
+                viewer=viewer,
+                role=role,
+                roles=self._roles(viewer, t),
+                branches=branches,
+                titles=list(title_names.items()),
+                states=[(s.value, t(STATE_KEYS[s])) for s in states],
+                filters=filters,
+                late_only=late_only,
+                flagged_only=flagged_only,
+                newest=newest,
+                rows=shown,
+                total=len(rows),
                 counts=[(t(STATE_KEYS[s]), everything.counts.get(s.value, 0)) for s in states],
-                all_total=everything.total, page=number,
+                all_total=everything.total,
+                page=number,
                 prev_url=f"{PREFIX}?{urlencode({**query, 'page': number - 1})}" if number > 1 else None,
                 next_url=f"{PREFIX}?{urlencode({**query, 'page': number + 1})}" if number * PAGE < len(rows) else None,
                 done=done,
@@ -394,12 +486,18 @@ class Desk:
 
     # ---- one application -----------------------------------------------------------------
 
-    async def _reviewer(self, db: AsyncSession, viewer: Viewer, submission: Submission | None, asked: str | None) -> tuple[Role, Scope] | None:
+    async def _reviewer(
+        self, db: AsyncSession, viewer: Viewer, submission: Submission | None, asked: str | None
+    ) -> tuple[Role, Scope] | None:
         return await self._covering(db, viewer.person_id, viewer.roles, submission, asked)
 
     @staticmethod
     async def _covering(
-        db: AsyncSession, person_id: int, roles: list[Role], submission: Submission | None, asked: str | None,
+        db: AsyncSession,
+        person_id: int,
+        roles: list[Role],
+        submission: Submission | None,
+        asked: str | None,
     ) -> tuple[Role, Scope] | None:
         """The role in which this person may open the application (the one asked for first,
         then officer before leader, as /xem does); None when no scope of theirs covers it."""
@@ -423,10 +521,13 @@ class Desk:
                 # The same answer for "not there" and "not yours": ids outside one's scope say nothing.
                 return self.message(request, t, 404, N_("web.error.not_found"), viewer)
             role, _scope = found
+            assert submission is not None  # covered by a scope, so it exists
             context = await self._application_context(db, viewer, submission, role)
             return self.render(request, "application.html", t, status=status, error=error, **context)
 
-    async def _application_context(self, db: AsyncSession, viewer: Viewer, submission: Submission, role: Role) -> dict[str, Any]:
+    async def _application_context(
+        self, db: AsyncSession, viewer: Viewer, submission: Submission, role: Role
+    ) -> dict[str, Any]:
         t = viewer.t
         tz = self.app.settings.tz
         criteria = await criteria_set_for(db, self.app.catalog, submission.criteria_set_id)
@@ -450,27 +551,34 @@ class Desk:
         removed_at = await photos_removed_at(db, submission.id)
         items = await item_views(db, submission, criteria, t.locale, photos_gone=removed_at is not None)
         now = self.now()
+        secret = self.app.settings.signing_secret
         for item in items:
-            item.level_label = t(LEVEL_KEYS[item.level]) if item.level else t("web.app.unanswered")  # type: ignore[attr-defined]
+            item.level_label = t(LEVEL_KEYS[Level(item.level)]) if item.level else t("web.app.unanswered")  # type: ignore[attr-defined]
             item.flag_labels = [t(FLAG_KEYS[f]) for f in item.flags]  # type: ignore[attr-defined]
             item.photo_links = [  # type: ignore[attr-defined]
                 (
-                    f"{PREFIX}/p/{photo_token(self.app.settings.signing_secret, p.id, 'thumb', viewer.session_id, now)}",
-                    f"{PREFIX}/p/{photo_token(self.app.settings.signing_secret, p.id, 'full', viewer.session_id, now)}",
+                    f"{PREFIX}/p/{photo_token(secret, p.id, 'thumb', viewer.session_id, now)}",
+                    f"{PREFIX}/p/{photo_token(secret, p.id, 'full', viewer.session_id, now)}",
                 )
                 for p in item.photos
             ]
-        events = list(await db.scalars(
-            select(SubmissionEvent)
-            .where(SubmissionEvent.submission_id == submission.id, SubmissionEvent.actor_kind != RETENTION_ACTOR)
-            .order_by(SubmissionEvent.id)
-        ))
+        events = list(
+            await db.scalars(
+                select(SubmissionEvent)
+                .where(SubmissionEvent.submission_id == submission.id, SubmissionEvent.actor_kind != RETENTION_ACTOR)
+                .order_by(SubmissionEvent.id)
+            )
+        )
         history = []
         for event in events:
-            history.append({
-                "when": t.datetime(event.at.astimezone(tz)), "state": t(STATE_KEYS[State(event.to_state)]),
-                "actor": t(ACTOR_KEYS.get(event.actor_kind, ACTOR_KEYS["system"])), "note": event.note or "",
-            })
+            history.append(
+                {
+                    "when": t.datetime(event.at.astimezone(tz)),
+                    "state": t(STATE_KEYS[State(event.to_state)]),
+                    "actor": t(ACTOR_KEYS.get(event.actor_kind, ACTOR_KEYS["system"])),
+                    "note": event.note or "",
+                }
+            )
         decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
         blocked = None
         if decisions:
@@ -480,11 +588,19 @@ class Desk:
                 blocked = t(REVIEW_BLOCKED_KEYS[type(refusal)], reference=submission.reference)
                 decisions = []
         return {
-            "viewer": viewer, "role": role, "roles": self._roles(viewer, t), "sub": submission,
-            "branch": branch.name if branch else "", "title": criteria.title_name.get(t.locale),
-            "subject": subject, "state": t(STATE_KEYS[State(submission.state)]),
+            "viewer": viewer,
+            "role": role,
+            "roles": self._roles(viewer, t),
+            "sub": submission,
+            "branch": branch.name if branch else "",
+            "title": criteria.title_name.get(t.locale),
+            "subject": subject,
+            "state": t(STATE_KEYS[State(submission.state)]),
             "submitted": t.datetime(submission.submitted_at.astimezone(tz)) if submission.submitted_at else "-",
-            "score": result, "items": items, "history": history, "blocked": blocked,
+            "score": result,
+            "items": items,
+            "history": history,
+            "blocked": blocked,
             "decisions": [
                 (d.value, t(DECISION_LABEL_KEYS[d]), note_required(role, submission.state, d)) for d in decisions
             ],
@@ -508,6 +624,7 @@ class Desk:
             if found is None:
                 return self.message(request, t, 404, N_("web.error.not_found"), viewer)
             role, scope = found
+            assert submission is not None  # covered by a scope, so it exists
             try:
                 decision = Decision(str(form.get("decision", "")))
                 version = int(str(form.get("version", "")))
@@ -518,39 +635,64 @@ class Desk:
                 return self.message(request, t, 403, N_("web.error.not_offered"), viewer)
             if (
                 decision in allowed_decisions(role, submission.state)
-                and note_required(role, submission.state, decision) and len(note or "") < NOTE_MIN
+                and note_required(role, submission.state, decision)
+                and len(note or "") < NOTE_MIN
             ):
                 return await self._again(request, db, viewer, sub_id, role, t("web.error.reason"), 400)
             reference = submission.reference
             try:
                 await decide(
-                    db, submission_id=submission.id, decision=decision, role=role, scope=scope,
-                    actor_person_id=viewer.person_id, note=note, now=self.now(), expected_version=version,
+                    db,
+                    submission_id=submission.id,
+                    decision=decision,
+                    role=role,
+                    scope=scope,
+                    actor_person_id=viewer.person_id,
+                    note=note,
+                    now=self.now(),
+                    expected_version=version,
                 )
                 await db.commit()
             except OutOfScope:
                 return self.message(request, t, 404, N_("web.error.not_found"), viewer)
             except (OwnApplication, ProcessingStopped) as refusal:
                 return await self._again(
-                    request, db, viewer, sub_id, role, t(REVIEW_BLOCKED_KEYS[type(refusal)], reference=reference), 409,
+                    request,
+                    db,
+                    viewer,
+                    sub_id,
+                    role,
+                    t(REVIEW_BLOCKED_KEYS[type(refusal)], reference=reference),
+                    409,
                 )
             except Conflict as conflict:
-                return await self._again(request, db, viewer, sub_id, role, await self._conflict_text(db, t, conflict), 409)
+                return await self._again(
+                    request, db, viewer, sub_id, role, await self._conflict_text(db, t, conflict), 409
+                )
             except StaleDataError:
+                # Decided by someone else between our check and our commit.
                 await db.rollback()
                 fresh = await db.get(Submission, sub_id, populate_existing=True)
-                conflict = Conflict(fresh, await last_event(db, sub_id))
-                return await self._again(request, db, viewer, sub_id, role, await self._conflict_text(db, t, conflict), 409)
+                if fresh is None:
+                    return self.message(request, t, 404, N_("web.error.not_found"), viewer)
+                raced = Conflict(fresh, await last_event(db, sub_id))
+                return await self._again(
+                    request, db, viewer, sub_id, role, await self._conflict_text(db, t, raced), 409
+                )
             except IllegalTransition:
                 return await self._again(request, db, viewer, sub_id, role, t("web.error.reason"), 400)
             log.info("desk decision recorded")
             query = urlencode({"as": role.value, "done": sub_id, "d": decision.value})
             return RedirectResponse(f"{PREFIX}?{query}", status_code=303)
 
-    async def _again(self, request: Request, db: AsyncSession, viewer: Viewer, sub_id: int, role: Role, error: str, status: int) -> Response:
+    async def _again(
+        self, request: Request, db: AsyncSession, viewer: Viewer, sub_id: int, role: Role, error: str, status: int
+    ) -> Response:
         """The application page again, as it is now, with what went wrong on top."""
         await db.rollback()
         fresh = await db.get(Submission, sub_id, populate_existing=True)
+        if fresh is None:
+            return self.message(request, viewer.t, 404, N_("web.error.not_found"), viewer)
         context = await self._application_context(db, viewer, fresh, role)
         return self.render(request, "application.html", viewer.t, status=status, error=error, **context)
 
@@ -565,8 +707,11 @@ class Desk:
             who = t(ACTOR_KEYS.get(last.actor_kind, ACTOR_KEYS["system"]))
         when = t.datetime(last.at.astimezone(self.app.settings.tz)) if last is not None else "-"
         return t(
-            "web.conflict", reference=submission.reference, state=t(STATE_KEYS[State(submission.state)]),
-            who=who, when=when,
+            "web.conflict",
+            reference=submission.reference,
+            state=t(STATE_KEYS[State(submission.state)]),
+            who=who,
+            when=when,
         )
 
     # ---- photos ----------------------------------------------------------------------------
@@ -596,20 +741,26 @@ class Desk:
             path = await thumbnail(self.app.settings.evidence_dir, source, evidence.sha256)
             return FileResponse(path, media_type="image/jpeg", headers=headers)
         return FileResponse(
-            source, media_type=evidence.mime, headers=headers, filename="photo", content_disposition_type="inline",
+            source,
+            media_type=evidence.mime,
+            headers=headers,
+            filename="photo",
+            content_disposition_type="inline",
         )
 
     # ---- statistics and exports -------------------------------------------------------------
 
-    async def _commune(self, db: AsyncSession, viewer: Viewer, asked: str | None) -> tuple[list[OrgUnit], OrgUnit | None, int | None]:
+    async def _commune(
+        self, db: AsyncSession, viewer: Viewer, asked: str | None
+    ) -> tuple[list[OrgUnit], OrgUnit | None, int]:
         """The communes this officer may report on (the check /thongke and /xuat make), the one
         chosen and its campaign year."""
         if await scope_for(db, viewer.person_id, Role.OFFICER) is None:
-            return [], None, None
+            return [], None, 0
         communes = await communes_in_scope(db, viewer.person_id)
         chosen = next((c for c in communes if str(c.id) == asked), communes[0] if communes else None)
         if chosen is None:
-            return communes, None, None
+            return communes, None, 0
         campaign = await campaign_for(db, chosen.id, self.now().astimezone(self.app.settings.tz).date())
         return communes, chosen, campaign.year if campaign else self.now().year
 
@@ -634,9 +785,19 @@ class Desk:
                 units.append((unit.name, cells))
             targets = [(names[k], f"{v:g}") for k, v in stats.targets.items() if k in names]
             return self.render(
-                request, "stats.html", t, viewer=viewer, roles=self._roles(viewer, t), role=None,
-                communes=communes, commune=commune, year=year, titles=[names[x] for x in stats.titles],
-                units=units, targets=targets, kinds=[(k, t(KIND_KEYS[k])) for k in KINDS],
+                request,
+                "stats.html",
+                t,
+                viewer=viewer,
+                roles=self._roles(viewer, t),
+                role=None,
+                communes=communes,
+                commune=commune,
+                year=year,
+                titles=[names[x] for x in stats.titles],
+                units=units,
+                targets=targets,
+                kinds=[(k, t(KIND_KEYS[k])) for k in KINDS],
                 formats=[(f, t(FORMAT_KEYS[f])) for f in FORMATS],
             )
 
@@ -676,8 +837,14 @@ class Desk:
             filename = export_filename(kind, commune, year, fmt)
             path = new_export_path(export_dir(self.app), filename)
             await write_export(
-                db, self.app.catalog, kind=kind, fmt=fmt, commune=commune, year=year, locale=t.locale, path=path,
+                db,
+                self.app.catalog,
+                kind=kind,
+                fmt=fmt,
+                commune=commune,
+                year=year,
+                locale=t.locale,
+                path=path,
             )
         log.info("desk export written")
         return FileResponse(path, filename=filename, content_disposition_type="attachment")
-

@@ -68,19 +68,22 @@ async def row_facts(session: AsyncSession, catalog: CriteriaCatalog, ids: list[i
     campaigns: dict[int, int] = {}
     for chunk in _chunks(ids):
         rows = await session.execute(
-            select(Submission.id, Submission.submitted_at, Submission.campaign_id, Submission.criteria_set_id)
-            .where(Submission.id.in_(chunk))
+            select(Submission.id, Submission.submitted_at, Submission.campaign_id, Submission.criteria_set_id).where(
+                Submission.id.in_(chunk)
+            )
         )
         for sub_id, submitted_at, campaign_id, set_id in rows:
             facts[sub_id] = RowFacts(submitted_at, False)
             sets[sub_id], campaigns[sub_id] = set_id, campaign_id
     deadlines: dict[int, date] = dict(
-        (await session.execute(
-            select(CampaignDeadline.campaign_id, CampaignDeadline.due_on).where(
-                CampaignDeadline.kind == "self_declaration",
-                CampaignDeadline.campaign_id.in_(set(campaigns.values()) or {-1}),
+        (
+            await session.execute(
+                select(CampaignDeadline.campaign_id, CampaignDeadline.due_on).where(
+                    CampaignDeadline.kind == "self_declaration",
+                    CampaignDeadline.campaign_id.in_(set(campaigns.values()) or {-1}),
+                )
             )
-        )).all()
+        ).all()
     )
     photo_required: dict[str, set[str]] = {}
     for set_id in set(sets.values()):
@@ -112,7 +115,11 @@ async def row_facts(session: AsyncSession, catalog: CriteriaCatalog, ids: list[i
         ):
             if level == Level.NOT_APPLICABLE.value:
                 facts[sub_id].flags.add(FLAG_NOT_APPLICABLE)
-            elif level in claimed and item_id in photo_required.get(sets[sub_id], ()) and (sub_id, item_id) not in with_photo:
+            elif (
+                level in claimed
+                and item_id in photo_required.get(sets[sub_id], ())
+                and (sub_id, item_id) not in with_photo
+            ):
                 facts[sub_id].flags.add(FLAG_MISSING)
     for sub_id, fact in facts.items():
         due = deadlines.get(campaigns[sub_id])
@@ -143,9 +150,7 @@ async def item_views(
     session: AsyncSession, submission: Submission, criteria: CriteriaSet, locale: str, photos_gone: bool
 ) -> list[ItemView]:
     """Every item of the set with the answer, note, photos and the item's flags."""
-    answers = {
-        a.item_id: a for a in await session.scalars(select(Answer).where(Answer.submission_id == submission.id))
-    }
+    answers = {a.item_id: a for a in await session.scalars(select(Answer).where(Answer.submission_id == submission.id))}
     evidence = list(
         await session.scalars(select(Evidence).where(Evidence.submission_id == submission.id).order_by(Evidence.id))
     )
@@ -158,14 +163,25 @@ async def item_views(
         if any(p.sha256 in reused for p in photos):
             flags.append(FLAG_REUSED)
         if (
-            item.photo_required and answer is not None and not photos and not photos_gone
+            item.photo_required
+            and answer is not None
+            and not photos
+            and not photos_gone
             and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value)
         ):
             flags.append(FLAG_MISSING)
         if answer is not None and answer.level == Level.NOT_APPLICABLE.value:
             flags.append(FLAG_NOT_APPLICABLE)
-        views.append(ItemView(
-            item.id, item.text.get(locale), answer.level if answer else None, answer.points if answer else 0,
-            item.max_points, answer.note if answer else None, photos, flags,
-        ))
+        views.append(
+            ItemView(
+                item.id,
+                item.text.get(locale),
+                answer.level if answer else None,
+                answer.points if answer else 0,
+                item.max_points,
+                answer.note if answer else None,
+                photos,
+                flags,
+            )
+        )
     return views
