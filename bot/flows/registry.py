@@ -15,6 +15,7 @@ from bot.flows import (
     start,
     states,
     status,
+    webdesk,
     zns_phone,
 )
 from bot.flows.router import Router
@@ -34,6 +35,7 @@ FLOWS = (
     consent,
     reminder_commands,
     zns_phone,
+    webdesk,
 )
 
 

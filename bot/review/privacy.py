@@ -229,6 +229,10 @@ async def remove_files_after_deletion(app: "App", result: DeletionResult) -> Non
     """Once a deletion has committed: its photo files (unless still used) and every export."""
     async with app.sessions() as session:
         photos = await remove_unused_files(session, app.evidence, result.candidate_files)
+    # The review desk's thumbnails of those photos go with them.
+    from bot.web.thumbs import sweep_thumbnails
+
+    await asyncio.to_thread(sweep_thumbnails, app.evidence.root)
     # Exports list names; all go (an officer makes a fresh one when needed).
     exports = await asyncio.to_thread(sweep_exports, app.settings.export_dir)
     log.info(

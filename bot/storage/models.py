@@ -461,3 +461,32 @@ class OperatorAlert(Base):
     first_at: Mapped[datetime]
     last_at: Mapped[datetime]
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class WebLink(Base):
+    """A one-time sign-in link to the review desk, sent in chat to one person. Only the token's
+    sha256 is kept; it opens one session, once, within its ten minutes."""
+
+    __tablename__ = "web_links"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in review-desk browser: the cookie's sha256, its CSRF secret, eight hours at most,
+    ended early by signing out (here or everywhere, from chat)."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_province"
-down_revision = "0006_consent"
+down_revision = "0007_zalo"
 branch_labels = None
 depends_on = None
 
