@@ -6,7 +6,7 @@ Since 1 July 2025 Vietnam has provinces and communes only. `org_units` gets `off
 Downgrading removes the column; the districts are not brought back.
 
 Revision ID: 0008_province
-Revises: 0006_consent
+Revises: 0007_zalo
 Create Date: 2026-12-03 15:40:00
 """
 
