@@ -12,6 +12,7 @@ from bot.messages import Choice
 from bot.storage.commune import deadlines_of
 from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Submission
 from bot.storage.subjects import owns, submissions_for_person
+from bot.storage.submissions import hold
 from bot.text import clean_name
 
 
@@ -50,14 +51,15 @@ async def my_submission(ctx: Context, submission_id: int | None) -> Submission |
     """A submission by id, only if it belongs to whom the conversation is about (never anyone else's).
 
     Same rule as `submissions_for_person` (bot.storage.subjects), read by primary key: a step's
-    handler and its next prompt both ask, and the second time the session already holds the rows,
-    so it costs no query."""
+    handler and its next prompt both ask, and the second time the session already holds the row
+    (kept alive until the transaction ends), so it costs no query."""
     subject = ctx.subject
     if submission_id is None or subject is None:
         return None
     submission = await ctx.session.get(Submission, submission_id)
     if submission is None or not await owns(ctx.session, submission, subject.id):
         return None
+    hold(ctx.session, submission)
     return submission
 
 

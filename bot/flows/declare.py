@@ -34,6 +34,7 @@ from bot.storage.submissions import (
     answers_of,
     attach_evidence,
     evidence_counts,
+    known_answers,
     last_request_note,
     missing_photos,
     rescore,
@@ -98,7 +99,7 @@ def _item_ids(criteria_set: CriteriaSet, ids: list[str]) -> str:
 
 
 async def _first_unanswered(ctx: Context, submission: Submission, criteria_set: CriteriaSet, after: int = -1) -> Item | None:
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
     for index, item in enumerate(criteria_set.items):
         if index > after and item.id not in answers:
             return item
@@ -224,9 +225,11 @@ async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaS
         ctx.t("decl.item_group", group=criterion.text.get(ctx.locale)),
         item.text.get(ctx.locale),
     ]
+    if item.provisional:
+        lines.append(ctx.t("decl.item_suggested"))
     if item.evidence_hint:
         lines.append(ctx.t("decl.item_hint", hint=item.evidence_hint.get(ctx.locale)))
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
     photos = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
     if item.id in answers:
         lines.append(ctx.t("decl.item_current", level=level_label(ctx, answers[item.id].level), photos=photos))
@@ -390,8 +393,8 @@ def _add_note(ctx: Context, answer: Answer, text: str) -> str:
 
 async def _summary_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> tuple[str, bool, bool]:
     """Summary text, whether items are unanswered, whether it can be submitted."""
-    result = await rescore(ctx.session, submission, criteria_set)
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
+    result = await rescore(ctx.session, submission, criteria_set, answers)
     counts = await evidence_counts(ctx.session, submission.id)
     no_photo = missing_photos(criteria_set, answers, counts)
     rule = criteria_set.recognition
@@ -399,7 +402,15 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
         ctx.t("decl.summary_head", reference=submission.reference, title=title_name(ctx, criteria_set)),
         ctx.t("decl.summary_total", total=result.total, max=result.max_total),
     ]
-    if result.recognisable:
+    if not criteria_set.pass_rule_confirmed:
+        # No confirmed pass rule for this title (the province has not set one): the score and the
+        # points per item, and the commune decides — the bot never claims "eligible" here.
+        points = ", ".join(f"{item_id}: {value}" for item_id, value in result.per_item.items())
+        lines.append(ctx.t("decl.summary_items", points=points))
+        lines.append(ctx.t("decl.summary_commune_assesses"))
+        if result.unanswered:
+            lines.append(ctx.t("decl.reason_unanswered", items=_item_ids(criteria_set, result.unanswered)))
+    elif result.recognisable:
         if rule.item_floor is not None:
             lines.append(ctx.t("decl.summary_ok_floor", threshold=result.threshold, floor=rule.item_floor))
         else:

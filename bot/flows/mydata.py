@@ -13,7 +13,10 @@ from bot.review.privacy import delete_person_data, remove_files_after_deletion, 
 from bot.storage.consents import ConsentKind, ConsentMethod, count, latest
 
 router = Router()
-ROLE_KEYS = {"leader": N_("role.leader"), "officer": N_("role.officer"), "admin": N_("role.admin"), "resident": N_("role.resident")}
+ROLE_KEYS = {
+    "leader": N_("role.leader"), "officer": N_("role.officer"), "province": N_("role.province"),
+    "admin": N_("role.admin"), "resident": N_("role.resident"),
+}
 
 
 async def _consent_lines(ctx: Context) -> list[str]:

@@ -18,7 +18,7 @@ from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.scope import branches_in, scope_for
-from bot.storage.commune import branches_of, campaign_for, communes
+from bot.storage.commune import branches_of, campaign_for, communes, find_communes, province_of
 from bot.storage.consents import GUARDIAN_PURPOSES, ConsentKind, ConsentMethod, ShownText, attach_person, record
 from bot.storage.models import OrgUnit, Person, Submission
 from bot.storage.people import Role, save_registrant
@@ -29,6 +29,9 @@ from bot.text import clean_name, fold, parse_year
 router = Router()
 
 MAX_MEMBERS = 20
+# Up to this many communes are offered as buttons; beyond, the person types the name (searched
+# without diacritics) and picks among the matches.
+COMMUNE_BUTTONS = 8
 ADULT_MIN_AGE = 15
 MAX_AGE = 110
 # A child's data needs a parent's or guardian's consent below this age, and the child's own from
@@ -58,6 +61,11 @@ def _kind(ctx: Context, title: str) -> SubjectKind:
     return subject_kind(ctx.app.catalog.for_title(title, ctx.today.year).subject)
 
 
+def _forms(ctx: Context, draft: dict[str, Any]) -> list:
+    """The title's forms, one per target group, for the province of the chosen branch."""
+    return ctx.app.catalog.target_groups(draft["title"], ctx.today.year, draft.get("province"))
+
+
 def next_step(ctx: Context, draft: dict[str, Any]) -> str:
     """The first thing still missing from the draft decides the next question."""
     if not draft.get("title"):
@@ -68,6 +76,8 @@ def next_step(ctx: Context, draft: dict[str, Any]) -> str:
         return Reg.BIRTH_YEAR
     if not draft.get("branch_id"):
         return Reg.BRANCH
+    if not draft.get("target_group") and len(_forms(ctx, draft)) > 1:
+        return Reg.TARGET_GROUP
     if _kind(ctx, draft["title"]).has_members:
         if ctx.proxy:
             draft["is_head"] = True  # a leader registers the household of the person they act for
@@ -156,6 +166,9 @@ async def on_title(ctx: Context, inp: Input) -> None:
         branches = await _proxy_branches(ctx)
         if len(branches) == 1:
             draft["branch_id"] = branches[0].id
+    if draft.get("branch_id"):
+        province = await province_of(ctx.session, draft["branch_id"])
+        draft["province"] = province.code if province else None
     _continue(ctx, draft)
 
 
@@ -240,7 +253,14 @@ async def ask_branch(ctx: Context) -> None:
         ctx.goto(Start.MENU)
         return
     if len(all_communes) > 1 and not draft.get("commune_id"):
-        ctx.ask(ctx.t("reg.ask_commune"), [Choice(f"c{c.id}", c.name) for c in all_communes])
+        # Several communes in one installation (a whole province): the commune first, then the thôn.
+        hits = [c for c in all_communes if c.id in set(draft.get("commune_hits") or [])]
+        if hits:
+            ctx.ask(ctx.t("reg.pick_commune_hit"), [Choice(f"c{c.id}", c.name) for c in hits])
+        elif len(all_communes) <= COMMUNE_BUTTONS:
+            ctx.ask(ctx.t("reg.ask_commune"), [Choice(f"c{c.id}", c.name) for c in all_communes])
+        else:
+            ctx.ask(ctx.t("reg.ask_commune_name"))
         return
     commune_id = draft.get("commune_id") or all_communes[0].id
     branches = await branches_of(ctx.session, commune_id)
@@ -250,17 +270,53 @@ async def ask_branch(ctx: Context) -> None:
 @router.handle(Reg.BRANCH)
 async def on_branch(ctx: Context, inp: Input) -> None:
     draft = _draft(ctx)
-    value = inp.choice or _guess_choice(ctx, inp.text or "")
-    if value and value.startswith("c"):
+    offered = ctx.current_choices()
+    choosing_commune = not ctx.proxy and (not offered or offered[0].value.startswith("c"))
+    value = inp.choice
+    if value is None and choosing_commune and inp.text:
+        found = await find_communes(ctx.session, inp.text)
+        if len(found) == 1:
+            value = f"c{found[0].id}"
+        elif found:
+            draft["commune_hits"] = [c.id for c in found]
+            _save(ctx, draft)
+            ctx.again()
+            return
+        else:
+            ctx.retry("reg.commune_not_found", text=inp.text[:60])
+            return
+    value = value or _guess_choice(ctx, inp.text or "")
+    if value and value.startswith("c") and value[1:].isdigit():
+        draft.pop("commune_hits", None)
         draft["commune_id"] = int(value[1:])
         _save(ctx, draft)
         ctx.again()
         return
-    if value and value.startswith("b") and any(c.value == value for c in ctx.current_choices()):
+    if value and value.startswith("b") and any(c.value == value for c in offered):
         draft["branch_id"] = int(value[1:])
+        province = await province_of(ctx.session, draft["branch_id"])
+        draft["province"] = province.code if province else None
         _continue(ctx, draft)
         return
     ctx.retry("reg.pick_branch")
+
+
+@router.prompt(Reg.TARGET_GROUP)
+async def ask_target_group(ctx: Context) -> None:
+    forms = _forms(ctx, _draft(ctx))
+    ctx.ask(ctx.t("reg.ask_target_group"), [Choice(f"g:{f.target_group}", f.target_group_name.get(ctx.locale)) for f in forms])
+
+
+@router.handle(Reg.TARGET_GROUP)
+async def on_target_group(ctx: Context, inp: Input) -> None:
+    draft = _draft(ctx)
+    groups = {f.target_group for f in _forms(ctx, draft)}
+    value = inp.choice or _guess_choice(ctx, inp.text or "")
+    if value and value.startswith("g:") and value[2:] in groups:
+        draft["target_group"] = value[2:]
+        _continue(ctx, draft)
+        return
+    ctx.retry("menu.please_choose")
 
 
 def _guess_choice(ctx: Context, text: str) -> str | None:
@@ -488,6 +544,9 @@ async def _summary(ctx: Context, draft: dict[str, Any]) -> str:
     else:
         lines.append(ctx.t("reg.summary_person", name=draft["name"], year=draft["birth_year"]))
     lines.append(ctx.t("reg.summary_branch", branch=branch.name if branch else "?"))
+    forms = {f.target_group: f for f in _forms(ctx, draft)}
+    if draft.get("target_group") in forms and len(forms) > 1:
+        lines.append(ctx.t("reg.summary_group", group=forms[draft["target_group"]].target_group_name.get(ctx.locale)))
     if household:
         if ctx.proxy:
             pass  # the person acted for is the head, named above
@@ -537,7 +596,7 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
 EDIT_FIELDS = {
     "name": (N_("reg.field_name"), ("name",)),
     "birth_year": (N_("reg.field_birth_year"), ("birth_year",)),
-    "branch": (N_("reg.field_branch"), ("branch_id", "commune_id")),
+    "branch": (N_("reg.field_branch"), ("branch_id", "commune_id", "commune_hits", "province", "target_group")),
     "head": (N_("reg.field_head"), ("is_head", "head_name", "head_birth_year")),
     "members": (N_("reg.field_members"), ("members_done",)),
 }
@@ -576,7 +635,11 @@ async def _finalize(ctx: Context) -> None:
         ctx.say(ctx.t("reg.no_campaign"))
         ctx.goto(Start.MENU)
         return
-    criteria_set = ctx.app.catalog.for_title(draft["title"], campaign.year)
+    province = await province_of(ctx.session, branch.id)
+    criteria_set = ctx.app.catalog.for_title(
+        draft["title"], campaign.year, province=province.code if province else None,
+        target_group=draft.get("target_group"),
+    )
     existing = await _existing_registration(ctx, draft["title"], branch.id)
     if existing is not None:
         ctx.drop("reg")

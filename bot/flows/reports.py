@@ -50,11 +50,12 @@ class ReportDraft(Draft):
 
 
 async def _start(ctx: Context, args: str, then: str) -> None:
-    """Shared start: role check, words in args (kind, format, year, commune code), commune choice."""
-    if await require(ctx, Role.OFFICER) is None:
+    """Shared start: role check, words in args (kind, format, year, commune code), commune choice.
+    Officers report on their commune; the province role reads every commune of its province."""
+    communes = await communes_in_scope(ctx.session, ctx.person.id) if ctx.person else []
+    if not communes and await require(ctx, Role.OFFICER) is None:
         return
     rep = ReportDraft(then=then)
-    communes = await communes_in_scope(ctx.session, ctx.person.id)
     for word in fold(args).replace("-", " ").split():
         if word in KIND_WORDS:
             rep.kind = KIND_WORDS[word]
@@ -111,7 +112,7 @@ async def on_commune(ctx: Context, inp: Input) -> None:
 # ---- exports ----------------------------------------------------------------------------------
 
 
-@router.command("xuat", "export", english="export", roles=(Role.OFFICER,), help_key=N_("help.cmd.export"))
+@router.command("xuat", "export", english="export", roles=(Role.OFFICER, Role.PROVINCE), help_key=N_("help.cmd.export"))
 async def cmd_export(ctx: Context, args: str) -> None:
     await _start(ctx, args, Reports.EXPORT_KIND)
 
@@ -195,7 +196,7 @@ async def _export(ctx: Context) -> None:
 # ---- the progress chart -----------------------------------------------------------------------
 
 
-@router.command("thongke", "stats", english="stats", roles=(Role.OFFICER,), help_key=N_("help.cmd.stats"))
+@router.command("thongke", "stats", english="stats", roles=(Role.OFFICER, Role.PROVINCE), help_key=N_("help.cmd.stats"))
 async def cmd_stats(ctx: Context, args: str) -> None:
     await _start(ctx, args, Reports.STATS)
 

@@ -490,7 +490,9 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
     lines.append(ctx.t("rv.view.state", state=state_label(ctx, submission.state), date=when))
     result = detail.score
     lines.append(ctx.t("rv.view.score", total=result.total, max=result.max_total, threshold=result.threshold))
-    if result.recognisable:
+    if not criteria_set.pass_rule_confirmed:
+        lines.append(ctx.t("rv.view.rule_unconfirmed"))
+    elif result.recognisable:
         lines.append(ctx.t("rv.view.recognisable"))
     else:
         blocking = ", ".join(result.blocking_items) or "-"

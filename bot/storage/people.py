@@ -13,7 +13,9 @@ from bot.storage.models import ChannelAccount, Household, HouseholdMember, OrgUn
 
 
 # The org-unit kind a role's scope must be.
-SCOPE_KIND = {Role.LEADER: "branch", Role.OFFICER: "commune", Role.ADMIN: None, Role.RESIDENT: None}
+SCOPE_KIND = {
+    Role.LEADER: "branch", Role.OFFICER: "commune", Role.PROVINCE: "province", Role.ADMIN: None, Role.RESIDENT: None,
+}
 
 
 async def get_account(session: AsyncSession, channel: str, external_id: str) -> ChannelAccount | None:
