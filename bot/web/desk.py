@@ -50,7 +50,6 @@ from bot.review.decisions import (
     last_event,
     may_review,
     note_required,
-    subject_name,
 )
 from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
 from bot.review.queries import Filters, pending
@@ -59,6 +58,7 @@ from bot.review.scope import Scope, branches_in, communes_in_scope, scope_for
 from bot.review.stats import commune_stats
 from bot.storage.commune import campaign_for
 from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent, WebSession
+from bot.storage.subjects import subject_name
 from bot.storage.submissions import rescore
 from bot.web.auth import (
     COOKIE,
