@@ -38,7 +38,6 @@ from bot.flows.guards import QUEUE_STATES
 from bot.flows.staff import ACTOR_KEYS, DECISION_LABEL_KEYS, DONE_KEYS, REVIEW_BLOCKED_KEYS
 from bot.i18n import LOCALES, N_, Translator, get_translator, normalise_locale
 from bot.review.chart import render_progress_chart
-from bot.storage.subjects import subject_name
 from bot.review.decisions import (
     OFFERED,
     Conflict,
