@@ -409,7 +409,7 @@ class TelegramChannel:
             commands = []
             for spec in self.engine.router.command_order:
                 name = spec.name_for(locale)
-                if not spec.help_key or spec.role is not None or not COMMAND_PATTERN.fullmatch(name):
+                if not spec.help_key or spec.roles or not COMMAND_PATTERN.fullmatch(name):
                     continue
                 description = t(spec.help_key)[:MAX_COMMAND_DESCRIPTION]
                 commands.append(BotCommand(name, description))

@@ -403,8 +403,7 @@ class FlowEngine:
                 await self._command(ctx, *parsed)
                 return
         if msg.kind in (Kind.STICKER, Kind.VOICE, Kind.FILE, Kind.UNSUPPORTED):
-            ctx.say(t(UNSUPPORTED_KEYS[msg.kind]))
-            ctx.again()
+            ctx.retry(UNSUPPORTED_KEYS[msg.kind])
             return
 
         spec = self.router.states.get(ctx.state)
@@ -436,8 +435,7 @@ class FlowEngine:
                 ctx.goto(Start.MENU)
                 return
         if inp.kind == Kind.PHOTO and not spec.accepts_photos:
-            ctx.say(t("input.photo_not_expected"))
-            ctx.again()
+            ctx.retry("input.photo_not_expected")
             return
         if inp.kind == Kind.PHOTO and ctx.account.consent_at is None:
             # A question that takes photos, but consent was withdrawn since: keep nothing.
@@ -458,19 +456,16 @@ class FlowEngine:
             # same value (every item of a declaration has the same levels).
             if (seq is None or seq == ctx.conv.prompt_seq) and any(c.value == value for c in choices):
                 return Input(Kind.CHOICE, choice=value)
-            ctx.say(ctx.t("input.stale_button"))
-            ctx.again()
+            ctx.retry("input.stale_button")
             return None
         if msg.kind == Kind.PHOTO:
             return Input(Kind.PHOTO, photo=photo, photo_error=photo_error or (None if photo else "download"))
         text = nfc(msg.text or "")
         if not text:
-            ctx.say(ctx.t("input.empty"))
-            ctx.again()
+            ctx.retry("input.empty")
             return None
         if len(text) > MAX_TEXT:
-            ctx.say(ctx.t("input.too_long"))
-            ctx.again()
+            ctx.retry("input.too_long")
             return None
         value = match_choice(text, choices)
         if value is not None:

@@ -61,7 +61,7 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("consent.thanks"))
         if ctx.data.get("invite"):
             ctx.goto(Invite.REDEEM)  # they came with an invite code: use it now
-        elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER)):
+        elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER, Role.PROVINCE)):
             ctx.goto(Start.MENU)
         else:
             ctx.goto(Reg.TITLE)
@@ -141,8 +141,7 @@ async def on_menu(ctx: Context, inp: Input) -> None:
             ctx.set(_return=Start.MENU)
             ctx.goto(Start.LANG)
         case _:
-            ctx.say(ctx.t("menu.please_choose"))
-            ctx.again()
+            ctx.retry("menu.please_choose")
 
 
 async def show_help(ctx: Context) -> None:
@@ -196,8 +195,7 @@ async def ask_lang(ctx: Context) -> None:
 @router.handle(Start.LANG, before_consent=True)
 async def on_lang(ctx: Context, inp: Input) -> None:
     if inp.choice not in ("vi", "en"):
-        ctx.say(ctx.t("lang.please_choose"))
-        ctx.again()
+        ctx.retry("lang.please_choose")
         return
     ctx.account.locale = inp.choice
     if ctx.person is not None:

@@ -329,17 +329,3 @@ async def last_request_note(session: AsyncSession, submission_id: int) -> Submis
         .limit(1)
     )
 
-
-async def submissions_for_person(session: AsyncSession, person_id: int) -> list[Submission]:
-    """A person's own submissions: as the subject, as head of the household, or as its registrant."""
-    from bot.storage.models import Household
-
-    households = select(Household.id).where(
-        (Household.head_person_id == person_id) | (Household.registered_by_person_id == person_id)
-    )
-    rows = await session.scalars(
-        select(Submission)
-        .where((Submission.person_id == person_id) | Submission.household_id.in_(households))
-        .order_by(Submission.id)
-    )
-    return list(rows)
