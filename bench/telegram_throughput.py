@@ -473,12 +473,14 @@ async def memory(fake: FakeServer, args: argparse.Namespace, conversations: int)
         done += 1
         if done % 100 == 0:
             samples.append((done, rss_mb()))
+            print(f"  after {done} conversations: VmRSS {samples[-1][1]:.1f} MB", flush=True)
 
     with tempfile.TemporaryDirectory() as folder:
         bot = make_bot("flow", fake, Path(folder), args, LOAD_PEOPLE, replies)
         await bot.start()
         await bot.begin_polling()
         samples[0] = (0, rss_mb())
+        print(f"  full flow started: VmRSS {samples[0][1]:.1f} MB", flush=True)
         async with httpx.AsyncClient(timeout=60) as client:
             await converse(fake, client, replies, list(range(300_000_000, 300_000_000 + conversations)), 3_000_000_000,
                            LOAD_PEOPLE, finished)
