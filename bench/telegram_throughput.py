@@ -148,8 +148,8 @@ class Result:
         return 1000 * self.loop_cpu / self.updates
 
     @property
-    def other_ms(self) -> float:
-        return 1000 * (self.cpu - self.loop_cpu) / self.updates
+    def other_ms(self) -> float:  # clock granularity can make it a hair below zero
+        return max(0.0, 1000 * (self.cpu - self.loop_cpu) / self.updates)
 
     def per_update(self, key: str) -> float:
         return (self.db or {}).get(key, 0) / self.updates
