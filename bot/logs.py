@@ -126,7 +126,7 @@ def secrets_of(settings: "Settings") -> list[str]:
         settings.token_encryption_key,
     ]
     try:
-        values.append(make_url(settings.database_url).password)  # type: ignore[arg-type]
+        values.append(make_url(settings.database_url).password)
     except Exception:
         pass
     return [v for v in values if isinstance(v, str)]

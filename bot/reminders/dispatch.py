@@ -51,7 +51,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
-from bot.channels.base import RateLimited, SenderRegistry, TransientSendError, Unreachable
+from bot.channels.base import RateLimited, SenderRegistry, TransientSendError, Unreachable, describe
 from bot.clock import local_date
 from bot.config import ChannelLimit
 from bot.reminders.digests import DIGEST, build_digest
@@ -388,7 +388,8 @@ class Dispatcher:
     async def _deliver(self, channel: str, row: Claimed, pacer: Pacer, report: Report) -> None:
         now = self.app.clock.now()
         try:
-            outgoing = render_notice(await self._notice(row, now), row.locale)
+            notice = await self._notice(row, now)
+            outgoing = render_notice(notice, row.locale)
         except Exception as exc:  # a payload no renderer understands: never sendable, say why
             log.exception("outbox %s: cannot render", row.id)
             async with self.app.sessions.begin() as session:
@@ -415,7 +416,13 @@ class Dispatcher:
         try:
             if sender is None:
                 raise TransientSendError(f"no sender for {channel} in this process")
-            await sender.send(row.account, [outgoing])
+            # A sender may treat queued messages apart (the OA's quota check; ZNS fills a template
+            # from the notice's values): `send_queued(account, outgoing, notice)`.
+            send_queued = getattr(sender, "send_queued", None)
+            if send_queued is not None:
+                await send_queued(row.account, outgoing, notice)
+            else:
+                await sender.send(row.account, [outgoing])
         except Exception as exc:  # every failure is recorded below; BaseException (a dying process) is not
             error = exc
         now = self.app.clock.now()
@@ -429,7 +436,7 @@ class Dispatcher:
                 await self._record(
                     session, row.id, status=PENDING, claimed_by=None, claimed_at=None,
                     not_before=now + timedelta(seconds=error.retry_after),
-                    attempts=OutboxMessage.attempts - 1, last_error=str(error)[:500],
+                    attempts=OutboxMessage.attempts - 1, last_error=describe(error),
                 )
                 report.rate_limited += 1
                 log.warning("%s: rate limited, pausing %.1fs", channel, error.retry_after)
@@ -446,13 +453,13 @@ class Dispatcher:
                 if not isinstance(error, TransientSendError):
                     log.error("outbox %s: unexpected send error", row.id, exc_info=error)
                 if attempts >= self.settings.dispatch_max_attempts:
-                    await self._record(session, row.id, status=FAILED, last_error=str(error)[:500] or repr(error))
+                    await self._record(session, row.id, status=FAILED, last_error=describe(error))
                     report.failed += 1
                 else:
                     delay = min(BACKOFF_CAP_SECONDS, self.settings.dispatch_backoff_seconds * 2 ** (attempts - 1))
                     await self._record(
                         session, row.id, status=PENDING, claimed_by=None, claimed_at=None,
-                        not_before=now + timedelta(seconds=delay), last_error=str(error)[:500] or repr(error),
+                        not_before=now + timedelta(seconds=delay), last_error=describe(error),
                     )
                     report.retried += 1
 

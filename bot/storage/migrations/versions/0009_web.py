@@ -4,7 +4,7 @@
 the sha256 of each browser's cookie with its CSRF secret, expiry and revocation.
 
 Revision ID: 0009_web
-Revises: 0006_consent
+Revises: 0008_province
 Create Date: 2026-12-03 15:20:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import bot.storage.types
 
 revision = "0009_web"
-down_revision = "0006_consent"
+down_revision = "0008_province"
 branch_labels = None
 depends_on = None
 
