@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="sqlite+aiosqlite:///./hoctap.db", alias="DATABASE_URL")
     evidence_dir: Path = Field(default=Path("./evidence"), alias="EVIDENCE_DIR")
+    # A folder of the province's own criteria files (README "Province criteria"); they are loaded
+    # next to the national ones and win over them for the province's communes.
+    criteria_dir: Path | None = Field(default=None, alias="CRITERIA_DIR")
     timezone: str = Field(default="Asia/Ho_Chi_Minh", alias="TIMEZONE")
     default_locale: str = Field(default="vi", alias="DEFAULT_LOCALE")
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, alias="MAX_PHOTO_BYTES")

@@ -29,6 +29,7 @@ class Reg(States):
     NAME = "reg.name"
     BIRTH_YEAR = "reg.birth_year"
     BRANCH = "reg.branch"
+    TARGET_GROUP = "reg.target_group"
     IS_HEAD = "reg.is_head"
     HEAD_NAME = "reg.head_name"
     HEAD_BIRTH_YEAR = "reg.head_birth_year"
@@ -97,6 +98,12 @@ class Reports(States):
     STATS = "rep.stats"
 
 
+class Province(States):
+    """The province role's yearly report (province.py)."""
+
+    PICK = "prov.pick"
+
+
 class MyData(States):
     """A person's own data (mydata.py)."""
 
@@ -116,4 +123,6 @@ class ZnsPhone(States):
     NUMBER = "zns.phone_number"
 
 
-ALL: tuple[type[States], ...] = (Start, Reg, Decl, Status, Review, Leader, Invite, Reports, MyData, Consent, ZnsPhone)
+ALL: tuple[type[States], ...] = (
+    Start, Reg, Decl, Status, Review, Leader, Invite, Reports, Province, MyData, Consent, ZnsPhone
+)

@@ -134,6 +134,10 @@ async def clean_files(app: App, *, dry_run: bool = False) -> FilesReport:
     """The hourly part: orphan photos, expired exports, leftovers of delivered messages."""
     report = FilesReport()
     report.orphans = await orphan_photos(app, dry_run=dry_run)
+    if not dry_run:  # the review desk's thumbnails of photos no longer stored
+        from bot.web.thumbs import sweep_thumbnails
+
+        await asyncio.to_thread(sweep_thumbnails, app.evidence.root)
     report.exports = await asyncio.to_thread(
         sweep_exports, app.settings.export_dir, now=app.clock.now(), older_than=EXPORT_LIFETIME, dry_run=dry_run
     )

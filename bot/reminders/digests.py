@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.domain.criteria import CriteriaCatalog
 from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, PENDING_REVIEW, State
+from bot.domain.subjects import population
 from bot.i18n import N_
 from bot.messages import command_action
 from bot.reminders.planner import deadline_param, plural
@@ -264,10 +265,10 @@ async def leader_digest(
 
 
 def _title_totals(commune: OrgUnit, branches: list[OrgUnit], subject: str) -> int | None:
-    own = commune.households_total if subject == "household" else commune.adults_total
+    own = population(commune, subject)
     if own:
         return own
-    parts = [b.households_total if subject == "household" else b.adults_total for b in branches]
+    parts = [population(b, subject) for b in branches]
     return sum(p for p in parts if p) or None
 
 

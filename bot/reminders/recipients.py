@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, func, select, union
+from sqlalchemy import ColumnElement, CompoundSelect, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaCatalog, CriteriaSet
@@ -26,6 +26,7 @@ from bot.storage.models import (
     Submission,
     SubmissionEvent,
 )
+from bot.storage.subjects import concerned
 
 CHUNK = 1000
 NOTE_MAX = 200
@@ -150,21 +151,8 @@ async def reach_of(
 
 def linked_people(*conditions: ColumnElement[bool]) -> CompoundSelect[Any]:
     """(person id, submission id) for everyone concerned by the submissions matching `conditions`:
-    the person themself, or the household's head and whoever registered it."""
-    as_subject = select(Submission.person_id.label("pid"), Submission.id.label("sid")).where(
-        Submission.person_id.is_not(None), *conditions
-    )
-    as_head = (
-        select(Household.head_person_id.label("pid"), Submission.id.label("sid"))
-        .join(Household, Household.id == Submission.household_id)
-        .where(Household.head_person_id.is_not(None), *conditions)
-    )
-    as_registrant = (
-        select(Household.registered_by_person_id.label("pid"), Submission.id.label("sid"))
-        .join(Household, Household.id == Submission.household_id)
-        .where(Household.registered_by_person_id.is_not(None), *conditions)
-    )
-    return union(as_subject, as_head, as_registrant)
+    whoever owns them, by the rule of their subject kind (bot.storage.subjects)."""
+    return concerned(*conditions)
 
 
 @dataclass
