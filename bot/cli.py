@@ -41,9 +41,19 @@ def _run(coro) -> object:
 
 
 @cli.command()
-def init(commune: Path = typer.Option(..., exists=True, dir_okay=False, help="Commune YAML file")) -> None:
-    """Create or update a commune, its branches, deadlines and targets from a YAML file."""
+def init(
+    commune: Path = typer.Option(..., exists=True, dir_okay=False, help="Commune YAML file"),
+    if_new: bool = typer.Option(
+        False, "--if-new", help="Only set the commune up when it is not in the database yet (keeps chat changes)"
+    ),
+) -> None:
+    """Create or update a commune, its branches, deadlines and targets from a YAML file.
+
+    Prints every calendar value it changes (e.g. a deadline an officer moved with /lichnhac)."""
+    from sqlalchemy import select
+
     from bot.storage.commune import CommuneFileError, apply_commune, branches_of, load_commune_file
+    from bot.storage.models import OrgUnit
 
     try:
         spec = load_commune_file(commune)
@@ -53,8 +63,17 @@ def init(commune: Path = typer.Option(..., exists=True, dir_okay=False, help="Co
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
-            unit = await apply_commune(session, spec, app.clock.now())
+            if if_new and await session.scalar(select(OrgUnit.id).where(OrgUnit.code == spec.commune.code)):
+                typer.echo(
+                    f"{spec.commune.code} is already set up; its calendar is kept as it is "
+                    f"(run `hoctap init --commune {commune}` to apply the file)."
+                )
+                return
+            changes: list[str] = []
+            unit = await apply_commune(session, spec, app.clock.now(), changes)
             branches = await branches_of(session, unit.id)
+        for line in changes:
+            typer.echo(f"changed: {line}")
         typer.echo(f"{unit.name}: {len(branches)} branches, {len(spec.campaigns)} campaign(s) ready.")
 
     _run(_with_app(work))

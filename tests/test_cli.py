@@ -109,3 +109,18 @@ def test_run_names_a_bad_role_and_a_bad_channel_setting(tmp_path):
     )
     assert done.returncode == 2, done.stderr
     assert "TELEGRAM_WEBHOOK_SECRET" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_init_says_what_it_changes_and_if_new_keeps_a_changed_calendar(tmp_path):
+    assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(
+        EXAMPLE_COMMUNE.read_text(encoding="utf-8").replace("self_declaration: 2026-11-30", "self_declaration: 2026-12-02"),
+        encoding="utf-8",
+    )
+    # As ./dev.sh run does at every start: the commune exists, so nothing is re-applied.
+    kept = hoctap(tmp_path, "init", "--if-new", "--commune", str(changed))
+    assert kept.returncode == 0 and "already set up; its calendar is kept" in kept.stdout
+    applied = hoctap(tmp_path, "init", "--commune", str(changed))
+    assert "changed: ea-tul 2026: self_declaration 2026-11-30 -> 2026-12-02" in applied.stdout
+    assert "./dev.sh" not in applied.stdout

@@ -23,7 +23,7 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
     hoa = person("hoa")
     await register_citizen(hoa)
     turn = await hoa.taps("Bắt đầu")
-    assert turn.text == ITEM_1
+    assert turn.text == ITEM_1 + "\nHạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     assert turn.choices == LEVELS
 
     turn = await hoa.taps("Đạt")
@@ -61,7 +61,8 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
     assert turn.text == (
         "Hồ sơ CD-2026-000001 — Công dân học tập\n"
         "Tổng 90/100 điểm.\n"
-        "Đủ điều kiện đề nghị công nhận (từ 80 điểm, không mục nào dưới 5)."
+        "Đủ điều kiện đề nghị công nhận (từ 80 điểm, không mục nào dưới 5).\n"
+        "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     )
     assert turn.choices == ["Nộp hồ sơ", "Xem lại", "Sửa một mục", "Để sau"]
 
@@ -117,7 +118,8 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
         "Item 1.1 — question 1/10 (up to 10 points)\n"
         "Group: Children's learning\n"
         "All school-age children attend school\n"
-        "Evidence idea: a photo of a school admission letter or a student card."
+        "Evidence idea: a photo of a school admission letter or a student card.\n"
+        "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
     assert turn.choices == ["Achieved", "Partly", "Not yet", "Not applicable", "Skip", "Stop for now"]
     for _ in range(3):
@@ -137,7 +139,8 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
     assert turn.text == (
         "Application GD-2026-000001 — Learning family\n"
         "Total 100/100 points.\n"
-        "Eligible for recognition (80 points or more, no item below 5)."
+        "Eligible for recognition (80 points or more, no item below 5).\n"
+        "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
     turn = await ba.taps("Submit")
     assert turn.text.startswith("Application GD-2026-000001 submitted (100 points).")
@@ -171,7 +174,8 @@ async def test_skip_stop_come_back_and_answer_missing(person):
         "Chưa đủ điều kiện công nhận:\n"
         "- chưa trả lời mục 1\n"
         "- cần từ 80 điểm trở lên\n"
-        "- mục 2, 3, 4, 5, 6, 7, 8, 9, 10 dưới 5 điểm"
+        "- mục 2, 3, 4, 5, 6, 7, 8, 9, 10 dưới 5 điểm\n"
+        "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     )
     assert turn.choices == ["Trả lời mục còn thiếu", "Xem lại", "Sửa một mục", "Để sau"]
     turn = await hoa.taps("Trả lời mục còn thiếu")

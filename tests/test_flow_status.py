@@ -39,16 +39,18 @@ async def test_status_shows_state_missing_items_and_next_deadline(person, suite_
         "CD-2026-000001 — Công dân học tập: Đang tự đánh giá\n"
         "Điểm tự đánh giá: 10/100 (cần 80).\n"
         "Còn thiếu: mục 2, 3, 4, 5, 6, 7, 8, 9, 10.\n"
-        "Hạn tự đánh giá: 30 tháng 11, 2026 (còn 10 ngày)."
+        "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     )
     assert turn.choices == ["Tiếp tục tự đánh giá", "Về menu"]
     turn = await hoa.taps("Tiếp tục tự đánh giá")
     assert turn.text.startswith("Mục 2/10")
 
-    # After the self-declaration deadline the next one is the branch review.
+    # After the self-declaration deadline, an application not submitted still shows that
+    # deadline (passed), not the branch review that does not concern it yet.
     suite_app.clock.advance(timedelta(days=11))
     turn = await hoa.says("/status")
-    assert "Hạn chi hội bình xét: 5 tháng 12, 2026 (còn 4 ngày)." in turn
+    assert "Hạn tự đánh giá: ngày 30/11/2026 — đã quá hạn" in turn
+    assert "bình xét" not in turn.text
 
 
 async def test_status_in_english_uses_english_dates(person):
@@ -64,7 +66,7 @@ async def test_status_in_english_uses_english_dates(person):
         "CD-2026-000001 — Learning citizen: Registered\n"
         "Self-assessed score: 0/100 (80 needed).\n"
         "Still missing: items 1, 2, 3, 4, 5, 6, 7, 8, 9, 10.\n"
-        "Self-assessment deadline: November 30, 2026 (10 days left)."
+        "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
     assert turn.choices == ["Continue self-assessment", "Main menu"]
 

@@ -23,6 +23,7 @@ from bot.flows.common import (
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice, Kind
 from bot.flows.router import Router
+from bot.flows.season import closed_text, season_of_campaign, state_deadline_line
 from bot.i18n import N_
 from bot.review.privacy import remove_unused_files
 from bot.storage.evidence import CleanPhoto, StoredBlob
@@ -63,7 +64,22 @@ async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
         ctx.drop("sub", "item", "return_summary")
         ctx.goto("menu")
         return None
+    if submission.state in (State.REGISTERED.value, State.DECLARING.value):
+        # After the self-assessment deadline a "closed" commune takes no more work on it (a
+        # reviewer's request for more information still can be answered).
+        season = await season_of_campaign(ctx, submission.campaign_id)
+        if season is not None and season.policy == "closed" and season.passed("self_declaration", ctx.today):
+            ctx.say(await closed_text(ctx, season, "self_declaration"))
+            ctx.drop("sub", "item", "return_summary")
+            ctx.goto("menu")
+            return None
     return submission, await criteria_of(ctx, submission)
+
+
+async def _with_deadline(ctx: Context, submission: Submission, text: str) -> str:
+    """A prompt that starts or continues work, with the deadline that matters to it."""
+    line = await state_deadline_line(ctx, submission.campaign_id, submission.state)
+    return text + "\n" + line if line else text
 
 
 def _short(text: str) -> str:
@@ -97,7 +113,7 @@ async def _open(ctx: Context, submission: Submission) -> None:
     if item is None or submission.state == State.NEEDS_INFO.value:
         ctx.goto("decl.summary")
     else:
-        ctx.set(item=item.id)
+        ctx.set(item=item.id, _deadline=True)  # the first question shown says the deadline
         ctx.goto("decl.item")
 
 
@@ -173,10 +189,11 @@ async def ask_intro(ctx: Context) -> None:
     current = await _current(ctx)
     if current is None:
         return
-    _submission, criteria_set = current
+    submission, criteria_set = current
     count = len(criteria_set.items)
+    intro = await _with_deadline(ctx, submission, ctx.t("decl.intro", count=count, minutes=max(5, count)))
     ctx.ask(
-        with_proxy_banner(ctx, ctx.t("decl.intro", count=count, minutes=max(5, count))),
+        with_proxy_banner(ctx, intro),
         [Choice("start", ctx.t("decl.start")), Choice("later", ctx.t("decl.later"))],
     )
 
@@ -228,7 +245,11 @@ async def ask_item(ctx: Context) -> None:
         lines.append(ctx.t("decl.item_photos_waiting", photos=photos))
     choices = [Choice(level.value, level_label(ctx, level.value)) for level in item.levels]
     choices += [Choice("skip", ctx.t("decl.skip")), Choice("stop", ctx.t("decl.stop"))]
-    ctx.ask(with_proxy_banner(ctx, "\n".join(lines)), choices)
+    text = "\n".join(lines)
+    if ctx.data.get("_deadline"):
+        ctx.drop("_deadline")
+        text = await _with_deadline(ctx, submission, text)
+    ctx.ask(with_proxy_banner(ctx, text), choices)
 
 
 async def _attach(
@@ -435,6 +456,7 @@ async def ask_summary(ctx: Context) -> None:
         return
     submission, criteria_set = current
     text, unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
+    text = await _with_deadline(ctx, submission, text)
     choices = []
     if unanswered:
         choices.append(Choice("missing", ctx.t("decl.answer_missing")))
@@ -476,12 +498,19 @@ async def on_summary(ctx: Context, inp: Input) -> None:
                 ctx.say(ctx.t("decl.cannot_submit"))
                 ctx.again()
                 return
+            season = await season_of_campaign(ctx, submission.campaign_id)
+            late = submission.state != State.NEEDS_INFO.value and season is not None and season.passed(
+                "self_declaration", ctx.today
+            )
             await transition(
                 ctx.session, submission, State.SUBMITTED, actor=Actor.OWNER,
                 actor_person_id=ctx.person.id if ctx.person else None, note=None, now=ctx.now,
             )
             ctx.drop("sub", "item", "return_summary")
             ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
+            if late:
+                submission.late = True
+                ctx.say(ctx.t("season.late_submission", date=ctx.t.date(season.deadlines["self_declaration"])))
             ctx.goto("menu")
         case "missing":
             item = await _first_unanswered(ctx, submission, criteria_set)

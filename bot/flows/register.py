@@ -17,6 +17,7 @@ from bot.flows.context import Context, Input
 from bot.flows.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
+from bot.flows.season import closed_text, registration_line, registration_season, season_of_campaign
 from bot.storage.commune import branches_of, campaign_for, communes
 from bot.storage.consents import GUARDIAN_PURPOSES, ConsentKind, ConsentMethod, ShownText, attach_person, record
 from bot.storage.models import Household, OrgUnit, Person, Submission
@@ -102,14 +103,21 @@ async def cmd_register(ctx: Context, args: str) -> None:
 
 @router.prompt("reg.title")
 async def ask_title(ctx: Context) -> None:
+    season = await registration_season(ctx, _draft(ctx).get("branch_id"))
+    if season is not None and season.policy == "closed" and season.passed("registration", ctx.today):
+        ctx.say(await closed_text(ctx, season, "registration"))
+        ctx.goto("menu")
+        return
+    year = season.campaign.year if season is not None else ctx.today.year
     choices = []
     for title in ctx.app.catalog.titles():
-        choices.append(Choice(title, title_name(ctx, ctx.app.catalog.for_title(title, ctx.today.year))))
+        choices.append(Choice(title, title_name(ctx, ctx.app.catalog.for_title(title, year))))
     if ctx.proxy:
-        question = with_proxy_banner(ctx, ctx.t("reg.proxy.ask_title", year=ctx.today.year))
+        question = with_proxy_banner(ctx, ctx.t("reg.proxy.ask_title", year=year))
     else:
-        question = ctx.t("reg.ask_title", year=ctx.today.year)
-    ctx.ask(question, choices)
+        question = ctx.t("reg.ask_title", year=year)
+    deadline = registration_line(ctx, season)
+    ctx.ask(question + ("\n" + deadline if deadline else ""), choices)
 
 
 @router.handle("reg.title")
@@ -605,6 +613,12 @@ async def _finalize(ctx: Context) -> None:
         ctx.say(ctx.t("reg.no_campaign"))
         ctx.goto("menu")
         return
+    season = await season_of_campaign(ctx, campaign.id)
+    late = season is not None and season.passed("registration", ctx.today)
+    if late and season.policy == "closed":
+        ctx.say(await closed_text(ctx, season, "registration"))
+        ctx.goto("menu")
+        return
     criteria_set = ctx.app.catalog.for_title(draft["title"], campaign.year)
     existing = await _existing_registration(ctx, draft["title"], branch.id)
     if existing is not None:
@@ -672,6 +686,9 @@ async def _finalize(ctx: Context) -> None:
     ctx.drop("reg")
     ctx.set(sub=submission.id)
     ctx.say(ctx.t("reg.done", reference=submission.reference, title=title_name(ctx, criteria_set)))
+    if late:
+        submission.late = True
+        ctx.say(ctx.t("season.late_registration", date=ctx.t.date(season.deadlines["registration"])))
     ctx.goto("decl.intro")
 
 
