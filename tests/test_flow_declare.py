@@ -121,7 +121,7 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
         "Evidence idea: a photo of a school admission letter or a student card.\n"
         "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
-    assert turn.choices == ["Achieved", "Partly", "Not yet", "Not applicable", "Skip", "Stop for now"]
+    assert turn.choices == ["Achieved", "Partly", "Not yet", "Skip", "Stop for now", "Not applicable"]
     for _ in range(3):
         await ba.taps("Not applicable")
     turn = await ba.taps("Achieved")  # 2.1

@@ -161,9 +161,17 @@ async def test_cancel_registration_at_confirm(person, suite_app):
     await hoa.says("1990")
     await hoa.says("1")
     turn = await hoa.taps("Hủy đăng ký")
+    assert turn.text == "Hủy bản đăng ký đang làm? Các câu đã trả lời sẽ bị xóa."  # asked first
+    turn = await hoa.taps("Không, làm tiếp")
+    assert "Xác nhận" in turn.choices and "Đỗ Văn Hùng" in turn
+    await hoa.taps("Hủy đăng ký")
+    turn = await hoa.taps("Có, dừng lại")
     assert turn.text.startswith("Đã hủy bản đăng ký này.")
     async with suite_app.sessions() as session:
         assert await session.scalar(select(Submission)) is None
+    turn = await hoa.says("/dangky")
+    await hoa.taps("Công dân học tập")
+    assert "Họ và tên" in hoa.last  # the draft is gone: asked from the start
 
 
 async def test_children_under_16_need_a_parent_or_guardian_and_from_7_their_own_agreement(person, suite_app):

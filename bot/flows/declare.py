@@ -243,8 +243,12 @@ async def ask_item(ctx: Context) -> None:
         lines.append(ctx.t("decl.item_current", level=level_label(ctx, answers[item.id].level), photos=photos))
     elif photos:
         lines.append(ctx.t("decl.item_photos_waiting", photos=photos))
-    choices = [Choice(level.value, level_label(ctx, level.value)) for level in item.levels]
-    choices += [Choice("skip", ctx.t("decl.skip")), Choice("stop", ctx.t("decl.stop"))]
+    # Numbers stay the same on every item: 1–3 the levels every item has, 4 skip, 5 stop, and
+    # "not applicable" after them where an item offers it.
+    levels = [Choice(level.value, level_label(ctx, level.value)) for level in item.levels]
+    rare = [c for c in levels if c.value == Level.NOT_APPLICABLE.value]
+    choices = [c for c in levels if c not in rare]
+    choices += [Choice("skip", ctx.t("decl.skip")), Choice("stop", ctx.t("decl.stop")), *rare]
     text = "\n".join(lines)
     if ctx.data.get("_deadline"):
         ctx.drop("_deadline")

@@ -562,9 +562,8 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
     elif inp.choice == "edit":
         ctx.goto("reg.edit")
     elif inp.choice == "cancel":
-        ctx.drop("reg")
-        ctx.say(ctx.t("reg.cancelled"))
-        ctx.goto("menu")
+        ctx.set(_cancel_from=ctx.state)  # asked first: cancelling discards the whole draft
+        ctx.goto("cancel.confirm")
     else:
         ctx.say(ctx.t("reg.pick_confirm"))
         ctx.again()
