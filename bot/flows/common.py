@@ -12,7 +12,7 @@ from bot.flows.messages import Choice
 from bot.storage.commune import deadlines_of
 from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Household, Submission
 from bot.storage.submissions import submissions_for_person
-from bot.text import clean_name
+from bot.text import clean_name, name_problem
 
 
 
@@ -110,6 +110,13 @@ def read_name(ctx: Context, inp: Input) -> str | None:
     """The name typed, cleaned; or None after asking again with an example of a valid name."""
     name = clean_name(inp.text or "")
     if name is None:
-        ctx.say(ctx.t("reg.bad_name"))
+        # Say what is actually wrong: its length, or characters a name does not have.
+        problem = name_problem(inp.text or "")
+        if problem == "short":
+            ctx.say(ctx.t("reg.bad_name_short"))
+        elif problem == "long":
+            ctx.say(ctx.t("reg.bad_name_long", max=100))
+        else:
+            ctx.say(ctx.t("reg.bad_name"))
         ctx.again()
     return name

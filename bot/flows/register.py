@@ -23,7 +23,7 @@ from bot.storage.consents import GUARDIAN_PURPOSES, ConsentKind, ConsentMethod, 
 from bot.storage.models import Household, OrgUnit, Person, Submission
 from bot.storage.people import MemberSpec, create_household, replace_members
 from bot.storage.submissions import DuplicateRegistration, create_submission
-from bot.text import clean_name, fold, parse_year
+from bot.text import clean_name, fold, parse_year, year_problem
 
 router = Router()
 
@@ -206,13 +206,20 @@ async def on_name(ctx: Context, inp: Input) -> None:
 
 
 def _read_year(ctx: Context, inp: Input, min_age: int) -> int | None:
-    year = parse_year(inp.text or "")
     low, high = ctx.today.year - MAX_AGE, ctx.today.year - min_age
-    if year is None or not low <= year <= high:
-        ctx.say(ctx.t("reg.bad_year", low=low, high=high))
+    problem = year_problem(inp.text or "", low, high)
+    if problem is not None:
+        if problem == "young" and min_age == 0:
+            ctx.say(ctx.t("reg.year_future", high=high))
+        elif problem == "young":
+            ctx.say(ctx.t("reg.year_too_young", high=high, age=min_age))
+        elif problem == "old":
+            ctx.say(ctx.t("reg.year_too_old", low=low))
+        else:
+            ctx.say(ctx.t("reg.bad_year", low=low, high=high))
         ctx.again()
         return None
-    return year
+    return parse_year(inp.text or "")
 
 
 @router.prompt("reg.birth_year")
