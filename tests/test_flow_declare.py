@@ -211,10 +211,14 @@ async def test_photo_rules(person, suite_app):
     hoa = person()
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
-    # A photo before choosing a level is kept for the item.
+    # A photo at the level question means "achieved, with this photo", and the next item comes.
     turn = await hoa.sends_photo(jpeg((9, 9, 9)))
-    assert turn.text.startswith("Đã nhận ảnh cho mục này. Bạn tự đánh giá mục này thế nào?")
-    assert "Đã có 1 ảnh cho mục này." in turn
+    assert turn.text.startswith(
+        "Đã nhận ảnh, ghi mục 1 là Đạt (1 ảnh). Muốn gửi thêm ảnh cho mục này thì gõ “quay lại”."
+    )
+    assert "Mục 2/10" in turn
+    turn = await hoa.says("quay lại")
+    assert turn.text.startswith("Mục 1/10") and "Bạn đã trả lời: Đạt, 1 ảnh." in turn
     turn = await hoa.taps("Đạt")
     assert turn.text == "Đã nhận ảnh 1. Gửi thêm (tối đa 3) hoặc bấm Xong."
     turn = await hoa.sends_photo(jpeg((9, 9, 9)))
@@ -251,9 +255,24 @@ async def test_item_garbage_text_re_asks_with_the_levels(person):
     hoa = person()
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
-    turn = await hoa.says("hôm nay trời đẹp")
+    turn = await hoa.says("abc")
     assert turn.text.startswith("Bạn chọn một mức: bấm nút hoặc trả lời số (1, 2, 3…).")
     assert ITEM_1 in turn
     assert turn.choices == LEVELS
     turn = await hoa.says("9")
     assert turn.text.startswith("Bạn chọn một mức")
+
+
+async def test_free_text_at_the_level_question_is_kept_as_a_note(person, suite_app):
+    hoa = person()
+    await register_citizen(hoa)
+    turn = await hoa.taps("Bắt đầu")
+    turn = await hoa.says("Tôi có đi học lớp khuyến nông tháng 5")
+    assert turn.text.startswith("Đã ghi lại lời bạn viết làm ghi chú cho mục này. Bạn chọn một mức nhé.")
+    await hoa.taps("Đạt")
+    turn = await hoa.says("chưa đạt")  # the next item's answer: item 1's photos are done
+    assert turn.text.startswith("Xong ảnh mục trước. Mục 2: Chưa đạt.")
+    assert "Mục 3/10" in turn
+    async with suite_app.sessions() as session:
+        answers = {a.item_id: (a.level, a.note) for a in await session.scalars(select(Answer))}
+    assert answers == {"1": ("achieved", "Tôi có đi học lớp khuyến nông tháng 5"), "2": ("not_yet", None)}

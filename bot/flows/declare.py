@@ -21,6 +21,7 @@ from bot.flows.common import (
     with_proxy_banner,
 )
 from bot.flows.context import Context, Input
+from bot.flows.matching import match_choices
 from bot.flows.messages import Choice, Kind
 from bot.flows.router import Router
 from bot.flows.season import closed_text, season_of_campaign, state_deadline_line
@@ -330,15 +331,24 @@ async def on_item(ctx: Context, inp: Input) -> None:
     submission, criteria_set = current
     item = criteria_set.item(ctx.data["item"])
     if inp.kind == Kind.PHOTO:
-        if await _attach_input(ctx, submission, item.id, inp):
-            ctx.say(ctx.t("decl.photo_before_level"))
-        ctx.again()
+        answered = item.id in await answers_of(ctx.session, submission.id)
+        if answered or Level.ACHIEVED not in item.levels:
+            # Added to an item already answered (e.g. after a reviewer's request): level kept.
+            if await _attach_input(ctx, submission, item.id, inp):
+                ctx.say(ctx.t("decl.photo_before_level"))
+            ctx.again()
+            return
+        # A photo sent at the level question means "achieved, with this photo": one message.
+        if await _attach_input(ctx, submission, item.id, inp) is None:
+            ctx.again()
+            return
+        await _save_level(ctx, submission, criteria_set, item, Level.ACHIEVED.value)
+        count = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
+        ctx.say(ctx.t("decl.photo_means_achieved", id=item.id, count=count))
+        await _advance(ctx, submission, criteria_set)
         return
     if inp.choice in {level.value for level in item.levels}:
-        await save_answer(
-            ctx.session, submission, criteria_set, item.id, inp.choice,
-            actor_person_id=ctx.person.id if ctx.person else None, now=ctx.now,
-        )
+        await _save_level(ctx, submission, criteria_set, item, inp.choice)
         if inp.choice in (Level.ACHIEVED.value, Level.PARTIAL.value):
             ctx.goto("decl.photos")
         else:
@@ -348,9 +358,44 @@ async def on_item(ctx: Context, inp: Input) -> None:
     elif inp.choice == "stop":
         ctx.say(ctx.t("decl.paused"))
         ctx.goto("menu")
+    elif inp.choice is None and _looks_like_note(inp.text):
+        # Free text at the level question is a note on this item, kept until a level is chosen.
+        answer = (await answers_of(ctx.session, submission.id)).get(item.id)
+        if answer is not None:
+            ctx.say(_add_note(ctx, answer, inp.text or ""))
+        else:
+            pending = ctx.data.get("_note") or {}
+            text = (pending.get("text") + "\n" if pending.get("item") == item.id else "") + (inp.text or "")
+            ctx.set(_note={"item": item.id, "text": text[:MAX_NOTE]})
+            ctx.say(ctx.t("decl.note_kept"))
+        ctx.again()
     else:
         ctx.say(ctx.t("decl.pick_level"))
         ctx.again()
+
+
+def _looks_like_note(text: str | None) -> bool:
+    """A sentence rather than a mistyped option: a few words."""
+    return bool(text) and len(text.split()) >= 2 and len(text) >= 6
+
+
+async def _save_level(ctx: Context, submission: Submission, criteria_set: CriteriaSet, item: Item, level: str) -> None:
+    """Store the level of an item, with a note typed before it."""
+    await save_answer(
+        ctx.session, submission, criteria_set, item.id, level,
+        actor_person_id=ctx.person.id if ctx.person else None, now=ctx.now,
+    )
+    pending = ctx.data.get("_note")
+    if pending and pending.get("item") == item.id:
+        ctx.drop("_note")
+        answer = (await answers_of(ctx.session, submission.id))[item.id]
+        _add_note(ctx, answer, pending["text"])
+
+
+async def _next_item(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> Item | None:
+    ids = [item.id for item in criteria_set.items]
+    current = ids.index(ctx.data["item"]) if ctx.data.get("item") in ids else -1
+    return await _first_unanswered(ctx, submission, criteria_set, after=current)
 
 
 @router.prompt("decl.photos")
@@ -395,6 +440,16 @@ async def on_photos(ctx: Context, inp: Input) -> None:
         await _advance(ctx, submission, criteria_set)
         return
     if inp.text and inp.choice is None:
+        following = None if ctx.data.get("return_summary") else await _next_item(ctx, submission, criteria_set)
+        if following is not None:
+            # The next item's answer ("Đạt", "chưa đạt"…) means this item's photos are done.
+            levels = [Choice(level.value, level_label(ctx, level.value)) for level in following.levels]
+            found = match_choices(inp.text, levels, partial=False)
+            if found:
+                ctx.set(item=following.id)
+                ctx.say(ctx.t("decl.next_item_answered", id=following.id, level=found[0].label))
+                await on_item(ctx, Input(Kind.CHOICE, choice=found[0].value, text=inp.text))
+                return
         answers = await answers_of(ctx.session, submission.id)
         answer = answers[item.id]
         ctx.say(_add_note(ctx, answer, inp.text))
