@@ -69,7 +69,8 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
     turn = await hoa.taps("Xem lại")
     assert "1. Thường xuyên đọc, cập nhật thông tin…: Đạt — 10/10 điểm, 2 ảnh" in turn
     assert "3. Dành thời gian tham gia hoạt động học…: Đạt một phần — 5/10 điểm, 1 ảnh" in turn
-    turn = await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp hồ sơ")
+    turn = await hoa.taps("Nộp ngay")
     assert turn.text.startswith(
         "Đã nộp hồ sơ CD-2026-000001 (90 điểm). Chi hội sẽ xem xét; bot sẽ báo khi có kết quả hoặc cần bổ sung."
     )
@@ -142,7 +143,8 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
         "Eligible for recognition (80 points or more, no item below 5).\n"
         "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
-    turn = await ba.taps("Submit")
+    await ba.taps("Submit")
+    turn = await ba.taps("Submit now")
     assert turn.text.startswith("Application GD-2026-000001 submitted (100 points).")
     async with suite_app.sessions() as session:
         submission = await session.scalar(select(Submission))

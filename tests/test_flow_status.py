@@ -76,6 +76,7 @@ async def test_needs_info_loop_add_photo_and_resubmit(person, suite_app):
     await register_citizen(hoa)
     await _declare_all(hoa)
     await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp ngay")
     await _review(suite_app, State.NEEDS_INFO, "Xin bổ sung ảnh tủ sách cho mục 1.")
 
     turn = await hoa.says("/menu")
@@ -98,7 +99,8 @@ async def test_needs_info_loop_add_photo_and_resubmit(person, suite_app):
     await hoa.taps("Đạt")
     turn = await hoa.taps("Xong")
     assert turn.choices[0] == "Nộp lại"
-    turn = await hoa.taps("Nộp lại")
+    await hoa.taps("Nộp lại")
+    turn = await hoa.taps("Nộp ngay")
     assert turn.text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
 
     async with suite_app.sessions() as session:
@@ -113,6 +115,7 @@ async def test_decided_submission_is_read_only(person, suite_app):
     await register_citizen(hoa)
     await _declare_all(hoa)
     await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp ngay")
     await _review(suite_app, State.APPROVED, None)
     turn = await hoa.says("/trangthai")
     assert "CD-2026-000001 — Công dân học tập: Đã được công nhận" in turn
@@ -127,6 +130,7 @@ async def test_reviewer_decision_mid_declaration_is_respected(person, suite_app)
     await register_citizen(hoa)
     await _declare_all(hoa)
     await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp ngay")
     await _review(suite_app, State.NEEDS_INFO, "Bổ sung mục 2")
     await hoa.says("/menu")
     await hoa.taps("Bổ sung hồ sơ")
@@ -149,6 +153,7 @@ async def test_needs_info_loop_in_english(person, suite_app):
         await john.taps("Achieved")
         await john.taps("No photo")
     await john.taps("Submit")
+    await john.taps("Submit now")
     await _review(suite_app, State.NEEDS_INFO, "Please add a photo of your learning plan (item 2).", Actor.BRANCH)
     turn = await john.says("/menu")
     assert turn.text.startswith(
@@ -162,7 +167,8 @@ async def test_needs_info_loop_in_english(person, suite_app):
     assert turn.text.startswith("Photo received for this item. How do you rate yourself on it?")
     await john.taps("Achieved")
     await john.taps("Done")
-    turn = await john.taps("Resubmit")
+    await john.taps("Resubmit")
+    turn = await john.taps("Submit now")
     assert turn.text.startswith("Application CD-2026-000001 submitted (100 points).")
     async with suite_app.sessions() as session:
         assert (await session.scalar(select(Submission))).state == "submitted"

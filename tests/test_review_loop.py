@@ -95,7 +95,8 @@ async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
     await hoa.sends_photo(jpeg((9, 99, 199)))
     await hoa.taps("Đạt")
     await hoa.taps("Xong")
-    turn = await hoa.taps("Nộp lại")
+    await hoa.taps("Nộp lại")
+    turn = await hoa.taps("Nộp ngay")
     assert turn.text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
 
     # The officer approves; the resubmitted application is back in the queue.

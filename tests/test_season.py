@@ -56,7 +56,8 @@ async def test_late_policy_registers_and_submits_with_a_late_mark(person, suite_
     for _ in range(10):
         await hoa.taps("Đạt")
         await hoa.taps("Không có ảnh")
-    turn = await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp hồ sơ")
+    turn = await hoa.taps("Nộp ngay")
     if "Xác nhận" in " ".join(turn.choices):  # a confirmation before submitting
         turn = await hoa.taps(turn.choices[0])
     assert "Đã quá hạn tự đánh giá (ngày 30/11/2026): hồ sơ vẫn được nhận nhưng ghi là nộp muộn." in turn

@@ -116,6 +116,8 @@ async def test_full_household_declaration_with_two_photos_by_polling(fake_bot, i
             text = await ba.says("khong co anh")
         assert "Tổng 100/100 điểm." in text
         text = await ba.says("Nộp hồ sơ")
+        assert text.startswith("Nộp hồ sơ GD-2026-000001 (100 điểm)?")
+        text = await ba.says("nộp ngay")
         assert text.startswith("Đã nộp hồ sơ GD-2026-000001 (100 điểm).")
 
         async with stack.app.sessions() as session:

@@ -557,20 +557,7 @@ async def on_summary(ctx: Context, inp: Input) -> None:
                 ctx.say(ctx.t("decl.cannot_submit"))
                 ctx.again()
                 return
-            season = await season_of_campaign(ctx, submission.campaign_id)
-            late = submission.state != State.NEEDS_INFO.value and season is not None and season.passed(
-                "self_declaration", ctx.today
-            )
-            await transition(
-                ctx.session, submission, State.SUBMITTED, actor=Actor.OWNER,
-                actor_person_id=ctx.person.id if ctx.person else None, note=None, now=ctx.now,
-            )
-            ctx.drop("sub", "item", "return_summary")
-            ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
-            if late:
-                submission.late = True
-                ctx.say(ctx.t("season.late_submission", date=ctx.t.date(season.deadlines["self_declaration"])))
-            ctx.goto("menu")
+            ctx.goto("decl.confirm_submit")  # asked first: a submitted application cannot be edited
         case "missing":
             item = await _first_unanswered(ctx, submission, criteria_set)
             if item is None:
@@ -591,6 +578,52 @@ async def on_summary(ctx: Context, inp: Input) -> None:
         case _:
             ctx.say(ctx.t("decl.pick_summary"))
             ctx.again()
+
+
+@router.prompt("decl.confirm_submit")
+async def ask_confirm_submit(ctx: Context) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, _criteria_set = current
+    ctx.ask(
+        with_proxy_banner(ctx, ctx.t("decl.confirm_submit", reference=submission.reference, score=submission.score)),
+        [Choice("submit", ctx.t("decl.confirm_submit_yes")), Choice("back", ctx.t("decl.confirm_submit_no"))],
+    )
+
+
+@router.handle("decl.confirm_submit")
+async def on_confirm_submit(ctx: Context, inp: Input) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    if inp.choice == "back":
+        ctx.goto("decl.summary")
+        return
+    if inp.choice != "submit":
+        ctx.say(ctx.t("decl.confirm_submit_pick"))
+        ctx.again()
+        return
+    _text, _unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
+    if not can_submit:  # changed meanwhile (another device, a leader acting for them)
+        ctx.say(ctx.t("decl.cannot_submit"))
+        ctx.goto("decl.summary")
+        return
+    season = await season_of_campaign(ctx, submission.campaign_id)
+    late = submission.state != State.NEEDS_INFO.value and season is not None and season.passed(
+        "self_declaration", ctx.today
+    )
+    await transition(
+        ctx.session, submission, State.SUBMITTED, actor=Actor.OWNER,
+        actor_person_id=ctx.person.id if ctx.person else None, note=None, now=ctx.now,
+    )
+    ctx.drop("sub", "item", "return_summary")
+    ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
+    if late:
+        submission.late = True
+        ctx.say(ctx.t("season.late_submission", date=ctx.t.date(season.deadlines["self_declaration"])))
+    ctx.goto("menu")
 
 
 async def _review_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> str:
