@@ -124,3 +124,38 @@ def test_init_says_what_it_changes_and_if_new_keeps_a_changed_calendar(tmp_path)
     applied = hoctap(tmp_path, "init", "--commune", str(changed))
     assert "changed: ea-tul 2026: self_declaration 2026-11-30 -> 2026-12-02" in applied.stdout
     assert "./dev.sh" not in applied.stdout
+
+
+def test_admin_channel_check_revoke_and_export_refusals(tmp_path):
+    assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
+    viber = hoctap(
+        tmp_path, "admin", "grant", "--role", "leader", "--channel", "viber", "--user-id", "x1",
+        "--scope", "buon-ken", "--name", "Thử",
+    )
+    assert viber.returncode == 2 and "unknown channel 'viber'" in viber.stderr
+    assert "Thử" not in hoctap(tmp_path, "admin", "roles").stdout
+    granted = hoctap(
+        tmp_path, "admin", "grant", "--role", "leader", "--channel", "telegram", "--user-id", "7",
+        "--scope", "buon-ken", "--name", "Ama Hồng",
+    )
+    assert granted.returncode == 0, granted.stderr
+    revoked = hoctap(tmp_path, "admin", "revoke", "--role", "leader", "--channel", "telegram", "--user-id", "7")
+    assert revoked.returncode == 0 and "revoked 1 leader grant(s)" in revoked.stdout
+    assert "Ama Hồng" not in hoctap(tmp_path, "admin", "roles").stdout
+    again = hoctap(tmp_path, "admin", "revoke", "--role", "leader", "--channel", "telegram", "--user-id", "7")
+    assert again.returncode == 2 and "holds no live leader role" in again.stderr
+
+    no_year = hoctap(tmp_path, "export", "stats", "--commune", "ea-tul", "--year", "2030")
+    assert no_year.returncode == 2 and "has no campaign for 2030 (campaigns: 2026, 2027)" in no_year.stderr
+    french = hoctap(tmp_path, "export", "stats", "--commune", "ea-tul", "--lang", "fr")
+    assert french.returncode == 2 and "--lang must be vi or en" in french.stderr
+    mismatch = hoctap(tmp_path, "export", "stats", "-f", "csv", "--out", "x.xlsx", "--commune", "ea-tul")
+    assert mismatch.returncode == 2 and "does not end in .csv" in mismatch.stderr and not (tmp_path / "x.xlsx").exists()
+    done = hoctap(tmp_path, "export", "stats", "--commune", "ea-tul")
+    assert done.returncode == 0 and f"database: {tmp_path / 'cli.db'}" in done.stdout
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    lost = hoctap(elsewhere, "export", "stats", "--commune", "ea-tul")  # its ./cli.db does not exist
+    assert lost.returncode == 2 and f"no database at {elsewhere / 'cli.db'}" in lost.stderr
+    assert not (elsewhere / "cli.db").exists()

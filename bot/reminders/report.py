@@ -129,11 +129,18 @@ async def outbox_status(app: App, echo: Echo, *, problems: bool, limit: int) -> 
             .order_by(OutboxMessage.status, OutboxMessage.kind)
         )
         counted = list(rows)
-        if not counted:
-            echo("outbox is empty")
-        for status, kind, count in counted:
-            echo(f"{status:<12} {kind:<16} {count}")
-        if problems:
+        if not problems:
+            if not counted:
+                echo("outbox is empty")
+            for status, kind, count in counted:
+                echo(f"{status:<12} {kind:<16} {count}")
+        else:
+            # Only the problems: counts of problem rows, then each row (or a plain "none").
+            troubled = [(status, kind, count) for status, kind, count in counted if status in PROBLEM_STATUSES]
+            if not troubled:
+                echo("no problems: nothing unconfirmed, failed or unreachable")
+            for status, kind, count in troubled:
+                echo(f"{status:<12} {kind:<16} {count}")
             found = await session.execute(
                 select(OutboxMessage, ChannelAccount)
                 .join(ChannelAccount, ChannelAccount.id == OutboxMessage.account_id)
