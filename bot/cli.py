@@ -42,39 +42,65 @@ def _run(coro) -> object:
 
 @cli.command()
 def init(
-    commune: Path = typer.Option(..., exists=True, dir_okay=False, help="Commune YAML file"),
+    commune: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Commune YAML file"),
+    province: Optional[Path] = typer.Option(
+        None, exists=True, dir_okay=False, help="Province YAML file: many communes at once"
+    ),
     if_new: bool = typer.Option(
-        False, "--if-new", help="Only set the commune up when it is not in the database yet (keeps chat changes)"
+        False, "--if-new", help="Only set communes up that are not in the database yet (keeps chat changes)"
     ),
 ) -> None:
-    """Create or update a commune, its branches, deadlines and targets from a YAML file.
+    """Create or update a commune (or every commune of a province file), branches, deadlines and targets.
 
     Prints every calendar value it changes (e.g. a deadline an officer moved with /lichnhac)."""
     from sqlalchemy import select
 
-    from bot.storage.commune import CommuneFileError, apply_commune, branches_of, load_commune_file
+    from bot.storage.commune import (
+        CommuneFileError,
+        apply_commune,
+        apply_province,
+        branches_of,
+        load_commune_file,
+        load_province_file,
+    )
     from bot.storage.models import OrgUnit
 
+    if (commune is None) == (province is None):
+        typer.echo("error: give --commune FILE or --province FILE", err=True)
+        raise typer.Exit(2)
     try:
-        spec = load_commune_file(commune)
+        commune_spec = load_commune_file(commune) if commune else None
+        province_spec = load_province_file(province) if province else None
     except CommuneFileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
-            if if_new and await session.scalar(select(OrgUnit.id).where(OrgUnit.code == spec.commune.code)):
-                typer.echo(
-                    f"{spec.commune.code} is already set up; its calendar is kept as it is "
-                    f"(run `hoctap init --commune {commune}` to apply the file)."
-                )
-                return
+            if if_new:
+                wanted = [commune_spec.commune.code] if commune_spec is not None else [
+                    c.commune.code for c in province_spec.commune_specs()
+                ]
+                known = set(await session.scalars(select(OrgUnit.code).where(OrgUnit.code.in_(wanted))))
+                if known == set(wanted):
+                    typer.echo(
+                        f"{', '.join(wanted)} already set up; the calendar is kept as it is "
+                        f"(run `hoctap init` without --if-new to apply the file)."
+                    )
+                    return
             changes: list[str] = []
-            unit = await apply_commune(session, spec, app.clock.now(), changes)
-            branches = await branches_of(session, unit.id)
+            if commune_spec is not None:
+                units = [await apply_commune(session, commune_spec, app.clock.now(), changes)]
+                campaigns = [len(commune_spec.campaigns)]
+            else:
+                assert province_spec is not None
+                units = await apply_province(session, province_spec, app.clock.now(), changes)
+                campaigns = [len(c.campaigns) for c in province_spec.commune_specs()]
+            counts = [len(await branches_of(session, unit.id)) for unit in units]
         for line in changes:
             typer.echo(f"changed: {line}")
-        typer.echo(f"{unit.name}: {len(branches)} branches, {len(spec.campaigns)} campaign(s) ready.")
+        for unit, branches, count in zip(units, counts, campaigns):
+            typer.echo(f"{unit.name}: {branches} branches, {count} campaign(s) ready.")
 
     _run(_with_app(work))
 
@@ -95,11 +121,11 @@ def migrate() -> None:
 def chat(user: str = typer.Option("local", help="Terminal user id (several ids = several people)")) -> None:
     """Talk to the bot in this terminal, as a resident would on Zalo."""
     from bot.channels.console import ConsoleChannel
-    from bot.flows import ROUTER
     from bot.flows.engine import FlowEngine
+    from bot.flows.registry import build_router
 
     async def work(app: App) -> None:
-        await ConsoleChannel(FlowEngine(app, ROUTER), user_id=user).run()
+        await ConsoleChannel(FlowEngine(app, build_router()), user_id=user).run()
 
     _run(_with_app(work))
 
@@ -199,10 +225,12 @@ def retention(
 
 @admin.command("grant")
 def admin_grant(
-    role: str = typer.Option(..., help="officer | leader | admin"),
+    role: str = typer.Option(..., help="officer | leader | province | admin"),
     channel: str = typer.Option(..., help="telegram | zalo_bot | zalo_oa | console"),
     user_id: str = typer.Option(..., "--user-id", help="The person's id on that channel"),
-    scope: Optional[str] = typer.Option(None, help="Commune code (officer) or branch code (leader)"),
+    scope: Optional[str] = typer.Option(
+        None, help="Commune code (officer), branch code (leader) or province code (province: reads every commune's reports)"
+    ),
     name: Optional[str] = typer.Option(None, help="Full name, if the person has not registered yet"),
 ) -> None:
     """Give someone a role (bootstrap the first officer of a commune)."""
@@ -408,6 +436,41 @@ def _missing_sqlite_file(url: str) -> Path | None:
         return None
     path = Path(parsed.database).expanduser().resolve()
     return None if path.exists() else path
+
+
+@cli.command("province-report")
+def province_report_cmd(
+    province: str = typer.Option(..., help="Province code"),
+    year: int = typer.Option(..., help="Campaign year"),
+    format: str = typer.Option("xlsx", "--format", "-f", help="xlsx | csv"),
+    out: Optional[Path] = typer.Option(None, help="Output file (default: province-<code>-<year>.<format>)"),
+    lang: str = typer.Option("vi", help="Language of headers: vi | en"),
+) -> None:
+    """The yearly upward report of a province: one row per commune, then the province totals."""
+    from sqlalchemy import select
+
+    from bot.review.exports import FORMATS
+    from bot.review.province import province_report_filename, write_province_report
+    from bot.storage.models import OrgUnit
+
+    if format not in FORMATS:
+        typer.echo(f"error: format must be one of {', '.join(FORMATS)}", err=True)
+        raise typer.Exit(2)
+
+    async def work(app: App) -> None:
+        async with app.sessions() as session:
+            unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == province, OrgUnit.kind == "province"))
+            if unit is None:
+                typer.echo(f"error: no province with code {province!r}", err=True)
+                raise typer.Exit(2)
+            target = out or Path(province_report_filename(unit, year, format))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            rows = await write_province_report(
+                session, app.catalog, province=unit, year=year, fmt=format, locale=lang, path=target
+            )
+        typer.echo(f"wrote {rows} communes and the province totals to {target}")
+
+    _run(_with_app(work))
 
 
 @admin.command("roles")

@@ -19,6 +19,7 @@ from bot.app import App, build_app
 from bot.channels.base import SenderRegistry
 from bot.config import Settings
 from bot.flows.engine import FlowEngine
+from bot.flows.registry import build_router
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ class Runtime:
     senders: SenderRegistry = field(default_factory=SenderRegistry)
     routes: list[BaseRoute] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
+    # Set once the web app accepts connections: what must reach it from outside (a platform
+    # verifying a webhook) waits for this, as services start before the server.
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 Installer = Callable[[Runtime], Awaitable[bool]]
@@ -59,9 +63,7 @@ def background_installers() -> list[Installer]:
 
 
 async def build_runtime(app: App, role: str) -> tuple[Runtime, bool]:
-    from bot.flows import ROUTER
-
-    runtime = Runtime(app, FlowEngine(app, ROUTER), role)
+    runtime = Runtime(app, FlowEngine(app, build_router()), role)
     app.extras["senders"] = runtime.senders
     any_channel = False
     for install in channel_installers():
@@ -89,9 +91,16 @@ async def _serve(runtime: Runtime) -> None:
             previous[sig] = signal.signal(sig, lambda *_: None)
         except ValueError:  # not the main thread: uvicorn does not touch signals either
             pass
+    async def announce() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        runtime.listening.set()
+
+    watcher = asyncio.get_running_loop().create_task(announce())
     try:
         await server.serve()
     finally:
+        watcher.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -120,7 +120,7 @@ def test_init_says_what_it_changes_and_if_new_keeps_a_changed_calendar(tmp_path)
     )
     # As ./dev.sh run does at every start: the commune exists, so nothing is re-applied.
     kept = hoctap(tmp_path, "init", "--if-new", "--commune", str(changed))
-    assert kept.returncode == 0 and "already set up; its calendar is kept" in kept.stdout
+    assert kept.returncode == 0 and "already set up; the calendar is kept" in kept.stdout
     applied = hoctap(tmp_path, "init", "--commune", str(changed))
     assert "changed: ea-tul 2026: self_declaration 2026-11-30 -> 2026-12-02" in applied.stdout
     assert "./dev.sh" not in applied.stdout
@@ -159,3 +159,25 @@ def test_admin_channel_check_revoke_and_export_refusals(tmp_path):
     lost = hoctap(elsewhere, "export", "stats", "--commune", "ea-tul")  # its ./cli.db does not exist
     assert lost.returncode == 2 and f"no database at {elsewhere / 'cli.db'}" in lost.stderr
     assert not (elsewhere / "cli.db").exists()
+
+def test_init_a_whole_province_then_its_reader_and_the_upward_report(tmp_path):
+    province_file = EXAMPLE_COMMUNE.with_name("province.yaml")
+    done = hoctap(tmp_path, "init", "--province", str(province_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "Xã Ea Tul: 2 branches, 1 campaign(s) ready.",
+        "Xã Hòa Phú: 2 branches, 1 campaign(s) ready.",
+        "Xã Ea Kiết: 2 branches, 1 campaign(s) ready.",
+    ]
+    both = hoctap(tmp_path, "init", "--province", str(province_file), "--commune", str(EXAMPLE_COMMUNE))
+    assert both.returncode == 2 and "--commune FILE or --province FILE" in both.stderr
+    granted = hoctap(
+        tmp_path, "admin", "grant", "--role", "province", "--channel", "telegram", "--user-id", "7",
+        "--scope", "dak-lak", "--name", "Phạm Thị Tỉnh",
+    )
+    assert granted.returncode == 0, granted.stderr
+    report = hoctap(tmp_path, "province-report", "--province", "dak-lak", "--year", "2026", "--format", "csv")
+    assert report.returncode == 0, report.stderr
+    assert "wrote 3 communes and the province totals to province-dak-lak-2026.csv" in report.stdout
+    lines = (tmp_path / "province-dak-lak-2026.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) == 5 and lines[-1].startswith(",Toàn tỉnh (Tỉnh Đắk Lắk),5580,13970")

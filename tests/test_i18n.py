@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 from bot.i18n import LOCALES, Translator, locales_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {"t": None, "N_": None, "plural": (1, 2)}
+KEYWORDS = {"t": None, "N_": None, "plural": (1, 2), "retry": None}
 
 
 def _catalog(locale: str):

@@ -17,7 +17,7 @@ from typing import Callable, TextIO
 from bot.channels.render import numbered_text
 from bot.flows.engine import FlowEngine
 from bot.channels.base import Unreachable
-from bot.flows.messages import Incoming, Kind, Outgoing, PhotoInput
+from bot.messages import Incoming, Kind, Outgoing, PhotoInput
 from bot.i18n import N_, get_translator
 from bot.storage.models import ChannelAccount
 

@@ -3,21 +3,42 @@ and the replies being built. Replies go out only after the transaction commits."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Sequence, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import local_date
-from bot.flows.messages import Choice, Incoming, Kind, Outgoing
+from bot.messages import Choice, Incoming, Kind, Outgoing
 from bot.i18n import Translator, get_translator
 from bot.storage.evidence import CleanPhoto
 from bot.storage.models import ChannelAccount, Conversation, Person
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.flows.router import CommandSpec
+
+
+@dataclass
+class Draft:
+    """A flow's answers so far, typed: subclass as a dataclass with defaults and a `KEY`, the one
+    entry of the conversation it lives under (so flows neither share nor clear each other's
+    fields). Stored without its empty fields, as a plain dict."""
+
+    KEY: ClassVar[str]
+
+    @classmethod
+    def from_json(cls: type[D], raw: Any) -> D:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (raw or {}).items() if k in names})
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+D = TypeVar("D", bound=Draft)
 
 
 @dataclass
@@ -47,8 +68,8 @@ class Context:
     proxy_subject: Person | None = None
     # Work to do once this message's transaction has committed (e.g. removing files).
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Set by prompts: the choices of the last question, for numbers and typed labels.
-    _asked: bool = False
+    # Every command, in help order (the help text lists those the person may use); set by the engine.
+    commands: Sequence["CommandSpec"] = ()
     # The bot has never talked with this account before this message; and whether the replies
     # already say who is talking (the engine adds the welcome to a first contact otherwise).
     first_contact: bool = False
@@ -108,6 +129,16 @@ class Context:
         self.conv.data = {k: v for k, v in self.conv.data.items() if k not in keys}
         flag_modified(self.conv, "data")
 
+    def draft(self, kind: type[D]) -> D:
+        """This flow's draft (empty when it has none yet)."""
+        return kind.from_json(self.conv.data.get(kind.KEY))
+
+    def keep(self, draft: Draft) -> None:
+        self.set(**{draft.KEY: draft.to_json()})
+
+    def forget(self, kind: type[Draft]) -> None:
+        self.drop(kind.KEY)
+
     def say(self, text: str) -> None:
         self.replies.append(Outgoing(text=text))
 
@@ -126,7 +157,6 @@ class Context:
         self.conv.prompt_seq += 1
         self.set(_choices=[[c.value, c.label] for c in choices])
         self.replies.append(Outgoing(text=text, choices=choices, prompt_seq=self.conv.prompt_seq))
-        self._asked = True
 
     def goto(self, state: str) -> None:
         """Move to a state; its prompt runs once the current handler returns."""
@@ -135,6 +165,11 @@ class Context:
     def again(self) -> None:
         """Ask the current question again (after a friendly correction)."""
         self.next_state = self.conv.state
+
+    def retry(self, key: str, **params: Any) -> None:
+        """Say the catalog text `key` (a friendly correction) and ask the current question again."""
+        self.say(self.t(key, **params))
+        self.again()
 
     def current_choices(self) -> list[Choice]:
         return [Choice(v, l) for v, l in self.data.get("_choices", [])]

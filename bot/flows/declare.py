@@ -6,7 +6,9 @@ what is stored, so stopping, editing and coming back never loses or double-count
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
+from typing import Any, Awaitable, Callable
 
 from bot.domain.criteria import CriteriaSet, Item, Level
 from bot.domain.lifecycle import EDITABLE, Actor, State
@@ -22,7 +24,8 @@ from bot.flows.common import (
 )
 from bot.flows.context import Context, Input
 from bot.flows.matching import match_choices
-from bot.flows.messages import Choice, Kind
+from bot.flows.states import Decl, Start
+from bot.messages import Choice, Kind
 from bot.flows.router import Router
 from bot.flows.season import closed_text, season_of_campaign, state_deadline_line
 from bot.i18n import N_
@@ -33,6 +36,7 @@ from bot.storage.submissions import (
     answers_of,
     attach_evidence,
     evidence_counts,
+    known_answers,
     last_request_note,
     missing_photos,
     rescore,
@@ -58,12 +62,12 @@ async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
     submission = await my_submission(ctx, ctx.data.get("sub"))
     if submission is None:
         ctx.say(ctx.t("decl.lost"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return None
     if State(submission.state) not in EDITABLE:
         ctx.say(ctx.t("decl.not_editable", reference=submission.reference, state=state_label(ctx, submission.state)))
         ctx.drop("sub", "item", "return_summary")
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return None
     if submission.state in (State.REGISTERED.value, State.DECLARING.value):
         # After the self-assessment deadline a "closed" commune takes no more work on it (a
@@ -83,6 +87,20 @@ async def _with_deadline(ctx: Context, submission: Submission, text: str) -> str
     return text + "\n" + line if line else text
 
 
+def with_submission(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """For the prompts and handlers of the declaration: called with the submission being declared
+    and its criteria set after the other arguments, only while it is still the person's and
+    editable (otherwise `_current` has said why and gone back to the menu)."""
+
+    @functools.wraps(fn)
+    async def run(ctx: Context, *args: Any) -> None:
+        current = await _current(ctx)
+        if current is not None:
+            await fn(ctx, *args, *current)
+
+    return run
+
+
 def _short(text: str) -> str:
     """Shorten at a word boundary for buttons and lists."""
     if len(text) <= SHORT_TEXT:
@@ -98,7 +116,7 @@ def _item_ids(criteria_set: CriteriaSet, ids: list[str]) -> str:
 
 
 async def _first_unanswered(ctx: Context, submission: Submission, criteria_set: CriteriaSet, after: int = -1) -> Item | None:
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
     for index, item in enumerate(criteria_set.items):
         if index > after and item.id not in answers:
             return item
@@ -112,27 +130,27 @@ async def _open(ctx: Context, submission: Submission) -> None:
     ctx.drop("return_summary")
     item = await _first_unanswered(ctx, submission, criteria_set)
     if item is None or submission.state == State.NEEDS_INFO.value:
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
     else:
         ctx.set(item=item.id, _deadline=True)  # the first question shown says the deadline
-        ctx.goto("decl.item")
+        ctx.goto(Decl.ITEM)
 
 
 async def _advance(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     """After an item: back to the summary when editing, else the next unanswered item."""
     if ctx.data.get("return_summary"):
         ctx.drop("return_summary", "item")
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
         return
     ids = [item.id for item in criteria_set.items]
     current = ids.index(ctx.data["item"]) if ctx.data.get("item") in ids else -1
     item = await _first_unanswered(ctx, submission, criteria_set, after=current)
     if item is None:
         ctx.drop("item")
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
     else:
         ctx.set(item=item.id)
-        ctx.goto("decl.item")
+        ctx.goto(Decl.ITEM)
 
 
 @router.command("bosung", "answer", english="answer", help_key=N_("help.cmd.answer"))
@@ -141,24 +159,24 @@ async def cmd_answer(ctx: Context, args: str) -> None:
     waiting = [s for s in await editable_submissions(ctx) if s.state == State.NEEDS_INFO.value]
     if not waiting:
         ctx.say(ctx.t("decl.no_request"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     ctx.set(sub=waiting[0].id)
     ctx.drop("item", "return_summary")
-    ctx.goto("decl.summary")
+    ctx.goto(Decl.SUMMARY)
 
 
 @router.command("tudanhgia", "declare", english="declare", help_key=N_("help.cmd.declare"))
 async def cmd_declare(ctx: Context, args: str) -> None:
-    ctx.goto("decl.choose")
+    ctx.goto(Decl.CHOOSE)
 
 
-@router.prompt("decl.choose")
+@router.prompt(Decl.CHOOSE)
 async def ask_choose(ctx: Context) -> None:
     editable = await editable_submissions(ctx)
     if not editable:
         ctx.say(ctx.t("decl.none"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     if len(editable) == 1:
         await _open(ctx, editable[0])
@@ -170,27 +188,23 @@ async def ask_choose(ctx: Context) -> None:
     ctx.ask(ctx.t("decl.ask_choose"), [*choices, back_choice(ctx)])
 
 
-@router.handle("decl.choose")
+@router.handle(Decl.CHOOSE)
 async def on_choose(ctx: Context, inp: Input) -> None:
     if inp.choice == "back":
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     submission = None
     if inp.choice and inp.choice.startswith("s") and inp.choice[1:].isdigit():
         submission = await my_submission(ctx, int(inp.choice[1:]))
     if submission is None:
-        ctx.say(ctx.t("decl.pick_submission"))
-        ctx.again()
+        ctx.retry("decl.pick_submission")
         return
     await _open(ctx, submission)
 
 
-@router.prompt("decl.intro")
-async def ask_intro(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@router.prompt(Decl.INTRO)
+@with_submission
+async def ask_intro(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     count = len(criteria_set.items)
     intro = await _with_deadline(ctx, submission, ctx.t("decl.intro", count=count, minutes=max(5, count)))
     ctx.ask(
@@ -199,20 +213,16 @@ async def ask_intro(ctx: Context) -> None:
     )
 
 
-@router.handle("decl.intro")
-async def on_intro(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, _criteria_set = current
+@router.handle(Decl.INTRO)
+@with_submission
+async def on_intro(ctx: Context, inp: Input, submission: Submission, _criteria_set: CriteriaSet) -> None:
     if inp.choice == "start":
         await _open(ctx, submission)
     elif inp.choice == "later":
         ctx.say(ctx.t("decl.paused"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("decl.pick_start"))
-        ctx.again()
+        ctx.retry("decl.pick_start")
 
 
 def _item_heading(ctx: Context, criteria_set: CriteriaSet, item: Item) -> str:
@@ -223,12 +233,9 @@ def _item_heading(ctx: Context, criteria_set: CriteriaSet, item: Item) -> str:
     return ctx.t("decl.item_heading_id", id=item.id, n=position, total=total, max=item.max_points)
 
 
-@router.prompt("decl.item")
-async def ask_item(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@router.prompt(Decl.ITEM)
+@with_submission
+async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     item = criteria_set.item(ctx.data["item"])
     criterion = criteria_set.criterion_of(item.id)
     lines = [
@@ -236,9 +243,11 @@ async def ask_item(ctx: Context) -> None:
         ctx.t("decl.item_group", group=criterion.text.get(ctx.locale)),
         item.text.get(ctx.locale),
     ]
+    if item.provisional:
+        lines.append(ctx.t("decl.item_suggested"))
     if item.evidence_hint:
         lines.append(ctx.t("decl.item_hint", hint=item.evidence_hint.get(ctx.locale)))
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
     photos = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
     if item.id in answers:
         lines.append(ctx.t("decl.item_current", level=level_label(ctx, answers[item.id].level), photos=photos))
@@ -323,12 +332,9 @@ def _photo_refused(ctx: Context, inp: Input) -> None:
     ctx.say(ctx.t(key, max_mb=ctx.app.settings.max_photo_bytes // (1024 * 1024)))
 
 
-@router.handle("decl.item", photos=True)
-async def on_item(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@router.handle(Decl.ITEM, photos=True)
+@with_submission
+async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     item = criteria_set.item(ctx.data["item"])
     if inp.kind == Kind.PHOTO:
         answered = item.id in await answers_of(ctx.session, submission.id)
@@ -350,14 +356,14 @@ async def on_item(ctx: Context, inp: Input) -> None:
     if inp.choice in {level.value for level in item.levels}:
         await _save_level(ctx, submission, criteria_set, item, inp.choice)
         if inp.choice in (Level.ACHIEVED.value, Level.PARTIAL.value):
-            ctx.goto("decl.photos")
+            ctx.goto(Decl.PHOTOS)
         else:
             await _advance(ctx, submission, criteria_set)
     elif inp.choice == "skip":
         await _advance(ctx, submission, criteria_set)
     elif inp.choice == "stop":
         ctx.say(ctx.t("decl.paused"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     elif inp.choice is None and _looks_like_note(inp.text):
         # Free text at the level question is a note on this item, kept until a level is chosen.
         answer = (await answers_of(ctx.session, submission.id)).get(item.id)
@@ -370,8 +376,7 @@ async def on_item(ctx: Context, inp: Input) -> None:
             ctx.say(ctx.t("decl.note_kept"))
         ctx.again()
     else:
-        ctx.say(ctx.t("decl.pick_level"))
-        ctx.again()
+        ctx.retry("decl.pick_level")
 
 
 def _looks_like_note(text: str | None) -> bool:
@@ -398,12 +403,9 @@ async def _next_item(ctx: Context, submission: Submission, criteria_set: Criteri
     return await _first_unanswered(ctx, submission, criteria_set, after=current)
 
 
-@router.prompt("decl.photos")
-async def ask_photos(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@router.prompt(Decl.PHOTOS)
+@with_submission
+async def ask_photos(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     item = criteria_set.item(ctx.data["item"])
     count = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
     limit = ctx.app.settings.max_photos_per_item
@@ -417,12 +419,9 @@ async def ask_photos(ctx: Context) -> None:
         ctx.ask(ctx.t("decl.photos_more", count=count, max=limit), [Choice("done", ctx.t("decl.done"))])
 
 
-@router.handle("decl.photos", photos=True)
-async def on_photos(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@router.handle(Decl.PHOTOS, photos=True)
+@with_submission
+async def on_photos(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     item = criteria_set.item(ctx.data["item"])
     limit = ctx.app.settings.max_photos_per_item
     if inp.kind == Kind.PHOTO:
@@ -455,8 +454,7 @@ async def on_photos(ctx: Context, inp: Input) -> None:
         ctx.say(_add_note(ctx, answer, inp.text))
         ctx.again()
         return
-    ctx.say(ctx.t("decl.pick_photos"))
-    ctx.again()
+    ctx.retry("decl.pick_photos")
 
 
 def _add_note(ctx: Context, answer: Answer, text: str) -> str:
@@ -475,8 +473,8 @@ def _add_note(ctx: Context, answer: Answer, text: str) -> str:
 
 async def _summary_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> tuple[str, bool, bool]:
     """Summary text, whether items are unanswered, whether it can be submitted."""
-    result = await rescore(ctx.session, submission, criteria_set)
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
+    result = await rescore(ctx.session, submission, criteria_set, answers)
     counts = await evidence_counts(ctx.session, submission.id)
     no_photo = missing_photos(criteria_set, answers, counts)
     rule = criteria_set.recognition
@@ -484,7 +482,15 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
         ctx.t("decl.summary_head", reference=submission.reference, title=title_name(ctx, criteria_set)),
         ctx.t("decl.summary_total", total=result.total, max=result.max_total),
     ]
-    if result.recognisable:
+    if not criteria_set.pass_rule_confirmed:
+        # No confirmed pass rule for this title (the province has not set one): the score and the
+        # points per item, and the commune decides — the bot never claims "eligible" here.
+        points = ", ".join(f"{item_id}: {value}" for item_id, value in result.per_item.items())
+        lines.append(ctx.t("decl.summary_items", points=points))
+        lines.append(ctx.t("decl.summary_commune_assesses"))
+        if result.unanswered:
+            lines.append(ctx.t("decl.reason_unanswered", items=_item_ids(criteria_set, result.unanswered)))
+    elif result.recognisable:
         if rule.item_floor is not None:
             lines.append(ctx.t("decl.summary_ok_floor", threshold=result.threshold, floor=rule.item_floor))
         else:
@@ -508,12 +514,9 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
     return "\n".join(lines), bool(result.unanswered), not result.unanswered and not no_photo
 
 
-@router.prompt("decl.summary")
-async def ask_summary(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@router.prompt(Decl.SUMMARY)
+@with_submission
+async def ask_summary(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     text, unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
     text = await _with_deadline(ctx, submission, text)
     choices = []
@@ -532,12 +535,9 @@ async def ask_summary(ctx: Context) -> None:
     ctx.ask(with_proxy_banner(ctx, text), choices)
 
 
-@router.handle("decl.summary", photos=True)
-async def on_summary(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@router.handle(Decl.SUMMARY, photos=True)
+@with_submission
+async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     if inp.kind == Kind.PHOTO:
         if inp.photo is None:
             _photo_refused(ctx, inp)
@@ -548,36 +548,34 @@ async def on_summary(ctx: Context, inp: Input) -> None:
         _drop_pending_photo(ctx, keep_path=blob.path)  # one left from an earlier visit
         ctx.set(pending_photo={"blob": asdict(blob), "message_id": ctx.msg.message_id})
         ctx.say(ctx.t("decl.photo_pick_item_first"))
-        ctx.goto("decl.pick_item")
+        ctx.goto(Decl.PICK_ITEM)
         return
     match inp.choice:
         case "submit":
             _text, unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
             if not can_submit:
-                ctx.say(ctx.t("decl.cannot_submit"))
-                ctx.again()
+                ctx.retry("decl.cannot_submit")
                 return
-            ctx.goto("decl.confirm_submit")  # asked first: a submitted application cannot be edited
+            ctx.goto(Decl.CONFIRM_SUBMIT)  # asked first: a submitted application cannot be edited
         case "missing":
             item = await _first_unanswered(ctx, submission, criteria_set)
             if item is None:
                 ctx.again()
                 return
             ctx.set(item=item.id)
-            ctx.goto("decl.item")
+            ctx.goto(Decl.ITEM)
         case "review":
             ctx.say(await _review_text(ctx, submission, criteria_set))
             ctx.again()
         case "edit":
             _drop_pending_photo(ctx)  # left when they went elsewhere instead of picking an item
-            ctx.goto("decl.pick_item")
+            ctx.goto(Decl.PICK_ITEM)
         case "later":
             ctx.say(ctx.t("decl.paused"))
             ctx.drop("item", "return_summary")
-            ctx.goto("menu")
+            ctx.goto(Start.MENU)
         case _:
-            ctx.say(ctx.t("decl.pick_summary"))
-            ctx.again()
+            ctx.retry("decl.pick_summary")
 
 
 @router.prompt("decl.confirm_submit")
@@ -646,12 +644,9 @@ async def _review_text(ctx: Context, submission: Submission, criteria_set: Crite
     return "\n".join(lines)
 
 
-@router.prompt("decl.pick_item")
-async def ask_pick_item(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@router.prompt(Decl.PICK_ITEM)
+@with_submission
+async def ask_pick_item(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     answers = await answers_of(ctx.session, submission.id)
     choices = []
     for item in criteria_set.items:
@@ -661,12 +656,9 @@ async def ask_pick_item(ctx: Context) -> None:
     ctx.ask(ctx.t("decl.ask_pick_item"), [*choices, back_choice(ctx)])
 
 
-@router.handle("decl.pick_item")
-async def on_pick_item(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@router.handle(Decl.PICK_ITEM)
+@with_submission
+async def on_pick_item(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     ids = [item.id for item in criteria_set.items]
     chosen = None
     if inp.choice and inp.choice.startswith("i:"):
@@ -675,11 +667,10 @@ async def on_pick_item(ctx: Context, inp: Input) -> None:
         chosen = inp.text.strip()
     if inp.choice == "back":
         _drop_pending_photo(ctx)
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
         return
     if chosen not in ids:
-        ctx.say(ctx.t("decl.pick_item_again"))
-        ctx.again()
+        ctx.retry("decl.pick_item_again")
         return
     ctx.set(item=chosen, return_summary=True)
     pending = ctx.data.get("pending_photo")
@@ -689,4 +680,4 @@ async def on_pick_item(ctx: Context, inp: Input) -> None:
             ctx.say(ctx.t("decl.photo_attached_to", id=chosen))
         else:
             _drop_pending_photo(ctx)  # refused (item full), or already on it: its file goes if unused
-    ctx.goto("decl.item")
+    ctx.goto(Decl.ITEM)

@@ -10,7 +10,7 @@ of the declaration to the previous item (or its photos).
 from __future__ import annotations
 
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 

@@ -7,9 +7,10 @@ from datetime import datetime, time
 
 from bot.flows.common import read_name
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Outgoing
+from bot.flows.states import Invite, Start
+from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
-from bot.flows.staff import require
+from bot.flows.guards import require
 from bot.i18n import N_
 from bot.review.invites import (
     DEFAULT_TTL,
@@ -23,7 +24,7 @@ from bot.review.invites import (
     record_failure,
     redeem,
 )
-from bot.review.scope import branches_in, communes_in_scope
+from bot.review.scope import branches_in, communes_in_scope, scope_for
 from bot.storage.consents import attach_person
 from bot.storage.models import OrgUnit, Person
 from bot.storage.people import Role
@@ -59,7 +60,7 @@ def _typed_code(text: str) -> tuple[str, str] | None:
 # ---- creating codes ---------------------------------------------------------------------------
 
 
-@router.command("moi", "invite", english="invite", role="officer", help_key=N_("help.cmd.invite"))
+@router.command("moi", "invite", english="invite", roles=(Role.OFFICER,), help_key=N_("help.cmd.invite"))
 async def cmd_invite(ctx: Context, args: str) -> None:
     scope = await require(ctx, Role.OFFICER)
     if scope is None:
@@ -68,15 +69,15 @@ async def cmd_invite(ctx: Context, args: str) -> None:
     words = fold(args).split()
     if words and words[0] in ("leader", "chihoi", "chi", "truong", "chihoitruong"):
         ctx.set(inv={"role": Role.LEADER.value})
-        ctx.goto("inv.unit")
+        ctx.goto(Invite.UNIT)
     elif words and words[0] in ("officer", "canbo", "xa", "can"):
         ctx.set(inv={"role": Role.OFFICER.value})
-        ctx.goto("inv.unit")
+        ctx.goto(Invite.UNIT)
     else:
-        ctx.goto("inv.role")
+        ctx.goto(Invite.ROLE)
 
 
-@router.prompt("inv.role")
+@router.prompt(Invite.ROLE)
 async def ask_invite_role(ctx: Context) -> None:
     ctx.ask(
         ctx.t("inv.ask_role"),
@@ -88,17 +89,16 @@ async def ask_invite_role(ctx: Context) -> None:
     )
 
 
-@router.handle("inv.role")
+@router.handle(Invite.ROLE)
 async def on_invite_role(ctx: Context, inp: Input) -> None:
     if inp.choice in (Role.LEADER.value, Role.OFFICER.value):
         ctx.set(inv={"role": inp.choice})
-        ctx.goto("inv.unit")
+        ctx.goto(Invite.UNIT)
     elif inp.choice == "menu":
         ctx.drop("inv")
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 async def _units(ctx: Context, role: Role) -> list[OrgUnit]:
@@ -108,19 +108,17 @@ async def _units(ctx: Context, role: Role) -> list[OrgUnit]:
     communes = await communes_in_scope(ctx.session, ctx.person.id)
     if role == Role.OFFICER:
         return communes
-    from bot.review.scope import scope_for
-
     scope = await scope_for(ctx.session, ctx.person.id, Role.OFFICER)
     return await branches_in(ctx.session, scope) if scope else []
 
 
-@router.prompt("inv.unit")
+@router.prompt(Invite.UNIT)
 async def ask_invite_unit(ctx: Context) -> None:
     role = Role(ctx.data.get("inv", {}).get("role", Role.LEADER.value))
     units = await _units(ctx, role)
     if not units:
         ctx.say(ctx.t("staff.not_officer"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     if len(units) == 1:
         await _create(ctx, role, units[0])
@@ -129,17 +127,16 @@ async def ask_invite_unit(ctx: Context) -> None:
     ctx.ask(ctx.t(key), [*(Choice(f"u{u.id}", u.name) for u in units), Choice("back", ctx.t("common.back"))])
 
 
-@router.handle("inv.unit")
+@router.handle(Invite.UNIT)
 async def on_invite_unit(ctx: Context, inp: Input) -> None:
     role = Role(ctx.data.get("inv", {}).get("role", Role.LEADER.value))
     choice = inp.choice or ""
     if choice == "back":
-        ctx.goto("inv.role")
+        ctx.goto(Invite.ROLE)
         return
     units = {f"u{u.id}": u for u in await _units(ctx, role)}
     if choice not in units:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
         return
     await _create(ctx, role, units[choice])
 
@@ -149,7 +146,7 @@ async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
         created = await create_invite(ctx.session, role=role, scope=unit, created_by=ctx.person, now=ctx.now)
     except NotAllowed:
         ctx.say(ctx.t("staff.not_officer"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     expires = created.invite.expires_at.astimezone(ctx.app.settings.tz)
     role_key = ROLE_KEYS[role]
@@ -163,7 +160,7 @@ async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
         stored_text=ctx.t("inv.created_not_kept"),
     ))
     ctx.drop("inv")
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)
 
 
 # ---- redeeming a code -------------------------------------------------------------------------
@@ -172,38 +169,35 @@ async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
 @router.command("ma", "code", english="code", needs_consent=False, help_key=N_("help.cmd.code"))
 async def cmd_code(ctx: Context, args: str) -> None:
     if not args.strip():
-        ctx.say(ctx.t("invite.how"))
-        ctx.again()
+        ctx.retry("invite.how")
         return
     person_id = ctx.person.id if ctx.person is not None else None
     day_start = datetime.combine(ctx.today, time(0), tzinfo=ctx.app.settings.tz)
     if await failures_since(ctx.session, ctx.account.id, person_id, day_start) >= MAX_FAILURES_PER_DAY:
-        ctx.say(ctx.t("invite.too_many"))
-        ctx.again()
+        ctx.retry("invite.too_many")
         return
     try:
         await find_invite(ctx.session, args, ctx.now)
     except InviteError as error:
         await record_failure(ctx.session, ctx.account.id, person_id, ctx.now)
         key = INVITE_ERROR_KEYS[error.reason]
-        ctx.say(ctx.t(key))
-        ctx.again()
+        ctx.retry(key)
         return
     ctx.set(invite=normalise_code(args))
     if ctx.account.consent_at is None:
         # Storing a name needs consent first; the code waits in the conversation meanwhile.
         ctx.say(ctx.t("invite.consent_first"))
-        ctx.goto("consent")
+        ctx.goto(Start.CONSENT)
         return
-    ctx.goto("invite.redeem")
+    ctx.goto(Invite.REDEEM)
 
 
-@router.prompt("invite.redeem")
+@router.prompt(Invite.REDEEM)
 async def ask_redeem(ctx: Context) -> None:
     """Use the waiting code: ask the person's name first if the bot does not know them yet."""
     code = ctx.data.get("invite")
     if not code:
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     if ctx.person is None:
         ctx.ask(ctx.t("invite.ask_name"))
@@ -211,7 +205,7 @@ async def ask_redeem(ctx: Context) -> None:
     await _redeem(ctx, ctx.person)
 
 
-@router.handle("invite.redeem")
+@router.handle(Invite.REDEEM)
 async def on_redeem_name(ctx: Context, inp: Input) -> None:
     name = read_name(ctx, inp)
     if name is None:
@@ -234,13 +228,13 @@ async def _redeem(ctx: Context, person: Person) -> None:
     except InviteError as error:
         key = INVITE_ERROR_KEYS[error.reason]
         ctx.say(ctx.t(key))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     unit = await ctx.session.get(OrgUnit, grant.scope_unit_id) if grant.scope_unit_id else None
     role_key = ROLE_KEYS[Role(grant.role)]
     if grant.role == Role.LEADER.value and unit is not None and person.branch_id is None:
         person.branch_id = unit.id
     ctx.say(ctx.t("invite.done", role=ctx.t(role_key), unit=unit.name if unit else "-"))
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from bot.flows.consent import record_withdrawal
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.flows.states import MyData, Start
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.privacy import delete_person_data, remove_files_after_deletion, summary
 from bot.storage.consents import ConsentKind, ConsentMethod, count, latest
 
 router = Router()
-ROLE_KEYS = {"leader": N_("role.leader"), "officer": N_("role.officer"), "admin": N_("role.admin"), "resident": N_("role.resident")}
+ROLE_KEYS = {
+    "leader": N_("role.leader"), "officer": N_("role.officer"), "province": N_("role.province"),
+    "admin": N_("role.admin"), "resident": N_("role.resident"),
+}
 
 
 async def _consent_lines(ctx: Context) -> list[str]:
@@ -75,20 +79,19 @@ async def cmd_my_data(ctx: Context, args: str) -> None:
 @router.command("xoadulieu", "deletedata", english="deletedata", needs_consent=False, help_key=N_("help.cmd.deletedata"))
 async def cmd_delete_data(ctx: Context, args: str) -> None:
     if ctx.person is None:
-        ctx.say(ctx.t("mydata.nothing"))
-        ctx.again()
+        ctx.retry("mydata.nothing")
         return
     if ctx.proxy:
         ctx.stop_acting()
-    ctx.goto("mydata.confirm")
+    ctx.goto(MyData.CONFIRM)
 
 
-@router.prompt("mydata.confirm", before_consent=True)
+@router.prompt(MyData.CONFIRM, before_consent=True)
 async def ask_delete(ctx: Context) -> None:
     text = await _summary_text(ctx)
     if text is None:
         ctx.say(ctx.t("mydata.nothing"))
-        ctx.goto("menu" if ctx.account.consent_at else "new")
+        ctx.goto(Start.MENU if ctx.account.consent_at else Start.NEW)
         return
     ctx.ask(
         text + "\n\n" + ctx.t("mydata.confirm_ask"),
@@ -96,15 +99,14 @@ async def ask_delete(ctx: Context) -> None:
     )
 
 
-@router.handle("mydata.confirm", before_consent=True)
+@router.handle(MyData.CONFIRM, before_consent=True)
 async def on_delete(ctx: Context, inp: Input) -> None:
     if inp.choice == "keep":
         ctx.say(ctx.t("mydata.kept"))
-        ctx.goto("menu" if ctx.account.consent_at else "new")
+        ctx.goto(Start.MENU if ctx.account.consent_at else Start.NEW)
         return
     if inp.choice != "delete" or ctx.person is None:
-        ctx.say(ctx.t("mydata.please_choose"))
-        ctx.again()
+        ctx.retry("mydata.please_choose")
         return
     # Deleting ends processing: recorded as a withdrawal of consent, in its own row.
     await record_withdrawal(ctx, ConsentMethod.DELETION, ctx.now)
@@ -118,4 +120,4 @@ async def on_delete(ctx: Context, inp: Input) -> None:
     ctx.person = None
     ctx.conv.data = {}
     ctx.say(ctx.t("mydata.deleted", submissions=result.submissions, photos=result.photos))
-    ctx.goto("new")
+    ctx.goto(Start.NEW)

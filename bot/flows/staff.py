@@ -8,15 +8,16 @@ Commands: /duyet (officer: pending list with filters), /binhxet (leader: branch 
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from bot.domain.criteria import Level
-from bot.domain.lifecycle import IllegalTransition, State
+from bot.domain.lifecycle import NoteRequired
 from bot.flows.common import criteria_of, level_label, state_label, title_name
-from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Outgoing
+from bot.flows.context import Context, Draft, Input
+from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
+from bot.flows.states import Review, Start
+from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.decisions import (
@@ -30,14 +31,13 @@ from bot.review.decisions import (
     decide,
     may_review,
     note_required,
-    subject_name,
 )
 from bot.review.queries import Filters, by_reference, parse_reference, pending
-from bot.review.retention import RETENTION_ACTOR, photos_removed_at
+from bot.review.details import submission_detail
 from bot.review.scope import Scope, branches_in, scope_for
-from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent
+from bot.storage.models import OrgUnit, Person, Submission
 from bot.storage.people import Role
-from bot.storage.submissions import answers_of, rescore
+from bot.storage.subjects import subject_name
 from bot.text import fold, shorten
 
 router = Router()
@@ -47,14 +47,6 @@ HISTORY = 4
 # Notes are shown shortened in /xem, so one application stays one readable message.
 NOTE_PREVIEW = 300
 
-REFUSAL_KEYS = {
-    Role.LEADER: N_("staff.not_leader"),
-    Role.OFFICER: N_("staff.not_officer"),
-}
-QUEUE_STATES = {
-    Role.LEADER: (State.SUBMITTED,),
-    Role.OFFICER: (State.RECOMMENDED, State.NOT_RECOMMENDED, State.SUBMITTED),
-}
 DECISION_LABEL_KEYS = {
     Decision.RECOMMEND: N_("rv.do.recommend"),
     Decision.NOT_RECOMMEND: N_("rv.do.not_recommend"),
@@ -88,45 +80,19 @@ ACTOR_KEYS = {
 }
 
 
-# ---- guards shared by every staff flow --------------------------------------------------------
+@dataclass
+class ReviewDraft(Draft):
+    """Where a reviewer is: the role they review in, the list's filters and page, and the
+    submission (at the version they saw) and decision at hand."""
 
-
-async def require(ctx: Context, role: Role) -> Scope | None:
-    """The person's scope in `role`, or None after telling them the command is not for them."""
-    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
-    if scope is None:
-        key = REFUSAL_KEYS[role]
-        ctx.say(ctx.t(key))
-        ctx.again()
-    return scope
-
-
-async def staff_menu_choices(ctx: Context) -> list[Choice]:
-    """Entries the main menu adds for leaders and officers."""
-    if ctx.person is None:
-        return []
-    choices = []
-    leader = await scope_for(ctx.session, ctx.person.id, Role.LEADER)
-    officer = await scope_for(ctx.session, ctx.person.id, Role.OFFICER)
-    if leader is not None:
-        waiting = (await pending(ctx.session, leader, QUEUE_STATES[Role.LEADER], Filters(), limit=0)).total
-        choices.append(Choice("cmd:binhxet", ctx.t("staff.menu.branch_review", count=waiting)))
-        choices.append(Choice("cmd:thanhvien", ctx.t("staff.menu.members")))
-        choices.append(Choice("cmd:lamho", ctx.t("staff.menu.proxy")))
-    if officer is not None:
-        waiting = (await pending(ctx.session, officer, QUEUE_STATES[Role.OFFICER], Filters(), limit=0)).total
-        choices.append(Choice("cmd:duyet", ctx.t("staff.menu.review", count=waiting)))
-        choices.append(Choice("cmd:thongke", ctx.t("staff.menu.stats")))
-        choices.append(Choice("cmd:xuat", ctx.t("staff.menu.export")))
-    return choices
-
-
-def _rv(ctx: Context) -> dict[str, Any]:
-    return dict(ctx.data.get("rv") or {})
-
-
-def _save(ctx: Context, rv: dict[str, Any]) -> None:
-    ctx.set(rv=rv)
+    KEY: ClassVar[str] = "rv"
+    role: str = Role.OFFICER.value
+    filters: dict[str, Any] | None = None
+    offset: int = 0
+    sub: int | None = None
+    version: int | None = None
+    decision: str | None = None
+    dim: str | None = None  # the filter being set: branch, title or state
 
 
 def _not_found(ctx: Context, text: str) -> None:
@@ -157,7 +123,7 @@ async def _open_queue(ctx: Context, role: Role, args: str) -> None:
     scope = await require(ctx, role)
     if scope is None:
         return
-    rv = {"role": role.value, "filters": Filters().to_json(), "offset": 0}
+    rv = ReviewDraft(role=role.value, filters=Filters().to_json())
     if args.strip():
         reference = parse_reference(args.split()[0])
         if reference is not None:
@@ -166,25 +132,25 @@ async def _open_queue(ctx: Context, role: Role, args: str) -> None:
                 _not_found(ctx, reference)
                 ctx.again()
                 return
-            rv["sub"] = submission.id
-            _save(ctx, rv)
-            ctx.goto("rv.view")
+            rv.sub = submission.id
+            ctx.keep(rv)
+            ctx.goto(Review.VIEW)
             return
         filters = await _parse_filters(ctx, scope, role, args)
         if filters is None:
             ctx.say(ctx.t("rv.bad_filter", text=args.strip()[:40]))
         else:
-            rv["filters"] = filters.to_json()
-    _save(ctx, rv)
-    ctx.goto("rv.list")
+            rv.filters = filters.to_json()
+    ctx.keep(rv)
+    ctx.goto(Review.LIST)
 
 
-@router.command("duyet", "review", english="review", role="officer", help_key=N_("help.cmd.review"))
+@router.command("duyet", "review", english="review", roles=(Role.OFFICER,), help_key=N_("help.cmd.review"))
 async def cmd_review(ctx: Context, args: str) -> None:
     await _open_queue(ctx, Role.OFFICER, args)
 
 
-@router.command("binhxet", "branchreview", english="branchreview", role="leader", help_key=N_("help.cmd.branchreview"))
+@router.command("binhxet", "branchreview", english="branchreview", roles=(Role.LEADER,), help_key=N_("help.cmd.branchreview"))
 async def cmd_branch_review(ctx: Context, args: str) -> None:
     await _open_queue(ctx, Role.LEADER, args)
 
@@ -202,14 +168,12 @@ async def _find_for(ctx: Context, args: str, prefer: tuple[Role, ...]) -> tuple[
     """Resolve '<reference> [note]' for a direct command, with every refusal explained."""
     if ctx.person is None or not any([await scope_for(ctx.session, ctx.person.id, r) for r in prefer]):
         key = REFUSAL_KEYS[prefer[-1]] if len(prefer) == 1 else N_("staff.not_staff")
-        ctx.say(ctx.t(key))
-        ctx.again()
+        ctx.retry(key)
         return None
     head, _, rest = args.strip().partition(" ")
     reference = parse_reference(head)
     if reference is None:
-        ctx.say(ctx.t("rv.need_reference"))
-        ctx.again()
+        ctx.retry("rv.need_reference")
         return None
     submission = await by_reference(ctx.session, reference)
     role = await _reviewer_role(ctx, submission, prefer) if submission is not None else None
@@ -220,14 +184,14 @@ async def _find_for(ctx: Context, args: str, prefer: tuple[Role, ...]) -> tuple[
     return submission, role, rest.strip()
 
 
-@router.command("xem", "view", english="view", role="leader,officer", help_key=N_("help.cmd.view"))
+@router.command("xem", "view", english="view", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.view"))
 async def cmd_view(ctx: Context, args: str) -> None:
     found = await _find_for(ctx, args, (Role.OFFICER, Role.LEADER))
     if found is None:
         return
     submission, role, _rest = found
-    _save(ctx, {"role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id})
-    ctx.goto("rv.view")
+    ctx.keep(ReviewDraft(role=role.value, filters=Filters().to_json(), sub=submission.id))
+    ctx.goto(Review.VIEW)
 
 
 async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Role, ...]) -> None:
@@ -241,43 +205,42 @@ async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Rol
         ctx.again()
         return
     if decision not in allowed_decisions(role, submission.state):
-        ctx.say(ctx.t("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state)))
-        ctx.again()
+        ctx.retry("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state))
         return
-    rv = {
-        "role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id,
-        "version": submission.version, "decision": decision.value,
-    }
-    _save(ctx, rv)
+    rv = ReviewDraft(
+        role=role.value, filters=Filters().to_json(), sub=submission.id,
+        version=submission.version, decision=decision.value,
+    )
+    ctx.keep(rv)
     if note:
         await _apply(ctx, note)
     elif note_required(role, submission.state, decision):
-        ctx.goto("rv.note")
+        ctx.goto(Review.NOTE)
     else:
-        ctx.goto("rv.confirm")
+        ctx.goto(Review.CONFIRM)
 
 
-@router.command("congnhan", "approve", english="approve", role="officer", help_key=N_("help.cmd.approve"))
+@router.command("congnhan", "approve", english="approve", roles=(Role.OFFICER,), help_key=N_("help.cmd.approve"))
 async def cmd_approve(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.APPROVE, (Role.OFFICER,))
 
 
-@router.command("tuchoi", "reject", english="reject", role="officer", help_key=N_("help.cmd.reject"))
+@router.command("tuchoi", "reject", english="reject", roles=(Role.OFFICER,), help_key=N_("help.cmd.reject"))
 async def cmd_reject(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.REJECT, (Role.OFFICER,))
 
 
-@router.command("yeucau", "askinfo", english="askinfo", role="leader,officer", help_key=N_("help.cmd.askinfo"))
+@router.command("yeucau", "askinfo", english="askinfo", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.askinfo"))
 async def cmd_ask_info(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.NEEDS_INFO, (Role.OFFICER, Role.LEADER))
 
 
-@router.command("dexuat", "recommend", english="recommend", role="leader", help_key=N_("help.cmd.recommend"))
+@router.command("dexuat", "recommend", english="recommend", roles=(Role.LEADER,), help_key=N_("help.cmd.recommend"))
 async def cmd_recommend(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.RECOMMEND, (Role.LEADER,))
 
 
-@router.command("khongdexuat", "notrecommend", english="notrecommend", role="leader", help_key=N_("help.cmd.notrecommend"))
+@router.command("khongdexuat", "notrecommend", english="notrecommend", roles=(Role.LEADER,), help_key=N_("help.cmd.notrecommend"))
 async def cmd_not_recommend(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.NOT_RECOMMEND, (Role.LEADER,))
 
@@ -285,15 +248,15 @@ async def cmd_not_recommend(ctx: Context, args: str) -> None:
 # ---- the queue --------------------------------------------------------------------------------
 
 
-async def _scope(ctx: Context, rv: dict[str, Any]) -> tuple[Role, Scope] | None:
+async def _scope(ctx: Context, rv: ReviewDraft) -> tuple[Role, Scope] | None:
     """Re-check the role on every step: a grant revoked mid-review stops the review."""
-    role = Role(rv.get("role", Role.OFFICER.value))
+    role = Role(rv.role)
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
     if scope is None:
-        ctx.drop("rv")
+        ctx.forget(ReviewDraft)
         key = REFUSAL_KEYS[role]
         ctx.say(ctx.t(key))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return None
     return role, scope
 
@@ -338,19 +301,19 @@ async def _filter_text(ctx: Context, filters: Filters) -> str | None:
     return ", ".join(parts) if parts else None
 
 
-@router.prompt("rv.list")
+@router.prompt(Review.LIST)
 async def ask_list(ctx: Context) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return
     role, scope = found
-    filters = Filters.from_json(rv.get("filters"))
-    offset = int(rv.get("offset", 0))
+    filters = Filters.from_json(rv.filters)
+    offset = rv.offset
     page = await pending(ctx.session, scope, QUEUE_STATES[role], filters, limit=PAGE, offset=offset)
     if page.rows == [] and offset:
-        rv["offset"] = 0
-        _save(ctx, rv)
+        rv.offset = 0
+        ctx.keep(rv)
         page = await pending(ctx.session, scope, QUEUE_STATES[role], filters, limit=PAGE, offset=0)
         offset = 0
     filter_text = await _filter_text(ctx, filters)
@@ -389,68 +352,66 @@ async def ask_list(ctx: Context) -> None:
     ctx.ask("\n".join(lines), choices)
 
 
-@router.handle("rv.list")
+@router.handle(Review.LIST)
 async def on_list(ctx: Context, inp: Input) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     choice = inp.choice or ""
     if choice.startswith("s") and choice[1:].isdigit():
-        rv["sub"] = int(choice[1:])
-        _save(ctx, rv)
-        ctx.goto("rv.view")
+        rv.sub = int(choice[1:])
+        ctx.keep(rv)
+        ctx.goto(Review.VIEW)
     elif choice in ("next", "prev"):
         step = PAGE if choice == "next" else -PAGE
-        rv["offset"] = max(0, int(rv.get("offset", 0)) + step)
-        _save(ctx, rv)
+        rv.offset = max(0, rv.offset + step)
+        ctx.keep(rv)
         ctx.again()
     elif choice == "filter":
-        ctx.goto("rv.filter")
+        ctx.goto(Review.FILTER)
     elif choice == "clear":
-        rv["filters"], rv["offset"] = Filters().to_json(), 0
-        _save(ctx, rv)
+        rv.filters, rv.offset = Filters().to_json(), 0
+        ctx.keep(rv)
         ctx.again()
     elif choice == "menu":
-        ctx.drop("rv")
-        ctx.goto("menu")
+        ctx.forget(ReviewDraft)
+        ctx.goto(Start.MENU)
     elif inp.text and parse_reference(inp.text):
-        await _open_queue(ctx, Role(rv.get("role", "officer")), inp.text)
+        await _open_queue(ctx, Role(rv.role), inp.text)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
-@router.prompt("rv.filter")
+@router.prompt(Review.FILTER)
 async def ask_filter(ctx: Context) -> None:
     choices = [
         Choice("branch", ctx.t("rv.filter.branch")),
         Choice("title", ctx.t("rv.filter.title")),
     ]
-    if Role(_rv(ctx).get("role", "officer")) == Role.OFFICER:
+    if Role(ctx.draft(ReviewDraft).role) == Role.OFFICER:
         choices.append(Choice("state", ctx.t("rv.filter.state")))
     ctx.ask(ctx.t("rv.filter.ask"), [*choices, Choice("back", ctx.t("common.back"))])
 
 
-@router.handle("rv.filter")
+@router.handle(Review.FILTER)
 async def on_filter(ctx: Context, inp: Input) -> None:
     if inp.choice in ("branch", "title", "state"):
-        rv = _rv(ctx)
-        rv["dim"] = inp.choice
-        _save(ctx, rv)
-        ctx.goto("rv.filter_value")
+        rv = ctx.draft(ReviewDraft)
+        rv.dim = inp.choice
+        ctx.keep(rv)
+        ctx.goto(Review.FILTER_VALUE)
     elif inp.choice == "back":
-        ctx.goto("rv.list")
+        ctx.goto(Review.LIST)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
-@router.prompt("rv.filter_value")
+@router.prompt(Review.FILTER_VALUE)
 async def ask_filter_value(ctx: Context) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return
     role, scope = found
-    dim = rv.get("dim")
+    dim = rv.dim
     if dim == "branch":
         choices = [Choice(f"b{b.id}", b.name) for b in await branches_in(ctx.session, scope)]
     elif dim == "title":
@@ -463,13 +424,13 @@ async def ask_filter_value(ctx: Context) -> None:
     ctx.ask(ctx.t("rv.filter.ask_value"), [*choices, Choice("back", ctx.t("common.back"))])
 
 
-@router.handle("rv.filter_value")
+@router.handle(Review.FILTER_VALUE)
 async def on_filter_value(ctx: Context, inp: Input) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     choice = inp.choice or ""
-    filters = Filters.from_json(rv.get("filters"))
+    filters = Filters.from_json(rv.filters)
     if choice == "back":
-        ctx.goto("rv.filter")
+        ctx.goto(Review.FILTER)
         return
     if choice.startswith("b") and choice[1:].isdigit():
         filters.branch_id = int(choice[1:])
@@ -478,28 +439,27 @@ async def on_filter_value(ctx: Context, inp: Input) -> None:
     elif choice.startswith("x") and choice[1:]:
         filters.state = choice[1:]
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
         return
-    rv["filters"], rv["offset"] = filters.to_json(), 0
-    rv.pop("dim", None)
-    _save(ctx, rv)
-    ctx.goto("rv.list")
+    rv.filters, rv.offset = filters.to_json(), 0
+    rv.dim = None
+    ctx.keep(rv)
+    ctx.goto(Review.LIST)
 
 
 # ---- one submission ---------------------------------------------------------------------------
 
 
 async def _load(ctx: Context) -> tuple[Role, Scope, Submission] | None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return None
     role, scope = found
-    submission = await ctx.session.get(Submission, rv.get("sub"), populate_existing=True) if rv.get("sub") else None
+    submission = await ctx.session.get(Submission, rv.sub, populate_existing=True) if rv.sub else None
     if submission is None or not scope.covers(submission.branch_id):
-        _not_found(ctx, str(rv.get("sub") or ""))
-        ctx.goto("rv.list")
+        _not_found(ctx, str(rv.sub or ""))
+        ctx.goto(Review.LIST)
         return None
     return role, scope, submission
 
@@ -511,35 +471,30 @@ async def _who(ctx: Context, submission: Submission) -> str:
 
 async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outgoing]]:
     criteria_set = await criteria_of(ctx, submission)
-    branch = await ctx.session.get(OrgUnit, submission.branch_id)
+    detail = await submission_detail(ctx.session, submission, criteria_set, history=HISTORY)
     lines = [ctx.t("rv.view.head", reference=submission.reference, title=title_name(ctx, criteria_set))]
+    subject = detail.subject
     if submission.anonymised_at is not None:
         lines.append(ctx.t("rv.view.anonymised"))
-    elif submission.person_id is not None:
-        person = await ctx.session.get(Person, submission.person_id)
-        lines.append(ctx.t("rv.view.person", name=person.full_name, year=person.birth_year or "?", branch=branch.name))
-    elif submission.household_id is not None:
-        household = await ctx.session.get(Household, submission.household_id)
-        head = await ctx.session.get(Person, household.head_person_id) if household and household.head_person_id else None
-        await ctx.session.refresh(household, ["members"])
+    elif subject is not None and subject.members is not None:
         lines.append(ctx.t(
-            "rv.view.household", name=head.full_name if head else "?", count=len(household.members), branch=branch.name,
+            "rv.view.household", name=subject.name or "?", count=subject.members, branch=detail.branch_name,
         ))
-    if submission.created_by_person_id and submission.created_by_person_id not in (submission.person_id, None):
-        creator = await ctx.session.get(Person, submission.created_by_person_id)
-        subject_ids = {submission.person_id}
-        if submission.household_id:
-            household = await ctx.session.get(Household, submission.household_id)
-            subject_ids |= {household.head_person_id, household.registered_by_person_id} if household else set()
-        if creator is not None and creator.id not in subject_ids and creator.full_name:
-            lines.append(ctx.t("rv.view.proxy", name=creator.full_name))
+    elif subject is not None:
+        lines.append(ctx.t(
+            "rv.view.person", name=subject.name, year=subject.birth_year or "?", branch=detail.branch_name,
+        ))
+    if detail.proxy_name:
+        lines.append(ctx.t("rv.view.proxy", name=detail.proxy_name))
     when = ctx.t.date(submission.submitted_at.astimezone(ctx.app.settings.tz).date()) if submission.submitted_at else "-"
     lines.append(ctx.t("rv.view.state", state=state_label(ctx, submission.state), date=when))
     if submission.late:
         lines.append(ctx.t("rv.view.late"))
-    result = await rescore(ctx.session, submission, criteria_set)
+    result = detail.score
     lines.append(ctx.t("rv.view.score", total=result.total, max=result.max_total, threshold=result.threshold))
-    if result.recognisable:
+    if not criteria_set.pass_rule_confirmed:
+        lines.append(ctx.t("rv.view.rule_unconfirmed"))
+    elif result.recognisable:
         lines.append(ctx.t("rv.view.recognisable"))
     else:
         blocking = ", ".join(result.blocking_items) or "-"
@@ -547,41 +502,28 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             lines.append(ctx.t("rv.view.below_total", threshold=result.threshold))
         else:
             lines.append(ctx.t("rv.view.blocking", items=blocking))
-    answers = await answers_of(ctx.session, submission.id)
-    evidence = list(
-        await ctx.session.scalars(select(Evidence).where(Evidence.submission_id == submission.id).order_by(Evidence.id))
-    )
-    per_item: dict[str, int] = {}
-    for row in evidence:
-        per_item[row.item_id] = per_item.get(row.item_id, 0) + 1
-    removed_at = await photos_removed_at(ctx.session, submission.id) if not evidence else None
+    removed_at = detail.photos_removed_at
     if submission.anonymised_at is None:
         lines.append(ctx.t("rv.view.items"))
         for item in criteria_set.items:
-            answer = answers.get(item.id)
+            answer = detail.answers.get(item.id)
+            photo_count = detail.photos_for(item.id)
             level = level_label(ctx, answer.level) if answer else ctx.t("decl.unanswered")
             lines.append(ctx.t(
                 "rv.view.item", id=item.id, text=_short(item.text.get(ctx.locale)), level=level,
-                points=answer.points if answer else 0, max=item.max_points, photos=per_item.get(item.id, 0),
+                points=answer.points if answer else 0, max=item.max_points, photos=photo_count,
             ))
             if answer is not None and answer.note:
                 lines.append(ctx.t("rv.view.item_note", note=shorten(answer.note, NOTE_PREVIEW)))
-            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not per_item.get(item.id) and removed_at is None:
+            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not photo_count and removed_at is None:
                 lines.append(ctx.t("rv.view.item_photo_missing"))
     if removed_at is not None:
         lines.append(ctx.t(
             "rv.view.photos_removed", date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),
         ))
-    events = list(
-        await ctx.session.scalars(
-            select(SubmissionEvent)
-            .where(SubmissionEvent.submission_id == submission.id, SubmissionEvent.actor_kind != RETENTION_ACTOR)
-            .order_by(SubmissionEvent.id.desc()).limit(HISTORY)
-        )
-    )
-    if events:
+    if detail.history:
         lines.append(ctx.t("rv.view.history"))
-        for event in reversed(events):
+        for event in detail.history:
             actor_key = ACTOR_KEYS.get(event.actor_kind, ACTOR_KEYS["system"])
             line = ctx.t(
                 "rv.view.event", date=ctx.t.date(event.at.astimezone(ctx.app.settings.tz).date(), "short"),
@@ -590,6 +532,7 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             if event.note:
                 line += " — " + shorten(event.note, NOTE_PREVIEW)
             lines.append(line)
+    evidence = detail.evidence
     photos = []
     total = len(evidence)
     for index, row in enumerate(evidence[:MAX_PHOTOS], start=1):
@@ -609,17 +552,17 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-@router.prompt("rv.view")
+@router.prompt(Review.VIEW)
 async def ask_view(ctx: Context) -> None:
     loaded = await _load(ctx)
     if loaded is None:
         return
     role, _scope_, submission = loaded
     text, photos = await _details(ctx, submission)
-    rv = _rv(ctx)
-    rv["version"] = submission.version
-    rv.pop("decision", None)
-    _save(ctx, rv)
+    rv = ctx.draft(ReviewDraft)
+    rv.version = submission.version
+    rv.decision = None
+    ctx.keep(rv)
     ctx.say(text)
     ctx.replies.extend(photos)
     decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
@@ -637,7 +580,7 @@ async def ask_view(ctx: Context) -> None:
     ctx.ask(question, choices)
 
 
-@router.handle("rv.view")
+@router.handle(Review.VIEW)
 async def on_view(ctx: Context, inp: Input) -> None:
     choice = inp.choice or ""
     if choice.startswith("d:"):
@@ -651,30 +594,29 @@ async def on_view(ctx: Context, inp: Input) -> None:
             ctx.again()
             return
         decision = Decision(choice[2:])
-        rv = _rv(ctx)
-        rv["decision"] = decision.value
-        _save(ctx, rv)
+        rv = ctx.draft(ReviewDraft)
+        rv.decision = decision.value
+        ctx.keep(rv)
         if note_required(role, submission.state, decision):
-            ctx.goto("rv.note")
+            ctx.goto(Review.NOTE)
         else:
-            ctx.goto("rv.confirm")
+            ctx.goto(Review.CONFIRM)
     elif choice == "list":
-        ctx.goto("rv.list")
+        ctx.goto(Review.LIST)
     elif choice == "menu":
-        ctx.drop("rv")
-        ctx.goto("menu")
+        ctx.forget(ReviewDraft)
+        ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
-@router.prompt("rv.confirm")
+@router.prompt(Review.CONFIRM)
 async def ask_confirm(ctx: Context) -> None:
     loaded = await _load(ctx)
     if loaded is None:
         return
     _role, _scope_, submission = loaded
-    decision = Decision(_rv(ctx)["decision"])
+    decision = Decision(ctx.draft(ReviewDraft).decision)
     key = CONFIRM_KEYS.get(decision, N_("rv.confirm.generic"))
     ctx.ask(
         ctx.t(key, reference=submission.reference, name=await _who(ctx, submission)),
@@ -682,85 +624,83 @@ async def ask_confirm(ctx: Context) -> None:
     )
 
 
-@router.handle("rv.confirm")
+@router.handle(Review.CONFIRM)
 async def on_confirm(ctx: Context, inp: Input) -> None:
     if inp.choice == "yes":
         await _apply(ctx, None)
     elif inp.choice == "back":
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
     elif inp.text and inp.choice is None:
         # A typed sentence here is a note for the decision (optional for approve/recommend).
         await _apply(ctx, inp.text)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
-@router.prompt("rv.note")
+@router.prompt(Review.NOTE)
 async def ask_note(ctx: Context) -> None:
     loaded = await _load(ctx)
     if loaded is None:
         return
     _role, _scope_, submission = loaded
-    decision = Decision(_rv(ctx)["decision"])
+    decision = Decision(ctx.draft(ReviewDraft).decision)
     key = NOTE_KEYS[decision]
     ctx.ask(ctx.t(key, reference=submission.reference), [Choice("back", ctx.t("common.back"))])
 
 
-@router.handle("rv.note")
+@router.handle(Review.NOTE)
 async def on_note(ctx: Context, inp: Input) -> None:
     if inp.choice == "back":
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
         return
     note = (inp.text or "").strip()
     if len(note) < 3:
-        ctx.say(ctx.t("rv.note.too_short"))
-        ctx.again()
+        ctx.retry("rv.note.too_short")
         return
     await _apply(ctx, note)
 
 
 async def _apply(ctx: Context, note: str | None) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return
     role, scope = found
-    decision = Decision(rv["decision"])
+    decision = Decision(rv.decision)
     if decision not in OFFERED[role]:
         ctx.say(ctx.t(REFUSAL_KEYS[Role.OFFICER if role == Role.LEADER else Role.LEADER]))
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
         return
     try:
         event = await decide(
-            ctx.session, submission_id=rv["sub"], decision=decision, role=role, scope=scope,
-            actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.get("version"),
+            ctx.session, submission_id=rv.sub, decision=decision, role=role, scope=scope,
+            actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.version,
         )
     except OutOfScope:
-        _not_found(ctx, str(rv.get("sub")))
-        ctx.goto("rv.list")
+        _not_found(ctx, str(rv.sub))
+        ctx.goto(Review.LIST)
         return
     except (OwnApplication, ProcessingStopped) as refusal:
-        submission = await ctx.session.get(Submission, rv["sub"])
+        submission = await ctx.session.get(Submission, rv.sub)
         key = REVIEW_BLOCKED_KEYS[type(refusal)]
         ctx.say(ctx.t(key, reference=submission.reference if submission else "?"))
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
         return
     except Conflict as conflict:
         await _say_conflict(ctx, conflict)
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
         return
-    except IllegalTransition:
+    except NoteRequired:
         ctx.say(ctx.t("rv.note.too_short"))
-        ctx.goto("rv.note")
+        ctx.goto(Review.NOTE)
         return
     submission = await ctx.session.get(Submission, event.submission_id)
     done_key = DONE_KEYS[decision]
     ctx.say(ctx.t(done_key, reference=submission.reference, name=await _who(ctx, submission)))
-    rv.pop("decision", None)
-    rv.pop("sub", None)
-    _save(ctx, rv)
-    ctx.goto("rv.list")
+    rv.decision = None
+    rv.sub = None
+    ctx.keep(rv)
+    ctx.goto(Review.LIST)
 
 
 async def _say_conflict(ctx: Context, conflict: Conflict) -> None:

@@ -13,11 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import Actor, State, check, IllegalTransition
 from bot.i18n import N_
+from bot.messages import command_action
 from bot.review.retention import RETENTION_ACTOR
 from bot.review.scope import Scope
-from bot.storage.models import ChannelAccount, Household, HouseholdMember, Person, Submission, SubmissionEvent
+from bot.storage.models import ChannelAccount, Person, Submission, SubmissionEvent
+from bot.storage.outbox import Notice, enqueue
 from bot.storage.people import Role
+from bot.storage.subjects import owners, subject_store
 from bot.storage.submissions import transition
+
+ANSWER_BUTTON = command_action("bosung")
+STATUS_BUTTON = command_action("trangthai")
+PROXY_BUTTON = command_action("lamho")
 
 
 class Decision(StrEnum):
@@ -80,7 +87,7 @@ def allowed_decisions(role: Role, state: str) -> list[Decision]:
     offered = []
     for decision in OFFERED[role]:
         try:
-            check(state, TARGET[decision], actor, "-")
+            check(state, TARGET[decision], actor, ignore_note=True)
         except IllegalTransition:
             continue
         offered.append(decision)
@@ -105,28 +112,14 @@ async def last_event(session: AsyncSession, submission_id: int) -> SubmissionEve
 
 
 async def involved_person_ids(session: AsyncSession, submission: Submission) -> set[int]:
-    """Everyone the application is about or was made by: the citizen, or the household's head,
-    its registrant and every member with a person row."""
-    ids = {submission.person_id}
-    if submission.household_id is not None:
-        household = await session.get(Household, submission.household_id)
-        if household is not None:
-            ids |= {household.head_person_id, household.registered_by_person_id}
-        ids |= set(
-            await session.scalars(
-                select(HouseholdMember.person_id).where(HouseholdMember.household_id == submission.household_id)
-            )
-        )
-    ids.discard(None)
-    return ids  # type: ignore[return-value]
+    """Everyone the application is about or was made by (bot.storage.subjects: a household's
+    head, its registrant and every member with a person row)."""
+    return await subject_store(submission.subject_kind).involved(session, submission)
 
 
 async def consent_withdrawn(session: AsyncSession, submission: Submission) -> bool:
     """Whether the person who registered it withdrew their consent (and has not agreed again)."""
-    registrant_id = submission.person_id
-    if registrant_id is None and submission.household_id is not None:
-        household = await session.get(Household, submission.household_id)
-        registrant_id = household.registered_by_person_id if household is not None else None
+    registrant_id = await subject_store(submission.subject_kind).registrant(session, submission)
     registrant = await session.get(Person, registrant_id) if registrant_id is not None else None
     return registrant is not None and registrant.deleted_at is None and registrant.consent_at is None
 
@@ -163,7 +156,7 @@ async def decide(
     if decision not in OFFERED[role]:
         raise IllegalTransition(State(submission.state), TARGET[decision], ACTOR[role], "not offered to this role")
     try:
-        check(submission.state, TARGET[decision], ACTOR[role], "-")
+        check(submission.state, TARGET[decision], ACTOR[role], ignore_note=True)
     except IllegalTransition as exc:
         # Decided, sent back or withdrawn by someone else in the meantime.
         raise Conflict(submission, await last_event(session, submission.id)) from exc
@@ -177,41 +170,18 @@ async def decide(
 
 
 async def subject_people(session: AsyncSession, submission: Submission) -> list[Person]:
-    """The people a submission is about: the citizen, or the household's head (and registrant)."""
-    ids: list[int] = []
-    if submission.person_id is not None:
-        ids.append(submission.person_id)
-    if submission.household_id is not None:
-        household = await session.get(Household, submission.household_id)
-        if household is not None:
-            ids += [i for i in (household.head_person_id, household.registered_by_person_id) if i]
+    """The people a submission is about (bot.storage.subjects), those not deleted."""
     people = []
-    for person_id in dict.fromkeys(ids):
+    for person_id in await owners(session, submission):
         person = await session.get(Person, person_id)
         if person is not None and person.deleted_at is None:
             people.append(person)
     return people
 
 
-async def subject_name(session: AsyncSession, submission: Submission) -> str | None:
-    """The name a reviewer sees: the citizen or the household head; None once anonymised."""
-    if submission.person_id is not None:
-        person = await session.get(Person, submission.person_id)
-        return person.full_name if person else None
-    if submission.household_id is not None:
-        household = await session.get(Household, submission.household_id)
-        if household and household.head_person_id:
-            head = await session.get(Person, household.head_person_id)
-            return head.full_name if head else None
-    return None
-
-
 async def notify_decision(session: AsyncSession, submission: Submission, event: SubmissionEvent, now: datetime) -> int:
     """Queue a notice for the person (each of their chat accounts). A household registered by
     a branch leader for someone without a phone is announced to that leader instead."""
-    # Imported here: the outbox module pulls in the flows package, which imports this module.
-    from bot.storage.outbox import Notice, enqueue
-
     target = State(event.to_state)
     key = NOTICE_KEYS.get(target)
     if key is None:
@@ -220,9 +190,9 @@ async def notify_decision(session: AsyncSession, submission: Submission, event: 
     accounts = await _accounts_of([p.id for p in people], session)
     params: dict[str, object] = {"reference": submission.reference, "note": event.note or ""}
     if target == State.NEEDS_INFO:
-        choices = [("cmd:bosung", N_("notice.answer"))]
+        choices = [(ANSWER_BUTTON, N_("notice.answer"))]
     else:
-        choices = [("cmd:trangthai", N_("notice.see_status"))]
+        choices = [(STATUS_BUTTON, N_("notice.see_status"))]
     notice = Notice(key, params, choices)
     if not accounts and submission.created_by_person_id is not None:
         accounts = await _accounts_of([submission.created_by_person_id], session)
@@ -230,7 +200,7 @@ async def notify_decision(session: AsyncSession, submission: Submission, event: 
         notice = Notice(
             N_("notice.proxy"),
             {"reference": submission.reference, "name": name, "state": {"key": STATE_KEYS[target]}, "note": event.note or "-"},
-            [("cmd:lamho", N_("notice.open_proxy"))],
+            [(PROXY_BUTTON, N_("notice.open_proxy"))],
         )
     queued = 0
     for account in accounts:

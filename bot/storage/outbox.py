@@ -17,7 +17,7 @@ from babel.numbers import format_decimal, format_percent
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.flows.messages import Choice, Outgoing
+from bot.messages import Choice, Outgoing
 from bot.i18n import Translator, get_translator
 from bot.storage.models import OutboxMessage
 

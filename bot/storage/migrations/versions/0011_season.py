@@ -5,7 +5,7 @@
 campaign's registration window; `submissions.late` marks what was registered or submitted late.
 
 Revision ID: 0011_season
-Revises: 0006_consent
+Revises: 0009_web
 Create Date: 2026-12-03 15:30:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 
 revision = '0011_season'
-down_revision = '0006_consent'
+down_revision = '0009_web'
 branch_labels = None
 depends_on = None
 
