@@ -69,16 +69,27 @@ async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
         ctx.drop("sub", "item", "return_summary")
         ctx.goto(Start.MENU)
         return None
-    if submission.state in (State.REGISTERED.value, State.DECLARING.value):
+    closes = ctx.data.get("_closes")
+    if closes and ctx.today.isoformat() > closes and submission.state in (State.REGISTERED.value, State.DECLARING.value):
         # After the self-assessment deadline a "closed" commune takes no more work on it (a
-        # reviewer's request for more information still can be answered).
+        # reviewer's request for more information still can be answered). The date is kept in
+        # the conversation when the declaration opens, so a typical step costs no query.
         season = await season_of_campaign(ctx, submission.campaign_id)
         if season is not None and season.policy == "closed" and season.passed("self_declaration", ctx.today):
             ctx.say(await closed_text(ctx, season, "self_declaration"))
-            ctx.drop("sub", "item", "return_summary")
-            ctx.goto("menu")
+            ctx.drop("sub", "item", "return_summary", "_closes")
+            ctx.goto(Start.MENU)
             return None
     return submission, await criteria_of(ctx, submission)
+
+
+async def _remember_closing(ctx: Context, submission: Submission) -> None:
+    """Keep the day the declaration closes (a "closed" commune only) for `_current` to check."""
+    season = await season_of_campaign(ctx, submission.campaign_id)
+    if season is not None and season.policy == "closed" and "self_declaration" in season.deadlines:
+        ctx.set(_closes=season.deadlines["self_declaration"].isoformat())
+    elif ctx.data.get("_closes"):
+        ctx.drop("_closes")
 
 
 async def _with_deadline(ctx: Context, submission: Submission, text: str) -> str:
@@ -128,6 +139,7 @@ async def _open(ctx: Context, submission: Submission) -> None:
     criteria_set = await criteria_of(ctx, submission)
     ctx.set(sub=submission.id)
     ctx.drop("return_summary")
+    await _remember_closing(ctx, submission)
     item = await _first_unanswered(ctx, submission, criteria_set)
     if item is None or submission.state == State.NEEDS_INFO.value:
         ctx.goto(Decl.SUMMARY)
@@ -578,7 +590,7 @@ async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_
             ctx.retry("decl.pick_summary")
 
 
-@router.prompt("decl.confirm_submit")
+@router.prompt(Decl.CONFIRM_SUBMIT)
 async def ask_confirm_submit(ctx: Context) -> None:
     current = await _current(ctx)
     if current is None:
@@ -590,14 +602,14 @@ async def ask_confirm_submit(ctx: Context) -> None:
     )
 
 
-@router.handle("decl.confirm_submit")
+@router.handle(Decl.CONFIRM_SUBMIT)
 async def on_confirm_submit(ctx: Context, inp: Input) -> None:
     current = await _current(ctx)
     if current is None:
         return
     submission, criteria_set = current
     if inp.choice == "back":
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
         return
     if inp.choice != "submit":
         ctx.say(ctx.t("decl.confirm_submit_pick"))
@@ -606,7 +618,7 @@ async def on_confirm_submit(ctx: Context, inp: Input) -> None:
     _text, _unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
     if not can_submit:  # changed meanwhile (another device, a leader acting for them)
         ctx.say(ctx.t("decl.cannot_submit"))
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
         return
     season = await season_of_campaign(ctx, submission.campaign_id)
     late = submission.state != State.NEEDS_INFO.value and season is not None and season.passed(
@@ -621,7 +633,7 @@ async def on_confirm_submit(ctx: Context, inp: Input) -> None:
     if late:
         submission.late = True
         ctx.say(ctx.t("season.late_submission", date=ctx.t.date(season.deadlines["self_declaration"])))
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)
 
 
 async def _review_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from bot.flows.context import Context, Input
 from bot.messages import Choice
 from bot.flows.router import Router
+from bot.flows.states import Escape, Start
 from bot.i18n import N_
 
 router = Router()
@@ -78,7 +79,7 @@ async def handle(ctx: Context, word: str) -> bool:
         ctx.goto(state)
         return True
     ctx.set(_cancel_from=ctx.state)
-    ctx.goto("cancel.confirm")
+    ctx.goto(Escape.CANCEL_CONFIRM)
     return True
 
 
@@ -114,14 +115,14 @@ def _draft_kind(state: str) -> str:
     return "registration" if _flow(state) == "reg" else "other"
 
 
-@router.prompt("cancel.confirm")
+@router.prompt(Escape.CANCEL_CONFIRM)
 async def ask_cancel(ctx: Context) -> None:
     origin = ctx.data.get("_cancel_from", "menu")
     key = N_("escape.cancel_registration") if _draft_kind(origin) == "registration" else N_("escape.cancel_other")
     ctx.ask(ctx.t(key), [Choice("yes", ctx.t("escape.cancel_yes")), Choice("no", ctx.t("escape.cancel_no"))])
 
 
-@router.handle("cancel.confirm")
+@router.handle(Escape.CANCEL_CONFIRM)
 async def on_cancel(ctx: Context, inp: Input) -> None:
     origin = ctx.data.get("_cancel_from") or "menu"
     if inp.choice == "yes":
@@ -132,7 +133,7 @@ async def on_cancel(ctx: Context, inp: Input) -> None:
         else:
             ctx.drop("return_summary", "pending_photo")
             ctx.say(ctx.t("escape.cancelled_other"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     elif inp.choice == "no":
         ctx.drop("_cancel_from")
         ctx.goto(origin)

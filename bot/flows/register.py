@@ -137,7 +137,7 @@ async def ask_title(ctx: Context) -> None:
     season = await registration_season(ctx, _draft(ctx).get("branch_id"))
     if season is not None and season.policy == "closed" and season.passed("registration", ctx.today):
         ctx.say(await closed_text(ctx, season, "registration"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     year = season.campaign.year if season is not None else ctx.today.year
     choices = []
