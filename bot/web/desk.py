@@ -38,6 +38,7 @@ from bot.flows.guards import QUEUE_STATES
 from bot.flows.staff import ACTOR_KEYS, DECISION_LABEL_KEYS, DONE_KEYS, REVIEW_BLOCKED_KEYS
 from bot.i18n import LOCALES, N_, Translator, get_translator, normalise_locale
 from bot.review.chart import render_progress_chart
+from bot.storage.subjects import subject_name
 from bot.review.decisions import (
     OFFERED,
     Conflict,
@@ -50,7 +51,6 @@ from bot.review.decisions import (
     last_event,
     may_review,
     note_required,
-    subject_name,
 )
 from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
 from bot.review.queries import Filters, pending
