@@ -10,6 +10,8 @@ import functools
 from dataclasses import asdict
 from typing import Any, Awaitable, Callable
 
+from sqlalchemy import select
+
 from bot.domain.criteria import CriteriaSet, Item, Level
 from bot.domain.lifecycle import EDITABLE, Actor, State
 from bot.flows.common import (
@@ -25,13 +27,13 @@ from bot.flows.common import (
 from bot.flows.context import Context, Input
 from bot.flows.matching import match_choices
 from bot.flows.states import Decl, Start
-from bot.messages import Choice, Kind
+from bot.messages import Choice, Kind, Outgoing
 from bot.flows.router import Router
 from bot.flows.season import closed_text, season_of_campaign, state_deadline_line
 from bot.i18n import N_
 from bot.review.privacy import remove_unused_files
 from bot.storage.evidence import CleanPhoto, StoredBlob
-from bot.storage.models import Answer, Submission
+from bot.storage.models import Answer, Evidence, Submission
 from bot.storage.submissions import (
     answers_of,
     attach_evidence,
@@ -271,6 +273,8 @@ async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaS
     rare = [c for c in levels if c.value == Level.NOT_APPLICABLE.value]
     choices = [c for c in levels if c not in rare]
     choices += [Choice("skip", ctx.t("decl.skip")), Choice("stop", ctx.t("decl.stop")), *rare]
+    if photos:
+        choices.append(Choice("remove_photo", ctx.t("decl.remove_photo")))  # last: numbers above stay
     text = "\n".join(lines)
     if ctx.data.get("_deadline"):
         ctx.drop("_deadline")
@@ -376,6 +380,8 @@ async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set
     elif inp.choice == "stop":
         ctx.say(ctx.t("decl.paused"))
         ctx.goto(Start.MENU)
+    elif inp.choice == "remove_photo":
+        ctx.goto(Decl.REMOVE_PHOTO)
     elif inp.choice is None and _looks_like_note(inp.text):
         # Free text at the level question is a note on this item, kept until a level is chosen.
         answer = (await answers_of(ctx.session, submission.id)).get(item.id)
@@ -389,6 +395,61 @@ async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set
         ctx.again()
     else:
         ctx.retry("decl.pick_level")
+
+
+async def _item_photos(ctx: Context, submission: Submission, item_id: str) -> list[Evidence]:
+    return list(
+        await ctx.session.scalars(
+            select(Evidence)
+            .where(Evidence.submission_id == submission.id, Evidence.item_id == item_id)
+            .order_by(Evidence.id)
+        )
+    )
+
+
+@router.prompt(Decl.REMOVE_PHOTO)
+@with_submission
+async def ask_remove_photo(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
+    """The item's photos, each shown with its number, to take a wrong one away."""
+    item_id = ctx.data["item"]
+    rows = await _item_photos(ctx, submission, item_id)
+    if not rows:
+        ctx.goto(Decl.ITEM)
+        return
+    for index, row in enumerate(rows, start=1):
+        try:
+            path = ctx.app.evidence.open_path(row.path)
+        except ValueError:
+            path = None
+        ctx.replies.append(Outgoing(text=ctx.t("decl.remove_photo_line", n=index, id=item_id), photo=path))
+    choices = [Choice(f"e{row.id}", ctx.t("decl.remove_photo_choice", n=index)) for index, row in enumerate(rows, 1)]
+    ctx.ask(ctx.t("decl.remove_photo_ask", id=item_id), [*choices, back_choice(ctx)])
+
+
+@router.handle(Decl.REMOVE_PHOTO)
+@with_submission
+async def on_remove_photo(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
+    item_id = ctx.data["item"]
+    if inp.choice == "back":
+        ctx.goto(Decl.ITEM)
+        return
+    rows = {f"e{row.id}": (index, row) for index, row in enumerate(await _item_photos(ctx, submission, item_id), 1)}
+    if inp.choice not in rows:
+        ctx.retry("decl.remove_photo_pick")
+        return
+    index, row = rows[inp.choice]
+    path = row.path
+    await ctx.session.delete(row)
+    await ctx.session.flush()
+    app = ctx.app
+
+    async def remove_file() -> None:  # once committed, and only if no other row uses the file
+        async with app.sessions() as session:
+            await remove_unused_files(session, app.evidence, [path])
+
+    ctx.after_commit.append(remove_file)
+    ctx.say(ctx.t("decl.photo_removed", n=index, id=item_id))
+    ctx.goto(Decl.ITEM)
 
 
 def _looks_like_note(text: str | None) -> bool:

@@ -53,6 +53,7 @@ class Decl(States):
     SUMMARY = "decl.summary"
     PICK_ITEM = "decl.pick_item"
     CONFIRM_SUBMIT = "decl.confirm_submit"
+    REMOVE_PHOTO = "decl.remove_photo"
 
 
 class Status(States):
