@@ -478,6 +478,8 @@ async def test_full_household_declaration_on_the_oa_with_quick_replies(fake_oa, 
             text = await ba.says("khong co anh")
         assert "Tổng 100/100 điểm." in text
         text = await taps(ba, "Nộp hồ sơ")
+        assert text.startswith("Nộp hồ sơ GD-2026-000001 (100 điểm)?")  # asked first
+        text = await taps(ba, "Nộp ngay")
         assert text.startswith("Đã nộp hồ sơ GD-2026-000001 (100 điểm).")
         async with stack.app.sessions() as session:
             submission = await session.scalar(select(Submission))
