@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from bot.channels.base import RateLimited, TransientSendError
 from bot.channels.zalo_common import ChatPacer, pieces_for
-from bot.flows.messages import Choice, Outgoing
 from bot.i18n import get_translator
+from bot.messages import Choice, Outgoing
 from bot.storage.models import (
     ChannelAccount,
     Evidence,
