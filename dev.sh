@@ -44,7 +44,8 @@ command=${1:-}
 case "$command" in
     run)
         setup
-        .venv/bin/hoctap init --commune "${HOCTAP_COMMUNE_FILE:-examples/commune.yaml}"
+        # Only the first time: a calendar officers changed in chat (/lichnhac) is not overwritten.
+        .venv/bin/hoctap init --if-new --commune "${HOCTAP_COMMUNE_FILE:-examples/commune.yaml}"
         exec .venv/bin/hoctap run "$@"
         ;;
     test)

@@ -78,6 +78,8 @@ async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, migrated_
             text = await hoa.says("khong co anh")
         assert "Tổng 100/100 điểm." in text
         text = await hoa.says("Nộp hồ sơ")
+        assert text.startswith("Nộp hồ sơ CD-2026-000001 (100 điểm)?")
+        text = await hoa.says("nộp ngay")
         assert text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
 
         async with stack.app.sessions() as session:
@@ -476,6 +478,8 @@ async def test_full_household_declaration_on_the_oa_with_quick_replies(fake_oa, 
             text = await ba.says("khong co anh")
         assert "Tổng 100/100 điểm." in text
         text = await taps(ba, "Nộp hồ sơ")
+        assert text.startswith("Nộp hồ sơ GD-2026-000001 (100 điểm)?")  # asked first
+        text = await taps(ba, "Nộp ngay")
         assert text.startswith("Đã nộp hồ sơ GD-2026-000001 (100 điểm).")
         async with stack.app.sessions() as session:
             submission = await session.scalar(select(Submission))
