@@ -73,7 +73,7 @@ async def test_a_reminder_round_reaches_each_person_once_by_the_right_route(
         assert [r.status for r in rows] == ["sent", "sent", "sent"]
 
         assert [s.user_id for s in fake_oa.sent] == ["oa-an"] and fake_oa.billed == []
-        assert fake_oa.sent[0].text.startswith("Chào Nguyễn Văn An! Hạn tự đánh giá: 30 tháng 11, 2026 (còn 7 ngày).")
+        assert fake_oa.sent[0].text.startswith("Chào Nguyễn Văn An! Hạn tự đánh giá: ngày 30/11/2026 (còn 7 ngày).")
         assert sorted((s.route, s.to) for s in fake_zns.sent) == [("phone", "84912345678"), ("phone", "84987654321")]
         binh = next(s for s in fake_zns.sent if s.to == "84912345678")
         assert binh.data == {"ten": "Trần Thị Bình", "han": "30/11/2026", "ma_ho_so": "CD-2026-000002"}
