@@ -1,0 +1,67 @@
+"""Issue 16: review that scales — exports that arrive and that an officer can file, statistics
+stated with their base, evidence complete and checked, the two review levels, queue navigation."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from bot.app import build_app
+from bot.config import load_settings
+from bot.storage.commune import apply_commune, load_commune_file
+from bot.storage.models import OrgUnit, Person
+from bot.storage.people import Role, get_or_create_account, grant_role
+from tests.conftest import EXAMPLE_COMMUNE, TEST_SIGNING_SECRET, TEST_TOKEN_KEY
+from tests.fakes.telegram_bot_api import FakeUser
+from tests.support.telegram import TgPerson, fake, start_polling_bot  # noqa: F401  (fake: a fixture)
+
+
+async def _grant(app, channel: str, external_id: str, role: Role, scope_code: str, name: str) -> None:
+    now = app.clock.now()
+    async with app.sessions.begin() as session:
+        account = await get_or_create_account(session, channel, external_id, external_id, now)
+        person = Person(full_name=name, created_at=now)
+        session.add(person)
+        await session.flush()
+        account.person_id = person.id
+        scope = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope_code))
+        await grant_role(session, person, role, scope, granted_by=None, now=now)
+
+
+# ---- 1. an export asked for in Telegram arrives with the default (relative) folders -----------
+
+
+async def test_export_arrives_on_telegram_with_the_default_relative_folders(tmp_path, clock, fake, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as `./dev.sh run` runs: EVIDENCE_DIR=./evidence, exports beside it
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hoctap.db'}",
+        signing_secret=TEST_SIGNING_SECRET, token_encryption_key=TEST_TOKEN_KEY,
+    )
+    assert not Path(settings.evidence_dir).is_absolute()
+    app = await build_app(settings, clock)
+    try:
+        async with app.sessions.begin() as session:
+            await apply_commune(session, load_commune_file(EXAMPLE_COMMUNE), clock.now())
+        await _grant(app, "telegram", "2001", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+        bot = await start_polling_bot(app, fake)
+        try:
+            can = TgPerson(fake, bot.channel, FakeUser(2001, "Can"))
+            await can.says("xin chào")
+            await can.taps("Tôi đồng ý")
+            turn = await can.says("/xuat hoso xlsx")
+            documents = [m for m in turn.messages if m.kind == "document"]
+            assert len(documents) == 1, turn
+            assert documents[0].filename == "submissions-ea-tul-2026.xlsx"
+            assert documents[0].text == "Danh sách hồ sơ — Xã Ea Tul, năm 2026: 0 dòng."
+            workbook = load_workbook(io.BytesIO(documents[0].data), read_only=True)
+            assert workbook.worksheets
+            turn = await can.says("/thongke")
+            assert [m.kind for m in turn.messages][0] == "photo", turn
+        finally:
+            await bot.stop()
+    finally:
+        await app.close()
