@@ -14,6 +14,7 @@ from pathlib import Path
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -76,6 +77,19 @@ class Translator:
 
     def datetime(self, value: datetime, format: str = "short") -> str:
         return format_datetime(value, format=format, tzinfo=VN_TZ, locale=self._babel_locale)
+
+    def number(self, value: float | int, decimals: int = 0) -> str:
+        """A number as people read it in this language: 5.840 and 0,2 in Vietnamese (the one
+        helper for chat, charts, digests and exports' notes)."""
+        if decimals:
+            pattern = "#,##0." + "0" * decimals
+        else:
+            pattern = "#,##0"
+        return format_decimal(value, format=pattern, locale=self._babel_locale)
+
+    def percent(self, value: float | None, decimals: int = 1) -> str:
+        """A share in percent with its sign ("0,2%"); "-" without a base."""
+        return "-" if value is None else f"{self.number(value, decimals)}%"
 
     def aliases(self, key: str) -> set[str]:
         """Folded synonyms from a catalog entry holding a comma-separated list."""

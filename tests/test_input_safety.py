@@ -114,7 +114,7 @@ async def test_csv_cells_never_start_a_formula(engine, person, suite_app):
     document = turn.replies[0].document
     table = list(csv.reader(io.StringIO(document.read_text(encoding="utf-8-sig"))))
     row = next(r for r in table if r[0] == "CD-2026-000001")
-    assert row[8] == "'" + formula  # shown as text in a spreadsheet, never run
+    assert row[15] == "'" + formula  # the decision note, shown as text in a spreadsheet, never run
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in table for cell in r)
 
 

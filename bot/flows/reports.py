@@ -175,7 +175,7 @@ async def _export(ctx: Context) -> None:
     path = new_export_path(export_dir(ctx.app), filename)
     rows = await write_export(
         ctx.session, ctx.app.catalog, kind=kind, fmt=fmt, commune=commune, year=year,
-        locale=ctx.locale, path=path,
+        locale=ctx.locale, path=path, now=ctx.now,
     )
     kind_key = KIND_KEYS[kind]
     ctx.replies.append(Outgoing(
