@@ -79,16 +79,14 @@ class Translator:
         return format_datetime(value, format=format, tzinfo=VN_TZ, locale=self._babel_locale)
 
     def number(self, value: float | int, decimals: int = 0) -> str:
-        """A number as people read it in this language: 5.840 and 0,2 in Vietnamese (the one
-        helper for chat, charts, digests and exports' notes)."""
-        if decimals:
-            pattern = "#,##0." + "0" * decimals
-        else:
-            pattern = "#,##0"
+        """A number as people read it in this language: 5.840 and 0,2 in Vietnamese, 5,840 and
+        0.2 in English; at most `decimals` digits after the comma, none when they are zeros.
+        The one helper for chat, charts, digests and exports' notes."""
+        pattern = "#,##0" + ("." + "#" * decimals if decimals else "")
         return format_decimal(value, format=pattern, locale=self._babel_locale)
 
     def percent(self, value: float | None, decimals: int = 1) -> str:
-        """A share in percent with its sign ("0,2%"); "-" without a base."""
+        """A share given in percent (70.0 for 70%), written "0,2%" or "70%"; "-" without one."""
         return "-" if value is None else f"{self.number(value, decimals)}%"
 
     def aliases(self, key: str) -> set[str]:

@@ -65,3 +65,37 @@ async def test_export_arrives_on_telegram_with_the_default_relative_folders(tmp_
             await bot.stop()
     finally:
         await app.close()
+
+
+# ---- 3. the chart: registered, sent and recognised per branch against the target ---------------
+
+
+async def test_chart_shows_registered_sent_and_recognised_against_the_target(app):
+    from bot.i18n import get_translator
+    from bot.review.chart import progress_figure
+    from bot.review.stats import commune_stats
+    from tests.test_review_exports import seed
+
+    await seed(app)
+    async with app.sessions() as session:
+        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
+        stats = await commune_stats(session, app.catalog, commune, 2026)
+    t = get_translator("vi")
+    figure = progress_figure(stats, {"gd": "Gia đình học tập", "cd": "Công dân học tập"}, t)
+    family, citizen = figure.axes
+    assert family.get_title(loc="left") == "Gia đình học tập" and citizen.get_title(loc="left") == "Công dân học tập"
+    assert [label.get_text() for label in family.get_yticklabels()] == [
+        "Buôn Ken", "Thôn Hà Lương", "Thôn Tân Lập", "Buôn Ea Kmát", "Thôn Trung Hòa", "Xã Ea Tul",
+    ]
+    series = {container.get_label(): [bar.get_width() for bar in container] for container in citizen.containers}
+    assert list(series) == ["Đã đăng ký", "Đã nộp", "Đã công nhận"]
+    # Buôn Ken (1,030 adults): two registered and sent, none recognised; the commune: 5 / 5 / 3 of 5,840.
+    assert series["Đã đăng ký"][0] == pytest.approx(200 / 1030) and series["Đã công nhận"][0] == 0
+    assert [series[name][-1] for name in series] == pytest.approx([500 / 5840, 500 / 5840, 300 / 5840])
+    targets = [line for line in citizen.get_lines() if line.get_linestyle() == "--"]
+    assert len(targets) == 1 and list(targets[0].get_xdata()) == [40, 40]
+    legend = [text.get_text() for text in citizen.get_legend().get_texts()]
+    assert legend == ["Chỉ tiêu: 40%", "Đã đăng ký", "Đã nộp", "Đã công nhận"]
+    labels = [text.get_text() for text in citizen.texts]
+    assert "3 (0,1%)" in labels and "2 (0,2%)" in labels  # Vietnamese numbers on the bars
+    assert figure.get_figwidth() * figure.dpi == 1000

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaCatalog, CriteriaError
 from bot.domain.lifecycle import State
+from bot.i18n import N_, Translator
 from bot.storage.commune import branches_of
 from bot.storage.models import Campaign, OrgUnit, Submission
 
@@ -127,3 +128,32 @@ async def commune_stats(session: AsyncSession, catalog: CriteriaCatalog, commune
         )
     targets = {k: float(v) for k, v in (campaign.targets if campaign else {}).items()}
     return CommuneStats(commune, year, campaign, titles, subjects, targets, branch_stats, total, anonymised_count)
+
+
+NOUNS = {True: N_("rep.noun.household"), False: N_("rep.noun.person")}
+
+
+def stats_lines(stats: CommuneStats, names: dict[str, str], t: Translator) -> list[str]:
+    """The statistics as a chat message: each rate with its base in words ("Đã công nhận 1 trên
+    538 hộ (0,2%) — chỉ tiêu 70%"), numbers written for the reader's language."""
+    lines = [t("rep.stats_head", commune=stats.commune.name, year=stats.year)]
+    for unit in [*stats.branches, stats.total]:
+        lines.append(t("rep.stats_unit", unit=unit.name))
+        for title in stats.titles:
+            subject = stats.subjects.get(title, "person")
+            noun = t(NOUNS[subject == "household"])
+            count = unit.titles.get(title, TitleCount())
+            base = unit.base(subject)
+            target = stats.targets.get(title)
+            target_text = t("rep.stats_target_part", target=t.percent(target)) if target is not None else ""
+            params = dict(
+                title=names.get(title, title), noun=noun, registered=t.number(count.registered),
+                submitted=t.number(count.submitted), recognised=t.number(count.recognised), target=target_text,
+            )
+            if base:
+                lines.append(t("rep.stats_title", base=t.number(base), rate=t.percent(unit.rate(title, subject)), **params))
+            else:
+                lines.append(t("rep.stats_title_plain", **params))
+    if stats.anonymised:
+        lines.append(t("rep.stats_anonymised", count=t.number(stats.anonymised)))
+    return lines
