@@ -99,3 +99,46 @@ async def test_chart_shows_registered_sent_and_recognised_against_the_target(app
     labels = [text.get_text() for text in citizen.texts]
     assert "3 (0,1%)" in labels and "2 (0,2%)" in labels  # Vietnamese numbers on the bars
     assert figure.get_figwidth() * figure.dpi == 1000
+
+
+# ---- 4. removing a role; the first command after the privacy notice -------------------------
+
+
+async def test_a_new_officers_first_command_is_carried_out_after_consent(engine, suite_app):
+    from tests.support.chat import Person as ChatPerson
+
+    await _grant(suite_app, "test", "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    can = ChatPerson(engine, "can")
+    turn = await can.says("/duyet")
+    assert "Tôi đồng ý" in turn.choices  # the privacy notice first
+    turn = await can.taps("Tôi đồng ý")
+    # Not the menu: the queue they asked for.
+    assert turn.text == "Cảm ơn bạn đã đồng ý.\n\nKhông có hồ sơ nào chờ duyệt." and turn.choices == ["Lọc", "Về menu"]
+
+
+async def test_an_officer_removes_a_leaders_role_and_it_is_recorded(engine, suite_app):
+    from bot.storage.models import RoleGrant
+    from tests.support.review import make_staff
+
+    can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    lan = await make_staff(engine, "lan", Role.LEADER, "buon-ken", "H'Lan Êban")
+    turn = await lan.says("/binhxet")
+    assert "Không có quyền" not in turn.text
+    turn = await can.says("/thuhoi")
+    assert turn.text == "Thu hồi quyền của ai?"
+    assert turn.choices == ["H'Lan Êban — chi hội trưởng Buôn Ken", "Về menu"]  # not the officer's own
+    turn = await can.taps("H'Lan Êban — chi hội trưởng Buôn Ken")
+    assert turn.text.startswith("Thu hồi quyền: H'Lan Êban — chi hội trưởng Buôn Ken?")
+    assert turn.choices == ["Thu hồi", "Không, giữ nguyên"]
+    turn = await can.taps("Thu hồi")
+    assert turn.replies[0].text == "Đã thu hồi quyền chi hội trưởng của H'Lan Êban. Việc này đã được ghi lại."
+    async with suite_app.sessions() as session:
+        officer = await session.scalar(select(Person).where(Person.full_name == "Trần Văn Cán"))
+        grant = await session.scalar(select(RoleGrant).where(RoleGrant.role == "leader"))
+    assert grant.revoked_at == suite_app.clock.now() and grant.revoked_by_person_id == officer.id
+    turn = await lan.says("/binhxet")
+    assert turn.text.startswith("Lệnh này dành cho chi hội trưởng."), turn
+    turn = await can.says("/thuhoi")
+    assert turn.text.startswith("Không có quyền nào để thu hồi")
+    turn = await lan.says("/thuhoi")
+    assert "Thu hồi quyền của ai?" not in turn.text  # a leader (now resident) may not

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[list[Outgoing]], Awaitable[None]]
 INITIAL_STATE = "new"
+MAX_PENDING_ARGS = 200  # a command's words kept until consent (a reference, filters)
 MAX_PROMPT_CHAIN = 8
 MAX_TEXT = 2000
 COMMAND_CHOICE = "cmd:"
@@ -415,6 +416,10 @@ class FlowEngine:
             await self.router.commands["huongdan"].handler(ctx, "")
             return
         if spec.needs_consent and ctx.account.consent_at is None:
+            if spec.role is not None:
+                # A newly granted leader's or officer's first command (/duyet): carried out
+                # right after they agree (see start.on_consent), not lost.
+                ctx.set(after_consent={"command": name, "args": args[:MAX_PENDING_ARGS]})
             ctx.say(ctx.t("consent.needed_first"))
             ctx.goto("consent")
             return

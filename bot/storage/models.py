@@ -159,6 +159,7 @@ class RoleGrant(Base):
     granted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     granted_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    revoked_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
 
     scope_unit: Mapped[OrgUnit | None] = relationship(foreign_keys=[scope_unit_id])
 

@@ -1,0 +1,34 @@
+"""review that scales: who removed a role
+
+`role_grants.revoked_by_person_id` records who removed a role (/thuhoi, `hoctap admin revoke`),
+next to the existing `revoked_at`.
+
+Revision ID: 0010_review
+Revises: 0006_consent
+Create Date: 2026-12-03 15:30:00
+"""
+
+from __future__ import annotations
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0010_review'
+down_revision = '0006_consent'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('role_grants', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('revoked_by_person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f('fk_role_grants_revoked_by_person_id_people'), 'people', ['revoked_by_person_id'], ['id']
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('role_grants', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_role_grants_revoked_by_person_id_people'), type_='foreignkey')
+        batch_op.drop_column('revoked_by_person_id')
