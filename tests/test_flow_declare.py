@@ -61,7 +61,9 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
     assert turn.text == (
         "Hồ sơ CD-2026-000001 — Công dân học tập\n"
         "Tổng 90/100 điểm.\n"
-        "Đủ điều kiện đề nghị công nhận (từ 80 điểm, không mục nào dưới 5)."
+        "Đủ điều kiện đề nghị công nhận (từ 80 điểm, không mục nào dưới 5).\n"
+        "Chưa có ảnh minh chứng cho mục 2, 4, 5, 6, 7, 10. Bạn vẫn nộp được, nhưng chi hội có thể hỏi thêm; "
+        "nên gửi ảnh trước khi nộp."
     )
     assert turn.choices == ["Nộp hồ sơ", "Xem lại", "Sửa một mục", "Để sau"]
 
@@ -137,7 +139,9 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
     assert turn.text == (
         "Application GD-2026-000001 — Learning family\n"
         "Total 100/100 points.\n"
-        "Eligible for recognition (80 points or more, no item below 5)."
+        "Eligible for recognition (80 points or more, no item below 5).\n"
+        "No photo yet for item(s) 2.3, 3.1, 3.2, 4.1, 4.2. You can still send it, but the branch may ask; "
+        "better add photos before sending."
     )
     turn = await ba.taps("Submit")
     assert turn.text.startswith("Application GD-2026-000001 submitted (100 points).")

@@ -142,3 +142,125 @@ async def test_an_officer_removes_a_leaders_role_and_it_is_recorded(engine, suit
     assert turn.text.startswith("Không có quyền nào để thu hồi")
     turn = await lan.says("/thuhoi")
     assert "Thu hồi quyền của ai?" not in turn.text  # a leader (now resident) may not
+
+
+# ---- 5. /xem: every photo in item order, members, long notes, evidence gaps ------------------
+
+
+async def _add_photos(app, reference: str, items: list[str]) -> None:
+    """Photos attached straight in the database (the resident's side is tested elsewhere), in the
+    order given: the upload order, deliberately not the items' order."""
+    from bot.storage.models import Evidence, Submission
+    from tests.support.images import jpeg
+
+    async with app.sessions.begin() as session:
+        submission = await session.scalar(select(Submission).where(Submission.reference == reference))
+        for index, item in enumerate(items):
+            blob = app.evidence.store(jpeg((index * 9 % 256, 40, 200 - index * 5), size=(80 + index, 60)))
+            session.add(Evidence(
+                submission_id=submission.id, item_id=item, sha256=blob.sha256, path=blob.path, size=blob.size,
+                mime=blob.mime, width=blob.width, height=blob.height, created_at=app.clock.now(),
+            ))
+
+
+def _captions(turn) -> list[str]:
+    return [reply.text for reply in turn.replies if reply.photo is not None]
+
+
+async def test_a_reviewer_pages_through_25_photos_in_item_order(engine, person, suite_app):
+    from tests.support.review import make_staff, submit_citizen
+
+    hoa = person("hoa")
+    await submit_citizen(hoa)  # item 1 has one photo
+    await _add_photos(suite_app, "CD-2026-000001", [i for i in ("10", "9", "7", "6", "5", "4", "3", "2") for _ in range(3)])
+    can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    turn = await can.says("/xem CD-2026-000001")
+    assert turn.replies[0].text.startswith("Hồ sơ CD-2026-000001")
+    first = _captions(turn)
+    assert first == ["Ảnh minh chứng mục 1 (1/25)"] + [f"Ảnh minh chứng mục {item} ({n}/25)" for n, item in zip(
+        range(2, 11), ["2", "2", "2", "3", "3", "3", "4", "4", "4"])]
+    assert "Xem thêm ảnh (11–20/25)" in turn.choices and "Còn" not in turn.text
+    turn = await can.taps("Xem thêm ảnh (11–20/25)")
+    assert not turn.replies[0].text.startswith("Hồ sơ")  # only the photos, not the whole file again
+    second = _captions(turn)
+    assert [c.split(" (")[0][-2:].strip() for c in second] == ["5", "5", "5", "6", "6", "6", "7", "7", "7", "9"]
+    assert second[0].endswith("(11/25)") and second[-1].endswith("(20/25)")
+    turn = await can.taps("Xem thêm ảnh (21–25/25)")
+    assert _captions(turn) == [
+        "Ảnh minh chứng mục 9 (21/25)", "Ảnh minh chứng mục 9 (22/25)", "Ảnh minh chứng mục 10 (23/25)",
+        "Ảnh minh chứng mục 10 (24/25)", "Ảnh minh chứng mục 10 (25/25)",
+    ]
+    assert not any(c.startswith("Xem thêm ảnh") for c in turn.choices)
+    assert "Công nhận" in turn.choices  # still deciding on the same application
+
+
+async def test_gaps_in_evidence_are_shown_to_the_resident_and_the_reviewer(engine, person, suite_app):
+    from bot.storage.models import Answer, Submission
+    from tests.support.review import make_staff
+    from tests.support.scripts import register_citizen
+    from tests.support.images import jpeg
+
+    hoa = person("hoa")
+    await register_citizen(hoa)
+    await hoa.taps("Bắt đầu")
+    for index in range(10):
+        await hoa.taps("Đạt")
+        if index == 0:
+            await hoa.sends_photo(jpeg((0, 100, 200)))
+            await hoa.taps("Xong")
+        else:
+            turn = await hoa.taps("Không có ảnh")
+    # The summary before sending says which items lack a photo (item 8 asks for none).
+    assert "Chưa có ảnh minh chứng cho mục 2, 3, 4, 5, 6, 7, 9, 10." in turn.text, turn
+    assert "Nộp hồ sơ" in turn.choices
+    long_note = "Tham gia lớp tin học buổi tối ở nhà văn hóa thôn. " * 9
+    async with suite_app.sessions.begin() as session:
+        submission = await session.scalar(select(Submission))
+        answers = {a.item_id: a for a in await session.scalars(select(Answer).where(Answer.submission_id == submission.id))}
+        answers["2"].note = long_note.strip()
+    await hoa.taps("Nộp hồ sơ")
+    can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    turn = await can.says("/xem CD-2026-000001")
+    text = turn.replies[0].text
+    assert text.count("⚠ Tự đánh giá đạt nhưng chưa có ảnh minh chứng.") == 8  # 2, 3, 4, 5, 6, 7, 9, 10
+    assert long_note.strip() not in text and "Đọc ghi chú đầy đủ" in turn.choices
+    turn = await can.taps("Đọc ghi chú đầy đủ")
+    assert turn.replies[0].text == "Ghi chú mục 2:\n" + long_note.strip()
+    assert "Công nhận" in turn.choices
+
+
+async def test_a_households_members_are_listed_for_the_reviewer(app):
+    from bot.flows import ROUTER
+    from bot.flows.engine import FlowEngine
+    from bot.storage.people import MemberSpec, create_household
+    from bot.storage.submissions import create_submission, transition
+    from bot.domain.lifecycle import Actor, State
+    from bot.storage.models import Answer, Campaign
+    from tests.support.review import make_staff
+
+    now = app.clock.now()
+    async with app.sessions.begin() as session:
+        branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "buon-ken"))
+        campaign = await session.scalar(select(Campaign).where(Campaign.year == 2026))
+        head = Person(full_name="Y Bih Niê", birth_year=1958, branch_id=branch.id, created_at=now)
+        session.add(head)
+        await session.flush()
+        household = await create_household(session, branch_id=branch.id, head=head, members=[
+            MemberSpec("H'Nga Niê", 1962, "spouse"), MemberSpec("Y Sao Niê", 2012, "child"),
+        ], registered_by=head, now=now)
+        submission = await create_submission(
+            session, campaign_id=campaign.id, year=2026, criteria_set=app.catalog.for_title("gd", 2026),
+            branch_id=branch.id, person_id=None, household_id=household.id, actor_person_id=head.id, now=now,
+        )
+        await transition(session, submission, State.DECLARING, actor=Actor.OWNER, actor_person_id=head.id, note=None, now=now)
+        session.add(Answer(submission_id=submission.id, item_id="1.3", level="not_applicable", points=10, answered_at=now))
+        await transition(session, submission, State.SUBMITTED, actor=Actor.OWNER, actor_person_id=head.id, note=None, now=now)
+    can = await make_staff(FlowEngine(app, ROUTER), "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    turn = await can.says("/xem GD-2026-000001")
+    lines = turn.replies[0].text.split("\n")
+    at = lines.index("Chủ hộ: Y Bih Niê — 3 người — Buôn Ken")
+    assert lines[at + 1: at + 4] == [
+        "   • Y Bih Niê, 1958 — Chủ hộ", "   • H'Nga Niê, 1962 — Vợ/chồng", "   • Y Sao Niê, 2012 — Con",
+    ]
+    at = next(i for i, line in enumerate(lines) if line.startswith("1.3. "))
+    assert "Không áp dụng" in lines[at] and lines[at + 1] == "   ⚠ Trả lời “Không áp dụng”: xem lại với gia đình."

@@ -23,6 +23,7 @@ from bot.flows.common import (
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice, Kind
 from bot.flows.router import Router
+from bot.review.dossier import evidence_gaps
 from bot.i18n import N_
 from bot.review.privacy import remove_unused_files
 from bot.storage.evidence import CleanPhoto, StoredBlob
@@ -421,6 +422,9 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
             lines.append(ctx.t("decl.reason_mandatory", items=_item_ids(criteria_set, result.mandatory_missing)))
     if no_photo:
         lines.append(ctx.t("decl.reason_photos", items=_item_ids(criteria_set, no_photo)))
+    gaps = [i for i in evidence_gaps(criteria_set, answers, counts) if i not in no_photo]
+    if gaps and submission.state in (State.DECLARING.value, State.REGISTERED.value, State.NEEDS_INFO.value):
+        lines.append(ctx.t("decl.summary_no_evidence", items=_item_ids(criteria_set, gaps)))
     if submission.state == State.NEEDS_INFO.value:
         event = await last_request_note(ctx.session, submission.id)
         if event is not None:

@@ -17,6 +17,7 @@ from bot.domain.lifecycle import IllegalTransition, State
 from bot.flows.common import criteria_of, level_label, state_label, title_name
 from bot.flows.context import Context, Input
 from bot.flows.messages import Choice, Outgoing
+from bot.flows.register import RELATIONS
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.decisions import (
@@ -32,17 +33,26 @@ from bot.review.decisions import (
     note_required,
     subject_name,
 )
+from bot.review.dossier import (
+    PHOTO_PAGE,
+    PhotoPage,
+    evidence_gaps,
+    evidence_in_item_order,
+    long_notes,
+    members_of,
+    photo_page,
+)
 from bot.review.queries import Filters, by_reference, parse_reference, pending
 from bot.review.retention import RETENTION_ACTOR, photos_removed_at
 from bot.review.scope import Scope, branches_in, scope_for
-from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent
+from bot.storage.models import Household, OrgUnit, Person, Submission, SubmissionEvent
 from bot.storage.people import Role
 from bot.storage.submissions import answers_of, rescore
 from bot.text import fold, shorten
 
 router = Router()
 PAGE = 6
-MAX_PHOTOS = 10
+FULL_NOTE_MAX = 3500  # one message on every channel
 HISTORY = 4
 # Notes are shown shortened in /xem, so one application stays one readable message.
 NOTE_PREVIEW = 300
@@ -509,7 +519,7 @@ async def _who(ctx: Context, submission: Submission) -> str:
     return name or ctx.t("rv.anonymous")
 
 
-async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outgoing]]:
+async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outgoing], PhotoPage, bool]:
     criteria_set = await criteria_of(ctx, submission)
     branch = await ctx.session.get(OrgUnit, submission.branch_id)
     lines = [ctx.t("rv.view.head", reference=submission.reference, title=title_name(ctx, criteria_set))]
@@ -525,6 +535,11 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
         lines.append(ctx.t(
             "rv.view.household", name=head.full_name if head else "?", count=len(household.members), branch=branch.name,
         ))
+        for member in await members_of(ctx.session, household.id):
+            lines.append(ctx.t(
+                "rv.view.member", name=member.full_name, year=member.birth_year or "?",
+                relation=ctx.t(RELATIONS.get(member.relation, RELATIONS["other"])),
+            ))
     if submission.created_by_person_id and submission.created_by_person_id not in (submission.person_id, None):
         creator = await ctx.session.get(Person, submission.created_by_person_id)
         subject_ids = {submission.person_id}
@@ -546,13 +561,12 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
         else:
             lines.append(ctx.t("rv.view.blocking", items=blocking))
     answers = await answers_of(ctx.session, submission.id)
-    evidence = list(
-        await ctx.session.scalars(select(Evidence).where(Evidence.submission_id == submission.id).order_by(Evidence.id))
-    )
+    evidence = await evidence_in_item_order(ctx.session, submission.id, criteria_set)
     per_item: dict[str, int] = {}
     for row in evidence:
         per_item[row.item_id] = per_item.get(row.item_id, 0) + 1
     removed_at = await photos_removed_at(ctx.session, submission.id) if not evidence else None
+    gaps = set(evidence_gaps(criteria_set, answers, per_item))
     if submission.anonymised_at is None:
         lines.append(ctx.t("rv.view.items"))
         for item in criteria_set.items:
@@ -564,8 +578,10 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             ))
             if answer is not None and answer.note:
                 lines.append(ctx.t("rv.view.item_note", note=shorten(answer.note, NOTE_PREVIEW)))
-            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not per_item.get(item.id) and removed_at is None:
-                lines.append(ctx.t("rv.view.item_photo_missing"))
+            if answer is not None and answer.level == Level.NOT_APPLICABLE.value:
+                lines.append(ctx.t("rv.view.item_not_applicable"))
+            if item.id in gaps and removed_at is None:
+                lines.append(ctx.t("rv.view.item_photo_missing" if item.photo_required else "rv.view.item_no_evidence"))
     if removed_at is not None:
         lines.append(ctx.t(
             "rv.view.photos_removed", date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),
@@ -588,19 +604,23 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             if event.note:
                 line += " — " + shorten(event.note, NOTE_PREVIEW)
             lines.append(line)
+    page = photo_page(evidence, int(_rv(ctx).get("photos_at") or 0))
+    photos = _photo_replies(ctx, page)
+    notes = submission.anonymised_at is None and bool(long_notes(criteria_set, answers))
+    return "\n".join(lines), photos, page, notes
+
+
+def _photo_replies(ctx: Context, page: PhotoPage) -> list[Outgoing]:
     photos = []
-    total = len(evidence)
-    for index, row in enumerate(evidence[:MAX_PHOTOS], start=1):
+    for index, row in enumerate(page.rows, start=page.first):
         try:
             path = ctx.app.evidence.open_path(row.path)
         except ValueError:
             continue
         photos.append(Outgoing(
-            text=ctx.t("rv.view.photo", item=row.item_id, n=index, total=total), photo=path,
+            text=ctx.t("rv.view.photo", item=row.item_id, n=index, total=page.total), photo=path,
         ))
-    if total > MAX_PHOTOS:
-        photos.append(Outgoing(text=ctx.t("rv.view.more_photos", count=total - MAX_PHOTOS)))
-    return "\n".join(lines), photos
+    return photos
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -613,18 +633,31 @@ async def ask_view(ctx: Context) -> None:
     if loaded is None:
         return
     role, _scope_, submission = loaded
-    text, photos = await _details(ctx, submission)
     rv = _rv(ctx)
+    brief = rv.pop("brief", False)  # after "more photos" or "full notes": not the whole file again
+    text, photos, page, notes = await _details(ctx, submission)
     rv["version"] = submission.version
     rv.pop("decision", None)
+    rv.pop("photos_at", None)
+    if page.next_offset is not None:
+        rv["photos_next"] = page.next_offset
+    else:
+        rv.pop("photos_next", None)
     _save(ctx, rv)
-    ctx.say(text)
-    ctx.replies.extend(photos)
+    if not brief:
+        ctx.say(text)
+    if photos or not brief:
+        ctx.replies.extend(photos)
     decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
     refusal = await _blocked(ctx, submission) if decisions else None
     if refusal is not None:
         decisions = []
     choices = [Choice(f"d:{d.value}", ctx.t(DECISION_LABEL_KEYS[d])) for d in decisions]
+    if page.next_offset is not None:
+        last = min(page.total, page.next_offset + PHOTO_PAGE)
+        choices.append(Choice("photos", ctx.t("rv.view.more_photos", first=page.next_offset + 1, last=last, total=page.total)))
+    if notes:
+        choices.append(Choice("notes", ctx.t("rv.view.full_notes")))
     choices += [Choice("list", ctx.t("rv.back_to_list")), Choice("menu", ctx.t("common.to_menu"))]
     if refusal is not None:
         question = refusal
@@ -656,6 +689,13 @@ async def on_view(ctx: Context, inp: Input) -> None:
             ctx.goto("rv.note")
         else:
             ctx.goto("rv.confirm")
+    elif choice == "photos":
+        rv = _rv(ctx)
+        rv.update(photos_at=rv.pop("photos_next", 0), brief=True)
+        _save(ctx, rv)
+        ctx.goto("rv.view")
+    elif choice == "notes":
+        await _full_notes(ctx)
     elif choice == "list":
         ctx.goto("rv.list")
     elif choice == "menu":
@@ -664,6 +704,20 @@ async def on_view(ctx: Context, inp: Input) -> None:
     else:
         ctx.say(ctx.t("rv.list.please_choose"))
         ctx.again()
+
+
+async def _full_notes(ctx: Context) -> None:
+    loaded = await _load(ctx)
+    if loaded is None:
+        return
+    _role, _scope_, submission = loaded
+    criteria_set = await criteria_of(ctx, submission)
+    for item_id, note in long_notes(criteria_set, await answers_of(ctx.session, submission.id)):
+        ctx.say(ctx.t("rv.view.full_note", id=item_id, note=note[:FULL_NOTE_MAX]))
+    rv = _rv(ctx)
+    rv["brief"] = True
+    _save(ctx, rv)
+    ctx.goto("rv.view")
 
 
 @router.prompt("rv.confirm")
