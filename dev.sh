@@ -7,6 +7,7 @@
 #   ./dev.sh test --full
 #                   what CI runs: the whole suite on SQLite, then again on PostgreSQL when a
 #                   server answers (extra args go to pytest, both passes)
+#   ./dev.sh lint   ruff (lint and format check) and mypy, as CI runs them
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -65,8 +66,14 @@ case "$command" in
         fi
         echo "dev.sh: no PostgreSQL server answers; the PostgreSQL pass was skipped" >&2
         ;;
+    lint)
+        setup
+        .venv/bin/ruff check .
+        .venv/bin/ruff format --check .
+        .venv/bin/mypy
+        ;;
     *)
-        echo "usage: ./dev.sh run | ./dev.sh test [--full] [pytest args]" >&2
+        echo "usage: ./dev.sh run | ./dev.sh test [--full] [pytest args] | ./dev.sh lint" >&2
         exit 2
         ;;
 esac

@@ -44,9 +44,9 @@ from bench.common import SCRIPT, FakeServer, median  # noqa: E402
 from bot.app import build_app  # noqa: E402
 from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, TelegramOptions, TelegramService  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.flows import ROUTER  # noqa: E402
+from bot.flows.registry import build_router  # noqa: E402
 from bot.flows.engine import FlowEngine, Outcome  # noqa: E402
-from bot.flows.messages import Outgoing  # noqa: E402
+from bot.messages import Outgoing  # noqa: E402
 from bot.storage.commune import apply_commune, load_commune_file  # noqa: E402
 from bot.storage.models import Submission  # noqa: E402
 from tests.fakes.telegram_bot_api import TOKEN  # noqa: E402
@@ -132,7 +132,7 @@ class EchoEngine:
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
-        self.router = ROUTER
+        self.router = build_router()
 
     async def process(self, msg, send):  # noqa: ANN001, ANN201
         replies = [Outgoing(msg.text or "?")]
@@ -167,7 +167,7 @@ async def run_channel(
         chat_rate_per_second=0,
         concurrent_updates=concurrency,
     )
-    engine = FlowEngine(app, ROUTER) if full_flow else EchoEngine(app)
+    engine = FlowEngine(app, build_router()) if full_flow else EchoEngine(app)
     channel = TelegramChannel(engine, options)  # type: ignore[arg-type]
     service = TelegramService(channel, "send")  # initialise without polling yet
     await fake.inject(updates)

@@ -76,11 +76,11 @@ def migrate() -> None:
 def chat(user: str = typer.Option("local", help="Terminal user id (several ids = several people)")) -> None:
     """Talk to the bot in this terminal, as a resident would on Zalo."""
     from bot.channels.console import ConsoleChannel
-    from bot.flows import ROUTER
     from bot.flows.engine import FlowEngine
+    from bot.flows.registry import build_router
 
     async def work(app: App) -> None:
-        await ConsoleChannel(FlowEngine(app, ROUTER), user_id=user).run()
+        await ConsoleChannel(FlowEngine(app, build_router()), user_id=user).run()
 
     _run(_with_app(work))
 

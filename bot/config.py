@@ -214,6 +214,13 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
+    def export_dir(self) -> Path:
+        """Where exports are written before they are sent (beside the evidence folder). Absolute,
+        so that a channel never reads an export's path as one relative to the evidence folder
+        (as it does for stored photos)."""
+        return (Path(self.evidence_dir).parent / "exports").absolute()
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

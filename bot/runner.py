@@ -19,6 +19,7 @@ from bot.app import App, build_app
 from bot.channels.base import SenderRegistry
 from bot.config import Settings
 from bot.flows.engine import FlowEngine
+from bot.flows.registry import build_router
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,7 @@ def background_installers() -> list[Installer]:
 
 
 async def build_runtime(app: App, role: str) -> tuple[Runtime, bool]:
-    from bot.flows import ROUTER
-
-    runtime = Runtime(app, FlowEngine(app, ROUTER), role)
+    runtime = Runtime(app, FlowEngine(app, build_router()), role)
     app.extras["senders"] = runtime.senders
     any_channel = False
     for install in channel_installers():

@@ -132,10 +132,10 @@ async def suite_app(suite_db, tmp_path, clock):
 
 @pytest.fixture
 def engine(suite_app):
-    from bot.flows import ROUTER
+    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
 
-    return FlowEngine(suite_app, ROUTER)
+    return FlowEngine(suite_app, build_router())
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.flows import ROUTER
+from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
 from bot.ops.backup import BackupError, backup, restore
 from bot.storage.db import make_engine
@@ -44,7 +44,7 @@ def _files(folder: Path) -> dict[str, str]:
 
 
 async def _fill(app) -> None:
-    hoa = Person(FlowEngine(app, ROUTER), "hoa")
+    hoa = Person(FlowEngine(app, build_router()), "hoa")
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
     await hoa.taps("Đạt")
@@ -74,7 +74,7 @@ async def test_backup_and_restore_round_trip(database_url, tmp_path, clock):
         await restore_into(sqlite_url(tmp_path / "elsewhere"), tmp_path / "evidence-restored")
         # Restoring over a database that moved on brings back the backed-up state.
         app = await make_app(database_url, tmp_path, clock, commune=False)
-        await Person(FlowEngine(app, ROUTER), "someone-else").says("xin chào")
+        await Person(FlowEngine(app, build_router()), "someone-else").says("xin chào")
         await app.close()
         await restore_into(database_url, evidence)
     else:

@@ -157,7 +157,7 @@ async def test_the_controller_named_follows_the_commune(suite_db, tmp_path, cloc
     """One commune: its association. Several, and the person's commune not known yet: the
     installation's operator (PRIVACY_CONTROLLER), or "the association of your commune". A known
     commune whose file names no association: "Hội Khuyến học" and the commune's name."""
-    from bot.flows import ROUTER
+    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
 
     second = parse_commune(
@@ -169,7 +169,7 @@ async def test_the_controller_named_follows_the_commune(suite_db, tmp_path, cloc
     try:
         async with app.sessions.begin() as session:
             await apply_commune(session, second, clock.now())
-        user = ChatPerson(FlowEngine(app, ROUTER), "kpa")
+        user = ChatPerson(FlowEngine(app, build_router()), "kpa")
         turn = await user.says("alo")
         assert notice_in(turn.replies[1].text).startswith(f"• Bên kiểm soát dữ liệu: {expected}.\n")
         await user.taps("Tôi đồng ý")

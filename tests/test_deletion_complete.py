@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from bot.channels.base import SenderRegistry
-from bot.flows.messages import Kind
+from bot.messages import Kind
 from bot.reminders.dispatch import Dispatcher
 from bot.reminders.rounds import Rounds
 from bot.review.traces import Traces

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.flows import ROUTER
+from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
-from bot.flows.messages import Kind
+from bot.messages import Kind
 from bot.flows.router import Router
 from bot.storage.models import Answer, Evidence, ProcessedMessage
 from tests.conftest import make_app
@@ -20,7 +20,7 @@ from tests.support.scripts import agree, register_citizen
 
 async def test_restart_in_the_middle_resumes_at_the_same_question(suite_db, tmp_path, clock):
     app = await make_app(suite_db, tmp_path, clock)
-    hoa = Person(FlowEngine(app, ROUTER), "hoa")
+    hoa = Person(FlowEngine(app, build_router()), "hoa")
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
     await hoa.taps("Đạt")
@@ -33,7 +33,7 @@ async def test_restart_in_the_middle_resumes_at_the_same_question(suite_db, tmp_
     # A new process on the same database file, days later.
     clock.advance(timedelta(days=3))
     app2 = await make_app(suite_db, tmp_path, clock, commune=False)
-    hoa2 = Person(FlowEngine(app2, ROUTER), "hoa")
+    hoa2 = Person(FlowEngine(app2, build_router()), "hoa")
     turn = await hoa2.says("alo")
     assert "Bạn bấm một nút" not in turn
     assert turn.text.endswith('Gửi 1–3 ảnh minh chứng, hoặc bấm "Không có ảnh".')
@@ -49,13 +49,13 @@ async def test_restart_in_the_middle_resumes_at_the_same_question(suite_db, tmp_
 
 async def test_restart_mid_registration_keeps_the_draft(suite_db, tmp_path, clock):
     app = await make_app(suite_db, tmp_path, clock)
-    ba = Person(FlowEngine(app, ROUTER), "ba")
+    ba = Person(FlowEngine(app, build_router()), "ba")
     await agree(ba)
     await ba.taps("Gia đình học tập")
     await ba.says("Hoàng Văn Ba")
     await app.close()
     app2 = await make_app(suite_db, tmp_path, clock, commune=False)
-    ba2 = Person(FlowEngine(app2, ROUTER), "ba")
+    ba2 = Person(FlowEngine(app2, build_router()), "ba")
     turn = await ba2.says("1961")
     assert turn.text == "Bạn ở thôn/buôn/khu phố nào?"
     await app2.close()
@@ -85,7 +85,7 @@ async def test_crash_between_commit_and_reply_resends_the_stored_reply(engine, s
     async def broken_send(replies):
         raise ConnectionError("network down while replying")
 
-    from bot.flows.messages import Incoming
+    from bot.messages import Incoming
 
     msg = Incoming("test", "hoa", Kind.CHOICE, message_id="start-1", choice="start")
     # A bare choice value (no prompt number) is accepted when the current question offers it.
@@ -111,7 +111,7 @@ async def test_crash_between_commit_and_reply_resends_the_stored_reply(engine, s
 
 async def test_a_bug_in_a_handler_keeps_earlier_answers_and_says_what_to_do(suite_app):
     router = Router()
-    router.include(ROUTER)
+    router.include(build_router())
     boom = Router()
 
     @boom.command("boom", needs_consent=False)
@@ -179,7 +179,7 @@ async def test_empty_and_very_long_text(person):
 
 
 async def test_photo_download_failure_asks_to_resend(person):
-    from bot.flows.messages import Incoming, PhotoInput
+    from bot.messages import Incoming, PhotoInput
 
     hoa = person()
     await register_citizen(hoa)

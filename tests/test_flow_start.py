@@ -71,7 +71,7 @@ async def test_commands_that_need_consent_ask_for_it_first(person):
 
 
 async def test_every_first_contact_says_an_automated_assistant_answers(person):
-    from bot.flows.messages import Kind
+    from bot.messages import Kind
 
     for user, first in (("help", "/huongdan"), ("privacy", "/baomat"), ("code", "ma ZZZZ-2345"), ("data", "/dulieu")):
         turn = await person(user).says(first)

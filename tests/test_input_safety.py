@@ -135,11 +135,11 @@ async def test_wrong_invite_codes_stay_counted(engine, person, suite_app, suite_
 
     # After a restart (a new process on the same database), still refused.
     from bot.app import build_app
-    from bot.flows import ROUTER
+    from bot.flows.registry import build_router
 
     restarted = await build_app(suite_app.settings, clock)
     try:
-        again = ChatPerson(FlowEngine(restarted, ROUTER), "stranger")
+        again = ChatPerson(FlowEngine(restarted, build_router()), "stranger")
         turn = await again.says("ma ZZZZ-6789")
         assert turn.text.startswith("Bạn đã nhập sai mã quá nhiều lần hôm nay.")
     finally:

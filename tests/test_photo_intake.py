@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import ExifTags, Image
 from sqlalchemy import func, select, update
 
-from bot.flows.messages import Incoming, Kind, PhotoInput
+from bot.messages import Incoming, Kind, PhotoInput
 from bot.storage.models import ChannelAccount, Evidence
 from tests.support.chat import Person
 from tests.support.images import PHONE_MAKE, jpeg, phone_jpeg

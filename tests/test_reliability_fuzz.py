@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.flows import ROUTER
+from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
 from bot.storage.models import Conversation, Submission
 from tests.fakes.telegram_bot_api import FakeBotApi
@@ -280,7 +280,7 @@ class People:
 
 @pytest.fixture
 def people(request, suite_app):
-    return People(FlowEngine(suite_app, ROUTER), request.param)
+    return People(FlowEngine(suite_app, build_router()), request.param)
 
 
 @pytest.mark.parametrize("people", list(STEPS), indirect=True)
@@ -290,13 +290,13 @@ async def test_any_text_at_any_point_of_the_conversation(people, suite_app, text
     person = await people.at_state()
     turn = await person.says(text)
     assert turn.replies and all(r.text.strip() for r in turn.replies), turn
-    assert await people.state_of(person) in ROUTER.states
+    assert await people.state_of(person) in build_router().states
     await check_invariants(suite_app)
 
 
 async def test_fuzzed_text_then_the_conversation_still_completes(suite_app):
     """After garbage at every step, a person still finishes a declaration."""
-    person = Person(FlowEngine(suite_app, ROUTER), "resilient")
+    person = Person(FlowEngine(suite_app, build_router()), "resilient")
     junk = ["\u0000\u200b", "😀" * 500, "ệ" * 2500, "/", "-1"]
     for action, value in STEPS["decl.item"]:
         for noise in junk:

@@ -140,7 +140,7 @@ async def test_transient_errors_retry_with_backoff_then_fail(app):
 
 
 async def test_unreachable_person_is_marked_and_not_tried_again(app):
-    from bot.flows import ROUTER
+    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
     from tests.support.chat import Person
 
@@ -161,7 +161,7 @@ async def test_unreachable_person_is_marked_and_not_tried_again(app):
     report = await run.run_once()
     assert report.unreachable == 1 and sender.calls == calls
     # When she writes again she can be reached again, and the next round includes her.
-    await Person(FlowEngine(app, ROUTER), "mai").says("hello")
+    await Person(FlowEngine(app, build_router()), "mai").says("hello")
     assert (await account_of(app, "mai")).unreachable_at is None
     camp = await campaign(app)
     app.clock.set(vn(2026, 11, 29, 8, 0))

@@ -118,11 +118,11 @@ async def test_the_runtime_runs_scheduler_and_dispatcher_for_the_scheduler_role(
     bare, _ = await build_runtime(suite_app, "all")
     assert bare.services == []
 
-    from bot.flows import ROUTER
+    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
     from bot.reminders.install import install
 
-    with_channel = Runtime(suite_app, FlowEngine(suite_app, ROUTER), "all")
+    with_channel = Runtime(suite_app, FlowEngine(suite_app, build_router()), "all")
     with_channel.senders.register(RecordingSender("test"))
     assert await install(with_channel)
     for service in with_channel.services:

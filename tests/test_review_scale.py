@@ -230,8 +230,8 @@ async def test_gaps_in_evidence_are_shown_to_the_resident_and_the_reviewer(engin
 
 
 async def test_a_households_members_are_listed_for_the_reviewer(app):
-    from bot.flows import ROUTER
     from bot.flows.engine import FlowEngine
+    from bot.flows.registry import build_router
     from bot.storage.people import MemberSpec, create_household
     from bot.storage.submissions import create_submission, transition
     from bot.domain.lifecycle import Actor, State
@@ -255,7 +255,7 @@ async def test_a_households_members_are_listed_for_the_reviewer(app):
         await transition(session, submission, State.DECLARING, actor=Actor.OWNER, actor_person_id=head.id, note=None, now=now)
         session.add(Answer(submission_id=submission.id, item_id="1.3", level="not_applicable", points=10, answered_at=now))
         await transition(session, submission, State.SUBMITTED, actor=Actor.OWNER, actor_person_id=head.id, note=None, now=now)
-    can = await make_staff(FlowEngine(app, ROUTER), "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    can = await make_staff(FlowEngine(app, build_router()), "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     turn = await can.says("/xem GD-2026-000001")
     lines = turn.replies[0].text.split("\n")
     at = lines.index("Chủ hộ: Y Bih Niê — 3 người — Buôn Ken")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from bot.flows.messages import choice_token
+from bot.messages import choice_token
 from bot.review.decisions import Decision, OwnApplication, decide
 from bot.review.scope import scope_for
 from bot.storage.models import HouseholdMember, Person, Submission, SubmissionEvent

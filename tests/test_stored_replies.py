@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from bot.flows.messages import Incoming, Kind
+from bot.messages import Incoming, Kind
 from bot.storage.models import InviteCode, ProcessedMessage
 from bot.storage.people import Role
 from tests.support.review import chat, flow, make_staff  # noqa: F401

@@ -25,9 +25,9 @@ from bot.channels.telegram import (
     TelegramService,
     map_error,
 )
-from bot.flows import ROUTER
+from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
-from bot.flows.messages import Choice, Outgoing
+from bot.messages import Choice, Outgoing
 from bot.i18n import Translator
 from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage, Submission
 from tests.conftest import TEST_SIGNING_SECRET
@@ -441,7 +441,7 @@ async def test_webhook_asks_telegram_to_deliver_again_when_replies_could_not_go_
 
 
 async def test_a_webhook_needs_a_secret(suite_app, fake):
-    engine = FlowEngine(suite_app, ROUTER)
+    engine = FlowEngine(suite_app, build_router())
     with pytest.raises(TelegramConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
         TelegramChannel(engine, options_for(fake, webhook_url="https://bot.example.vn/telegram/webhook"))
     with pytest.raises(TelegramConfigError, match="characters"):
@@ -502,7 +502,7 @@ async def test_install_follows_the_settings(suite_db, tmp_path, clock, fake):
 
 
 async def test_send_only_service_for_the_scheduler(suite_app, fake):
-    channel = TelegramChannel(FlowEngine(suite_app, ROUTER), options_for(fake))
+    channel = TelegramChannel(FlowEngine(suite_app, build_router()), options_for(fake))
     service = TelegramService(channel, "send")
     await service.start()
     try:

@@ -8,7 +8,7 @@ from telegram import Update
 
 from bot.channels.telegram_render import MAX_CAPTION, MAX_TEXT, keyboard_for, merge_replies, plan, split_text, utf16_len
 from bot.channels.telegram_updates import to_incoming
-from bot.flows.messages import Choice, Kind, Outgoing
+from bot.messages import Choice, Kind, Outgoing
 from bot.i18n import get_translator
 
 VI = get_translator("vi")

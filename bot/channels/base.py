@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bot.flows.messages import Outgoing
+from bot.messages import Outgoing
 from bot.storage.models import ChannelAccount
 
 

@@ -13,7 +13,7 @@ from typing import Callable, TextIO
 
 from bot.channels.render import numbered_text
 from bot.flows.engine import FlowEngine
-from bot.flows.messages import Incoming, Kind, Outgoing, PhotoInput
+from bot.messages import Incoming, Kind, Outgoing, PhotoInput
 from bot.i18n import get_translator
 
 CHANNEL = "console"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from babel.lists import format_list
 
-from bot.flows.messages import Outgoing
+from bot.messages import Outgoing
 from bot.i18n import Translator
 
 

@@ -37,7 +37,7 @@ from bot.channels.telegram_render import Planned, merge_replies, plan
 from bot.channels.telegram_updates import CHANNEL, to_incoming
 from bot.config import ConfigError, Settings
 from bot.flows.engine import FlowEngine, PhotoDownloadError
-from bot.flows.messages import Outgoing
+from bot.messages import Outgoing
 from bot.i18n import LOCALES, get_translator
 from bot.storage.evidence import PhotoTooLarge
 from bot.storage.models import ChannelAccount
@@ -136,7 +136,6 @@ def build_application(options: TelegramOptions) -> Application:
         .rate_limiter(limiter)
         .concurrent_updates(options.concurrent_updates)
         .job_queue(None)
-        .persistence(None)
         .read_timeout(options.read_timeout)
         .write_timeout(max(options.read_timeout, 20))
         .connect_timeout(options.read_timeout)
@@ -410,7 +409,7 @@ class TelegramChannel:
             commands = []
             for spec in self.engine.router.command_order:
                 name = spec.name_for(locale)
-                if not spec.help_key or spec.role is not None or not COMMAND_PATTERN.fullmatch(name):
+                if not spec.help_key or spec.roles or not COMMAND_PATTERN.fullmatch(name):
                     continue
                 description = t(spec.help_key)[:MAX_COMMAND_DESCRIPTION]
                 commands.append(BotCommand(name, description))

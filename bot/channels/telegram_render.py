@@ -19,7 +19,7 @@ from pathlib import Path
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.channels.render import numbered_text
-from bot.flows.messages import Outgoing, choice_token
+from bot.messages import Outgoing, choice_token
 from bot.i18n import Translator
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from telegram import Message, Update
 
-from bot.flows.messages import Incoming, Kind, PhotoInput, parse_command
+from bot.messages import Incoming, Kind, PhotoInput, parse_command
 
 CHANNEL = "telegram"
 
@@ -57,7 +57,7 @@ def to_incoming(update: Update, download: Downloader) -> Incoming | None:
     chat = update.effective_chat
     if user is None or chat is None:
         return None
-    common = dict(user_id=str(user.id), chat_id=str(chat.id), language_code=user.language_code)
+    common: dict[str, Any] = dict(user_id=str(user.id), chat_id=str(chat.id), language_code=user.language_code)
 
     query = update.callback_query
     if query is not None:

@@ -86,8 +86,15 @@ class IllegalTransition(Exception):
         super().__init__(f"cannot move a submission from {source} to {target} as {actor}: {reason}")
 
 
-def check(source: State | str, target: State | str, actor: Actor | str, note: str | None) -> Transition:
-    """Return the transition if allowed, else raise IllegalTransition (nothing is changed)."""
+class NoteRequired(IllegalTransition):
+    """The move is allowed, but only with a note saying why."""
+
+
+def check(
+    source: State | str, target: State | str, actor: Actor | str, note: str | None = None, *, ignore_note: bool = False
+) -> Transition:
+    """Return the transition if allowed, else raise IllegalTransition (nothing is changed).
+    `ignore_note`: whether the move is possible at all, before the note is written."""
     source, target, actor = State(source), State(target), Actor(actor)
     transition = _TABLE.get((source, target))
     if transition is None:
@@ -95,8 +102,8 @@ def check(source: State | str, target: State | str, actor: Actor | str, note: st
     if actor not in transition.actors:
         allowed = ", ".join(sorted(a.value for a in transition.actors))
         raise IllegalTransition(source, target, actor, f"only {allowed} may do this")
-    if transition.note_required and not (note and note.strip()):
-        raise IllegalTransition(source, target, actor, "a note is required")
+    if transition.note_required and not ignore_note and not (note and note.strip()):
+        raise NoteRequired(source, target, actor, "a note is required")
     return transition
 
 

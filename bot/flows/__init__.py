@@ -1,9 +1,2 @@
-"""Channel-neutral conversations. `ROUTER` assembles every flow's states and commands."""
-
-from bot.flows import consent, declare, invite, leader, mydata, register, reports, staff, start, status
-from bot.flows.router import Router
-from bot.reminders import commands as reminder_commands
-
-ROUTER = Router()
-for _module in (start, register, declare, status, staff, leader, invite, reports, mydata, consent, reminder_commands):
-    ROUTER.include(_module.router)
+"""Channel-neutral conversations, one module a flow. `bot.flows.registry.build_router()` assembles
+them; importing this package builds nothing."""

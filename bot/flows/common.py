@@ -8,7 +8,7 @@ from bot.domain.criteria import CriteriaSet, Level
 from bot.domain.labels import DEADLINE_KEYS, LEVEL_KEYS, STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, State
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.messages import Choice
 from bot.storage.commune import deadlines_of
 from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Household, Submission
 from bot.storage.submissions import submissions_for_person

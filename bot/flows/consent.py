@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.flows.states import Consent, MyData, Start
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.commune import communes
@@ -117,7 +118,7 @@ async def withdraw(ctx: Context) -> None:
         await ctx.session.execute(
             update(Conversation)
             .where(Conversation.account_id.in_(others))
-            .values(state="new", data={}, version=Conversation.version + 1)
+            .values(state=Start.NEW, data={}, version=Conversation.version + 1)
             .execution_options(synchronize_session=False)
         )
     ctx.conv.data = {}
@@ -134,10 +135,10 @@ async def cmd_withdraw(ctx: Context, args: str) -> None:
         return
     if ctx.proxy:
         ctx.stop_acting()
-    ctx.goto("consent.withdraw")
+    ctx.goto(Consent.WITHDRAW)
 
 
-@router.prompt("consent.withdraw", before_consent=True)
+@router.prompt(Consent.WITHDRAW, before_consent=True)
 async def ask_withdraw(ctx: Context) -> None:
     choices = [Choice("withdraw", ctx.t("withdraw.confirm"))]
     if ctx.person is not None:
@@ -146,20 +147,20 @@ async def ask_withdraw(ctx: Context) -> None:
     ctx.ask(ctx.t("withdraw.ask"), choices)
 
 
-@router.handle("consent.withdraw", before_consent=True)
+@router.handle(Consent.WITHDRAW, before_consent=True)
 async def on_withdraw(ctx: Context, inp: Input) -> None:
     if ctx.account.consent_at is None:  # withdrawn meanwhile (another channel)
         ctx.say(ctx.t("withdraw.not_given"))
-        ctx.goto("new")
+        ctx.goto(Start.NEW)
     elif inp.choice == "withdraw":
         await withdraw(ctx)
         ctx.say(ctx.t("withdraw.done", when=ctx.t.datetime(ctx.now)))
-        ctx.goto("new")
+        ctx.goto(Start.NEW)
     elif inp.choice == "delete" and ctx.person is not None:
-        ctx.goto("mydata.confirm")  # deleting records the withdrawal too
+        ctx.goto(MyData.CONFIRM)  # deleting records the withdrawal too
     elif inp.choice == "keep":
         ctx.say(ctx.t("withdraw.kept"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("withdraw.please_choose"))
         ctx.again()

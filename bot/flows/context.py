@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import local_date
-from bot.flows.messages import Choice, Incoming, Kind, Outgoing
+from bot.messages import Choice, Incoming, Kind, Outgoing
 from bot.i18n import Translator, get_translator
 from bot.storage.evidence import CleanPhoto
 from bot.storage.models import ChannelAccount, Conversation, Person
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.flows.router import CommandSpec
 
 
 @dataclass
@@ -47,8 +48,8 @@ class Context:
     proxy_subject: Person | None = None
     # Work to do once this message's transaction has committed (e.g. removing files).
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Set by prompts: the choices of the last question, for numbers and typed labels.
-    _asked: bool = False
+    # Every command, in help order (the help text lists those the person may use); set by the engine.
+    commands: Sequence["CommandSpec"] = ()
     # The bot has never talked with this account before this message; and whether the replies
     # already say who is talking (the engine adds the welcome to a first contact otherwise).
     first_contact: bool = False
@@ -126,7 +127,6 @@ class Context:
         self.conv.prompt_seq += 1
         self.set(_choices=[[c.value, c.label] for c in choices])
         self.replies.append(Outgoing(text=text, choices=choices, prompt_seq=self.conv.prompt_seq))
-        self._asked = True
 
     def goto(self, state: str) -> None:
         """Move to a state; its prompt runs once the current handler returns."""
@@ -135,6 +135,11 @@ class Context:
     def again(self) -> None:
         """Ask the current question again (after a friendly correction)."""
         self.next_state = self.conv.state
+
+    def retry(self, key: str, **params: Any) -> None:
+        """Say the catalog text `key` (a friendly correction) and ask the current question again."""
+        self.say(self.t(key, **params))
+        self.again()
 
     def current_choices(self) -> list[Choice]:
         return [Choice(v, l) for v, l in self.data.get("_choices", [])]

@@ -21,7 +21,8 @@ from bot.flows.common import (
     with_proxy_banner,
 )
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Kind
+from bot.flows.states import Decl, Start
+from bot.messages import Choice, Kind
 from bot.flows.router import Router
 from bot.review.dossier import evidence_gaps
 from bot.i18n import N_
@@ -57,12 +58,12 @@ async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
     submission = await my_submission(ctx, ctx.data.get("sub"))
     if submission is None:
         ctx.say(ctx.t("decl.lost"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return None
     if State(submission.state) not in EDITABLE:
         ctx.say(ctx.t("decl.not_editable", reference=submission.reference, state=state_label(ctx, submission.state)))
         ctx.drop("sub", "item", "return_summary")
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return None
     return submission, await criteria_of(ctx, submission)
 
@@ -96,27 +97,27 @@ async def _open(ctx: Context, submission: Submission) -> None:
     ctx.drop("return_summary")
     item = await _first_unanswered(ctx, submission, criteria_set)
     if item is None or submission.state == State.NEEDS_INFO.value:
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
     else:
         ctx.set(item=item.id)
-        ctx.goto("decl.item")
+        ctx.goto(Decl.ITEM)
 
 
 async def _advance(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     """After an item: back to the summary when editing, else the next unanswered item."""
     if ctx.data.get("return_summary"):
         ctx.drop("return_summary", "item")
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
         return
     ids = [item.id for item in criteria_set.items]
     current = ids.index(ctx.data["item"]) if ctx.data.get("item") in ids else -1
     item = await _first_unanswered(ctx, submission, criteria_set, after=current)
     if item is None:
         ctx.drop("item")
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
     else:
         ctx.set(item=item.id)
-        ctx.goto("decl.item")
+        ctx.goto(Decl.ITEM)
 
 
 @router.command("bosung", "answer", english="answer", help_key=N_("help.cmd.answer"))
@@ -125,24 +126,24 @@ async def cmd_answer(ctx: Context, args: str) -> None:
     waiting = [s for s in await editable_submissions(ctx) if s.state == State.NEEDS_INFO.value]
     if not waiting:
         ctx.say(ctx.t("decl.no_request"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     ctx.set(sub=waiting[0].id)
     ctx.drop("item", "return_summary")
-    ctx.goto("decl.summary")
+    ctx.goto(Decl.SUMMARY)
 
 
 @router.command("tudanhgia", "declare", english="declare", help_key=N_("help.cmd.declare"))
 async def cmd_declare(ctx: Context, args: str) -> None:
-    ctx.goto("decl.choose")
+    ctx.goto(Decl.CHOOSE)
 
 
-@router.prompt("decl.choose")
+@router.prompt(Decl.CHOOSE)
 async def ask_choose(ctx: Context) -> None:
     editable = await editable_submissions(ctx)
     if not editable:
         ctx.say(ctx.t("decl.none"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     if len(editable) == 1:
         await _open(ctx, editable[0])
@@ -154,10 +155,10 @@ async def ask_choose(ctx: Context) -> None:
     ctx.ask(ctx.t("decl.ask_choose"), [*choices, back_choice(ctx)])
 
 
-@router.handle("decl.choose")
+@router.handle(Decl.CHOOSE)
 async def on_choose(ctx: Context, inp: Input) -> None:
     if inp.choice == "back":
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     submission = None
     if inp.choice and inp.choice.startswith("s") and inp.choice[1:].isdigit():
@@ -169,7 +170,7 @@ async def on_choose(ctx: Context, inp: Input) -> None:
     await _open(ctx, submission)
 
 
-@router.prompt("decl.intro")
+@router.prompt(Decl.INTRO)
 async def ask_intro(ctx: Context) -> None:
     current = await _current(ctx)
     if current is None:
@@ -182,7 +183,7 @@ async def ask_intro(ctx: Context) -> None:
     )
 
 
-@router.handle("decl.intro")
+@router.handle(Decl.INTRO)
 async def on_intro(ctx: Context, inp: Input) -> None:
     current = await _current(ctx)
     if current is None:
@@ -192,7 +193,7 @@ async def on_intro(ctx: Context, inp: Input) -> None:
         await _open(ctx, submission)
     elif inp.choice == "later":
         ctx.say(ctx.t("decl.paused"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("decl.pick_start"))
         ctx.again()
@@ -206,7 +207,7 @@ def _item_heading(ctx: Context, criteria_set: CriteriaSet, item: Item) -> str:
     return ctx.t("decl.item_heading_id", id=item.id, n=position, total=total, max=item.max_points)
 
 
-@router.prompt("decl.item")
+@router.prompt(Decl.ITEM)
 async def ask_item(ctx: Context) -> None:
     current = await _current(ctx)
     if current is None:
@@ -298,7 +299,7 @@ def _photo_refused(ctx: Context, inp: Input) -> None:
     ctx.say(ctx.t(key, max_mb=ctx.app.settings.max_photo_bytes // (1024 * 1024)))
 
 
-@router.handle("decl.item", photos=True)
+@router.handle(Decl.ITEM, photos=True)
 async def on_item(ctx: Context, inp: Input) -> None:
     current = await _current(ctx)
     if current is None:
@@ -316,20 +317,20 @@ async def on_item(ctx: Context, inp: Input) -> None:
             actor_person_id=ctx.person.id if ctx.person else None, now=ctx.now,
         )
         if inp.choice in (Level.ACHIEVED.value, Level.PARTIAL.value):
-            ctx.goto("decl.photos")
+            ctx.goto(Decl.PHOTOS)
         else:
             await _advance(ctx, submission, criteria_set)
     elif inp.choice == "skip":
         await _advance(ctx, submission, criteria_set)
     elif inp.choice == "stop":
         ctx.say(ctx.t("decl.paused"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("decl.pick_level"))
         ctx.again()
 
 
-@router.prompt("decl.photos")
+@router.prompt(Decl.PHOTOS)
 async def ask_photos(ctx: Context) -> None:
     current = await _current(ctx)
     if current is None:
@@ -348,7 +349,7 @@ async def ask_photos(ctx: Context) -> None:
         ctx.ask(ctx.t("decl.photos_more", count=count, max=limit), [Choice("done", ctx.t("decl.done"))])
 
 
-@router.handle("decl.photos", photos=True)
+@router.handle(Decl.PHOTOS, photos=True)
 async def on_photos(ctx: Context, inp: Input) -> None:
     current = await _current(ctx)
     if current is None:
@@ -432,7 +433,7 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
     return "\n".join(lines), bool(result.unanswered), not result.unanswered and not no_photo
 
 
-@router.prompt("decl.summary")
+@router.prompt(Decl.SUMMARY)
 async def ask_summary(ctx: Context) -> None:
     current = await _current(ctx)
     if current is None:
@@ -455,7 +456,7 @@ async def ask_summary(ctx: Context) -> None:
     ctx.ask(with_proxy_banner(ctx, text), choices)
 
 
-@router.handle("decl.summary", photos=True)
+@router.handle(Decl.SUMMARY, photos=True)
 async def on_summary(ctx: Context, inp: Input) -> None:
     current = await _current(ctx)
     if current is None:
@@ -471,7 +472,7 @@ async def on_summary(ctx: Context, inp: Input) -> None:
         _drop_pending_photo(ctx, keep_path=blob.path)  # one left from an earlier visit
         ctx.set(pending_photo={"blob": asdict(blob), "message_id": ctx.msg.message_id})
         ctx.say(ctx.t("decl.photo_pick_item_first"))
-        ctx.goto("decl.pick_item")
+        ctx.goto(Decl.PICK_ITEM)
         return
     match inp.choice:
         case "submit":
@@ -486,24 +487,24 @@ async def on_summary(ctx: Context, inp: Input) -> None:
             )
             ctx.drop("sub", "item", "return_summary")
             ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
-            ctx.goto("menu")
+            ctx.goto(Start.MENU)
         case "missing":
             item = await _first_unanswered(ctx, submission, criteria_set)
             if item is None:
                 ctx.again()
                 return
             ctx.set(item=item.id)
-            ctx.goto("decl.item")
+            ctx.goto(Decl.ITEM)
         case "review":
             ctx.say(await _review_text(ctx, submission, criteria_set))
             ctx.again()
         case "edit":
             _drop_pending_photo(ctx)  # left when they went elsewhere instead of picking an item
-            ctx.goto("decl.pick_item")
+            ctx.goto(Decl.PICK_ITEM)
         case "later":
             ctx.say(ctx.t("decl.paused"))
             ctx.drop("item", "return_summary")
-            ctx.goto("menu")
+            ctx.goto(Start.MENU)
         case _:
             ctx.say(ctx.t("decl.pick_summary"))
             ctx.again()
@@ -529,7 +530,7 @@ async def _review_text(ctx: Context, submission: Submission, criteria_set: Crite
     return "\n".join(lines)
 
 
-@router.prompt("decl.pick_item")
+@router.prompt(Decl.PICK_ITEM)
 async def ask_pick_item(ctx: Context) -> None:
     current = await _current(ctx)
     if current is None:
@@ -544,7 +545,7 @@ async def ask_pick_item(ctx: Context) -> None:
     ctx.ask(ctx.t("decl.ask_pick_item"), [*choices, back_choice(ctx)])
 
 
-@router.handle("decl.pick_item")
+@router.handle(Decl.PICK_ITEM)
 async def on_pick_item(ctx: Context, inp: Input) -> None:
     current = await _current(ctx)
     if current is None:
@@ -558,7 +559,7 @@ async def on_pick_item(ctx: Context, inp: Input) -> None:
         chosen = inp.text.strip()
     if inp.choice == "back":
         _drop_pending_photo(ctx)
-        ctx.goto("decl.summary")
+        ctx.goto(Decl.SUMMARY)
         return
     if chosen not in ids:
         ctx.say(ctx.t("decl.pick_item_again"))
@@ -572,4 +573,4 @@ async def on_pick_item(ctx: Context, inp: Input) -> None:
             ctx.say(ctx.t("decl.photo_attached_to", id=chosen))
         else:
             _drop_pending_photo(ctx)  # refused (item full), or already on it: its file goes if unused
-    ctx.goto("decl.item")
+    ctx.goto(Decl.ITEM)

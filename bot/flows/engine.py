@@ -33,22 +33,22 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.app import App
 from bot.flows.context import Context, Input
 from bot.flows.matching import HELP_KEY, MENU_KEY, is_keyword, match_choice
-from bot.flows.messages import Incoming, Kind, Outgoing, parse_choice_token, parse_command
+from bot.flows.states import Start
+from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_token, parse_command
 from bot.flows.router import Router
 from bot.i18n import N_, get_translator
 from bot.storage.evidence import CleanPhoto, EvidenceError
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
-from bot.storage.people import get_account, get_or_create_account
+from bot.storage.people import Role, branch_ids_in_scope, get_account, get_or_create_account
 from bot.text import nfc, strip_controls
 
 log = logging.getLogger(__name__)
 
 Sender = Callable[[list[Outgoing]], Awaitable[None]]
-INITIAL_STATE = "new"
+INITIAL_STATE = Start.NEW
 MAX_PENDING_ARGS = 200  # a command's words kept until consent (a reference, filters)
 MAX_PROMPT_CHAIN = 8
 MAX_TEXT = 2000
-COMMAND_CHOICE = "cmd:"
 UNSUPPORTED_KEYS = {
     Kind.STICKER: N_("input.sticker"),
     Kind.VOICE: N_("input.voice"),
@@ -239,7 +239,9 @@ class FlowEngine:
         # Keep the conversation out of autoflush while the handler and prompts run, so its new
         # position is written once (with its version check) instead of before every query.
         session.expunge(conv)
-        ctx = Context(self.app, session, account, conv, msg, person, first_contact=first_contact)
+        ctx = Context(
+            self.app, session, account, conv, msg, person, first_contact=first_contact, commands=self.router.command_order
+        )
         await self._load_proxy(ctx)
 
         await self._dispatch(ctx, msg, photo, photo_error)
@@ -273,8 +275,6 @@ class FlowEngine:
         """Resume acting for someone only while the leader still covers that person's branch."""
         if not ctx.proxy:
             return
-        from bot.storage.people import Role, branch_ids_in_scope
-
         target_id = ctx.data.get("for")
         allowed = False
         if ctx.person is not None:
@@ -291,7 +291,7 @@ class FlowEngine:
         if not allowed:
             ctx.stop_acting()
             ctx.say(ctx.t("proxy.no_longer"))
-            ctx.goto("menu" if ctx.account.consent_at else INITIAL_STATE)
+            ctx.goto(Start.MENU if ctx.account.consent_at else INITIAL_STATE)
 
     async def _load(
         self, session: AsyncSession, msg: Incoming, now: datetime
@@ -344,28 +344,29 @@ class FlowEngine:
         if spec is None or spec.handle is None:
             # A state from an older version, or a prompt-only state: start that part again.
             log.warning("conversation %s in unknown state %r", ctx.account.id, ctx.state)
-            ctx.goto("menu" if ctx.account.consent_at else INITIAL_STATE)
+            ctx.goto(Start.MENU if ctx.account.consent_at else INITIAL_STATE)
             return
         if not spec.before_consent and ctx.account.consent_at is None:
             # Consent was withdrawn (perhaps on another channel) while this question was open:
             # nothing more is taken until they agree again.
             ctx.say(ctx.t("consent.needed_first"))
-            ctx.goto("consent")
+            ctx.goto(Start.CONSENT)
             return
 
         inp = self._resolve(ctx, msg, photo, photo_error)
         if inp is None:
             return
-        if inp.kind == Kind.COMMAND and inp.choice:
-            # A button on a notice (reminder, digest) that runs a command whatever the state.
-            await self._command(ctx, inp.choice[len(COMMAND_CHOICE):], "")
+        if inp.kind in (Kind.COMMAND, Kind.CHOICE) and inp.choice and inp.choice.startswith(COMMAND_PREFIX):
+            # A button on a notice (reminder, digest) that runs a command whatever the state, or a
+            # menu entry that opens one (pressed, or typed as its number or label).
+            await self._command(ctx, inp.choice[len(COMMAND_PREFIX):], "")
             return
         if inp.kind == Kind.TEXT and inp.text:
             if is_keyword(inp.text, HELP_KEY):
                 await self._command(ctx, "huongdan", "")
                 return
             if is_keyword(inp.text, MENU_KEY) and ctx.account.consent_at:
-                ctx.goto("menu")
+                ctx.goto(Start.MENU)
                 return
         if inp.kind == Kind.PHOTO and not spec.accepts_photos:
             ctx.say(t("input.photo_not_expected"))
@@ -374,7 +375,7 @@ class FlowEngine:
         if inp.kind == Kind.PHOTO and ctx.account.consent_at is None:
             # A question that takes photos, but consent was withdrawn since: keep nothing.
             ctx.say(t("consent.needed_first"))
-            ctx.goto("consent")
+            ctx.goto(Start.CONSENT)
             return
         await spec.handle(ctx, inp)
 
@@ -384,7 +385,7 @@ class FlowEngine:
         choices = ctx.current_choices()
         if msg.kind == Kind.CHOICE and msg.choice is not None:
             seq, value = parse_choice_token(msg.choice)
-            if value.startswith(COMMAND_CHOICE):
+            if value.startswith(COMMAND_PREFIX):
                 return Input(Kind.COMMAND, choice=value)
             # A button of an earlier question is stale even when the current question offers the
             # same value (every item of a declaration has the same levels).
@@ -416,12 +417,12 @@ class FlowEngine:
             await self.router.commands["huongdan"].handler(ctx, "")
             return
         if spec.needs_consent and ctx.account.consent_at is None:
-            if spec.role is not None:
+            if spec.roles:
                 # A newly granted leader's or officer's first command (/duyet): carried out
                 # right after they agree (see start.on_consent), not lost.
                 ctx.set(after_consent={"command": name, "args": args[:MAX_PENDING_ARGS]})
             ctx.say(ctx.t("consent.needed_first"))
-            ctx.goto("consent")
+            ctx.goto(Start.CONSENT)
             return
         await spec.handler(ctx, args)
 

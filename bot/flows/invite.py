@@ -7,9 +7,10 @@ from datetime import datetime, time
 
 from bot.flows.common import read_name
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Outgoing
+from bot.flows.states import Invite, Start
+from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
-from bot.flows.staff import require
+from bot.flows.guards import require
 from bot.i18n import N_
 from bot.review.invites import (
     DEFAULT_TTL,
@@ -60,7 +61,7 @@ def _typed_code(text: str) -> tuple[str, str] | None:
 # ---- creating codes ---------------------------------------------------------------------------
 
 
-@router.command("moi", "invite", english="invite", role="officer", help_key=N_("help.cmd.invite"))
+@router.command("moi", "invite", english="invite", roles=(Role.OFFICER,), help_key=N_("help.cmd.invite"))
 async def cmd_invite(ctx: Context, args: str) -> None:
     scope = await require(ctx, Role.OFFICER)
     if scope is None:
@@ -69,15 +70,15 @@ async def cmd_invite(ctx: Context, args: str) -> None:
     words = fold(args).split()
     if words and words[0] in ("leader", "chihoi", "chi", "truong", "chihoitruong"):
         ctx.set(inv={"role": Role.LEADER.value})
-        ctx.goto("inv.unit")
+        ctx.goto(Invite.UNIT)
     elif words and words[0] in ("officer", "canbo", "xa", "can"):
         ctx.set(inv={"role": Role.OFFICER.value})
-        ctx.goto("inv.unit")
+        ctx.goto(Invite.UNIT)
     else:
-        ctx.goto("inv.role")
+        ctx.goto(Invite.ROLE)
 
 
-@router.prompt("inv.role")
+@router.prompt(Invite.ROLE)
 async def ask_invite_role(ctx: Context) -> None:
     ctx.ask(
         ctx.t("inv.ask_role"),
@@ -89,14 +90,14 @@ async def ask_invite_role(ctx: Context) -> None:
     )
 
 
-@router.handle("inv.role")
+@router.handle(Invite.ROLE)
 async def on_invite_role(ctx: Context, inp: Input) -> None:
     if inp.choice in (Role.LEADER.value, Role.OFFICER.value):
         ctx.set(inv={"role": inp.choice})
-        ctx.goto("inv.unit")
+        ctx.goto(Invite.UNIT)
     elif inp.choice == "menu":
         ctx.drop("inv")
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()
@@ -115,13 +116,13 @@ async def _units(ctx: Context, role: Role) -> list[OrgUnit]:
     return await branches_in(ctx.session, scope) if scope else []
 
 
-@router.prompt("inv.unit")
+@router.prompt(Invite.UNIT)
 async def ask_invite_unit(ctx: Context) -> None:
     role = Role(ctx.data.get("inv", {}).get("role", Role.LEADER.value))
     units = await _units(ctx, role)
     if not units:
         ctx.say(ctx.t("staff.not_officer"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     if len(units) == 1:
         await _create(ctx, role, units[0])
@@ -130,12 +131,12 @@ async def ask_invite_unit(ctx: Context) -> None:
     ctx.ask(ctx.t(key), [*(Choice(f"u{u.id}", u.name) for u in units), Choice("back", ctx.t("common.back"))])
 
 
-@router.handle("inv.unit")
+@router.handle(Invite.UNIT)
 async def on_invite_unit(ctx: Context, inp: Input) -> None:
     role = Role(ctx.data.get("inv", {}).get("role", Role.LEADER.value))
     choice = inp.choice or ""
     if choice == "back":
-        ctx.goto("inv.role")
+        ctx.goto(Invite.ROLE)
         return
     units = {f"u{u.id}": u for u in await _units(ctx, role)}
     if choice not in units:
@@ -150,7 +151,7 @@ async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
         created = await create_invite(ctx.session, role=role, scope=unit, created_by=ctx.person, now=ctx.now)
     except NotAllowed:
         ctx.say(ctx.t("staff.not_officer"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     expires = created.invite.expires_at.astimezone(ctx.app.settings.tz)
     role_key = ROLE_KEYS[role]
@@ -164,7 +165,7 @@ async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
         stored_text=ctx.t("inv.created_not_kept"),
     ))
     ctx.drop("inv")
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)
 
 
 # ---- redeeming a code -------------------------------------------------------------------------
@@ -194,17 +195,17 @@ async def cmd_code(ctx: Context, args: str) -> None:
     if ctx.account.consent_at is None:
         # Storing a name needs consent first; the code waits in the conversation meanwhile.
         ctx.say(ctx.t("invite.consent_first"))
-        ctx.goto("consent")
+        ctx.goto(Start.CONSENT)
         return
-    ctx.goto("invite.redeem")
+    ctx.goto(Invite.REDEEM)
 
 
-@router.prompt("invite.redeem")
+@router.prompt(Invite.REDEEM)
 async def ask_redeem(ctx: Context) -> None:
     """Use the waiting code: ask the person's name first if the bot does not know them yet."""
     code = ctx.data.get("invite")
     if not code:
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     if ctx.person is None:
         ctx.ask(ctx.t("invite.ask_name"))
@@ -212,7 +213,7 @@ async def ask_redeem(ctx: Context) -> None:
     await _redeem(ctx, ctx.person)
 
 
-@router.handle("invite.redeem")
+@router.handle(Invite.REDEEM)
 async def on_redeem_name(ctx: Context, inp: Input) -> None:
     name = read_name(ctx, inp)
     if name is None:
@@ -235,14 +236,14 @@ async def _redeem(ctx: Context, person: Person) -> None:
     except InviteError as error:
         key = INVITE_ERROR_KEYS[error.reason]
         ctx.say(ctx.t(key))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     unit = await ctx.session.get(OrgUnit, grant.scope_unit_id) if grant.scope_unit_id else None
     role_key = ROLE_KEYS[Role(grant.role)]
     if grant.role == Role.LEADER.value and unit is not None and person.branch_id is None:
         person.branch_id = unit.id
     ctx.say(ctx.t("invite.done", role=ctx.t(role_key), unit=unit.name if unit else "-"))
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)
 
 
 
@@ -250,11 +251,11 @@ async def _redeem(ctx: Context, person: Person) -> None:
 # ---- removing a role (/thuhoi) ----------------------------------------------------------------
 
 
-@router.command("thuhoi", "revoke", english="revoke", role="officer", help_key=N_("help.cmd.revoke"))
+@router.command("thuhoi", "revoke", english="revoke", roles=(Role.OFFICER,), help_key=N_("help.cmd.revoke"))
 async def cmd_revoke(ctx: Context, args: str) -> None:
     if await require(ctx, Role.OFFICER) is None:
         return
-    ctx.goto("rev.pick")
+    ctx.goto(Invite.REVOKE_PICK)
 
 
 def _grant_label(ctx: Context, row: GrantRow) -> str:
@@ -262,30 +263,30 @@ def _grant_label(ctx: Context, row: GrantRow) -> str:
     return ctx.t("rev.grant", name=row.person_name, role=role, scope=row.scope_name or "")
 
 
-@router.prompt("rev.pick")
+@router.prompt(Invite.REVOKE_PICK)
 async def ask_revoke_pick(ctx: Context) -> None:
     rows = await revocable_grants(ctx.session, ctx.person.id) if ctx.person else []
     if not rows:
         ctx.say(ctx.t("rev.none"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     choices = [Choice(f"g{row.grant_id}", _grant_label(ctx, row)) for row in rows]
     ctx.ask(ctx.t("rev.ask"), [*choices, Choice("menu", ctx.t("common.to_menu"))])
 
 
-@router.handle("rev.pick")
+@router.handle(Invite.REVOKE_PICK)
 async def on_revoke_pick(ctx: Context, inp: Input) -> None:
     if inp.choice and inp.choice.startswith("g") and inp.choice[1:].isdigit():
         ctx.set(revoke=int(inp.choice[1:]))
-        ctx.goto("rev.confirm")
+        ctx.goto(Invite.REVOKE_CONFIRM)
     elif inp.choice == "menu":
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()
 
 
-@router.prompt("rev.confirm")
+@router.prompt(Invite.REVOKE_CONFIRM)
 async def ask_revoke_confirm(ctx: Context) -> None:
     grant_id = ctx.data.get("revoke")
     rows = {row.grant_id: row for row in await revocable_grants(ctx.session, ctx.person.id)} if ctx.person else {}
@@ -293,7 +294,7 @@ async def ask_revoke_confirm(ctx: Context) -> None:
     if row is None:
         ctx.drop("revoke")
         ctx.say(ctx.t("rev.gone"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     ctx.ask(
         ctx.t("rev.confirm", grant=_grant_label(ctx, row)),
@@ -301,7 +302,7 @@ async def ask_revoke_confirm(ctx: Context) -> None:
     )
 
 
-@router.handle("rev.confirm")
+@router.handle(Invite.REVOKE_CONFIRM)
 async def on_revoke_confirm(ctx: Context, inp: Input) -> None:
     grant_id = ctx.data.get("revoke")
     if inp.choice == "yes":
@@ -313,11 +314,11 @@ async def on_revoke_confirm(ctx: Context, inp: Input) -> None:
         else:
             person = await ctx.session.get(Person, grant.person_id)
             ctx.say(ctx.t("rev.done", name=person.full_name if person else "", role=ctx.t(ROLE_KEYS[Role(grant.role)])))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     elif inp.choice == "no":
         ctx.drop("revoke")
         ctx.say(ctx.t("rev.cancelled"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()

@@ -8,9 +8,11 @@ from bot.domain.lifecycle import State
 from bot.flows.common import state_label
 from bot.flows.consent import consent_notice
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.flows.states import Decl, Leader, Reg, Start, Status
+from bot.messages import Choice
 from bot.flows.router import Router
-from bot.flows.staff import require
+from bot.flows.staff import cmd_branch_review
+from bot.flows.guards import require
 from bot.i18n import N_
 from bot.review.queries import Member, branch_members, people_for_proxy
 from bot.review.scope import branches_in, scope_for
@@ -30,7 +32,7 @@ STATE_ORDER = [
 # ---- members by state -----------------------------------------------------------------------
 
 
-@router.command("thanhvien", "members", english="members", role="leader", help_key=N_("help.cmd.members"))
+@router.command("thanhvien", "members", english="members", roles=(Role.LEADER,), help_key=N_("help.cmd.members"))
 async def cmd_members(ctx: Context, args: str) -> None:
     scope = await require(ctx, Role.LEADER)
     if scope is None:
@@ -38,26 +40,26 @@ async def cmd_members(ctx: Context, args: str) -> None:
     branches = await branches_in(ctx.session, scope)
     if len(branches) == 1:
         ctx.set(members_branch=branches[0].id)
-        ctx.goto("lead.members")
+        ctx.goto(Leader.MEMBERS)
     else:
-        ctx.goto("lead.members_branch")
+        ctx.goto(Leader.MEMBERS_BRANCH)
 
 
-@router.prompt("lead.members_branch")
+@router.prompt(Leader.MEMBERS_BRANCH)
 async def ask_members_branch(ctx: Context) -> None:
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
     branches = await branches_in(ctx.session, scope) if scope else []
     ctx.ask(ctx.t("lead.pick_branch"), [*(Choice(f"b{b.id}", b.name) for b in branches), Choice("menu", ctx.t("common.to_menu"))])
 
 
-@router.handle("lead.members_branch")
+@router.handle(Leader.MEMBERS_BRANCH)
 async def on_members_branch(ctx: Context, inp: Input) -> None:
     choice = inp.choice or ""
     if choice.startswith("b") and choice[1:].isdigit():
         ctx.set(members_branch=int(choice[1:]))
-        ctx.goto("lead.members")
+        ctx.goto(Leader.MEMBERS)
     elif choice == "menu":
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()
@@ -72,13 +74,13 @@ def _member_line(ctx: Context, member: Member) -> str:
     return line
 
 
-@router.prompt("lead.members")
+@router.prompt(Leader.MEMBERS)
 async def ask_members(ctx: Context) -> None:
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
     branch = await ctx.session.get(OrgUnit, ctx.data.get("members_branch") or 0)
     if scope is None or branch is None or not scope.covers(branch.id):
         ctx.say(ctx.t("staff.not_leader"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     campaign, members = await branch_members(ctx.session, branch, ctx.today)
     year = campaign.year if campaign else ctx.today.year
@@ -109,16 +111,14 @@ async def ask_members(ctx: Context) -> None:
     )
 
 
-@router.handle("lead.members")
+@router.handle(Leader.MEMBERS)
 async def on_members(ctx: Context, inp: Input) -> None:
-    from bot.flows.staff import cmd_branch_review
-
     if inp.choice == "review":
         await cmd_branch_review(ctx, "")
     elif inp.choice == "proxy":
         await cmd_proxy(ctx, "")
     elif inp.choice == "menu":
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()
@@ -127,7 +127,7 @@ async def on_members(ctx: Context, inp: Input) -> None:
 # ---- acting for a household without a smartphone ----------------------------------------------
 
 
-@router.command("lamho", "proxy", english="proxy", role="leader", help_key=N_("help.cmd.proxy"))
+@router.command("lamho", "proxy", english="proxy", roles=(Role.LEADER,), help_key=N_("help.cmd.proxy"))
 async def cmd_proxy(ctx: Context, args: str) -> None:
     scope = await require(ctx, Role.LEADER)
     if scope is None:
@@ -137,15 +137,15 @@ async def cmd_proxy(ctx: Context, args: str) -> None:
     ctx.drop("proxy_search")
     if args.strip():
         ctx.set(proxy_search=args.strip()[:60])
-    ctx.goto("proxy.pick")
+    ctx.goto(Leader.PROXY_PICK)
 
 
-@router.prompt("proxy.pick")
+@router.prompt(Leader.PROXY_PICK)
 async def ask_proxy_pick(ctx: Context) -> None:
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
     if scope is None:
         ctx.say(ctx.t("staff.not_leader"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     search = ctx.data.get("proxy_search")
     people = await people_for_proxy(ctx.session, scope, search, PROXY_LIST)
@@ -160,7 +160,7 @@ async def ask_proxy_pick(ctx: Context) -> None:
     ctx.ask(text, choices)
 
 
-@router.handle("proxy.pick")
+@router.handle(Leader.PROXY_PICK)
 async def on_proxy_pick(ctx: Context, inp: Input) -> None:
     choice = inp.choice or ""
     if choice.startswith("p") and choice[1:].isdigit():
@@ -172,13 +172,13 @@ async def on_proxy_pick(ctx: Context, inp: Input) -> None:
             return
         ctx.drop("proxy_search")
         ctx.act_for(someone)
-        ctx.goto("proxy.home")
+        ctx.goto(Leader.PROXY_HOME)
     elif choice == "new":
         ctx.drop("proxy_search")
-        ctx.goto("proxy.consent")
+        ctx.goto(Leader.PROXY_CONSENT)
     elif choice == "menu":
         ctx.drop("proxy_search")
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     elif inp.text:
         ctx.set(proxy_search=inp.text[:60])
         ctx.again()
@@ -187,7 +187,7 @@ async def on_proxy_pick(ctx: Context, inp: Input) -> None:
         ctx.again()
 
 
-@router.prompt("proxy.consent")
+@router.prompt(Leader.PROXY_CONSENT)
 async def ask_proxy_consent(ctx: Context) -> None:
     """The leader reads the consent text to the person (saying that an automated assistant
     keeps the record) and confirms their agreement; it is recorded as given through the leader."""
@@ -199,7 +199,7 @@ async def ask_proxy_consent(ctx: Context) -> None:
     )
 
 
-@router.handle("proxy.consent")
+@router.handle(Leader.PROXY_CONSENT)
 async def on_proxy_consent(ctx: Context, inp: Input) -> None:
     if inp.choice == "yes":
         shown = ShownText.from_json(ctx.data.get("proxy_consent_shown")) or (await consent_notice(ctx))[1]
@@ -207,20 +207,20 @@ async def on_proxy_consent(ctx: Context, inp: Input) -> None:
         ctx.act_for(None)
         # Recorded when registration creates the person (nobody exists to attach it to yet).
         ctx.set(proxy_consent={**shown.to_json(), "at": ctx.now.isoformat()}, reg={})
-        ctx.goto("reg.title")
+        ctx.goto(Reg.TITLE)
     elif inp.choice == "no":
         ctx.drop("proxy_consent_shown")
         ctx.say(ctx.t("proxy.consent_needed"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("common.pick_yes_no"))
         ctx.again()
 
 
-@router.prompt("proxy.home")
+@router.prompt(Leader.PROXY_HOME)
 async def ask_proxy_home(ctx: Context) -> None:
     if not ctx.proxy or ctx.subject is None:
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     ctx.ask(
         ctx.t("proxy.home", name=ctx.subject.full_name),
@@ -233,18 +233,18 @@ async def ask_proxy_home(ctx: Context) -> None:
     )
 
 
-@router.handle("proxy.home")
+@router.handle(Leader.PROXY_HOME)
 async def on_proxy_home(ctx: Context, inp: Input) -> None:
     match inp.choice:
         case "declare":
-            ctx.goto("decl.choose")
+            ctx.goto(Decl.CHOOSE)
         case "register":
             ctx.drop("reg")
-            ctx.goto("reg.title")
+            ctx.goto(Reg.TITLE)
         case "status":
-            ctx.goto("status")
+            ctx.goto(Status.SHOW)
         case "done":
-            ctx.goto("menu")
+            ctx.goto(Start.MENU)
         case _:
             ctx.say(ctx.t("menu.please_choose"))
             ctx.again()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from bot.flows.messages import Choice
+from bot.messages import Choice
 from bot.i18n import N_, all_aliases
 from bot.text import fold
 

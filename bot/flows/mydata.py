@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from bot.flows.consent import record_withdrawal
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.flows.states import MyData, Start
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.privacy import delete_person_data, remove_files_after_deletion, summary
@@ -80,15 +81,15 @@ async def cmd_delete_data(ctx: Context, args: str) -> None:
         return
     if ctx.proxy:
         ctx.stop_acting()
-    ctx.goto("mydata.confirm")
+    ctx.goto(MyData.CONFIRM)
 
 
-@router.prompt("mydata.confirm", before_consent=True)
+@router.prompt(MyData.CONFIRM, before_consent=True)
 async def ask_delete(ctx: Context) -> None:
     text = await _summary_text(ctx)
     if text is None:
         ctx.say(ctx.t("mydata.nothing"))
-        ctx.goto("menu" if ctx.account.consent_at else "new")
+        ctx.goto(Start.MENU if ctx.account.consent_at else Start.NEW)
         return
     ctx.ask(
         text + "\n\n" + ctx.t("mydata.confirm_ask"),
@@ -96,11 +97,11 @@ async def ask_delete(ctx: Context) -> None:
     )
 
 
-@router.handle("mydata.confirm", before_consent=True)
+@router.handle(MyData.CONFIRM, before_consent=True)
 async def on_delete(ctx: Context, inp: Input) -> None:
     if inp.choice == "keep":
         ctx.say(ctx.t("mydata.kept"))
-        ctx.goto("menu" if ctx.account.consent_at else "new")
+        ctx.goto(Start.MENU if ctx.account.consent_at else Start.NEW)
         return
     if inp.choice != "delete" or ctx.person is None:
         ctx.say(ctx.t("mydata.please_choose"))
@@ -118,4 +119,4 @@ async def on_delete(ctx: Context, inp: Input) -> None:
     ctx.person = None
     ctx.conv.data = {}
     ctx.say(ctx.t("mydata.deleted", submissions=result.submissions, photos=result.photos))
-    ctx.goto("new")
+    ctx.goto(Start.NEW)

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
 from bot.flows.consent import controller_for, shown_text
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.flows.states import Decl, Reg, Start
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.commune import branches_of, campaign_for, communes
@@ -59,35 +60,35 @@ def _subject(ctx: Context, title: str) -> str:
 def next_step(ctx: Context, draft: dict[str, Any]) -> str:
     """The first thing still missing from the draft decides the next question."""
     if not draft.get("title"):
-        return "reg.title"
+        return Reg.TITLE
     if not draft.get("name"):
-        return "reg.name"
+        return Reg.NAME
     if not draft.get("birth_year"):
-        return "reg.birth_year"
+        return Reg.BIRTH_YEAR
     if not draft.get("branch_id"):
-        return "reg.branch"
+        return Reg.BRANCH
     if _subject(ctx, draft["title"]) == "household":
         if ctx.proxy:
             draft["is_head"] = True  # a leader registers the household of the person they act for
         if draft.get("is_head") is None:
-            return "reg.is_head"
+            return Reg.IS_HEAD
         if not draft["is_head"]:
             if not draft.get("head_name"):
-                return "reg.head_name"
+                return Reg.HEAD_NAME
             if not draft.get("head_birth_year"):
-                return "reg.head_birth_year"
+                return Reg.HEAD_BIRTH_YEAR
         if not draft.get("members_done"):
             member = draft.get("member")
             if member is not None:
                 if not member.get("name"):
-                    return "reg.member_name"
+                    return Reg.MEMBER_NAME
                 if not member.get("birth_year"):
-                    return "reg.member_birth_year"
+                    return Reg.MEMBER_BIRTH_YEAR
                 if not member.get("relation"):
-                    return "reg.member_relation"
-                return "reg.guardian"  # a child under 16, kept aside until a guardian agrees
-            return "reg.members"
-    return "reg.confirm"
+                    return Reg.MEMBER_RELATION
+                return Reg.GUARDIAN  # a child under 16, kept aside until a guardian agrees
+            return Reg.MEMBERS
+    return Reg.CONFIRM
 
 
 def _continue(ctx: Context, draft: dict[str, Any]) -> None:
@@ -97,10 +98,10 @@ def _continue(ctx: Context, draft: dict[str, Any]) -> None:
 
 @router.command("dangky", "register", english="register", help_key=N_("help.cmd.register"))
 async def cmd_register(ctx: Context, args: str) -> None:
-    ctx.goto("reg.title")
+    ctx.goto(Reg.TITLE)
 
 
-@router.prompt("reg.title")
+@router.prompt(Reg.TITLE)
 async def ask_title(ctx: Context) -> None:
     choices = []
     for title in ctx.app.catalog.titles():
@@ -112,7 +113,7 @@ async def ask_title(ctx: Context) -> None:
     ctx.ask(question, choices)
 
 
-@router.handle("reg.title")
+@router.handle(Reg.TITLE)
 async def on_title(ctx: Context, inp: Input) -> None:
     if inp.choice not in ctx.app.catalog.titles():
         ctx.say(ctx.t("reg.pick_title"))
@@ -130,7 +131,7 @@ async def on_title(ctx: Context, inp: Input) -> None:
         existing = await _existing_registration(ctx, inp.choice, subject.branch_id)
         if existing is not None:
             _say_duplicate(ctx, existing)
-            ctx.goto("menu")
+            ctx.goto(Start.MENU)
             return
     elif ctx.proxy:
         branches = await _proxy_branches(ctx)
@@ -178,7 +179,7 @@ def _is_household(ctx: Context) -> bool:
     return _subject(ctx, _draft(ctx)["title"]) == "household"
 
 
-@router.prompt("reg.name")
+@router.prompt(Reg.NAME)
 async def ask_name(ctx: Context) -> None:
     if ctx.proxy:
         ctx.ask(ctx.t("reg.proxy.ask_name"))
@@ -188,7 +189,7 @@ async def ask_name(ctx: Context) -> None:
         ctx.ask(ctx.t("reg.ask_name"))
 
 
-@router.handle("reg.name")
+@router.handle(Reg.NAME)
 async def on_name(ctx: Context, inp: Input) -> None:
     name = read_name(ctx, inp)
     if name is not None:
@@ -207,7 +208,7 @@ def _read_year(ctx: Context, inp: Input, min_age: int) -> int | None:
     return year
 
 
-@router.prompt("reg.birth_year")
+@router.prompt(Reg.BIRTH_YEAR)
 async def ask_birth_year(ctx: Context) -> None:
     if ctx.proxy:
         ctx.ask(ctx.t("reg.proxy.ask_birth_year", name=_draft(ctx).get("name", "")))
@@ -215,7 +216,7 @@ async def ask_birth_year(ctx: Context) -> None:
         ctx.ask(ctx.t("reg.ask_birth_year"))
 
 
-@router.handle("reg.birth_year")
+@router.handle(Reg.BIRTH_YEAR)
 async def on_birth_year(ctx: Context, inp: Input) -> None:
     year = _read_year(ctx, inp, ADULT_MIN_AGE)
     if year is not None:
@@ -224,7 +225,7 @@ async def on_birth_year(ctx: Context, inp: Input) -> None:
         _continue(ctx, draft)
 
 
-@router.prompt("reg.branch")
+@router.prompt(Reg.BRANCH)
 async def ask_branch(ctx: Context) -> None:
     draft = _draft(ctx)
     if ctx.proxy:
@@ -234,7 +235,7 @@ async def ask_branch(ctx: Context) -> None:
     all_communes = await communes(ctx.session)
     if not all_communes:
         ctx.say(ctx.t("reg.no_commune"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     if len(all_communes) > 1 and not draft.get("commune_id"):
         ctx.ask(ctx.t("reg.ask_commune"), [Choice(f"c{c.id}", c.name) for c in all_communes])
@@ -244,7 +245,7 @@ async def ask_branch(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_branch"), [Choice(f"b{b.id}", b.name) for b in branches])
 
 
-@router.handle("reg.branch")
+@router.handle(Reg.BRANCH)
 async def on_branch(ctx: Context, inp: Input) -> None:
     draft = _draft(ctx)
     value = inp.choice or _guess_choice(ctx, inp.text or "")
@@ -270,12 +271,12 @@ def _guess_choice(ctx: Context, text: str) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-@router.prompt("reg.is_head")
+@router.prompt(Reg.IS_HEAD)
 async def ask_is_head(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_is_head"), [Choice("yes", ctx.t("common.yes")), Choice("no", ctx.t("common.no"))])
 
 
-@router.handle("reg.is_head")
+@router.handle(Reg.IS_HEAD)
 async def on_is_head(ctx: Context, inp: Input) -> None:
     if inp.choice not in ("yes", "no"):
         ctx.say(ctx.t("common.pick_yes_no"))
@@ -289,12 +290,12 @@ async def on_is_head(ctx: Context, inp: Input) -> None:
     _continue(ctx, draft)
 
 
-@router.prompt("reg.head_name")
+@router.prompt(Reg.HEAD_NAME)
 async def ask_head_name(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_head_name"))
 
 
-@router.handle("reg.head_name")
+@router.handle(Reg.HEAD_NAME)
 async def on_head_name(ctx: Context, inp: Input) -> None:
     name = read_name(ctx, inp)
     if name is not None:
@@ -303,12 +304,12 @@ async def on_head_name(ctx: Context, inp: Input) -> None:
         _continue(ctx, draft)
 
 
-@router.prompt("reg.head_birth_year")
+@router.prompt(Reg.HEAD_BIRTH_YEAR)
 async def ask_head_birth_year(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_head_birth_year", name=_draft(ctx).get("head_name", "")))
 
 
-@router.handle("reg.head_birth_year")
+@router.handle(Reg.HEAD_BIRTH_YEAR)
 async def on_head_birth_year(ctx: Context, inp: Input) -> None:
     year = _read_year(ctx, inp, ADULT_MIN_AGE)
     if year is not None:
@@ -335,7 +336,7 @@ def _member_lines(ctx: Context, members: list[dict[str, Any]]) -> str:
     )
 
 
-@router.prompt("reg.members")
+@router.prompt(Reg.MEMBERS)
 async def ask_members(ctx: Context) -> None:
     members = _draft(ctx).get("members", [])
     if members:
@@ -352,7 +353,7 @@ async def ask_members(ctx: Context) -> None:
     ctx.ask(text, choices)
 
 
-@router.handle("reg.members")
+@router.handle(Reg.MEMBERS)
 async def on_members(ctx: Context, inp: Input) -> None:
     draft = _draft(ctx)
     members = draft.get("members", [])
@@ -367,7 +368,7 @@ async def on_members(ctx: Context, inp: Input) -> None:
         draft["members_done"] = True
         _continue(ctx, draft)
     elif inp.choice == "remove" and members:
-        ctx.goto("reg.remove_member")
+        ctx.goto(Reg.REMOVE_MEMBER)
     else:
         # A typed name is the most natural way to add someone: take it as the new member's name.
         name = clean_name(inp.text or "") if inp.choice is None else None
@@ -379,12 +380,12 @@ async def on_members(ctx: Context, inp: Input) -> None:
         ctx.again()
 
 
-@router.prompt("reg.member_name")
+@router.prompt(Reg.MEMBER_NAME)
 async def ask_member_name(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_member_name", n=len(_draft(ctx).get("members", [])) + 1))
 
 
-@router.handle("reg.member_name")
+@router.handle(Reg.MEMBER_NAME)
 async def on_member_name(ctx: Context, inp: Input) -> None:
     name = read_name(ctx, inp)
     if name is not None:
@@ -393,12 +394,12 @@ async def on_member_name(ctx: Context, inp: Input) -> None:
         _continue(ctx, draft)
 
 
-@router.prompt("reg.member_birth_year")
+@router.prompt(Reg.MEMBER_BIRTH_YEAR)
 async def ask_member_birth_year(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_member_birth_year", name=_draft(ctx)["member"]["name"]))
 
 
-@router.handle("reg.member_birth_year")
+@router.handle(Reg.MEMBER_BIRTH_YEAR)
 async def on_member_birth_year(ctx: Context, inp: Input) -> None:
     year = _read_year(ctx, inp, 0)
     if year is not None:
@@ -407,14 +408,14 @@ async def on_member_birth_year(ctx: Context, inp: Input) -> None:
         _continue(ctx, draft)
 
 
-@router.prompt("reg.member_relation")
+@router.prompt(Reg.MEMBER_RELATION)
 async def ask_member_relation(ctx: Context) -> None:
     name = _draft(ctx)["member"]["name"]
     choices = [Choice(key, ctx.t(label)) for key, label in RELATIONS.items() if key != "head"]
     ctx.ask(ctx.t("reg.ask_member_relation", name=name), choices)
 
 
-@router.handle("reg.member_relation")
+@router.handle(Reg.MEMBER_RELATION)
 async def on_member_relation(ctx: Context, inp: Input) -> None:
     if inp.choice not in RELATIONS or inp.choice == "head":
         ctx.say(ctx.t("reg.pick_relation"))
@@ -451,7 +452,7 @@ async def _guardian_question(ctx: Context, member: dict[str, Any]) -> tuple[str,
     return text, shown_text(ctx, text, await controller_for(ctx, _draft(ctx).get("branch_id")))
 
 
-@router.prompt("reg.guardian")
+@router.prompt(Reg.GUARDIAN)
 async def ask_guardian(ctx: Context) -> None:
     text, shown = await _guardian_question(ctx, _draft(ctx)["member"])
     ctx.set(guardian_shown=shown.to_json())  # what a "yes" agrees to
@@ -461,7 +462,7 @@ async def ask_guardian(ctx: Context) -> None:
     )
 
 
-@router.handle("reg.guardian")
+@router.handle(Reg.GUARDIAN)
 async def on_guardian(ctx: Context, inp: Input) -> None:
     draft = _draft(ctx)
     member = draft.get("member") or {}
@@ -480,14 +481,14 @@ async def on_guardian(ctx: Context, inp: Input) -> None:
         ctx.again()
 
 
-@router.prompt("reg.remove_member")
+@router.prompt(Reg.REMOVE_MEMBER)
 async def ask_remove_member(ctx: Context) -> None:
     members = _draft(ctx).get("members", [])
     choices = [Choice(f"m{i}", f"{m['name']} ({m['birth_year']})") for i, m in enumerate(members)]
     ctx.ask(ctx.t("reg.ask_remove_member"), [*choices, back_choice(ctx)])
 
 
-@router.handle("reg.remove_member")
+@router.handle(Reg.REMOVE_MEMBER)
 async def on_remove_member(ctx: Context, inp: Input) -> None:
     draft = _draft(ctx)
     members = list(draft.get("members", []))
@@ -498,7 +499,7 @@ async def on_remove_member(ctx: Context, inp: Input) -> None:
         draft["members_done"] = False
         _continue(ctx, draft)
     elif inp.choice == "back":
-        ctx.goto("reg.members")
+        ctx.goto(Reg.MEMBERS)
     else:
         ctx.say(ctx.t("reg.pick_member"))
         ctx.again()
@@ -533,7 +534,7 @@ async def _summary(ctx: Context, draft: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@router.prompt("reg.confirm")
+@router.prompt(Reg.CONFIRM)
 async def ask_confirm(ctx: Context) -> None:
     draft = _draft(ctx)
     text = await _summary(ctx, draft) + "\n\n" + ctx.t("reg.confirm_ask")
@@ -547,16 +548,16 @@ async def ask_confirm(ctx: Context) -> None:
     )
 
 
-@router.handle("reg.confirm")
+@router.handle(Reg.CONFIRM)
 async def on_confirm(ctx: Context, inp: Input) -> None:
     if inp.choice == "confirm":
         await _finalize(ctx)
     elif inp.choice == "edit":
-        ctx.goto("reg.edit")
+        ctx.goto(Reg.EDIT)
     elif inp.choice == "cancel":
         ctx.drop("reg")
         ctx.say(ctx.t("reg.cancelled"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("reg.pick_confirm"))
         ctx.again()
@@ -571,7 +572,7 @@ EDIT_FIELDS = {
 }
 
 
-@router.prompt("reg.edit")
+@router.prompt(Reg.EDIT)
 async def ask_edit(ctx: Context) -> None:
     household = _is_household(ctx)
     choices = [
@@ -582,10 +583,10 @@ async def ask_edit(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_edit"), [*choices, back_choice(ctx)])
 
 
-@router.handle("reg.edit")
+@router.handle(Reg.EDIT)
 async def on_edit(ctx: Context, inp: Input) -> None:
     if inp.choice == "back":
-        ctx.goto("reg.confirm")
+        ctx.goto(Reg.CONFIRM)
         return
     if inp.choice not in EDIT_FIELDS:
         ctx.say(ctx.t("reg.pick_field"))
@@ -603,18 +604,18 @@ async def _finalize(ctx: Context) -> None:
     campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch else None
     if campaign is None:
         ctx.say(ctx.t("reg.no_campaign"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     criteria_set = ctx.app.catalog.for_title(draft["title"], campaign.year)
     existing = await _existing_registration(ctx, draft["title"], branch.id)
     if existing is not None:
         ctx.drop("reg")
         _say_duplicate(ctx, existing)
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     if ctx.proxy and branch.id not in {b.id for b in await _proxy_branches(ctx)}:
         ctx.say(ctx.t("proxy.no_longer"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
 
     person = ctx.subject
@@ -665,14 +666,14 @@ async def _finalize(ctx: Context) -> None:
     except DuplicateRegistration as dup:
         ctx.drop("reg")
         _say_duplicate(ctx, dup.existing)
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     if household_id is not None:
         await _record_guardians(ctx, draft, person, household_id)
     ctx.drop("reg")
     ctx.set(sub=submission.id)
     ctx.say(ctx.t("reg.done", reference=submission.reference, title=title_name(ctx, criteria_set)))
-    ctx.goto("decl.intro")
+    ctx.goto(Decl.INTRO)
 
 
 def _confirmed_at(data: dict[str, Any], fallback: datetime) -> datetime:

@@ -7,9 +7,10 @@ import asyncio
 from pathlib import Path
 
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Outgoing
+from bot.flows.states import Reports, Start
+from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
-from bot.flows.staff import require
+from bot.flows.guards import require
 from bot.i18n import N_
 from bot.review.chart import render_progress_chart
 from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
@@ -19,7 +20,6 @@ from bot.storage.commune import campaign_for
 from bot.storage.models import OrgUnit
 from bot.storage.people import Role
 from bot.text import fold
-from bot.web.app import export_dir
 
 router = Router()
 KIND_KEYS = {
@@ -58,7 +58,7 @@ async def _start(ctx: Context, args: str, then: str) -> None:
     if "commune" not in rep and len(communes) == 1:
         rep["commune"] = communes[0].id
     ctx.set(rep=rep)
-    ctx.goto("rep.commune" if "commune" not in rep else then)
+    ctx.goto(Reports.COMMUNE if "commune" not in rep else then)
 
 
 async def _commune_and_year(ctx: Context) -> tuple[OrgUnit, int] | None:
@@ -68,7 +68,7 @@ async def _commune_and_year(ctx: Context) -> tuple[OrgUnit, int] | None:
     if commune is None:
         ctx.drop("rep")
         ctx.say(ctx.t("staff.not_officer"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return None
     year = rep.get("year")
     if year is None:
@@ -77,23 +77,23 @@ async def _commune_and_year(ctx: Context) -> tuple[OrgUnit, int] | None:
     return commune, year
 
 
-@router.prompt("rep.commune")
+@router.prompt(Reports.COMMUNE)
 async def ask_commune(ctx: Context) -> None:
     communes = await communes_in_scope(ctx.session, ctx.person.id) if ctx.person else []
     ctx.ask(ctx.t("rep.ask_commune"), [*(Choice(f"c{c.id}", c.name) for c in communes), Choice("menu", ctx.t("common.to_menu"))])
 
 
-@router.handle("rep.commune")
+@router.handle(Reports.COMMUNE)
 async def on_commune(ctx: Context, inp: Input) -> None:
     choice = inp.choice or ""
     if choice.startswith("c") and choice[1:].isdigit():
         rep = _report(ctx)
         rep["commune"] = int(choice[1:])
         ctx.set(rep=rep)
-        ctx.goto(rep.get("then", "exp.kind"))
+        ctx.goto(rep.get("then", Reports.EXPORT_KIND))
     elif choice == "menu":
         ctx.drop("rep")
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()
@@ -102,16 +102,16 @@ async def on_commune(ctx: Context, inp: Input) -> None:
 # ---- exports ----------------------------------------------------------------------------------
 
 
-@router.command("xuat", "export", english="export", role="officer", help_key=N_("help.cmd.export"))
+@router.command("xuat", "export", english="export", roles=(Role.OFFICER,), help_key=N_("help.cmd.export"))
 async def cmd_export(ctx: Context, args: str) -> None:
-    await _start(ctx, args, "exp.kind")
+    await _start(ctx, args, Reports.EXPORT_KIND)
 
 
-@router.prompt("exp.kind")
+@router.prompt(Reports.EXPORT_KIND)
 async def ask_kind(ctx: Context) -> None:
     rep = _report(ctx)
     if rep.get("kind") in KINDS:
-        ctx.goto("exp.format")
+        ctx.goto(Reports.EXPORT_FORMAT)
         return
     choices = []
     for kind in KINDS:
@@ -120,22 +120,22 @@ async def ask_kind(ctx: Context) -> None:
     ctx.ask(ctx.t("exp.ask_kind"), [*choices, Choice("menu", ctx.t("common.to_menu"))])
 
 
-@router.handle("exp.kind")
+@router.handle(Reports.EXPORT_KIND)
 async def on_kind(ctx: Context, inp: Input) -> None:
     if inp.choice in KINDS:
         rep = _report(ctx)
         rep["kind"] = inp.choice
         ctx.set(rep=rep)
-        ctx.goto("exp.format")
+        ctx.goto(Reports.EXPORT_FORMAT)
     elif inp.choice == "menu":
         ctx.drop("rep")
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()
 
 
-@router.prompt("exp.format")
+@router.prompt(Reports.EXPORT_FORMAT)
 async def ask_format(ctx: Context) -> None:
     rep = _report(ctx)
     if rep.get("format") in FORMATS:
@@ -148,7 +148,7 @@ async def ask_format(ctx: Context) -> None:
     ctx.ask(ctx.t("exp.ask_format"), [*choices, Choice("back", ctx.t("common.back"))])
 
 
-@router.handle("exp.format")
+@router.handle(Reports.EXPORT_FORMAT)
 async def on_format(ctx: Context, inp: Input) -> None:
     rep = _report(ctx)
     if inp.choice in FORMATS:
@@ -158,7 +158,7 @@ async def on_format(ctx: Context, inp: Input) -> None:
     elif inp.choice == "back":
         rep.pop("kind", None)
         ctx.set(rep=rep)
-        ctx.goto("exp.kind")
+        ctx.goto(Reports.EXPORT_KIND)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()
@@ -172,7 +172,7 @@ async def _export(ctx: Context) -> None:
     rep = _report(ctx)
     kind, fmt = rep["kind"], rep["format"]
     filename = export_filename(kind, commune, year, fmt)
-    path = new_export_path(export_dir(ctx.app), filename)
+    path = new_export_path(ctx.app.settings.export_dir, filename)
     rows = await write_export(
         ctx.session, ctx.app.catalog, kind=kind, fmt=fmt, commune=commune, year=year,
         locale=ctx.locale, path=path, now=ctx.now,
@@ -183,18 +183,18 @@ async def _export(ctx: Context) -> None:
         document=path, document_name=filename,
     ))
     ctx.drop("rep")
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)
 
 
 # ---- the progress chart -----------------------------------------------------------------------
 
 
-@router.command("thongke", "stats", english="stats", role="officer", help_key=N_("help.cmd.stats"))
+@router.command("thongke", "stats", english="stats", roles=(Role.OFFICER,), help_key=N_("help.cmd.stats"))
 async def cmd_stats(ctx: Context, args: str) -> None:
-    await _start(ctx, args, "rep.stats")
+    await _start(ctx, args, Reports.STATS)
 
 
-@router.prompt("rep.stats")
+@router.prompt(Reports.STATS)
 async def show_stats(ctx: Context) -> None:
     found = await _commune_and_year(ctx)
     if found is None:
@@ -206,9 +206,9 @@ async def show_stats(ctx: Context) -> None:
         names[title] = ctx.app.catalog.for_title(title, year).title_name.get(ctx.locale)
     lines = stats_lines(stats, names, ctx.t)
     filename = f"chart-{commune.code}-{year}.png"
-    path = new_export_path(export_dir(ctx.app), filename)
+    path = new_export_path(ctx.app.settings.export_dir, filename)
     await asyncio.to_thread(render_progress_chart, stats, names, ctx.t, Path(path))
     ctx.replies.append(Outgoing(text=ctx.t("rep.chart_caption", commune=commune.name, year=year), photo=path))
     ctx.say("\n".join(lines))
     ctx.drop("rep")
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)

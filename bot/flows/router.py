@@ -7,7 +7,11 @@ restart, is simply asked again where they stopped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable
+
+from bot.domain.roles import Role
+from bot.flows.states import States
+from bot.messages import DECLARED_COMMAND_ACTIONS
 
 if TYPE_CHECKING:
     from bot.flows.context import Context, Input
@@ -25,7 +29,9 @@ class CommandSpec:
     handler: CommandFn
     needs_consent: bool
     help_key: str | None
-    role: str | None = None  # "leader" | "officer" | "admin": checked by the command itself
+    # Whom the command is for (help lists it only to them; an admin holds every role). The
+    # command itself checks, with its scope; empty: everyone.
+    roles: tuple[Role, ...] = ()
     english: str | None = None  # the alias shown to English readers
 
     def name_for(self, locale: str) -> str:
@@ -93,7 +99,7 @@ class Router:
         *names: str,
         needs_consent: bool = True,
         help_key: str | None = None,
-        role: str | None = None,
+        roles: tuple[Role, ...] = (),
         english: str | None = None,
     ) -> Callable[[CommandFn], CommandFn]:
         """Register a command under its Vietnamese name and aliases; `english` must be one of them."""
@@ -101,7 +107,7 @@ class Router:
             raise ValueError(f"english name /{english} must be one of {names}")
 
         def register(fn: CommandFn) -> CommandFn:
-            spec = CommandSpec(tuple(names), fn, needs_consent, help_key, role, english)
+            spec = CommandSpec(tuple(names), fn, needs_consent, help_key, roles, english)
             for name in names:
                 if name in self.commands:
                     raise ValueError(f"command /{name} registered twice")
@@ -123,3 +129,20 @@ class Router:
                 self.commands[name] = spec
             self.command_order.append(spec)
         self.bare_matchers.extend(other.bare_matchers)
+
+    def check(self, declared: Iterable[type[States]] = ()) -> None:
+        """Fail now, not when someone gets there: a declared state (a `goto` target) nobody can ask
+        (no prompt), a state registered under a name not declared, or a button declared to run a
+        command that does not exist."""
+        names = {name for group in declared for name in group.names()}
+        problems = [f"state {name!r} has no prompt" for name, spec in self.states.items() if spec.prompt is None]
+        problems += [f"state {name!r} has no prompt" for name in sorted(names - self.states.keys())]
+        if names:
+            problems += [f"state {name!r} is not declared in bot.flows.states" for name in self.states if name not in names]
+        problems += [
+            f"a button runs /{name}, which is no command"
+            for name in sorted(DECLARED_COMMAND_ACTIONS)
+            if name not in self.commands
+        ]
+        if problems:
+            raise ValueError("the conversation graph is broken: " + "; ".join(problems))

@@ -13,11 +13,13 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.domain.criteria import Level
-from bot.domain.lifecycle import IllegalTransition, State
+from bot.domain.lifecycle import NoteRequired, State
 from bot.flows.common import criteria_of, level_label, state_label, title_name
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice, Outgoing
+from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
 from bot.flows.register import RELATIONS
+from bot.flows.states import Review, Start
+from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.decisions import (
@@ -52,19 +54,12 @@ from bot.text import fold, shorten
 
 router = Router()
 PAGE = 6
+GAP_KEYS = {True: N_("rv.view.item_photo_missing"), False: N_("rv.view.item_no_evidence")}
 FULL_NOTE_MAX = 3500  # one message on every channel
 HISTORY = 4
 # Notes are shown shortened in /xem, so one application stays one readable message.
 NOTE_PREVIEW = 300
 
-REFUSAL_KEYS = {
-    Role.LEADER: N_("staff.not_leader"),
-    Role.OFFICER: N_("staff.not_officer"),
-}
-QUEUE_STATES = {
-    Role.LEADER: (State.SUBMITTED,),
-    Role.OFFICER: (State.RECOMMENDED, State.NOT_RECOMMENDED, State.SUBMITTED),
-}
 DECISION_LABEL_KEYS = {
     Decision.RECOMMEND: N_("rv.do.recommend"),
     Decision.NOT_RECOMMEND: N_("rv.do.not_recommend"),
@@ -96,39 +91,6 @@ ACTOR_KEYS = {
     "commune": N_("rv.actor.commune"),
     "system": N_("rv.actor.system"),
 }
-
-
-# ---- guards shared by every staff flow --------------------------------------------------------
-
-
-async def require(ctx: Context, role: Role) -> Scope | None:
-    """The person's scope in `role`, or None after telling them the command is not for them."""
-    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
-    if scope is None:
-        key = REFUSAL_KEYS[role]
-        ctx.say(ctx.t(key))
-        ctx.again()
-    return scope
-
-
-async def staff_menu_choices(ctx: Context) -> list[Choice]:
-    """Entries the main menu adds for leaders and officers."""
-    if ctx.person is None:
-        return []
-    choices = []
-    leader = await scope_for(ctx.session, ctx.person.id, Role.LEADER)
-    officer = await scope_for(ctx.session, ctx.person.id, Role.OFFICER)
-    if leader is not None:
-        waiting = (await pending(ctx.session, leader, QUEUE_STATES[Role.LEADER], Filters(), limit=0)).total
-        choices.append(Choice("cmd:binhxet", ctx.t("staff.menu.branch_review", count=waiting)))
-        choices.append(Choice("cmd:thanhvien", ctx.t("staff.menu.members")))
-        choices.append(Choice("cmd:lamho", ctx.t("staff.menu.proxy")))
-    if officer is not None:
-        waiting = (await pending(ctx.session, officer, QUEUE_STATES[Role.OFFICER], Filters(), limit=0)).total
-        choices.append(Choice("cmd:duyet", ctx.t("staff.menu.review", count=waiting)))
-        choices.append(Choice("cmd:thongke", ctx.t("staff.menu.stats")))
-        choices.append(Choice("cmd:xuat", ctx.t("staff.menu.export")))
-    return choices
 
 
 def _rv(ctx: Context) -> dict[str, Any]:
@@ -178,7 +140,7 @@ async def _open_queue(ctx: Context, role: Role, args: str) -> None:
                 return
             rv["sub"] = submission.id
             _save(ctx, rv)
-            ctx.goto("rv.view")
+            ctx.goto(Review.VIEW)
             return
         filters = await _parse_filters(ctx, scope, role, args)
         if filters is None:
@@ -186,15 +148,15 @@ async def _open_queue(ctx: Context, role: Role, args: str) -> None:
         else:
             rv["filters"] = filters.to_json()
     _save(ctx, rv)
-    ctx.goto("rv.list")
+    ctx.goto(Review.LIST)
 
 
-@router.command("duyet", "review", english="review", role="officer", help_key=N_("help.cmd.review"))
+@router.command("duyet", "review", english="review", roles=(Role.OFFICER,), help_key=N_("help.cmd.review"))
 async def cmd_review(ctx: Context, args: str) -> None:
     await _open_queue(ctx, Role.OFFICER, args)
 
 
-@router.command("binhxet", "branchreview", english="branchreview", role="leader", help_key=N_("help.cmd.branchreview"))
+@router.command("binhxet", "branchreview", english="branchreview", roles=(Role.LEADER,), help_key=N_("help.cmd.branchreview"))
 async def cmd_branch_review(ctx: Context, args: str) -> None:
     await _open_queue(ctx, Role.LEADER, args)
 
@@ -230,14 +192,14 @@ async def _find_for(ctx: Context, args: str, prefer: tuple[Role, ...]) -> tuple[
     return submission, role, rest.strip()
 
 
-@router.command("xem", "view", english="view", role="leader,officer", help_key=N_("help.cmd.view"))
+@router.command("xem", "view", english="view", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.view"))
 async def cmd_view(ctx: Context, args: str) -> None:
     found = await _find_for(ctx, args, (Role.OFFICER, Role.LEADER))
     if found is None:
         return
     submission, role, _rest = found
     _save(ctx, {"role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id})
-    ctx.goto("rv.view")
+    ctx.goto(Review.VIEW)
 
 
 async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Role, ...]) -> None:
@@ -262,32 +224,32 @@ async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Rol
     if note:
         await _apply(ctx, note)
     elif note_required(role, submission.state, decision):
-        ctx.goto("rv.note")
+        ctx.goto(Review.NOTE)
     else:
-        ctx.goto("rv.confirm")
+        ctx.goto(Review.CONFIRM)
 
 
-@router.command("congnhan", "approve", english="approve", role="officer", help_key=N_("help.cmd.approve"))
+@router.command("congnhan", "approve", english="approve", roles=(Role.OFFICER,), help_key=N_("help.cmd.approve"))
 async def cmd_approve(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.APPROVE, (Role.OFFICER,))
 
 
-@router.command("tuchoi", "reject", english="reject", role="officer", help_key=N_("help.cmd.reject"))
+@router.command("tuchoi", "reject", english="reject", roles=(Role.OFFICER,), help_key=N_("help.cmd.reject"))
 async def cmd_reject(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.REJECT, (Role.OFFICER,))
 
 
-@router.command("yeucau", "askinfo", english="askinfo", role="leader,officer", help_key=N_("help.cmd.askinfo"))
+@router.command("yeucau", "askinfo", english="askinfo", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.askinfo"))
 async def cmd_ask_info(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.NEEDS_INFO, (Role.OFFICER, Role.LEADER))
 
 
-@router.command("dexuat", "recommend", english="recommend", role="leader", help_key=N_("help.cmd.recommend"))
+@router.command("dexuat", "recommend", english="recommend", roles=(Role.LEADER,), help_key=N_("help.cmd.recommend"))
 async def cmd_recommend(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.RECOMMEND, (Role.LEADER,))
 
 
-@router.command("khongdexuat", "notrecommend", english="notrecommend", role="leader", help_key=N_("help.cmd.notrecommend"))
+@router.command("khongdexuat", "notrecommend", english="notrecommend", roles=(Role.LEADER,), help_key=N_("help.cmd.notrecommend"))
 async def cmd_not_recommend(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.NOT_RECOMMEND, (Role.LEADER,))
 
@@ -303,7 +265,7 @@ async def _scope(ctx: Context, rv: dict[str, Any]) -> tuple[Role, Scope] | None:
         ctx.drop("rv")
         key = REFUSAL_KEYS[role]
         ctx.say(ctx.t(key))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return None
     return role, scope
 
@@ -348,7 +310,7 @@ async def _filter_text(ctx: Context, filters: Filters) -> str | None:
     return ", ".join(parts) if parts else None
 
 
-@router.prompt("rv.list")
+@router.prompt(Review.LIST)
 async def ask_list(ctx: Context) -> None:
     rv = _rv(ctx)
     found = await _scope(ctx, rv)
@@ -399,28 +361,28 @@ async def ask_list(ctx: Context) -> None:
     ctx.ask("\n".join(lines), choices)
 
 
-@router.handle("rv.list")
+@router.handle(Review.LIST)
 async def on_list(ctx: Context, inp: Input) -> None:
     rv = _rv(ctx)
     choice = inp.choice or ""
     if choice.startswith("s") and choice[1:].isdigit():
         rv["sub"] = int(choice[1:])
         _save(ctx, rv)
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
     elif choice in ("next", "prev"):
         step = PAGE if choice == "next" else -PAGE
         rv["offset"] = max(0, int(rv.get("offset", 0)) + step)
         _save(ctx, rv)
         ctx.again()
     elif choice == "filter":
-        ctx.goto("rv.filter")
+        ctx.goto(Review.FILTER)
     elif choice == "clear":
         rv["filters"], rv["offset"] = Filters().to_json(), 0
         _save(ctx, rv)
         ctx.again()
     elif choice == "menu":
         ctx.drop("rv")
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     elif inp.text and parse_reference(inp.text):
         await _open_queue(ctx, Role(rv.get("role", "officer")), inp.text)
     else:
@@ -428,7 +390,7 @@ async def on_list(ctx: Context, inp: Input) -> None:
         ctx.again()
 
 
-@router.prompt("rv.filter")
+@router.prompt(Review.FILTER)
 async def ask_filter(ctx: Context) -> None:
     choices = [
         Choice("branch", ctx.t("rv.filter.branch")),
@@ -439,21 +401,21 @@ async def ask_filter(ctx: Context) -> None:
     ctx.ask(ctx.t("rv.filter.ask"), [*choices, Choice("back", ctx.t("common.back"))])
 
 
-@router.handle("rv.filter")
+@router.handle(Review.FILTER)
 async def on_filter(ctx: Context, inp: Input) -> None:
     if inp.choice in ("branch", "title", "state"):
         rv = _rv(ctx)
         rv["dim"] = inp.choice
         _save(ctx, rv)
-        ctx.goto("rv.filter_value")
+        ctx.goto(Review.FILTER_VALUE)
     elif inp.choice == "back":
-        ctx.goto("rv.list")
+        ctx.goto(Review.LIST)
     else:
         ctx.say(ctx.t("rv.list.please_choose"))
         ctx.again()
 
 
-@router.prompt("rv.filter_value")
+@router.prompt(Review.FILTER_VALUE)
 async def ask_filter_value(ctx: Context) -> None:
     rv = _rv(ctx)
     found = await _scope(ctx, rv)
@@ -473,13 +435,13 @@ async def ask_filter_value(ctx: Context) -> None:
     ctx.ask(ctx.t("rv.filter.ask_value"), [*choices, Choice("back", ctx.t("common.back"))])
 
 
-@router.handle("rv.filter_value")
+@router.handle(Review.FILTER_VALUE)
 async def on_filter_value(ctx: Context, inp: Input) -> None:
     rv = _rv(ctx)
     choice = inp.choice or ""
     filters = Filters.from_json(rv.get("filters"))
     if choice == "back":
-        ctx.goto("rv.filter")
+        ctx.goto(Review.FILTER)
         return
     if choice.startswith("b") and choice[1:].isdigit():
         filters.branch_id = int(choice[1:])
@@ -494,7 +456,7 @@ async def on_filter_value(ctx: Context, inp: Input) -> None:
     rv["filters"], rv["offset"] = filters.to_json(), 0
     rv.pop("dim", None)
     _save(ctx, rv)
-    ctx.goto("rv.list")
+    ctx.goto(Review.LIST)
 
 
 # ---- one submission ---------------------------------------------------------------------------
@@ -509,7 +471,7 @@ async def _load(ctx: Context) -> tuple[Role, Scope, Submission] | None:
     submission = await ctx.session.get(Submission, rv.get("sub"), populate_existing=True) if rv.get("sub") else None
     if submission is None or not scope.covers(submission.branch_id):
         _not_found(ctx, str(rv.get("sub") or ""))
-        ctx.goto("rv.list")
+        ctx.goto(Review.LIST)
         return None
     return role, scope, submission
 
@@ -581,7 +543,7 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             if answer is not None and answer.level == Level.NOT_APPLICABLE.value:
                 lines.append(ctx.t("rv.view.item_not_applicable"))
             if item.id in gaps and removed_at is None:
-                lines.append(ctx.t("rv.view.item_photo_missing" if item.photo_required else "rv.view.item_no_evidence"))
+                lines.append(ctx.t(GAP_KEYS[item.photo_required]))
     if removed_at is not None:
         lines.append(ctx.t(
             "rv.view.photos_removed", date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),
@@ -627,7 +589,7 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-@router.prompt("rv.view")
+@router.prompt(Review.VIEW)
 async def ask_view(ctx: Context) -> None:
     loaded = await _load(ctx)
     if loaded is None:
@@ -668,7 +630,7 @@ async def ask_view(ctx: Context) -> None:
     ctx.ask(question, choices)
 
 
-@router.handle("rv.view")
+@router.handle(Review.VIEW)
 async def on_view(ctx: Context, inp: Input) -> None:
     choice = inp.choice or ""
     if choice.startswith("d:"):
@@ -686,21 +648,21 @@ async def on_view(ctx: Context, inp: Input) -> None:
         rv["decision"] = decision.value
         _save(ctx, rv)
         if note_required(role, submission.state, decision):
-            ctx.goto("rv.note")
+            ctx.goto(Review.NOTE)
         else:
-            ctx.goto("rv.confirm")
+            ctx.goto(Review.CONFIRM)
     elif choice == "photos":
         rv = _rv(ctx)
         rv.update(photos_at=rv.pop("photos_next", 0), brief=True)
         _save(ctx, rv)
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
     elif choice == "notes":
         await _full_notes(ctx)
     elif choice == "list":
-        ctx.goto("rv.list")
+        ctx.goto(Review.LIST)
     elif choice == "menu":
         ctx.drop("rv")
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("rv.list.please_choose"))
         ctx.again()
@@ -717,10 +679,10 @@ async def _full_notes(ctx: Context) -> None:
     rv = _rv(ctx)
     rv["brief"] = True
     _save(ctx, rv)
-    ctx.goto("rv.view")
+    ctx.goto(Review.VIEW)
 
 
-@router.prompt("rv.confirm")
+@router.prompt(Review.CONFIRM)
 async def ask_confirm(ctx: Context) -> None:
     loaded = await _load(ctx)
     if loaded is None:
@@ -734,12 +696,12 @@ async def ask_confirm(ctx: Context) -> None:
     )
 
 
-@router.handle("rv.confirm")
+@router.handle(Review.CONFIRM)
 async def on_confirm(ctx: Context, inp: Input) -> None:
     if inp.choice == "yes":
         await _apply(ctx, None)
     elif inp.choice == "back":
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
     elif inp.text and inp.choice is None:
         # A typed sentence here is a note for the decision (optional for approve/recommend).
         await _apply(ctx, inp.text)
@@ -748,7 +710,7 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
         ctx.again()
 
 
-@router.prompt("rv.note")
+@router.prompt(Review.NOTE)
 async def ask_note(ctx: Context) -> None:
     loaded = await _load(ctx)
     if loaded is None:
@@ -759,10 +721,10 @@ async def ask_note(ctx: Context) -> None:
     ctx.ask(ctx.t(key, reference=submission.reference), [Choice("back", ctx.t("common.back"))])
 
 
-@router.handle("rv.note")
+@router.handle(Review.NOTE)
 async def on_note(ctx: Context, inp: Input) -> None:
     if inp.choice == "back":
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
         return
     note = (inp.text or "").strip()
     if len(note) < 3:
@@ -781,7 +743,7 @@ async def _apply(ctx: Context, note: str | None) -> None:
     decision = Decision(rv["decision"])
     if decision not in OFFERED[role]:
         ctx.say(ctx.t(REFUSAL_KEYS[Role.OFFICER if role == Role.LEADER else Role.LEADER]))
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
         return
     try:
         event = await decide(
@@ -790,21 +752,21 @@ async def _apply(ctx: Context, note: str | None) -> None:
         )
     except OutOfScope:
         _not_found(ctx, str(rv.get("sub")))
-        ctx.goto("rv.list")
+        ctx.goto(Review.LIST)
         return
     except (OwnApplication, ProcessingStopped) as refusal:
         submission = await ctx.session.get(Submission, rv["sub"])
         key = REVIEW_BLOCKED_KEYS[type(refusal)]
         ctx.say(ctx.t(key, reference=submission.reference if submission else "?"))
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
         return
     except Conflict as conflict:
         await _say_conflict(ctx, conflict)
-        ctx.goto("rv.view")
+        ctx.goto(Review.VIEW)
         return
-    except IllegalTransition:
+    except NoteRequired:
         ctx.say(ctx.t("rv.note.too_short"))
-        ctx.goto("rv.note")
+        ctx.goto(Review.NOTE)
         return
     submission = await ctx.session.get(Submission, event.submission_id)
     done_key = DONE_KEYS[decision]
@@ -812,7 +774,7 @@ async def _apply(ctx: Context, note: str | None) -> None:
     rv.pop("decision", None)
     rv.pop("sub", None)
     _save(ctx, rv)
-    ctx.goto("rv.list")
+    ctx.goto(Review.LIST)
 
 
 async def _say_conflict(ctx: Context, conflict: Conflict) -> None:

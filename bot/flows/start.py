@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from bot.domain.lifecycle import State
+from bot.domain.roles import Role
 from bot.flows.common import editable_submissions, my_submissions
 from bot.flows.consent import consent_notice, controller_for, give
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.flows.guards import has_role, staff_menu_choices
+from bot.flows.states import Decl, Invite, Reg, Start, Status
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.consents import ShownText
@@ -15,18 +18,18 @@ from bot.storage.submissions import last_request_note
 router = Router()
 
 
-@router.prompt("new", before_consent=True)
+@router.prompt(Start.NEW, before_consent=True)
 async def prompt_new(ctx: Context) -> None:
     """Resting state before consent (or after declining): nothing to ask until they write."""
 
 
-@router.handle("new", before_consent=True)
+@router.handle(Start.NEW, before_consent=True)
 async def on_new(ctx: Context, inp: Input) -> None:
     ctx.welcome()
-    ctx.goto("consent")
+    ctx.goto(Start.CONSENT)
 
 
-@router.prompt("consent", before_consent=True)
+@router.prompt(Start.CONSENT, before_consent=True)
 async def ask_consent(ctx: Context) -> None:
     """The whole consent text, with an explicit choice (nothing is pre-selected). After "details"
     or an unclear answer the question comes back short: the text is just above."""
@@ -48,7 +51,7 @@ async def ask_consent(ctx: Context) -> None:
     )
 
 
-@router.handle("consent", before_consent=True)
+@router.handle(Start.CONSENT, before_consent=True)
 async def on_consent(ctx: Context, inp: Input) -> None:
     if inp.choice == "agree":
         # What they agreed to is the text last shown to them (kept with the question).
@@ -61,11 +64,11 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         if pending and not ctx.data.get("invite") and await _run_pending(ctx, pending):
             return
         if ctx.data.get("invite"):
-            ctx.goto("invite.redeem")  # they came with an invite code: use it now
-        elif await my_submissions(ctx) or await _has_role(ctx, "leader,officer"):
-            ctx.goto("menu")
+            ctx.goto(Invite.REDEEM)  # they came with an invite code: use it now
+        elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER)):
+            ctx.goto(Start.MENU)
         else:
-            ctx.goto("reg.title")
+            ctx.goto(Reg.TITLE)
     elif inp.choice == "decline":
         # Nothing personal is taken: no person row, no answers, an empty conversation.
         ctx.conv.data = {}
@@ -74,7 +77,7 @@ async def on_consent(ctx: Context, inp: Input) -> None:
             ctx.say(ctx.t("consent.declined_registered"))
         else:
             ctx.say(ctx.t("consent.declined"))
-        ctx.goto("new")
+        ctx.goto(Start.NEW)
     elif inp.choice == "details":
         ctx.say(ctx.t("privacy.text", controller=await controller_for(ctx)))
         ctx.set(consent_brief=True)
@@ -87,10 +90,9 @@ async def on_consent(ctx: Context, inp: Input) -> None:
 
 async def _run_pending(ctx: Context, pending: dict) -> bool:
     """The command a staff member typed before agreeing, now carried out; False if none fits."""
-    from bot.flows import ROUTER
-
-    spec = ROUTER.commands.get(str(pending.get("command", "")))
-    if spec is None or spec.role is None or not await _has_role(ctx, spec.role):
+    name = str(pending.get("command", ""))
+    spec = next((c for c in ctx.commands if name in c.names), None)
+    if spec is None or not spec.roles or not await has_role(ctx, spec.roles):
         return False
     await spec.handler(ctx, str(pending.get("args", "")))
     return True
@@ -100,13 +102,13 @@ async def _run_pending(ctx: Context, pending: dict) -> bool:
 async def cmd_start(ctx: Context, args: str) -> None:
     if ctx.account.consent_at is None:
         ctx.welcome()
-        ctx.goto("consent")
+        ctx.goto(Start.CONSENT)
         return
     ctx.say(ctx.t("start.welcome_back"))
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)
 
 
-@router.prompt("menu")
+@router.prompt(Start.MENU)
 async def ask_menu(ctx: Context) -> None:
     if ctx.proxy:
         # Back to the leader's own menu: acting for someone ends here.
@@ -127,63 +129,44 @@ async def ask_menu(ctx: Context) -> None:
     choices.append(Choice("register", ctx.t("menu.register")))
     if submissions:
         choices.append(Choice("status", ctx.t("menu.status")))
-    from bot.flows.staff import staff_menu_choices
-
     choices += await staff_menu_choices(ctx)
     choices.append(Choice("help", ctx.t("menu.help")))
     choices.append(Choice("lang", ctx.t("menu.lang")))
     ctx.ask("\n\n".join(lines), choices)
 
 
-@router.handle("menu")
+@router.handle(Start.MENU)
 async def on_menu(ctx: Context, inp: Input) -> None:
     match inp.choice:
         case "register":
             ctx.drop("sub", "item", "return_summary")
-            ctx.goto("reg.title")
+            ctx.goto(Reg.TITLE)
         case "declare":
-            ctx.goto("decl.choose")
+            ctx.goto(Decl.CHOOSE)
         case "answer_request":
             needs_info = [s for s in await editable_submissions(ctx) if s.state == State.NEEDS_INFO.value]
             ctx.set(sub=needs_info[0].id)
-            ctx.goto("decl.summary")
+            ctx.goto(Decl.SUMMARY)
         case "status":
-            ctx.goto("status")
+            ctx.goto(Status.SHOW)
         case "help":
             await show_help(ctx)
         case "lang":
-            ctx.set(_return="menu")
-            ctx.goto("lang")
-        case str(value) if value.startswith("cmd:"):
-            # Staff entries (review, members, reports) open their command.
-            from bot.flows import ROUTER
-
-            await ROUTER.commands[value[len("cmd:"):]].handler(ctx, "")
+            ctx.set(_return=Start.MENU)
+            ctx.goto(Start.LANG)
         case _:
             ctx.say(ctx.t("menu.please_choose"))
             ctx.again()
 
 
 async def show_help(ctx: Context) -> None:
-    from bot.flows import ROUTER  # the assembled router knows every command
-
     lines = [ctx.t("help.intro")]
-    for spec in ROUTER.command_order:
-        if spec.help_key and (spec.role is None or await _has_role(ctx, spec.role)):
+    for spec in ctx.commands:
+        if spec.help_key and (not spec.roles or await has_role(ctx, spec.roles)):
             lines.append(f"/{spec.name_for(ctx.locale)} — {ctx.t(spec.help_key)}")
     lines.append(ctx.t("help.outro"))
     ctx.say("\n".join(lines))
     ctx.again()
-
-
-async def _has_role(ctx: Context, role: str) -> bool:
-    """Whether the person holds the role (or one of a comma-separated list, or is admin)."""
-    from bot.storage.people import live_grants
-
-    if ctx.person is None:
-        return False
-    wanted = {*role.split(","), "admin"}
-    return any(g.role in wanted for g in await live_grants(ctx.session, ctx.person.id))
 
 
 @router.command("huongdan", "help", "trogiup", english="help", needs_consent=False, help_key=N_("help.cmd.help"))
@@ -193,13 +176,13 @@ async def cmd_help(ctx: Context, args: str) -> None:
 
 @router.command("menu", help_key=N_("help.cmd.menu"))
 async def cmd_menu(ctx: Context, args: str) -> None:
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)
 
 
 @router.command("huy", "cancel", english="cancel", help_key=N_("help.cmd.cancel"))
 async def cmd_cancel(ctx: Context, args: str) -> None:
     ctx.say(ctx.t("common.cancelled"))
-    ctx.goto("menu")
+    ctx.goto(Start.MENU)
 
 
 @router.command("baomat", "privacy", english="privacy", needs_consent=False, help_key=N_("help.cmd.privacy"))
@@ -211,12 +194,12 @@ async def cmd_privacy(ctx: Context, args: str) -> None:
 
 @router.command("ngonngu", "lang", "language", english="lang", needs_consent=False, help_key=N_("help.cmd.lang"))
 async def cmd_lang(ctx: Context, args: str) -> None:
-    if ctx.state != "lang":
+    if ctx.state != Start.LANG:
         ctx.set(_return=ctx.state)
-    ctx.goto("lang")
+    ctx.goto(Start.LANG)
 
 
-@router.prompt("lang", before_consent=True)
+@router.prompt(Start.LANG, before_consent=True)
 async def ask_lang(ctx: Context) -> None:
     ctx.ask(
         ctx.t("lang.ask"),
@@ -224,7 +207,7 @@ async def ask_lang(ctx: Context) -> None:
     )
 
 
-@router.handle("lang", before_consent=True)
+@router.handle(Start.LANG, before_consent=True)
 async def on_lang(ctx: Context, inp: Input) -> None:
     if inp.choice not in ("vi", "en"):
         ctx.say(ctx.t("lang.please_choose"))
@@ -236,9 +219,9 @@ async def on_lang(ctx: Context, inp: Input) -> None:
     ctx.say(ctx.t("lang.changed"))
     back = ctx.data.get("_return")
     ctx.drop("_return")
-    if not back or back == "lang":
-        back = "menu" if ctx.account.consent_at else "new"
-    if back == "new":
+    if not back or back == Start.LANG:
+        back = Start.MENU if ctx.account.consent_at else Start.NEW
+    if back == Start.NEW:
         ctx.welcome()
-        back = "consent"
+        back = Start.CONSENT
     ctx.goto(back)

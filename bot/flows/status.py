@@ -13,7 +13,8 @@ from bot.flows.common import (
     title_name,
 )
 from bot.flows.context import Context, Input
-from bot.flows.messages import Choice
+from bot.flows.states import Decl, Start, Status
+from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.storage.submissions import answers_of, last_request_note, rescore
@@ -23,15 +24,15 @@ router = Router()
 
 @router.command("trangthai", "status", english="status", help_key=N_("help.cmd.status"))
 async def cmd_status(ctx: Context, args: str) -> None:
-    ctx.goto("status")
+    ctx.goto(Status.SHOW)
 
 
-@router.prompt("status")
+@router.prompt(Status.SHOW)
 async def ask_status(ctx: Context) -> None:
     submissions = await my_submissions(ctx)
     if not submissions:
         ctx.say(ctx.t("status.none"))
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
         return
     blocks = []
     editable = False
@@ -62,12 +63,12 @@ async def ask_status(ctx: Context) -> None:
     ctx.ask("\n\n".join(blocks), [*choices, menu_choice(ctx)])
 
 
-@router.handle("status")
+@router.handle(Status.SHOW)
 async def on_status(ctx: Context, inp: Input) -> None:
     if inp.choice == "declare":
-        ctx.goto("decl.choose")
+        ctx.goto(Decl.CHOOSE)
     elif inp.choice == "menu":
-        ctx.goto("menu")
+        ctx.goto(Start.MENU)
     else:
         ctx.say(ctx.t("menu.please_choose"))
         ctx.again()

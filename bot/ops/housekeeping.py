@@ -29,7 +29,6 @@ from bot.review.exports import EXPORT_LIFETIME, sweep_exports
 from bot.review.privacy import remove_unused_files
 from bot.review.retention import CHUNK, RetentionGroup, due_groups, remove_photos
 from bot.storage.models import Conversation, Evidence, OutboxMessage, ProcessedMessage
-from bot.web.app import export_dir
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ async def clean_files(app: App, *, dry_run: bool = False) -> FilesReport:
     report = FilesReport()
     report.orphans = await orphan_photos(app, dry_run=dry_run)
     report.exports = await asyncio.to_thread(
-        sweep_exports, export_dir(app), now=app.clock.now(), older_than=EXPORT_LIFETIME, dry_run=dry_run
+        sweep_exports, app.settings.export_dir, now=app.clock.now(), older_than=EXPORT_LIFETIME, dry_run=dry_run
     )
     report.replies, report.payloads = await prune_delivered(app, dry_run=dry_run)
     if not dry_run and (report.exports or report.replies or report.payloads):

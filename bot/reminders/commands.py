@@ -55,7 +55,7 @@ def _names(ctx: Context, names: list[str]) -> str:
 # -- /nhacnho: a leader reminds the members of their branch -------------------------------------
 
 
-@router.command("nhacnho", "remind", english="remind", help_key=N_("help.cmd.remind_members"), role="leader", needs_consent=False)
+@router.command("nhacnho", "remind", english="remind", help_key=N_("help.cmd.remind_members"), roles=(Role.LEADER,), needs_consent=False)
 async def cmd_nudge(ctx: Context, args: str) -> None:
     from bot.reminders.digests import next_deadline
     from bot.reminders.planner import NEEDS_INFO, UNFINISHED, Round, in_session, plan_reminders
@@ -222,7 +222,7 @@ async def _calendar_text(ctx: Context, commune: OrgUnit, campaign) -> str:
 
 
 @router.command(
-    "lichnhac", "calendar", "reminders", english="calendar", help_key=N_("help.cmd.calendar"), role="officer",
+    "lichnhac", "calendar", "reminders", english="calendar", help_key=N_("help.cmd.calendar"), roles=(Role.OFFICER,),
     needs_consent=False,
 )
 async def cmd_calendar(ctx: Context, args: str) -> None:

@@ -29,6 +29,7 @@ from bot.domain.criteria import CriteriaCatalog
 from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, PENDING_REVIEW, State
 from bot.i18n import N_
+from bot.messages import command_action
 from bot.reminders.planner import deadline_param, plural
 from bot.reminders.recipients import (
     NO_ACCOUNT,
@@ -44,6 +45,9 @@ from bot.storage.models import Campaign, CampaignDeadline, OrgUnit, RoleGrant, S
 from bot.storage.outbox import Deferred, Notice, Queued
 from bot.storage.people import Role
 from bot.text import fold
+
+REMIND_BUTTON = command_action("nhacnho")
+CALENDAR_BUTTON = command_action("lichnhac")
 
 LIST_MAX = 15
 LEADER, OFFICER = "leader", "officer"
@@ -238,7 +242,7 @@ async def leader_digest(
     choices = []
     if nudgeable:
         blocks.append({"key": N_("digest.leader_tap")})
-        choices.append(("cmd:nhacnho", N_("digest.button_remind")))
+        choices.append((REMIND_BUTTON, N_("digest.button_remind")))
     elif not facts and counts:
         blocks.append({"key": N_("digest.leader_all_done")})
     deadline = next_deadline(deadlines, today, ("branch_review",)) if heading == BEFORE_DEADLINE else next_deadline(deadlines, today)
@@ -378,7 +382,7 @@ async def officer_digest(
             "deadline": _deadline_block(deadline, send_at, settings),
             "details": {"lines": blocks, "sep": "\n\n"},
         },
-        choices=[("cmd:lichnhac", N_("digest.button_calendar"))],
+        choices=[(CALENDAR_BUTTON, N_("digest.button_calendar"))],
     )
 
 

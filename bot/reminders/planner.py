@@ -34,6 +34,7 @@ from bot.config import Settings
 from bot.domain.labels import DEADLINE_KEYS
 from bot.domain.lifecycle import State
 from bot.i18n import N_
+from bot.messages import command_action
 from bot.reminders.recipients import (
     CriteriaCache,
     Reach,
@@ -47,6 +48,10 @@ from bot.reminders.recipients import (
 from bot.reminders.timing import days_left, next_allowed
 from bot.storage.models import Campaign, CampaignDeadline, Household, OrgUnit, Person, Submission
 from bot.storage.outbox import Notice, Queued, enqueue_many
+
+REGISTER_BUTTON = command_action("dangky")
+DECLARE_BUTTON = command_action("tudanhgia")
+STATUS_BUTTON = command_action("trangthai")
 
 NOT_REGISTERED = "not_registered"
 UNFINISHED = "unfinished"
@@ -298,7 +303,7 @@ async def build_batch(
             notice = Notice(
                 N_("remind.register"),
                 {"name": names.get(pid, ""), "year": rnd.campaign.year, "deadline": deadline},
-                choices=[("cmd:dangky", N_("remind.button_register"))],
+                choices=[(REGISTER_BUTTON, N_("remind.button_register"))],
             )
             batch.append(_planned(rnd, pid, names.get(pid, ""), reach[pid], notice, [], [NOT_REGISTERED]))
         return batch
@@ -323,8 +328,8 @@ async def build_batch(
                 "action": {"key": N_("remind.tap_answer") if asked_only else N_("remind.tap_declare")},
             },
             choices=[
-                ("cmd:tudanhgia", N_("remind.button_answer") if asked_only else N_("remind.button_declare")),
-                ("cmd:trangthai", N_("remind.button_status")),
+                (DECLARE_BUTTON, N_("remind.button_answer") if asked_only else N_("remind.button_declare")),
+                (STATUS_BUTTON, N_("remind.button_status")),
             ],
         )
         kinds = sorted({NEEDS_INFO if f.state == State.NEEDS_INFO.value else UNFINISHED for f in subs})

@@ -13,11 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import Actor, State, check, IllegalTransition
 from bot.i18n import N_
+from bot.messages import command_action
 from bot.review.retention import RETENTION_ACTOR
 from bot.review.scope import Scope
 from bot.storage.models import ChannelAccount, Household, HouseholdMember, Person, Submission, SubmissionEvent
+from bot.storage.outbox import Notice, enqueue
 from bot.storage.people import Role
 from bot.storage.submissions import transition
+
+ANSWER_BUTTON = command_action("bosung")
+STATUS_BUTTON = command_action("trangthai")
+PROXY_BUTTON = command_action("lamho")
 
 
 class Decision(StrEnum):
@@ -80,7 +86,7 @@ def allowed_decisions(role: Role, state: str) -> list[Decision]:
     offered = []
     for decision in OFFERED[role]:
         try:
-            check(state, TARGET[decision], actor, "-")
+            check(state, TARGET[decision], actor, ignore_note=True)
         except IllegalTransition:
             continue
         offered.append(decision)
@@ -163,7 +169,7 @@ async def decide(
     if decision not in OFFERED[role]:
         raise IllegalTransition(State(submission.state), TARGET[decision], ACTOR[role], "not offered to this role")
     try:
-        check(submission.state, TARGET[decision], ACTOR[role], "-")
+        check(submission.state, TARGET[decision], ACTOR[role], ignore_note=True)
     except IllegalTransition as exc:
         # Decided, sent back or withdrawn by someone else in the meantime.
         raise Conflict(submission, await last_event(session, submission.id)) from exc
@@ -209,9 +215,6 @@ async def subject_name(session: AsyncSession, submission: Submission) -> str | N
 async def notify_decision(session: AsyncSession, submission: Submission, event: SubmissionEvent, now: datetime) -> int:
     """Queue a notice for the person (each of their chat accounts). A household registered by
     a branch leader for someone without a phone is announced to that leader instead."""
-    # Imported here: the outbox module pulls in the flows package, which imports this module.
-    from bot.storage.outbox import Notice, enqueue
-
     target = State(event.to_state)
     key = NOTICE_KEYS.get(target)
     if key is None:
@@ -220,9 +223,9 @@ async def notify_decision(session: AsyncSession, submission: Submission, event: 
     accounts = await _accounts_of([p.id for p in people], session)
     params: dict[str, object] = {"reference": submission.reference, "note": event.note or ""}
     if target == State.NEEDS_INFO:
-        choices = [("cmd:bosung", N_("notice.answer"))]
+        choices = [(ANSWER_BUTTON, N_("notice.answer"))]
     else:
-        choices = [("cmd:trangthai", N_("notice.see_status"))]
+        choices = [(STATUS_BUTTON, N_("notice.see_status"))]
     notice = Notice(key, params, choices)
     if not accounts and submission.created_by_person_id is not None:
         accounts = await _accounts_of([submission.created_by_person_id], session)
@@ -230,7 +233,7 @@ async def notify_decision(session: AsyncSession, submission: Submission, event: 
         notice = Notice(
             N_("notice.proxy"),
             {"reference": submission.reference, "name": name, "state": {"key": STATE_KEYS[target]}, "note": event.note or "-"},
-            [("cmd:lamho", N_("notice.open_proxy"))],
+            [(PROXY_BUTTON, N_("notice.open_proxy"))],
         )
     queued = 0
     for account in accounts:

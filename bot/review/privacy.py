@@ -40,7 +40,6 @@ from bot.storage.models import (
     SubmissionEvent,
 )
 from bot.storage.submissions import submissions_for_person
-from bot.web.app import export_dir
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -223,7 +222,7 @@ async def remove_files_after_deletion(app: "App", result: DeletionResult) -> Non
     async with app.sessions() as session:
         photos = await remove_unused_files(session, app.evidence, result.candidate_files)
     # Exports list names; all go (an officer makes a fresh one when needed).
-    exports = await asyncio.to_thread(sweep_exports, export_dir(app))
+    exports = await asyncio.to_thread(sweep_exports, app.settings.export_dir)
     log.info(
         "personal data deleted: %d submission(s), %d photo file(s), %d export(s); copies elsewhere: "
         "%d stored reply set(s), %d queued and %d settled outbox row(s), %d conversation(s), %d note(s)",

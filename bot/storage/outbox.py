@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.flows.messages import Choice, Outgoing
+from bot.messages import Choice, Outgoing
 from bot.i18n import Translator, get_translator
 from bot.storage.models import OutboxMessage
 

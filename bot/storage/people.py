@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.roles import Role as Role  # the grants stored here are of these roles
 from bot.storage.models import ChannelAccount, Household, HouseholdMember, OrgUnit, Person, RoleGrant
-
-
-class Role(StrEnum):
-    RESIDENT = "resident"
-    LEADER = "leader"  # chi hội trưởng: one branch
-    OFFICER = "officer"  # cán bộ xã: one commune
-    ADMIN = "admin"  # the installation
 
 
 # The org-unit kind a role's scope must be.

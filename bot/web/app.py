@@ -25,9 +25,7 @@ FILE_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
 def export_dir(app: App) -> Path:
-    """Exports sit beside the evidence folder. Absolute, so that a channel never reads an export's
-    path as one relative to the evidence folder (as it does for stored photos)."""
-    return (Path(app.settings.evidence_dir).parent / "exports").absolute()
+    return app.settings.export_dir
 
 
 def folder_root(app: App, folder: str) -> Path:

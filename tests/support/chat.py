@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import count
 
 from bot.flows.engine import FlowEngine
-from bot.flows.messages import Incoming, Kind, Outgoing, PhotoInput, choice_token
+from bot.messages import Incoming, Kind, Outgoing, PhotoInput, choice_token
 
 _ids = count(1)
 

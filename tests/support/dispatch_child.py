@@ -28,7 +28,7 @@ from bot.channels.base import SenderRegistry
 from bot.channels.telegram import TelegramChannel, TelegramOptions, TelegramSender, TelegramService
 from bot.clock import UTC
 from bot.config import load_settings
-from bot.flows import ROUTER
+from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
 from bot.reminders.dispatch import Dispatcher
 from bot.storage.models import OutboxMessage
@@ -61,7 +61,7 @@ async def main(args: argparse.Namespace) -> None:
         token=TOKEN, base_url=args.api, file_url=args.file_api, read_timeout=10,
         chat_rate_per_second=0, rate_per_second=0, backoff_base=0.05,
     )
-    channel = TelegramChannel(FlowEngine(app, ROUTER), options)
+    channel = TelegramChannel(FlowEngine(app, build_router()), options)
     service = TelegramService(channel, "send")
     await service.start()
     registry = SenderRegistry()

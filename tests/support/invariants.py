@@ -79,9 +79,9 @@ async def check_invariants(
     """Check every rule above; `in_flight_ok` allows outbox rows still 'claimed' or 'sending'
     (a dispatcher is running, or one just died and its lease has not run out)."""
     if router is None:
-        from bot.flows import ROUTER
+        from bot.flows.registry import build_router
 
-        router = ROUTER
+        router = build_router()
     folder = Path(evidence_dir or app.settings.evidence_dir)
     problems: list[str] = []
     summary = Summary()

@@ -14,7 +14,7 @@ from bot.channels.base import ChannelSender
 from bot.clock import FakeClock
 from bot.domain.criteria import Level
 from bot.domain.lifecycle import Actor, State
-from bot.flows.messages import Outgoing
+from bot.messages import Outgoing
 from bot.storage.models import Campaign, ChannelAccount, OrgUnit, OutboxMessage, Person
 from bot.storage.people import MemberSpec, Role, create_household, get_or_create_account, grant_role
 from bot.storage.submissions import create_submission, save_answer, transition

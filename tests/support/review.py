@@ -17,9 +17,9 @@ from tests.support.images import jpeg
 @pytest.fixture
 def flow(app):
     """A flow engine on the `app` fixture: the test runs on SQLite and on PostgreSQL."""
-    from bot.flows import ROUTER
+    from bot.flows.registry import build_router
 
-    return FlowEngine(app, ROUTER)
+    return FlowEngine(app, build_router())
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import uvicorn
 
 from bot.app import App
 from bot.channels.telegram import TelegramChannel, TelegramOptions, TelegramService
-from bot.flows import ROUTER
+from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
 from bot.web.app import create_web_app
 from tests.fakes.telegram_bot_api import TOKEN, FakeBotApi, FakeUser, Sent
@@ -66,7 +66,7 @@ class RunningBot:
 
 
 async def start_polling_bot(app: App, fake: FakeBotApi, **overrides: Any) -> RunningBot:
-    channel = TelegramChannel(FlowEngine(app, ROUTER), options_for(fake, **overrides))
+    channel = TelegramChannel(FlowEngine(app, build_router()), options_for(fake, **overrides))
     service = TelegramService(channel, "polling")
     await service.start()
     return RunningBot(channel, service)
@@ -80,7 +80,7 @@ async def start_webhook_bot(app: App, fake: FakeBotApi, **overrides: Any) -> Run
     port = sock.getsockname()[1]
     values: dict[str, Any] = dict(webhook_url=f"http://127.0.0.1:{port}/telegram/webhook", webhook_secret=WEBHOOK_SECRET)
     values.update(overrides)
-    channel = TelegramChannel(FlowEngine(app, ROUTER), options_for(fake, **values))
+    channel = TelegramChannel(FlowEngine(app, build_router()), options_for(fake, **values))
     service = TelegramService(channel, "webhook")
     web = uvicorn.Server(
         uvicorn.Config(create_web_app(app, channel.routes()), log_level="warning", lifespan="off", access_log=False)
