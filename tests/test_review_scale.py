@@ -264,3 +264,86 @@ async def test_a_households_members_are_listed_for_the_reviewer(app):
     ]
     at = next(i for i, line in enumerate(lines) if line.startswith("1.3. "))
     assert "Không áp dụng" in lines[at] and lines[at + 1] == "   ⚠ Trả lời “Không áp dụng”: xem lại với gia đình."
+
+
+# ---- 6. a photo used twice is flagged ---------------------------------------------------------
+
+
+def _picture(seed: int, quality: int = 90, size: tuple[int, int] = (640, 480)) -> bytes:
+    """A photo-like picture: patches of colour laid out by `seed` (another seed, another picture)."""
+    import random
+
+    from PIL import Image
+
+    chance = random.Random(seed)
+    small = Image.new("RGB", (16, 12))
+    small.putdata([(chance.randrange(256), chance.randrange(256), chance.randrange(256)) for _ in range(16 * 12)])
+    buffer = io.BytesIO()
+    small.resize((640, 480), Image.Resampling.BICUBIC).resize(size).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _scene(quality: int = 90, size: tuple[int, int] = (640, 480)) -> bytes:
+    return _picture(1, quality, size)
+
+
+def _other_scene() -> bytes:
+    return _picture(2)
+
+
+async def _declare_with(p, photos: dict[int, bytes], name: str) -> None:
+    from tests.support.scripts import register_citizen
+
+    await register_citizen(p, name=name)
+    await p.taps("Bắt đầu")
+    for index in range(10):
+        await p.taps("Đạt")
+        if index in photos:
+            await p.sends_photo(photos[index])
+            await p.taps("Xong")
+        else:
+            await p.taps("Không có ảnh")
+    turn = await p.taps("Nộp hồ sơ")
+    assert "Đã nộp hồ sơ" in turn, turn
+
+
+async def test_a_photo_used_twice_is_flagged_to_reviewers(engine, person, suite_app):
+    from bot.images import dhash, hamming
+    from PIL import Image
+    from tests.support.review import make_staff
+
+    # The near copy: the same scene, smaller and saved again at a lower quality.
+    near = _scene(quality=60, size=(480, 360))
+    with Image.open(io.BytesIO(_scene())) as a, Image.open(io.BytesIO(near)) as b, Image.open(io.BytesIO(_other_scene())) as c:
+        assert hamming(dhash(a), dhash(b)) <= 3 and hamming(dhash(a), dhash(c)) > 20
+    await _declare_with(person("hoa"), {0: _scene(), 1: _scene(), 2: _other_scene()}, "Nguyễn Thị Hoa")
+    await _declare_with(person("lan"), {3: near}, "Lê Thị Lan")
+    await _declare_with(person("ba"), {0: _other_scene()}, "Trần Văn Ba")
+    can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+
+    text = (await can.says("/xem CD-2026-000001")).replies[0].text
+    at = text.split("\n").index("⚠ Ảnh dùng lại:")
+    assert text.split("\n")[at + 1:at + 5] == [
+        "   • Ảnh mục 2 cũng là ảnh mục 1 của hồ sơ này.",
+        "   • Ảnh mục 1 gần giống ảnh trong hồ sơ CD-2026-000002 (mục 4) của người khác.",
+        "   • Ảnh mục 2 gần giống ảnh trong hồ sơ CD-2026-000002 (mục 4) của người khác.",
+        "   • Ảnh mục 3 cũng có trong hồ sơ CD-2026-000003 (mục 1) của người khác.",
+    ]
+    text = (await can.says("/xem CD-2026-000002")).replies[0].text
+    lines = text.split("\n")
+    assert lines[lines.index("⚠ Ảnh dùng lại:") + 1:] [:2] == [
+        "   • Ảnh mục 4 gần giống ảnh trong hồ sơ CD-2026-000001 (mục 1) của người khác.",
+        "   • Ảnh mục 4 gần giống ảnh trong hồ sơ CD-2026-000001 (mục 2) của người khác.",
+    ]
+    lines = (await can.says("/xem CD-2026-000003")).replies[0].text.split("\n")
+    assert lines[lines.index("⚠ Ảnh dùng lại:") + 1:][:1] == [
+        "   • Ảnh mục 1 cũng có trong hồ sơ CD-2026-000001 (mục 3) của người khác.",
+    ]
+
+
+async def test_plain_pictures_are_not_taken_for_copies(app):
+    from bot.review.reuse import _same
+
+    # One colour each: their hashes are all zeros and say nothing; only the same file counts.
+    assert _same("a" * 64, "0" * 16, "b" * 64, "0" * 16) is None
+    assert _same("a" * 64, "0" * 16, "a" * 64, "0" * 16) is True

@@ -44,6 +44,7 @@ from bot.review.dossier import (
     members_of,
     photo_page,
 )
+from bot.review.reuse import reused_photos
 from bot.review.queries import Filters, by_reference, parse_reference, pending
 from bot.review.retention import RETENTION_ACTOR, photos_removed_at
 from bot.review.scope import Scope, branches_in, scope_for
@@ -54,6 +55,12 @@ from bot.text import fold, shorten
 
 router = Router()
 PAGE = 6
+REUSE_KEYS = {  # (same application, same file)
+    (True, True): N_("rv.view.reuse_here"),
+    (True, False): N_("rv.view.reuse_here_near"),
+    (False, True): N_("rv.view.reuse_other"),
+    (False, False): N_("rv.view.reuse_other_near"),
+}
 GAP_KEYS = {True: N_("rv.view.item_photo_missing"), False: N_("rv.view.item_no_evidence")}
 FULL_NOTE_MAX = 3500  # one message on every channel
 HISTORY = 4
@@ -544,6 +551,14 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
                 lines.append(ctx.t("rv.view.item_not_applicable"))
             if item.id in gaps and removed_at is None:
                 lines.append(ctx.t(GAP_KEYS[item.photo_required]))
+    reuses = await reused_photos(ctx.session, submission) if submission.anonymised_at is None else []
+    if reuses:
+        lines.append(ctx.t("rv.view.reuse_head"))
+        for reuse in reuses:
+            lines.append(ctx.t(
+                REUSE_KEYS[(reuse.other_reference is None, reuse.exact)],
+                item=reuse.item_id, other_item=reuse.other_item, reference=reuse.other_reference or "",
+            ))
     if removed_at is not None:
         lines.append(ctx.t(
             "rv.view.photos_removed", date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),

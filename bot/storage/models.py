@@ -346,6 +346,8 @@ class Evidence(Base):
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
     item_id: Mapped[str] = mapped_column(String(16))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # Perceptual hash of the stored photo (bot.images.dhash): near-duplicates used twice.
+    dhash: Mapped[str | None] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(Integer)
     mime: Mapped[str] = mapped_column(String(32))

@@ -1,7 +1,8 @@
-"""review that scales: who removed a role
+"""review that scales: who removed a role; photos' perceptual hashes
 
-`role_grants.revoked_by_person_id` records who removed a role (/thuhoi, `hoctap admin revoke`),
-next to the existing `revoked_at`.
+`role_grants.revoked_by_person_id` records who removed a role (/thuhoi), next to the existing
+`revoked_at`. `evidence.dhash` keeps a perceptual hash of each photo, so that reviewers see a
+photo (or a near copy of it) used on two items or by two households.
 
 Revision ID: 0010_review
 Revises: 0006_consent
@@ -26,9 +27,13 @@ def upgrade() -> None:
         batch_op.create_foreign_key(
             batch_op.f('fk_role_grants_revoked_by_person_id_people'), 'people', ['revoked_by_person_id'], ['id']
         )
+    with op.batch_alter_table('evidence', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('dhash', sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('evidence', schema=None) as batch_op:
+        batch_op.drop_column('dhash')
     with op.batch_alter_table('role_grants', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_role_grants_revoked_by_person_id_people'), type_='foreignkey')
         batch_op.drop_column('revoked_by_person_id')
