@@ -347,3 +347,36 @@ async def test_plain_pictures_are_not_taken_for_copies(app):
     # One colour each: their hashes are all zeros and say nothing; only the same file counts.
     assert _same("a" * 64, "0" * 16, "b" * 64, "0" * 16) is None
     assert _same("a" * 64, "0" * 16, "a" * 64, "0" * 16) is True
+
+
+# ---- 7. working through the queue -------------------------------------------------------------
+
+
+async def test_a_reviewer_works_through_the_queue_with_next_previous_and_common_reasons(engine, person, suite_app):
+    from bot.storage.models import Submission, SubmissionEvent
+    from tests.support.review import make_staff, submit_citizen
+
+    for user, name in (("hoa", "Nguyễn Thị Hoa"), ("lan", "Lê Thị Lan"), ("ba", "Trần Văn Ba")):
+        await submit_citizen(person(user), name=name)
+    can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    await can.says("/duyet")
+    turn = await can.taps(next(c for c in (await can.says("/duyet")).choices if c.startswith("CD-2026-000001")))
+    assert turn.replies[0].text.startswith("Hồ sơ CD-2026-000001")
+    assert "Hồ sơ tiếp ▶" in turn.choices and "◀ Hồ sơ trước" not in turn.choices
+    turn = await can.taps("Hồ sơ tiếp ▶")
+    assert turn.replies[0].text.startswith("Hồ sơ CD-2026-000002")
+    assert {"Công nhận", "Không công nhận", "Yêu cầu bổ sung", "Hồ sơ tiếp ▶", "◀ Hồ sơ trước"} <= set(turn.choices)
+    turn = await can.taps("◀ Hồ sơ trước")
+    assert turn.replies[0].text.startswith("Hồ sơ CD-2026-000001")
+    turn = await can.taps("Hồ sơ tiếp ▶")
+    turn = await can.taps("Hồ sơ tiếp ▶")
+    assert turn.replies[0].text.startswith("Hồ sơ CD-2026-000003") and "Hồ sơ tiếp ▶" not in turn.choices
+    # Asking for more: a common reason is one tap.
+    turn = await can.taps("Yêu cầu bổ sung")
+    assert turn.choices[:3] == ["Xin gửi thêm ảnh minh chứng", "Ảnh chưa rõ, xin chụp lại", "Thông tin người khai hoặc hộ chưa đúng"]
+    turn = await can.taps("Ảnh chưa rõ, xin chụp lại")
+    assert turn.replies[0].text.startswith("Đã gửi yêu cầu bổ sung"), turn
+    async with suite_app.sessions() as session:
+        submission = await session.scalar(select(Submission).where(Submission.reference == "CD-2026-000003"))
+        event = await session.scalar(select(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).order_by(SubmissionEvent.id.desc()))
+    assert submission.state == "needs_info" and event.note == "Ảnh chưa rõ, xin chụp lại"

@@ -45,7 +45,7 @@ from bot.review.dossier import (
     photo_page,
 )
 from bot.review.reuse import reused_photos
-from bot.review.queries import Filters, by_reference, parse_reference, pending
+from bot.review.queries import Filters, by_reference, neighbours, parse_reference, pending
 from bot.review.retention import RETENTION_ACTOR, photos_removed_at
 from bot.review.scope import Scope, branches_in, scope_for
 from bot.storage.models import Household, OrgUnit, Person, Submission, SubmissionEvent
@@ -60,6 +60,12 @@ REUSE_KEYS = {  # (same application, same file)
     (True, False): N_("rv.view.reuse_here_near"),
     (False, True): N_("rv.view.reuse_other"),
     (False, False): N_("rv.view.reuse_other_near"),
+}
+# Reasons reviewers give most, offered as buttons when a note is needed (they may still type one).
+COMMON_REASONS = {
+    Decision.REJECT: (N_("rv.reason.no_evidence"), N_("rv.reason.criteria_not_met"), N_("rv.reason.wrong_details")),
+    Decision.NEEDS_INFO: (N_("rv.reason.more_photos"), N_("rv.reason.unclear_photo"), N_("rv.reason.wrong_details")),
+    Decision.NOT_RECOMMEND: (N_("rv.reason.criteria_not_met"), N_("rv.reason.no_evidence")),
 }
 GAP_KEYS = {True: N_("rv.view.item_photo_missing"), False: N_("rv.view.item_no_evidence")}
 FULL_NOTE_MAX = 3500  # one message on every channel
@@ -635,6 +641,13 @@ async def ask_view(ctx: Context) -> None:
         choices.append(Choice("photos", ctx.t("rv.view.more_photos", first=page.next_offset + 1, last=last, total=page.total)))
     if notes:
         choices.append(Choice("notes", ctx.t("rv.view.full_notes")))
+    before, after = await neighbours(
+        ctx.session, _scope_, QUEUE_STATES[role], Filters.from_json(rv.get("filters")), submission.id,
+    )
+    if after is not None:
+        choices.append(Choice(f"go:{after}", ctx.t("rv.view.next")))
+    if before is not None:
+        choices.append(Choice(f"go:{before}", ctx.t("rv.view.previous")))
     choices += [Choice("list", ctx.t("rv.back_to_list")), Choice("menu", ctx.t("common.to_menu"))]
     if refusal is not None:
         question = refusal
@@ -673,6 +686,14 @@ async def on_view(ctx: Context, inp: Input) -> None:
         ctx.goto(Review.VIEW)
     elif choice == "notes":
         await _full_notes(ctx)
+    elif choice.startswith("go:") and choice[3:].isdigit():
+        # The next or previous application of the queue (checked against scope when shown).
+        rv = _rv(ctx)
+        rv["sub"] = int(choice[3:])
+        for key in ("photos_at", "photos_next", "brief", "decision"):
+            rv.pop(key, None)
+        _save(ctx, rv)
+        ctx.goto(Review.VIEW)
     elif choice == "list":
         ctx.goto(Review.LIST)
     elif choice == "menu":
@@ -733,13 +754,18 @@ async def ask_note(ctx: Context) -> None:
     _role, _scope_, submission = loaded
     decision = Decision(_rv(ctx)["decision"])
     key = NOTE_KEYS[decision]
-    ctx.ask(ctx.t(key, reference=submission.reference), [Choice("back", ctx.t("common.back"))])
+    reasons = [Choice(f"r:{index}", ctx.t(reason)) for index, reason in enumerate(COMMON_REASONS.get(decision, ()))]
+    ctx.ask(ctx.t(key, reference=submission.reference), [*reasons, Choice("back", ctx.t("common.back"))])
 
 
 @router.handle(Review.NOTE)
 async def on_note(ctx: Context, inp: Input) -> None:
     if inp.choice == "back":
         ctx.goto(Review.VIEW)
+        return
+    reasons = COMMON_REASONS.get(Decision(_rv(ctx)["decision"]), ())
+    if inp.choice and inp.choice.startswith("r:") and inp.choice[2:].isdigit() and int(inp.choice[2:]) < len(reasons):
+        await _apply(ctx, ctx.t(reasons[int(inp.choice[2:])]))
         return
     note = (inp.text or "").strip()
     if len(note) < 3:
