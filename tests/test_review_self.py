@@ -108,7 +108,8 @@ async def test_a_leader_cannot_recommend_their_own_application(engine, person, s
     # An officer of the commune reviews it as usual.
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     await can.says("/congnhan CD-2026-000001")
-    turn = await can.taps("Xác nhận")
+    await can.taps("Xác nhận")  # before the branch review: a reason
+    turn = await can.says("Chi hội đã thống nhất, xã duyệt luôn")
     assert turn.text.startswith("Đã công nhận hồ sơ CD-2026-000001 (Y Ken).")
 
 
@@ -186,7 +187,8 @@ async def test_an_officer_cannot_decide_a_household_they_registered_head_or_belo
     # Colleagues decide: Lan on Cán's two, Cán on Lan's.
     for officer, reference in ((lan, "GD-2026-000001"), (lan, "GD-2026-000002"), (can, "GD-2026-000003")):
         await officer.says(f"/congnhan {reference}")
-        turn = await officer.taps("Xác nhận")
+        await officer.taps("Xác nhận")  # before the branch review: a reason
+        turn = await officer.says("Chi hội đã thống nhất, xã duyệt luôn")
         assert turn.text.startswith(f"Đã công nhận hồ sơ {reference}"), turn
     async with suite_app.sessions() as session:
         decided = sorted(

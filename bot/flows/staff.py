@@ -23,6 +23,7 @@ from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.decisions import (
+    AwaitingBranch,
     OFFERED,
     Conflict,
     Decision,
@@ -775,7 +776,30 @@ async def on_note(ctx: Context, inp: Input) -> None:
     await _apply(ctx, note)
 
 
-async def _apply(ctx: Context, note: str | None) -> None:
+@router.prompt(Review.OVERRIDE)
+async def ask_override(ctx: Context) -> None:
+    ctx.ask(ctx.t("rv.override.ask"), [Choice("back", ctx.t("common.back"))])
+
+
+@router.handle(Review.OVERRIDE)
+async def on_override(ctx: Context, inp: Input) -> None:
+    rv = _rv(ctx)
+    if inp.choice == "back":
+        rv.pop("pending_note", None)
+        _save(ctx, rv)
+        ctx.goto(Review.VIEW)
+        return
+    reason = (inp.text or "").strip()
+    if len(reason) < 5:
+        ctx.say(ctx.t("rv.override.too_short"))
+        ctx.again()
+        return
+    note = rv.pop("pending_note", None)
+    _save(ctx, rv)
+    await _apply(ctx, note, override=reason)
+
+
+async def _apply(ctx: Context, note: str | None, override: str | None = None) -> None:
     rv = _rv(ctx)
     found = await _scope(ctx, rv)
     if found is None:
@@ -790,7 +814,16 @@ async def _apply(ctx: Context, note: str | None) -> None:
         event = await decide(
             ctx.session, submission_id=rv["sub"], decision=decision, role=role, scope=scope,
             actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.get("version"),
+            override=override,
         )
+    except AwaitingBranch as waiting:
+        # The commune's rule: ask why the commune decides now (kept in the audit trail).
+        due = ctx.t.date(waiting.due) if waiting.due else ctx.t("rv.override.no_deadline")
+        ctx.say(ctx.t("rv.override.waiting", reference=waiting.submission.reference, due=due))
+        rv["pending_note"] = note
+        _save(ctx, rv)
+        ctx.goto(Review.OVERRIDE)
+        return
     except OutOfScope:
         _not_found(ctx, str(rv.get("sub")))
         ctx.goto(Review.LIST)

@@ -68,6 +68,7 @@ class Review(States):
     VIEW = "rv.view"
     CONFIRM = "rv.confirm"
     NOTE = "rv.note"
+    OVERRIDE = "rv.override"
 
 
 class Leader(States):

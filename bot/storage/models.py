@@ -374,6 +374,8 @@ class SubmissionEvent(Base):
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     note: Mapped[str | None] = mapped_column(Text)
+    # Why a commune officer decided before the branch had reviewed (the commune's rule overridden).
+    override_reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
 
     submission: Mapped[Submission] = relationship(back_populates="events")

@@ -3,6 +3,7 @@
 `role_grants.revoked_by_person_id` records who removed a role (/thuhoi), next to the existing
 `revoked_at`. `evidence.dhash` keeps a perceptual hash of each photo, so that reviewers see a
 photo (or a near copy of it) used on two items or by two households.
+`submission_events.override_reason` keeps why an officer decided before the branch had reviewed.
 
 Revision ID: 0010_review
 Revises: 0006_consent
@@ -29,9 +30,13 @@ def upgrade() -> None:
         )
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.add_column(sa.Column('dhash', sa.String(length=16), nullable=True))
+    with op.batch_alter_table('submission_events', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('override_reason', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('submission_events', schema=None) as batch_op:
+        batch_op.drop_column('override_reason')
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.drop_column('dhash')
     with op.batch_alter_table('role_grants', schema=None) as batch_op:
