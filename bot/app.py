@@ -41,6 +41,8 @@ async def build_app(
     engine = make_engine(settings.database_url, echo=settings.db_echo)
     if run_migrations:
         await migrate(engine)
+    if settings.criteria_dir is not None and settings.criteria_dir not in criteria_dirs:
+        criteria_dirs = (*criteria_dirs, settings.criteria_dir)
     catalog = load_catalog(criteria_dirs)
     sessions = make_sessionmaker(engine)
     async with sessions.begin() as session:

@@ -41,21 +41,44 @@ def _run(coro) -> object:
 
 
 @cli.command()
-def init(commune: Path = typer.Option(..., exists=True, dir_okay=False, help="Commune YAML file")) -> None:
-    """Create or update a commune, its branches, deadlines and targets from a YAML file."""
-    from bot.storage.commune import CommuneFileError, apply_commune, branches_of, load_commune_file
+def init(
+    commune: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Commune YAML file"),
+    province: Optional[Path] = typer.Option(
+        None, exists=True, dir_okay=False, help="Province YAML file: many communes at once"
+    ),
+) -> None:
+    """Create or update a commune (or every commune of a province file), branches, deadlines and targets."""
+    from bot.storage.commune import (
+        CommuneFileError,
+        apply_commune,
+        apply_province,
+        branches_of,
+        load_commune_file,
+        load_province_file,
+    )
 
+    if (commune is None) == (province is None):
+        typer.echo("error: give --commune FILE or --province FILE", err=True)
+        raise typer.Exit(2)
     try:
-        spec = load_commune_file(commune)
+        commune_spec = load_commune_file(commune) if commune else None
+        province_spec = load_province_file(province) if province else None
     except CommuneFileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
-            unit = await apply_commune(session, spec, app.clock.now())
-            branches = await branches_of(session, unit.id)
-        typer.echo(f"{unit.name}: {len(branches)} branches, {len(spec.campaigns)} campaign(s) ready.")
+            if commune_spec is not None:
+                units = [await apply_commune(session, commune_spec, app.clock.now())]
+                campaigns = [len(commune_spec.campaigns)]
+            else:
+                assert province_spec is not None
+                units = await apply_province(session, province_spec, app.clock.now())
+                campaigns = [len(c.campaigns) for c in province_spec.commune_specs()]
+            counts = [len(await branches_of(session, unit.id)) for unit in units]
+        for unit, branches, count in zip(units, counts, campaigns):
+            typer.echo(f"{unit.name}: {branches} branches, {count} campaign(s) ready.")
 
     _run(_with_app(work))
 
@@ -180,10 +203,12 @@ def retention(
 
 @admin.command("grant")
 def admin_grant(
-    role: str = typer.Option(..., help="officer | leader | admin"),
+    role: str = typer.Option(..., help="officer | leader | province | admin"),
     channel: str = typer.Option(..., help="telegram | zalo_bot | zalo_oa | console"),
     user_id: str = typer.Option(..., "--user-id", help="The person's id on that channel"),
-    scope: Optional[str] = typer.Option(None, help="Commune code (officer) or branch code (leader)"),
+    scope: Optional[str] = typer.Option(
+        None, help="Commune code (officer), branch code (leader) or province code (province: reads every commune's reports)"
+    ),
     name: Optional[str] = typer.Option(None, help="Full name, if the person has not registered yet"),
 ) -> None:
     """Give someone a role (bootstrap the first officer of a commune)."""
@@ -295,6 +320,41 @@ def export_cmd(
                 now=app.clock.now(),
             )
         typer.echo(f"wrote {rows} rows to {target}")
+
+    _run(_with_app(work))
+
+
+@cli.command("province-report")
+def province_report_cmd(
+    province: str = typer.Option(..., help="Province code"),
+    year: int = typer.Option(..., help="Campaign year"),
+    format: str = typer.Option("xlsx", "--format", "-f", help="xlsx | csv"),
+    out: Optional[Path] = typer.Option(None, help="Output file (default: province-<code>-<year>.<format>)"),
+    lang: str = typer.Option("vi", help="Language of headers: vi | en"),
+) -> None:
+    """The yearly upward report of a province: one row per commune, then the province totals."""
+    from sqlalchemy import select
+
+    from bot.review.exports import FORMATS
+    from bot.review.province import province_report_filename, write_province_report
+    from bot.storage.models import OrgUnit
+
+    if format not in FORMATS:
+        typer.echo(f"error: format must be one of {', '.join(FORMATS)}", err=True)
+        raise typer.Exit(2)
+
+    async def work(app: App) -> None:
+        async with app.sessions() as session:
+            unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == province, OrgUnit.kind == "province"))
+            if unit is None:
+                typer.echo(f"error: no province with code {province!r}", err=True)
+                raise typer.Exit(2)
+            target = out or Path(province_report_filename(unit, year, format))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            rows = await write_province_report(
+                session, app.catalog, province=unit, year=year, fmt=format, locale=lang, path=target
+            )
+        typer.echo(f"wrote {rows} communes and the province totals to {target}")
 
     _run(_with_app(work))
 

@@ -7,6 +7,7 @@ import re
 from datetime import time
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="sqlite+aiosqlite:///./hoctap.db", alias="DATABASE_URL")
     evidence_dir: Path = Field(default=Path("./evidence"), alias="EVIDENCE_DIR")
+    # A folder of the province's own criteria files (README "Province criteria"); they are loaded
+    # next to the national ones and win over them for the province's communes.
+    criteria_dir: Path | None = Field(default=None, alias="CRITERIA_DIR")
     timezone: str = Field(default="Asia/Ho_Chi_Minh", alias="TIMEZONE")
     default_locale: str = Field(default="vi", alias="DEFAULT_LOCALE")
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, alias="MAX_PHOTO_BYTES")
@@ -99,8 +103,31 @@ class Settings(BaseSettings):
         default="https://oauth.zaloapp.com", alias="ZALO_OA_OAUTH_BASE_URL"
     )
     zalo_oa_webhook_path: str = Field(default="/zalo/oa/webhook", alias="ZALO_OA_WEBHOOK_PATH")
-    # Consultation messages reach a person only this long after their last message.
-    zalo_oa_window_days: int = Field(default=7, ge=1, le=30, alias="ZALO_OA_WINDOW_DAYS")
+    # Consultation messages are free within 48 hours of the person's last interaction with the OA;
+    # from 48 hours to 7 days they are billed and need a Zalo Cloud Account linked to the OA; after
+    # 7 days Zalo refuses them (-230). Off: reminders use only the free 48 hours.
+    zalo_oa_paid_window: bool = Field(default=False, alias="ZALO_OA_PAID_WINDOW")
+    # The paid window's length (Zalo's limit is 7 days).
+    zalo_oa_window_days: int = Field(default=7, ge=1, le=7, alias="ZALO_OA_WINDOW_DAYS")
+    # Ask Zalo (POST /v3.0/oa/quota/message) before each reminder whether the person can still get one.
+    zalo_oa_quota_check: bool = Field(default=False, alias="ZALO_OA_QUOTA_CHECK")
+    # Show choices as quick-reply buttons under the numbered text.
+    zalo_oa_buttons: bool = Field(default=True, alias="ZALO_OA_BUTTONS")
+
+    # ZNS (Zalo Notification Service): approved template messages for reminders to people the OA
+    # can no longer write to. JSON by commune code ("*" for any commune):
+    # {"*": {"template_id": "123456", "params": {"<template parameter>": "<our value>"}}}, our
+    # values being name, reference, due_date, days_left, year. Needs the OA (its access token).
+    zalo_zns_templates: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="ZALO_ZNS_TEMPLATES")
+    # "development" sends only to the OA's admins and test numbers (Zalo's test mode).
+    zalo_zns_mode: str = Field(default="production", alias="ZALO_ZNS_MODE")
+    # Also send by Zalo user id (to OA followers; cheaper, for templates that allow it).
+    zalo_zns_by_uid: bool = Field(default=False, alias="ZALO_ZNS_BY_UID")
+    # What one ZNS message costs (VND), for the month's spend in the officer's digest.
+    zalo_zns_cost_vnd: int = Field(default=0, ge=0, alias="ZALO_ZNS_COST_VND")
+    zalo_zns_api_base_url: str = Field(default="https://business.openapi.zalo.me", alias="ZALO_ZNS_API_BASE_URL")
+    # Ask people for a phone number for ZNS reminders (optional for them, with its own consent).
+    zalo_zns_ask_phone: bool = Field(default=False, alias="ZALO_ZNS_ASK_PHONE")
     # Refresh the OA access token this many minutes before it expires.
     zalo_oa_refresh_margin_minutes: int = Field(default=60, ge=1, alias="ZALO_OA_REFRESH_MARGIN_MINUTES")
     # A signed OA event whose timestamp is further than this from now (either way) is a replay.
@@ -180,6 +207,25 @@ class Settings(BaseSettings):
     @property
     def media_hosts(self) -> tuple[str, ...]:
         return tuple(h for h in self.zalo_media_hosts.split(",") if h)
+
+    @field_validator("zalo_zns_mode")
+    @classmethod
+    def _zns_mode(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("production", "development"):
+            raise ValueError("ZALO_ZNS_MODE must be production or development")
+        return value
+
+    @field_validator("zalo_zns_templates")
+    @classmethod
+    def _zns_templates(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for commune, template in value.items():
+            if not isinstance(template, dict) or not str(template.get("template_id") or "").strip():
+                raise ValueError(f"ZALO_ZNS_TEMPLATES[{commune!r}] needs a template_id")
+            params = template.get("params") or {}
+            if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+                raise ValueError(f"ZALO_ZNS_TEMPLATES[{commune!r}].params maps template parameters to our values")
+        return value
 
     @field_validator("digest_weekday")
     @classmethod

@@ -32,6 +32,8 @@ PATTERNS = (
     (re.compile(r"(?<![A-Za-z0-9])(bot)?\d{5,}:[A-Za-z0-9_-]{8,}"), lambda m: (m.group(1) or "") + REDACTED),
     # Signed file links.
     (re.compile(r"/files/[^\s\"'<>?#]+"), lambda m: "/files/" + REDACTED),
+    # The review desk's one-time sign-in links and its photo links.
+    (re.compile(r"/desk/(in|p)/[^\s\"'<>?#]+"), lambda m: f"/desk/{m.group(1)}/" + REDACTED),
 )
 MIN_LITERAL = 8  # shorter configured values would redact ordinary words
 
@@ -124,7 +126,7 @@ def secrets_of(settings: "Settings") -> list[str]:
         settings.token_encryption_key,
     ]
     try:
-        values.append(make_url(settings.database_url).password)  # type: ignore[arg-type]
+        values.append(make_url(settings.database_url).password)
     except Exception:
         pass
     return [v for v in values if isinstance(v, str)]

@@ -40,6 +40,9 @@ class Runtime:
     senders: SenderRegistry = field(default_factory=SenderRegistry)
     routes: list[BaseRoute] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
+    # Set once the web app accepts connections: what must reach it from outside (a platform
+    # verifying a webhook) waits for this, as services start before the server.
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 Installer = Callable[[Runtime], Awaitable[bool]]
@@ -88,9 +91,16 @@ async def _serve(runtime: Runtime) -> None:
             previous[sig] = signal.signal(sig, lambda *_: None)
         except ValueError:  # not the main thread: uvicorn does not touch signals either
             pass
+    async def announce() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        runtime.listening.set()
+
+    watcher = asyncio.get_running_loop().create_task(announce())
     try:
         await server.serve()
     finally:
+        watcher.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -109,3 +109,26 @@ def test_run_names_a_bad_role_and_a_bad_channel_setting(tmp_path):
     )
     assert done.returncode == 2, done.stderr
     assert "TELEGRAM_WEBHOOK_SECRET" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_init_a_whole_province_then_its_reader_and_the_upward_report(tmp_path):
+    province_file = EXAMPLE_COMMUNE.with_name("province.yaml")
+    done = hoctap(tmp_path, "init", "--province", str(province_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "Xã Ea Tul: 2 branches, 1 campaign(s) ready.",
+        "Xã Hòa Phú: 2 branches, 1 campaign(s) ready.",
+        "Xã Ea Kiết: 2 branches, 1 campaign(s) ready.",
+    ]
+    both = hoctap(tmp_path, "init", "--province", str(province_file), "--commune", str(EXAMPLE_COMMUNE))
+    assert both.returncode == 2 and "--commune FILE or --province FILE" in both.stderr
+    granted = hoctap(
+        tmp_path, "admin", "grant", "--role", "province", "--channel", "telegram", "--user-id", "7",
+        "--scope", "dak-lak", "--name", "Phạm Thị Tỉnh",
+    )
+    assert granted.returncode == 0, granted.stderr
+    report = hoctap(tmp_path, "province-report", "--province", "dak-lak", "--year", "2026", "--format", "csv")
+    assert report.returncode == 0, report.stderr
+    assert "wrote 3 communes and the province totals to province-dak-lak-2026.csv" in report.stdout
+    lines = (tmp_path / "province-dak-lak-2026.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) == 5 and lines[-1].startswith(",Toàn tỉnh (Tỉnh Đắk Lắk),5580,13970")

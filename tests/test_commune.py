@@ -19,8 +19,11 @@ async def test_example_commune_is_created_with_branches_campaigns_and_targets(ap
         assert commune.kind == "commune" and commune.households_total == 2310
         assert [b.name for b in branches][:2] == ["Buôn Ken", "Thôn Hà Lương"]
         assert sum(b.households_total for b in branches) == commune.households_total
-        district = await session.get(OrgUnit, commune.parent_id)
-        assert district.kind == "district" and (await session.get(OrgUnit, district.parent_id)).kind == "province"
+        # Two levels since 1 July 2025: the commune belongs to its province, with its official code.
+        province = await session.get(OrgUnit, commune.parent_id)
+        assert province.kind == "province" and province.parent_id is None
+        assert commune.official_code == "99001"
+        assert not list(await session.scalars(select(OrgUnit).where(OrgUnit.kind == "district")))
         campaign = await campaign_for(session, commune.id, date(2026, 11, 25))
         assert campaign.year == 2026 and campaign.targets == {"gd": 70, "cd": 40}
         assert campaign.reminder_offsets == [30, 7, 1]
@@ -38,7 +41,7 @@ async def test_running_init_again_updates_in_place(app):
         await apply_commune(session, parse_commune(text, "edited"), app.clock.now())
         await apply_commune(session, parse_commune(text, "edited"), app.clock.now())
     async with app.sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(OrgUnit)) == 8
+        assert await session.scalar(select(func.count()).select_from(OrgUnit)) == 7
         assert await session.scalar(select(func.count()).select_from(Campaign)) == 2
         branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "thon-ha-luong"))
         assert branch.name == "Thôn Hà Lương Mới"
@@ -73,6 +76,8 @@ async def test_the_communes_association_is_kept_for_the_consent_text(app):
         (("code: thon-tan-lap", "code: buon-ken"), "codes must be unique"),
         (("reminder_offsets: [30, 7, 1]", "reminder_offsets: [-1]"), "reminder offsets"),
         (("name: Hội Khuyến học xã Ea Tul", "nam: Hội Khuyến học xã Ea Tul"), "association.name"),
+        (("official_code: \"99001\"", "official_code: \"9901\""), "commune.official_code"),
+        (("commune:\n", "district: {code: cu-mgar, name: Huyện Cư M'gar}\ncommune:\n"), "districts were abolished on 1 July 2025"),
     ],
 )
 def test_bad_commune_files_are_explained(tmp_path, edit, message):

@@ -21,22 +21,75 @@ def test_citizen_set_follows_qd244():
     assert [i.id for i in CD.items] == [str(n) for n in range(1, 11)]
     assert CD.max_total == 100
     assert CD.recognition.total_min == 80 and CD.recognition.item_floor == 5
-    assert "244" in CD.decision
-    # The per-indicator points are not in the decision text we hold: flagged as provisional data.
-    assert all(item.provisional for item in CD.items)
-    assert not CD.recognition.provisional
+    assert CD.decision == "QĐ 244/QĐ-KHVN ngày 28/7/2022"
+    assert CD.decision_title == (
+        'Ban hành Bộ tiêu chí và Hướng dẫn đánh giá, công nhận danh hiệu "Công dân học tập" giai đoạn 2021–2030'
+    )
+    assert [c.text.vi for c in CD.criteria] == [
+        "Năng lực tự học và học tập suốt đời",
+        "Năng lực sử dụng các công cụ tương tác",
+        "Năng lực xây dựng và thực hiện các mối quan hệ xã hội",
+    ]
+    # At most 10 points per indicator and the pass rule are confirmed; only "partly = 5" is ours.
+    assert all(item.max_points == 10 and not item.provisional for item in CD.items)
+    assert all(item.provisional_levels == [Level.PARTIAL] for item in CD.items)
+    assert not CD.recognition.provisional and CD.pass_rule_confirmed
+    assert CD.target_group is None
 
 
-def test_family_set_marks_unconfirmed_parts_provisional():
-    assert GD.subject == "household" and "448" in GD.decision
+def test_citizen_indicators_carry_no_unsourced_wording_or_sensitive_hints():
+    assert CD.item("6").text.vi == "Biết sử dụng ngoại ngữ phục vụ công việc"
+    assert "dân tộc" not in CD.item("6").text.vi
+    eight = CD.item("8").text.vi
+    assert "tư duy biện chứng và tư duy phản biện" in eight and "tin giả" not in eight
+    hint = CD.item("5").evidence_hint.vi
+    assert "dịch vụ công" not in hint and "chuyển khoản" not in hint
+    assert "đừng chụp CCCD, màn hình VNeID" in hint
+    for item in CD.items + GD.items:
+        if item.evidence_hint is None:
+            continue
+        for text in (item.evidence_hint.vi.replace("đừng chụp CCCD, màn hình VNeID", ""),):
+            assert "CCCD" not in text and "căn cước" not in text and "VNeID" not in text
+
+
+def test_family_set_carries_the_source_texts_of_qd448():
+    assert GD.subject == "household" and GD.decision == "QĐ 448/QĐ-KHVN ngày 01/12/2015"
+    assert GD.period == "2016–2020"
+    assert "QĐ 387/QĐ-TTg ngày 25/3/2022" in GD.note.vi
+    assert GD.item("1.1").text.vi == (
+        "Trẻ em ở độ tuổi phổ cập đều được đến trường, hoàn thành phổ cập giáo dục theo quy định "
+        "(trừ trường hợp ốm đau, bệnh tật, không có khả năng học tập)"
+    )
+    assert GD.item("1.2").text.vi == (
+        "Kết quả học tập đạt từ trung bình trở lên (hoặc đạt yêu cầu đối với học sinh tiểu học); "
+        "hạnh kiểm từ Khá trở lên"
+    )
+    assert GD.item("1.3").text.vi == (
+        "Thật thà, lễ phép với mọi người trong gia đình và ngoài xã hội; "
+        "tích cực tham gia các hoạt động chung ở địa phương"
+    )
+    assert GD.item("2.1").text.vi == (
+        "Người lớn từ 19 đến 60 tuổi (trừ những người không có khả năng học tập) đều đạt chuẩn biết chữ "
+        "từ bậc 1 trở lên (tương đương lớp 3)"
+    )
+    assert GD.item("2.2").text.vi.startswith(
+        "Hằng năm, người lớn trong gia đình đều tham gia học ít nhất 01 nội dung"
+    )
+    assert GD.criteria[3].text.vi == "Tác động, hiệu quả học tập của các thành viên trong gia đình"
+
+
+def test_family_set_marks_unsourced_parts_as_suggestions():
     assert GD.max_total == 100
     first, second, third, fourth = GD.criteria
     assert sum(i.max_points for i in first.items) == 30 and not any(i.provisional for i in first.items)
     assert [i.provisional for i in second.items] == [False, False, True]
     assert third.provisional and fourth.provisional
-    assert GD.recognition.provisional and GD.is_provisional
-    # Households without school-age children are not penalised on the children's items.
-    assert Level.NOT_APPLICABLE in GD.item("1.1").levels
+    assert all(i.provisional for i in third.items + fourth.items)
+    # "Not applicable" (and "partly") points are ours, and so is the pass rule.
+    for item_id in ("1.1", "1.2", "1.3"):
+        assert Level.NOT_APPLICABLE in GD.item(item_id).levels
+        assert Level.NOT_APPLICABLE in GD.item(item_id).provisional_levels
+    assert GD.recognition.provisional and not GD.pass_rule_confirmed and GD.is_provisional
 
 
 def test_catalog_picks_set_by_title_and_year():
@@ -179,3 +232,52 @@ def test_mandatory_items_must_be_achieved():
     )
     assert score(custom, {"a1": "partial"}).mandatory_missing == ["a1"]
     assert score(custom, {"a1": "achieved"}).recognisable
+
+
+def _variant(set_id: str, **fields: str) -> str:
+    """The national citizen set under another id, with extra top-level fields."""
+    text = CATALOG_FILE.read_text(encoding="utf-8").replace("id: cd-qd244-2022", f"id: {set_id}", 1)
+    extra = "".join(f"{key}: {value}\n" for key, value in fields.items())
+    return text.replace("version: 1\n", "version: 1\n" + extra, 1)
+
+
+def test_target_groups_each_have_their_form_and_the_general_form_steps_aside(tmp_path: Path):
+    (tmp_path / "farmers.yaml").write_text(_variant(
+        "cd-nong-dan", target_group="nong-dan",
+        target_group_name="{vi: Nông dân và lao động nông thôn, en: Farmers and rural workers}",
+    ), encoding="utf-8")
+    (tmp_path / "officials.yaml").write_text(_variant(
+        "cd-can-bo", target_group="can-bo",
+        target_group_name="{vi: \"Cán bộ, công chức, viên chức\", en: Officials}",
+    ), encoding="utf-8")
+    catalog = load_catalog([tmp_path])
+    assert [s.id for s in catalog.target_groups("cd", 2026)] == ["cd-can-bo", "cd-nong-dan"]
+    assert catalog.for_title("cd", 2026, target_group="nong-dan").id == "cd-nong-dan"
+    assert catalog.for_title("cd", 2026, target_group="can-bo").id == "cd-can-bo"
+    # The family title has one (general) form: nobody is asked for a group.
+    assert [s.id for s in catalog.target_groups("gd", 2026)] == ["gd-qd448-2015"]
+    assert CATALOG.target_groups("cd", 2026) == [CD]
+
+
+def test_a_group_needs_its_name(tmp_path: Path):
+    path = tmp_path / "g.yaml"
+    path.write_text(_variant("cd-x", target_group="x"), encoding="utf-8")
+    with pytest.raises(CriteriaError, match="target_group and target_group_name go together"):
+        load_criteria_file(path)
+
+
+def test_a_province_file_overrides_the_national_set_for_its_communes_only(tmp_path: Path):
+    text = (Path(__file__).resolve().parent.parent / "bot/criteria/gd-qd448-2015.yaml").read_text(encoding="utf-8")
+    own = text.replace("id: gd-qd448-2015", "id: gd-dak-lak-2026", 1).replace(
+        "valid_from_year: 2016", "province: dak-lak\nvalid_from_year: 2026", 1
+    )
+    # The province confirms a pass rule: the file's recognition is no longer provisional.
+    own = own[: own.index("recognition:")] + "recognition:\n  total_min: 70\n  item_floor: 5\n"
+    (tmp_path / "gd-dak-lak.yaml").write_text(own, encoding="utf-8")
+    catalog = load_catalog([tmp_path])
+    mine = catalog.for_title("gd", 2026, province="dak-lak")
+    assert mine.id == "gd-dak-lak-2026" and mine.pass_rule_confirmed and mine.recognition.total_min == 70
+    assert catalog.for_title("gd", 2026, province="lam-dong").id == "gd-qd448-2015"
+    assert catalog.for_title("gd", 2026).id == "gd-qd448-2015"
+    result = score(mine, {i.id: "achieved" for i in mine.items})
+    assert result.recognisable

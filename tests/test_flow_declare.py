@@ -118,7 +118,8 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
     assert turn.text == (
         "Item 1.1 — question 1/10 (up to 10 points)\n"
         "Group: Children's learning\n"
-        "All school-age children attend school\n"
+        "Children of compulsory-education age all go to school and complete compulsory education as required "
+        "(except through illness, disability or inability to learn)\n"
         "Evidence idea: a photo of a school admission letter or a student card."
     )
     assert turn.choices == ["Achieved", "Partly", "Not yet", "Not applicable", "Skip", "Stop for now"]
@@ -139,7 +140,9 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
     assert turn.text == (
         "Application GD-2026-000001 — Learning family\n"
         "Total 100/100 points.\n"
-        "Eligible for recognition (80 points or more, no item below 5).\n"
+        "Points per item: 1.1: 10, 1.2: 10, 1.3: 10, 2.1: 10, 2.2: 10, 2.3: 10, 3.1: 10, 3.2: 10, 4.1: 10, 4.2: 10.\n"
+        "The commune will assess and decide on recognition (the pass rule for this title has not been "
+        "confirmed by the province).\n"
         "No photo yet for item(s) 2.3, 3.1, 3.2, 4.1, 4.2. You can still send it, but the branch may ask; "
         "better add photos before sending."
     )
@@ -150,6 +153,44 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
         photos = list(await session.scalars(select(Evidence.item_id)))
     assert (submission.state, submission.score) == ("submitted", 100)
     assert photos == ["2.2", "2.2"]
+
+
+async def test_a_family_is_never_told_eligible_while_the_pass_rule_is_unconfirmed(person):
+    """Issue 17: a childless family answering "Đạt" everywhere with no photo used to be told
+    "Đủ điều kiện" at 100/100; QĐ 448's pass rule is not known, so the commune assesses."""
+    ba = person("ba")
+    await agree(ba)
+    await ba.taps("Gia đình học tập")
+    await ba.says("Y Bih Niê")
+    await ba.says("1970")
+    await ba.says("Buôn Ken")
+    await ba.taps("Có")
+    await ba.taps("Không có ai khác")
+    await ba.taps("Xác nhận")
+    turn = await ba.taps("Bắt đầu")
+    assert turn.text.startswith("Mục 1.1 — câu 1/10 (tối đa 10 điểm)")
+    for _ in range(3):
+        await ba.taps("Không áp dụng")
+    turn = await ba.taps("Đạt")  # 2.1
+    await ba.taps("Không có ảnh")
+    turn = await ba.taps("Đạt")  # 2.2
+    await ba.taps("Không có ảnh")
+    turn = ba.last
+    assert "Mục 2.3" in turn.text
+    # A suggested item says so.
+    assert "(Mục gợi ý, chưa có văn bản gốc; tỉnh cần xác nhận.)" in turn.text
+    for _ in range(5):  # 2.3, 3.1, 3.2, 4.1, 4.2
+        await ba.taps("Đạt")
+        await ba.taps("Không có ảnh")
+    turn = ba.last
+    assert turn.text == (
+        "Hồ sơ GD-2026-000001 — Gia đình học tập\n"
+        "Tổng 100/100 điểm.\n"
+        "Điểm từng mục: 1.1: 10, 1.2: 10, 1.3: 10, 2.1: 10, 2.2: 10, 2.3: 10, 3.1: 10, 3.2: 10, 4.1: 10, 4.2: 10.\n"
+        "Xã sẽ xét và quyết định công nhận (cách tính đạt của danh hiệu này chưa được tỉnh xác nhận)."
+    )
+    assert "Đủ điều kiện" not in turn.text
+    assert turn.choices[0] == "Nộp hồ sơ"
 
 
 async def test_skip_stop_come_back_and_answer_missing(person):

@@ -35,7 +35,7 @@ async def test_hoctap_run_logs_neither_the_bot_token_nor_file_links(fake_bot, tm
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
         "EVIDENCE_DIR": str(evidence),
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "PUBLIC_BASE_URL": f"https://127.0.0.1:{port}",  # the fake reaches it as http (tests.fakes.server)
         "WEB_PORT": str(port),
         "SIGNING_SECRET": TEST_SIGNING_SECRET,
         "ZALO_BOT_TOKEN": fake_bot.token,
@@ -57,7 +57,11 @@ async def test_hoctap_run_logs_neither_the_bot_token_nor_file_links(fake_bot, tm
                     assert process.returncode is None, "the worker stopped"
                     await asyncio.sleep(0.1)
         assert served.status_code == 200 and served.content == jpeg()
-        assert fake_bot.webhook_url == f"http://127.0.0.1:{port}/zalo/bot/webhook"
+        for _ in range(200):  # set once the server listens, verified by the platform
+            if fake_bot.webhook_url:
+                break
+            await asyncio.sleep(0.05)
+        assert fake_bot.webhook_url == f"https://127.0.0.1:{port}/zalo/bot/webhook"
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)

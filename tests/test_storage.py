@@ -235,3 +235,42 @@ async def test_database_errors_do_not_carry_personal_data(app):
             session.add(Person(full_name="Nguyễn Thị Bí Mật", created_at=NOW))
     assert "zq-7731" not in str(caught.value) and "Bí Mật" not in str(caught.value)
     assert "hidden due to hide_parameters" in str(caught.value)
+
+
+async def test_a_database_with_a_district_moves_to_the_two_level_structure(tmp_path):
+    """Issue 17: a database built before 1 July 2025's reform (province → district → commune) is
+    migrated: the district row goes, its communes (and anything scoped to it) belong to the province."""
+    from sqlalchemy import text
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    try:
+        await migrate(engine, "0006_consent")
+        async with engine.begin() as conn:
+            now = "2025-05-01 00:00:00.000000"
+            for unit_id, code, kind, parent in [
+                (1, "dak-lak", "province", None), (2, "cu-mgar", "district", 1),
+                (3, "ea-tul", "commune", 2), (4, "ea-kpam", "commune", 2), (5, "buon-ken", "branch", 3),
+            ]:
+                await conn.execute(text(
+                    "INSERT INTO org_units (id, code, kind, name, parent_id, position, created_at) "
+                    "VALUES (:id, :code, :kind, :code, :parent, 0, :now)"
+                ), {"id": unit_id, "code": code, "kind": kind, "parent": parent, "now": now})
+            await conn.execute(text(
+                "INSERT INTO people (id, full_name, locale, created_at) VALUES (1, 'Cán bộ', 'vi', :now)"
+            ), {"now": now})
+            await conn.execute(text(
+                "INSERT INTO role_grants (person_id, role, scope_unit_id, granted_at) VALUES (1, 'officer', 2, :now)"
+            ), {"now": now})
+        await migrate(engine)
+        assert await current_revision(engine) == head_revision()
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT code, kind, parent_id, official_code FROM org_units ORDER BY id"))).all()
+            scopes = (await conn.execute(text("SELECT scope_unit_id FROM role_grants"))).scalars().all()
+        assert [tuple(r) for r in rows] == [
+            ("dak-lak", "province", None, None), ("ea-tul", "commune", 1, None),
+            ("ea-kpam", "commune", 1, None), ("buon-ken", "branch", 3, None),
+        ]
+        assert scopes == [1]
+    finally:
+        await engine.dispose()

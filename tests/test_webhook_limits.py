@@ -26,12 +26,14 @@ async def test_every_webhook_refuses_a_large_body_before_reading_it(fake, fake_b
                 "zalo oa": (stack.public_url + "/zalo/oa/webhook", {}),  # unauthenticated: no signature at all
             }
             for name, (url, headers) in hooks.items():
+                # The OA answers 200 and drops it: Zalo turns off a webhook that keeps failing.
+                refused = 200 if name == "zalo oa" else 413
                 # 400 MiB announced, 1 KiB sent: refused at once, nothing more is awaited.
                 declared = await post_unfinished(url, headers, declared_length=400 * MiB, send=1024)
-                assert declared == 413, name
+                assert declared == refused, name
                 # No length announced: refused once past 1 MiB, though the body never ends.
                 streamed = await post_unfinished(url, headers, declared_length=None, send=3 * MiB)
-                assert streamed == 413, name
+                assert streamed == refused, name
                 # A body just under the cap is still read whole (and then judged on its content).
                 async with httpx.AsyncClient() as client:
                     normal = await client.post(url, content=b"[1]" + b" " * (MiB - 8), headers=headers)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from bot.zalo.bot_api import ZaloBotClient, parse_updates
 from bot.zalo.errors import (
     RecipientUnavailable,
     ZaloAPIError,
     ZaloAuthError,
+    ZaloInternalError,
     ZaloNetworkError,
     ZaloRateLimited,
     ZaloServerError,
 )
 from bot.zalo.transport import RetryPolicy, split_text
-from tests.fakes.zalo_bot import Failure
+from tests.fakes.server import serve
+from tests.fakes.zalo_bot import Failure, internal_error, quota_exceeded
 from tests.support.zalo import fake_bot, image_host  # noqa: F401  (fixtures)
 
 FAST = RetryPolicy(attempts=3, backoff=0.01)
@@ -29,9 +34,19 @@ async def test_get_me_webhook_methods_and_chat_action(fake_bot):
     try:
         me = await client.get_me()
         assert me.id == "1459232241454765289" and me.account_name == "bot.HocTap" and me.can_join_groups is False
-        info = await client.set_webhook("https://bot.example.vn/zalo/bot/webhook", "s" * 8)
-        assert info.url == "https://bot.example.vn/zalo/bot/webhook" and info.updated_at is not None
-        assert (await client.get_webhook_info()).url == "https://bot.example.vn/zalo/bot/webhook"
+        # Zalo calls the address to verify it: nobody answers there, so it is not set.
+        info = await client.set_webhook("https://127.0.0.1:9/zalo/bot/webhook", "s" * 8)
+        assert info.url == "https://127.0.0.1:9/zalo/bot/webhook" and info.updated_at is not None
+        assert info.verification == "failed" and not info.verified and fake_bot.webhook_url == ""
+
+        async def hook(request):
+            return JSONResponse({"ok": True})
+
+        async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as listener:
+            url = "https://" + listener[len("http://"):] + "/hook"
+            info = await client.set_webhook(url, "s" * 8)
+            assert info.verification == "success" and info.verified
+        assert (await client.get_webhook_info()).url == url
         assert fake_bot.webhook_secret == "s" * 8
         assert (await client.delete_webhook()).url == ""
         assert fake_bot.webhook_url == ""
@@ -39,6 +54,8 @@ async def test_get_me_webhook_methods_and_chat_action(fake_bot):
         for bad in ("short", "x" * 257):
             with pytest.raises(ValueError):
                 await client.set_webhook("https://bot.example.vn/hook", bad)
+        with pytest.raises(ValueError, match="https"):  # Zalo takes https addresses only
+            await client.set_webhook("http://bot.example.vn/hook", "s" * 8)
     finally:
         await client.aclose()
 
@@ -114,14 +131,16 @@ async def test_send_photo_by_url_with_caption(fake_bot, image_host):
 async def test_error_envelopes_map_to_exceptions(fake_bot):
     client = client_for(fake_bot)
     try:
-        fake_bot.fail("sendMessage", Failure(429, {"ok": False, "error_code": 429, "description": "Too Many Requests", "parameters": {"retry_after": 7}}))
+        # 429 is "Quota exceeded" with no retry_after: a long pause, not a second.
+        fake_bot.fail("sendMessage", quota_exceeded())
         with pytest.raises(ZaloRateLimited) as limited:
             await client.send_message("u1", "x")
-        assert limited.value.retry_after == 7
-        fake_bot.fail("sendMessage", Failure(403, {"ok": False, "error_code": 403, "description": "Forbidden: user blocked the bot"}))
-        with pytest.raises(RecipientUnavailable) as blocked:
+        assert limited.value.retry_after >= 300
+        # 403 is Zalo's "Internal server error": nothing to do with the person.
+        fake_bot.fail("sendMessage", internal_error())
+        with pytest.raises(ZaloInternalError) as internal:
             await client.send_message("u1", "x")
-        assert blocked.value.reason == "blocked"
+        assert not isinstance(internal.value, RecipientUnavailable)
         fake_bot.fail("sendMessage", Failure(400, {"ok": False, "error_code": 400, "description": "Bad Request: text is empty"}))
         with pytest.raises(ZaloAPIError) as bad:
             await client.send_message("u1", "x")

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels.base import RateLimited, Unreachable
+from bot.channels.base import RateLimited, TransientSendError
 from bot.channels.zalo_common import ChatPacer, pieces_for
 from bot.flows.messages import Choice, Outgoing
 from bot.i18n import get_translator
@@ -23,7 +23,8 @@ from bot.storage.models import (
     SubmissionEvent,
 )
 from bot.storage.people import get_account
-from tests.fakes.zalo_bot import Failure, FakeZaloBotPlatform
+from tests.fakes.server import via_local_tls
+from tests.fakes.zalo_bot import Failure, FakeZaloBotPlatform, internal_error, quota_exceeded
 from tests.support.images import jpeg, png
 from tests.support.zalo import (  # noqa: F401  (fixtures)
     BOT_WEBHOOK_SECRET,
@@ -65,7 +66,7 @@ class ZaloBotPerson:
     async def says(self, text: str, **kwargs) -> str:
         return "\n\n".join(await self.deliver(self.fake.text_update(self.user_id, text, **kwargs)))
 
-    async def sends_photo(self, url: str, field_name: str = "photo") -> str:
+    async def sends_photo(self, url: str, field_name: str = "photo_url") -> str:
         return "\n\n".join(await self.deliver(self.fake.image_update(self.user_id, url, field_name=field_name)))
 
 
@@ -176,7 +177,8 @@ async def test_photo_links_are_fetched_at_once_and_expired_ones_are_asked_again(
 async def test_webhook_checks_the_secret_accepts_both_body_shapes_and_dedupes(fake_bot, suite_db, tmp_path, clock):
     async with running_bot(suite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
         url = stack.public_url + "/zalo/bot/webhook"
-        assert (fake_bot.webhook_url, fake_bot.webhook_secret) == (url, BOT_WEBHOOK_SECRET)
+        await stack.webhook_confirmed()
+        assert (fake_bot.webhook_url, fake_bot.webhook_secret) == (stack.https_url + "/zalo/bot/webhook", BOT_WEBHOOK_SECRET)
         update = fake_bot.text_update("zalo-an", "xin chào", message_id="dup-1")
         for secret in (None, "wrong-secret", BOT_WEBHOOK_SECRET + "x"):
             response = await fake_bot.deliver(url, update, secret=secret)
@@ -230,22 +232,25 @@ async def test_sender_sends_evidence_by_signed_link_and_documents_as_links(fake_
         )
         photo, text = fake_bot.sent
         assert photo.method == "sendPhoto" and photo.caption == "Ảnh mục 2.2 của hồ sơ GD-2026-000001"
-        assert photo.photo.startswith(stack.public_url + "/files/")
+        assert photo.photo.startswith(stack.https_url + "/files/")
         assert photo.photo_bytes == app.evidence.open_path(blob.path).read_bytes()
         assert text.text.startswith("Danh sách hồ sơ\n\nTệp thong-ke.xlsx: bấm để tải về (liên kết dùng được trong 24 giờ)\n")
         link = text.text.split("\n")[3]
         assert text.text.endswith("\n\nDuyệt hồ sơ này?\n\n1. Duyệt\n2. Không duyệt\nTrả lời 1 hoặc 2.")
         async with httpx.AsyncClient() as http:
-            assert (await http.get(link)).content == b"PK fake xlsx"
+            assert (await http.get(via_local_tls(link))).content == b"PK fake xlsx"
 
-        fake_bot.fail("sendMessage", Failure(429, {"ok": False, "error_code": 429, "description": "Too Many Requests", "parameters": {"retry_after": 3}}))
+        # 429 "Quota exceeded" (no retry_after): minutes of waiting, reported as a quota problem.
+        fake_bot.fail("sendMessage", quota_exceeded())
         with pytest.raises(RateLimited) as limited:
             await sender.send(account, [Outgoing("nhắc hạn")])
-        assert limited.value.retry_after == 3
-        fake_bot.fail("sendMessage", Failure(403, {"ok": False, "error_code": 403, "description": "Forbidden: blocked"}))
-        with pytest.raises(Unreachable) as blocked:
+        assert limited.value.retry_after >= 300 and limited.value.category == "quota"
+        # 403 "Internal server error": try again later; the person is not marked unreachable.
+        fake_bot.fail("sendMessage", internal_error())
+        with pytest.raises(TransientSendError):
             await sender.send(account, [Outgoing("nhắc hạn")])
-        assert blocked.value.reason == "blocked"
+        async with app.sessions() as session:
+            assert (await get_account(session, "zalo_bot", "leader-1")).unreachable_at is None
 
 
 def test_replies_become_few_messages_in_the_readers_language(suite_app):
@@ -292,3 +297,125 @@ async def test_a_reply_that_could_not_be_sent_goes_out_on_redelivery(fake_bot, s
         assert (await fake_bot.deliver(url, update, secret=BOT_WEBHOOK_SECRET)).status_code == 200
         await stack.bot_channel.queue.drain()
         assert len(fake_bot.texts_to("zalo-tu")) == 1
+
+
+async def test_updates_nobody_wrote_to_the_bot_get_no_answer(fake_bot, suite_db, tmp_path, clock):
+    """Updates without a message, reactions, links and messages sent by a bot — our own echoed
+    back, or another bot's — are dropped without an "unsupported" reply (Zalo Bot docs: events)."""
+    async with running_bot(suite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
+        await stack.webhook_confirmed()
+        assert stack.bot_channel.bot_id == fake_bot.bot_id
+        hoa = ZaloBotPerson(stack, fake_bot, "zalo-hoa", webhook=True)
+        assert await hoa.deliver(fake_bot.messageless_update()) == []
+        assert await hoa.deliver(fake_bot.reaction_update("zalo-hoa")) == []
+        assert await hoa.deliver({"event_name": "message.link.received", "message": fake_bot.message("zalo-hoa", text="https://x.vn")}) == []
+        assert await hoa.deliver(fake_bot.echo_update("zalo-hoa", "Chào bạn!")) == []
+        assert await hoa.deliver(fake_bot.text_update("zalo-hoa", "xin chào", is_bot=True)) == []
+        own = fake_bot.text_update("zalo-hoa", "xin chào")
+        own["message"]["from"]["id"] = fake_bot.bot_id  # our own id, even without is_bot
+        assert await hoa.deliver(own) == []
+        assert fake_bot.sent == []
+        async with stack.app.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(ChannelAccount)) == 0
+        # The person writing themselves gets the usual answer.
+        assert (await hoa.says("xin chào")).startswith(CONSENT)
+
+
+async def test_the_webhook_is_set_once_the_server_listens_and_until_zalo_confirms(fake_bot, suite_db, tmp_path, clock, caplog):
+    """setWebhook makes Zalo call the address: it is called after the web app listens, its
+    `verification` is logged, and a failure (Zalo's 403 internal error, a failed verification)
+    is tried again until the platform confirms."""
+    import asyncio
+    import logging
+
+    from bot.runner import build_runtime
+    from bot.web.app import create_web_app
+    from tests.conftest import make_app
+    from tests.fakes.server import bound_socket, serve, url_of
+
+    sock = bound_socket()
+    https = "https://" + url_of(sock)[len("http://"):]
+    app = await make_app(suite_db, tmp_path, clock, public_base_url=https, **zalo_settings(bot=fake_bot))
+    caplog.set_level(logging.INFO, logger="bot.channels.zalo_bot")
+    try:
+        runtime, _ = await build_runtime(app, "web")
+        (setup,) = [s for s in runtime.services if s.name == "zalo-bot-webhook"]
+        for service in runtime.services:
+            await service.start()
+        try:
+            await asyncio.sleep(0.2)
+            assert fake_bot.count("setWebhook") == 0  # nothing listens yet: not asked
+            fake_bot.fail("setWebhook", internal_error())
+            runtime.listening.set()  # (too early here: Zalo cannot reach the address yet)
+            await wait_until(lambda: fake_bot.verifications != [], timeout=10)
+            assert fake_bot.webhook_url == "" and fake_bot.verifications[0] != 200
+            async with serve(create_web_app(app, runtime.routes), sock):
+                await asyncio.wait_for(setup.confirmed.wait(), 20)
+            assert fake_bot.webhook_url == https + "/zalo/bot/webhook"
+            assert fake_bot.verifications[-1] == 200 and setup.attempts >= 3
+        finally:
+            for service in reversed(runtime.services):
+                await service.stop()
+    finally:
+        await app.close()
+    logged = caplog.text
+    assert "verification: success" in logged and "not confirmed" in logged
+
+
+@pytest.mark.parametrize("public_base_url, role", [("http://hoctap.example.vn", "all"), (None, "web")])
+async def test_polling_where_a_webhook_belongs_is_warned_about(fake_bot, suite_db, tmp_path, clock, caplog, public_base_url, role):
+    import logging
+
+    from bot.runner import build_runtime
+    from tests.conftest import make_app
+
+    app = await make_app(suite_db, tmp_path, clock, public_base_url=public_base_url, **zalo_settings(bot=fake_bot))
+    caplog.set_level(logging.WARNING, logger="bot.channels.zalo_bot")
+    try:
+        runtime, _ = await build_runtime(app, role)
+        assert "zalo-bot-poller" in [s.name for s in runtime.services]
+        for service in reversed(runtime.services):
+            await service.stop()
+    finally:
+        await app.close()
+    assert "Zalo advises a webhook in production" in caplog.text
+
+
+@pytest.mark.parametrize("webhook", [False, True], ids=["polling", "webhook"])
+async def test_full_citizen_declaration_over_the_bot_platform(fake_bot, image_host, suite_db, tmp_path, clock, webhook):
+    """A whole "Công dân học tập" declaration as Zalo delivers it, by getUpdates and by webhook;
+    the photo comes as `photo_url` (the current docs)."""
+    async with running_bot(suite_db, tmp_path, clock, webhook=webhook, **zalo_settings(bot=fake_bot)) as stack:
+        if webhook:
+            await stack.webhook_confirmed()
+        hoa = ZaloBotPerson(stack, fake_bot, "zalo-hoa", webhook=webhook)
+        text = await hoa.says("Xin chào")
+        assert text.startswith(CONSENT)
+        text = await hoa.says("1")
+        assert "1. Công dân học tập\n2. Gia đình học tập" in text
+        text = await hoa.says("1")
+        assert "Họ và tên" in text
+        await hoa.says("Nguyễn Thị Hoa")
+        await hoa.says("1975")
+        await hoa.says("2")
+        text = await hoa.says("1")  # Xác nhận
+        assert "CD-2026-000001" in text
+        text = await hoa.says("1")  # Bắt đầu
+        assert text.startswith("Mục 1/10 (tối đa 10 điểm)")
+        await hoa.says("Đạt")
+        photo = image_host.add("tu-sach.jpg", jpeg((120, 80, 40), (640, 480)))
+        text = await hoa.sends_photo(photo)
+        assert text.startswith("Đã nhận ảnh 1.")
+        await hoa.says("xong")
+        for _ in range(9):
+            await hoa.says("1")
+            text = await hoa.says("khong co anh")
+        assert "Tổng 100/100 điểm." in text
+        text = await hoa.says("Nộp hồ sơ")
+        assert text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
+        async with stack.app.sessions() as session:
+            submission = await session.scalar(select(Submission))
+            evidence = list(await session.scalars(select(Evidence)))
+        assert (submission.state, submission.score, submission.subject_kind) == ("submitted", 100, "person")
+        assert [(e.item_id, e.source_channel) for e in evidence] == [("1", "zalo_bot")]
+    assert fake_bot.count("getUpdates" if not webhook else "setWebhook") >= 1

@@ -19,7 +19,7 @@ from PIL import Image
 from sqlalchemy import select, update
 
 from bot.flows.messages import Outgoing
-from bot.storage.models import ZaloOAToken
+from bot.storage.models import OperatorAlert, ZaloOAToken
 from bot.storage.secretbox import SecretBox
 from bot.zalo.errors import (
     BadSignature,
@@ -35,6 +35,12 @@ from bot.zalo.tokens import OATokenManager
 from bot.zalo.transport import RetryPolicy
 from tests.support.images import jpeg, lossless_webp, png
 from tests.support.zalo import fake_oa  # noqa: F401  (fixture)
+
+
+@pytest.fixture(autouse=True)
+def _u1_wrote_to_the_oa(fake_oa):
+    """The person these tests write to has just written to the OA (within the free window)."""
+    fake_oa.interacted("u1")
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = RetryPolicy(attempts=3, backoff=0.01)
@@ -431,3 +437,60 @@ async def test_a_wrong_key_is_named_and_a_new_authorisation_recovers(app, fake_o
     both = SecretBox(f"{other_key},{app.settings.token_encryption_key}")
     assert both.open(SecretBox(app.settings.token_encryption_key).seal("x")) == "x"
     assert both.open((await stored_row(app)).access_token) == new_access
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (200, {"error": -14002, "error_name": "Invalid secret key"}),  # a setting, not the refresh token
+        (200, {"error": -32, "error_name": "Too many requests"}),
+        (200, {"message": "something went wrong"}),  # JSON without tokens or a code
+    ],
+)
+async def test_a_refresh_that_fails_for_another_reason_is_tried_again_not_reauthorised(suite_app, fake_oa, answer):
+    """Only an invalid or expired refresh token needs an admin; other failures are retried."""
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(suite_app, fake_oa, http)
+        await _seed_expiring(suite_app, fake_oa, tokens)
+        suite_app.clock.advance(timedelta(minutes=31))  # the access token has expired
+        fake_oa.script("oauth", answer)
+        with pytest.raises(TokenRefreshError) as failed:
+            await tokens.access_token()
+        assert not failed.value.permanent
+        row = await token_row(suite_app)
+        assert row.needs_reauth_at is None and row.refresh_started_at is None
+        async with suite_app.sessions() as session:
+            assert (await session.scalars(select(OperatorAlert))).all() == []
+        # The next try works with the same refresh token.
+        assert await tokens.access_token() == fake_oa.issued[-1][0]
+    assert (await token_row(suite_app)).generation == 1
+
+
+async def test_a_refused_refresh_token_needs_reauthorisation_and_admins_are_told_in_chat(suite_app, fake_oa):
+    from bot.storage.models import OutboxMessage, Person
+    from bot.storage.people import get_or_create_account, grant_role
+
+    now = suite_app.clock.now()
+    async with suite_app.sessions.begin() as session:
+        admin = Person(full_name="Quản trị", created_at=now)
+        session.add(admin)
+        await session.flush()
+        await grant_role(session, admin, "admin", None, granted_by=None, now=now)
+        account = await get_or_create_account(session, "telegram", "tg-admin", "tg-admin", now)
+        account.person_id = admin.id
+    async with httpx.AsyncClient() as http:
+        tokens = manager_for(suite_app, fake_oa, http)
+        await _seed_expiring(suite_app, fake_oa, tokens)
+        suite_app.clock.advance(timedelta(minutes=31))
+        fake_oa.refresh_tokens.clear()  # Zalo no longer knows the stored refresh token
+        with pytest.raises(TokenRefreshError) as refused:
+            await tokens.access_token()
+        assert refused.value.permanent
+        with pytest.raises(TokenRefreshError):
+            await tokens.access_token()  # not tried again, and the admins are told once
+    assert (await token_row(suite_app)).needs_reauth_at is not None
+    async with suite_app.sessions() as session:
+        (alert,) = (await session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "alert"))).all()
+        (noted,) = (await session.scalars(select(OperatorAlert))).all()
+    assert alert.account_id == account.id and alert.payload["key"] == "alert.zalo_oa_reauth"
+    assert noted.key == "zalo_oa_reauth"

@@ -13,15 +13,26 @@ from bot.storage.models import ChannelAccount
 
 
 class SendError(Exception):
-    """Base class: the message was not delivered."""
+    """Base class: the message was not delivered.
+
+    `category`, when set, is what an operator can act on — quota, billing, permission,
+    unreachable — and is shown in `hoctap outbox --problems` and the officer's digest.
+    """
+
+    category: str | None = None
+
+    def __init__(self, *args: object, category: str | None = None) -> None:
+        super().__init__(*args)
+        if category is not None:
+            self.category = category
 
 
 class RateLimited(SendError):
     """The platform asked us to slow down; try again after `retry_after` seconds."""
 
-    def __init__(self, retry_after: float, detail: str = "") -> None:
+    def __init__(self, retry_after: float, detail: str = "", *, category: str | None = None) -> None:
         self.retry_after = max(0.0, float(retry_after))
-        super().__init__(f"rate limited, retry after {self.retry_after:.1f}s {detail}".strip())
+        super().__init__(f"rate limited, retry after {self.retry_after:.1f}s {detail}".strip(), category=category)
 
 
 class TransientSendError(SendError):
@@ -34,9 +45,27 @@ class Unreachable(SendError):
     `reason` is a short code stored on the account: blocked, not_found, outside_window, …
     """
 
+    category = "unreachable"
+
     def __init__(self, reason: str, detail: str = "") -> None:
         self.reason = reason
         super().__init__(f"unreachable ({reason}) {detail}".strip())
+
+
+def describe(error: BaseException) -> str:
+    """What the outbox stores as `last_error`: "[category] detail" when the error has a category
+    (read back by `category_of` for the outbox report and the officer's digest)."""
+    text = str(error) or repr(error)
+    category = getattr(error, "category", None)
+    if category:
+        text = f"[{category}] {text}"
+    return text[:500]
+
+
+def category_of(last_error: str | None) -> str | None:
+    if last_error and last_error.startswith("[") and "]" in last_error:
+        return last_error[1 : last_error.index("]")]
+    return None
 
 
 class ChannelSender(Protocol):

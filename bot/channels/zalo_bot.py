@@ -44,6 +44,7 @@ from bot.zalo.errors import (
     ZaloAPIError,
     ZaloAuthError,
     ZaloError,
+    ZaloInternalError,
     ZaloNetworkError,
     ZaloRateLimited,
 )
@@ -107,11 +108,14 @@ class ZaloBotSender:
                 else:
                     await self.client.send_message(chat_id, piece.text)
         except ZaloRateLimited as exc:
-            raise RateLimited(exc.retry_after, str(exc)) from exc
+            # A 429 is Zalo's "quota exceeded": the dispatcher waits and the outbox report and the
+            # officer's digest show it (category "quota").
+            raise RateLimited(exc.retry_after, str(exc), category="quota") from exc
         except RecipientUnavailable as exc:
             raise Unreachable(exc.reason, str(exc)) from exc
-        except (ZaloNetworkError, ZaloAuthError) as exc:
-            # Network trouble, or our own token refused (a setting to fix): worth trying later.
+        except (ZaloNetworkError, ZaloAuthError, ZaloInternalError) as exc:
+            # Network trouble, Zalo's internal error (403), or our own token refused (a setting to
+            # fix): worth trying later, and never a reason to think the person left.
             raise TransientSendError(str(exc)) from exc
         except ZaloAPIError as exc:
             raise SendError(str(exc)) from exc
@@ -131,6 +135,7 @@ class ZaloBotChannel:
         self.photo_http = httpx.AsyncClient(timeout=app.settings.zalo_http_timeout)
         self.secret = secret  # the webhook's; None when polling (every webhook call is refused)
         self.received = 0  # updates seen, handled or ignored (a health figure; tests wait on it)
+        self.bot_id: str | None = None  # from getMe: our own messages echoed back are ignored
 
     def to_incoming(self, update: ZaloUpdate) -> Incoming | None:
         message = update.message
@@ -139,7 +144,13 @@ class ZaloBotChannel:
         if message.chat.chat_type != "PRIVATE":
             log.info("ignoring a %s message in a group chat", update.event_name)
             return None
-        kind = KINDS.get(update.event_name, Kind.UNSUPPORTED)
+        if message.from_bot or (self.bot_id is not None and message.sender.id == self.bot_id):
+            log.debug("ignoring a %s sent by a bot", update.event_name)
+            return None
+        kind = KINDS.get(update.event_name)
+        if kind is None:  # reactions, links and whatever Zalo adds later: nothing to answer
+            log.debug("ignoring a Zalo Bot %s update", update.event_name)
+            return None
         if kind == Kind.TEXT and message.text is None:
             kind = Kind.UNSUPPORTED
         message_id = message.message_id
@@ -223,9 +234,10 @@ class ZaloBotPoller:
 
     async def start(self) -> None:
         try:
-            await self.channel.client.delete_webhook()  # getUpdates is refused while a webhook is set
+            await self.channel.client.delete_webhook()  # a webhook left set would take the updates
         except ZaloError as exc:
             log.warning("could not remove the Zalo Bot webhook before polling: %s", exc)
+        await learn_bot_id(self.channel)
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def _loop(self) -> None:
@@ -253,22 +265,68 @@ class ZaloBotPoller:
             self._task = None
 
 
+async def learn_bot_id(channel: ZaloBotChannel) -> None:
+    """Our own id (getMe), so that our messages echoed back as updates are ignored."""
+    try:
+        channel.bot_id = (await channel.client.get_me()).id or None
+    except ZaloError as exc:
+        log.warning("Zalo Bot getMe failed (%s): messages from bots are still ignored by is_bot", exc)
+
+
 class ZaloBotWebhookSetup:
-    """Points the Bot Platform at our webhook when the process starts."""
+    """Points the Bot Platform at our webhook once the web app listens: Zalo verifies the address
+    when it is set (`result.verification`), so setting it earlier would fail. Tried again, with a
+    growing pause, until Zalo confirms it; the process serves meanwhile."""
 
     name = "zalo-bot-webhook"
 
-    def __init__(self, channel: ZaloBotChannel, url: str) -> None:
+    def __init__(
+        self, channel: ZaloBotChannel, url: str, listening: asyncio.Event, backoff: float = 1.0, max_backoff: float = 300.0
+    ) -> None:
         self.channel = channel
         self.url = url
+        self.listening = listening
+        self.backoff = max(backoff, 0.01)
+        self.max_backoff = max_backoff
+        self.confirmed = asyncio.Event()
+        self.attempts = 0
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         assert self.channel.secret is not None
-        await self.channel.client.set_webhook(self.url, self.channel.secret)
-        log.info("Zalo Bot webhook set to %s", self.url)
+        await learn_bot_id(self.channel)
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        assert self.channel.secret is not None
+        await self.listening.wait()
+        while True:
+            self.attempts += 1
+            try:
+                info = await self.channel.client.set_webhook(self.url, self.channel.secret)
+            except asyncio.CancelledError:
+                raise
+            except ValueError as exc:  # the address itself is refused: no point in trying again
+                log.error("Zalo Bot webhook not set: %s", exc)
+                return
+            except ZaloError as exc:
+                problem = str(exc)
+            else:
+                if info.verified:
+                    log.info("Zalo Bot webhook set to %s (verification: %s)", self.url, info.verification or "not reported")
+                    self.confirmed.set()
+                    return
+                problem = f"Zalo could not verify it (verification: {info.verification})"
+            delay = min(self.max_backoff, self.backoff * 2 ** min(self.attempts - 1, 12))
+            log.warning("Zalo Bot webhook %s not confirmed: %s; trying again in %.0fs", self.url, problem, delay)
+            await asyncio.sleep(delay)
 
     async def stop(self) -> None:
         """The webhook stays set: other workers (or the next start) keep receiving."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
 
 class ZaloBotShutdown:
@@ -290,8 +348,9 @@ class ZaloBotShutdown:
 
 
 def webhook_url(app: App) -> str | None:
+    """Our webhook's address, when there is a public https one (Zalo accepts no other)."""
     base = app.settings.public_base_url
-    if not base:
+    if not base or not base.lower().startswith("https://"):
         return None
     return base.rstrip("/") + app.settings.zalo_bot_webhook_path
 
@@ -321,8 +380,21 @@ async def install(runtime: "Runtime") -> bool:
         app.extras["zalo_bot_channel"] = channel
         if url:
             runtime.routes.append(Route(settings.zalo_bot_webhook_path, channel.webhook, methods=["POST"]))
-            runtime.services.append(ZaloBotWebhookSetup(channel, url))
+            runtime.services.append(
+                ZaloBotWebhookSetup(channel, url, runtime.listening, backoff=max(settings.zalo_http_backoff, 0.01) * 2)
+            )
         else:
+            # The Bot docs: getUpdates is for local development, production uses a webhook.
+            if settings.public_base_url:
+                log.warning(
+                    "Zalo Bot: PUBLIC_BASE_URL is not an https address, so no webhook can be set; "
+                    "polling instead (Zalo advises a webhook in production)"
+                )
+            elif runtime.role == "web":
+                log.warning(
+                    "Zalo Bot: polling in a web process (no PUBLIC_BASE_URL); Zalo advises a webhook "
+                    "in production: set PUBLIC_BASE_URL to the https address of this server"
+                )
             runtime.services.append(
                 ZaloBotPoller(channel, settings.zalo_bot_poll_timeout, backoff=settings.zalo_http_backoff)
             )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -58,6 +58,9 @@ class Piece:
 
     text: str
     photo: Path | None = None
+    # Labels of the numbered choices that end this message (1, 2, … in order), for channels that
+    # can also show them as quick-reply buttons (the OA).
+    choices: list[str] = field(default_factory=list)
 
 
 def file_ref(app: App, path: Path, default_folder: str) -> tuple[str, str]:
@@ -100,16 +103,18 @@ def pieces_for(app: App, replies: list[Outgoing], t: Translator, limit: int = TE
     platform's pace), a photo with its text as caption, nothing longer than `limit`."""
     pieces: list[Piece] = []
     buffer: list[str] = []
+    last_choices: list[str] = []
 
     def flush() -> None:
         if buffer:
-            pieces.append(Piece("\n\n".join(buffer)))
+            pieces.append(Piece("\n\n".join(buffer), choices=list(last_choices)))
             buffer.clear()
 
     for reply in replies:
         text = reply_text(app, reply, t)
         if reply.photo is not None:
             flush()
+            last_choices = []
             pieces.append(Piece(text, reply.photo))
             continue
         if not text.strip():
@@ -117,13 +122,15 @@ def pieces_for(app: App, replies: list[Outgoing], t: Translator, limit: int = TE
         if buffer and len("\n\n".join([*buffer, text])) > limit:
             flush()
         buffer.append(text)
+        last_choices = [choice.label for choice in reply.choices]
     flush()
     result: list[Piece] = []
     for piece in pieces:
         if piece.photo is not None or len(piece.text) <= limit:
             result.append(piece)
         else:
-            result += [Piece(part) for part in split_text(piece.text, limit)]
+            parts = split_text(piece.text, limit)
+            result += [Piece(part, choices=piece.choices if i == len(parts) - 1 else []) for i, part in enumerate(parts)]
     return result
 
 

@@ -1,9 +1,19 @@
 """Zalo Official Account channel: signed webhooks in, consultation messages out.
 
-A consultation message reaches a person only within 7 days of their last message to the OA.
-Outside that window the sender does not try: it marks the account unreachable (until the person
-writes again, which the engine notes) and raises `Unreachable("outside_window")`, so reminders
+A consultation message is free within 48 hours of the person's last interaction with the OA;
+from 48 hours to 7 days it is billed and needs a Zalo Cloud Account linked to the OA
+(ZALO_OA_PAID_WINDOW); after 7 days Zalo refuses it (-230). Outside the window in use the sender
+does not try: it marks the account unreachable (until the person writes again, which the engine
+notes) and raises `Unreachable("outside_window")`, so reminders go by ZNS when it is set up, or
 show the person in the branch leader's "needs a visit" list instead of failing silently.
+
+Zalo's errors are turned into what an operator can act on (the `category` of the send error,
+shown in `hoctap outbox --problems` and the officer's digest): unreachable, quota, billing,
+permission.
+
+The webhook always answers 200 quickly: Zalo retries a failing webhook for hours and then turns
+it off. A request that is not signed correctly is dropped and counted; when they keep coming, an
+operator alert is raised (a log line and a line in the officer's digest).
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,17 +43,21 @@ from bot.zalo.bot_api import from_millis
 from bot.zalo.errors import (
     BadSignature,
     OutsideWindow,
+    StaleEvent,
     RecipientUnavailable,
     TokenRefreshError,
     ZaloAPIError,
     ZaloAuthError,
+    ZaloBillingError,
     ZaloConfigError,
     ZaloError,
     ZaloNetworkError,
+    ZaloPermissionError,
     ZaloRateLimited,
 )
 from bot.storage.secretbox import SecretBox
 from bot.web.body import BodyTooLarge, read_body
+from bot.zalo.alerts import SIGNATURE_FAILURES, note_alert
 from bot.zalo.oa import ZaloOAClient, check_fresh, verify_signature
 from bot.zalo.tokens import OATokenManager
 
@@ -53,6 +68,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "zalo_oa"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
+SIGNATURE_ALERT_COUNT = 5  # wrong signatures within SIGNATURE_ALERT_PERIOD that raise an alert
+SIGNATURE_ALERT_PERIOD = 3600
 OUTSIDE_WINDOW = "outside_window"
 UNFOLLOWED = "unfollowed"
 
@@ -96,19 +113,49 @@ async def mark_unreachable(app: App, account: ChannelAccount, reason: str) -> No
     account.unreachable_reason = reason
 
 
+FREE_WINDOW = timedelta(hours=48)
+
+
+def oa_window(settings) -> timedelta:
+    """How long after a person's last interaction we write to them: the free 48 hours, or up to
+    7 days when a Zalo Cloud Account pays for the rest (ZALO_OA_PAID_WINDOW)."""
+    if settings.zalo_oa_paid_window:
+        return max(FREE_WINDOW, timedelta(days=settings.zalo_oa_window_days))
+    return FREE_WINDOW
+
+
 class ZaloOASender:
-    """Sends consultation messages (ChannelSender), respecting the 7-day window."""
+    """Sends consultation messages (ChannelSender), respecting the window."""
 
     channel = CHANNEL
 
     def __init__(self, app: App, client: ZaloOAClient) -> None:
         self.app = app
         self.client = client
-        self.window = timedelta(days=app.settings.zalo_oa_window_days)
+        self.window = oa_window(app.settings)
 
     def in_window(self, account: ChannelAccount, now: datetime | None = None) -> bool:
         now = now or self.app.clock.now()
         return account.last_inbound_at is not None and now - account.last_inbound_at < self.window
+
+    async def send_queued(self, account: ChannelAccount, outgoing: Outgoing, notice: Any = None) -> None:
+        """A message from the outbox (not an answer): with ZALO_OA_QUOTA_CHECK, Zalo is asked
+        first whether this person can still get one, so nothing is sent that would be refused."""
+        if self.app.settings.zalo_oa_quota_check and self.in_window(account):
+            try:
+                quota = await self.client.message_quota(account.external_id)
+            except (ZaloNetworkError, ZaloAuthError, TokenRefreshError) as exc:
+                raise TransientSendError(str(exc)) from exc
+            except ZaloAPIError as exc:  # the check itself is refused: send as we would without it
+                log.info("Zalo OA quota check failed (%s); sending anyway", exc)
+            else:
+                now = self.app.clock.now()
+                closed = quota.last_interaction is not None and now - quota.last_interaction >= self.window
+                used_up = quota.remain == 0 and not self.app.settings.zalo_oa_paid_window
+                if closed or used_up:
+                    await mark_unreachable(self.app, account, OUTSIDE_WINDOW)
+                    raise Unreachable(OUTSIDE_WINDOW, "the OA quota check says no free message is left")
+        await self.send(account, [outgoing])
 
     async def send(self, account: ChannelAccount, replies: list[Outgoing]) -> None:
         if not self.in_window(account):
@@ -116,6 +163,7 @@ class ZaloOASender:
             raise Unreachable(OUTSIDE_WINDOW, "no message from this person within the OA window")
         user_id = account.external_id
         t = get_translator(account.locale)
+        buttons = self.app.settings.zalo_oa_buttons
         try:
             for piece in pieces_for(self.app, replies, t):
                 if piece.photo is not None:
@@ -131,7 +179,8 @@ class ZaloOASender:
                         continue
                     await self.client.send_image(user_id, attachment_id=attachment_id, caption=piece.text or None)
                 else:
-                    await self.client.send_text(user_id, piece.text)
+                    quick = [(label, str(n)) for n, label in enumerate(piece.choices, 1)] if buttons else None
+                    await self.client.send_text(user_id, piece.text, buttons=quick or None)
         except OutsideWindow as exc:
             await mark_unreachable(self.app, account, OUTSIDE_WINDOW)
             raise Unreachable(OUTSIDE_WINDOW, str(exc)) from exc
@@ -139,9 +188,16 @@ class ZaloOASender:
             await mark_unreachable(self.app, account, exc.reason)
             raise Unreachable(exc.reason, str(exc)) from exc
         except ZaloRateLimited as exc:
-            raise RateLimited(exc.retry_after, str(exc)) from exc
-        except (ZaloNetworkError, ZaloAuthError, TokenRefreshError) as exc:
-            # Network trouble, or the OA's authorisation (channel-wide, an admin fixes it).
+            raise RateLimited(exc.retry_after, str(exc), category="quota") from exc
+        except ZaloBillingError as exc:
+            # A billed message and no Zalo Cloud Account (or balance): an operator's matter.
+            raise SendError(str(exc), category="billing") from exc
+        except ZaloPermissionError as exc:
+            raise SendError(str(exc), category="permission") from exc
+        except TokenRefreshError as exc:
+            # The OA's authorisation (channel-wide): an admin re-authorises when it is refused for good.
+            raise TransientSendError(str(exc), category="reauth" if exc.permanent else None) from exc
+        except (ZaloNetworkError, ZaloAuthError) as exc:
             raise TransientSendError(str(exc)) from exc
         except (ZaloAPIError, ValueError, OSError) as exc:
             raise SendError(str(exc)) from exc
@@ -160,6 +216,9 @@ class ZaloOAChannel:
         self.photo_http = httpx.AsyncClient(timeout=app.settings.zalo_http_timeout)
         self.max_event_age = timedelta(seconds=app.settings.zalo_oa_max_event_age_seconds)
         self.received = 0  # events seen, handled or ignored
+        self.dropped = 0  # requests answered 200 and dropped (bad signature, not an event…)
+        self._refused: list[float] = []  # monotonic times of recent signature failures
+        self._alerted_at: float | None = None
 
     def to_incoming(self, event: dict[str, Any]) -> list[Incoming]:
         """Engine messages for one event (an image event may carry several photos). An event
@@ -245,11 +304,40 @@ class ZaloOAChannel:
             await mark_unreachable(self.app, account, UNFOLLOWED)
             log.info("Zalo OA follower %s unfollowed; marked unreachable", account.id)
 
+    def _ok(self) -> Response:
+        return JSONResponse({"error": 0, "message": "ok"})
+
+    def _drop(self, why: str) -> Response:
+        """Answer 200 all the same: Zalo retries a failing webhook for 12 hours and then turns it
+        off, which a wrong secret or a stranger's requests must not achieve."""
+        self.dropped += 1
+        log.warning("Zalo OA webhook request dropped: %s", why)
+        return self._ok()
+
+    async def _signature_failed(self, why: str) -> Response:
+        now = time.monotonic()
+        self._refused = [t for t in self._refused if now - t < SIGNATURE_ALERT_PERIOD] + [now]
+        if len(self._refused) >= SIGNATURE_ALERT_COUNT and (
+            self._alerted_at is None or now - self._alerted_at >= SIGNATURE_ALERT_PERIOD
+        ):
+            self._alerted_at = now
+            log.error(
+                "Zalo OA webhook: %d requests with a wrong signature in the last %d minutes; if they are Zalo's, "
+                "ZALO_OA_SECRET_KEY (the OA secret key) is wrong and events are being lost",
+                len(self._refused), SIGNATURE_ALERT_PERIOD // 60,
+            )
+            try:
+                async with self.app.sessions.begin() as session:
+                    await note_alert(session, SIGNATURE_FAILURES, self.app.clock.now(), count=len(self._refused), detail=why)
+            except Exception:  # the alert must never make the webhook fail
+                log.exception("could not record the Zalo OA signature alert")
+        return self._drop(why)
+
     async def webhook(self, request: Request) -> Response:
         try:
             body = await read_body(request)
         except BodyTooLarge:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+            return self._drop("body too large")
         try:
             timestamp = verify_signature(
                 body,
@@ -259,22 +347,23 @@ class ZaloOAChannel:
                 header_timestamp=request.headers.get("timestamp"),
             )
             check_fresh(timestamp, self.app.clock.now(), self.max_event_age)
+        except StaleEvent as exc:
+            return self._drop(str(exc))
         except BadSignature as exc:
-            log.warning("Zalo OA webhook call refused: %s", exc)
-            return JSONResponse({"error": "bad signature"}, status_code=403)
+            return await self._signature_failed(str(exc))
         try:
             event = json.loads(body)
         except ValueError:
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
+            return self._drop("body is not JSON")
         if not isinstance(event, dict):
-            return JSONResponse({"error": "body is not an event"}, status_code=400)
+            return self._drop("body is not an event")
         if str(event.get("app_id") or self.app_id) != self.app_id:
-            return JSONResponse({"error": "unknown app"}, status_code=403)
+            return self._drop("event for another app")
         try:
             self.submit(event)
         except Exception:  # an event of a shape nobody foresaw: skipped, and Zalo is not asked to retry it
             log.exception("skipped a Zalo OA event that could not be read")
-        return JSONResponse({"error": 0, "message": "ok"})
+        return self._ok()
 
     async def close(self) -> None:
         await self.queue.close()
@@ -286,9 +375,10 @@ class ZaloOATokenKeeper:
 
     name = "zalo-oa-tokens"
 
-    def __init__(self, tokens: OATokenManager, interval: float = 900.0) -> None:
+    def __init__(self, tokens: OATokenManager, interval: float = 900.0, retry_after: float = 60.0) -> None:
         self.tokens = tokens
         self.interval = interval
+        self.retry_after = retry_after
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -302,6 +392,8 @@ class ZaloOATokenKeeper:
                 raise
             except ZaloError as exc:
                 log.error("Zalo OA token check failed: %s", exc)
+                await asyncio.sleep(min(self.interval, self.retry_after))  # a transient failure: sooner
+                continue
             except Exception:
                 log.exception("Zalo OA token check failed")
             await asyncio.sleep(self.interval)
@@ -379,6 +471,13 @@ async def install(runtime: "Runtime") -> bool:
     await tokens.seed(settings.zalo_oa_refresh_token, settings.zalo_oa_access_token)
     sender = ZaloOASender(app, client)
     runtime.senders.register(sender)
+    if settings.zalo_zns_templates:
+        from bot.zalo.zns import ZNSSender
+
+        phone_client = ZaloOAClient(
+            tokens, settings.zalo_zns_api_base_url, client=http, timeout=settings.zalo_http_timeout, retry=retry_policy(app)
+        )
+        runtime.senders.register(ZNSSender(app, phone_client, client))
     channel: ZaloOAChannel | None = None
     if runtime.role in ("web", "all"):
         channel = ZaloOAChannel(

@@ -2,6 +2,13 @@
 
 The official frameworks (QĐ 244/QĐ-KHVN, QĐ 448/QĐ-KHVN) are adapted by each province, so the
 items, points and thresholds live in YAML files, never in code. Score is always computed here.
+
+What no public source supports is marked in the data: `provisional` on an item, criterion or
+pass rule (a suggestion the province must confirm), `provisional_levels` on an item (the points
+of those answer levels are our own design). A pass rule marked provisional is never shown to a
+resident as "eligible". A province replaces a national set with its own file (`province:` set to
+its code); a set may serve one target group (`target_group`), and a person picks their group
+when a title has more than one.
 """
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from bot.domain.subjects import known_kinds
 
 
 class CriteriaError(ValueError):
@@ -50,7 +60,10 @@ class Item(BaseModel):
     photo_required: bool = False
     # The item needs no photo (its hint says so); otherwise a hint means a photo is asked for.
     no_photo: bool = False
+    # The item itself (its text) has no source: a suggestion the province must confirm.
     provisional: bool = False
+    # Answer levels whose points are our own design (e.g. "partly" = 5), not the decision's.
+    provisional_levels: list[Level] = Field(default_factory=list)
 
     @property
     def asks_for_photo(self) -> bool:
@@ -72,6 +85,9 @@ class Item(BaseModel):
                 raise ValueError(
                     f"points.{level.value} = {value} is outside 0..max_points ({self.max_points})"
                 )
+        for level in self.provisional_levels:
+            if level not in self.points:
+                raise ValueError(f"provisional_levels names {level.value!r}, which points does not offer")
         return self
 
     @property
@@ -102,15 +118,29 @@ class CriteriaSet(BaseModel):
     version: int = Field(ge=1)
     title: Literal["cd", "gd"] | str = Field(min_length=1)
     title_name: Localized
-    subject: Literal["person", "household"]
+    subject: str = Field(min_length=1)  # a kind of bot.domain.subjects: person | household | …
     issuer: str
     decision: str
-    province: str | None = None
+    decision_title: str | None = None
+    period: str | None = None
+    note: Localized | None = None
+    # A province's own set (its province code) replaces the national one for its communes.
+    province: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # The group of people this form is for; None: the general form, offered when no group form exists.
+    target_group: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=32)
+    target_group_name: Localized | None = None
     valid_from_year: int = Field(ge=2000, le=2100)
     valid_to_year: int | None = Field(default=None, ge=2000, le=2100)
     provisional_note: Localized | None = None
     criteria: list[Criterion] = Field(min_length=1)
     recognition: RecognitionRule
+
+    @field_validator("subject")
+    @classmethod
+    def _known_subject(cls, value: str) -> str:
+        if value not in known_kinds():
+            raise ValueError(f"Input should be one of {', '.join(repr(k) for k in known_kinds())}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "CriteriaSet":
@@ -129,6 +159,8 @@ class CriteriaSet(BaseModel):
             )
         if self.valid_to_year is not None and self.valid_to_year < self.valid_from_year:
             raise ValueError("valid_to_year is before valid_from_year")
+        if (self.target_group is None) != (self.target_group_name is None):
+            raise ValueError("target_group and target_group_name go together")
         return self
 
     @property
@@ -153,6 +185,11 @@ class CriteriaSet(BaseModel):
 
     def valid_in(self, year: int) -> bool:
         return self.valid_from_year <= year and (self.valid_to_year is None or year <= self.valid_to_year)
+
+    @property
+    def pass_rule_confirmed(self) -> bool:
+        """Whether the bot may tell a person they are eligible; otherwise the commune assesses."""
+        return not self.recognition.provisional
 
     @property
     def is_provisional(self) -> bool:
@@ -232,7 +269,7 @@ def score(criteria_set: CriteriaSet, answers: dict[str, Level | str]) -> Score:
     )
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = ".".join(str(part) for part in error.get("loc", ())) or "(top level)"
     return f"{loc}: {error.get('msg')}"
 
@@ -275,15 +312,37 @@ class CriteriaCatalog:
     def get(self, set_id: str) -> CriteriaSet:
         return self.sets[set_id]
 
-    def for_title(self, title: str, year: int, province: str | None = None) -> CriteriaSet:
-        """The newest set for a title valid in a year; a province's own set wins over the national one."""
+    def _candidates(self, title: str, year: int, province: str | None) -> list[CriteriaSet]:
+        """Sets for a title valid in a year: the province's own when it has any for the title,
+        else the national ones (other provinces' sets never)."""
         candidates = [s for s in self.sets.values() if s.title == title and s.valid_in(year)]
-        if province:
-            own = [s for s in candidates if s.province == province]
-            candidates = own or [s for s in candidates if s.province is None]
-        if not candidates:
+        own = [s for s in candidates if province and s.province == province]
+        return own or [s for s in candidates if s.province is None]
+
+    def target_groups(self, title: str, year: int, province: str | None = None) -> list[CriteriaSet]:
+        """One set per target group (the newest of each), in file order of group id; the general
+        form (no group) only when no group form exists."""
+        newest: dict[str | None, CriteriaSet] = {}
+        for s in self._candidates(title, year, province):
+            held = newest.get(s.target_group)
+            if held is None or (s.valid_from_year, s.version) > (held.valid_from_year, held.version):
+                newest[s.target_group] = s
+        if len(newest) > 1:
+            newest.pop(None, None)
+        return [newest[group] for group in sorted(newest, key=lambda g: g or "")]
+
+    def for_title(
+        self, title: str, year: int, province: str | None = None, target_group: str | None = None
+    ) -> CriteriaSet:
+        """The newest set for a title valid in a year; a province's own set wins over the national
+        one. With a target group, that group's form (failing that, the first form there is)."""
+        forms = self.target_groups(title, year, province)
+        if not forms:
             raise CriteriaError(f"no criteria set for title {title!r} in {year}")
-        return max(candidates, key=lambda s: (s.valid_from_year, s.version))
+        for form in forms:
+            if form.target_group == target_group:
+                return form
+        return forms[0]
 
     def titles(self) -> list[str]:
         return sorted({s.title for s in self.sets.values()})

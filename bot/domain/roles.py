@@ -9,4 +9,5 @@ class Role(StrEnum):
     RESIDENT = "resident"
     LEADER = "leader"  # chi hội trưởng: one branch
     OFFICER = "officer"  # cán bộ xã: one commune
+    PROVINCE = "province"  # Hội Khuyến học tỉnh: reads the statistics and reports of its communes
     ADMIN = "admin"  # the installation

@@ -10,8 +10,9 @@ from bot.domain.lifecycle import EDITABLE, State
 from bot.flows.context import Context, Input
 from bot.messages import Choice
 from bot.storage.commune import deadlines_of
-from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Household, Submission
-from bot.storage.submissions import submissions_for_person
+from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Submission
+from bot.storage.subjects import owns, submissions_for_person
+from bot.storage.submissions import hold
 from bot.text import clean_name
 
 
@@ -49,22 +50,17 @@ async def my_submissions(ctx: Context) -> list[Submission]:
 async def my_submission(ctx: Context, submission_id: int | None) -> Submission | None:
     """A submission by id, only if it belongs to whom the conversation is about (never anyone else's).
 
-    Same rule as `submissions_for_person` (the subject, or the household's head or registrant),
-    read by primary key: a step's handler and its next prompt both ask, and the second time the
-    session already holds the row, so it costs no query."""
+    Same rule as `submissions_for_person` (bot.storage.subjects), read by primary key: a step's
+    handler and its next prompt both ask, and the second time the session already holds the row
+    (kept alive until the transaction ends), so it costs no query."""
     subject = ctx.subject
     if submission_id is None or subject is None:
         return None
     submission = await ctx.session.get(Submission, submission_id)
-    if submission is None:
+    if submission is None or not await owns(ctx.session, submission, subject.id):
         return None
-    if submission.person_id == subject.id:
-        return submission
-    if submission.household_id is not None:
-        household = await ctx.session.get(Household, submission.household_id)
-        if household is not None and subject.id in (household.head_person_id, household.registered_by_person_id):
-            return submission
-    return None
+    hold(ctx.session, submission)
+    return submission
 
 
 async def editable_submissions(ctx: Context) -> list[Submission]:
@@ -110,6 +106,5 @@ def read_name(ctx: Context, inp: Input) -> str | None:
     """The name typed, cleaned; or None after asking again with an example of a valid name."""
     name = clean_name(inp.text or "")
     if name is None:
-        ctx.say(ctx.t("reg.bad_name"))
-        ctx.again()
+        ctx.retry("reg.bad_name")
     return name

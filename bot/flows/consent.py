@@ -130,8 +130,7 @@ async def withdraw(ctx: Context) -> None:
 @router.command("rutlai", "withdraw", english="withdraw", needs_consent=False, help_key=N_("help.cmd.withdraw"))
 async def cmd_withdraw(ctx: Context, args: str) -> None:
     if ctx.account.consent_at is None:
-        ctx.say(ctx.t("withdraw.not_given"))
-        ctx.again()
+        ctx.retry("withdraw.not_given")
         return
     if ctx.proxy:
         ctx.stop_acting()
@@ -162,5 +161,4 @@ async def on_withdraw(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("withdraw.kept"))
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("withdraw.please_choose"))
-        ctx.again()
+        ctx.retry("withdraw.please_choose")

@@ -3,9 +3,9 @@ and the replies being built. Replies go out only after the transaction commits."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Sequence, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
@@ -19,6 +19,26 @@ from bot.storage.models import ChannelAccount, Conversation, Person
 if TYPE_CHECKING:
     from bot.app import App
     from bot.flows.router import CommandSpec
+
+
+@dataclass
+class Draft:
+    """A flow's answers so far, typed: subclass as a dataclass with defaults and a `KEY`, the one
+    entry of the conversation it lives under (so flows neither share nor clear each other's
+    fields). Stored without its empty fields, as a plain dict."""
+
+    KEY: ClassVar[str]
+
+    @classmethod
+    def from_json(cls: type[D], raw: Any) -> D:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (raw or {}).items() if k in names})
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+D = TypeVar("D", bound=Draft)
 
 
 @dataclass
@@ -108,6 +128,16 @@ class Context:
     def drop(self, *keys: str) -> None:
         self.conv.data = {k: v for k, v in self.conv.data.items() if k not in keys}
         flag_modified(self.conv, "data")
+
+    def draft(self, kind: type[D]) -> D:
+        """This flow's draft (empty when it has none yet)."""
+        return kind.from_json(self.conv.data.get(kind.KEY))
+
+    def keep(self, draft: Draft) -> None:
+        self.set(**{draft.KEY: draft.to_json()})
+
+    def forget(self, kind: type[Draft]) -> None:
+        self.drop(kind.KEY)
 
     def say(self, text: str) -> None:
         self.replies.append(Outgoing(text=text))

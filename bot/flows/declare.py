@@ -6,7 +6,9 @@ what is stored, so stopping, editing and coming back never loses or double-count
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
+from typing import Any, Awaitable, Callable
 
 from bot.domain.criteria import CriteriaSet, Item, Level
 from bot.domain.lifecycle import EDITABLE, Actor, State
@@ -33,6 +35,7 @@ from bot.storage.submissions import (
     answers_of,
     attach_evidence,
     evidence_counts,
+    known_answers,
     last_request_note,
     missing_photos,
     rescore,
@@ -68,6 +71,20 @@ async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
     return submission, await criteria_of(ctx, submission)
 
 
+def with_submission(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """For the prompts and handlers of the declaration: called with the submission being declared
+    and its criteria set after the other arguments, only while it is still the person's and
+    editable (otherwise `_current` has said why and gone back to the menu)."""
+
+    @functools.wraps(fn)
+    async def run(ctx: Context, *args: Any) -> None:
+        current = await _current(ctx)
+        if current is not None:
+            await fn(ctx, *args, *current)
+
+    return run
+
+
 def _short(text: str) -> str:
     """Shorten at a word boundary for buttons and lists."""
     if len(text) <= SHORT_TEXT:
@@ -83,7 +100,7 @@ def _item_ids(criteria_set: CriteriaSet, ids: list[str]) -> str:
 
 
 async def _first_unanswered(ctx: Context, submission: Submission, criteria_set: CriteriaSet, after: int = -1) -> Item | None:
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
     for index, item in enumerate(criteria_set.items):
         if index > after and item.id not in answers:
             return item
@@ -164,18 +181,14 @@ async def on_choose(ctx: Context, inp: Input) -> None:
     if inp.choice and inp.choice.startswith("s") and inp.choice[1:].isdigit():
         submission = await my_submission(ctx, int(inp.choice[1:]))
     if submission is None:
-        ctx.say(ctx.t("decl.pick_submission"))
-        ctx.again()
+        ctx.retry("decl.pick_submission")
         return
     await _open(ctx, submission)
 
 
 @router.prompt(Decl.INTRO)
-async def ask_intro(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    _submission, criteria_set = current
+@with_submission
+async def ask_intro(ctx: Context, _submission: Submission, criteria_set: CriteriaSet) -> None:
     count = len(criteria_set.items)
     ctx.ask(
         with_proxy_banner(ctx, ctx.t("decl.intro", count=count, minutes=max(5, count))),
@@ -184,19 +197,15 @@ async def ask_intro(ctx: Context) -> None:
 
 
 @router.handle(Decl.INTRO)
-async def on_intro(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, _criteria_set = current
+@with_submission
+async def on_intro(ctx: Context, inp: Input, submission: Submission, _criteria_set: CriteriaSet) -> None:
     if inp.choice == "start":
         await _open(ctx, submission)
     elif inp.choice == "later":
         ctx.say(ctx.t("decl.paused"))
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("decl.pick_start"))
-        ctx.again()
+        ctx.retry("decl.pick_start")
 
 
 def _item_heading(ctx: Context, criteria_set: CriteriaSet, item: Item) -> str:
@@ -208,11 +217,8 @@ def _item_heading(ctx: Context, criteria_set: CriteriaSet, item: Item) -> str:
 
 
 @router.prompt(Decl.ITEM)
-async def ask_item(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     item = criteria_set.item(ctx.data["item"])
     criterion = criteria_set.criterion_of(item.id)
     lines = [
@@ -220,9 +226,11 @@ async def ask_item(ctx: Context) -> None:
         ctx.t("decl.item_group", group=criterion.text.get(ctx.locale)),
         item.text.get(ctx.locale),
     ]
+    if item.provisional:
+        lines.append(ctx.t("decl.item_suggested"))
     if item.evidence_hint:
         lines.append(ctx.t("decl.item_hint", hint=item.evidence_hint.get(ctx.locale)))
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
     photos = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
     if item.id in answers:
         lines.append(ctx.t("decl.item_current", level=level_label(ctx, answers[item.id].level), photos=photos))
@@ -300,11 +308,8 @@ def _photo_refused(ctx: Context, inp: Input) -> None:
 
 
 @router.handle(Decl.ITEM, photos=True)
-async def on_item(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     item = criteria_set.item(ctx.data["item"])
     if inp.kind == Kind.PHOTO:
         if await _attach_input(ctx, submission, item.id, inp):
@@ -326,16 +331,12 @@ async def on_item(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("decl.paused"))
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("decl.pick_level"))
-        ctx.again()
+        ctx.retry("decl.pick_level")
 
 
 @router.prompt(Decl.PHOTOS)
-async def ask_photos(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def ask_photos(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     item = criteria_set.item(ctx.data["item"])
     count = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
     limit = ctx.app.settings.max_photos_per_item
@@ -350,11 +351,8 @@ async def ask_photos(ctx: Context) -> None:
 
 
 @router.handle(Decl.PHOTOS, photos=True)
-async def on_photos(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def on_photos(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     item = criteria_set.item(ctx.data["item"])
     limit = ctx.app.settings.max_photos_per_item
     if inp.kind == Kind.PHOTO:
@@ -377,8 +375,7 @@ async def on_photos(ctx: Context, inp: Input) -> None:
         ctx.say(_add_note(ctx, answer, inp.text))
         ctx.again()
         return
-    ctx.say(ctx.t("decl.pick_photos"))
-    ctx.again()
+    ctx.retry("decl.pick_photos")
 
 
 def _add_note(ctx: Context, answer: Answer, text: str) -> str:
@@ -397,8 +394,8 @@ def _add_note(ctx: Context, answer: Answer, text: str) -> str:
 
 async def _summary_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> tuple[str, bool, bool]:
     """Summary text, whether items are unanswered, whether it can be submitted."""
-    result = await rescore(ctx.session, submission, criteria_set)
-    answers = await answers_of(ctx.session, submission.id)
+    answers = await known_answers(ctx.session, submission.id)
+    result = await rescore(ctx.session, submission, criteria_set, answers)
     counts = await evidence_counts(ctx.session, submission.id)
     no_photo = missing_photos(criteria_set, answers, counts)
     rule = criteria_set.recognition
@@ -406,7 +403,15 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
         ctx.t("decl.summary_head", reference=submission.reference, title=title_name(ctx, criteria_set)),
         ctx.t("decl.summary_total", total=result.total, max=result.max_total),
     ]
-    if result.recognisable:
+    if not criteria_set.pass_rule_confirmed:
+        # No confirmed pass rule for this title (the province has not set one): the score and the
+        # points per item, and the commune decides — the bot never claims "eligible" here.
+        points = ", ".join(f"{item_id}: {value}" for item_id, value in result.per_item.items())
+        lines.append(ctx.t("decl.summary_items", points=points))
+        lines.append(ctx.t("decl.summary_commune_assesses"))
+        if result.unanswered:
+            lines.append(ctx.t("decl.reason_unanswered", items=_item_ids(criteria_set, result.unanswered)))
+    elif result.recognisable:
         if rule.item_floor is not None:
             lines.append(ctx.t("decl.summary_ok_floor", threshold=result.threshold, floor=rule.item_floor))
         else:
@@ -434,11 +439,8 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
 
 
 @router.prompt(Decl.SUMMARY)
-async def ask_summary(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def ask_summary(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     text, unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
     choices = []
     if unanswered:
@@ -457,11 +459,8 @@ async def ask_summary(ctx: Context) -> None:
 
 
 @router.handle(Decl.SUMMARY, photos=True)
-async def on_summary(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     if inp.kind == Kind.PHOTO:
         if inp.photo is None:
             _photo_refused(ctx, inp)
@@ -478,8 +477,7 @@ async def on_summary(ctx: Context, inp: Input) -> None:
         case "submit":
             _text, unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
             if not can_submit:
-                ctx.say(ctx.t("decl.cannot_submit"))
-                ctx.again()
+                ctx.retry("decl.cannot_submit")
                 return
             await transition(
                 ctx.session, submission, State.SUBMITTED, actor=Actor.OWNER,
@@ -506,8 +504,7 @@ async def on_summary(ctx: Context, inp: Input) -> None:
             ctx.drop("item", "return_summary")
             ctx.goto(Start.MENU)
         case _:
-            ctx.say(ctx.t("decl.pick_summary"))
-            ctx.again()
+            ctx.retry("decl.pick_summary")
 
 
 async def _review_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> str:
@@ -531,11 +528,8 @@ async def _review_text(ctx: Context, submission: Submission, criteria_set: Crite
 
 
 @router.prompt(Decl.PICK_ITEM)
-async def ask_pick_item(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def ask_pick_item(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     answers = await answers_of(ctx.session, submission.id)
     choices = []
     for item in criteria_set.items:
@@ -546,11 +540,8 @@ async def ask_pick_item(ctx: Context) -> None:
 
 
 @router.handle(Decl.PICK_ITEM)
-async def on_pick_item(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def on_pick_item(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     ids = [item.id for item in criteria_set.items]
     chosen = None
     if inp.choice and inp.choice.startswith("i:"):
@@ -562,8 +553,7 @@ async def on_pick_item(ctx: Context, inp: Input) -> None:
         ctx.goto(Decl.SUMMARY)
         return
     if chosen not in ids:
-        ctx.say(ctx.t("decl.pick_item_again"))
-        ctx.again()
+        ctx.retry("decl.pick_item_again")
         return
     ctx.set(item=chosen, return_summary=True)
     pending = ctx.data.get("pending_photo")

@@ -20,12 +20,13 @@ a secret (an invite code) is stored as its `stored_text`, never as sent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
-from sqlalchemy import null, or_, select, update
+from sqlalchemy import Row, and_, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -38,8 +39,9 @@ from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_
 from bot.flows.router import Router
 from bot.i18n import N_, get_translator
 from bot.storage.evidence import CleanPhoto, EvidenceError
-from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
+from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
 from bot.storage.people import Role, branch_ids_in_scope, get_account, get_or_create_account
+from bot.storage.submissions import hold
 from bot.text import nfc, strip_controls
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ INITIAL_STATE = Start.NEW
 MAX_PENDING_ARGS = 200  # a command's words kept until consent (a reference, filters)
 MAX_PROMPT_CHAIN = 8
 MAX_TEXT = 2000
+# How stale an account's last_inbound_at may be (it is written at most this often).
+INBOUND_STAMP_EVERY = timedelta(minutes=5)
 UNSUPPORTED_KEYS = {
     Kind.STICKER: N_("input.sticker"),
     Kind.VOICE: N_("input.voice"),
@@ -81,10 +85,55 @@ class Outcome:
     in_flight: bool = False
 
 
+class SentMarks:
+    """Marks messages answered once their replies went out: a plain Core UPDATE (no ORM session
+    is needed to flag rows), which also clears the stored replies (a duplicate is now ignored).
+
+    Marks that arrive while one is being written are written together by the next statement (one
+    `UPDATE … WHERE id IN (…)`), so under load the marks of many messages cost one transaction;
+    with nothing in progress a mark is written at once. Each caller still returns only once its
+    own mark is committed, as before."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def mark(self, processed_id: int) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((processed_id, future))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write())
+        await future
+
+    async def _write(self) -> None:
+        table = ProcessedMessage.__table__
+        while self.waiting:
+            batch, self.waiting = self.waiting, []
+            try:
+                async with self.app.engine.begin() as connection:
+                    await connection.execute(
+                        update(table)
+                        .where(table.c.id.in_([processed_id for processed_id, _ in batch]))
+                        .values(replied_at=self.app.clock.now(), sending_until=None, replies=null())
+                    )
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+
 class FlowEngine:
     def __init__(self, app: App, router: Router) -> None:
         self.app = app
         self.router = router
+        self._sent = SentMarks(app)
 
     async def process(self, msg: Incoming, send: Sender | None = None) -> Outcome:
         """Handle one inbound message and (if given) send its replies through `send`."""
@@ -104,14 +153,7 @@ class FlowEngine:
                         )
                 raise
         if processed_id is not None:
-            # A plain Core statement: no ORM session is needed to flag one row. Delivered replies
-            # are not needed any more (a duplicate is now ignored), so they go in the same update.
-            async with self.app.engine.begin() as connection:
-                await connection.execute(
-                    update(table)
-                    .where(table.c.id == processed_id)
-                    .values(replied_at=self.app.clock.now(), sending_until=None, replies=null())
-                )
+            await self._sent.mark(processed_id)
         return outcome
 
     async def _prefetch_photo(self, msg: Incoming) -> tuple[CleanPhoto | None, str | None]:
@@ -204,12 +246,17 @@ class FlowEngine:
     ) -> tuple[Outcome, int | None, Context | None]:
         now = self.app.clock.now()
         processed: ProcessedMessage | None = None
-        if msg.message_id:
+        row = await self._load_row(session, msg)
+        seen = row[3] if row is not None else None
+        if row is None and msg.message_id:
+            # Nobody known writes (a first contact, or an account deleted since): the duplicate
+            # check on its own.
             seen = await session.scalar(
                 select(ProcessedMessage).where(
                     ProcessedMessage.channel == msg.channel, ProcessedMessage.message_id == msg.message_id
                 )
             )
+        if msg.message_id:
             if seen is not None:
                 if seen.replied_at is None and seen.replies:
                     # Resend the stored replies only when no other worker may still be sending
@@ -231,8 +278,15 @@ class FlowEngine:
                     return Outcome([Outgoing.from_json(r) for r in seen.replies], duplicate=True), seen.id, None
                 return Outcome([], duplicate=True), None, None
 
-        account, conv, person, first_contact = await self._load(session, msg, now)
-        account.last_inbound_at = now
+        account, conv, person, first_contact = await self._load(session, msg, now, row)
+        if (
+            account.last_inbound_at is None
+            or account.unreachable_at is not None
+            or now - account.last_inbound_at >= INBOUND_STAMP_EVERY
+        ):
+            # Written at most every few minutes, not on every message: what reads it (the Zalo
+            # OA 7-day window, the best channel for a reminder) needs days, not seconds.
+            account.last_inbound_at = now
         if account.unreachable_at is not None:
             account.unreachable_at = None
             account.unreachable_reason = None
@@ -293,24 +347,38 @@ class FlowEngine:
             ctx.say(ctx.t("proxy.no_longer"))
             ctx.goto(Start.MENU if ctx.account.consent_at else INITIAL_STATE)
 
-    async def _load(
-        self, session: AsyncSession, msg: Incoming, now: datetime
-    ) -> tuple[ChannelAccount, Conversation, Person | None, bool]:
-        """The account, its conversation and its person in one query (created on first contact);
-        and whether this is the first contact (no conversation with this account yet)."""
-        row = (
-            await session.execute(
-                select(ChannelAccount, Conversation, Person)
-                .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
-                .outerjoin(Person, Person.id == ChannelAccount.person_id)
-                .where(ChannelAccount.channel == msg.channel, ChannelAccount.external_id == msg.user_id)
+    async def _load_row(self, session: AsyncSession, msg: Incoming) -> Row | None:
+        """The account, its conversation, its person, the submission the conversation is on (its
+        "sub") and — when this message was handled before — its processed-message row, in one
+        query; None for someone unknown. The submission is only read here: the flows still check
+        whose it is (`my_submission`), and find it in the session instead of querying again."""
+        query = (
+            select(ChannelAccount, Conversation, Person, ProcessedMessage if msg.message_id else null(), Submission)
+            .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
+            .outerjoin(Person, Person.id == ChannelAccount.person_id)
+            .outerjoin(Submission, Submission.id == Conversation.data["sub"].as_integer())
+            .where(ChannelAccount.channel == msg.channel, ChannelAccount.external_id == msg.user_id)
+        )
+        if msg.message_id:
+            query = query.outerjoin(
+                ProcessedMessage,
+                and_(ProcessedMessage.channel == msg.channel, ProcessedMessage.message_id == msg.message_id),
             )
-        ).first()
+        row = (await session.execute(query)).first()
+        if row is not None and row[4] is not None:
+            hold(session, row[4])  # kept in the session until the transaction ends
+        return row
+
+    async def _load(
+        self, session: AsyncSession, msg: Incoming, now: datetime, row: Row | None
+    ) -> tuple[ChannelAccount, Conversation, Person | None, bool]:
+        """The account, its conversation and its person from `_load_row` (created on first
+        contact); and whether this is the first contact (no conversation with this account yet)."""
         if row is None:
             account = await get_or_create_account(session, msg.channel, msg.user_id, msg.chat_id, now)
             conv, person = None, None
         else:
-            account, conv, person = row
+            account, conv, person = row[0], row[1], row[2]
             if msg.chat_id and account.chat_id != msg.chat_id:
                 account.chat_id = msg.chat_id
         first_contact = conv is None
@@ -336,8 +404,7 @@ class FlowEngine:
                 await self._command(ctx, *parsed)
                 return
         if msg.kind in (Kind.STICKER, Kind.VOICE, Kind.FILE, Kind.UNSUPPORTED):
-            ctx.say(t(UNSUPPORTED_KEYS[msg.kind]))
-            ctx.again()
+            ctx.retry(UNSUPPORTED_KEYS[msg.kind])
             return
 
         spec = self.router.states.get(ctx.state)
@@ -369,8 +436,7 @@ class FlowEngine:
                 ctx.goto(Start.MENU)
                 return
         if inp.kind == Kind.PHOTO and not spec.accepts_photos:
-            ctx.say(t("input.photo_not_expected"))
-            ctx.again()
+            ctx.retry("input.photo_not_expected")
             return
         if inp.kind == Kind.PHOTO and ctx.account.consent_at is None:
             # A question that takes photos, but consent was withdrawn since: keep nothing.
@@ -391,19 +457,16 @@ class FlowEngine:
             # same value (every item of a declaration has the same levels).
             if (seq is None or seq == ctx.conv.prompt_seq) and any(c.value == value for c in choices):
                 return Input(Kind.CHOICE, choice=value)
-            ctx.say(ctx.t("input.stale_button"))
-            ctx.again()
+            ctx.retry("input.stale_button")
             return None
         if msg.kind == Kind.PHOTO:
             return Input(Kind.PHOTO, photo=photo, photo_error=photo_error or (None if photo else "download"))
         text = nfc(msg.text or "")
         if not text:
-            ctx.say(ctx.t("input.empty"))
-            ctx.again()
+            ctx.retry("input.empty")
             return None
         if len(text) > MAX_TEXT:
-            ctx.say(ctx.t("input.too_long"))
-            ctx.again()
+            ctx.retry("input.too_long")
             return None
         value = match_choice(text, choices)
         if value is not None:

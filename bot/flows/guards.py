@@ -9,7 +9,7 @@ from bot.flows.context import Context
 from bot.i18n import N_
 from bot.messages import Choice, command_action
 from bot.review.queries import Filters, pending
-from bot.review.scope import Scope, scope_for
+from bot.review.scope import Scope, provinces_in_scope, scope_for
 from bot.storage.people import live_grants
 
 REFUSAL_KEYS = {
@@ -27,6 +27,7 @@ PROXY = command_action("lamho")
 REVIEW = command_action("duyet")
 STATS = command_action("thongke")
 EXPORT = command_action("xuat")
+PROVINCE_REPORT = command_action("baocaotinh")
 
 
 async def require(ctx: Context, role: Role) -> Scope | None:
@@ -60,6 +61,10 @@ async def staff_menu_choices(ctx: Context) -> list[Choice]:
     if officer is not None:
         waiting = (await pending(ctx.session, officer, QUEUE_STATES[Role.OFFICER], Filters(), limit=0)).total
         choices.append(Choice(REVIEW, ctx.t("staff.menu.review", count=waiting)))
+        choices.append(Choice(STATS, ctx.t("staff.menu.stats")))
+        choices.append(Choice(EXPORT, ctx.t("staff.menu.export")))
+    elif await provinces_in_scope(ctx.session, ctx.person.id):  # the province role: reading only
+        choices.append(Choice(PROVINCE_REPORT, ctx.t("staff.menu.province")))
         choices.append(Choice(STATS, ctx.t("staff.menu.stats")))
         choices.append(Choice(EXPORT, ctx.t("staff.menu.export")))
     return choices

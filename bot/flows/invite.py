@@ -25,7 +25,7 @@ from bot.review.invites import (
     redeem,
 )
 from bot.review.roles import GrantRow, NotRevocable, revocable_grants, revoke_grant
-from bot.review.scope import branches_in, communes_in_scope
+from bot.review.scope import branches_in, communes_in_scope, scope_for
 from bot.storage.consents import attach_person
 from bot.storage.models import OrgUnit, Person
 from bot.storage.people import Role
@@ -99,8 +99,7 @@ async def on_invite_role(ctx: Context, inp: Input) -> None:
         ctx.drop("inv")
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 async def _units(ctx: Context, role: Role) -> list[OrgUnit]:
@@ -110,8 +109,6 @@ async def _units(ctx: Context, role: Role) -> list[OrgUnit]:
     communes = await communes_in_scope(ctx.session, ctx.person.id)
     if role == Role.OFFICER:
         return communes
-    from bot.review.scope import scope_for
-
     scope = await scope_for(ctx.session, ctx.person.id, Role.OFFICER)
     return await branches_in(ctx.session, scope) if scope else []
 
@@ -140,8 +137,7 @@ async def on_invite_unit(ctx: Context, inp: Input) -> None:
         return
     units = {f"u{u.id}": u for u in await _units(ctx, role)}
     if choice not in units:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
         return
     await _create(ctx, role, units[choice])
 
@@ -174,22 +170,19 @@ async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
 @router.command("ma", "code", english="code", needs_consent=False, help_key=N_("help.cmd.code"))
 async def cmd_code(ctx: Context, args: str) -> None:
     if not args.strip():
-        ctx.say(ctx.t("invite.how"))
-        ctx.again()
+        ctx.retry("invite.how")
         return
     person_id = ctx.person.id if ctx.person is not None else None
     day_start = datetime.combine(ctx.today, time(0), tzinfo=ctx.app.settings.tz)
     if await failures_since(ctx.session, ctx.account.id, person_id, day_start) >= MAX_FAILURES_PER_DAY:
-        ctx.say(ctx.t("invite.too_many"))
-        ctx.again()
+        ctx.retry("invite.too_many")
         return
     try:
         await find_invite(ctx.session, args, ctx.now)
     except InviteError as error:
         await record_failure(ctx.session, ctx.account.id, person_id, ctx.now)
         key = INVITE_ERROR_KEYS[error.reason]
-        ctx.say(ctx.t(key))
-        ctx.again()
+        ctx.retry(key)
         return
     ctx.set(invite=normalise_code(args))
     if ctx.account.consent_at is None:

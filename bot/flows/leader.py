@@ -61,8 +61,7 @@ async def on_members_branch(ctx: Context, inp: Input) -> None:
     elif choice == "menu":
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 def _member_line(ctx: Context, member: Member) -> str:
@@ -120,8 +119,7 @@ async def on_members(ctx: Context, inp: Input) -> None:
     elif inp.choice == "menu":
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 # ---- acting for a household without a smartphone ----------------------------------------------
@@ -167,8 +165,7 @@ async def on_proxy_pick(ctx: Context, inp: Input) -> None:
         scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
         someone = await ctx.session.get(Person, int(choice[1:]))
         if scope is None or someone is None or someone.deleted_at or not scope.covers(someone.branch_id):
-            ctx.say(ctx.t("proxy.not_in_scope"))
-            ctx.again()
+            ctx.retry("proxy.not_in_scope")
             return
         ctx.drop("proxy_search")
         ctx.act_for(someone)
@@ -183,8 +180,7 @@ async def on_proxy_pick(ctx: Context, inp: Input) -> None:
         ctx.set(proxy_search=inp.text[:60])
         ctx.again()
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 @router.prompt(Leader.PROXY_CONSENT)
@@ -213,8 +209,7 @@ async def on_proxy_consent(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("proxy.consent_needed"))
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("common.pick_yes_no"))
-        ctx.again()
+        ctx.retry("common.pick_yes_no")
 
 
 @router.prompt(Leader.PROXY_HOME)
@@ -246,5 +241,4 @@ async def on_proxy_home(ctx: Context, inp: Input) -> None:
         case "done":
             ctx.goto(Start.MENU)
         case _:
-            ctx.say(ctx.t("menu.please_choose"))
-            ctx.again()
+            ctx.retry("menu.please_choose")

@@ -13,7 +13,10 @@ from bot.review.privacy import delete_person_data, remove_files_after_deletion, 
 from bot.storage.consents import ConsentKind, ConsentMethod, count, latest
 
 router = Router()
-ROLE_KEYS = {"leader": N_("role.leader"), "officer": N_("role.officer"), "admin": N_("role.admin"), "resident": N_("role.resident")}
+ROLE_KEYS = {
+    "leader": N_("role.leader"), "officer": N_("role.officer"), "province": N_("role.province"),
+    "admin": N_("role.admin"), "resident": N_("role.resident"),
+}
 
 
 async def _consent_lines(ctx: Context) -> list[str]:
@@ -76,8 +79,7 @@ async def cmd_my_data(ctx: Context, args: str) -> None:
 @router.command("xoadulieu", "deletedata", english="deletedata", needs_consent=False, help_key=N_("help.cmd.deletedata"))
 async def cmd_delete_data(ctx: Context, args: str) -> None:
     if ctx.person is None:
-        ctx.say(ctx.t("mydata.nothing"))
-        ctx.again()
+        ctx.retry("mydata.nothing")
         return
     if ctx.proxy:
         ctx.stop_acting()
@@ -104,8 +106,7 @@ async def on_delete(ctx: Context, inp: Input) -> None:
         ctx.goto(Start.MENU if ctx.account.consent_at else Start.NEW)
         return
     if inp.choice != "delete" or ctx.person is None:
-        ctx.say(ctx.t("mydata.please_choose"))
-        ctx.again()
+        ctx.retry("mydata.please_choose")
         return
     # Deleting ends processing: recorded as a withdrawal of consent, in its own row.
     await record_withdrawal(ctx, ConsentMethod.DELETION, ctx.now)

@@ -7,10 +7,9 @@ interrupted by a restart) continues at the first thing still missing.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import select
-
+from bot.domain.subjects import SubjectKind, subject_kind
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
 from bot.flows.consent import controller_for, shown_text
 from bot.flows.context import Context, Input
@@ -18,16 +17,21 @@ from bot.flows.states import Decl, Reg, Start
 from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
-from bot.storage.commune import branches_of, campaign_for, communes
+from bot.review.scope import branches_in, scope_for
+from bot.storage.commune import branches_of, campaign_for, communes, find_communes, province_of
 from bot.storage.consents import GUARDIAN_PURPOSES, ConsentKind, ConsentMethod, ShownText, attach_person, record
-from bot.storage.models import Household, OrgUnit, Person, Submission
-from bot.storage.people import MemberSpec, create_household, replace_members
-from bot.storage.submissions import DuplicateRegistration, create_submission
+from bot.storage.models import OrgUnit, Person, Submission
+from bot.storage.people import Role, save_registrant
+from bot.storage.subjects import Registration, register_subject, registration_of
+from bot.storage.submissions import DuplicateRegistration
 from bot.text import clean_name, fold, parse_year
 
 router = Router()
 
 MAX_MEMBERS = 20
+# Up to this many communes are offered as buttons; beyond, the person types the name (searched
+# without diacritics) and picks among the matches.
+COMMUNE_BUTTONS = 8
 ADULT_MIN_AGE = 15
 MAX_AGE = 110
 # A child's data needs a parent's or guardian's consent below this age, and the child's own from
@@ -53,8 +57,13 @@ def _save(ctx: Context, draft: dict[str, Any]) -> None:
     ctx.set(reg=draft)
 
 
-def _subject(ctx: Context, title: str) -> str:
-    return ctx.app.catalog.for_title(title, ctx.today.year).subject
+def _kind(ctx: Context, title: str) -> SubjectKind:
+    return subject_kind(ctx.app.catalog.for_title(title, ctx.today.year).subject)
+
+
+def _forms(ctx: Context, draft: dict[str, Any]) -> list:
+    """The title's forms, one per target group, for the province of the chosen branch."""
+    return ctx.app.catalog.target_groups(draft["title"], ctx.today.year, draft.get("province"))
 
 
 def next_step(ctx: Context, draft: dict[str, Any]) -> str:
@@ -67,7 +76,9 @@ def next_step(ctx: Context, draft: dict[str, Any]) -> str:
         return Reg.BIRTH_YEAR
     if not draft.get("branch_id"):
         return Reg.BRANCH
-    if _subject(ctx, draft["title"]) == "household":
+    if not draft.get("target_group") and len(_forms(ctx, draft)) > 1:
+        return Reg.TARGET_GROUP
+    if _kind(ctx, draft["title"]).has_members:
         if ctx.proxy:
             draft["is_head"] = True  # a leader registers the household of the person they act for
         if draft.get("is_head") is None:
@@ -96,6 +107,25 @@ def _continue(ctx: Context, draft: dict[str, Any]) -> None:
     ctx.goto(next_step(ctx, draft))
 
 
+def _text_field(state: str, read: Callable[[Context, Input], Any], *path: str) -> None:
+    """The handler of a question that fills one field of the draft (`path`: "member", "name" for
+    draft["member"]["name"]): `read` takes the answer, or asks again and returns None."""
+
+    async def handle(ctx: Context, inp: Input) -> None:
+        value = read(ctx, inp)
+        if value is None:
+            return
+        draft = _draft(ctx)
+        holder = draft
+        for key in path[:-1]:
+            holder[key] = dict(holder.get(key) or {})
+            holder = holder[key]
+        holder[path[-1]] = value
+        _continue(ctx, draft)
+
+    router.handle(state)(handle)
+
+
 @router.command("dangky", "register", english="register", help_key=N_("help.cmd.register"))
 async def cmd_register(ctx: Context, args: str) -> None:
     ctx.goto(Reg.TITLE)
@@ -116,8 +146,7 @@ async def ask_title(ctx: Context) -> None:
 @router.handle(Reg.TITLE)
 async def on_title(ctx: Context, inp: Input) -> None:
     if inp.choice not in ctx.app.catalog.titles():
-        ctx.say(ctx.t("reg.pick_title"))
-        ctx.again()
+        ctx.retry("reg.pick_title")
         return
     draft = _draft(ctx)
     if draft.get("title") == inp.choice:
@@ -137,6 +166,9 @@ async def on_title(ctx: Context, inp: Input) -> None:
         branches = await _proxy_branches(ctx)
         if len(branches) == 1:
             draft["branch_id"] = branches[0].id
+    if draft.get("branch_id"):
+        province = await province_of(ctx.session, draft["branch_id"])
+        draft["province"] = province.code if province else None
     _continue(ctx, draft)
 
 
@@ -147,9 +179,7 @@ def _say_duplicate(ctx: Context, existing: Submission) -> None:
 
 async def _proxy_branches(ctx: Context) -> list[OrgUnit]:
     """The branches a leader may register people in (all of them for an admin)."""
-    from bot.review.scope import branches_in, scope_for
-
-    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, "leader")
+    scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
     return await branches_in(ctx.session, scope) if scope is not None else []
 
 
@@ -162,21 +192,11 @@ async def _existing_registration(ctx: Context, title: str, branch_id: int | None
     campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch else None
     if campaign is None:
         return None
-    households = select(Household.id).where(
-        (Household.head_person_id == subject.id) | (Household.registered_by_person_id == subject.id)
-    )
-    condition = (
-        Submission.household_id.in_(households)
-        if _subject(ctx, title) == "household"
-        else Submission.person_id == subject.id
-    )
-    return await ctx.session.scalar(
-        select(Submission).where(Submission.campaign_id == campaign.id, Submission.title == title, condition)
-    )
+    return await registration_of(ctx.session, campaign.id, title, _kind(ctx, title).name, subject.id)
 
 
 def _is_household(ctx: Context) -> bool:
-    return _subject(ctx, _draft(ctx)["title"]) == "household"
+    return _kind(ctx, _draft(ctx)["title"]).has_members
 
 
 @router.prompt(Reg.NAME)
@@ -189,23 +209,24 @@ async def ask_name(ctx: Context) -> None:
         ctx.ask(ctx.t("reg.ask_name"))
 
 
-@router.handle(Reg.NAME)
-async def on_name(ctx: Context, inp: Input) -> None:
-    name = read_name(ctx, inp)
-    if name is not None:
-        draft = _draft(ctx)
-        draft["name"] = name
-        _continue(ctx, draft)
+_text_field(Reg.NAME, read_name, "name")
 
 
 def _read_year(ctx: Context, inp: Input, min_age: int) -> int | None:
     year = parse_year(inp.text or "")
     low, high = ctx.today.year - MAX_AGE, ctx.today.year - min_age
     if year is None or not low <= year <= high:
-        ctx.say(ctx.t("reg.bad_year", low=low, high=high))
-        ctx.again()
+        ctx.retry("reg.bad_year", low=low, high=high)
         return None
     return year
+
+
+def _adult_year(ctx: Context, inp: Input) -> int | None:
+    return _read_year(ctx, inp, ADULT_MIN_AGE)
+
+
+def _any_year(ctx: Context, inp: Input) -> int | None:
+    return _read_year(ctx, inp, 0)
 
 
 @router.prompt(Reg.BIRTH_YEAR)
@@ -216,13 +237,7 @@ async def ask_birth_year(ctx: Context) -> None:
         ctx.ask(ctx.t("reg.ask_birth_year"))
 
 
-@router.handle(Reg.BIRTH_YEAR)
-async def on_birth_year(ctx: Context, inp: Input) -> None:
-    year = _read_year(ctx, inp, ADULT_MIN_AGE)
-    if year is not None:
-        draft = _draft(ctx)
-        draft["birth_year"] = year
-        _continue(ctx, draft)
+_text_field(Reg.BIRTH_YEAR, _adult_year, "birth_year")
 
 
 @router.prompt(Reg.BRANCH)
@@ -238,7 +253,14 @@ async def ask_branch(ctx: Context) -> None:
         ctx.goto(Start.MENU)
         return
     if len(all_communes) > 1 and not draft.get("commune_id"):
-        ctx.ask(ctx.t("reg.ask_commune"), [Choice(f"c{c.id}", c.name) for c in all_communes])
+        # Several communes in one installation (a whole province): the commune first, then the thôn.
+        hits = [c for c in all_communes if c.id in set(draft.get("commune_hits") or [])]
+        if hits:
+            ctx.ask(ctx.t("reg.pick_commune_hit"), [Choice(f"c{c.id}", c.name) for c in hits])
+        elif len(all_communes) <= COMMUNE_BUTTONS:
+            ctx.ask(ctx.t("reg.ask_commune"), [Choice(f"c{c.id}", c.name) for c in all_communes])
+        else:
+            ctx.ask(ctx.t("reg.ask_commune_name"))
         return
     commune_id = draft.get("commune_id") or all_communes[0].id
     branches = await branches_of(ctx.session, commune_id)
@@ -248,18 +270,53 @@ async def ask_branch(ctx: Context) -> None:
 @router.handle(Reg.BRANCH)
 async def on_branch(ctx: Context, inp: Input) -> None:
     draft = _draft(ctx)
-    value = inp.choice or _guess_choice(ctx, inp.text or "")
-    if value and value.startswith("c"):
+    offered = ctx.current_choices()
+    choosing_commune = not ctx.proxy and (not offered or offered[0].value.startswith("c"))
+    value = inp.choice
+    if value is None and choosing_commune and inp.text:
+        found = await find_communes(ctx.session, inp.text)
+        if len(found) == 1:
+            value = f"c{found[0].id}"
+        elif found:
+            draft["commune_hits"] = [c.id for c in found]
+            _save(ctx, draft)
+            ctx.again()
+            return
+        else:
+            ctx.retry("reg.commune_not_found", text=inp.text[:60])
+            return
+    value = value or _guess_choice(ctx, inp.text or "")
+    if value and value.startswith("c") and value[1:].isdigit():
+        draft.pop("commune_hits", None)
         draft["commune_id"] = int(value[1:])
         _save(ctx, draft)
         ctx.again()
         return
-    if value and value.startswith("b") and any(c.value == value for c in ctx.current_choices()):
+    if value and value.startswith("b") and any(c.value == value for c in offered):
         draft["branch_id"] = int(value[1:])
+        province = await province_of(ctx.session, draft["branch_id"])
+        draft["province"] = province.code if province else None
         _continue(ctx, draft)
         return
-    ctx.say(ctx.t("reg.pick_branch"))
-    ctx.again()
+    ctx.retry("reg.pick_branch")
+
+
+@router.prompt(Reg.TARGET_GROUP)
+async def ask_target_group(ctx: Context) -> None:
+    forms = _forms(ctx, _draft(ctx))
+    ctx.ask(ctx.t("reg.ask_target_group"), [Choice(f"g:{f.target_group}", f.target_group_name.get(ctx.locale)) for f in forms])
+
+
+@router.handle(Reg.TARGET_GROUP)
+async def on_target_group(ctx: Context, inp: Input) -> None:
+    draft = _draft(ctx)
+    groups = {f.target_group for f in _forms(ctx, draft)}
+    value = inp.choice or _guess_choice(ctx, inp.text or "")
+    if value and value.startswith("g:") and value[2:] in groups:
+        draft["target_group"] = value[2:]
+        _continue(ctx, draft)
+        return
+    ctx.retry("menu.please_choose")
 
 
 def _guess_choice(ctx: Context, text: str) -> str | None:
@@ -279,8 +336,7 @@ async def ask_is_head(ctx: Context) -> None:
 @router.handle(Reg.IS_HEAD)
 async def on_is_head(ctx: Context, inp: Input) -> None:
     if inp.choice not in ("yes", "no"):
-        ctx.say(ctx.t("common.pick_yes_no"))
-        ctx.again()
+        ctx.retry("common.pick_yes_no")
         return
     draft = _draft(ctx)
     draft["is_head"] = inp.choice == "yes"
@@ -295,13 +351,7 @@ async def ask_head_name(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_head_name"))
 
 
-@router.handle(Reg.HEAD_NAME)
-async def on_head_name(ctx: Context, inp: Input) -> None:
-    name = read_name(ctx, inp)
-    if name is not None:
-        draft = _draft(ctx)
-        draft["head_name"] = name
-        _continue(ctx, draft)
+_text_field(Reg.HEAD_NAME, read_name, "head_name")
 
 
 @router.prompt(Reg.HEAD_BIRTH_YEAR)
@@ -309,13 +359,7 @@ async def ask_head_birth_year(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_head_birth_year", name=_draft(ctx).get("head_name", "")))
 
 
-@router.handle(Reg.HEAD_BIRTH_YEAR)
-async def on_head_birth_year(ctx: Context, inp: Input) -> None:
-    year = _read_year(ctx, inp, ADULT_MIN_AGE)
-    if year is not None:
-        draft = _draft(ctx)
-        draft["head_birth_year"] = year
-        _continue(ctx, draft)
+_text_field(Reg.HEAD_BIRTH_YEAR, _adult_year, "head_birth_year")
 
 
 def relation_label(ctx: Context, relation: str) -> str:
@@ -359,8 +403,7 @@ async def on_members(ctx: Context, inp: Input) -> None:
     members = draft.get("members", [])
     if inp.choice == "add":
         if len(members) >= MAX_MEMBERS:
-            ctx.say(ctx.t("reg.members_full", max=MAX_MEMBERS))
-            ctx.again()
+            ctx.retry("reg.members_full", max=MAX_MEMBERS)
             return
         draft["member"] = {}
         _continue(ctx, draft)
@@ -376,8 +419,7 @@ async def on_members(ctx: Context, inp: Input) -> None:
             draft["member"] = {"name": name}
             _continue(ctx, draft)
             return
-        ctx.say(ctx.t("reg.members_pick"))
-        ctx.again()
+        ctx.retry("reg.members_pick")
 
 
 @router.prompt(Reg.MEMBER_NAME)
@@ -385,13 +427,7 @@ async def ask_member_name(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_member_name", n=len(_draft(ctx).get("members", [])) + 1))
 
 
-@router.handle(Reg.MEMBER_NAME)
-async def on_member_name(ctx: Context, inp: Input) -> None:
-    name = read_name(ctx, inp)
-    if name is not None:
-        draft = _draft(ctx)
-        draft["member"] = {"name": name}
-        _continue(ctx, draft)
+_text_field(Reg.MEMBER_NAME, read_name, "member", "name")
 
 
 @router.prompt(Reg.MEMBER_BIRTH_YEAR)
@@ -399,13 +435,7 @@ async def ask_member_birth_year(ctx: Context) -> None:
     ctx.ask(ctx.t("reg.ask_member_birth_year", name=_draft(ctx)["member"]["name"]))
 
 
-@router.handle(Reg.MEMBER_BIRTH_YEAR)
-async def on_member_birth_year(ctx: Context, inp: Input) -> None:
-    year = _read_year(ctx, inp, 0)
-    if year is not None:
-        draft = _draft(ctx)
-        draft["member"] = {**draft["member"], "birth_year": year}
-        _continue(ctx, draft)
+_text_field(Reg.MEMBER_BIRTH_YEAR, _any_year, "member", "birth_year")
 
 
 @router.prompt(Reg.MEMBER_RELATION)
@@ -418,8 +448,7 @@ async def ask_member_relation(ctx: Context) -> None:
 @router.handle(Reg.MEMBER_RELATION)
 async def on_member_relation(ctx: Context, inp: Input) -> None:
     if inp.choice not in RELATIONS or inp.choice == "head":
-        ctx.say(ctx.t("reg.pick_relation"))
-        ctx.again()
+        ctx.retry("reg.pick_relation")
         return
     draft = _draft(ctx)
     member = {**draft.pop("member"), "relation": inp.choice}
@@ -477,8 +506,7 @@ async def on_guardian(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("reg.guardian_refused", name=member.get("name", "")))
         _continue(ctx, draft)
     else:
-        ctx.say(ctx.t("reg.guardian_pick"))
-        ctx.again()
+        ctx.retry("reg.guardian_pick")
 
 
 @router.prompt(Reg.REMOVE_MEMBER)
@@ -501,22 +529,25 @@ async def on_remove_member(ctx: Context, inp: Input) -> None:
     elif inp.choice == "back":
         ctx.goto(Reg.MEMBERS)
     else:
-        ctx.say(ctx.t("reg.pick_member"))
-        ctx.again()
+        ctx.retry("reg.pick_member")
 
 
 async def _summary(ctx: Context, draft: dict[str, Any]) -> str:
     branch = await ctx.session.get(OrgUnit, draft["branch_id"])
     criteria_set = ctx.app.catalog.for_title(draft["title"], ctx.today.year)
     lines = [ctx.t("reg.summary_title", title=title_name(ctx, criteria_set))]
-    if ctx.proxy and criteria_set.subject == "household":
+    household = subject_kind(criteria_set.subject).has_members
+    if ctx.proxy and household:
         lines.append(ctx.t("reg.summary_head", name=draft["name"], year=draft["birth_year"]))
-    elif criteria_set.subject == "household":
+    elif household:
         lines.append(ctx.t("reg.summary_registrant", name=draft["name"], year=draft["birth_year"]))
     else:
         lines.append(ctx.t("reg.summary_person", name=draft["name"], year=draft["birth_year"]))
     lines.append(ctx.t("reg.summary_branch", branch=branch.name if branch else "?"))
-    if criteria_set.subject == "household":
+    forms = {f.target_group: f for f in _forms(ctx, draft)}
+    if draft.get("target_group") in forms and len(forms) > 1:
+        lines.append(ctx.t("reg.summary_group", group=forms[draft["target_group"]].target_group_name.get(ctx.locale)))
+    if household:
         if ctx.proxy:
             pass  # the person acted for is the head, named above
         elif draft.get("is_head"):
@@ -559,14 +590,13 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("reg.cancelled"))
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("reg.pick_confirm"))
-        ctx.again()
+        ctx.retry("reg.pick_confirm")
 
 
 EDIT_FIELDS = {
     "name": (N_("reg.field_name"), ("name",)),
     "birth_year": (N_("reg.field_birth_year"), ("birth_year",)),
-    "branch": (N_("reg.field_branch"), ("branch_id", "commune_id")),
+    "branch": (N_("reg.field_branch"), ("branch_id", "commune_id", "commune_hits", "province", "target_group")),
     "head": (N_("reg.field_head"), ("is_head", "head_name", "head_birth_year")),
     "members": (N_("reg.field_members"), ("members_done",)),
 }
@@ -589,8 +619,7 @@ async def on_edit(ctx: Context, inp: Input) -> None:
         ctx.goto(Reg.CONFIRM)
         return
     if inp.choice not in EDIT_FIELDS:
-        ctx.say(ctx.t("reg.pick_field"))
-        ctx.again()
+        ctx.retry("reg.pick_field")
         return
     draft = _draft(ctx)
     for field in EDIT_FIELDS[inp.choice][1]:
@@ -602,11 +631,15 @@ async def _finalize(ctx: Context) -> None:
     draft = _draft(ctx)
     branch = await ctx.session.get(OrgUnit, draft["branch_id"])
     campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch else None
-    if campaign is None:
+    if branch is None or campaign is None:
         ctx.say(ctx.t("reg.no_campaign"))
         ctx.goto(Start.MENU)
         return
-    criteria_set = ctx.app.catalog.for_title(draft["title"], campaign.year)
+    province = await province_of(ctx.session, branch.id)
+    criteria_set = ctx.app.catalog.for_title(
+        draft["title"], campaign.year, province=province.code if province else None,
+        target_group=draft.get("target_group"),
+    )
     existing = await _existing_registration(ctx, draft["title"], branch.id)
     if existing is not None:
         ctx.drop("reg")
@@ -618,23 +651,16 @@ async def _finalize(ctx: Context) -> None:
         ctx.goto(Start.MENU)
         return
 
-    person = ctx.subject
-    created = person is None
-    if person is None:
-        person = Person(full_name=draft["name"], created_at=ctx.now)
-        if ctx.proxy:
-            # Registered by the branch leader for someone without a smartphone; the leader
-            # confirmed that person's consent before starting.
-            person.created_by_person_id = ctx.person.id if ctx.person else None
-            person.consent_at = ctx.now if ctx.data.get("proxy_consent") else None
-        ctx.session.add(person)
-    person.full_name = draft["name"]
-    person.birth_year = draft["birth_year"]
-    person.branch_id = branch.id
-    person.locale = ctx.locale
-    if not ctx.proxy:
-        person.consent_at = person.consent_at or ctx.account.consent_at
-    await ctx.session.flush()
+    created = ctx.subject is None
+    person = await save_registrant(
+        ctx.session, ctx.subject, name=draft["name"], birth_year=draft["birth_year"], branch_id=branch.id,
+        locale=ctx.locale, now=ctx.now,
+        # Registered by the branch leader for someone without a smartphone: the leader confirmed
+        # that person's consent before starting.
+        created_by=ctx.person.id if ctx.proxy and ctx.person else None,
+        consent_if_new=ctx.now if ctx.proxy and ctx.data.get("proxy_consent") else None,
+        consent_from=None if ctx.proxy else ctx.account.consent_at,
+    )
     if ctx.proxy:
         proxy_consent = ctx.data.get("proxy_consent")
         if created and isinstance(proxy_consent, dict):
@@ -645,31 +671,19 @@ async def _finalize(ctx: Context) -> None:
         ctx.person = person
         # The consent given before registration (on this account) is now theirs.
         await attach_person(ctx.session, ctx.account.id, person.id)
-    actor = ctx.person
-
-    household_id = None
-    if criteria_set.subject == "household":
-        household = await _household_for(ctx, draft, person, branch)
-        household_id = household.id
+    registration = Registration(
+        criteria_set, campaign, branch, person, actor_id=ctx.person.id if ctx.person else person.id,
+        locale=ctx.locale, now=ctx.now, details=draft,
+    )
     try:
-        submission = await create_submission(
-            ctx.session,
-            campaign_id=campaign.id,
-            year=campaign.year,
-            criteria_set=criteria_set,
-            branch_id=branch.id,
-            person_id=None if household_id else person.id,
-            household_id=household_id,
-            actor_person_id=actor.id if actor else person.id,
-            now=ctx.now,
-        )
+        submission = await register_subject(ctx.session, registration)
     except DuplicateRegistration as dup:
         ctx.drop("reg")
         _say_duplicate(ctx, dup.existing)
         ctx.goto(Start.MENU)
         return
-    if household_id is not None:
-        await _record_guardians(ctx, draft, person, household_id)
+    if submission.household_id is not None:
+        await _record_guardians(ctx, draft, person, submission.household_id)
     ctx.drop("reg")
     ctx.set(sub=submission.id)
     ctx.say(ctx.t("reg.done", reference=submission.reference, title=title_name(ctx, criteria_set)))
@@ -707,43 +721,3 @@ async def _record_guardians(ctx: Context, draft: dict[str, Any], registrant: Per
             recorded_by_person_id=ctx.person.id if ctx.proxy and ctx.person else None,
             household_id=household_id, purposes=GUARDIAN_PURPOSES,
         )
-
-
-async def _household_for(ctx: Context, draft: dict[str, Any], person: Person, branch: OrgUnit) -> Household:
-    """Reuse the person's household from an earlier year (with today's member list) or make one."""
-    members = [MemberSpec(m["name"], m["birth_year"], m["relation"]) for m in draft.get("members", [])]
-    if draft["is_head"]:
-        head = person
-        household = await ctx.session.scalar(select(Household).where(Household.head_person_id == person.id))
-    else:
-        household = None
-        for candidate in await ctx.session.scalars(
-            select(Household).where(Household.registered_by_person_id == person.id)
-        ):
-            head_person = await ctx.session.get(Person, candidate.head_person_id)
-            if head_person and fold(head_person.full_name) == fold(draft["head_name"]):
-                household = candidate
-                break
-        if household is not None:
-            head = await ctx.session.get(Person, household.head_person_id)
-        else:
-            head = Person(
-                full_name=draft["head_name"],
-                birth_year=draft["head_birth_year"],
-                branch_id=branch.id,
-                locale=ctx.locale,
-                created_by_person_id=ctx.person.id if ctx.person else person.id,
-                created_at=ctx.now,
-            )
-            ctx.session.add(head)
-            await ctx.session.flush()
-        head.birth_year = draft["head_birth_year"]
-    if household is None:
-        return await create_household(
-            ctx.session, branch_id=branch.id, head=head, members=members, registered_by=person, now=ctx.now
-        )
-    await ctx.session.refresh(household, ["members"])
-    household.branch_id = branch.id
-    replace_members(household, head, members)
-    await ctx.session.flush()
-    return household

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
-from bot.flows import consent, declare, invite, leader, mydata, register, reports, staff, start, states, status
+from bot.flows import (
+    consent,
+    declare,
+    invite,
+    leader,
+    mydata,
+    province,
+    register,
+    reports,
+    staff,
+    start,
+    states,
+    status,
+    webdesk,
+    zns_phone,
+)
 from bot.flows.router import Router
 from bot.reminders import commands as reminder_commands
 
-FLOWS = (start, register, declare, status, staff, leader, invite, reports, mydata, consent, reminder_commands)
+FLOWS = (
+    start,
+    register,
+    declare,
+    status,
+    staff,
+    leader,
+    invite,
+    reports,
+    province,
+    mydata,
+    consent,
+    reminder_commands,
+    zns_phone,
+    webdesk,
+)
 
 
 def build_router() -> Router:

@@ -4,9 +4,11 @@ chart with a short summary (/thongke)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from bot.flows.context import Context, Input
+from bot.flows.context import Context, Draft, Input
 from bot.flows.states import Reports, Start
 from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
@@ -35,42 +37,51 @@ KIND_WORDS = {
 }
 
 
-def _report(ctx: Context) -> dict:
-    return dict(ctx.data.get("rep") or {})
+@dataclass
+class ReportDraft(Draft):
+    """What an officer asked for: a report (`then`: the state that makes it) for a commune and year."""
+
+    KEY: ClassVar[str] = "rep"
+    then: str = Reports.EXPORT_KIND
+    kind: str | None = None
+    format: str | None = None
+    year: int | None = None
+    commune: int | None = None
 
 
 async def _start(ctx: Context, args: str, then: str) -> None:
-    """Shared start: role check, words in args (kind, format, year, commune code), commune choice."""
-    if await require(ctx, Role.OFFICER) is None:
+    """Shared start: role check, words in args (kind, format, year, commune code), commune choice.
+    Officers report on their commune; the province role reads every commune of its province."""
+    communes = await communes_in_scope(ctx.session, ctx.person.id) if ctx.person else []
+    if not communes and await require(ctx, Role.OFFICER) is None:
         return
-    rep: dict = {"then": then}
-    communes = await communes_in_scope(ctx.session, ctx.person.id)
+    rep = ReportDraft(then=then)
     for word in fold(args).replace("-", " ").split():
         if word in KIND_WORDS:
-            rep["kind"] = KIND_WORDS[word]
+            rep.kind = KIND_WORDS[word]
         elif word in FORMATS or word in ("excel", "xls"):
-            rep["format"] = "csv" if word == "csv" else "xlsx"
+            rep.format = "csv" if word == "csv" else "xlsx"
         elif word.isdigit() and len(word) == 4:
-            rep["year"] = int(word)
+            rep.year = int(word)
     for commune in communes:
         if commune.code in args:
-            rep["commune"] = commune.id
-    if "commune" not in rep and len(communes) == 1:
-        rep["commune"] = communes[0].id
-    ctx.set(rep=rep)
-    ctx.goto(Reports.COMMUNE if "commune" not in rep else then)
+            rep.commune = commune.id
+    if rep.commune is None and len(communes) == 1:
+        rep.commune = communes[0].id
+    ctx.keep(rep)
+    ctx.goto(Reports.COMMUNE if rep.commune is None else then)
 
 
 async def _commune_and_year(ctx: Context) -> tuple[OrgUnit, int] | None:
-    rep = _report(ctx)
+    rep = ctx.draft(ReportDraft)
     communes = {c.id: c for c in await communes_in_scope(ctx.session, ctx.person.id)} if ctx.person else {}
-    commune = communes.get(rep.get("commune"))
+    commune = communes.get(rep.commune) if rep.commune is not None else None
     if commune is None:
-        ctx.drop("rep")
+        ctx.forget(ReportDraft)
         ctx.say(ctx.t("staff.not_officer"))
         ctx.goto(Start.MENU)
         return None
-    year = rep.get("year")
+    year = rep.year
     if year is None:
         campaign = await campaign_for(ctx.session, commune.id, ctx.today)
         year = campaign.year if campaign else ctx.today.year
@@ -87,30 +98,28 @@ async def ask_commune(ctx: Context) -> None:
 async def on_commune(ctx: Context, inp: Input) -> None:
     choice = inp.choice or ""
     if choice.startswith("c") and choice[1:].isdigit():
-        rep = _report(ctx)
-        rep["commune"] = int(choice[1:])
-        ctx.set(rep=rep)
-        ctx.goto(rep.get("then", Reports.EXPORT_KIND))
+        rep = ctx.draft(ReportDraft)
+        rep.commune = int(choice[1:])
+        ctx.keep(rep)
+        ctx.goto(rep.then)
     elif choice == "menu":
-        ctx.drop("rep")
+        ctx.forget(ReportDraft)
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 # ---- exports ----------------------------------------------------------------------------------
 
 
-@router.command("xuat", "export", english="export", roles=(Role.OFFICER,), help_key=N_("help.cmd.export"))
+@router.command("xuat", "export", english="export", roles=(Role.OFFICER, Role.PROVINCE), help_key=N_("help.cmd.export"))
 async def cmd_export(ctx: Context, args: str) -> None:
     await _start(ctx, args, Reports.EXPORT_KIND)
 
 
 @router.prompt(Reports.EXPORT_KIND)
 async def ask_kind(ctx: Context) -> None:
-    rep = _report(ctx)
-    if rep.get("kind") in KINDS:
+    if ctx.draft(ReportDraft).kind in KINDS:
         ctx.goto(Reports.EXPORT_FORMAT)
         return
     choices = []
@@ -123,22 +132,20 @@ async def ask_kind(ctx: Context) -> None:
 @router.handle(Reports.EXPORT_KIND)
 async def on_kind(ctx: Context, inp: Input) -> None:
     if inp.choice in KINDS:
-        rep = _report(ctx)
-        rep["kind"] = inp.choice
-        ctx.set(rep=rep)
+        rep = ctx.draft(ReportDraft)
+        rep.kind = inp.choice
+        ctx.keep(rep)
         ctx.goto(Reports.EXPORT_FORMAT)
     elif inp.choice == "menu":
-        ctx.drop("rep")
+        ctx.forget(ReportDraft)
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 @router.prompt(Reports.EXPORT_FORMAT)
 async def ask_format(ctx: Context) -> None:
-    rep = _report(ctx)
-    if rep.get("format") in FORMATS:
+    if ctx.draft(ReportDraft).format in FORMATS:
         await _export(ctx)
         return
     choices = []
@@ -150,18 +157,17 @@ async def ask_format(ctx: Context) -> None:
 
 @router.handle(Reports.EXPORT_FORMAT)
 async def on_format(ctx: Context, inp: Input) -> None:
-    rep = _report(ctx)
+    rep = ctx.draft(ReportDraft)
     if inp.choice in FORMATS:
-        rep["format"] = inp.choice
-        ctx.set(rep=rep)
+        rep.format = inp.choice
+        ctx.keep(rep)
         await _export(ctx)
     elif inp.choice == "back":
-        rep.pop("kind", None)
-        ctx.set(rep=rep)
+        rep.kind = None
+        ctx.keep(rep)
         ctx.goto(Reports.EXPORT_KIND)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 async def _export(ctx: Context) -> None:
@@ -169,8 +175,9 @@ async def _export(ctx: Context) -> None:
     if found is None:
         return
     commune, year = found
-    rep = _report(ctx)
-    kind, fmt = rep["kind"], rep["format"]
+    rep = ctx.draft(ReportDraft)
+    kind, fmt = rep.kind, rep.format
+    assert kind is not None and fmt is not None  # both asked before the export is made
     filename = export_filename(kind, commune, year, fmt)
     path = new_export_path(ctx.app.settings.export_dir, filename)
     rows = await write_export(
@@ -182,14 +189,14 @@ async def _export(ctx: Context) -> None:
         text=ctx.t("exp.done", what=ctx.t(kind_key), commune=commune.name, year=year, rows=rows),
         document=path, document_name=filename,
     ))
-    ctx.drop("rep")
+    ctx.forget(ReportDraft)
     ctx.goto(Start.MENU)
 
 
 # ---- the progress chart -----------------------------------------------------------------------
 
 
-@router.command("thongke", "stats", english="stats", roles=(Role.OFFICER,), help_key=N_("help.cmd.stats"))
+@router.command("thongke", "stats", english="stats", roles=(Role.OFFICER, Role.PROVINCE), help_key=N_("help.cmd.stats"))
 async def cmd_stats(ctx: Context, args: str) -> None:
     await _start(ctx, args, Reports.STATS)
 
@@ -210,5 +217,5 @@ async def show_stats(ctx: Context) -> None:
     await asyncio.to_thread(render_progress_chart, stats, names, ctx.t, Path(path))
     ctx.replies.append(Outgoing(text=ctx.t("rep.chart_caption", commune=commune.name, year=year), photo=path))
     ctx.say("\n".join(lines))
-    ctx.drop("rep")
+    ctx.forget(ReportDraft)
     ctx.goto(Start.MENU)

@@ -8,14 +8,13 @@ Commands: /duyet (officer: pending list with filters), /binhxet (leader: branch 
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from bot.domain.criteria import Level
-from bot.domain.lifecycle import NoteRequired, State
+from bot.domain.lifecycle import NoteRequired
 from bot.flows.common import criteria_of, level_label, state_label, title_name
-from bot.flows.context import Context, Input
+from bot.flows.context import Context, Draft, Input
 from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
 from bot.flows.register import RELATIONS
 from bot.flows.states import Review, Start
@@ -34,8 +33,8 @@ from bot.review.decisions import (
     decide,
     may_review,
     note_required,
-    subject_name,
 )
+from bot.review.details import submission_detail
 from bot.review.dossier import (
     PHOTO_PAGE,
     PhotoPage,
@@ -45,13 +44,13 @@ from bot.review.dossier import (
     members_of,
     photo_page,
 )
-from bot.review.reuse import reused_photos
 from bot.review.queries import Filters, by_reference, neighbours, parse_reference, pending
-from bot.review.retention import RETENTION_ACTOR, photos_removed_at
+from bot.review.reuse import reused_photos
 from bot.review.scope import Scope, branches_in, scope_for
-from bot.storage.models import Household, OrgUnit, Person, Submission, SubmissionEvent
+from bot.storage.models import OrgUnit, Person, Submission
 from bot.storage.people import Role
-from bot.storage.submissions import answers_of, rescore
+from bot.storage.subjects import subject_name
+from bot.storage.submissions import answers_of
 from bot.text import fold, shorten
 
 router = Router()
@@ -107,12 +106,23 @@ ACTOR_KEYS = {
 }
 
 
-def _rv(ctx: Context) -> dict[str, Any]:
-    return dict(ctx.data.get("rv") or {})
+@dataclass
+class ReviewDraft(Draft):
+    """Where a reviewer is: the role they review in, the list's filters and page, and the
+    submission (at the version they saw) and decision at hand."""
 
-
-def _save(ctx: Context, rv: dict[str, Any]) -> None:
-    ctx.set(rv=rv)
+    KEY: ClassVar[str] = "rv"
+    role: str = Role.OFFICER.value
+    filters: dict[str, Any] | None = None
+    offset: int = 0
+    sub: int | None = None
+    version: int | None = None
+    decision: str | None = None
+    dim: str | None = None  # the filter being set: branch, title or state
+    photos_at: int = 0  # the page of photos to show next (after "more photos")
+    photos_next: int | None = None
+    brief: bool = False  # show the photos or the question only, not the whole file again
+    pending_note: str | None = None  # the decision's note while the officer gives an override reason
 
 
 def _not_found(ctx: Context, text: str) -> None:
@@ -143,7 +153,7 @@ async def _open_queue(ctx: Context, role: Role, args: str) -> None:
     scope = await require(ctx, role)
     if scope is None:
         return
-    rv = {"role": role.value, "filters": Filters().to_json(), "offset": 0}
+    rv = ReviewDraft(role=role.value, filters=Filters().to_json())
     if args.strip():
         reference = parse_reference(args.split()[0])
         if reference is not None:
@@ -152,16 +162,16 @@ async def _open_queue(ctx: Context, role: Role, args: str) -> None:
                 _not_found(ctx, reference)
                 ctx.again()
                 return
-            rv["sub"] = submission.id
-            _save(ctx, rv)
+            rv.sub = submission.id
+            ctx.keep(rv)
             ctx.goto(Review.VIEW)
             return
         filters = await _parse_filters(ctx, scope, role, args)
         if filters is None:
             ctx.say(ctx.t("rv.bad_filter", text=args.strip()[:40]))
         else:
-            rv["filters"] = filters.to_json()
-    _save(ctx, rv)
+            rv.filters = filters.to_json()
+    ctx.keep(rv)
     ctx.goto(Review.LIST)
 
 
@@ -188,14 +198,12 @@ async def _find_for(ctx: Context, args: str, prefer: tuple[Role, ...]) -> tuple[
     """Resolve '<reference> [note]' for a direct command, with every refusal explained."""
     if ctx.person is None or not any([await scope_for(ctx.session, ctx.person.id, r) for r in prefer]):
         key = REFUSAL_KEYS[prefer[-1]] if len(prefer) == 1 else N_("staff.not_staff")
-        ctx.say(ctx.t(key))
-        ctx.again()
+        ctx.retry(key)
         return None
     head, _, rest = args.strip().partition(" ")
     reference = parse_reference(head)
     if reference is None:
-        ctx.say(ctx.t("rv.need_reference"))
-        ctx.again()
+        ctx.retry("rv.need_reference")
         return None
     submission = await by_reference(ctx.session, reference)
     role = await _reviewer_role(ctx, submission, prefer) if submission is not None else None
@@ -212,7 +220,7 @@ async def cmd_view(ctx: Context, args: str) -> None:
     if found is None:
         return
     submission, role, _rest = found
-    _save(ctx, {"role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id})
+    ctx.keep(ReviewDraft(role=role.value, filters=Filters().to_json(), sub=submission.id))
     ctx.goto(Review.VIEW)
 
 
@@ -227,14 +235,13 @@ async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Rol
         ctx.again()
         return
     if decision not in allowed_decisions(role, submission.state):
-        ctx.say(ctx.t("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state)))
-        ctx.again()
+        ctx.retry("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state))
         return
-    rv = {
-        "role": role.value, "filters": Filters().to_json(), "offset": 0, "sub": submission.id,
-        "version": submission.version, "decision": decision.value,
-    }
-    _save(ctx, rv)
+    rv = ReviewDraft(
+        role=role.value, filters=Filters().to_json(), sub=submission.id,
+        version=submission.version, decision=decision.value,
+    )
+    ctx.keep(rv)
     if note:
         await _apply(ctx, note)
     elif note_required(role, submission.state, decision):
@@ -271,12 +278,12 @@ async def cmd_not_recommend(ctx: Context, args: str) -> None:
 # ---- the queue --------------------------------------------------------------------------------
 
 
-async def _scope(ctx: Context, rv: dict[str, Any]) -> tuple[Role, Scope] | None:
+async def _scope(ctx: Context, rv: ReviewDraft) -> tuple[Role, Scope] | None:
     """Re-check the role on every step: a grant revoked mid-review stops the review."""
-    role = Role(rv.get("role", Role.OFFICER.value))
+    role = Role(rv.role)
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
     if scope is None:
-        ctx.drop("rv")
+        ctx.forget(ReviewDraft)
         key = REFUSAL_KEYS[role]
         ctx.say(ctx.t(key))
         ctx.goto(Start.MENU)
@@ -326,17 +333,17 @@ async def _filter_text(ctx: Context, filters: Filters) -> str | None:
 
 @router.prompt(Review.LIST)
 async def ask_list(ctx: Context) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return
     role, scope = found
-    filters = Filters.from_json(rv.get("filters"))
-    offset = int(rv.get("offset", 0))
+    filters = Filters.from_json(rv.filters)
+    offset = rv.offset
     page = await pending(ctx.session, scope, QUEUE_STATES[role], filters, limit=PAGE, offset=offset)
     if page.rows == [] and offset:
-        rv["offset"] = 0
-        _save(ctx, rv)
+        rv.offset = 0
+        ctx.keep(rv)
         page = await pending(ctx.session, scope, QUEUE_STATES[role], filters, limit=PAGE, offset=0)
         offset = 0
     filter_text = await _filter_text(ctx, filters)
@@ -377,31 +384,30 @@ async def ask_list(ctx: Context) -> None:
 
 @router.handle(Review.LIST)
 async def on_list(ctx: Context, inp: Input) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     choice = inp.choice or ""
     if choice.startswith("s") and choice[1:].isdigit():
-        rv["sub"] = int(choice[1:])
-        _save(ctx, rv)
+        rv.sub = int(choice[1:])
+        ctx.keep(rv)
         ctx.goto(Review.VIEW)
     elif choice in ("next", "prev"):
         step = PAGE if choice == "next" else -PAGE
-        rv["offset"] = max(0, int(rv.get("offset", 0)) + step)
-        _save(ctx, rv)
+        rv.offset = max(0, rv.offset + step)
+        ctx.keep(rv)
         ctx.again()
     elif choice == "filter":
         ctx.goto(Review.FILTER)
     elif choice == "clear":
-        rv["filters"], rv["offset"] = Filters().to_json(), 0
-        _save(ctx, rv)
+        rv.filters, rv.offset = Filters().to_json(), 0
+        ctx.keep(rv)
         ctx.again()
     elif choice == "menu":
-        ctx.drop("rv")
+        ctx.forget(ReviewDraft)
         ctx.goto(Start.MENU)
     elif inp.text and parse_reference(inp.text):
-        await _open_queue(ctx, Role(rv.get("role", "officer")), inp.text)
+        await _open_queue(ctx, Role(rv.role), inp.text)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
 @router.prompt(Review.FILTER)
@@ -410,7 +416,7 @@ async def ask_filter(ctx: Context) -> None:
         Choice("branch", ctx.t("rv.filter.branch")),
         Choice("title", ctx.t("rv.filter.title")),
     ]
-    if Role(_rv(ctx).get("role", "officer")) == Role.OFFICER:
+    if Role(ctx.draft(ReviewDraft).role) == Role.OFFICER:
         choices.append(Choice("state", ctx.t("rv.filter.state")))
     ctx.ask(ctx.t("rv.filter.ask"), [*choices, Choice("back", ctx.t("common.back"))])
 
@@ -418,25 +424,24 @@ async def ask_filter(ctx: Context) -> None:
 @router.handle(Review.FILTER)
 async def on_filter(ctx: Context, inp: Input) -> None:
     if inp.choice in ("branch", "title", "state"):
-        rv = _rv(ctx)
-        rv["dim"] = inp.choice
-        _save(ctx, rv)
+        rv = ctx.draft(ReviewDraft)
+        rv.dim = inp.choice
+        ctx.keep(rv)
         ctx.goto(Review.FILTER_VALUE)
     elif inp.choice == "back":
         ctx.goto(Review.LIST)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
 @router.prompt(Review.FILTER_VALUE)
 async def ask_filter_value(ctx: Context) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return
     role, scope = found
-    dim = rv.get("dim")
+    dim = rv.dim
     if dim == "branch":
         choices = [Choice(f"b{b.id}", b.name) for b in await branches_in(ctx.session, scope)]
     elif dim == "title":
@@ -451,9 +456,9 @@ async def ask_filter_value(ctx: Context) -> None:
 
 @router.handle(Review.FILTER_VALUE)
 async def on_filter_value(ctx: Context, inp: Input) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     choice = inp.choice or ""
-    filters = Filters.from_json(rv.get("filters"))
+    filters = Filters.from_json(rv.filters)
     if choice == "back":
         ctx.goto(Review.FILTER)
         return
@@ -464,12 +469,11 @@ async def on_filter_value(ctx: Context, inp: Input) -> None:
     elif choice.startswith("x") and choice[1:]:
         filters.state = choice[1:]
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
         return
-    rv["filters"], rv["offset"] = filters.to_json(), 0
-    rv.pop("dim", None)
-    _save(ctx, rv)
+    rv.filters, rv.offset = filters.to_json(), 0
+    rv.dim = None
+    ctx.keep(rv)
     ctx.goto(Review.LIST)
 
 
@@ -477,14 +481,14 @@ async def on_filter_value(ctx: Context, inp: Input) -> None:
 
 
 async def _load(ctx: Context) -> tuple[Role, Scope, Submission] | None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return None
     role, scope = found
-    submission = await ctx.session.get(Submission, rv.get("sub"), populate_existing=True) if rv.get("sub") else None
+    submission = await ctx.session.get(Submission, rv.sub, populate_existing=True) if rv.sub else None
     if submission is None or not scope.covers(submission.branch_id):
-        _not_found(ctx, str(rv.get("sub") or ""))
+        _not_found(ctx, str(rv.sub or ""))
         ctx.goto(Review.LIST)
         return None
     return role, scope, submission
@@ -497,38 +501,33 @@ async def _who(ctx: Context, submission: Submission) -> str:
 
 async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outgoing], PhotoPage, bool]:
     criteria_set = await criteria_of(ctx, submission)
-    branch = await ctx.session.get(OrgUnit, submission.branch_id)
+    detail = await submission_detail(ctx.session, submission, criteria_set, history=HISTORY)
     lines = [ctx.t("rv.view.head", reference=submission.reference, title=title_name(ctx, criteria_set))]
+    subject = detail.subject
     if submission.anonymised_at is not None:
         lines.append(ctx.t("rv.view.anonymised"))
-    elif submission.person_id is not None:
-        person = await ctx.session.get(Person, submission.person_id)
-        lines.append(ctx.t("rv.view.person", name=person.full_name, year=person.birth_year or "?", branch=branch.name))
-    elif submission.household_id is not None:
-        household = await ctx.session.get(Household, submission.household_id)
-        head = await ctx.session.get(Person, household.head_person_id) if household and household.head_person_id else None
-        await ctx.session.refresh(household, ["members"])
+    elif subject is not None and subject.members is not None:
         lines.append(ctx.t(
-            "rv.view.household", name=head.full_name if head else "?", count=len(household.members), branch=branch.name,
+            "rv.view.household", name=subject.name or "?", count=subject.members, branch=detail.branch_name,
         ))
-        for member in await members_of(ctx.session, household.id):
+        for member in await members_of(ctx.session, submission.household_id) if submission.household_id else []:
             lines.append(ctx.t(
                 "rv.view.member", name=member.full_name, year=member.birth_year or "?",
                 relation=ctx.t(RELATIONS.get(member.relation, RELATIONS["other"])),
             ))
-    if submission.created_by_person_id and submission.created_by_person_id not in (submission.person_id, None):
-        creator = await ctx.session.get(Person, submission.created_by_person_id)
-        subject_ids = {submission.person_id}
-        if submission.household_id:
-            household = await ctx.session.get(Household, submission.household_id)
-            subject_ids |= {household.head_person_id, household.registered_by_person_id} if household else set()
-        if creator is not None and creator.id not in subject_ids and creator.full_name:
-            lines.append(ctx.t("rv.view.proxy", name=creator.full_name))
+    elif subject is not None:
+        lines.append(ctx.t(
+            "rv.view.person", name=subject.name, year=subject.birth_year or "?", branch=detail.branch_name,
+        ))
+    if detail.proxy_name:
+        lines.append(ctx.t("rv.view.proxy", name=detail.proxy_name))
     when = ctx.t.date(submission.submitted_at.astimezone(ctx.app.settings.tz).date()) if submission.submitted_at else "-"
     lines.append(ctx.t("rv.view.state", state=state_label(ctx, submission.state), date=when))
-    result = await rescore(ctx.session, submission, criteria_set)
+    result = detail.score
     lines.append(ctx.t("rv.view.score", total=result.total, max=result.max_total, threshold=result.threshold))
-    if result.recognisable:
+    if not criteria_set.pass_rule_confirmed:
+        lines.append(ctx.t("rv.view.rule_unconfirmed"))
+    elif result.recognisable:
         lines.append(ctx.t("rv.view.recognisable"))
     else:
         blocking = ", ".join(result.blocking_items) or "-"
@@ -536,21 +535,18 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             lines.append(ctx.t("rv.view.below_total", threshold=result.threshold))
         else:
             lines.append(ctx.t("rv.view.blocking", items=blocking))
-    answers = await answers_of(ctx.session, submission.id)
+    removed_at = detail.photos_removed_at
     evidence = await evidence_in_item_order(ctx.session, submission.id, criteria_set)
-    per_item: dict[str, int] = {}
-    for row in evidence:
-        per_item[row.item_id] = per_item.get(row.item_id, 0) + 1
-    removed_at = await photos_removed_at(ctx.session, submission.id) if not evidence else None
-    gaps = set(evidence_gaps(criteria_set, answers, per_item))
+    gaps = set(evidence_gaps(criteria_set, detail.answers, {i.id: detail.photos_for(i.id) for i in criteria_set.items}))
     if submission.anonymised_at is None:
         lines.append(ctx.t("rv.view.items"))
         for item in criteria_set.items:
-            answer = answers.get(item.id)
+            answer = detail.answers.get(item.id)
+            photo_count = detail.photos_for(item.id)
             level = level_label(ctx, answer.level) if answer else ctx.t("decl.unanswered")
             lines.append(ctx.t(
                 "rv.view.item", id=item.id, text=_short(item.text.get(ctx.locale)), level=level,
-                points=answer.points if answer else 0, max=item.max_points, photos=per_item.get(item.id, 0),
+                points=answer.points if answer else 0, max=item.max_points, photos=photo_count,
             ))
             if answer is not None and answer.note:
                 lines.append(ctx.t("rv.view.item_note", note=shorten(answer.note, NOTE_PREVIEW)))
@@ -570,16 +566,9 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
         lines.append(ctx.t(
             "rv.view.photos_removed", date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),
         ))
-    events = list(
-        await ctx.session.scalars(
-            select(SubmissionEvent)
-            .where(SubmissionEvent.submission_id == submission.id, SubmissionEvent.actor_kind != RETENTION_ACTOR)
-            .order_by(SubmissionEvent.id.desc()).limit(HISTORY)
-        )
-    )
-    if events:
+    if detail.history:
         lines.append(ctx.t("rv.view.history"))
-        for event in reversed(events):
+        for event in detail.history:
             actor_key = ACTOR_KEYS.get(event.actor_kind, ACTOR_KEYS["system"])
             line = ctx.t(
                 "rv.view.event", date=ctx.t.date(event.at.astimezone(ctx.app.settings.tz).date(), "short"),
@@ -588,9 +577,9 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             if event.note:
                 line += " — " + shorten(event.note, NOTE_PREVIEW)
             lines.append(line)
-    page = photo_page(evidence, int(_rv(ctx).get("photos_at") or 0))
+    page = photo_page(evidence, ctx.draft(ReviewDraft).photos_at)
     photos = _photo_replies(ctx, page)
-    notes = submission.anonymised_at is None and bool(long_notes(criteria_set, answers))
+    notes = submission.anonymised_at is None and bool(long_notes(criteria_set, detail.answers))
     return "\n".join(lines), photos, page, notes
 
 
@@ -617,21 +606,18 @@ async def ask_view(ctx: Context) -> None:
     if loaded is None:
         return
     role, _scope_, submission = loaded
-    rv = _rv(ctx)
-    brief = rv.pop("brief", False)  # after "more photos" or "full notes": not the whole file again
     text, photos, page, notes = await _details(ctx, submission)
-    rv["version"] = submission.version
-    rv.pop("decision", None)
-    rv.pop("photos_at", None)
-    if page.next_offset is not None:
-        rv["photos_next"] = page.next_offset
-    else:
-        rv.pop("photos_next", None)
-    _save(ctx, rv)
+    rv = ctx.draft(ReviewDraft)
+    brief = rv.brief  # after "more photos" or "full notes": not the whole file again
+    rv.brief = False
+    rv.version = submission.version
+    rv.decision = None
+    rv.photos_at = 0
+    rv.photos_next = page.next_offset
+    ctx.keep(rv)
     if not brief:
         ctx.say(text)
-    if photos or not brief:
-        ctx.replies.extend(photos)
+    ctx.replies.extend(photos)
     decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
     refusal = await _blocked(ctx, submission) if decisions else None
     if refusal is not None:
@@ -643,7 +629,7 @@ async def ask_view(ctx: Context) -> None:
     if notes:
         choices.append(Choice("notes", ctx.t("rv.view.full_notes")))
     before, after = await neighbours(
-        ctx.session, _scope_, QUEUE_STATES[role], Filters.from_json(rv.get("filters")), submission.id,
+        ctx.session, _scope_, QUEUE_STATES[role], Filters.from_json(rv.filters), submission.id,
     )
     if after is not None:
         choices.append(Choice(f"go:{after}", ctx.t("rv.view.next")))
@@ -673,36 +659,33 @@ async def on_view(ctx: Context, inp: Input) -> None:
             ctx.again()
             return
         decision = Decision(choice[2:])
-        rv = _rv(ctx)
-        rv["decision"] = decision.value
-        _save(ctx, rv)
+        rv = ctx.draft(ReviewDraft)
+        rv.decision = decision.value
+        ctx.keep(rv)
         if note_required(role, submission.state, decision):
             ctx.goto(Review.NOTE)
         else:
             ctx.goto(Review.CONFIRM)
     elif choice == "photos":
-        rv = _rv(ctx)
-        rv.update(photos_at=rv.pop("photos_next", 0), brief=True)
-        _save(ctx, rv)
+        rv = ctx.draft(ReviewDraft)
+        rv.photos_at, rv.brief = rv.photos_next or 0, True
+        ctx.keep(rv)
         ctx.goto(Review.VIEW)
     elif choice == "notes":
         await _full_notes(ctx)
     elif choice.startswith("go:") and choice[3:].isdigit():
         # The next or previous application of the queue (checked against scope when shown).
-        rv = _rv(ctx)
-        rv["sub"] = int(choice[3:])
-        for key in ("photos_at", "photos_next", "brief", "decision"):
-            rv.pop(key, None)
-        _save(ctx, rv)
+        rv = ctx.draft(ReviewDraft)
+        rv.sub, rv.photos_at, rv.photos_next, rv.brief, rv.decision = int(choice[3:]), 0, None, False, None
+        ctx.keep(rv)
         ctx.goto(Review.VIEW)
     elif choice == "list":
         ctx.goto(Review.LIST)
     elif choice == "menu":
-        ctx.drop("rv")
+        ctx.forget(ReviewDraft)
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
 async def _full_notes(ctx: Context) -> None:
@@ -713,9 +696,9 @@ async def _full_notes(ctx: Context) -> None:
     criteria_set = await criteria_of(ctx, submission)
     for item_id, note in long_notes(criteria_set, await answers_of(ctx.session, submission.id)):
         ctx.say(ctx.t("rv.view.full_note", id=item_id, note=note[:FULL_NOTE_MAX]))
-    rv = _rv(ctx)
-    rv["brief"] = True
-    _save(ctx, rv)
+    rv = ctx.draft(ReviewDraft)
+    rv.brief = True
+    ctx.keep(rv)
     ctx.goto(Review.VIEW)
 
 
@@ -725,7 +708,7 @@ async def ask_confirm(ctx: Context) -> None:
     if loaded is None:
         return
     _role, _scope_, submission = loaded
-    decision = Decision(_rv(ctx)["decision"])
+    decision = Decision(ctx.draft(ReviewDraft).decision)
     key = CONFIRM_KEYS.get(decision, N_("rv.confirm.generic"))
     ctx.ask(
         ctx.t(key, reference=submission.reference, name=await _who(ctx, submission)),
@@ -743,8 +726,7 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
         # A typed sentence here is a note for the decision (optional for approve/recommend).
         await _apply(ctx, inp.text)
     else:
-        ctx.say(ctx.t("rv.list.please_choose"))
-        ctx.again()
+        ctx.retry("rv.list.please_choose")
 
 
 @router.prompt(Review.NOTE)
@@ -753,7 +735,7 @@ async def ask_note(ctx: Context) -> None:
     if loaded is None:
         return
     _role, _scope_, submission = loaded
-    decision = Decision(_rv(ctx)["decision"])
+    decision = Decision(ctx.draft(ReviewDraft).decision)
     key = NOTE_KEYS[decision]
     reasons = [Choice(f"r:{index}", ctx.t(reason)) for index, reason in enumerate(COMMON_REASONS.get(decision, ()))]
     ctx.ask(ctx.t(key, reference=submission.reference), [*reasons, Choice("back", ctx.t("common.back"))])
@@ -764,14 +746,13 @@ async def on_note(ctx: Context, inp: Input) -> None:
     if inp.choice == "back":
         ctx.goto(Review.VIEW)
         return
-    reasons = COMMON_REASONS.get(Decision(_rv(ctx)["decision"]), ())
+    reasons = COMMON_REASONS.get(Decision(ctx.draft(ReviewDraft).decision), ())
     if inp.choice and inp.choice.startswith("r:") and inp.choice[2:].isdigit() and int(inp.choice[2:]) < len(reasons):
         await _apply(ctx, ctx.t(reasons[int(inp.choice[2:])]))
         return
     note = (inp.text or "").strip()
     if len(note) < 3:
-        ctx.say(ctx.t("rv.note.too_short"))
-        ctx.again()
+        ctx.retry("rv.note.too_short")
         return
     await _apply(ctx, note)
 
@@ -783,53 +764,52 @@ async def ask_override(ctx: Context) -> None:
 
 @router.handle(Review.OVERRIDE)
 async def on_override(ctx: Context, inp: Input) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     if inp.choice == "back":
-        rv.pop("pending_note", None)
-        _save(ctx, rv)
+        rv.pending_note = None
+        ctx.keep(rv)
         ctx.goto(Review.VIEW)
         return
     reason = (inp.text or "").strip()
     if len(reason) < 5:
-        ctx.say(ctx.t("rv.override.too_short"))
-        ctx.again()
+        ctx.retry("rv.override.too_short")
         return
-    note = rv.pop("pending_note", None)
-    _save(ctx, rv)
+    note, rv.pending_note = rv.pending_note, None
+    ctx.keep(rv)
     await _apply(ctx, note, override=reason)
 
 
 async def _apply(ctx: Context, note: str | None, override: str | None = None) -> None:
-    rv = _rv(ctx)
+    rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
         return
     role, scope = found
-    decision = Decision(rv["decision"])
+    decision = Decision(rv.decision)
     if decision not in OFFERED[role]:
         ctx.say(ctx.t(REFUSAL_KEYS[Role.OFFICER if role == Role.LEADER else Role.LEADER]))
         ctx.goto(Review.VIEW)
         return
     try:
         event = await decide(
-            ctx.session, submission_id=rv["sub"], decision=decision, role=role, scope=scope,
-            actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.get("version"),
+            ctx.session, submission_id=rv.sub, decision=decision, role=role, scope=scope,
+            actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.version,
             override=override,
         )
     except AwaitingBranch as waiting:
         # The commune's rule: ask why the commune decides now (kept in the audit trail).
         due = ctx.t.date(waiting.due) if waiting.due else ctx.t("rv.override.no_deadline")
         ctx.say(ctx.t("rv.override.waiting", reference=waiting.submission.reference, due=due))
-        rv["pending_note"] = note
-        _save(ctx, rv)
+        rv.pending_note = note
+        ctx.keep(rv)
         ctx.goto(Review.OVERRIDE)
         return
     except OutOfScope:
-        _not_found(ctx, str(rv.get("sub")))
+        _not_found(ctx, str(rv.sub))
         ctx.goto(Review.LIST)
         return
     except (OwnApplication, ProcessingStopped) as refusal:
-        submission = await ctx.session.get(Submission, rv["sub"])
+        submission = await ctx.session.get(Submission, rv.sub)
         key = REVIEW_BLOCKED_KEYS[type(refusal)]
         ctx.say(ctx.t(key, reference=submission.reference if submission else "?"))
         ctx.goto(Review.VIEW)
@@ -845,9 +825,9 @@ async def _apply(ctx: Context, note: str | None, override: str | None = None) ->
     submission = await ctx.session.get(Submission, event.submission_id)
     done_key = DONE_KEYS[decision]
     ctx.say(ctx.t(done_key, reference=submission.reference, name=await _who(ctx, submission)))
-    rv.pop("decision", None)
-    rv.pop("sub", None)
-    _save(ctx, rv)
+    rv.decision = None
+    rv.sub = None
+    ctx.keep(rv)
     ctx.goto(Review.LIST)
 
 

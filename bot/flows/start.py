@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.domain.lifecycle import State
+from bot.domain.lifecycle import EDITABLE, State
 from bot.domain.roles import Role
 from bot.flows.common import editable_submissions, my_submissions
 from bot.flows.consent import consent_notice, controller_for, give
@@ -65,7 +65,7 @@ async def on_consent(ctx: Context, inp: Input) -> None:
             return
         if ctx.data.get("invite"):
             ctx.goto(Invite.REDEEM)  # they came with an invite code: use it now
-        elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER)):
+        elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER, Role.PROVINCE)):
             ctx.goto(Start.MENU)
         else:
             ctx.goto(Reg.TITLE)
@@ -114,7 +114,7 @@ async def ask_menu(ctx: Context) -> None:
         # Back to the leader's own menu: acting for someone ends here.
         ctx.say(ctx.t("proxy.done", name=ctx.stop_acting()))
     submissions = await my_submissions(ctx)
-    editable = await editable_submissions(ctx)
+    editable = [s for s in submissions if State(s.state) in EDITABLE]  # as editable_submissions, not read twice
     needs_info = [s for s in editable if s.state == State.NEEDS_INFO.value]
     lines = []
     for submission in needs_info:
@@ -155,8 +155,7 @@ async def on_menu(ctx: Context, inp: Input) -> None:
             ctx.set(_return=Start.MENU)
             ctx.goto(Start.LANG)
         case _:
-            ctx.say(ctx.t("menu.please_choose"))
-            ctx.again()
+            ctx.retry("menu.please_choose")
 
 
 async def show_help(ctx: Context) -> None:
@@ -210,8 +209,7 @@ async def ask_lang(ctx: Context) -> None:
 @router.handle(Start.LANG, before_consent=True)
 async def on_lang(ctx: Context, inp: Input) -> None:
     if inp.choice not in ("vi", "en"):
-        ctx.say(ctx.t("lang.please_choose"))
-        ctx.again()
+        ctx.retry("lang.please_choose")
         return
     ctx.account.locale = inp.choice
     if ctx.person is not None:

@@ -29,6 +29,7 @@ class Reg(States):
     NAME = "reg.name"
     BIRTH_YEAR = "reg.birth_year"
     BRANCH = "reg.branch"
+    TARGET_GROUP = "reg.target_group"
     IS_HEAD = "reg.is_head"
     HEAD_NAME = "reg.head_name"
     HEAD_BIRTH_YEAR = "reg.head_birth_year"
@@ -100,6 +101,12 @@ class Reports(States):
     STATS = "rep.stats"
 
 
+class Province(States):
+    """The province role's yearly report (province.py)."""
+
+    PICK = "prov.pick"
+
+
 class MyData(States):
     """A person's own data (mydata.py)."""
 
@@ -112,4 +119,13 @@ class Consent(States):
     WITHDRAW = "consent.withdraw"
 
 
-ALL: tuple[type[States], ...] = (Start, Reg, Decl, Status, Review, Leader, Invite, Reports, MyData, Consent)
+class ZnsPhone(States):
+    """A phone number for ZNS reminders (zns_phone.py)."""
+
+    CONSENT = "zns.phone_consent"
+    NUMBER = "zns.phone_number"
+
+
+ALL: tuple[type[States], ...] = (
+    Start, Reg, Decl, Status, Review, Leader, Invite, Reports, Province, MyData, Consent, ZnsPhone
+)

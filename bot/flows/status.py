@@ -70,5 +70,4 @@ async def on_status(ctx: Context, inp: Input) -> None:
     elif inp.choice == "menu":
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")

@@ -29,6 +29,7 @@ from bot.review.exports import EXPORT_LIFETIME, sweep_exports
 from bot.review.privacy import remove_unused_files
 from bot.review.retention import CHUNK, RetentionGroup, due_groups, remove_photos
 from bot.storage.models import Conversation, Evidence, OutboxMessage, ProcessedMessage
+from bot.storage.core import affected, table_of
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class RetentionReport:
 
 def _old_files(root: Path, cutoff: float) -> list[tuple[str, str | None]]:
     """(relative path, sha256 or None for a temporary file) of stored files older than `cutoff`."""
-    found = []
+    found: list[tuple[str, str | None]] = []
     if not root.is_dir():
         return found
     for path in root.rglob("*"):
@@ -111,7 +112,7 @@ async def orphan_photos(app: App, *, grace: timedelta = ORPHAN_GRACE, dry_run: b
 async def prune_delivered(app: App, *, dry_run: bool = False) -> tuple[int, int]:
     """Stored replies of delivered messages and payloads of settled outbox rows (kept by older
     versions): (replies, payloads) cleared."""
-    replies_table, outbox_table = ProcessedMessage.__table__, OutboxMessage.__table__
+    replies_table, outbox_table = table_of(ProcessedMessage), table_of(OutboxMessage)
     # SQL NULL, or the JSON null an ORM write of None leaves.
     delivered = (
         replies_table.c.replied_at.is_not(None),
@@ -124,8 +125,8 @@ async def prune_delivered(app: App, *, dry_run: bool = False) -> tuple[int, int]
             replies = await session.scalar(select(func.count()).select_from(replies_table).where(*delivered))
             payloads = await session.scalar(select(func.count()).select_from(outbox_table).where(*settled))
             return int(replies or 0), int(payloads or 0)
-        replies = (await session.execute(update(replies_table).where(*delivered).values(replies=null()))).rowcount or 0
-        payloads = (await session.execute(update(outbox_table).where(*settled).values(payload={}))).rowcount or 0
+        replies = affected(await session.execute(update(replies_table).where(*delivered).values(replies=null())))
+        payloads = affected(await session.execute(update(outbox_table).where(*settled).values(payload={})))
     return replies, payloads
 
 
@@ -133,6 +134,10 @@ async def clean_files(app: App, *, dry_run: bool = False) -> FilesReport:
     """The hourly part: orphan photos, expired exports, leftovers of delivered messages."""
     report = FilesReport()
     report.orphans = await orphan_photos(app, dry_run=dry_run)
+    if not dry_run:  # the review desk's thumbnails of photos no longer stored
+        from bot.web.thumbs import sweep_thumbnails
+
+        await asyncio.to_thread(sweep_thumbnails, app.evidence.root)
     report.exports = await asyncio.to_thread(
         sweep_exports, app.settings.export_dir, now=app.clock.now(), older_than=EXPORT_LIFETIME, dry_run=dry_run
     )

@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.domain.criteria import CriteriaCatalog
 from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, PENDING_REVIEW, State
+from bot.domain.subjects import population
 from bot.i18n import N_
 from bot.messages import command_action
 from bot.reminders.planner import deadline_param, plural
@@ -37,6 +38,7 @@ from bot.reminders.recipients import (
     Reach,
     linked_people,
     reach_of,
+    route_for,
     submission_facts,
 )
 from bot.reminders.timing import days_left
@@ -71,6 +73,7 @@ REASON_KEYS = {
     "blocked": N_("digest.reason.blocked"),
     "outside_window": N_("digest.reason.outside_window"),
     "not_found": N_("digest.reason.not_found"),
+    "zns_opt_out": N_("digest.reason.zns_opt_out"),
     NO_ACCOUNT: N_("digest.reason.no_account"),
 }
 OTHER_REASON = N_("digest.reason.other")
@@ -159,7 +162,7 @@ def _names(entries: list[dict]) -> dict:
 
 
 async def _unreachable(
-    session: AsyncSession, campaign_id: int, branch_ids: list[int]
+    session: AsyncSession, campaign_id: int, branch_ids: list[int], settings: Settings, at: datetime
 ) -> tuple[dict[int, Reach], dict[int, list[int]]]:
     """Reach of everyone linked to submissions still with their owners (EDITABLE states)."""
     pairs = linked_people(
@@ -170,7 +173,9 @@ async def _unreachable(
     people_of: dict[int, list[int]] = {}
     for pid, sid in await session.execute(select(pairs)):
         people_of.setdefault(sid, []).append(pid)
-    reach = await reach_of(session, {p for ps in people_of.values() for p in ps})
+    # As reminders go: someone only a ZNS template reaches is reachable; someone the OA cannot
+    # write to any more (and no ZNS) needs a visit.
+    reach = await reach_of(session, {p for ps in people_of.values() for p in ps}, route=route_for(settings, at))
     return reach, people_of
 
 
@@ -207,7 +212,7 @@ async def leader_digest(
         )
     )
     facts = await submission_facts(session, editable_ids, criteria)
-    reach, people_of = await _unreachable(session, campaign.id, [branch.id])
+    reach, people_of = await _unreachable(session, campaign.id, [branch.id], settings, send_at)
     ordered = sorted(facts.values(), key=lambda f: (fold(f.subject_name), f.id))
     not_started, unfinished, asked, away = [], [], [], []
     nudgeable = False
@@ -260,10 +265,10 @@ async def leader_digest(
 
 
 def _title_totals(commune: OrgUnit, branches: list[OrgUnit], subject: str) -> int | None:
-    own = commune.households_total if subject == "household" else commune.adults_total
+    own = population(commune, subject)
     if own:
         return own
-    parts = [b.households_total if subject == "household" else b.adults_total for b in branches]
+    parts = [population(b, subject) for b in branches]
     return sum(p for p in parts if p) or None
 
 
@@ -365,12 +370,15 @@ async def officer_digest(
     if branch_lines:
         blocks.append({"key": N_("digest.branches"), "params": {"lines": {"lines": branch_lines}}})
 
-    reach, people_of = await _unreachable(session, campaign.id, branch_ids)
+    reach, people_of = await _unreachable(session, campaign.id, branch_ids, settings, send_at)
     away = sum(
         1 for people in people_of.values() if not any(reach[p].reachable for p in people if p in reach)
     )
     if away:
         blocks.append(plural("digest.officer_away", "digest.officer_away.plural", away))
+    from bot.reminders.zalo_lines import zalo_blocks
+
+    blocks += await zalo_blocks(session, campaign, settings, send_at)
     deadline = next_deadline(deadlines, today, ("commune_report",)) if heading == BEFORE_DEADLINE else next_deadline(deadlines, today)
     return Notice(
         N_("digest.officer"),

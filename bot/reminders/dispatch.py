@@ -51,13 +51,14 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
-from bot.channels.base import RateLimited, SenderRegistry, TransientSendError, Unreachable
+from bot.channels.base import RateLimited, SenderRegistry, TransientSendError, Unreachable, describe
 from bot.clock import local_date
 from bot.config import ChannelLimit
 from bot.reminders.digests import DIGEST, build_digest
 from bot.reminders.timing import in_quiet_hours, next_allowed
 from bot.storage.models import CampaignDeadline, ChannelAccount, OutboxMessage, Person
 from bot.storage.outbox import Deferred, Notice, render_notice
+from bot.storage.core import affected
 
 log = logging.getLogger(__name__)
 
@@ -212,13 +213,13 @@ class Dispatcher:
                 .where(OutboxMessage.status == CLAIMED, OutboxMessage.claimed_at < cutoff)
                 .values(status=PENDING, claimed_by=None, claimed_at=None)
             )
-            report.recovered = back.rowcount or 0
+            report.recovered = affected(back)
             doubt = await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == SENDING, OutboxMessage.claimed_at < cutoff)
                 .values(status=UNCONFIRMED, last_error=UNCONFIRMED_NOTE, payload=CLEARED)
             )
-            report.unconfirmed = doubt.rowcount or 0
+            report.unconfirmed = affected(doubt)
             passed = exists().where(
                 CampaignDeadline.campaign_id == OutboxMessage.campaign_id,
                 CampaignDeadline.kind == OutboxMessage.deadline_kind,
@@ -235,7 +236,7 @@ class Dispatcher:
                 .values(status=EXPIRED, last_error="deadline passed before it could be sent", payload=CLEARED)
                 .execution_options(synchronize_session=False)
             )
-            report.expired = gone.rowcount or 0
+            report.expired = affected(gone)
         if report.unconfirmed:
             log.warning("outbox: %d message(s) unconfirmed after a stopped dispatcher", report.unconfirmed)
 
@@ -244,7 +245,7 @@ class Dispatcher:
             return {}
         found: dict[str, list[Claimed]] = {}
         async with self.app.sessions.begin() as session:
-            postgres = session.bind.dialect.name == "postgresql"
+            postgres = self.app.engine.dialect.name == "postgresql"
             # Rows for people marked unreachable are settled without being sent (or paced).
             down = select(ChannelAccount.id).where(
                 ChannelAccount.unreachable_at.is_not(None), ChannelAccount.channel.in_(channels)
@@ -255,7 +256,7 @@ class Dispatcher:
                 .values(status=UNREACHABLE, last_error="account unreachable", payload=CLEARED)
                 .execution_options(synchronize_session=False)
             )
-            report.unreachable += skipped.rowcount or 0
+            report.unreachable += affected(skipped)
             for channel in channels:
                 size = self.batch_size(channel)
                 query = (
@@ -337,7 +338,7 @@ class Dispatcher:
                 .where(OutboxMessage.id.in_(ids), OutboxMessage.status == CLAIMED, OutboxMessage.claimed_by == self.worker_id)
                 .values(status=PENDING, claimed_by=None, claimed_at=None, not_before=not_before)
             )
-            return done.rowcount or 0
+            return affected(done)
 
     async def _mark_sending(self, row: Claimed, now: datetime) -> str | None:
         """Commit 'sending' right before the platform call. None: the row is no longer ours."""
@@ -357,7 +358,7 @@ class Dispatcher:
                 .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self.worker_id, OutboxMessage.status == CLAIMED)
                 .values(status=SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
             )
-            return SENDING if done.rowcount else None
+            return SENDING if affected(done) else None
 
     async def _record(self, session: AsyncSession, row_id: int, **values) -> None:
         if values.get("status") in SETTLED:
@@ -387,7 +388,8 @@ class Dispatcher:
     async def _deliver(self, channel: str, row: Claimed, pacer: Pacer, report: Report) -> None:
         now = self.app.clock.now()
         try:
-            outgoing = render_notice(await self._notice(row, now), row.locale)
+            notice = await self._notice(row, now)
+            outgoing = render_notice(notice, row.locale)
         except Exception as exc:  # a payload no renderer understands: never sendable, say why
             log.exception("outbox %s: cannot render", row.id)
             async with self.app.sessions.begin() as session:
@@ -414,7 +416,13 @@ class Dispatcher:
         try:
             if sender is None:
                 raise TransientSendError(f"no sender for {channel} in this process")
-            await sender.send(row.account, [outgoing])
+            # A sender may treat queued messages apart (the OA's quota check; ZNS fills a template
+            # from the notice's values): `send_queued(account, outgoing, notice)`.
+            send_queued = getattr(sender, "send_queued", None)
+            if send_queued is not None:
+                await send_queued(row.account, outgoing, notice)
+            else:
+                await sender.send(row.account, [outgoing])
         except Exception as exc:  # every failure is recorded below; BaseException (a dying process) is not
             error = exc
         now = self.app.clock.now()
@@ -428,7 +436,7 @@ class Dispatcher:
                 await self._record(
                     session, row.id, status=PENDING, claimed_by=None, claimed_at=None,
                     not_before=now + timedelta(seconds=error.retry_after),
-                    attempts=OutboxMessage.attempts - 1, last_error=str(error)[:500],
+                    attempts=OutboxMessage.attempts - 1, last_error=describe(error),
                 )
                 report.rate_limited += 1
                 log.warning("%s: rate limited, pausing %.1fs", channel, error.retry_after)
@@ -445,13 +453,13 @@ class Dispatcher:
                 if not isinstance(error, TransientSendError):
                     log.error("outbox %s: unexpected send error", row.id, exc_info=error)
                 if attempts >= self.settings.dispatch_max_attempts:
-                    await self._record(session, row.id, status=FAILED, last_error=str(error)[:500] or repr(error))
+                    await self._record(session, row.id, status=FAILED, last_error=describe(error))
                     report.failed += 1
                 else:
                     delay = min(BACKOFF_CAP_SECONDS, self.settings.dispatch_backoff_seconds * 2 ** (attempts - 1))
                     await self._record(
                         session, row.id, status=PENDING, claimed_by=None, claimed_at=None,
-                        not_before=now + timedelta(seconds=delay), last_error=str(error)[:500] or repr(error),
+                        not_before=now + timedelta(seconds=delay), last_error=describe(error),
                     )
                     report.retried += 1
 

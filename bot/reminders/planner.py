@@ -39,6 +39,7 @@ from bot.reminders.recipients import (
     CriteriaCache,
     Reach,
     SubmissionFacts,
+    route_for,
     chunked,
     linked_people,
     names_of,
@@ -295,7 +296,8 @@ async def build_batch(
     """The reminders of one chunk of people (a few queries, whatever the chunk size)."""
     days = days_left(rnd.deadline.due_on, rnd.send_at, settings)
     deadline = deadline_param(rnd.deadline.kind, rnd.deadline.due_on, days)
-    reach = await reach_of(session, chunk)
+    # In-window chat, else ZNS (when set up and consented), else "needs a visit" (leader digest).
+    reach = await reach_of(session, chunk, route=route_for(settings, rnd.send_at))
     names = await names_of(session, chunk)
     batch = []
     if part.mode == "register":
@@ -385,11 +387,26 @@ async def plan_reminders(
                 if collect is not None:
                     collect.extend(batch)
                 if not dry_run:
+                    await _make_zns_accounts(session, reachable, now)
                     new = await enqueue_many(session, [p.queued for p in reachable], now=now)
                     result.queued += len(new)
                     if collect is not None:
                         result.new_keys |= new
     return result
+
+
+async def _make_zns_accounts(session: AsyncSession, planned: list[Planned], now: datetime) -> None:
+    """A ZNS route by OA user id becomes an account of its own ("zns", "uid:<id>") when the first
+    reminder goes that way; the person's consent is the one they gave on the OA."""
+    from bot.storage.people import get_or_create_account
+
+    for p in planned:
+        if p.reach.account_id is None and p.reach.channel == "zns" and p.reach.external_id:
+            account = await get_or_create_account(session, "zns", p.reach.external_id, None, now)
+            if account.person_id is None:
+                account.person_id, account.consent_at, account.locale = p.person_id, now, p.reach.locale
+            await session.flush()
+            p.queued.account_id = account.id
 
 
 def in_session(session: AsyncSession) -> SessionOpener:

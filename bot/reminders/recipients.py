@@ -8,14 +8,15 @@ costs a few hundred statements, not a few hundred thousand.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import ColumnElement, Select, func, select, union
+from sqlalchemy import ColumnElement, CompoundSelect, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaCatalog, CriteriaSet
 from bot.domain.lifecycle import State
+from bot.storage.core import table_of
 from bot.storage.models import (
     Answer,
     ChannelAccount,
@@ -25,10 +26,13 @@ from bot.storage.models import (
     Submission,
     SubmissionEvent,
 )
+from bot.storage.subjects import concerned
 
 CHUNK = 1000
 NOTE_MAX = 200
 NO_ACCOUNT = "no_account"
+ZNS_CHANNEL = "zns"  # bot.zalo.zns
+ZALO_OA = "zalo_oa"
 
 
 def chunked(ids: Sequence[int], size: int = CHUNK) -> Iterator[Sequence[int]]:
@@ -49,12 +53,37 @@ class Reach:
 
     @property
     def reachable(self) -> bool:
-        return self.account_id is not None
+        # A ZNS route by OA user id has its account made when the reminder is queued.
+        return self.account_id is not None or (self.channel == ZNS_CHANNEL and self.external_id is not None)
 
 
-async def reach_of(session: AsyncSession, person_ids: Iterable[int], *, consent: bool = True) -> dict[int, Reach]:
+@dataclass(frozen=True)
+class Route:
+    """How reminders may reach people beyond the chats: the OA's window, and ZNS."""
+
+    now: datetime
+    oa_window: timedelta | None = None  # Zalo OA accounts silent longer than this cannot be written to
+    zns: bool = False  # ZNS by a phone number given for it
+    zns_uid: bool = False  # ZNS by the Zalo OA user id
+
+
+def route_for(settings, now: datetime) -> Route:
+    from bot.channels.zalo_oa import oa_window
+
+    zns = bool(settings.zalo_oa_app_id and settings.zalo_zns_templates)
+    return Route(now, oa_window(settings) if settings.zalo_oa_app_id else None, zns, zns and settings.zalo_zns_by_uid)
+
+
+async def reach_of(
+    session: AsyncSession, person_ids: Iterable[int], *, consent: bool = True, route: Route | None = None
+) -> dict[int, Reach]:
     """For each person, the account they used most recently that is not marked unreachable
     (and, for residents, on which they gave consent).
+
+    With a `route` (reminders to residents): a Zalo OA account silent for longer than the OA window
+    counts as unreachable ("outside_window"), and then ZNS is the way, when it is set up — by the
+    phone number the person gave for it, or by their OA user id (a "zns" account made when the
+    reminder is queued: `Reach.account_id` is None until then).
 
     People with no such account get the reason of their most recently marked account (or
     "no_account"), which the branch leader's digest shows as "needs a visit". Staff digests go to
@@ -85,41 +114,45 @@ async def reach_of(session: AsyncSession, person_ids: Iterable[int], *, consent:
     )
     best: dict[int, tuple[datetime, Reach]] = {}
     down: dict[int, tuple[datetime, str]] = {}
+    zns: dict[int, Reach] = {}
     for acc_id, person_id, channel, external_id, locale, last_in, created, down_at, reason, person_locale in rows:
+        if person_id is None:  # excluded by the query; narrows the type
+            continue
+        if channel == ZNS_CHANNEL:
+            # Only for reminders, and only when nothing else reaches the person.
+            if route is not None and route.zns and down_at is None:
+                zns[person_id] = Reach(person_id, acc_id, channel, external_id, locale or person_locale, None)
+            elif down_at is not None and person_id not in down:
+                down[person_id] = (down_at, reason or "unknown")
+            continue
+        seen = last_in or created
+        if channel == ZALO_OA and route is not None and down_at is None and route.oa_window is not None:
+            if route.now - seen >= route.oa_window:
+                down_at, reason = seen, "outside_window"
+            if route.zns_uid and person_id not in zns:
+                zns[person_id] = Reach(person_id, None, ZNS_CHANNEL, f"uid:{external_id}", locale or person_locale, None)
         if down_at is not None:
             if person_id not in down or down[person_id][0] < down_at:
                 down[person_id] = (down_at, reason or "unknown")
             continue
-        seen = last_in or created
         if person_id not in best or best[person_id][0] < seen:
             best[person_id] = (seen, Reach(person_id, acc_id, channel, external_id, locale or person_locale, None))
     found = {}
     for person_id in ids:
         if person_id in best:
             found[person_id] = best[person_id][1]
+        elif person_id in zns:
+            found[person_id] = zns[person_id]
         else:
             reason = down[person_id][1] if person_id in down else NO_ACCOUNT
             found[person_id] = Reach(person_id, None, None, None, None, reason)
     return found
 
 
-def linked_people(*conditions: ColumnElement[bool]) -> Select:
+def linked_people(*conditions: ColumnElement[bool]) -> CompoundSelect[Any]:
     """(person id, submission id) for everyone concerned by the submissions matching `conditions`:
-    the person themself, or the household's head and whoever registered it."""
-    as_subject = select(Submission.person_id.label("pid"), Submission.id.label("sid")).where(
-        Submission.person_id.is_not(None), *conditions
-    )
-    as_head = (
-        select(Household.head_person_id.label("pid"), Submission.id.label("sid"))
-        .join(Household, Household.id == Submission.household_id)
-        .where(Household.head_person_id.is_not(None), *conditions)
-    )
-    as_registrant = (
-        select(Household.registered_by_person_id.label("pid"), Submission.id.label("sid"))
-        .join(Household, Household.id == Submission.household_id)
-        .where(Household.registered_by_person_id.is_not(None), *conditions)
-    )
-    return union(as_subject, as_head, as_registrant)
+    whoever owns them, by the rule of their subject kind (bot.storage.subjects)."""
+    return concerned(*conditions)
 
 
 @dataclass
@@ -173,7 +206,7 @@ async def submission_facts(
 ) -> dict[int, SubmissionFacts]:
     if not submission_ids:
         return {}
-    head = Person.__table__.alias("head")
+    head = table_of(Person).alias("head")
     rows = await session.execute(
         select(
             Submission.id,

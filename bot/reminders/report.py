@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Callable
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from bot.app import App
 from bot.reminders.digests import PlannedDigest
@@ -18,7 +18,7 @@ from bot.reminders.planner import Planned
 from bot.reminders.rounds import Collected, Rounds
 from bot.reminders.timing import Moment
 from bot.storage.models import Campaign, ChannelAccount, OrgUnit, OutboxMessage
-from bot.storage.outbox import render_notice
+from bot.storage.outbox import Notice, render_notice
 
 Echo = Callable[[str], None]
 PROBLEM_STATUSES = ("unconfirmed", "failed", "unreachable")
@@ -34,6 +34,13 @@ def _reach(reach) -> str:
     return f"UNREACHABLE ({reach.unreachable_reason})"
 
 
+def _shown_id(account: ChannelAccount) -> str:
+    """The account's id, a phone number (ZNS) shortened to its last digits."""
+    if account.external_id.startswith("phone:"):
+        return "phone:…" + account.external_id[-3:]
+    return account.external_id
+
+
 def _indent(text: str) -> str:
     return "\n".join("        " + line for line in text.splitlines())
 
@@ -41,7 +48,7 @@ def _indent(text: str) -> str:
 def _show_reminder(app: App, echo: Echo, p: Planned, verbose: bool) -> None:
     what = ", ".join(p.groups) + (": " + ", ".join(p.references) if p.references else "")
     echo(f"    {p.name:<28} {_reach(p.reach):<32} {what}")
-    if verbose:
+    if verbose and isinstance(p.queued.notice, Notice):  # a digest has no text until it is sent
         echo(_indent(render_notice(p.queued.notice, p.reach.locale).text))
 
 
@@ -134,15 +141,33 @@ async def outbox_status(app: App, echo: Echo, *, problems: bool, limit: int) -> 
         for status, kind, count in counted:
             echo(f"{status:<12} {kind:<16} {count}")
         if problems:
+            from bot.reminders.zalo_lines import problem_counts
+            from bot.zalo.alerts import recent_alerts
+
+            now = app.clock.now()
+            counts = await problem_counts(session, now)
+            if counts:
+                echo("held up for an operator (last 7 days): " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())))
+            for alert in await recent_alerts(session, now):
+                echo(
+                    f"alert {alert.key}: {alert.count} since {_when(app, alert.first_at)}, last {_when(app, alert.last_at)}"
+                    + (f" — {alert.detail}" if alert.detail else "")
+                )
             found = await session.execute(
                 select(OutboxMessage, ChannelAccount)
                 .join(ChannelAccount, ChannelAccount.id == OutboxMessage.account_id)
-                .where(OutboxMessage.status.in_(PROBLEM_STATUSES))
+                .where(
+                    or_(
+                        OutboxMessage.status.in_(PROBLEM_STATUSES),
+                        # waiting for a cause an operator can act on: "[quota] …", "[billing] …"
+                        (OutboxMessage.status == "pending") & OutboxMessage.last_error.like("[%"),
+                    )
+                )
                 .order_by(OutboxMessage.id)
                 .limit(limit)
             )
             for row, account in found:
                 echo(
-                    f"#{row.id} {row.status} {row.dedupe_key} → {account.channel}:{account.external_id} "
+                    f"#{row.id} {row.status} {row.dedupe_key} → {account.channel}:{_shown_id(account)} "
                     f"attempts={row.attempts} {row.last_error or ''}".rstrip()
                 )

@@ -78,7 +78,7 @@ class LoopExecutor(BaseExecutor):
 
     def start(self, scheduler: BaseScheduler, alias: str) -> None:
         super().start(scheduler, alias)
-        self._loop: asyncio.AbstractEventLoop = scheduler._eventloop  # type: ignore[attr-defined]
+        self._loop: asyncio.AbstractEventLoop = scheduler._eventloop
         self._pending: set[Any] = set()
 
     def shutdown(self, wait: bool = True) -> None:

@@ -17,9 +17,10 @@ from bot.messages import command_action
 from bot.review.retention import RETENTION_ACTOR
 from bot.review.scope import Scope
 from bot.clock import VN_TZ
-from bot.storage.models import CampaignDeadline, ChannelAccount, Household, HouseholdMember, Person, Submission, SubmissionEvent
+from bot.storage.models import CampaignDeadline, ChannelAccount, Person, Submission, SubmissionEvent
 from bot.storage.outbox import Notice, enqueue
 from bot.storage.people import Role
+from bot.storage.subjects import owners, subject_store
 from bot.storage.submissions import transition
 
 ANSWER_BUTTON = command_action("bosung")
@@ -142,28 +143,14 @@ async def last_event(session: AsyncSession, submission_id: int) -> SubmissionEve
 
 
 async def involved_person_ids(session: AsyncSession, submission: Submission) -> set[int]:
-    """Everyone the application is about or was made by: the citizen, or the household's head,
-    its registrant and every member with a person row."""
-    ids = {submission.person_id}
-    if submission.household_id is not None:
-        household = await session.get(Household, submission.household_id)
-        if household is not None:
-            ids |= {household.head_person_id, household.registered_by_person_id}
-        ids |= set(
-            await session.scalars(
-                select(HouseholdMember.person_id).where(HouseholdMember.household_id == submission.household_id)
-            )
-        )
-    ids.discard(None)
-    return ids  # type: ignore[return-value]
+    """Everyone the application is about or was made by (bot.storage.subjects: a household's
+    head, its registrant and every member with a person row)."""
+    return await subject_store(submission.subject_kind).involved(session, submission)
 
 
 async def consent_withdrawn(session: AsyncSession, submission: Submission) -> bool:
     """Whether the person who registered it withdrew their consent (and has not agreed again)."""
-    registrant_id = submission.person_id
-    if registrant_id is None and submission.household_id is not None:
-        household = await session.get(Household, submission.household_id)
-        registrant_id = household.registered_by_person_id if household is not None else None
+    registrant_id = await subject_store(submission.subject_kind).registrant(session, submission)
     registrant = await session.get(Person, registrant_id) if registrant_id is not None else None
     return registrant is not None and registrant.deleted_at is None and registrant.consent_at is None
 
@@ -221,33 +208,13 @@ async def decide(
 
 
 async def subject_people(session: AsyncSession, submission: Submission) -> list[Person]:
-    """The people a submission is about: the citizen, or the household's head (and registrant)."""
-    ids: list[int] = []
-    if submission.person_id is not None:
-        ids.append(submission.person_id)
-    if submission.household_id is not None:
-        household = await session.get(Household, submission.household_id)
-        if household is not None:
-            ids += [i for i in (household.head_person_id, household.registered_by_person_id) if i]
+    """The people a submission is about (bot.storage.subjects), those not deleted."""
     people = []
-    for person_id in dict.fromkeys(ids):
+    for person_id in await owners(session, submission):
         person = await session.get(Person, person_id)
         if person is not None and person.deleted_at is None:
             people.append(person)
     return people
-
-
-async def subject_name(session: AsyncSession, submission: Submission) -> str | None:
-    """The name a reviewer sees: the citizen or the household head; None once anonymised."""
-    if submission.person_id is not None:
-        person = await session.get(Person, submission.person_id)
-        return person.full_name if person else None
-    if submission.household_id is not None:
-        household = await session.get(Household, submission.household_id)
-        if household and household.head_person_id:
-            head = await session.get(Person, household.head_person_id)
-            return head.full_name if head else None
-    return None
 
 
 async def notify_decision(session: AsyncSession, submission: Submission, event: SubmissionEvent, now: datetime) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import InviteCode, InviteFailure, OrgUnit, Person, RoleGrant
 from bot.storage.people import SCOPE_KIND, Role, grant_role, live_grants
+from bot.storage.core import affected
 
 # No 0/O, 1/I/L: read aloud over the phone or copied from paper without mistakes.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -148,7 +149,7 @@ async def redeem(session: AsyncSession, invite: InviteCode, person: Person, now:
         .values(redeemed_at=now, redeemed_by_person_id=person.id)
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:
+    if affected(claimed) != 1:
         raise InviteError("used")
     scope = await session.get(OrgUnit, invite.scope_unit_id) if invite.scope_unit_id else None
     granted_by = await session.get(Person, invite.created_by_person_id) if invite.created_by_person_id else None

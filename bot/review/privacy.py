@@ -39,7 +39,9 @@ from bot.storage.models import (
     RoleGrant,
     SubmissionEvent,
 )
-from bot.storage.submissions import submissions_for_person
+from bot.storage.core import affected
+from bot.storage.subjects import submissions_for_person
+from bot.storage.submissions import ANSWERS_READ
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -142,7 +144,8 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         result.photos += len(evidence)
         result.candidate_files += [e.path for e in evidence]
         hashes += [e.sha256 for e in evidence]
-        result.answers += (await session.execute(delete(Answer).where(Answer.submission_id == submission.id))).rowcount or 0
+        result.answers += affected(await session.execute(delete(Answer).where(Answer.submission_id == submission.id)))
+        session.info.get(ANSWERS_READ, {}).pop(submission.id, None)  # what this transaction read is gone
         await session.execute(delete(Evidence).where(Evidence.submission_id == submission.id))
         await session.execute(
             update(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).values(note=None)
@@ -177,6 +180,11 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
     for account in accounts:
         account.person_id = None
         account.consent_at = None
+        if account.channel == "zns" and account.external_id.startswith("phone:"):
+            # A phone number given for ZNS reminders is the person's data: it goes. The row stays
+            # (its sent messages count in the month's ZNS spend), with nothing left to reach.
+            account.external_id = f"phone:removed-{account.id}"
+            account.unreachable_at, account.unreachable_reason = now, "deleted"
     if account_ids:
         # Queued messages and stored replies may quote names and answers.
         await session.execute(
@@ -221,6 +229,10 @@ async def remove_files_after_deletion(app: "App", result: DeletionResult) -> Non
     """Once a deletion has committed: its photo files (unless still used) and every export."""
     async with app.sessions() as session:
         photos = await remove_unused_files(session, app.evidence, result.candidate_files)
+    # The review desk's thumbnails of those photos go with them.
+    from bot.web.thumbs import sweep_thumbnails
+
+    await asyncio.to_thread(sweep_thumbnails, app.evidence.root)
     # Exports list names; all go (an officer makes a fresh one when needed).
     exports = await asyncio.to_thread(sweep_exports, app.settings.export_dir)
     log.info(

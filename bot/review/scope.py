@@ -44,11 +44,25 @@ async def scope_for(session: AsyncSession, person_id: int | None, role: Role | s
 
 
 async def communes_in_scope(session: AsyncSession, person_id: int) -> list[OrgUnit]:
-    """Communes an officer (or admin: all) may report on, by name."""
+    """Communes an officer (their own), a province reader (every commune of the province) or an
+    admin (all) may report on, by name. Reading reports is all the province role does."""
     grants = await live_grants(session, person_id)
     query = select(OrgUnit).where(OrgUnit.kind == "commune").order_by(OrgUnit.name)
     if not any(g.role == Role.ADMIN.value for g in grants):
         ids = {g.scope_unit_id for g in grants if g.role == Role.OFFICER.value and g.scope_unit_id}
+        provinces = {g.scope_unit_id for g in grants if g.role == Role.PROVINCE.value and g.scope_unit_id}
+        if not ids and not provinces:
+            return []
+        query = query.where(OrgUnit.id.in_(ids) | OrgUnit.parent_id.in_(provinces))
+    return list(await session.scalars(query))
+
+
+async def provinces_in_scope(session: AsyncSession, person_id: int) -> list[OrgUnit]:
+    """Provinces a person may read the upward report of (admin: all)."""
+    grants = await live_grants(session, person_id)
+    query = select(OrgUnit).where(OrgUnit.kind == "province").order_by(OrgUnit.name)
+    if not any(g.role == Role.ADMIN.value for g in grants):
+        ids = {g.scope_unit_id for g in grants if g.role == Role.PROVINCE.value and g.scope_unit_id}
         if not ids:
             return []
         query = query.where(OrgUnit.id.in_(ids))

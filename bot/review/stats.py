@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaCatalog, CriteriaError
 from bot.domain.lifecycle import State
+from bot.domain.subjects import population
 from bot.i18n import N_, Translator
 from bot.storage.commune import branches_of
 from bot.storage.models import Campaign, OrgUnit, Submission
@@ -34,8 +35,17 @@ class UnitStats:
     adults: int | None
     titles: dict[str, TitleCount] = field(default_factory=dict)
 
+    @property
+    def households_total(self) -> int | None:
+        return self.households
+
+    @property
+    def adults_total(self) -> int | None:
+        return self.adults
+
     def base(self, subject: str) -> int | None:
-        return self.households if subject == "household" else self.adults
+        """The unit's population this kind's rate counts against (bot.domain.subjects)."""
+        return population(self, subject)
 
     def rate(self, title: str, subject: str) -> float | None:
         """Percent recognised of the households (or adults) of the unit; None without a base."""

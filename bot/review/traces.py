@@ -28,6 +28,7 @@ from typing import Any, Iterable
 from sqlalchemy import Text, cast, delete, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.core import table_of
 from bot.storage.models import (
     Answer,
     ChannelAccount,
@@ -108,7 +109,7 @@ async def remove_traces(session: AsyncSession, traces: Traces, *, own_accounts: 
 
 
 async def _replies(session: AsyncSession, traces: Traces, counts: TraceCounts) -> None:
-    table = ProcessedMessage.__table__
+    table = table_of(ProcessedMessage)
     rows = await session.execute(
         select(table.c.id, table.c.replies).where(table.c.replies.is_not(None), traces.like(table.c.replies))
     )
@@ -120,9 +121,10 @@ async def _replies(session: AsyncSession, traces: Traces, counts: TraceCounts) -
 
 
 async def _outbox(session: AsyncSession, traces: Traces, counts: TraceCounts) -> None:
-    table = OutboxMessage.__table__
+    table = table_of(OutboxMessage)
     rows = await session.execute(select(table.c.id, table.c.status, table.c.payload).where(traces.like(table.c.payload)))
-    queued, settled = [], []
+    queued: list[int] = []
+    settled: list[int] = []
     for row_id, status, payload in rows:
         if traces.found_in(payload):
             (queued if status in QUEUED else settled).append(row_id)
@@ -166,7 +168,7 @@ async def _notes(session: AsyncSession, traces: Traces, counts: TraceCounts) -> 
     for model in (SubmissionEvent, Answer):
         rows = await session.execute(select(model.id, model.note).where(model.note.is_not(None), traces.like(model.note)))
         for row_id, note in rows:
-            redacted = traces.redact(note)
+            redacted = traces.redact(note or "")
             if redacted != note:
                 await session.execute(update(model).where(model.id == row_id).values(note=redacted))
                 counts.notes += 1

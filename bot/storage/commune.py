@@ -1,5 +1,9 @@
 """Commune setup from a YAML file: commune, branches, yearly campaigns (deadlines, targets).
 
+Units follow the two-level local government in force since 1 July 2025: province → commune
+(xã, phường, đặc khu; its official 5-digit code from QĐ 19/2025/QĐ-TTg) → branch (thôn, buôn,
+tổ dân phố). There is no district level; a file that still names one is refused with the reason.
+
 Running it again updates names, figures and deadlines in place (codes are the stable keys),
 so an officer can correct the file and re-run `hoctap init` without duplicating anything.
 """
@@ -8,9 +12,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +23,9 @@ from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
 
 DEADLINE_KINDS = ("registration", "self_declaration", "branch_review", "commune_report")
 DEFAULT_OFFSETS = [30, 7, 1]
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class CommuneFileError(ValueError):
@@ -28,8 +36,26 @@ class UnitSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
     name: str = Field(min_length=1, max_length=200)
+    official_code: str | None = Field(default=None, pattern=r"^[0-9]{2,5}$")
     households: int | None = Field(default=None, ge=0)
     adults: int | None = Field(default=None, ge=0)
+
+
+class CommuneUnitSpec(UnitSpec):
+    # A commune's official code has 5 digits (QĐ 19/2025/QĐ-TTg).
+    official_code: str | None = Field(default=None, pattern=r"^[0-9]{5}$")
+
+
+class ProvinceUnitSpec(UnitSpec):
+    official_code: str | None = Field(default=None, pattern=r"^[0-9]{2}$")
+
+
+def _no_district(raw: object) -> object:
+    if isinstance(raw, dict) and "district" in raw:
+        raise ValueError(
+            "district: districts were abolished on 1 July 2025; remove it (a commune belongs to its province)"
+        )
+    return raw
 
 
 def _check_offsets(value: list[int]) -> list[int]:
@@ -96,12 +122,137 @@ class AssociationSpec(BaseModel):
 
 class CommuneSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    province: UnitSpec | None = None
-    district: UnitSpec | None = None
-    commune: UnitSpec
+    province: ProvinceUnitSpec | None = None
+    commune: CommuneUnitSpec
     association: AssociationSpec | None = None
     branches: list[UnitSpec] = Field(min_length=1)
     campaigns: list[CampaignSpec] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _two_levels(cls, raw: object) -> object:
+        return _no_district(raw)
+
+
+class ProvinceCommuneSpec(BaseModel):
+    """One commune inside a province file: like a commune file without `province`; campaigns
+    default to the province's."""
+
+    model_config = ConfigDict(extra="forbid")
+    commune: CommuneUnitSpec
+    association: AssociationSpec | None = None
+    branches: list[UnitSpec] = Field(min_length=1)
+    campaigns: list[CampaignSpec] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _two_levels(cls, raw: object) -> object:
+        return _no_district(raw)
+
+
+class ProvinceSpec(BaseModel):
+    """A whole province for one installation: its communes (each with its thôn), and the
+    campaigns every commune follows unless it lists its own."""
+
+    model_config = ConfigDict(extra="forbid")
+    province: ProvinceUnitSpec
+    association: AssociationSpec | None = None
+    campaigns: list[CampaignSpec] = Field(default_factory=list)
+    communes: list[ProvinceCommuneSpec] = Field(min_length=1)
+
+    def commune_specs(self) -> list[CommuneSpec]:
+        return [
+            CommuneSpec(
+                province=self.province, commune=c.commune, association=c.association, branches=c.branches,
+                campaigns=self.campaigns if c.campaigns is None else c.campaigns,
+            )
+            for c in self.communes
+        ]
+
+
+def _validate(model: type[ModelT], text: str, source: str) -> ModelT:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CommuneFileError(f"{source}: not valid YAML: {exc}") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise CommuneFileError(f"{source}: {details}") from exc
+
+
+def parse_province(text: str, source: str) -> ProvinceSpec:
+    spec = _validate(ProvinceSpec, text, source)
+    codes: list[str] = [spec.province.code]
+    official: list[str] = []
+    for n, commune in enumerate(spec.communes):
+        codes.append(commune.commune.code)
+        codes.extend(b.code for b in commune.branches)
+        if commune.commune.official_code:
+            official.append(commune.commune.official_code)
+        if len({b.code for b in commune.branches}) != len(commune.branches):
+            raise CommuneFileError(f"{source}: communes.{n}.branches: codes must be unique")
+    if len(codes) != len(set(codes)):
+        twice = sorted({c for c in codes if codes.count(c) > 1})
+        raise CommuneFileError(f"{source}: codes must be unique across the province file: {twice}")
+    if len(official) != len(set(official)):
+        raise CommuneFileError(f"{source}: communes: official codes must be unique")
+    return spec
+
+
+def load_province_file(path: Path) -> ProvinceSpec:
+    try:
+        return parse_province(Path(path).read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise CommuneFileError(f"{path}: cannot read: {exc}") from exc
+
+
+async def apply_province(session: AsyncSession, spec: ProvinceSpec, now: datetime) -> list[OrgUnit]:
+    """Create or update the province and every commune of the file; returns the communes."""
+    units = []
+    for commune_spec in spec.commune_specs():
+        units.append(await apply_commune(session, commune_spec, now))
+    if spec.association is not None:
+        province = await session.scalar(select(OrgUnit).where(OrgUnit.code == spec.province.code))
+        assert province is not None  # made by apply_commune just above
+        province.association_name = spec.association.name
+        province.association_contact = spec.association.contact
+    return units
+
+
+async def province_of(session: AsyncSession, unit_id: int | None) -> OrgUnit | None:
+    """The province a branch or commune belongs to (None when it has none)."""
+    unit = await session.get(OrgUnit, unit_id) if unit_id is not None else None
+    while unit is not None and unit.kind != "province":
+        unit = await session.get(OrgUnit, unit.parent_id) if unit.parent_id is not None else None
+    return unit
+
+
+async def find_communes(session: AsyncSession, text: str, limit: int = 8) -> list[OrgUnit]:
+    """Communes whose name (or official code) matches what a person typed, diacritics and case
+    ignored: "ea tul" finds "Xã Ea Tul", "hoa phu" finds "Xã Hòa Phú". Whole-word starts rank first."""
+    from bot.text import fold
+
+    wanted = " ".join(fold(text).replace("-", " ").split())
+    if not wanted:
+        return []
+    for prefix in ("xa ", "phuong ", "dac khu "):
+        if wanted.startswith(prefix) and len(wanted) > len(prefix):
+            wanted = wanted[len(prefix):]
+    ranked = []
+    for unit in await communes(session):
+        name = " ".join(fold(unit.name).replace("-", " ").split())
+        if unit.official_code and unit.official_code == wanted:
+            ranked.append((0, name, unit))
+        elif f" {wanted} " in f" {name} ":
+            ranked.append((1, name, unit))
+        elif wanted in name:
+            ranked.append((2, name, unit))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [unit for _rank, _name, unit in ranked[:limit]]
 
 
 def parse_commune(text: str, source: str) -> CommuneSpec:
@@ -139,6 +290,7 @@ async def _upsert_unit(
     elif unit.kind != kind:
         raise CommuneFileError(f"code {spec.code!r} already names a {unit.kind}, not a {kind}")
     unit.name = spec.name
+    unit.official_code = spec.official_code
     unit.parent_id = parent.id if parent else None
     unit.households_total = spec.households
     unit.adults_total = spec.adults
@@ -152,8 +304,6 @@ async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime)
     parent = None
     if spec.province:
         parent = await _upsert_unit(session, spec.province, "province", None, 0, now)
-    if spec.district:
-        parent = await _upsert_unit(session, spec.district, "district", parent, 0, now)
     commune = await _upsert_unit(session, spec.commune, "commune", parent, 0, now)
     commune.association_name = spec.association.name if spec.association else None
     commune.association_contact = spec.association.contact if spec.association else None
@@ -175,13 +325,13 @@ async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime)
                 select(CampaignDeadline).where(CampaignDeadline.campaign_id == campaign.id)
             )
         }
-        for kind, spec in campaign_spec.deadline_specs().items():
+        for kind, deadline_spec in campaign_spec.deadline_specs().items():
             deadline = existing.get(kind)
             if deadline is None:
-                deadline = CampaignDeadline(campaign_id=campaign.id, kind=kind, due_on=spec.date)
+                deadline = CampaignDeadline(campaign_id=campaign.id, kind=kind, due_on=deadline_spec.date)
                 session.add(deadline)
-            deadline.due_on = spec.date
-            deadline.reminder_offsets = spec.reminder_offsets
+            deadline.due_on = deadline_spec.date
+            deadline.reminder_offsets = deadline_spec.reminder_offsets
     await session.flush()
     return commune
 

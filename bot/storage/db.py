@@ -7,15 +7,17 @@ the schema on both: the application upgrades to head when it starts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bot.storage import sqlite_onetrip
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Arbitrary constant: PostgreSQL advisory lock id serialising migrations across workers.
@@ -40,12 +42,27 @@ def make_engine(url: str, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("hide_parameters", not echo)
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
+        if url.startswith("sqlite+aiosqlite"):
+            kwargs.setdefault("async_creator", _one_trip_creator(url))
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, echo=echo, **kwargs)
+
+
+def _one_trip_creator(url: str) -> Callable[[], Awaitable[Any]]:
+    """aiosqlite connections whose cursors make one trip to the driver's thread per statement
+    (see `sqlite_onetrip`), opened with the arguments SQLAlchemy's dialect gives for `url`."""
+    parsed = make_url(url)
+    args, options = parsed.get_dialect()().create_connect_args(parsed)
+    options["timeout"] = 30
+
+    async def creator() -> Any:
+        return await sqlite_onetrip.connect(*args, **options)
+
+    return creator
 
 
 def _ensure_sqlite_folder(url: str) -> None:

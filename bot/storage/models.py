@@ -44,14 +44,18 @@ class Base(DeclarativeBase):
 
 
 class OrgUnit(Base):
-    """Province → district → commune → branch (thôn, buôn, khu phố)."""
+    """Province → commune (xã, phường, đặc khu) → branch (thôn, buôn, tổ dân phố).
+
+    Two-level local government since 1 July 2025: there is no district level."""
 
     __tablename__ = "org_units"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # province | district | commune | branch
+    kind: Mapped[str] = mapped_column(String(16))  # province | commune | branch
     name: Mapped[str] = mapped_column(String(200))
+    # The state's code of the unit (a commune's 5 digits from QĐ 19/2025/QĐ-TTg), for reports.
+    official_code: Mapped[str | None] = mapped_column(String(8))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id"), index=True)
     households_total: Mapped[int | None] = mapped_column(Integer)
     adults_total: Mapped[int | None] = mapped_column(Integer)
@@ -449,3 +453,45 @@ class ZaloOAToken(Base):
     needs_reauth_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class OperatorAlert(Base):
+    """Something an operator must look at (webhook signatures failing, the OA needing
+    re-authorisation): counted, with its first and last time; no personal data."""
+
+    __tablename__ = "operator_alerts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class WebLink(Base):
+    """A one-time sign-in link to the review desk, sent in chat to one person. Only the token's
+    sha256 is kept; it opens one session, once, within its ten minutes."""
+
+    __tablename__ = "web_links"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in review-desk browser: the cookie's sha256, its CSRF secret, eight hours at most,
+    ended early by signing out (here or everywhere, from chat)."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

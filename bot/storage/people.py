@@ -13,7 +13,9 @@ from bot.storage.models import ChannelAccount, Household, HouseholdMember, OrgUn
 
 
 # The org-unit kind a role's scope must be.
-SCOPE_KIND = {Role.LEADER: "branch", Role.OFFICER: "commune", Role.ADMIN: None, Role.RESIDENT: None}
+SCOPE_KIND = {
+    Role.LEADER: "branch", Role.OFFICER: "commune", Role.PROVINCE: "province", Role.ADMIN: None, Role.RESIDENT: None,
+}
 
 
 async def get_account(session: AsyncSession, channel: str, external_id: str) -> ChannelAccount | None:
@@ -66,6 +68,39 @@ class MemberSpec:
     full_name: str
     birth_year: int | None
     relation: str
+
+
+async def save_registrant(
+    session: AsyncSession,
+    person: Person | None,
+    *,
+    name: str,
+    birth_year: int,
+    branch_id: int,
+    locale: str,
+    now: datetime,
+    created_by: int | None = None,
+    consent_if_new: datetime | None = None,
+    consent_from: datetime | None = None,
+) -> Person:
+    """The person registering (or registered by a branch leader, `created_by`), made or brought up
+    to date. A new person registered by a leader has the consent the leader confirmed
+    (`consent_if_new`); someone registering themself keeps theirs, or takes their account's
+    (`consent_from`)."""
+    if person is None:
+        person = Person(full_name=name, created_at=now)
+        if created_by is not None:
+            person.created_by_person_id = created_by
+            person.consent_at = consent_if_new
+        session.add(person)
+    person.full_name = name
+    person.birth_year = birth_year
+    person.branch_id = branch_id
+    person.locale = locale
+    if consent_from is not None:
+        person.consent_at = person.consent_at or consent_from
+    await session.flush()
+    return person
 
 
 async def create_household(

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from bot.domain import lifecycle
 from bot.domain.criteria import CriteriaSet, Level, Score, points_for, score
@@ -136,14 +139,48 @@ async def transition(
     return event
 
 
+# What one transaction has already read, kept in its session's `info` until the transaction
+# ends (then forgotten, see `_forget`): a conversation step's handler and the prompt after it
+# ask the same questions.
+ANSWERS_READ = "hoctap.answers"  # submission id → {item id: Answer}, kept up to date by save_answer
+HELD = "hoctap.held"  # objects kept alive: SQLAlchemy's identity map holds rows only weakly
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(ANSWERS_READ, None)
+        session.info.pop(HELD, None)
+
+
+def hold(session: AsyncSession, obj: Any) -> None:
+    """Keep `obj` in the session's identity map until the transaction ends, so that reading it
+    again by primary key (`session.get`) costs no query."""
+    session.info.setdefault(HELD, []).append(obj)
+
+
 async def answers_of(session: AsyncSession, submission_id: int) -> dict[str, Answer]:
     rows = await session.scalars(select(Answer).where(Answer.submission_id == submission_id))
-    return {row.item_id: row for row in rows}
+    answers = {row.item_id: row for row in rows}
+    session.info.setdefault(ANSWERS_READ, {})[submission_id] = answers
+    return answers
 
 
-async def rescore(session: AsyncSession, submission: Submission, criteria_set: CriteriaSet) -> Score:
-    """Recompute the score from stored answers; the resident never types a score."""
-    answers = await answers_of(session, submission.id)
+async def known_answers(session: AsyncSession, submission_id: int) -> dict[str, Answer]:
+    """The answers as this transaction last read or saved them (`save_answer` keeps them up to
+    date); read from the database only the first time. Do not change the dict."""
+    known = session.info.get(ANSWERS_READ, {}).get(submission_id)
+    return known if known is not None else await answers_of(session, submission_id)
+
+
+async def rescore(
+    session: AsyncSession, submission: Submission, criteria_set: CriteriaSet,
+    answers: dict[str, Answer] | None = None,
+) -> Score:
+    """Recompute the score from stored answers (or `answers`, read in this transaction); the
+    resident never types a score."""
+    if answers is None:
+        answers = await answers_of(session, submission.id)
     result = score(criteria_set, {item_id: a.level for item_id, a in answers.items()})
     submission.score = result.total
     submission.recognisable = result.recognisable
@@ -172,16 +209,16 @@ async def save_answer(
     answers = await answers_of(session, submission.id)
     answer = answers.get(item_id)
     if answer is None:
-        session.add(
-            Answer(
-                submission_id=submission.id,
-                item_id=item_id,
-                level=Level(level).value,
-                points=points,
-                answered_by_person_id=actor_person_id,
-                answered_at=now,
-            )
+        answer = Answer(
+            submission_id=submission.id,
+            item_id=item_id,
+            level=Level(level).value,
+            points=points,
+            answered_by_person_id=actor_person_id,
+            answered_at=now,
         )
+        session.add(answer)
+        answers[item_id] = answer  # the dict `known_answers` gives for the rest of the transaction
     else:
         answer.level = Level(level).value
         answer.points = points
@@ -193,7 +230,7 @@ async def save_answer(
             actor_person_id=actor_person_id, note=None, now=now,
         )
     await session.flush()
-    result = await rescore(session, submission, criteria_set)
+    result = await rescore(session, submission, criteria_set, answers)
     submission.updated_at = now
     return result
 
@@ -293,17 +330,3 @@ async def last_request_note(session: AsyncSession, submission_id: int) -> Submis
         .limit(1)
     )
 
-
-async def submissions_for_person(session: AsyncSession, person_id: int) -> list[Submission]:
-    """A person's own submissions: as the subject, as head of the household, or as its registrant."""
-    from bot.storage.models import Household
-
-    households = select(Household.id).where(
-        (Household.head_person_id == person_id) | (Household.registered_by_person_id == person_id)
-    )
-    rows = await session.scalars(
-        select(Submission)
-        .where((Submission.person_id == person_id) | Submission.household_id.in_(households))
-        .order_by(Submission.id)
-    )
-    return list(rows)

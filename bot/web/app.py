@@ -1,5 +1,6 @@
 """The one Starlette app that serves every webhook (Telegram, Zalo Bot Platform, Zalo OA),
-a health check, and signed file links. Channels contribute their routes; uvicorn serves it."""
+a health check, signed file links and the review desk (/desk). Channels contribute their routes;
+uvicorn serves it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -79,9 +81,13 @@ def create_web_app(
             for hook in on_shutdown:
                 await hook()
 
+    # The review desk for officers and leaders (bot/web/desk.py), beside the chat commands.
+    from bot.web.desk import Desk, DeskHeaders
+
     all_routes = [
         Route("/healthz", health, methods=["GET"]),
         Route(FILES_PATH + "/{token:str}", files, methods=["GET"]),
+        *Desk(app).routes(),
         *routes,
     ]
-    return Starlette(routes=all_routes, lifespan=lifespan)
+    return Starlette(routes=all_routes, lifespan=lifespan, middleware=[Middleware(DeskHeaders)])

@@ -16,6 +16,7 @@ from bot.zalo.errors import (
     RecipientUnavailable,
     ZaloAPIError,
     ZaloAuthError,
+    ZaloInternalError,
     ZaloRateLimited,
 )
 from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, request_with_retries, split_text
@@ -24,6 +25,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://bot-api.zaloplatforms.com"
 IDLE_POLL = 408  # getUpdates ends an idle long poll with this error code
+# The Bot docs' error table: 403 "Internal server error" (not a refusal by the person), 429 "Quota
+# exceeded", with no retry_after in the envelope. A used-up quota may be daily: wait minutes.
+INTERNAL_ERROR = 403
+QUOTA_EXCEEDED = 429
+QUOTA_BACKOFF = 600.0  # seconds to wait after a 429 that says nothing of how long
 
 # Event names of updates (message.voice.received is not in every version of the docs).
 TEXT_EVENT = "message.text.received"
@@ -45,6 +51,19 @@ class BotInfo:
 class WebhookInfo:
     url: str
     updated_at: datetime | None = None
+    verification: str | None = None  # setWebhook's `result.verification.outcome`, when Zalo reports it
+
+    @property
+    def verified(self) -> bool:
+        """Zalo reached the webhook (or did not say it tried)."""
+        return self.verification is None or self.verification.lower() in ("success", "succeeded", "ok", "verified")
+
+
+def _outcome(result: dict[str, Any]) -> str | None:
+    verification = result.get("verification")
+    if isinstance(verification, dict):
+        return _str(verification.get("outcome") or verification.get("status"))
+    return _str(verification) if isinstance(verification, str) else None
 
 
 @dataclass(frozen=True)
@@ -72,9 +91,10 @@ class ZaloMessage:
     chat: ZaloChat
     date: datetime | None = None
     text: str | None = None
-    photo_url: str | None = None  # from `photo` or `photo_url`, whichever is present
+    photo_url: str | None = None  # from `photo_url` (current docs) or `photo` (older ones)
     caption: str | None = None
     sticker: str | None = None
+    from_bot: bool = False  # `from.is_bot`: another bot, or our own message echoed back
 
 
 @dataclass(frozen=True)
@@ -99,7 +119,7 @@ def _str(value: Any) -> str | None:
 
 
 def _photo_of(message: dict[str, Any]) -> str | None:
-    for key in ("photo", "photo_url"):
+    for key in ("photo_url", "photo"):
         value = message.get(key)
         if isinstance(value, str) and value:
             return value
@@ -125,6 +145,7 @@ def parse_message(raw: dict[str, Any]) -> ZaloMessage | None:
         photo_url=_photo_of(raw),
         caption=raw.get("caption") if isinstance(raw.get("caption"), str) else None,
         sticker=_str(raw.get("sticker")),
+        from_bot=sender.get("is_bot") is True,
     )
 
 
@@ -168,16 +189,18 @@ def parse_updates(payload: Any) -> list[ZaloUpdate]:
 def error_for(method: str, code: int, description: str, http_status: int | None, retry_after: float | None) -> ZaloAPIError:
     """Map a Bot Platform error envelope to an exception class."""
     lowered = description.lower()
-    if code == 429:
-        return ZaloRateLimited(code, description, retry_after=retry_after or 1.0, method=method, http_status=http_status)
+    if code == QUOTA_EXCEEDED:
+        wait = retry_after or QUOTA_BACKOFF
+        return ZaloRateLimited(code, description or "Quota exceeded", retry_after=wait, method=method, http_status=http_status)
     if code == 401:
         return ZaloAuthError(code, description, method=method, http_status=http_status)
+    if code == INTERNAL_ERROR:
+        # Documented as Zalo's internal error: never a reason to think the person blocked us.
+        return ZaloInternalError(code, description or "Internal server error", method=method, http_status=http_status)
     if method.startswith("send"):
-        if code == 403:
-            return RecipientUnavailable(code, description, reason="blocked", method=method, http_status=http_status)
         if code in (400, 404) and ("chat not found" in lowered or "user not found" in lowered):
             return RecipientUnavailable(code, description, reason="not_found", method=method, http_status=http_status)
-    elif code in (403, 404) and not description:
+    elif code == 404 and not description:
         return ZaloAuthError(code, "invalid bot token?", method=method, http_status=http_status)
     return ZaloAPIError(code, description, method=method, http_status=http_status)
 
@@ -275,10 +298,10 @@ class ZaloBotClient:
     async def set_webhook(self, url: str, secret_token: str) -> WebhookInfo:
         if not 8 <= len(secret_token) <= 256:
             raise ValueError("the webhook secret_token must be 8 to 256 characters")
-        if not url.startswith("https://") and not url.startswith("http://"):
-            raise ValueError("the webhook url must be an http(s) URL")
+        if not url.startswith("https://"):
+            raise ValueError("the webhook url must be an https URL (Zalo refuses any other)")
         result = await self.call("setWebhook", {"url": url, "secret_token": secret_token}) or {}
-        return WebhookInfo(str(result.get("url", url)), from_millis(result.get("updated_at")))
+        return WebhookInfo(str(result.get("url", url)), from_millis(result.get("updated_at")), _outcome(result))
 
     async def delete_webhook(self) -> WebhookInfo:
         result = await self.call("deleteWebhook") or {}

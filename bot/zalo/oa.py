@@ -28,6 +28,8 @@ from bot.zalo.errors import (
     TokenRefreshError,
     ZaloAPIError,
     ZaloAuthError,
+    ZaloBillingError,
+    ZaloPermissionError,
     ZaloRateLimited,
 )
 from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, request_with_retries, split_text
@@ -39,14 +41,21 @@ DEFAULT_OAUTH_BASE = "https://oauth.zaloapp.com"
 MESSAGE_PATH = "/v3.0/oa/message/cs"
 UPLOAD_IMAGE_PATH = "/v2.0/oa/upload/image"
 USER_DETAIL_PATH = "/v3.0/oa/user/detail"
+QUOTA_PATH = "/v3.0/oa/quota/message"
 TOKEN_PATH = "/v4/oa/access_token"
 UPLOAD_LIMIT = 1024 * 1024  # the image upload API takes jpg/png up to 1 MB
 UPLOAD_SIDE = 2560  # longest side of an image re-encoded for upload (as evidence photos are stored)
 
 AUTH_ERRORS = {-216, -220, -124}  # access token invalid / expired or removed
-RATE_ERRORS = {-32: 60.0, -211: 3600.0, -218: 3600.0}  # code -> seconds to wait
-WINDOW_ERRORS = {-230, -232}
+# What an operator can act on, grouped as the integration review (docs/…/zalo.md) found them in
+# Zalo's error table and integrators' code; the exact wording of some codes is not public.
+RATE_ERRORS = {-32: 60.0, -211: 3600.0, -218: 3600.0, -234: 3600.0}  # quota: code -> seconds to wait
+WINDOW_ERRORS = {-230, -232}  # no interaction within the window: unreachable until they write
 RECIPIENT_ERRORS = {-213: "not_follower", -217: "blocked", -227: "inactive", -244: "restricted"}
+BILLING_ERRORS = {-320, -321, -240}  # a billed message without a Zalo Cloud Account or balance
+PERMISSION_ERRORS = {-221, -224, -248}  # the OA (tier, verification) or app may not send this
+MAX_BUTTONS = 5
+BUTTON_TITLE = 100
 
 
 def oa_error(code: int, message: str, what: str, http_status: int | None = None) -> ZaloAPIError:
@@ -59,7 +68,32 @@ def oa_error(code: int, message: str, what: str, http_status: int | None = None)
         return OutsideWindow(code, message, method=what, http_status=http_status)
     if code in RECIPIENT_ERRORS:
         return RecipientUnavailable(code, message, reason=RECIPIENT_ERRORS[code], method=what, http_status=http_status)
+    if code in BILLING_ERRORS:
+        return ZaloBillingError(code, message, method=what, http_status=http_status)
+    if code in PERMISSION_ERRORS:
+        return ZaloPermissionError(code, message, method=what, http_status=http_status)
     return ZaloAPIError(code, message, method=what, http_status=http_status)
+
+
+# OAuth errors that say the refresh token itself is unusable (invalid, expired, already used):
+# only these need an admin to authorise the OA again; anything else is tried again later.
+REFRESH_TOKEN_REFUSED = {-14014, -14019, -14020}
+
+
+def refresh_refused_for_good(code: int | None, description: str) -> bool:
+    lowered = description.lower().replace("_", " ")
+    if code in REFRESH_TOKEN_REFUSED:
+        return True
+    return "refresh token" in lowered and any(w in lowered for w in ("invalid", "expired", "used", "revoked"))
+
+
+@dataclass(frozen=True)
+class MessageQuota:
+    """What POST /v3.0/oa/quota/message says about one person (fields as far as they are given)."""
+
+    last_interaction: datetime | None
+    remain: int | None  # consultation messages still allowed in the current window
+    raw: dict[str, Any]
 
 
 class TokenSource(Protocol):
@@ -197,16 +231,18 @@ async def refresh_access_token(
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise TokenRefreshError(response.status_code, f"unexpected answer: {response.text[:200]}")
+        # Not Zalo's JSON (a proxy's page, a cut answer): says nothing about our refresh token.
+        raise TokenRefreshError(response.status_code, f"unexpected answer: {response.text[:200]}", permanent=False)
     if data.get("access_token") and data.get("refresh_token"):
         try:
             expires_in = int(data.get("expires_in") or 0)
         except (TypeError, ValueError):
             expires_in = 0
         return TokenPair(str(data["access_token"]), str(data["refresh_token"]), expires_in or 3600)
-    code = data.get("error")
+    raw_code = data.get("error")
+    code = int(raw_code) if isinstance(raw_code, (int, str)) and str(raw_code).lstrip("-").isdigit() else None
     description = str(data.get("error_description") or data.get("error_name") or data.get("message") or "")
-    raise TokenRefreshError(int(code) if isinstance(code, (int, str)) and str(code).lstrip("-").isdigit() else None, description)
+    raise TokenRefreshError(code, description, permanent=refresh_refused_for_good(code, description))
 
 
 class ZaloOAClient:
@@ -266,18 +302,46 @@ class ZaloOAClient:
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def send_text(self, user_id: str, text: str) -> list[str]:
-        """Send a consultation text (split at 2000 characters); returns the message ids."""
+    async def send_text(self, user_id: str, text: str, buttons: list[tuple[str, str]] | None = None) -> list[str]:
+        """Send a consultation text (split at 2000 characters); returns the message ids.
+
+        `buttons` (title, payload) become quick replies (`oa.query.hide`: a tap sends the payload
+        back as the person's text message without showing it) under the last piece."""
         ids = []
-        for piece in split_text(text, TEXT_LIMIT):
+        pieces = split_text(text, TEXT_LIMIT)
+        for index, piece in enumerate(pieces):
+            message: dict[str, Any] = {"text": piece}
+            if buttons and index == len(pieces) - 1:
+                message["attachment"] = {
+                    "type": "template",
+                    "payload": {
+                        "buttons": [
+                            {"title": title[:BUTTON_TITLE], "type": "oa.query.hide", "payload": payload}
+                            for title, payload in buttons[:MAX_BUTTONS]
+                        ]
+                    },
+                }
             data = await self.call(
                 "POST",
                 MESSAGE_PATH,
                 what="OA send text",
-                json={"recipient": {"user_id": user_id}, "message": {"text": piece}},
+                json={"recipient": {"user_id": user_id}, "message": message},
             )
             ids.append(str((data.get("data") or {}).get("message_id", "")))
         return ids
+
+    async def message_quota(self, user_id: str) -> MessageQuota:
+        """Whether a consultation message can still reach this person, before sending one."""
+        answer = await self.call("POST", QUOTA_PATH, what="OA message quota", json={"user_id": user_id})
+        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        last = data.get("last_interaction")
+        try:
+            at = datetime.fromtimestamp(int(last) / 1000, tz=timezone.utc) if last is not None else None
+        except (TypeError, ValueError, OverflowError, OSError):
+            at = None
+        reply = data.get("cs_reply") if isinstance(data.get("cs_reply"), dict) else {}
+        remain = reply.get("remain", data.get("remain"))
+        return MessageQuota(at, remain if isinstance(remain, int) and not isinstance(remain, bool) else None, data)
 
     async def send_image(
         self, user_id: str, *, attachment_id: str | None = None, url: str | None = None, caption: str | None = None

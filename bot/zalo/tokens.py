@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.storage.models import ZaloOAToken
 from bot.storage.secretbox import SecretBox, SecretBoxError
+from bot.zalo.alerts import OA_REAUTH, alert_admins, clear_alert, note_alert
 from bot.zalo.errors import TokenRefreshError, ZaloConfigError
 from bot.zalo.oa import DEFAULT_OAUTH_BASE, refresh_access_token
 from bot.zalo.transport import RetryPolicy
@@ -122,6 +123,8 @@ class OATokenManager:
                 row.refresh_expires_at = now + REFRESH_TOKEN_LIFETIME if refresh_token else None
                 row.generation += 1
                 row.seed_digest = seed
+                if row.needs_reauth_at is not None:
+                    await clear_alert(session, OA_REAUTH)
                 row.needs_reauth_at = None
                 row.refresh_started_at = None
                 row.last_error = None
@@ -261,11 +264,19 @@ class OATokenManager:
                     timeout=self.timeout,
                 )
             except TokenRefreshError as exc:
-                # Zalo answered and refused: nothing was issued, so the marker can go.
-                row.needs_reauth_at = self.clock.now()
+                # Zalo answered without a pair: nothing was issued, so the marker can go. Only a
+                # refresh token refused as invalid or expired needs an admin; anything else
+                # (an unreadable answer, another error) is tried again at the next refresh.
+                now = self.clock.now()
+                if exc.permanent:
+                    newly = row.needs_reauth_at is None
+                    row.needs_reauth_at = now
+                    if newly:
+                        await note_alert(session, OA_REAUTH, now, detail=str(exc))
+                        await alert_admins(session, OA_REAUTH, now)
                 row.last_error = str(exc)[:1000]
                 row.refresh_started_at = None
-                row.updated_at = self.clock.now()
+                row.updated_at = now
                 refused = exc
             else:
                 done = self.clock.now()
@@ -276,13 +287,18 @@ class OATokenManager:
                 row.generation += 1
                 row.refreshed_at = done
                 row.refresh_started_at = None
+                if row.needs_reauth_at is not None:
+                    await clear_alert(session, OA_REAUTH)
                 row.needs_reauth_at = None
                 row.last_error = None
                 row.updated_at = done
             state = self._state_of(row)
         # Committed: only now is the new token used.
         if refused is not None:
-            log.error("Zalo OA refresh token refused (%s): an admin must re-authorise the OA", refused)
+            if refused.permanent:
+                log.error("Zalo OA refresh token refused (%s): an admin must re-authorise the OA", refused)
+            else:
+                log.warning("Zalo OA token refresh failed (%s); trying again later", refused)
             self._cached = None
             if self._usable(state) and state.access_token != rejected:
                 return state.access_token  # type: ignore[return-value]

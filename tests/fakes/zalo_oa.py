@@ -1,7 +1,20 @@
-"""A fake Zalo Official Account: Open API v3 (messages, image upload, follower profile),
-the OAuth v4 token endpoint (single-use refresh tokens) and signed webhook deliveries.
+"""A fake Zalo Official Account: Open API v3 (messages, image upload, follower profile, message
+quota), the OAuth v4 token endpoint (single-use refresh tokens) and signed webhook deliveries.
 
-Like the real one, API errors come back as HTTP 200 with a non-zero `error`.
+Like the real one, API errors come back as HTTP 200 with a non-zero `error`. What it encodes,
+with the sources named in /work/shared/reference/zalo.md:
+- the consultation window is derived from each person's last interaction (a message or a
+  follow, as events made here or `interacted()`): after 7 days -230 (PT, VD, SPEC); from 48 hours
+  to 7 days, or after 8 replies since the last interaction, a message is billed (FD, SPEC): with
+  no Zalo Cloud Account linked (`cloud_account`) it is refused with -320, otherwise counted in
+  `billed`;
+- quick-reply buttons `oa.query.hide` / `oa.query.show` in a CS message's template payload (JSDK,
+  ZaloDotNetSDK); a tap comes back as the person's text message carrying the payload;
+- `/v3.0/oa/quota/message` answers the last interaction and the replies left (SPEC, one source;
+  the field names are assumed);
+- uploaded image ids expire after 7 days (SPEC);
+- the OAuth refresh answers JSON errors (the shape is undocumented, SPEC): an invalid or used
+  refresh token (-14014), other errors via `script("oauth", …)`.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ class OASent:
     text: str | None = None
     attachment_id: str | None = None
     access_token: str | None = None
+    buttons: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -46,6 +60,11 @@ class FakeZaloOA:
     followers: dict[str, dict[str, Any]] = field(default_factory=dict)
     # People the platform itself considers outside the 7-day window (answers -230).
     window_closed: set[str] = field(default_factory=set)
+    # When each person last interacted with the OA (seconds, the fake's clock).
+    last_interaction: dict[str, float] = field(default_factory=dict)
+    replies_since: dict[str, int] = field(default_factory=dict)
+    cloud_account: bool = False  # a Zalo Cloud Account is linked: messages beyond 48 h are billed
+    billed: list[str] = field(default_factory=list)  # user ids of billed messages
     refresh_calls: int = 0
     api_calls: list[str] = field(default_factory=list)
     # Seconds since the epoch when an event is made (Zalo signs its time): the test's clock.
@@ -57,10 +76,13 @@ class FakeZaloOA:
                 Route("/v3.0/oa/message/cs", self._message, methods=["POST"]),
                 Route("/v2.0/oa/upload/image", self._upload, methods=["POST"]),
                 Route("/v3.0/oa/user/detail", self._user_detail, methods=["GET"]),
+                Route("/v3.0/oa/quota/message", self._quota, methods=["POST"]),
+                Route("/v3.0/oa/message/template", self._zns_by_uid, methods=["POST"]),
                 Route("/v4/oa/access_token", self._oauth, methods=["POST"]),
             ]
         )
         self.access_tokens: dict[str, float] = {}  # token -> expiry (time.time)
+        self.upload_times: dict[str, float] = {}
         self.refresh_tokens: set[str] = set()
         self.consumed: set[str] = set()
         self.issued: list[tuple[str, str]] = []
@@ -102,7 +124,14 @@ class FakeZaloOA:
     def signature(self, raw: bytes, timestamp: str) -> str:
         return "mac=" + hashlib.sha256(self.app_id.encode() + raw + timestamp.encode() + self.oa_secret_key.encode()).hexdigest()
 
+    def interacted(self, user_id: str, at: float | None = None) -> None:
+        """The person wrote to (or followed) the OA at `at` (default now)."""
+        self.last_interaction[user_id] = self.now() if at is None else at
+        self.replies_since[user_id] = 0
+
     def event(self, event_name: str, user_id: str, **fields: Any) -> dict[str, Any]:
+        if event_name.startswith("user_send_") or event_name == "follow":
+            self.interacted(user_id)
         return {
             "app_id": self.app_id,
             "event_name": event_name,
@@ -138,6 +167,11 @@ class FakeZaloOA:
             recipient={"id": "oa-1"},
             message={"msg_id": f"oamsg{next(_ids)}", "attachments": [{"type": "sticker", "payload": {"id": "x"}}]},
         )
+
+    def tap(self, user_id: str, sent: "OASent", title: str) -> dict[str, Any]:
+        """The person taps the quick-reply button `title` of a message they got."""
+        (button,) = [b for b in sent.buttons if b["title"] == title]
+        return self.text_event(user_id, button["payload"])
 
     def follow_event(self, user_id: str, name: str = "follow") -> dict[str, Any]:
         return self.event(name, user_id, oa_id="oa-1", follower={"id": user_id}, source="oa_profile")
@@ -176,27 +210,46 @@ class FakeZaloOA:
             message = body["message"]
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": -201, "message": "body is invalid"})
-        if user_id in self.window_closed:
+        last = self.last_interaction.get(user_id)
+        age = self.now() - last if last is not None else None
+        if user_id in self.window_closed or age is None or age > 7 * 86400:
             return JSONResponse({"error": -230, "message": "User has not interacted with the OA in the past 7 days"})
+        billed = age > 48 * 3600 or self.replies_since.get(user_id, 0) >= 8
+        if billed and not self.cloud_account:
+            return JSONResponse({"error": -320, "message": "Your app needs to connect with Zalo Cloud Account to use this feature"})
         text = message.get("text")
         attachment_id = None
+        buttons: list[dict[str, Any]] = []
         attachment = message.get("attachment")
-        if attachment is not None:
+        if attachment is not None and isinstance(attachment.get("payload"), dict) and "buttons" in attachment["payload"]:
+            buttons = attachment["payload"]["buttons"]
+            if not isinstance(buttons, list) or not buttons or not all(
+                isinstance(b, dict) and b.get("type") in ("oa.query.hide", "oa.query.show", "oa.open.url", "oa.open.phone")
+                and isinstance(b.get("title"), str) and b["title"] and isinstance(b.get("payload"), (str, dict))
+                for b in buttons
+            ):
+                return JSONResponse({"error": -201, "message": "buttons are invalid"})
+        elif attachment is not None:
             try:
                 element = attachment["payload"]["elements"][0]
                 attachment_id = element["attachment_id"]
             except (KeyError, IndexError, TypeError):
                 return JSONResponse({"error": -201, "message": "attachment is invalid"})
-            if attachment_id not in self.uploads:
+            if attachment_id not in self.uploads or self.now() - self.upload_times.get(attachment_id, 0) > 7 * 86400:
                 return JSONResponse({"error": -100, "message": "attachment_id was expired"})
-        elif not isinstance(text, str) or not 1 <= len(text) <= 2000:
+        if attachment_id is None and (not isinstance(text, str) or not 1 <= len(text) <= 2000):
             return JSONResponse({"error": -201, "message": "text is invalid"})
         if text is not None and len(text) > 2000:
             return JSONResponse({"error": -210, "message": "text exceeds 2000 characters"})
-        sent = OASent(user_id, text=text, attachment_id=attachment_id, access_token=request.headers.get("access_token"))
+        sent = OASent(
+            user_id, text=text, attachment_id=attachment_id, access_token=request.headers.get("access_token"), buttons=buttons
+        )
         if self.on_message is not None:
             await self.on_message(sent)
         self.sent.append(sent)
+        self.replies_since[user_id] = self.replies_since.get(user_id, 0) + 1
+        if billed:
+            self.billed.append(user_id)
         return JSONResponse({"error": 0, "message": "Success", "data": {"message_id": f"oaout{next(_ids)}", "user_id": user_id}})
 
     async def _upload(self, request: Request) -> Response:
@@ -227,6 +280,7 @@ class FakeZaloOA:
             return JSONResponse({"error": -201, "message": "only jpg and png images are accepted"})
         attachment_id = f"att{next(_ids)}"
         self.uploads[attachment_id] = data
+        self.upload_times[attachment_id] = self.now()
         return JSONResponse({"error": 0, "message": "Success", "data": {"attachment_id": attachment_id}})
 
     async def _user_detail(self, request: Request) -> Response:
@@ -245,6 +299,34 @@ class FakeZaloOA:
         if profile is None:
             return JSONResponse({"error": -213, "message": "User has not followed OA"})
         return JSONResponse({"error": 0, "message": "Success", "data": {"user_id": user_id, **profile}})
+
+    async def _zns_by_uid(self, request: Request) -> Response:
+        """ZNS by user id is on the OA's host: handled by the fake ZNS given as `zns`."""
+        zns = getattr(self, "zns", None)
+        if zns is None:
+            return JSONResponse({"error": -201, "message": "ZNS is not enabled for this OA"})
+        return await zns.uid_template(request)
+
+    async def _quota(self, request: Request) -> Response:
+        self.api_calls.append("quota")
+        scripted = self._scripted("quota")
+        if scripted is not None:
+            return scripted
+        denied = self._auth(request)
+        if denied is not None:
+            return denied
+        try:
+            user_id = (await request.json())["user_id"]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": -201, "message": "user_id is invalid"})
+        last = self.last_interaction.get(user_id)
+        remain = 0
+        if last is not None and self.now() - last <= 48 * 3600:
+            remain = max(0, 8 - self.replies_since.get(user_id, 0))
+        data: dict[str, Any] = {"user_id": user_id, "cs_reply": {"remain": remain, "total": 8}}
+        if last is not None:
+            data["last_interaction"] = int(last * 1000)
+        return JSONResponse({"error": 0, "message": "Success", "data": data})
 
     async def _oauth(self, request: Request) -> Response:
         self.refresh_calls += 1

@@ -19,6 +19,7 @@ from tests.fakes.image_host import FakeImageHost
 from tests.fakes.server import bound_socket, serve, url_of
 from tests.fakes.zalo_bot import FakeZaloBotPlatform
 from tests.fakes.zalo_oa import FakeZaloOA
+from tests.fakes.zalo_zns import FakeZNS
 
 BOT_WEBHOOK_SECRET = "webhook-secret-123"
 FAKE_MEDIA_HOST = "127.0.0.1"
@@ -44,6 +45,16 @@ async def fake_oa(clock) -> AsyncIterator[FakeZaloOA]:
 
 
 @pytest.fixture
+async def fake_zns(fake_oa, clock) -> AsyncIterator[FakeZNS]:
+    """ZNS with the fake OA's tokens and the test's clock; by user id through the OA's host."""
+    fake = FakeZNS(tokens=lambda: set(fake_oa.access_tokens), now=lambda: clock.now().timestamp())
+    fake_oa.zns = fake  # type: ignore[attr-defined]
+    async with serve(fake.app) as url:
+        fake.base_url = url  # type: ignore[attr-defined]
+        yield fake
+
+
+@pytest.fixture
 async def image_host() -> AsyncIterator[FakeImageHost]:
     host = FakeImageHost()
     async with serve(host.app) as url:
@@ -64,7 +75,8 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
 class Stack:
     app: App
     runtime: Runtime
-    public_url: str
+    public_url: str  # where the web app listens (http on 127.0.0.1)
+    https_url: str = ""  # PUBLIC_BASE_URL: the same behind a TLS proxy (see fakes.server.via_local_tls)
 
     @property
     def bot_channel(self):
@@ -73,6 +85,11 @@ class Stack:
     @property
     def oa_channel(self):
         return self.app.extras["zalo_oa_channel"]
+
+    async def webhook_confirmed(self, timeout: float = 10.0) -> None:
+        """Wait until Zalo (the fake) has verified and accepted the Bot Platform webhook."""
+        (setup,) = [s for s in self.runtime.services if s.name == "zalo-bot-webhook"]
+        await asyncio.wait_for(setup.confirmed.wait(), timeout)
 
 
 def zalo_settings(
@@ -108,17 +125,19 @@ async def running_bot(
     """The bot as `hoctap run` builds it: installers, services and the shared web app."""
     sock = bound_socket()
     public = url_of(sock)
-    app = await make_app(database_url, tmp_path, clock, public_base_url=public if webhook else None, **settings)
+    https = "https://" + public[len("http://"):]
+    app = await make_app(database_url, tmp_path, clock, public_base_url=https if webhook else None, **settings)
     try:
         runtime, _any = await build_runtime(app, role)
         web = create_web_app(app, runtime.routes)
         async with serve(web, sock):
+            runtime.listening.set()
             started = []
             try:
                 for service in runtime.services:
                     await service.start()
                     started.append(service)
-                yield Stack(app, runtime, public)
+                yield Stack(app, runtime, public, https)
             finally:
                 for service in reversed(started):
                     await service.stop()

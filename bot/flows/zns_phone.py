@@ -1,0 +1,132 @@
+"""/sodienthoai: a phone number for ZNS reminders — optional, with its own consent line, skippable.
+
+When the Zalo OA can no longer write to someone (they have not written for a while), a reminder
+can still reach them as a Zalo-approved template (ZNS) sent to their phone number, if they gave
+one for this purpose. Only offered where ZNS is set up and ZALO_ZNS_ASK_PHONE is on. The number
+is kept as a "zns" channel account of the person (removed with their data, or here on request).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from bot.flows.common import menu_choice
+from bot.flows.context import Context, Input
+from bot.messages import Choice
+from bot.flows.router import Router
+from bot.flows.states import Start, ZnsPhone
+from bot.i18n import N_
+from bot.storage.consents import ConsentKind, ConsentMethod, ShownText, fingerprint, record
+from bot.storage.models import ChannelAccount
+from bot.storage.people import get_or_create_account
+
+router = Router()
+ZNS_CHANNEL = "zns"
+PURPOSE = ("zns_reminders",)
+TEXT_VERSION = "zns-phone-1"
+
+
+def offered(ctx: Context) -> bool:
+    settings = ctx.app.settings
+    return bool(settings.zalo_zns_ask_phone and settings.zalo_zns_templates and settings.zalo_oa_app_id)
+
+
+async def _phone_account(ctx: Context) -> ChannelAccount | None:
+    if ctx.person is None:
+        return None
+    return await ctx.session.scalar(
+        select(ChannelAccount).where(
+            ChannelAccount.person_id == ctx.person.id,
+            ChannelAccount.channel == ZNS_CHANNEL,
+            ChannelAccount.external_id.like("phone:%"),
+        )
+    )
+
+
+@router.command("sodienthoai", "phone", english="phone", help_key=N_("help.cmd.phone"))
+async def cmd_phone(ctx: Context, args: str) -> None:
+    if not offered(ctx) or ctx.person is None:
+        ctx.say(ctx.t("phone.not_used"))
+        ctx.goto(Start.MENU)
+        return
+    ctx.goto(ZnsPhone.CONSENT)
+
+
+@router.prompt(ZnsPhone.CONSENT)
+async def ask_consent(ctx: Context) -> None:
+    current = await _phone_account(ctx)
+    text = ctx.t("phone.consent")
+    ctx.set(phone_text=fingerprint(text))
+    choices = [Choice("yes", ctx.t("phone.agree")), Choice("skip", ctx.t("phone.skip"))]
+    if current is not None:
+        current_line = ctx.t("phone.current", last=current.external_id[-3:])
+        text = f"{current_line}\n\n{text}"
+        choices.append(Choice("remove", ctx.t("phone.remove")))
+    ctx.ask(text, choices)
+
+
+@router.handle(ZnsPhone.CONSENT)
+async def on_consent(ctx: Context, inp: Input) -> None:
+    if inp.choice == "yes":
+        ctx.goto(ZnsPhone.NUMBER)
+    elif inp.choice == "remove":
+        await ctx.session.execute(
+            delete(ChannelAccount).where(
+                ChannelAccount.person_id == ctx.person.id,
+                ChannelAccount.channel == ZNS_CHANNEL,
+                ChannelAccount.external_id.like("phone:%"),
+            )
+        )
+        ctx.drop("phone_text")
+        ctx.say(ctx.t("phone.removed"))
+        ctx.goto(Start.MENU)
+    elif inp.choice == "skip":
+        ctx.drop("phone_text")
+        ctx.say(ctx.t("phone.skipped"))
+        ctx.goto(Start.MENU)
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+
+
+@router.prompt(ZnsPhone.NUMBER)
+async def ask_number(ctx: Context) -> None:
+    ctx.ask(ctx.t("phone.ask"), [Choice("skip", ctx.t("phone.skip")), menu_choice(ctx)])
+
+
+@router.handle(ZnsPhone.NUMBER)
+async def on_number(ctx: Context, inp: Input) -> None:
+    from bot.zalo.zns import normalise_phone, phone_id
+
+    if inp.choice in ("skip", "menu"):
+        ctx.drop("phone_text")
+        ctx.say(ctx.t("phone.skipped"))
+        ctx.goto(Start.MENU)
+        return
+    phone = normalise_phone(inp.text or "")
+    if phone is None:
+        ctx.say(ctx.t("phone.invalid"))
+        ctx.again()
+        return
+    now = ctx.now
+    await ctx.session.execute(
+        delete(ChannelAccount).where(
+            ChannelAccount.person_id == ctx.person.id,
+            ChannelAccount.channel == ZNS_CHANNEL,
+            ChannelAccount.external_id.like("phone:%"),
+        )
+    )
+    account = await get_or_create_account(ctx.session, ZNS_CHANNEL, phone_id(phone), None, now)
+    if account.person_id not in (None, ctx.person.id):
+        ctx.say(ctx.t("phone.taken"))
+        ctx.again()
+        return
+    account.person_id, account.consent_at, account.locale = ctx.person.id, now, ctx.account.locale
+    shown = ShownText(TEXT_VERSION, str(ctx.data.get("phone_text") or ""), ctx.locale, "")
+    await record(
+        ctx.session, ConsentKind.GIVEN, ConsentMethod.CHAT, shown, at=now,
+        person_id=ctx.person.id, account_id=account.id, purposes=PURPOSE,
+    )
+    ctx.drop("phone_text")
+    ctx.say(ctx.t("phone.saved", last=phone[-3:]))
+    ctx.goto(Start.MENU)

@@ -1,0 +1,322 @@
+"""Where each subject kind (bot.domain.subjects) lives in the tables, and the one place that says
+whose submission is whose.
+
+Every layer asks here rather than reading `person_id` / `household_id` itself:
+- `owned_by(person_id)`: the submissions a person owns and may act on (theirs, or a household they
+  head or registered) — the resident flows, registration's duplicate check;
+- `owners(submission)`: the people a submission is about, who are told of decisions;
+- `concerned(...)`: the same as a query, for reminders over many submissions at once;
+- `name(submission)`: the name reviewers see;
+- `register_subject(...)`: registration, which makes or reuses the subject's rows and the submission.
+
+A new kind: subclass `SubjectStore` (or use `PersonalSubject` for something one person answers
+for), `add_subject()` it, then write its criteria file and catalog keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import ColumnElement, CompoundSelect, Select, false, or_, select, union
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.criteria import CriteriaSet
+from bot.domain.subjects import HOUSEHOLD, PERSON, SubjectKind, add_kind
+from bot.storage.models import Campaign, Household, HouseholdMember, OrgUnit, Person, Submission
+from bot.storage.people import MemberSpec, create_household, replace_members
+from bot.storage.submissions import create_submission
+from bot.text import fold
+
+
+@dataclass
+class Registration:
+    """What registration collected: who registers (the person the submission is filed by or for),
+    where, for which title, and the kind's own answers (`details`, e.g. a household's head and
+    members)."""
+
+    criteria_set: CriteriaSet
+    campaign: Campaign
+    branch: OrgUnit
+    person: Person
+    actor_id: int | None  # who did it: the person, or the branch leader acting for them
+    locale: str
+    now: datetime
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubjectRef:
+    """Where a registered subject is kept on its submission."""
+
+    person_id: int | None = None
+    household_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SubjectSummary:
+    """A subject as a reviewer sees it: a name, and a birth year or a number of members."""
+
+    name: str | None
+    birth_year: int | None = None
+    members: int | None = None  # kinds with members: how many (the head included)
+
+
+class SubjectStore:
+    """The storage side of a subject kind. Override what differs; `kind` names it."""
+
+    kind: SubjectKind
+
+    def owned_by(self, person_id: int) -> ColumnElement[bool]:
+        """Condition on Submission: this kind's submissions the person owns and may act on."""
+        raise NotImplementedError
+
+    def concerned(self, *conditions: ColumnElement[bool]) -> list[Select]:
+        """Queries of (pid, sid): everyone concerned by this kind's submissions matching `conditions`."""
+        raise NotImplementedError
+
+    async def owners(self, session: AsyncSession, submission: Submission) -> list[int]:
+        """The people the submission is about, the main one first (the one a reviewer sees)."""
+        raise NotImplementedError
+
+    async def attach(self, session: AsyncSession, registration: Registration) -> SubjectRef:
+        """Make or reuse the subject's rows for a registration."""
+        raise NotImplementedError
+
+    async def registrant(self, session: AsyncSession, submission: Submission) -> int | None:
+        """Who registered it and whose consent it rests on."""
+        owners = await self.owners(session, submission)
+        return owners[0] if owners else None
+
+    async def involved(self, session: AsyncSession, submission: Submission) -> set[int]:
+        """Everyone it is about or was made by (none of them may review it)."""
+        return set(await self.owners(session, submission))
+
+    async def name(self, session: AsyncSession, submission: Submission) -> str | None:
+        """The name a reviewer sees; None once anonymised."""
+        owners = await self.owners(session, submission)
+        person = await session.get(Person, owners[0]) if owners else None
+        return person.full_name if person else None
+
+    async def summary(self, session: AsyncSession, submission: Submission) -> SubjectSummary | None:
+        """What a reviewer is shown of the subject; None once anonymised."""
+        owners = await self.owners(session, submission)
+        person = await session.get(Person, owners[0]) if owners else None
+        return SubjectSummary(person.full_name, person.birth_year) if person else None
+
+
+class PersonalSubject(SubjectStore):
+    """A subject one person answers for, kept as the submission's person (Công dân học tập)."""
+
+    def __init__(self, kind: SubjectKind) -> None:
+        self.kind = kind
+
+    def _mine(self) -> ColumnElement[bool]:
+        return Submission.subject_kind == self.kind.name
+
+    def owned_by(self, person_id: int) -> ColumnElement[bool]:
+        return self._mine() & (Submission.person_id == person_id)
+
+    def concerned(self, *conditions: ColumnElement[bool]) -> list[Select]:
+        return [
+            select(Submission.person_id.label("pid"), Submission.id.label("sid")).where(
+                self._mine(), Submission.person_id.is_not(None), *conditions
+            )
+        ]
+
+    async def owners(self, session: AsyncSession, submission: Submission) -> list[int]:
+        return [submission.person_id] if submission.person_id is not None else []
+
+    async def attach(self, session: AsyncSession, registration: Registration) -> SubjectRef:
+        return SubjectRef(person_id=registration.person.id)
+
+
+class HouseholdSubject(SubjectStore):
+    """A household (Gia đình học tập): its head and whoever registered it own it."""
+
+    kind = HOUSEHOLD
+
+    def owned_by(self, person_id: int) -> ColumnElement[bool]:
+        return Submission.household_id.in_(
+            select(Household.id).where(
+                (Household.head_person_id == person_id) | (Household.registered_by_person_id == person_id)
+            )
+        )
+
+    def concerned(self, *conditions: ColumnElement[bool]) -> list[Select]:
+        return [
+            select(column.label("pid"), Submission.id.label("sid"))
+            .join(Household, Household.id == Submission.household_id)
+            .where(column.is_not(None), *conditions)
+            for column in (Household.head_person_id, Household.registered_by_person_id)
+        ]
+
+    async def owners(self, session: AsyncSession, submission: Submission) -> list[int]:
+        household = await session.get(Household, submission.household_id) if submission.household_id else None
+        if household is None:
+            return []
+        return list(dict.fromkeys(i for i in (household.head_person_id, household.registered_by_person_id) if i))
+
+    async def summary(self, session: AsyncSession, submission: Submission) -> SubjectSummary | None:
+        household = await session.get(Household, submission.household_id) if submission.household_id else None
+        if household is None:
+            return None
+        await session.refresh(household, ["members"])
+        return SubjectSummary(await self.name(session, submission), members=len(household.members))
+
+    async def registrant(self, session: AsyncSession, submission: Submission) -> int | None:
+        household = await session.get(Household, submission.household_id) if submission.household_id else None
+        return household.registered_by_person_id if household is not None else None
+
+    async def involved(self, session: AsyncSession, submission: Submission) -> set[int]:
+        """Its head, its registrant and every member with a person row."""
+        if submission.household_id is None:
+            return set()
+        members = await session.scalars(
+            select(HouseholdMember.person_id).where(HouseholdMember.household_id == submission.household_id)
+        )
+        return set(await self.owners(session, submission)) | {i for i in members if i is not None}
+
+    async def name(self, session: AsyncSession, submission: Submission) -> str | None:
+        household = await session.get(Household, submission.household_id) if submission.household_id else None
+        head = await session.get(Person, household.head_person_id) if household and household.head_person_id else None
+        return head.full_name if head else None
+
+    async def attach(self, session: AsyncSession, registration: Registration) -> SubjectRef:
+        """Reuse the person's household from an earlier year (with today's member list) or make one."""
+        details, person, branch = registration.details, registration.person, registration.branch
+        members = [MemberSpec(m["name"], m["birth_year"], m["relation"]) for m in details.get("members", [])]
+        head: Person | None = None
+        if details["is_head"]:
+            head = person
+            household = await session.scalar(select(Household).where(Household.head_person_id == person.id))
+        else:
+            household = None
+            for candidate in await session.scalars(
+                select(Household).where(Household.registered_by_person_id == person.id)
+            ):
+                head_person = await session.get(Person, candidate.head_person_id)
+                if head_person and fold(head_person.full_name) == fold(details["head_name"]):
+                    household, head = candidate, head_person
+                    break
+            if head is None:
+                head = Person(
+                    full_name=details["head_name"],
+                    birth_year=details["head_birth_year"],
+                    branch_id=branch.id,
+                    locale=registration.locale,
+                    created_by_person_id=registration.actor_id or person.id,
+                    created_at=registration.now,
+                )
+                session.add(head)
+                await session.flush()
+            head.birth_year = details["head_birth_year"]
+        if household is None:
+            household = await create_household(
+                session, branch_id=branch.id, head=head, members=members, registered_by=person, now=registration.now
+            )
+            return SubjectRef(household_id=household.id)
+        await session.refresh(household, ["members"])
+        household.branch_id = branch.id
+        replace_members(household, head, members)
+        await session.flush()
+        return SubjectRef(household_id=household.id)
+
+
+_STORES: dict[str, SubjectStore] = {}
+
+
+def add_subject(store: SubjectStore) -> SubjectStore:
+    """Make a subject kind usable: its criteria files load, and every layer finds its storage."""
+    add_kind(store.kind)
+    _STORES[store.kind.name] = store
+    return store
+
+
+def remove_subject(name: str) -> None:
+    """Forget a kind added by `add_subject` (tests that define their own)."""
+    from bot.domain.subjects import remove_kind
+
+    remove_kind(name)
+    _STORES.pop(name, None)
+
+
+def subject_store(kind: str) -> SubjectStore:
+    try:
+        return _STORES[kind]
+    except KeyError:
+        raise LookupError(f"no storage for subject kind {kind!r}") from None
+
+
+def stores() -> Iterable[SubjectStore]:
+    return list(_STORES.values())
+
+
+def owned_by(person_id: int) -> ColumnElement[bool]:
+    """Condition on Submission: every submission, of any kind, the person owns and may act on."""
+    conditions = [store.owned_by(person_id) for store in stores()]
+    return or_(*conditions) if conditions else false()
+
+
+def concerned(*conditions: ColumnElement[bool]) -> CompoundSelect:
+    """(pid, sid) for everyone concerned by the submissions matching `conditions`, any kind."""
+    return union(*(query for store in stores() for query in store.concerned(*conditions)))
+
+
+async def submissions_for_person(session: AsyncSession, person_id: int) -> list[Submission]:
+    """A person's own submissions, of every kind (as the subject, as head of the household, or as
+    its registrant)."""
+    return list(await session.scalars(select(Submission).where(owned_by(person_id)).order_by(Submission.id)))
+
+
+async def registration_of(
+    session: AsyncSession, campaign_id: int, title: str, kind: str, person_id: int
+) -> Submission | None:
+    """The person's registration (of this kind, for this title) in a campaign, if any."""
+    return await session.scalar(
+        select(Submission).where(
+            Submission.campaign_id == campaign_id,
+            Submission.title == title,
+            subject_store(kind).owned_by(person_id),
+        )
+    )
+
+
+async def owners(session: AsyncSession, submission: Submission) -> list[int]:
+    return await subject_store(submission.subject_kind).owners(session, submission)
+
+
+async def owns(session: AsyncSession, submission: Submission, person_id: int) -> bool:
+    """Whether the person owns the submission (may see and change it, as its subject)."""
+    return person_id in await owners(session, submission)
+
+
+async def subject_summary(session: AsyncSession, submission: Submission) -> SubjectSummary | None:
+    if submission.anonymised_at is not None:
+        return None
+    return await subject_store(submission.subject_kind).summary(session, submission)
+
+
+async def subject_name(session: AsyncSession, submission: Submission) -> str | None:
+    return await subject_store(submission.subject_kind).name(session, submission)
+
+
+async def register_subject(session: AsyncSession, registration: Registration) -> Submission:
+    """Register the subject and file its submission for the title; raises DuplicateRegistration."""
+    ref = await subject_store(registration.criteria_set.subject).attach(session, registration)
+    return await create_submission(
+        session,
+        campaign_id=registration.campaign.id,
+        year=registration.campaign.year,
+        criteria_set=registration.criteria_set,
+        branch_id=registration.branch.id,
+        person_id=ref.person_id,
+        household_id=ref.household_id,
+        actor_person_id=registration.actor_id or registration.person.id,
+        now=registration.now,
+    )
+
+
+add_subject(PersonalSubject(PERSON))
+add_subject(HouseholdSubject())

@@ -1,0 +1,59 @@
+"""How much database work a typical step of a declaration costs (issue 18): the statements and
+transactions one message makes, counted at the driver on SQLite and PostgreSQL.
+
+A level step ("Đạt": store the answer, rescore, ask for photos) and a no-photo step ("Không có
+ảnh": on to the next item) each run in one transaction for the step itself, then a second one
+marks the message answered once its replies are sent. Before issue 18 the level step took 10
+statements besides the mark (the duplicate check and the submission on their own, the account's
+last message time written on every message, the answers read twice)."""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+
+from tests.support.scripts import register_citizen
+
+
+class Statements:
+    """SQL statements per transaction (BEGIN itself not counted), as the driver sees them."""
+
+    def __init__(self, engine) -> None:
+        self.transactions: list[list[str]] = []
+        sync = engine.sync_engine
+        event.listen(sync, "begin", lambda _conn: self.transactions.append([]))
+        event.listen(sync, "before_cursor_execute", self._statement)
+
+    def _statement(self, _conn, _cursor, statement: str, *_args) -> None:
+        if not statement.lstrip().upper().startswith("BEGIN") and self.transactions:
+            self.transactions[-1].append(statement.split(None, 1)[0].upper())
+
+    def clear(self) -> None:
+        self.transactions.clear()
+
+
+async def test_a_typical_step_is_one_small_transaction_and_a_mark(person, suite_app):
+    hoa = person("hoa")
+    await register_citizen(hoa)
+    await hoa.taps("Bắt đầu")
+    await hoa.taps("Đạt")
+    await hoa.taps("Không có ảnh")  # item 1 done: items 2 and 3 are typical steps
+    counted = Statements(suite_app.engine)
+
+    turn = await hoa.taps("Đạt")
+    assert turn.choices == ["Không có ảnh"]
+    step, mark = counted.transactions
+    # load (account, conversation, person, submission, duplicate check), answers, the answer,
+    # the score, photo count, the conversation, the processed message
+    assert len(step) <= 7, step
+    assert mark == ["UPDATE"]
+
+    counted.clear()
+    turn = await hoa.taps("Không có ảnh")
+    assert turn.text.startswith("Mục 3/10")
+    step, mark = counted.transactions
+    # load, answers, photo count, the conversation, the processed message
+    assert len(step) <= 5, step
+    assert mark == ["UPDATE"]
+    # Nothing written that the step did not change (the account's last message time is kept for
+    # a few minutes; the person, the account and the submission's state are untouched).
+    assert step.count("UPDATE") == 1 and step.count("INSERT") == 1, step

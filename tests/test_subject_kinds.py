@@ -1,0 +1,129 @@
+"""A new kind of subject is a subject class, its storage, a criteria file and catalog keys: no flow
+code. A toy kind, defined only here (a family reading corner, which one person answers for),
+registers, declares and is reviewed through the ordinary conversations."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import build_app
+from bot.domain.subjects import SubjectKind, population
+from bot.flows.engine import FlowEngine
+from bot.flows.registry import build_router
+from bot.storage.commune import apply_commune, load_commune_file
+from bot.storage.models import OrgUnit, Submission
+from bot.storage.people import Role
+from bot.storage.subjects import PersonalSubject, add_subject, remove_subject, submissions_for_person
+from tests.conftest import EXAMPLE_COMMUNE, make_settings
+from tests.support.chat import Person as ChatPerson
+from tests.support.review import make_staff
+from tests.support.scripts import agree
+
+READING_CORNER = SubjectKind("reading_corner", population="households_total")
+
+TOY_CRITERIA = """
+id: toy-reading-corner
+version: 1
+title: gds
+title_name:
+  vi: Góc đọc sách gia đình
+  en: Family reading corner
+subject: reading_corner
+issuer: Test
+decision: none
+valid_from_year: 2020
+criteria:
+  - id: I
+    text: {vi: Góc đọc, en: Reading corner}
+    items:
+      - id: "1"
+        text: {vi: Có giá sách trong nhà, en: Has a bookshelf at home}
+        max_points: 10
+        points: {achieved: 10, partial: 5, not_yet: 0}
+      - id: "2"
+        text: {vi: Đọc sách cùng con mỗi tuần, en: Reads with the children every week}
+        max_points: 10
+        points: {achieved: 10, partial: 5, not_yet: 0}
+recognition:
+  total_min: 15
+"""
+
+
+@pytest.fixture
+async def toy_app(suite_db, tmp_path, clock):
+    """The example commune, with the toy kind known and its criteria file loaded."""
+    add_subject(PersonalSubject(READING_CORNER))
+    folder = tmp_path / "criteria"
+    folder.mkdir()
+    (folder / "toy.yaml").write_text(TOY_CRITERIA, encoding="utf-8")
+    app = await build_app(make_settings(suite_db, tmp_path), clock, criteria_dirs=(folder,), run_migrations=False)
+    async with app.sessions.begin() as session:
+        await apply_commune(session, load_commune_file(EXAMPLE_COMMUNE), clock.now())
+    try:
+        yield app
+    finally:
+        await app.close()
+        remove_subject(READING_CORNER.name)
+
+
+async def test_a_toy_subject_registers_declares_and_is_reviewed(toy_app):
+    engine = FlowEngine(toy_app, build_router())
+    hoa = ChatPerson(engine, "hoa")
+    await agree(hoa)
+    turn = await hoa.taps("Góc đọc sách gia đình")
+    assert turn.text == "Họ và tên của bạn?"
+    await hoa.says("Nguyễn Thị Hoa")
+    await hoa.says("1975")
+    turn = await hoa.says("2")
+    assert turn.text.startswith("Danh hiệu: Góc đọc sách gia đình\nHọ tên: Nguyễn Thị Hoa, sinh năm 1975\n")
+    turn = await hoa.taps("Xác nhận")
+    assert turn.text.startswith("Đã đăng ký Góc đọc sách gia đình, mã hồ sơ GDS-2026-000001.")
+
+    await hoa.taps("Bắt đầu")
+    for _ in range(2):
+        turn = await hoa.taps("Đạt")
+        if "Không có ảnh" in turn.choices:
+            await hoa.taps("Không có ảnh")
+    turn = await hoa.taps("Nộp hồ sơ")
+    assert "Đã nộp hồ sơ" in turn, turn
+
+    # The same person also registers as a learning citizen: the two kinds do not collide.
+    await hoa.says("/menu")
+    await hoa.taps("Đăng ký danh hiệu")
+    turn = await hoa.taps("Công dân học tập")
+    assert "Đã đăng ký Công dân học tập" in await hoa.taps("Xác nhận")
+
+    lan = await make_staff(engine, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
+    turn = await lan.says("/binhxet")
+    assert turn.choices[0] == "GDS-2026-000001 · Nguyễn Thị Hoa · Thôn Hà Lương · 20 điểm"
+    details, question = (await lan.taps(turn.choices[0])).replies
+    assert details.text.startswith(
+        "Hồ sơ GDS-2026-000001 — Góc đọc sách gia đình\nNgười khai: Nguyễn Thị Hoa, sinh năm 1975 — Thôn Hà Lương\n"
+    )
+    await lan.taps("Đề nghị công nhận")
+    await lan.taps("Xác nhận")
+    can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    turn = await can.says("/duyet")
+    await can.taps(next(c for c in turn.choices if c.startswith("GDS-2026-000001")))
+    await can.taps("Công nhận")
+    turn = await can.taps("Xác nhận")
+    assert "GDS-2026-000001" in turn
+
+    async with toy_app.sessions() as session:
+        corner = await session.scalar(select(Submission).where(Submission.title == "gds"))
+        assert (corner.subject_kind, corner.state) == ("reading_corner", "approved")
+        owned = await submissions_for_person(session, corner.person_id)
+        assert sorted(s.title for s in owned) == ["cd", "gds"]
+        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
+        assert population(commune, "reading_corner") == commune.households_total
+
+    turn = await hoa.says("/trangthai")
+    assert "GDS-2026-000001" in turn
+
+
+async def test_an_unknown_subject_kind_is_refused_in_a_criteria_file(tmp_path):
+    from bot.domain.criteria import CriteriaError, parse_criteria
+
+    with pytest.raises(CriteriaError, match="subject"):
+        parse_criteria(TOY_CRITERIA, "toy.yaml")
