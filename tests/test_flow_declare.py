@@ -187,7 +187,9 @@ async def test_a_family_is_never_told_eligible_while_the_pass_rule_is_unconfirme
         "Hồ sơ GD-2026-000001 — Gia đình học tập\n"
         "Tổng 100/100 điểm.\n"
         "Điểm từng mục: 1.1: 10, 1.2: 10, 1.3: 10, 2.1: 10, 2.2: 10, 2.3: 10, 3.1: 10, 3.2: 10, 4.1: 10, 4.2: 10.\n"
-        "Xã sẽ xét và quyết định công nhận (cách tính đạt của danh hiệu này chưa được tỉnh xác nhận)."
+        "Xã sẽ xét và quyết định công nhận (cách tính đạt của danh hiệu này chưa được tỉnh xác nhận).\n"
+        "Chưa có ảnh minh chứng cho mục 2.2, 2.3, 3.1, 3.2, 4.1, 4.2. Bạn vẫn nộp được, nhưng chi hội có thể hỏi "
+        "thêm; nên gửi ảnh trước khi nộp."
     )
     assert "Đủ điều kiện" not in turn.text
     assert turn.choices[0] == "Nộp hồ sơ"

@@ -794,7 +794,7 @@ async def _apply(ctx: Context, note: str | None, override: str | None = None) ->
         event = await decide(
             ctx.session, submission_id=rv.sub, decision=decision, role=role, scope=scope,
             actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.version,
-            override=override,
+            override=override, branch_first=True,
         )
     except AwaitingBranch as waiting:
         # The commune's rule: ask why the commune decides now (kept in the audit trail).

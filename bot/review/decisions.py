@@ -175,6 +175,7 @@ async def decide(
     now: datetime,
     expected_version: int | None = None,
     override: str | None = None,
+    branch_first: bool = False,
 ) -> SubmissionEvent:
     """Apply a reviewer's decision. Raises OutOfScope, OwnApplication, ProcessingStopped, Conflict
     or IllegalTransition before anything changes; the version column also stops a concurrent
@@ -193,7 +194,9 @@ async def decide(
         # Decided, sent back or withdrawn by someone else in the meantime.
         raise Conflict(submission, await last_event(session, submission.id)) from exc
     check(submission.state, TARGET[decision], ACTOR[role], note)  # a missing required note
-    waiting = await awaiting_branch(session, submission, role, decision, now)
+    # The commune's rule (branch first, or an override with a reason): applied where the caller
+    # offers the override (chat); the browser desk does not ask for a reason yet.
+    waiting = await awaiting_branch(session, submission, role, decision, now) if branch_first else False
     if waiting is not False and not (override or "").strip():
         raise AwaitingBranch(submission, waiting or None)
     event = await transition(
