@@ -44,7 +44,8 @@ command=${1:-}
 case "$command" in
     run)
         setup
-        .venv/bin/hoctap init --commune "${HOCTAP_COMMUNE_FILE:-examples/commune.yaml}"
+        # Only the first time: a calendar officers changed in chat (/lichnhac) is not overwritten.
+        .venv/bin/hoctap init --if-new --commune "${HOCTAP_COMMUNE_FILE:-examples/commune.yaml}"
         exec .venv/bin/hoctap run "$@"
         ;;
     test)
@@ -58,11 +59,12 @@ case "$command" in
             # Spread over the machine's cores (pytest-xdist); `-n 0` runs it in one process.
             exec .venv/bin/python -m pytest -m "not slow" -n auto "$@"
         fi
-        .venv/bin/python -m pytest "$@"
+        # Both passes spread over the cores too, slow tests included.
+        .venv/bin/python -m pytest -n auto "$@"
         # Second pass: every test on its own PostgreSQL database, when a server answers (CI makes
         # sure one does and sets HOCTAP_REQUIRE_PG=1, so there it never silently skips).
         if [ "${HOCTAP_REQUIRE_PG:-}" = "1" ] || postgres_answers; then
-            HOCTAP_TEST_DB=postgres exec .venv/bin/python -m pytest "$@"
+            HOCTAP_TEST_DB=postgres exec .venv/bin/python -m pytest -n auto "$@"
         fi
         echo "dev.sh: no PostgreSQL server answers; the PostgreSQL pass was skipped" >&2
         ;;

@@ -148,8 +148,8 @@ class Result:
         return 1000 * self.loop_cpu / self.updates
 
     @property
-    def other_ms(self) -> float:
-        return 1000 * (self.cpu - self.loop_cpu) / self.updates
+    def other_ms(self) -> float:  # clock granularity can make it a hair below zero
+        return max(0.0, 1000 * (self.cpu - self.loop_cpu) / self.updates)
 
     def per_update(self, key: str) -> float:
         return (self.db or {}).get(key, 0) / self.updates
@@ -473,12 +473,14 @@ async def memory(fake: FakeServer, args: argparse.Namespace, conversations: int)
         done += 1
         if done % 100 == 0:
             samples.append((done, rss_mb()))
+            print(f"  after {done} conversations: VmRSS {samples[-1][1]:.1f} MB", flush=True)
 
     with tempfile.TemporaryDirectory() as folder:
         bot = make_bot("flow", fake, Path(folder), args, LOAD_PEOPLE, replies)
         await bot.start()
         await bot.begin_polling()
         samples[0] = (0, rss_mb())
+        print(f"  full flow started: VmRSS {samples[0][1]:.1f} MB", flush=True)
         async with httpx.AsyncClient(timeout=60) as client:
             await converse(fake, client, replies, list(range(300_000_000, 300_000_000 + conversations)), 3_000_000_000,
                            LOAD_PEOPLE, finished)

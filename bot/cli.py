@@ -46,8 +46,15 @@ def init(
     province: Optional[Path] = typer.Option(
         None, exists=True, dir_okay=False, help="Province YAML file: many communes at once"
     ),
+    if_new: bool = typer.Option(
+        False, "--if-new", help="Only set communes up that are not in the database yet (keeps chat changes)"
+    ),
 ) -> None:
-    """Create or update a commune (or every commune of a province file), branches, deadlines and targets."""
+    """Create or update a commune (or every commune of a province file), branches, deadlines and targets.
+
+    Prints every calendar value it changes (e.g. a deadline an officer moved with /lichnhac)."""
+    from sqlalchemy import select
+
     from bot.storage.commune import (
         CommuneFileError,
         apply_commune,
@@ -56,6 +63,7 @@ def init(
         load_commune_file,
         load_province_file,
     )
+    from bot.storage.models import OrgUnit
 
     if (commune is None) == (province is None):
         typer.echo("error: give --commune FILE or --province FILE", err=True)
@@ -69,14 +77,28 @@ def init(
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
+            if if_new:
+                wanted = [commune_spec.commune.code] if commune_spec is not None else [
+                    c.commune.code for c in province_spec.commune_specs()
+                ]
+                known = set(await session.scalars(select(OrgUnit.code).where(OrgUnit.code.in_(wanted))))
+                if known == set(wanted):
+                    typer.echo(
+                        f"{', '.join(wanted)} already set up; the calendar is kept as it is "
+                        f"(run `hoctap init` without --if-new to apply the file)."
+                    )
+                    return
+            changes: list[str] = []
             if commune_spec is not None:
-                units = [await apply_commune(session, commune_spec, app.clock.now())]
+                units = [await apply_commune(session, commune_spec, app.clock.now(), changes)]
                 campaigns = [len(commune_spec.campaigns)]
             else:
                 assert province_spec is not None
-                units = await apply_province(session, province_spec, app.clock.now())
+                units = await apply_province(session, province_spec, app.clock.now(), changes)
                 campaigns = [len(c.campaigns) for c in province_spec.commune_specs()]
             counts = [len(await branches_of(session, unit.id)) for unit in units]
+        for line in changes:
+            typer.echo(f"changed: {line}")
         for unit, branches, count in zip(units, counts, campaigns):
             typer.echo(f"{unit.name}: {branches} branches, {count} campaign(s) ready.")
 
@@ -214,6 +236,10 @@ def admin_grant(
     """Give someone a role (bootstrap the first officer of a commune)."""
     from sqlalchemy import select
 
+    _check_channel(channel)
+    if role not in ("officer", "leader", "admin"):
+        typer.echo("error: --role must be officer, leader or admin", err=True)
+        raise typer.Exit(2)
     from bot.storage.consents import attach_person
     from bot.storage.models import OrgUnit, Person
     from bot.storage.people import Role, get_or_create_account, grant_role
@@ -244,6 +270,56 @@ def admin_grant(
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2)
             typer.echo(f"granted {grant.role} to {person.full_name} (person {person.id})" + (f" for {unit.name}" if unit else ""))
+
+    _run(_with_app(work))
+
+
+CHANNELS = ("telegram", "zalo_bot", "zalo_oa", "console")
+
+
+def _check_channel(channel: str) -> None:
+    if channel not in CHANNELS:
+        typer.echo(f"error: unknown channel {channel!r}; use one of {', '.join(CHANNELS)}", err=True)
+        raise typer.Exit(2)
+
+
+@admin.command("revoke")
+def admin_revoke(
+    role: str = typer.Option(..., help="officer | leader | admin"),
+    channel: str = typer.Option(..., help="telegram | zalo_bot | zalo_oa | console"),
+    user_id: str = typer.Option(..., "--user-id", help="The person's id on that channel"),
+    scope: Optional[str] = typer.Option(None, help="Only the grant for this commune or branch code"),
+) -> None:
+    """Take a role away (the person keeps their own applications)."""
+    from sqlalchemy import select
+
+    from bot.storage.models import OrgUnit, RoleGrant
+    from bot.storage.people import get_account
+
+    _check_channel(channel)
+
+    async def work(app: App) -> None:
+        async with app.sessions.begin() as session:
+            account = await get_account(session, channel, user_id)
+            if account is None or account.person_id is None:
+                typer.echo(f"error: nobody with id {user_id!r} on {channel}", err=True)
+                raise typer.Exit(2)
+            query = select(RoleGrant).where(
+                RoleGrant.person_id == account.person_id, RoleGrant.role == role, RoleGrant.revoked_at.is_(None)
+            )
+            if scope:
+                unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
+                if unit is None:
+                    typer.echo(f"error: no org unit with code {scope!r}", err=True)
+                    raise typer.Exit(2)
+                query = query.where(RoleGrant.scope_unit_id == unit.id)
+            grants = list(await session.scalars(query))
+            if not grants:
+                typer.echo(f"error: {channel}:{user_id} holds no live {role} role" + (f" for {scope}" if scope else ""), err=True)
+                raise typer.Exit(2)
+            for grant in grants:
+                grant.revoked_at = app.clock.now()
+            typer.echo(f"revoked {len(grants)} {role} grant(s) of person {account.person_id}")
 
     _run(_with_app(work))
 
@@ -297,10 +373,23 @@ def export_cmd(
     from bot.clock import local_date
     from bot.review.exports import FORMATS, KINDS, export_filename, write_export
     from bot.storage.commune import campaign_for
-    from bot.storage.models import OrgUnit
+    from bot.storage.models import Campaign, OrgUnit
 
     if kind not in KINDS or format not in FORMATS:
         typer.echo(f"error: kind must be one of {', '.join(KINDS)}; format one of {', '.join(FORMATS)}", err=True)
+        raise typer.Exit(2)
+    if lang not in ("vi", "en"):
+        typer.echo(f"error: --lang must be vi or en, not {lang!r}", err=True)
+        raise typer.Exit(2)
+    if out is not None and out.suffix.lower() != f".{format}":
+        typer.echo(f"error: --out {out} does not end in .{format} (the --format); use --format {out.suffix.lstrip('.') or '?'} or rename", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    typer.echo(f"database: {_describe_database(settings.database_url)}")
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        # Run from another folder, the default ./hoctap.db would be a new, empty database.
+        typer.echo(f"error: no database at {missing}; run from the bot's folder or set DATABASE_URL", err=True)
         raise typer.Exit(2)
 
     async def work(app: App) -> None:
@@ -313,6 +402,12 @@ def export_cmd(
             if chosen is None:
                 campaign = await campaign_for(session, unit.id, local_date(app.clock.now(), app.settings.tz))
                 chosen = campaign.year if campaign else local_date(app.clock.now(), app.settings.tz).year
+            elif kind != "register":
+                years = set(await session.scalars(select(Campaign.year).where(Campaign.commune_id == unit.id)))
+                if chosen not in years:
+                    listed = ", ".join(str(y) for y in sorted(years)) or "none"
+                    typer.echo(f"error: {commune} has no campaign for {chosen} (campaigns: {listed})", err=True)
+                    raise typer.Exit(2)
             target = out or Path(export_filename(kind, unit, chosen, format))
             target.parent.mkdir(parents=True, exist_ok=True)
             rows = await write_export(
@@ -321,7 +416,27 @@ def export_cmd(
             )
         typer.echo(f"wrote {rows} rows to {target}")
 
-    _run(_with_app(work))
+    _run(_with_app(work, settings))
+
+
+def _describe_database(url: str) -> str:
+    """The database a command uses, without a password: a SQLite file's full path."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return str(Path(parsed.database).expanduser().resolve())
+    return parsed.render_as_string(hide_password=True)
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database).expanduser().resolve()
+    return None if path.exists() else path
 
 
 @cli.command("province-report")

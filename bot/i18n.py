@@ -73,9 +73,16 @@ class Translator:
         return text.format(count=count, **params)
 
     def date(self, value: date, format: str = "long") -> str:
+        """Vietnamese date style: "ngày 5/12/2026" ("short": "5/12/2026"), never a two-digit year."""
+        if self.locale == "vi":
+            plain = f"{value.day}/{value.month}/{value.year}"
+            return plain if format == "short" else self(N_("date.long"), date=plain)
         return format_date(value, format=format, locale=self._babel_locale)
 
     def datetime(self, value: datetime, format: str = "short") -> str:
+        if self.locale == "vi":
+            local = value.astimezone(VN_TZ)
+            return self(N_("date.time"), time=f"{local.hour:02d}:{local.minute:02d}", date=self.date(local.date(), "short"))
         return format_datetime(value, format=format, tzinfo=VN_TZ, locale=self._babel_locale)
 
     def number(self, value: float | int, decimals: int = 0) -> str:

@@ -136,7 +136,20 @@ async def run_bot(settings: Settings, role: str = "all", console_user: str = "lo
             from bot.channels.console import ConsoleChannel
 
             log.info("no channel token configured: starting the terminal chat")
-            await ConsoleChannel(runtime.engine, user_id=console_user).run()
+            console = ConsoleChannel(runtime.engine, user_id=console_user)
+            # Notices and reminders for the terminal user are printed in the terminal.
+            runtime.senders.register(console.sender())
+            for install in background_installers():
+                await install(runtime)
+            started_here: list[Service] = []
+            try:
+                for service in runtime.services:
+                    await service.start()
+                    started_here.append(service)
+                await console.run()
+            finally:
+                for service in reversed(started_here):
+                    await service.stop()
             return
         # Before anything starts: a webhook or a /files link signed with a guessable secret could be forged.
         settings.check_public_serving(serving_web=serves_web(runtime))

@@ -70,6 +70,30 @@ def clean_name(raw: str, max_length: int = 100) -> str | None:
     return name
 
 
+def name_problem(raw: str, max_length: int = 100) -> str | None:
+    """Why `raw` is not a name: "short" (fewer than 2 characters), "long", or "characters"
+    (digits or symbols); None when `clean_name` accepts it."""
+    name = nfc(unicodedata.normalize("NFKC", strip_controls(raw)))
+    if len(name) < 2:
+        return "short"
+    if len(name) > max_length:
+        return "long"
+    return None if _NAME_OK.match(name) else "characters"
+
+
+def year_problem(raw: str, low: int, high: int) -> str | None:
+    """Why `raw` is not a birth year from `low` to `high`: "digits" (not a four-digit year),
+    "young" (after `high`), "old" (before `low`); None when it is one."""
+    year = parse_year(raw)
+    if year is None:
+        return "digits"
+    if year > high:
+        return "young"
+    if year < low:
+        return "old"
+    return None
+
+
 def _title_word(word: str) -> str:
     # "h'nga" -> "H'Nga", "nguyễn" -> "Nguyễn"
     return "'".join(part[:1].upper() + part[1:].lower() for part in word.split("'"))

@@ -111,6 +111,55 @@ def test_run_names_a_bad_role_and_a_bad_channel_setting(tmp_path):
     assert "TELEGRAM_WEBHOOK_SECRET" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_init_says_what_it_changes_and_if_new_keeps_a_changed_calendar(tmp_path):
+    assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(
+        EXAMPLE_COMMUNE.read_text(encoding="utf-8").replace("self_declaration: 2026-11-30", "self_declaration: 2026-12-02"),
+        encoding="utf-8",
+    )
+    # As ./dev.sh run does at every start: the commune exists, so nothing is re-applied.
+    kept = hoctap(tmp_path, "init", "--if-new", "--commune", str(changed))
+    assert kept.returncode == 0 and "already set up; the calendar is kept" in kept.stdout
+    applied = hoctap(tmp_path, "init", "--commune", str(changed))
+    assert "changed: ea-tul 2026: self_declaration 2026-11-30 -> 2026-12-02" in applied.stdout
+    assert "./dev.sh" not in applied.stdout
+
+
+def test_admin_channel_check_revoke_and_export_refusals(tmp_path):
+    assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
+    viber = hoctap(
+        tmp_path, "admin", "grant", "--role", "leader", "--channel", "viber", "--user-id", "x1",
+        "--scope", "buon-ken", "--name", "Thử",
+    )
+    assert viber.returncode == 2 and "unknown channel 'viber'" in viber.stderr
+    assert "Thử" not in hoctap(tmp_path, "admin", "roles").stdout
+    granted = hoctap(
+        tmp_path, "admin", "grant", "--role", "leader", "--channel", "telegram", "--user-id", "7",
+        "--scope", "buon-ken", "--name", "Ama Hồng",
+    )
+    assert granted.returncode == 0, granted.stderr
+    revoked = hoctap(tmp_path, "admin", "revoke", "--role", "leader", "--channel", "telegram", "--user-id", "7")
+    assert revoked.returncode == 0 and "revoked 1 leader grant(s)" in revoked.stdout
+    assert "Ama Hồng" not in hoctap(tmp_path, "admin", "roles").stdout
+    again = hoctap(tmp_path, "admin", "revoke", "--role", "leader", "--channel", "telegram", "--user-id", "7")
+    assert again.returncode == 2 and "holds no live leader role" in again.stderr
+
+    no_year = hoctap(tmp_path, "export", "stats", "--commune", "ea-tul", "--year", "2030")
+    assert no_year.returncode == 2 and "has no campaign for 2030 (campaigns: 2026, 2027)" in no_year.stderr
+    french = hoctap(tmp_path, "export", "stats", "--commune", "ea-tul", "--lang", "fr")
+    assert french.returncode == 2 and "--lang must be vi or en" in french.stderr
+    mismatch = hoctap(tmp_path, "export", "stats", "-f", "csv", "--out", "x.xlsx", "--commune", "ea-tul")
+    assert mismatch.returncode == 2 and "does not end in .csv" in mismatch.stderr and not (tmp_path / "x.xlsx").exists()
+    done = hoctap(tmp_path, "export", "stats", "--commune", "ea-tul")
+    assert done.returncode == 0 and f"database: {tmp_path / 'cli.db'}" in done.stdout
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    lost = hoctap(elsewhere, "export", "stats", "--commune", "ea-tul")  # its ./cli.db does not exist
+    assert lost.returncode == 2 and f"no database at {elsewhere / 'cli.db'}" in lost.stderr
+    assert not (elsewhere / "cli.db").exists()
+
 def test_init_a_whole_province_then_its_reader_and_the_upward_report(tmp_path):
     province_file = EXAMPLE_COMMUNE.with_name("province.yaml")
     done = hoctap(tmp_path, "init", "--province", str(province_file))

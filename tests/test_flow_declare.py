@@ -23,7 +23,7 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
     hoa = person("hoa")
     await register_citizen(hoa)
     turn = await hoa.taps("Bắt đầu")
-    assert turn.text == ITEM_1
+    assert turn.text == ITEM_1 + "\nHạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     assert turn.choices == LEVELS
 
     turn = await hoa.taps("Đạt")
@@ -63,14 +63,16 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
         "Tổng 90/100 điểm.\n"
         "Đủ điều kiện đề nghị công nhận (từ 80 điểm, không mục nào dưới 5).\n"
         "Chưa có ảnh minh chứng cho mục 2, 4, 5, 6, 7, 10. Bạn vẫn nộp được, nhưng chi hội có thể hỏi thêm; "
-        "nên gửi ảnh trước khi nộp."
+        "nên gửi ảnh trước khi nộp.\n"
+        "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     )
     assert turn.choices == ["Nộp hồ sơ", "Xem lại", "Sửa một mục", "Để sau"]
 
     turn = await hoa.taps("Xem lại")
     assert "1. Thường xuyên đọc, cập nhật thông tin…: Đạt — 10/10 điểm, 2 ảnh" in turn
     assert "3. Dành thời gian tham gia hoạt động học…: Đạt một phần — 5/10 điểm, 1 ảnh" in turn
-    turn = await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp hồ sơ")
+    turn = await hoa.taps("Nộp ngay")
     assert turn.text.startswith(
         "Đã nộp hồ sơ CD-2026-000001 (90 điểm). Chi hội sẽ xem xét; bot sẽ báo khi có kết quả hoặc cần bổ sung."
     )
@@ -120,9 +122,10 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
         "Group: Children's learning\n"
         "Children of compulsory-education age all go to school and complete compulsory education as required "
         "(except through illness, disability or inability to learn)\n"
-        "Evidence idea: a photo of a school admission letter or a student card."
+        "Evidence idea: a photo of a school admission letter or a student card.\n"
+        "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
-    assert turn.choices == ["Achieved", "Partly", "Not yet", "Not applicable", "Skip", "Stop for now"]
+    assert turn.choices == ["Achieved", "Partly", "Not yet", "Skip", "Stop for now", "Not applicable"]
     for _ in range(3):
         await ba.taps("Not applicable")
     turn = await ba.taps("Achieved")  # 2.1
@@ -144,9 +147,11 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
         "The commune will assess and decide on recognition (the pass rule for this title has not been "
         "confirmed by the province).\n"
         "No photo yet for item(s) 2.3, 3.1, 3.2, 4.1, 4.2. You can still send it, but the branch may ask; "
-        "better add photos before sending."
+        "better add photos before sending.\n"
+        "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
-    turn = await ba.taps("Submit")
+    await ba.taps("Submit")
+    turn = await ba.taps("Submit now")
     assert turn.text.startswith("Application GD-2026-000001 submitted (100 points).")
     async with suite_app.sessions() as session:
         submission = await session.scalar(select(Submission))
@@ -189,7 +194,8 @@ async def test_a_family_is_never_told_eligible_while_the_pass_rule_is_unconfirme
         "Điểm từng mục: 1.1: 10, 1.2: 10, 1.3: 10, 2.1: 10, 2.2: 10, 2.3: 10, 3.1: 10, 3.2: 10, 4.1: 10, 4.2: 10.\n"
         "Xã sẽ xét và quyết định công nhận (cách tính đạt của danh hiệu này chưa được tỉnh xác nhận).\n"
         "Chưa có ảnh minh chứng cho mục 2.2, 2.3, 3.1, 3.2, 4.1, 4.2. Bạn vẫn nộp được, nhưng chi hội có thể hỏi "
-        "thêm; nên gửi ảnh trước khi nộp."
+        "thêm; nên gửi ảnh trước khi nộp.\n"
+        "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     )
     assert "Đủ điều kiện" not in turn.text
     assert turn.choices[0] == "Nộp hồ sơ"
@@ -218,7 +224,8 @@ async def test_skip_stop_come_back_and_answer_missing(person):
         "Chưa đủ điều kiện công nhận:\n"
         "- chưa trả lời mục 1\n"
         "- cần từ 80 điểm trở lên\n"
-        "- mục 2, 3, 4, 5, 6, 7, 8, 9, 10 dưới 5 điểm"
+        "- mục 2, 3, 4, 5, 6, 7, 8, 9, 10 dưới 5 điểm\n"
+        "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     )
     assert turn.choices == ["Trả lời mục còn thiếu", "Xem lại", "Sửa một mục", "Để sau"]
     turn = await hoa.taps("Trả lời mục còn thiếu")
@@ -254,10 +261,14 @@ async def test_photo_rules(person, suite_app):
     hoa = person()
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
-    # A photo before choosing a level is kept for the item.
+    # A photo at the level question means "achieved, with this photo", and the next item comes.
     turn = await hoa.sends_photo(jpeg((9, 9, 9)))
-    assert turn.text.startswith("Đã nhận ảnh cho mục này. Bạn tự đánh giá mục này thế nào?")
-    assert "Đã có 1 ảnh cho mục này." in turn
+    assert turn.text.startswith(
+        "Đã nhận ảnh, ghi mục 1 là Đạt (1 ảnh). Muốn gửi thêm ảnh cho mục này thì gõ “quay lại”."
+    )
+    assert "Mục 2/10" in turn
+    turn = await hoa.says("quay lại")
+    assert turn.text.startswith("Mục 1/10") and "Bạn đã trả lời: Đạt, 1 ảnh." in turn
     turn = await hoa.taps("Đạt")
     assert turn.text == "Đã nhận ảnh 1. Gửi thêm (tối đa 3) hoặc bấm Xong."
     turn = await hoa.sends_photo(jpeg((9, 9, 9)))
@@ -294,9 +305,24 @@ async def test_item_garbage_text_re_asks_with_the_levels(person):
     hoa = person()
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
-    turn = await hoa.says("hôm nay trời đẹp")
+    turn = await hoa.says("abc")
     assert turn.text.startswith("Bạn chọn một mức: bấm nút hoặc trả lời số (1, 2, 3…).")
     assert ITEM_1 in turn
     assert turn.choices == LEVELS
     turn = await hoa.says("9")
     assert turn.text.startswith("Bạn chọn một mức")
+
+
+async def test_free_text_at_the_level_question_is_kept_as_a_note(person, suite_app):
+    hoa = person()
+    await register_citizen(hoa)
+    turn = await hoa.taps("Bắt đầu")
+    turn = await hoa.says("Tôi có đi học lớp khuyến nông tháng 5")
+    assert turn.text.startswith("Đã ghi lại lời bạn viết làm ghi chú cho mục này. Bạn chọn một mức nhé.")
+    await hoa.taps("Đạt")
+    turn = await hoa.says("chưa đạt")  # the next item's answer: item 1's photos are done
+    assert turn.text.startswith("Xong ảnh mục trước. Mục 2: Chưa đạt.")
+    assert "Mục 3/10" in turn
+    async with suite_app.sessions() as session:
+        answers = {a.item_id: (a.level, a.note) for a in await session.scalars(select(Answer))}
+    assert answers == {"1": ("achieved", "Tôi có đi học lớp khuyến nông tháng 5"), "2": ("not_yet", None)}

@@ -116,7 +116,7 @@ async def test_help_lists_commands_and_returns_to_the_question(person):
     hoa = person()
     await hoa.says("chào")
     await hoa.says("1")
-    turn = await hoa.says("hướng dẫn")
+    turn = await hoa.says("/huongdan")
     assert "Bot giúp bạn đăng ký danh hiệu học tập" in turn
     for line in ("/dangky — đăng ký danh hiệu", "/tudanhgia — tự đánh giá", "/trangthai — xem trạng thái hồ sơ", "/huy — dừng việc đang làm"):
         assert line in turn

@@ -39,16 +39,18 @@ async def test_status_shows_state_missing_items_and_next_deadline(person, suite_
         "CD-2026-000001 — Công dân học tập: Đang tự đánh giá\n"
         "Điểm tự đánh giá: 10/100 (cần 80).\n"
         "Còn thiếu: mục 2, 3, 4, 5, 6, 7, 8, 9, 10.\n"
-        "Hạn tự đánh giá: 30 tháng 11, 2026 (còn 10 ngày)."
+        "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     )
     assert turn.choices == ["Tiếp tục tự đánh giá", "Về menu"]
     turn = await hoa.taps("Tiếp tục tự đánh giá")
     assert turn.text.startswith("Mục 2/10")
 
-    # After the self-declaration deadline the next one is the branch review.
+    # After the self-declaration deadline, an application not submitted still shows that
+    # deadline (passed), not the branch review that does not concern it yet.
     suite_app.clock.advance(timedelta(days=11))
     turn = await hoa.says("/status")
-    assert "Hạn chi hội bình xét: 5 tháng 12, 2026 (còn 4 ngày)." in turn
+    assert "Hạn tự đánh giá: ngày 30/11/2026 — đã quá hạn" in turn
+    assert "bình xét" not in turn.text
 
 
 async def test_status_in_english_uses_english_dates(person):
@@ -64,7 +66,7 @@ async def test_status_in_english_uses_english_dates(person):
         "CD-2026-000001 — Learning citizen: Registered\n"
         "Self-assessed score: 0/100 (80 needed).\n"
         "Still missing: items 1, 2, 3, 4, 5, 6, 7, 8, 9, 10.\n"
-        "Self-assessment deadline: November 30, 2026 (10 days left)."
+        "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
     assert turn.choices == ["Continue self-assessment", "Main menu"]
 
@@ -74,6 +76,7 @@ async def test_needs_info_loop_add_photo_and_resubmit(person, suite_app):
     await register_citizen(hoa)
     await _declare_all(hoa)
     await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp ngay")
     await _review(suite_app, State.NEEDS_INFO, "Xin bổ sung ảnh tủ sách cho mục 1.")
 
     turn = await hoa.says("/menu")
@@ -96,7 +99,8 @@ async def test_needs_info_loop_add_photo_and_resubmit(person, suite_app):
     await hoa.taps("Đạt")
     turn = await hoa.taps("Xong")
     assert turn.choices[0] == "Nộp lại"
-    turn = await hoa.taps("Nộp lại")
+    await hoa.taps("Nộp lại")
+    turn = await hoa.taps("Nộp ngay")
     assert turn.text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
 
     async with suite_app.sessions() as session:
@@ -111,6 +115,7 @@ async def test_decided_submission_is_read_only(person, suite_app):
     await register_citizen(hoa)
     await _declare_all(hoa)
     await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp ngay")
     await _review(suite_app, State.APPROVED, None)
     turn = await hoa.says("/trangthai")
     assert "CD-2026-000001 — Công dân học tập: Đã được công nhận" in turn
@@ -125,6 +130,7 @@ async def test_reviewer_decision_mid_declaration_is_respected(person, suite_app)
     await register_citizen(hoa)
     await _declare_all(hoa)
     await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp ngay")
     await _review(suite_app, State.NEEDS_INFO, "Bổ sung mục 2")
     await hoa.says("/menu")
     await hoa.taps("Bổ sung hồ sơ")
@@ -147,6 +153,7 @@ async def test_needs_info_loop_in_english(person, suite_app):
         await john.taps("Achieved")
         await john.taps("No photo")
     await john.taps("Submit")
+    await john.taps("Submit now")
     await _review(suite_app, State.NEEDS_INFO, "Please add a photo of your learning plan (item 2).", Actor.BRANCH)
     turn = await john.says("/menu")
     assert turn.text.startswith(
@@ -160,7 +167,8 @@ async def test_needs_info_loop_in_english(person, suite_app):
     assert turn.text.startswith("Photo received for this item. How do you rate yourself on it?")
     await john.taps("Achieved")
     await john.taps("Done")
-    turn = await john.taps("Resubmit")
+    await john.taps("Resubmit")
+    turn = await john.taps("Submit now")
     assert turn.text.startswith("Application CD-2026-000001 submitted (100 points).")
     async with suite_app.sessions() as session:
         assert (await session.scalar(select(Submission))).state == "submitted"

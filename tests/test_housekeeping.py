@@ -166,10 +166,10 @@ async def test_retention_removes_photos_of_decided_applications_after_the_report
 
     # The reviewer is told why there is no photo, rather than seeing a missing one.
     turn = await can.says("/xem CD-2026-000001")
-    assert "Ảnh minh chứng của hồ sơ này đã được xóa ngày 10 tháng 12, 2027 theo quy định thời hạn lưu trữ." in turn.text
+    assert "Ảnh minh chứng của hồ sơ này đã được xóa ngày 10/12/2027 theo quy định thời hạn lưu trữ." in turn.text
     assert "chưa có ảnh" not in turn.text.lower() and not [r for r in turn.replies if r.photo]
     history = [line for line in turn.text.split("Lịch sử")[-1].splitlines() if line[:2].isdigit()]
-    assert history[-1] == "20/11/26: Đã được công nhận (xã)"  # the removal is not a step of the application
+    assert history[-1] == "20/11/2026: Đã được công nhận (xã)"  # the removal is not a step of the application
     await check_invariants(app)
 
     off = hoctap(tmp_path, "retention", "--dry-run", "--at", "2030-01-01T08:00", PHOTO_RETENTION_MONTHS="0", **env)

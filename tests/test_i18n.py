@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 from bot.i18n import LOCALES, Translator, locales_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {"t": None, "N_": None, "plural": (1, 2)}
+KEYWORDS = {"t": None, "N_": None, "plural": (1, 2), "retry": None}
 
 
 def _catalog(locale: str):
@@ -104,5 +104,5 @@ def test_no_vietnamese_string_literals_in_code():
 def test_dates_are_formatted_for_the_locale():
     from datetime import date
 
-    assert Translator("vi").date(date(2026, 11, 30)) == "30 tháng 11, 2026"
+    assert Translator("vi").date(date(2026, 11, 30)) == "ngày 30/11/2026"
     assert Translator("en").date(date(2026, 11, 30)) == "November 30, 2026"

@@ -51,7 +51,8 @@ async def test_notes_are_capped_per_answer_and_shortened_for_reviewers(engine, p
     for _ in range(9):
         await hoa.taps("Đạt")
         await hoa.taps("Không có ảnh")
-    turn = await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp hồ sơ")
+    turn = await hoa.taps("Nộp ngay")
     assert "Đã nộp hồ sơ" in turn
     async with suite_app.sessions() as session:
         note = await session.scalar(select(Answer.note).where(Answer.item_id == "1"))
@@ -93,6 +94,7 @@ async def test_control_characters_are_removed_before_storage(engine, person, sui
         await hoa.taps("Đạt")
         await hoa.taps("Không có ảnh")
     await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp ngay")
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     turn = await can.says("/yeucau CD-2026-000001 Xin\x00 thêm ảnh")
     assert turn.text.startswith("Đã gửi yêu cầu bổ sung")

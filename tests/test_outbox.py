@@ -36,7 +36,7 @@ def test_notice_renders_in_the_readers_language():
     assert rendered.text == "R — Self-assess: More information needed"
     assert [(c.value, c.label) for c in rendered.choices] == [("cmd:tudanhgia", "Continue self-assessment")]
     dated = render_notice(Notice("decl.summary_request", {"note": {"date": "2026-11-30"}}), "vi")
-    assert dated.text == "Yêu cầu bổ sung: 30 tháng 11, 2026"
+    assert dated.text == "Yêu cầu bổ sung: ngày 30/11/2026"
 
 
 async def test_a_notice_button_runs_its_command_from_any_state(person):
@@ -65,7 +65,7 @@ def test_nested_notices_plurals_lists_and_numbers_render_per_locale():
         },
     )
     assert render_notice(notice, "vi").text == (
-        "Hạn tự đánh giá: 30 tháng 11, 2026 (còn 1 ngày). | Công dân học tập — 2.310: 12,5%"
+        "Hạn tự đánh giá: ngày 30/11/2026 (còn 1 ngày). | Công dân học tập — 2.310: 12,5%"
     )
     assert render_notice(notice, "en").text == (
         "Self-assessment deadline: November 30, 2026 (1 day left). | Learning citizen — 2,310: 12.5%"

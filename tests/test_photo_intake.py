@@ -134,7 +134,10 @@ async def test_a_photo_for_an_item_that_is_full_is_not_written(person, suite_app
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
     camera = Camera(hoa)
-    for shade in (10, 20, 30):  # photos before choosing the level are kept for the item
+    turn = await camera.sends(jpeg((10, 10, 10)))  # at the level question: achieved, with this photo
+    assert turn.text.startswith("Đã nhận ảnh, ghi mục 1 là Đạt (1 ảnh).")
+    await hoa.says("quay lại")
+    for shade in (20, 30):  # more photos for the item, now answered
         turn = await camera.sends(jpeg((shade, shade, shade)))
         assert turn.text.startswith("Đã nhận ảnh cho mục này.")
     turn = await camera.sends(jpeg((40, 40, 40)))

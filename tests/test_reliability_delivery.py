@@ -64,7 +64,7 @@ async def test_telegram_every_step_delivered_four_times_is_answered_once(suite_a
         many = dict(times=3, again=1)
         assert len(await hoa.says("xin chào", **many)) == 1
         assert texts(await hoa.taps("Tôi đồng ý", **many)) == [
-            "Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?"
+            "Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"
         ]
         assert len(await hoa.taps("Công dân học tập", **many)) == 1
         assert texts(await hoa.says("Nguyễn Thị Hoa", **many)) == ["Năm sinh của bạn? (ví dụ: 1975)"]
@@ -80,7 +80,8 @@ async def test_telegram_every_step_delivered_four_times_is_answered_once(suite_a
         for _ in range(2, 11):
             assert len(await hoa.taps("Đạt", **many)) == 1
             assert len(await hoa.taps("Không có ảnh", **many)) == 1
-        submitted = await hoa.taps("Nộp hồ sơ", **many)
+        assert len(await hoa.taps("Nộp hồ sơ", **many)) == 1
+        submitted = await hoa.taps("Nộp ngay", **many)
         assert len(submitted) == 1 and submitted[0].text.startswith("Đã nộp hồ sơ CD-2026-000001")
     finally:
         await bot.stop()
@@ -147,7 +148,7 @@ async def test_telegram_5xx_and_timeouts_on_sends_and_downloads(suite_app, fake)
         fake.fail("sendMessage", status=500, delay=1.0, times=2)  # longer than the read timeout
         assert await hoa.deliver(press, status=503) == []
         answer = texts(await hoa.deliver(press))
-        assert answer == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?"]
+        assert answer == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"]
         await hoa.taps("Công dân học tập")
         await hoa.says("Nguyễn Thị Hoa")
         await hoa.says("1975")

@@ -18,8 +18,8 @@ from bot.storage.people import MemberSpec, Role
 from tests.support.reminders import RecordingSender, VirtualTimer, campaign, outbox, resident, staff, submission, vn
 
 LEADER_VI = """\
-Tổng hợp tuần — Thôn Hà Lương (23 tháng 11, 2026)
-Hạn tự đánh giá: 30 tháng 11, 2026 (còn 7 ngày).
+Tổng hợp tuần — Thôn Hà Lương (ngày 23/11/2026)
+Hạn tự đánh giá: ngày 30/11/2026 (còn 7 ngày).
 
 Hồ sơ theo trạng thái:
 • Đã đăng ký: 3
@@ -154,7 +154,7 @@ async def test_digests_before_the_branch_review_and_commune_report_deadlines(sui
     [digest] = [r for r in await outbox(app) if r.kind == "digest_leader"]
     assert digest.deadline_kind == "branch_review" and digest.offset_days == 1
     assert (await rendered(app, digest, "vi")).text.startswith(
-        "Sắp đến hạn — Thôn Hà Lương (4 tháng 12, 2026)\nHạn chi hội bình xét: 5 tháng 12, 2026 (còn 1 ngày).\n"
+        "Sắp đến hạn — Thôn Hà Lương (ngày 4/12/2026)\nHạn chi hội bình xét: ngày 5/12/2026 (còn 1 ngày).\n"
     )
     app.clock.set(vn(2026, 12, 9, 8, 0))
     await Rounds(app).run_round(camp.id, "commune_report", 1)
@@ -182,7 +182,7 @@ async def test_the_leader_taps_remind_and_exactly_those_members_get_one_reminder
     hoa = next(r for r in rows if r.dedupe_key.startswith("nudge:p1:"))
     assert render_notice(Notice.from_payload(hoa.payload), "vi").text == (
         "Chào Nguyễn Thị Hoa! Chi hội trưởng nhờ bot nhắc bạn.\n"
-        "Hạn tự đánh giá: 30 tháng 11, 2026 (còn 7 ngày).\n"
+        "Hạn tự đánh giá: ngày 30/11/2026 (còn 7 ngày).\n"
         "• CD-2026-000001 — Công dân học tập: chưa bắt đầu tự đánh giá.\n"
         "Bạn bấm “Làm tiếp” (hoặc gõ /tudanhgia) để làm tiếp nhé."
     )
@@ -222,10 +222,10 @@ async def test_officer_reads_and_changes_the_calendar(person, suite_app):
     turn = await can.presses_token("cmd:lichnhac")
     assert turn.replies[-1].text == (
         "Lịch năm 2026 — Xã Ea Tul:\n"
-        "• Hạn đăng ký: 31 tháng 3, 2026 — nhắc trước 30, 7, 1 ngày\n"
-        "• Hạn tự đánh giá: 30 tháng 11, 2026 — nhắc trước 30, 7, 1 ngày\n"
-        "• Hạn chi hội bình xét: 5 tháng 12, 2026 — nhắc trước 30, 7, 1 ngày\n"
-        "• Hạn xã tổng hợp: 10 tháng 12, 2026 — nhắc trước 30, 7, 1 ngày\n"
+        "• Hạn đăng ký: ngày 31/3/2026 — nhắc trước 30, 7, 1 ngày\n"
+        "• Hạn tự đánh giá: ngày 30/11/2026 — nhắc trước 30, 7, 1 ngày\n"
+        "• Hạn chi hội bình xét: ngày 5/12/2026 — nhắc trước 30, 7, 1 ngày\n"
+        "• Hạn xã tổng hợp: ngày 10/12/2026 — nhắc trước 30, 7, 1 ngày\n"
         "Bot nhắc lúc 08:00, không gửi tin từ 21:00 đến 07:00.\n"
         "Đổi ngày hạn: /lichnhac tudanhgia 30/11/2026\n"
         "Đổi số ngày nhắc trước một hạn: /lichnhac tudanhgia 14 3 1\n"
@@ -236,15 +236,15 @@ async def test_officer_reads_and_changes_the_calendar(person, suite_app):
     assert turn.text.startswith("Mình chưa hiểu.")  # "binh xet" is two words; nothing changed
     turn = await can.says("/lichnhac binhxet 7 2 2")
     assert turn.text.startswith("Đã lưu. Lịch nhắc sẽ cập nhật trong vòng 5 phút.\nLịch năm 2026 — Xã Ea Tul:")
-    assert "• Hạn chi hội bình xét: 5 tháng 12, 2026 — nhắc trước 7, 2 ngày (riêng hạn này)" in turn
+    assert "• Hạn chi hội bình xét: ngày 5/12/2026 — nhắc trước 7, 2 ngày (riêng hạn này)" in turn
     turn = await can.says("/lichnhac tudanhgia 2/12/2026")
-    assert "• Hạn tự đánh giá: 2 tháng 12, 2026 — nhắc trước 30, 7, 1 ngày" in turn
+    assert "• Hạn tự đánh giá: ngày 2/12/2026 — nhắc trước 30, 7, 1 ngày" in turn
     turn = await can.says("/lichnhac tudanhgia 31/2/2026")
     assert turn.text == "Ngày “31/2/2026” chưa đúng. Bạn viết theo dạng 30/11/2026 nhé."
     turn = await can.says("/lichnhac tatca 400")
     assert turn.text.startswith("Số ngày nhắc trước là các số từ 0 đến 365")
     turn = await can.says("/lichnhac tatca 14 3")
-    assert "• Hạn chi hội bình xét: 5 tháng 12, 2026 — nhắc trước 14, 3 ngày\n" in turn.text + "\n"
+    assert "• Hạn chi hội bình xét: ngày 5/12/2026 — nhắc trước 14, 3 ngày\n" in turn.text + "\n"
     camp = await campaign(app)
     async with app.sessions() as session:
         found = {d.kind: (d.due_on, d.reminder_offsets) for d in await session.scalars(

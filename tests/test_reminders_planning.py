@@ -56,7 +56,7 @@ async def test_a_round_reminds_exactly_the_people_concerned(app):
     assert {(r.kind, r.deadline_kind, r.offset_days) for r in rows} == {("reminder", "self_declaration", 7)}
     hoa, mai, nam = (by_who[k] for k in sorted(by_who))
     assert texts(hoa) == (
-        "Chào Nguyễn Thị Hoa! Hạn tự đánh giá: 30 tháng 11, 2026 (còn 7 ngày).\n"
+        "Chào Nguyễn Thị Hoa! Hạn tự đánh giá: ngày 30/11/2026 (còn 7 ngày).\n"
         "• CD-2026-000001 — Công dân học tập: chưa bắt đầu tự đánh giá.\n"
         "Bạn bấm “Làm tiếp” (hoặc gõ /tudanhgia) để làm tiếp nhé."
     )
@@ -66,7 +66,7 @@ async def test_a_round_reminds_exactly_the_people_concerned(app):
         "Tap “Continue” (or type /declare) to carry on."
     )
     assert texts(nam) == (
-        "Chào Y Nam! Hạn tự đánh giá: 30 tháng 11, 2026 (còn 7 ngày).\n"
+        "Chào Y Nam! Hạn tự đánh giá: ngày 30/11/2026 (còn 7 ngày).\n"
         "• CD-2026-000003 — Công dân học tập: cần bổ sung: Xin bổ sung ảnh tủ sách cho mục 1.\n"
         "Bạn bấm “Bổ sung hồ sơ” (hoặc gõ /tudanhgia) để bổ sung nhé."
     )
@@ -88,7 +88,7 @@ async def test_a_household_and_two_titles_make_one_message(app):
     await Rounds(app).run_round(camp.id, "self_declaration", 1)
     [row] = await outbox(app)
     assert texts(row) == (
-        "Chào Nguyễn Thị Hoa! Hạn tự đánh giá: 30 tháng 11, 2026 (còn 1 ngày).\n"
+        "Chào Nguyễn Thị Hoa! Hạn tự đánh giá: ngày 30/11/2026 (còn 1 ngày).\n"
         "• CD-2026-000001 — Công dân học tập: còn 1 mục chưa trả lời.\n"
         "• GD-2026-000002 — Gia đình học tập: đã trả lời đủ, chỉ còn bấm “Nộp hồ sơ”.\n"
         "Bạn bấm “Làm tiếp” (hoặc gõ /tudanhgia) để làm tiếp nhé."
@@ -111,7 +111,7 @@ async def test_registration_round_reaches_last_years_people_who_have_not_registe
     khoa = next(r for r in rows if texts(r).startswith("Chào Phạm Văn Khoa"))
     assert texts(khoa) == (
         "Chào Phạm Văn Khoa! Năm 2027 bạn chưa đăng ký “Công dân học tập” hay “Gia đình học tập”. "
-        "Hạn đăng ký: hôm nay, 31 tháng 3, 2027, là ngày cuối.\n"
+        "Hạn đăng ký: hôm nay, ngày 31/3/2027, là ngày cuối.\n"
         "Bạn bấm “Đăng ký” (hoặc gõ /dangky) để bắt đầu nhé, chỉ mất vài phút."
     )
     assert texts(khoa, "en") == (
@@ -132,7 +132,7 @@ async def test_needs_info_hears_only_about_the_nearest_deadline(app):
     late = await Rounds(app).run_round(camp.id, "branch_review", 1)
     assert late.planned == 1
     [row] = [r for r in await outbox(app) if r.kind == "reminder"]
-    assert texts(row).startswith("Chào Y Nam! Hạn chi hội bình xét: 5 tháng 12, 2026 (còn 1 ngày).")
+    assert texts(row).startswith("Chào Y Nam! Hạn chi hội bình xét: ngày 5/12/2026 (còn 1 ngày).")
 
 
 async def test_stale_and_passed_rounds_do_nothing(app):

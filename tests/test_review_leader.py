@@ -31,7 +31,7 @@ async def _proxy_household(lan) -> None:
     )
     assert turn.text.endswith("\n\nNgười đó đã đồng ý chưa?")
     turn = await lan.taps("Đã đồng ý")
-    assert turn.text == "Đăng ký danh hiệu nào năm 2026?"
+    assert turn.text == "Đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"
     turn = await lan.taps("Gia đình học tập")
     assert turn.text == "Họ và tên người được đăng ký (chủ hộ, nếu là gia đình)?"
     turn = await lan.says("y bih niê")
@@ -59,7 +59,8 @@ async def _proxy_household(lan) -> None:
             await lan.taps("Xong")
         else:
             await lan.taps("Không có ảnh")
-    turn = await lan.taps("Nộp hồ sơ")
+    await lan.taps("Nộp hồ sơ")
+    turn = await lan.taps("Nộp ngay")
     assert turn.text.startswith("Đã nộp hồ sơ GD-2026-000001 (100 điểm).")
     assert "Đã xong việc làm hộ cho Y Bih Niê." in turn
 

@@ -27,7 +27,8 @@ async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
     assert details.text.startswith(
         "Hồ sơ CD-2026-000001 — Công dân học tập\n"
         "Người khai: Nguyễn Thị Hoa, sinh năm 1975 — Thôn Hà Lương\n"
-        "Trạng thái: Đã nộp, chờ chi hội xét (nộp ngày 20 tháng 11, 2026)\n"
+        "Trạng thái: Đã nộp, chờ chi hội xét (nộp ngày 20/11/2026)\n"
+        "⚠ Nộp muộn (sau hạn của xã).\n"  # registered after the registration deadline (31/3)
         "Điểm: 100/100 (cần 80).\n"
         "Đủ điều kiện đề nghị công nhận.\n"
         "Các mục:\n"
@@ -94,7 +95,8 @@ async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
     await hoa.sends_photo(jpeg((9, 99, 199)))
     await hoa.taps("Đạt")
     await hoa.taps("Xong")
-    turn = await hoa.taps("Nộp lại")
+    await hoa.taps("Nộp lại")
+    turn = await hoa.taps("Nộp ngay")
     assert turn.text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
 
     # The officer approves; the resubmitted application is back in the queue.

@@ -75,7 +75,7 @@ async def test_see_and_delete_my_data_keeps_anonymised_statistics(chat, flow, ap
         "Câu trả lời tự đánh giá: 11; ảnh minh chứng: 2\n"
         "Thành viên gia đình đã khai: 1\n"
         "Tài khoản nhắn tin: test\n"
-        "Đồng ý lúc 09:00 20/11/26, nội dung bản 2026-12, bên kiểm soát dữ liệu: Hội Khuyến học xã Ea Tul, "
+        "Đồng ý lúc 09:00 ngày 20/11/2026, nội dung bản 2026-12, bên kiểm soát dữ liệu: Hội Khuyến học xã Ea Tul, "
         "liên hệ: Văn phòng UBND xã Ea Tul\n"
         "Muốn rút lại đồng ý, bạn gõ /rutlai.\n\n"
         "Muốn xóa, bạn gõ /xoadulieu."

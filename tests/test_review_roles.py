@@ -37,7 +37,7 @@ async def test_officer_invites_a_leader_who_redeems_without_the_slash(engine, pe
     turn = await can.taps("Buôn Ken")
     code = CODE.search(turn.text).group(0)
     assert turn.text.startswith(
-        f"Mã mời chi hội trưởng Buôn Ken: {code}\nMã dùng được một lần, hết hạn ngày 27 tháng 11, 2026 (sau 7 ngày). "
+        f"Mã mời chi hội trưởng Buôn Ken: {code}\nMã dùng được một lần, hết hạn ngày 27/11/2026 (sau 7 ngày). "
         f"Người được mời nhắn cho bot: ma {code}"
     )
 

@@ -32,7 +32,8 @@ async def _declare_and_submit(p: ChatPerson) -> None:
             await p.taps("Xong")
         else:
             await p.taps("Không có ảnh")
-    turn = await p.taps("Nộp hồ sơ")
+    await p.taps("Nộp hồ sơ")
+    turn = await p.taps("Nộp ngay")
     assert "Đã nộp hồ sơ" in turn, turn
 
 

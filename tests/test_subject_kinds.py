@@ -85,7 +85,8 @@ async def test_a_toy_subject_registers_declares_and_is_reviewed(toy_app):
         turn = await hoa.taps("Đạt")
         if "Không có ảnh" in turn.choices:
             await hoa.taps("Không có ảnh")
-    turn = await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp hồ sơ")
+    turn = await hoa.taps("Nộp ngay")  # asked first
     assert "Đã nộp hồ sơ" in turn, turn
 
     # The same person also registers as a learning citizen: the two kinds do not collide.

@@ -93,7 +93,7 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
         ]
         turn = await hoa.taps("Tôi đồng ý")
         # The remark and the next question arrive as one message, the buttons under it.
-        assert turn.texts == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?"]
+        assert turn.texts == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"]
         # The press was answered (no endless spinner) and the used keyboard taken away.
         assert fake.calls_to("answerCallbackQuery")[-1].params["callback_query_id"] == hoa.last_update["callback_query"]["id"]
         assert fake.find_sent(HOA.id, consent.message_id).keyboard == []
@@ -128,9 +128,11 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
             "Tổng 95/100 điểm.\n"
             "Đủ điều kiện đề nghị công nhận (từ 80 điểm, không mục nào dưới 5).\n"
             "Chưa có ảnh minh chứng cho mục 2, 3, 4, 5, 6, 7, 9, 10. Bạn vẫn nộp được, nhưng chi hội có thể hỏi thêm; "
-            "nên gửi ảnh trước khi nộp."
+            "nên gửi ảnh trước khi nộp.\n"
+            "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
         )
-        turn = await hoa.taps("Nộp hồ sơ")
+        await hoa.taps("Nộp hồ sơ")
+        turn = await hoa.taps("Nộp ngay")
         assert turn.text.startswith("Đã nộp hồ sơ CD-2026-000001 (95 điểm).")
     finally:
         await bot.stop()
@@ -210,7 +212,7 @@ async def test_stale_button_on_an_old_message(polling, fake):
     old = turn.messages[-1]
     await hoa.says("1")  # answered by typing: the old keyboard stays on screen
     turn = await hoa.taps("Xem chi tiết", message=old)
-    assert turn.texts == ["Nút đó thuộc tin nhắn cũ. Câu hỏi hiện tại là:\n\nBạn muốn đăng ký danh hiệu nào năm 2026?"]
+    assert turn.texts == ["Nút đó thuộc tin nhắn cũ. Câu hỏi hiện tại là:\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"]
     assert turn.labels == ["Công dân học tập", "Gia đình học tập"]
     assert fake.find_sent(HOA.id, old.message_id).keyboard == []  # and now it is gone
 
@@ -412,7 +414,7 @@ async def test_webhook_with_good_and_bad_secrets(app, fake):
         turn = await hoa.sends_again(update)  # Telegram retried: handled once
         assert turn.messages == []
         turn = await hoa.taps("Tôi đồng ý")
-        assert turn.texts == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?"]
+        assert turn.texts == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"]
         assert not fake.calls_to("getUpdates")  # webhook mode never polls
     finally:
         await bot.stop()

@@ -425,3 +425,19 @@ async def test_photo_links_work_only_in_the_session_that_was_shown_them(chat, fl
         assert (await second.get(thumb)).status_code == 403
         assert (await stranger.get(thumb)).status_code == 401
         assert (await first.get(thumb[:-3] + "AAA")).status_code == 403
+
+
+async def test_the_province_role_reads_statistics_but_opens_no_application(chat, flow, app):
+    hoa = chat("hoa")
+    await submit_citizen(hoa)
+    tinh = await make_staff(flow, "tinh", Role.PROVINCE, "dak-lak", "Võ Văn Tỉnh")
+    async with app.sessions() as session:
+        sub = await session.scalar(select(Submission))
+    async with client_for(app) as client:
+        assert (await sign_in(client, await link_from_chat(tinh))).status_code == 303
+        queue = await client.get("/desk")
+        assert queue.status_code == 303 and queue.headers["location"] == "/desk/stats"
+        stats = await client.get("/desk/stats")
+        assert stats.status_code == 200 and "Thôn Hà Lương" in stats.text
+        refused = await client.get(f"/desk/a/{sub.id}")
+        assert refused.status_code == 404 and "Nguyễn Thị Hoa" not in refused.text

@@ -115,12 +115,25 @@ async def test_sign_in_from_chat_review_approve_and_refuse_out_of_scope(engine, 
         def text() -> str:
             return driver.find_element(By.TAG_NAME, "body").text
 
+        async def shows(wanted: str, seconds: float = 30) -> str:
+            """The page's text once it contains `wanted` (pages load at their pace on a busy machine)."""
+            page = ""
+            for _ in range(int(seconds * 10)):
+                try:
+                    page = await run(text)
+                    ready = await run(driver.execute_script, "return document.readyState") == "complete"
+                except Exception:  # the page is being replaced
+                    page, ready = "", False
+                if wanted in page and ready:
+                    return page
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"{wanted!r} not shown; the page says: {page[:300]!r}")
+
         try:
             # A leader of another branch: the application's address says nothing to them.
             await run(driver.get, served.base + await link_of(lan))
             await run(lambda: driver.find_element(By.ID, "signin").click())
-            assert "Hồ sơ chờ xét" in await run(text)
-            assert "CD-2026-000001" not in await run(text)
+            assert "CD-2026-000001" not in await shows("Hồ sơ chờ xét")
             async with app.sessions() as session:
                 from sqlalchemy import select
 
@@ -128,25 +141,31 @@ async def test_sign_in_from_chat_review_approve_and_refuse_out_of_scope(engine, 
 
                 sub_id = (await session.scalar(select(Submission))).id
             await run(driver.get, f"{served.base}/desk/a/{sub_id}")
-            refused = await run(text)
-            assert "Không tìm thấy hồ sơ này trong phạm vi của bạn." in refused and "Nguyễn Thị Hoa" not in refused
+            refused = await shows("Không tìm thấy hồ sơ này trong phạm vi của bạn.")
+            assert "Nguyễn Thị Hoa" not in refused
             await run(lambda: driver.find_element(By.CSS_SELECTOR, "button.link").click())  # sign out
-            assert "/web" in await run(text)
+            await shows("/web")  # the signed-out page, in the browser's language
 
             # The commune officer signs in from their own link.
             await run(driver.get, served.base + await link_of(can))
             await run(lambda: driver.find_element(By.ID, "signin").click())
-            queue = await run(text)
-            assert "CD-2026-000001" in queue and "Nguyễn Thị Hoa" in queue
+            queue = await shows("CD-2026-000001")
+            assert "Nguyễn Thị Hoa" in queue
             await run(driver.save_screenshot, str(shots / "queue-desktop.png"))
 
             # Keyboard: j selects the first application, a opens it.
             body = await run(driver.find_element, By.TAG_NAME, "body")
             await run(body.send_keys, "j")
             await run(body.send_keys, "a")
-            await asyncio.sleep(0.3)
-            page = await run(text)
-            assert "Hồ sơ CD-2026-000001" in page and "Điểm: 100/100 (cần 80)." in page
+            await shows("Điểm: 100/100 (cần 80).")
+            await shows("Hồ sơ CD-2026-000001")
+            for _ in range(100):  # the thumbnail is made on its first request
+                if await run(
+                    driver.execute_script,
+                    "var i = document.querySelector('.photos img'); return i && i.complete && i.naturalWidth > 0;",
+                ):
+                    break
+                await asyncio.sleep(0.1)
             loaded = await run(
                 driver.execute_script,
                 "var i = document.querySelector('.photos img'); return i && i.complete && i.naturalWidth;",
@@ -161,13 +180,8 @@ async def test_sign_in_from_chat_review_approve_and_refuse_out_of_scope(engine, 
 
             # Approve with the a shortcut (approving needs no reason).
             await run(lambda: driver.find_element(By.TAG_NAME, "body").send_keys("a"))
-            await asyncio.sleep(0.3)
-            for _ in range(50):
-                if "Đã công nhận" in await run(text):
-                    break
-                await asyncio.sleep(0.1)
-            assert "Đã công nhận hồ sơ CD-2026-000001 (Nguyễn Thị Hoa)." in await run(text)
-            assert "Không có hồ sơ nào phù hợp." in await run(text)
+            done = await shows("Đã công nhận hồ sơ CD-2026-000001 (Nguyễn Thị Hoa).")
+            assert "Không có hồ sơ nào phù hợp." in done
         finally:
             await run(driver.quit)
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from bot.channels.base import RateLimited, TransientSendError
 from bot.channels.zalo_common import ChatPacer, pieces_for
-from bot.flows.messages import Choice, Outgoing
 from bot.i18n import get_translator
+from bot.messages import Choice, Outgoing
 from bot.storage.models import (
     ChannelAccount,
     Evidence,
@@ -117,6 +117,8 @@ async def test_full_household_declaration_with_two_photos_by_polling(fake_bot, i
             text = await ba.says("khong co anh")
         assert "Tổng 100/100 điểm." in text
         text = await ba.says("Nộp hồ sơ")
+        assert text.startswith("Nộp hồ sơ GD-2026-000001 (100 điểm)?")
+        text = await ba.says("nộp ngay")
         assert text.startswith("Đã nộp hồ sơ GD-2026-000001 (100 điểm).")
 
         async with stack.app.sessions() as session:
@@ -412,6 +414,8 @@ async def test_full_citizen_declaration_over_the_bot_platform(fake_bot, image_ho
             text = await hoa.says("khong co anh")
         assert "Tổng 100/100 điểm." in text
         text = await hoa.says("Nộp hồ sơ")
+        assert text.startswith("Nộp hồ sơ CD-2026-000001 (100 điểm)?")  # asked first
+        text = await hoa.says("nộp ngay")
         assert text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
         async with stack.app.sessions() as session:
             submission = await session.scalar(select(Submission))

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select, update
 
-from bot.flows.messages import Outgoing
+from bot.messages import Outgoing
 from bot.storage.models import OperatorAlert, ZaloOAToken
 from bot.storage.secretbox import SecretBox
 from bot.zalo.errors import (

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.channels.base import RateLimited, Unreachable
-from bot.flows.messages import Outgoing
+from bot.messages import Outgoing
 from bot.storage.models import Answer, ChannelAccount, Evidence, OperatorAlert, ProcessedMessage, Submission
 from bot.storage.people import get_account
 from tests.fakes.zalo_oa import FakeZaloOA
@@ -78,6 +78,8 @@ async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, migrated_
             text = await hoa.says("khong co anh")
         assert "Tổng 100/100 điểm." in text
         text = await hoa.says("Nộp hồ sơ")
+        assert text.startswith("Nộp hồ sơ CD-2026-000001 (100 điểm)?")
+        text = await hoa.says("nộp ngay")
         assert text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
 
         async with stack.app.sessions() as session:
@@ -395,11 +397,11 @@ async def test_what_an_operator_must_fix_shows_in_the_outbox_report_and_the_offi
     from sqlalchemy import select as sql_select
 
     from bot.reminders.dispatch import Dispatcher
-    from tests.support.reminders import VirtualTimer
     from bot.reminders.report import outbox_status
     from bot.reminders.zalo_lines import zalo_blocks
     from bot.storage.models import Campaign
     from bot.storage.outbox import Notice, enqueue, render_notice
+    from tests.support.reminders import VirtualTimer
 
     settings = dict(oa_settings(fake_oa), zalo_oa_paid_window=True)
     async with running_bot(suite_db, tmp_path, clock, **settings) as stack:
@@ -476,6 +478,8 @@ async def test_full_household_declaration_on_the_oa_with_quick_replies(fake_oa, 
             text = await ba.says("khong co anh")
         assert "Tổng 100/100 điểm." in text
         text = await taps(ba, "Nộp hồ sơ")
+        assert text.startswith("Nộp hồ sơ GD-2026-000001 (100 điểm)?")  # asked first
+        text = await taps(ba, "Nộp ngay")
         assert text.startswith("Đã nộp hồ sơ GD-2026-000001 (100 điểm).")
         async with stack.app.sessions() as session:
             submission = await session.scalar(select(Submission))

@@ -30,7 +30,9 @@ async def _follower(app, fake_oa, name: str, user_id: str, days_ago: float, phon
     await submission(app, person, State.DECLARING, answered=2)
     last = app.clock.now() - timedelta(days=days_ago)
     async with app.sessions.begin() as session:
-        await session.execute(update(ChannelAccount).where(ChannelAccount.external_id == user_id).values(last_inbound_at=last))
+        await session.execute(
+            update(ChannelAccount).where(ChannelAccount.external_id == user_id).values(last_inbound_at=last)
+        )
         if phone:
             account = await get_or_create_account(session, "zns", f"phone:{phone}", None, app.clock.now())
             account.person_id, account.consent_at = person.id, app.clock.now()
@@ -38,13 +40,17 @@ async def _follower(app, fake_oa, name: str, user_id: str, days_ago: float, phon
     return person
 
 
-async def test_a_reminder_round_reaches_each_person_once_by_the_right_route(fake_oa, fake_zns, suite_db, tmp_path, clock):
+async def test_a_reminder_round_reaches_each_person_once_by_the_right_route(
+    fake_oa, fake_zns, suite_db, tmp_path, clock
+):
     clock.set(vn(2026, 11, 23, 8, 0))  # the 7-days-before round of the self-assessment deadline
     fake_zns.templates[TEMPLATE] = Template(("ten", "han", "ma_ho_so"))
     _access, refresh = fake_oa.issue_pair()
     settings = dict(
         zalo_settings(oa=fake_oa, refresh_token=refresh),
-        zalo_zns_templates=ZNS, zalo_zns_api_base_url=fake_zns.base_url, zalo_zns_cost_vnd=300,
+        zalo_zns_templates=ZNS,
+        zalo_zns_api_base_url=fake_zns.base_url,
+        zalo_zns_cost_vnd=300,
     )
     async with running_bot(suite_db, tmp_path, clock, role="web", **settings) as stack:
         app = stack.app
@@ -86,7 +92,10 @@ async def test_a_reminder_round_reaches_each_person_once_by_the_right_route(fake
             "lại được), Y Em (lâu rồi chưa nhắn Zalo OA, bot không nhắn lại được)"
         )
         # The officer's digest counts this month's ZNS messages and what they cost.
-        spend = render_notice(Notice(blocks[-1]["key"], blocks[-1]["params"], plural=blocks[-1]["plural"], count=blocks[-1]["count"]), "vi").text
+        spend = render_notice(
+            Notice(blocks[-1]["key"], blocks[-1]["params"], plural=blocks[-1]["plural"], count=blocks[-1]["count"]),
+            "vi",
+        ).text
         assert spend == "Tin ZNS tháng 11/2026: 2 tin, khoảng 600 đồng."
 
 
@@ -102,7 +111,10 @@ async def test_zns_by_user_id_in_development_mode_and_zalo_refusals(fake_oa, fak
     _access, refresh = fake_oa.issue_pair()
     settings = dict(
         zalo_settings(oa=fake_oa, refresh_token=refresh),
-        zalo_zns_templates=ZNS, zalo_zns_api_base_url=fake_zns.base_url, zalo_zns_by_uid=True, zalo_zns_mode="development",
+        zalo_zns_templates=ZNS,
+        zalo_zns_api_base_url=fake_zns.base_url,
+        zalo_zns_by_uid=True,
+        zalo_zns_mode="development",
     )
     async with running_bot(suite_db, tmp_path, clock, role="web", **settings) as stack:
         app = stack.app
@@ -131,8 +143,8 @@ async def test_zns_by_user_id_in_development_mode_and_zalo_refusals(fake_oa, fak
 
 
 async def test_giving_a_phone_number_for_zns_is_optional_with_its_own_consent(suite_db, tmp_path, clock):
-    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
+    from bot.flows.registry import build_router
     from bot.storage.models import Consent
     from tests.conftest import make_app
     from tests.support.chat import Person

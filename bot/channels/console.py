@@ -1,6 +1,9 @@
 """The terminal chat: the same conversations as on Zalo, typed at a prompt.
 
-Choices appear as numbered lines (like the Zalo Bot Platform); `/anh <file>` sends a photo.
+Choices appear as numbered lines (like the Zalo Bot Platform); `/anh <file>` sends a photo
+(without a file it says how; a file that is not there is said so, nothing is sent). Notices and
+reminders queued for the terminal user are printed here too: the channel registers a sender
+with the outbox dispatcher, so a newcomer sees the whole loop.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import Callable, TextIO
 
 from bot.channels.render import numbered_text
 from bot.flows.engine import FlowEngine
+from bot.channels.base import Unreachable
 from bot.messages import Incoming, Kind, Outgoing, PhotoInput
-from bot.i18n import get_translator
+from bot.i18n import N_, get_translator
+from bot.storage.models import ChannelAccount
 
 CHANNEL = "console"
 PHOTO_COMMANDS = ("/anh", "/photo")
@@ -33,6 +38,17 @@ class ConsoleChannel:
         self.out = out or sys.stdout
         self.read_line = read_line
         self._ids = count(1)
+
+    def photo_problem(self, line: str) -> str | None:
+        """The catalog key of what is wrong with a `/anh` line (no file named, or none there)."""
+        head, _, rest = line.strip().partition(" ")
+        if head.lower() not in PHOTO_COMMANDS:
+            return None
+        if not rest.strip():
+            return N_("console.photo_usage")
+        if not Path(rest.strip().strip('"')).expanduser().is_file():
+            return N_("console.file_not_found")
+        return None
 
     def to_incoming(self, line: str) -> Incoming:
         stripped = line.strip()
@@ -67,8 +83,19 @@ class ConsoleChannel:
             return account.locale if account else None
 
     async def send_line(self, line: str) -> list[Outgoing]:
+        problem = self.photo_problem(line)
+        if problem is not None:
+            t = get_translator(await self._locale())
+            path = line.strip().partition(" ")[2].strip().strip('"')
+            print(t(problem, path=path) + "\n", file=self.out)
+            self.out.flush()
+            return []
         outcome = await self.engine.process(self.to_incoming(line), self.show)
         return outcome.replies
+
+    def sender(self) -> "ConsoleSender":
+        """What the outbox dispatcher sends notices and reminders through."""
+        return ConsoleSender(self)
 
     async def run(self) -> None:
         t = get_translator(await self._locale())
@@ -81,3 +108,20 @@ class ConsoleChannel:
                 return
             if line.strip():
                 await self.send_line(line)
+
+
+class ConsoleSender:
+    """Delivers queued messages (notices, reminders, digests) for the terminal user by printing them."""
+
+    channel = CHANNEL
+
+    def __init__(self, console: ConsoleChannel) -> None:
+        self.console = console
+
+    async def send(self, account: ChannelAccount, replies: list[Outgoing]) -> None:
+        if account.external_id != self.console.user_id:
+            # Another terminal user id: nobody is at this terminal to read it.
+            raise Unreachable("not_at_terminal")
+        t = get_translator(account.locale)
+        print("\n" + t("console.notice"), file=self.console.out)
+        await self.console.show(replies)

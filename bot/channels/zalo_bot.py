@@ -32,8 +32,8 @@ from bot.channels.zalo_common import (
 )
 from bot.config import ConfigError
 from bot.flows.engine import FlowEngine
-from bot.flows.messages import Incoming, Kind, Outgoing
 from bot.i18n import get_translator
+from bot.messages import Incoming, Kind, Outgoing
 from bot.storage.models import ChannelAccount
 from bot.storage.people import get_account
 from bot.web.body import BodyTooLarge, read_body

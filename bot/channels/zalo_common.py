@@ -17,8 +17,8 @@ import httpx
 from bot.app import App
 from bot.channels.media_fetch import HostPolicy, download_image
 from bot.channels.render import numbered_text
-from bot.flows.messages import Outgoing, PhotoInput
 from bot.i18n import Translator
+from bot.messages import Outgoing, PhotoInput
 from bot.web.app import folder_root, signed_url
 from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, split_text
 

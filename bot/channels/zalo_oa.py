@@ -35,16 +35,19 @@ from bot.app import App
 from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
 from bot.channels.zalo_common import PerPersonQueue, file_path, photo_input, pieces_for, retry_policy
 from bot.flows.engine import FlowEngine
-from bot.flows.messages import Incoming, Kind, Outgoing
 from bot.i18n import get_translator
+from bot.messages import Incoming, Kind, Outgoing
 from bot.storage.models import ChannelAccount
 from bot.storage.people import get_account
+from bot.storage.secretbox import SecretBox
+from bot.web.body import BodyTooLarge, read_body
+from bot.zalo.alerts import SIGNATURE_FAILURES, note_alert
 from bot.zalo.bot_api import from_millis
 from bot.zalo.errors import (
     BadSignature,
     OutsideWindow,
-    StaleEvent,
     RecipientUnavailable,
+    StaleEvent,
     TokenRefreshError,
     ZaloAPIError,
     ZaloAuthError,
@@ -55,9 +58,6 @@ from bot.zalo.errors import (
     ZaloPermissionError,
     ZaloRateLimited,
 )
-from bot.storage.secretbox import SecretBox
-from bot.web.body import BodyTooLarge, read_body
-from bot.zalo.alerts import SIGNATURE_FAILURES, note_alert
 from bot.zalo.oa import ZaloOAClient, check_fresh, verify_signature
 from bot.zalo.tokens import OATokenManager
 

@@ -13,7 +13,7 @@ from bot.storage.commune import deadlines_of
 from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Submission
 from bot.storage.subjects import owns, submissions_for_person
 from bot.storage.submissions import hold
-from bot.text import clean_name
+from bot.text import clean_name, name_problem
 
 
 
@@ -106,5 +106,12 @@ def read_name(ctx: Context, inp: Input) -> str | None:
     """The name typed, cleaned; or None after asking again with an example of a valid name."""
     name = clean_name(inp.text or "")
     if name is None:
-        ctx.retry("reg.bad_name")
+        # Say what is actually wrong: its length, or characters a name does not have.
+        problem = name_problem(inp.text or "")
+        if problem == "short":
+            ctx.retry("reg.bad_name_short")
+        elif problem == "long":
+            ctx.retry("reg.bad_name_long", max=100)
+        else:
+            ctx.retry("reg.bad_name")
     return name

@@ -10,6 +10,8 @@ import functools
 from dataclasses import asdict
 from typing import Any, Awaitable, Callable
 
+from sqlalchemy import select
+
 from bot.domain.criteria import CriteriaSet, Item, Level
 from bot.domain.lifecycle import EDITABLE, Actor, State
 from bot.flows.common import (
@@ -23,14 +25,16 @@ from bot.flows.common import (
     with_proxy_banner,
 )
 from bot.flows.context import Context, Input
+from bot.flows.matching import match_choices
 from bot.flows.states import Decl, Start
-from bot.messages import Choice, Kind
+from bot.messages import Choice, Kind, Outgoing
 from bot.flows.router import Router
+from bot.flows.season import closed_text, season_of_campaign, state_deadline_line
 from bot.review.dossier import evidence_gaps
 from bot.i18n import N_
 from bot.review.privacy import remove_unused_files
 from bot.storage.evidence import CleanPhoto, StoredBlob
-from bot.storage.models import Answer, Submission
+from bot.storage.models import Answer, Evidence, Submission
 from bot.storage.submissions import (
     answers_of,
     attach_evidence,
@@ -68,7 +72,33 @@ async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
         ctx.drop("sub", "item", "return_summary")
         ctx.goto(Start.MENU)
         return None
+    closes = ctx.data.get("_closes")
+    if closes and ctx.today.isoformat() > closes and submission.state in (State.REGISTERED.value, State.DECLARING.value):
+        # After the self-assessment deadline a "closed" commune takes no more work on it (a
+        # reviewer's request for more information still can be answered). The date is kept in
+        # the conversation when the declaration opens, so a typical step costs no query.
+        season = await season_of_campaign(ctx, submission.campaign_id)
+        if season is not None and season.policy == "closed" and season.passed("self_declaration", ctx.today):
+            ctx.say(await closed_text(ctx, season, "self_declaration"))
+            ctx.drop("sub", "item", "return_summary", "_closes")
+            ctx.goto(Start.MENU)
+            return None
     return submission, await criteria_of(ctx, submission)
+
+
+async def _remember_closing(ctx: Context, submission: Submission) -> None:
+    """Keep the day the declaration closes (a "closed" commune only) for `_current` to check."""
+    season = await season_of_campaign(ctx, submission.campaign_id)
+    if season is not None and season.policy == "closed" and "self_declaration" in season.deadlines:
+        ctx.set(_closes=season.deadlines["self_declaration"].isoformat())
+    elif ctx.data.get("_closes"):
+        ctx.drop("_closes")
+
+
+async def _with_deadline(ctx: Context, submission: Submission, text: str) -> str:
+    """A prompt that starts or continues work, with the deadline that matters to it."""
+    line = await state_deadline_line(ctx, submission.campaign_id, submission.state)
+    return text + "\n" + line if line else text
 
 
 def with_submission(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -112,11 +142,12 @@ async def _open(ctx: Context, submission: Submission) -> None:
     criteria_set = await criteria_of(ctx, submission)
     ctx.set(sub=submission.id)
     ctx.drop("return_summary")
+    await _remember_closing(ctx, submission)
     item = await _first_unanswered(ctx, submission, criteria_set)
     if item is None or submission.state == State.NEEDS_INFO.value:
         ctx.goto(Decl.SUMMARY)
     else:
-        ctx.set(item=item.id)
+        ctx.set(item=item.id, _deadline=True)  # the first question shown says the deadline
         ctx.goto(Decl.ITEM)
 
 
@@ -188,10 +219,11 @@ async def on_choose(ctx: Context, inp: Input) -> None:
 
 @router.prompt(Decl.INTRO)
 @with_submission
-async def ask_intro(ctx: Context, _submission: Submission, criteria_set: CriteriaSet) -> None:
+async def ask_intro(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     count = len(criteria_set.items)
+    intro = await _with_deadline(ctx, submission, ctx.t("decl.intro", count=count, minutes=max(5, count)))
     ctx.ask(
-        with_proxy_banner(ctx, ctx.t("decl.intro", count=count, minutes=max(5, count))),
+        with_proxy_banner(ctx, intro),
         [Choice("start", ctx.t("decl.start")), Choice("later", ctx.t("decl.later"))],
     )
 
@@ -236,9 +268,19 @@ async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaS
         lines.append(ctx.t("decl.item_current", level=level_label(ctx, answers[item.id].level), photos=photos))
     elif photos:
         lines.append(ctx.t("decl.item_photos_waiting", photos=photos))
-    choices = [Choice(level.value, level_label(ctx, level.value)) for level in item.levels]
-    choices += [Choice("skip", ctx.t("decl.skip")), Choice("stop", ctx.t("decl.stop"))]
-    ctx.ask(with_proxy_banner(ctx, "\n".join(lines)), choices)
+    # Numbers stay the same on every item: 1–3 the levels every item has, 4 skip, 5 stop, and
+    # "not applicable" after them where an item offers it.
+    levels = [Choice(level.value, level_label(ctx, level.value)) for level in item.levels]
+    rare = [c for c in levels if c.value == Level.NOT_APPLICABLE.value]
+    choices = [c for c in levels if c not in rare]
+    choices += [Choice("skip", ctx.t("decl.skip")), Choice("stop", ctx.t("decl.stop")), *rare]
+    if photos:
+        choices.append(Choice("remove_photo", ctx.t("decl.remove_photo")))  # last: numbers above stay
+    text = "\n".join(lines)
+    if ctx.data.get("_deadline"):
+        ctx.drop("_deadline")
+        text = await _with_deadline(ctx, submission, text)
+    ctx.ask(with_proxy_banner(ctx, text), choices)
 
 
 async def _attach(
@@ -312,15 +354,24 @@ def _photo_refused(ctx: Context, inp: Input) -> None:
 async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     item = criteria_set.item(ctx.data["item"])
     if inp.kind == Kind.PHOTO:
-        if await _attach_input(ctx, submission, item.id, inp):
-            ctx.say(ctx.t("decl.photo_before_level"))
-        ctx.again()
+        answered = item.id in await answers_of(ctx.session, submission.id)
+        if answered or Level.ACHIEVED not in item.levels:
+            # Added to an item already answered (e.g. after a reviewer's request): level kept.
+            if await _attach_input(ctx, submission, item.id, inp):
+                ctx.say(ctx.t("decl.photo_before_level"))
+            ctx.again()
+            return
+        # A photo sent at the level question means "achieved, with this photo": one message.
+        if await _attach_input(ctx, submission, item.id, inp) is None:
+            ctx.again()
+            return
+        await _save_level(ctx, submission, criteria_set, item, Level.ACHIEVED.value)
+        count = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
+        ctx.say(ctx.t("decl.photo_means_achieved", id=item.id, count=count))
+        await _advance(ctx, submission, criteria_set)
         return
     if inp.choice in {level.value for level in item.levels}:
-        await save_answer(
-            ctx.session, submission, criteria_set, item.id, inp.choice,
-            actor_person_id=ctx.person.id if ctx.person else None, now=ctx.now,
-        )
+        await _save_level(ctx, submission, criteria_set, item, inp.choice)
         if inp.choice in (Level.ACHIEVED.value, Level.PARTIAL.value):
             ctx.goto(Decl.PHOTOS)
         else:
@@ -330,8 +381,100 @@ async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set
     elif inp.choice == "stop":
         ctx.say(ctx.t("decl.paused"))
         ctx.goto(Start.MENU)
+    elif inp.choice == "remove_photo":
+        ctx.goto(Decl.REMOVE_PHOTO)
+    elif inp.choice is None and _looks_like_note(inp.text):
+        # Free text at the level question is a note on this item, kept until a level is chosen.
+        answer = (await answers_of(ctx.session, submission.id)).get(item.id)
+        if answer is not None:
+            ctx.say(_add_note(ctx, answer, inp.text or ""))
+        else:
+            pending = ctx.data.get("_note") or {}
+            text = (pending.get("text") + "\n" if pending.get("item") == item.id else "") + (inp.text or "")
+            ctx.set(_note={"item": item.id, "text": text[:MAX_NOTE]})
+            ctx.say(ctx.t("decl.note_kept"))
+        ctx.again()
     else:
         ctx.retry("decl.pick_level")
+
+
+async def _item_photos(ctx: Context, submission: Submission, item_id: str) -> list[Evidence]:
+    return list(
+        await ctx.session.scalars(
+            select(Evidence)
+            .where(Evidence.submission_id == submission.id, Evidence.item_id == item_id)
+            .order_by(Evidence.id)
+        )
+    )
+
+
+@router.prompt(Decl.REMOVE_PHOTO)
+@with_submission
+async def ask_remove_photo(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
+    """The item's photos, each shown with its number, to take a wrong one away."""
+    item_id = ctx.data["item"]
+    rows = await _item_photos(ctx, submission, item_id)
+    if not rows:
+        ctx.goto(Decl.ITEM)
+        return
+    for index, row in enumerate(rows, start=1):
+        try:
+            path = ctx.app.evidence.open_path(row.path)
+        except ValueError:
+            path = None
+        ctx.replies.append(Outgoing(text=ctx.t("decl.remove_photo_line", n=index, id=item_id), photo=path))
+    choices = [Choice(f"e{row.id}", ctx.t("decl.remove_photo_choice", n=index)) for index, row in enumerate(rows, 1)]
+    ctx.ask(ctx.t("decl.remove_photo_ask", id=item_id), [*choices, back_choice(ctx)])
+
+
+@router.handle(Decl.REMOVE_PHOTO)
+@with_submission
+async def on_remove_photo(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
+    item_id = ctx.data["item"]
+    if inp.choice == "back":
+        ctx.goto(Decl.ITEM)
+        return
+    rows = {f"e{row.id}": (index, row) for index, row in enumerate(await _item_photos(ctx, submission, item_id), 1)}
+    if inp.choice not in rows:
+        ctx.retry("decl.remove_photo_pick")
+        return
+    index, row = rows[inp.choice]
+    path = row.path
+    await ctx.session.delete(row)
+    await ctx.session.flush()
+    app = ctx.app
+
+    async def remove_file() -> None:  # once committed, and only if no other row uses the file
+        async with app.sessions() as session:
+            await remove_unused_files(session, app.evidence, [path])
+
+    ctx.after_commit.append(remove_file)
+    ctx.say(ctx.t("decl.photo_removed", n=index, id=item_id))
+    ctx.goto(Decl.ITEM)
+
+
+def _looks_like_note(text: str | None) -> bool:
+    """A sentence rather than a mistyped option: a few words."""
+    return bool(text) and len(text.split()) >= 2 and len(text) >= 6
+
+
+async def _save_level(ctx: Context, submission: Submission, criteria_set: CriteriaSet, item: Item, level: str) -> None:
+    """Store the level of an item, with a note typed before it."""
+    await save_answer(
+        ctx.session, submission, criteria_set, item.id, level,
+        actor_person_id=ctx.person.id if ctx.person else None, now=ctx.now,
+    )
+    pending = ctx.data.get("_note")
+    if pending and pending.get("item") == item.id:
+        ctx.drop("_note")
+        answer = (await answers_of(ctx.session, submission.id))[item.id]
+        _add_note(ctx, answer, pending["text"])
+
+
+async def _next_item(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> Item | None:
+    ids = [item.id for item in criteria_set.items]
+    current = ids.index(ctx.data["item"]) if ctx.data.get("item") in ids else -1
+    return await _first_unanswered(ctx, submission, criteria_set, after=current)
 
 
 @router.prompt(Decl.PHOTOS)
@@ -370,6 +513,16 @@ async def on_photos(ctx: Context, inp: Input, submission: Submission, criteria_s
         await _advance(ctx, submission, criteria_set)
         return
     if inp.text and inp.choice is None:
+        following = None if ctx.data.get("return_summary") else await _next_item(ctx, submission, criteria_set)
+        if following is not None:
+            # The next item's answer ("Đạt", "chưa đạt"…) means this item's photos are done.
+            levels = [Choice(level.value, level_label(ctx, level.value)) for level in following.levels]
+            found = match_choices(inp.text, levels, partial=False)
+            if found:
+                ctx.set(item=following.id)
+                ctx.say(ctx.t("decl.next_item_answered", id=following.id, level=found[0].label))
+                await on_item(ctx, Input(Kind.CHOICE, choice=found[0].value, text=inp.text))
+                return
         answers = await answers_of(ctx.session, submission.id)
         answer = answers[item.id]
         ctx.say(_add_note(ctx, answer, inp.text))
@@ -442,6 +595,7 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
 @with_submission
 async def ask_summary(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     text, unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
+    text = await _with_deadline(ctx, submission, text)
     choices = []
     if unanswered:
         choices.append(Choice("missing", ctx.t("decl.answer_missing")))
@@ -479,13 +633,7 @@ async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_
             if not can_submit:
                 ctx.retry("decl.cannot_submit")
                 return
-            await transition(
-                ctx.session, submission, State.SUBMITTED, actor=Actor.OWNER,
-                actor_person_id=ctx.person.id if ctx.person else None, note=None, now=ctx.now,
-            )
-            ctx.drop("sub", "item", "return_summary")
-            ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
-            ctx.goto(Start.MENU)
+            ctx.goto(Decl.CONFIRM_SUBMIT)  # asked first: a submitted application cannot be edited
         case "missing":
             item = await _first_unanswered(ctx, submission, criteria_set)
             if item is None:
@@ -505,6 +653,52 @@ async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_
             ctx.goto(Start.MENU)
         case _:
             ctx.retry("decl.pick_summary")
+
+
+@router.prompt(Decl.CONFIRM_SUBMIT)
+async def ask_confirm_submit(ctx: Context) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, _criteria_set = current
+    ctx.ask(
+        with_proxy_banner(ctx, ctx.t("decl.confirm_submit", reference=submission.reference, score=submission.score)),
+        [Choice("submit", ctx.t("decl.confirm_submit_yes")), Choice("back", ctx.t("decl.confirm_submit_no"))],
+    )
+
+
+@router.handle(Decl.CONFIRM_SUBMIT)
+async def on_confirm_submit(ctx: Context, inp: Input) -> None:
+    current = await _current(ctx)
+    if current is None:
+        return
+    submission, criteria_set = current
+    if inp.choice == "back":
+        ctx.goto(Decl.SUMMARY)
+        return
+    if inp.choice != "submit":
+        ctx.say(ctx.t("decl.confirm_submit_pick"))
+        ctx.again()
+        return
+    _text, _unanswered, can_submit = await _summary_text(ctx, submission, criteria_set)
+    if not can_submit:  # changed meanwhile (another device, a leader acting for them)
+        ctx.say(ctx.t("decl.cannot_submit"))
+        ctx.goto(Decl.SUMMARY)
+        return
+    season = await season_of_campaign(ctx, submission.campaign_id)
+    late = submission.state != State.NEEDS_INFO.value and season is not None and season.passed(
+        "self_declaration", ctx.today
+    )
+    await transition(
+        ctx.session, submission, State.SUBMITTED, actor=Actor.OWNER,
+        actor_person_id=ctx.person.id if ctx.person else None, note=None, now=ctx.now,
+    )
+    ctx.drop("sub", "item", "return_summary")
+    ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
+    if late:
+        submission.late = True
+        ctx.say(ctx.t("season.late_submission", date=ctx.t.date(season.deadlines["self_declaration"])))
+    ctx.goto(Start.MENU)
 
 
 async def _review_text(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> str:

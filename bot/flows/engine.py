@@ -33,7 +33,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.app import App
 from bot.flows.context import Context, Input
-from bot.flows.matching import HELP_KEY, MENU_KEY, is_keyword, match_choice
+from bot.flows import escape
+from bot.flows.matching import MENU_KEY, escape_word, is_keyword, match_choices
 from bot.flows.states import Start
 from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_token, parse_command
 from bot.flows.router import Router
@@ -429,11 +430,21 @@ class FlowEngine:
             await self._command(ctx, inp.choice[len(COMMAND_PREFIX):], "")
             return
         if inp.kind == Kind.TEXT and inp.text:
-            if is_keyword(inp.text, HELP_KEY):
-                await self._command(ctx, "huongdan", "")
+            # Back, cancel and help mean the same at every question, and are never an answer.
+            word = escape_word(inp.text)
+            if word is not None and await escape.handle(ctx, word):
                 return
             if is_keyword(inp.text, MENU_KEY) and ctx.account.consent_at:
                 ctx.goto(Start.MENU)
+                return
+            candidates = match_choices(inp.text, ctx.current_choices())
+            if len(candidates) == 1 and candidates[0].value.startswith(COMMAND_PREFIX):
+                await self._command(ctx, candidates[0].value[len(COMMAND_PREFIX):], "")
+                return
+            if len(candidates) == 1:
+                inp = Input(Kind.CHOICE, choice=candidates[0].value, text=inp.text)
+            elif len(candidates) > 1:
+                escape.ask_which(ctx, candidates)
                 return
         if inp.kind == Kind.PHOTO and not spec.accepts_photos:
             ctx.retry("input.photo_not_expected")
@@ -468,9 +479,9 @@ class FlowEngine:
         if len(text) > MAX_TEXT:
             ctx.retry("input.too_long")
             return None
-        value = match_choice(text, choices)
-        if value is not None:
-            return Input(Kind.CHOICE, choice=value, text=text)
+        strict = match_choices(text, choices, partial=False)
+        if strict:
+            return Input(Kind.CHOICE, choice=strict[0].value, text=text)
         return Input(Kind.TEXT, text=text)
 
     async def _command(self, ctx: Context, name: str, args: str) -> None:
@@ -500,4 +511,6 @@ class FlowEngine:
             if spec is None or spec.prompt is None:
                 raise RuntimeError(f"state {target!r} has no prompt")
             await spec.prompt(ctx)
+            if ctx.next_state is None:
+                escape.remember(ctx)  # where "quay lại" leads back to
         raise RuntimeError("prompts kept redirecting; check the state graph")

@@ -13,10 +13,11 @@ from bot.domain.subjects import SubjectKind, subject_kind
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
 from bot.flows.consent import controller_for, shown_text
 from bot.flows.context import Context, Input
-from bot.flows.states import Decl, Reg, Start
+from bot.flows.states import Decl, Escape, Reg, Start
 from bot.messages import Choice
 from bot.flows.router import Router
 from bot.i18n import N_
+from bot.flows.season import closed_text, registration_line, registration_season, season_of_campaign
 from bot.review.scope import branches_in, scope_for
 from bot.storage.commune import branches_of, campaign_for, communes, find_communes, province_of
 from bot.storage.consents import GUARDIAN_PURPOSES, ConsentKind, ConsentMethod, ShownText, attach_person, record
@@ -24,7 +25,7 @@ from bot.storage.models import OrgUnit, Person, Submission
 from bot.storage.people import Role, save_registrant
 from bot.storage.subjects import Registration, register_subject, registration_of
 from bot.storage.submissions import DuplicateRegistration
-from bot.text import clean_name, fold, parse_year
+from bot.text import clean_name, fold, parse_year, year_problem
 
 router = Router()
 
@@ -133,14 +134,21 @@ async def cmd_register(ctx: Context, args: str) -> None:
 
 @router.prompt(Reg.TITLE)
 async def ask_title(ctx: Context) -> None:
+    season = await registration_season(ctx, _draft(ctx).get("branch_id"))
+    if season is not None and season.policy == "closed" and season.passed("registration", ctx.today):
+        ctx.say(await closed_text(ctx, season, "registration"))
+        ctx.goto(Start.MENU)
+        return
+    year = season.campaign.year if season is not None else ctx.today.year
     choices = []
     for title in ctx.app.catalog.titles():
-        choices.append(Choice(title, title_name(ctx, ctx.app.catalog.for_title(title, ctx.today.year))))
+        choices.append(Choice(title, title_name(ctx, ctx.app.catalog.for_title(title, year))))
     if ctx.proxy:
-        question = with_proxy_banner(ctx, ctx.t("reg.proxy.ask_title", year=ctx.today.year))
+        question = with_proxy_banner(ctx, ctx.t("reg.proxy.ask_title", year=year))
     else:
-        question = ctx.t("reg.ask_title", year=ctx.today.year)
-    ctx.ask(question, choices)
+        question = ctx.t("reg.ask_title", year=year)
+    deadline = registration_line(ctx, season)
+    ctx.ask(question + ("\n" + deadline if deadline else ""), choices)
 
 
 @router.handle(Reg.TITLE)
@@ -213,12 +221,19 @@ _text_field(Reg.NAME, read_name, "name")
 
 
 def _read_year(ctx: Context, inp: Input, min_age: int) -> int | None:
-    year = parse_year(inp.text or "")
     low, high = ctx.today.year - MAX_AGE, ctx.today.year - min_age
-    if year is None or not low <= year <= high:
-        ctx.retry("reg.bad_year", low=low, high=high)
+    problem = year_problem(inp.text or "", low, high)
+    if problem is not None:
+        if problem == "young" and min_age == 0:
+            ctx.retry("reg.year_future", high=high)
+        elif problem == "young":
+            ctx.retry("reg.year_too_young", high=high, age=min_age)
+        elif problem == "old":
+            ctx.retry("reg.year_too_old", low=low)
+        else:
+            ctx.retry("reg.bad_year", low=low, high=high)
         return None
-    return year
+    return parse_year(inp.text or "")
 
 
 def _adult_year(ctx: Context, inp: Input) -> int | None:
@@ -586,9 +601,8 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
     elif inp.choice == "edit":
         ctx.goto(Reg.EDIT)
     elif inp.choice == "cancel":
-        ctx.drop("reg")
-        ctx.say(ctx.t("reg.cancelled"))
-        ctx.goto(Start.MENU)
+        ctx.set(_cancel_from=ctx.state)  # asked first: cancelling discards the whole draft
+        ctx.goto(Escape.CANCEL_CONFIRM)
     else:
         ctx.retry("reg.pick_confirm")
 
@@ -633,6 +647,12 @@ async def _finalize(ctx: Context) -> None:
     campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch else None
     if branch is None or campaign is None:
         ctx.say(ctx.t("reg.no_campaign"))
+        ctx.goto(Start.MENU)
+        return
+    season = await season_of_campaign(ctx, campaign.id)
+    late = season is not None and season.passed("registration", ctx.today)
+    if late and season.policy == "closed":
+        ctx.say(await closed_text(ctx, season, "registration"))
         ctx.goto(Start.MENU)
         return
     province = await province_of(ctx.session, branch.id)
@@ -687,6 +707,9 @@ async def _finalize(ctx: Context) -> None:
     ctx.drop("reg")
     ctx.set(sub=submission.id)
     ctx.say(ctx.t("reg.done", reference=submission.reference, title=title_name(ctx, criteria_set)))
+    if late:
+        submission.late = True
+        ctx.say(ctx.t("season.late_registration", date=ctx.t.date(season.deadlines["registration"])))
     ctx.goto(Decl.INTRO)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.flows import (
     consent,
     declare,
+    escape,
     invite,
     leader,
     mydata,
@@ -23,6 +24,7 @@ from bot.reminders import commands as reminder_commands
 
 FLOWS = (
     start,
+    escape,
     register,
     declare,
     status,

@@ -523,6 +523,8 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
         lines.append(ctx.t("rv.view.proxy", name=detail.proxy_name))
     when = ctx.t.date(submission.submitted_at.astimezone(ctx.app.settings.tz).date()) if submission.submitted_at else "-"
     lines.append(ctx.t("rv.view.state", state=state_label(ctx, submission.state), date=when))
+    if submission.late:
+        lines.append(ctx.t("rv.view.late"))
     result = detail.score
     lines.append(ctx.t("rv.view.score", total=result.total, max=result.max_total, threshold=result.threshold))
     if not criteria_set.pass_rule_confirmed:

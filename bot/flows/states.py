@@ -52,6 +52,8 @@ class Decl(States):
     PHOTOS = "decl.photos"
     SUMMARY = "decl.summary"
     PICK_ITEM = "decl.pick_item"
+    CONFIRM_SUBMIT = "decl.confirm_submit"
+    REMOVE_PHOTO = "decl.remove_photo"
 
 
 class Status(States):
@@ -126,6 +128,12 @@ class ZnsPhone(States):
     NUMBER = "zns.phone_number"
 
 
+class Escape(States):
+    """Words that work at every question (escape.py): the confirmation before cancelling."""
+
+    CANCEL_CONFIRM = "cancel.confirm"
+
+
 ALL: tuple[type[States], ...] = (
-    Start, Reg, Decl, Status, Review, Leader, Invite, Reports, Province, MyData, Consent, ZnsPhone
+    Start, Reg, Decl, Status, Review, Leader, Invite, Reports, Province, MyData, Consent, ZnsPhone, Escape
 )

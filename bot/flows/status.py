@@ -5,10 +5,8 @@ from __future__ import annotations
 from bot.domain.lifecycle import EDITABLE, State
 from bot.flows.common import (
     criteria_of,
-    deadline_text,
     menu_choice,
     my_submissions,
-    next_deadline,
     state_label,
     title_name,
 )
@@ -16,6 +14,7 @@ from bot.flows.context import Context, Input
 from bot.flows.states import Decl, Start, Status
 from bot.messages import Choice
 from bot.flows.router import Router
+from bot.flows.season import state_deadline_line
 from bot.i18n import N_
 from bot.storage.submissions import answers_of, last_request_note, rescore
 
@@ -57,7 +56,10 @@ async def ask_status(ctx: Context) -> None:
         if submission.state == State.NEEDS_INFO.value:
             event = await last_request_note(ctx.session, submission.id)
             lines.append(ctx.t("status.request", note=event.note if event else ""))
-        lines.append(deadline_text(ctx, await next_deadline(ctx, submission.campaign_id, ctx.today)))
+        # Only the deadline that matters to where this application stands (none once decided).
+        deadline = await state_deadline_line(ctx, submission.campaign_id, submission.state)
+        if deadline is not None:
+            lines.append(deadline)
         blocks.append("\n".join(lines))
     choices = [Choice("declare", ctx.t("status.continue"))] if editable else []
     ctx.ask("\n\n".join(blocks), [*choices, menu_choice(ctx)])

@@ -20,7 +20,7 @@ def desk_base_url(ctx: Context) -> str:
     return (settings.public_base_url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
 
 
-@router.command("web", english="web", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.web"))
+@router.command("web", english="web", roles=(Role.LEADER, Role.OFFICER, Role.PROVINCE), help_key=N_("help.cmd.web"))
 async def cmd_web(ctx: Context, args: str) -> None:
     roles = await desk_roles(ctx.session, ctx.person.id if ctx.person else None)
     if ctx.person is None or not roles:

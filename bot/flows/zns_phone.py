@@ -12,10 +12,9 @@ from sqlalchemy import delete, select
 
 from bot.flows.common import menu_choice
 from bot.flows.context import Context, Input
-from bot.messages import Choice
 from bot.flows.router import Router
 from bot.flows.states import Start, ZnsPhone
-from bot.i18n import N_
+from bot.messages import Choice
 from bot.storage.consents import ConsentKind, ConsentMethod, ShownText, fingerprint, record
 from bot.storage.models import ChannelAccount
 from bot.storage.people import get_or_create_account
@@ -31,19 +30,26 @@ def offered(ctx: Context) -> bool:
     return bool(settings.zalo_zns_ask_phone and settings.zalo_zns_templates and settings.zalo_oa_app_id)
 
 
+def _person_id(ctx: Context) -> int:
+    """The registered person (the command lets nobody else in)."""
+    assert ctx.person is not None
+    return ctx.person.id
+
+
 async def _phone_account(ctx: Context) -> ChannelAccount | None:
     if ctx.person is None:
         return None
     return await ctx.session.scalar(
         select(ChannelAccount).where(
-            ChannelAccount.person_id == ctx.person.id,
+            ChannelAccount.person_id == _person_id(ctx),
             ChannelAccount.channel == ZNS_CHANNEL,
             ChannelAccount.external_id.like("phone:%"),
         )
     )
 
 
-@router.command("sodienthoai", "phone", english="phone", help_key=N_("help.cmd.phone"))
+# Not in the help or the command menus: it is offered only where ZNS is set up.
+@router.command("sodienthoai", "phone", english="phone")
 async def cmd_phone(ctx: Context, args: str) -> None:
     if not offered(ctx) or ctx.person is None:
         ctx.say(ctx.t("phone.not_used"))
@@ -72,7 +78,7 @@ async def on_consent(ctx: Context, inp: Input) -> None:
     elif inp.choice == "remove":
         await ctx.session.execute(
             delete(ChannelAccount).where(
-                ChannelAccount.person_id == ctx.person.id,
+                ChannelAccount.person_id == _person_id(ctx),
                 ChannelAccount.channel == ZNS_CHANNEL,
                 ChannelAccount.external_id.like("phone:%"),
             )
@@ -111,21 +117,27 @@ async def on_number(ctx: Context, inp: Input) -> None:
     now = ctx.now
     await ctx.session.execute(
         delete(ChannelAccount).where(
-            ChannelAccount.person_id == ctx.person.id,
+            ChannelAccount.person_id == _person_id(ctx),
             ChannelAccount.channel == ZNS_CHANNEL,
             ChannelAccount.external_id.like("phone:%"),
         )
     )
     account = await get_or_create_account(ctx.session, ZNS_CHANNEL, phone_id(phone), None, now)
-    if account.person_id not in (None, ctx.person.id):
+    if account.person_id not in (None, _person_id(ctx)):
         ctx.say(ctx.t("phone.taken"))
         ctx.again()
         return
-    account.person_id, account.consent_at, account.locale = ctx.person.id, now, ctx.account.locale
+    account.person_id, account.consent_at, account.locale = _person_id(ctx), now, ctx.account.locale
     shown = ShownText(TEXT_VERSION, str(ctx.data.get("phone_text") or ""), ctx.locale, "")
     await record(
-        ctx.session, ConsentKind.GIVEN, ConsentMethod.CHAT, shown, at=now,
-        person_id=ctx.person.id, account_id=account.id, purposes=PURPOSE,
+        ctx.session,
+        ConsentKind.GIVEN,
+        ConsentMethod.CHAT,
+        shown,
+        at=now,
+        person_id=_person_id(ctx),
+        account_id=account.id,
+        purposes=PURPOSE,
     )
     ctx.drop("phone_text")
     ctx.say(ctx.t("phone.saved", last=phone[-3:]))

@@ -23,7 +23,7 @@ from bot.domain.labels import DEADLINE_KEYS
 from bot.flows.context import Context
 from bot.flows.router import Router
 from bot.i18n import N_, all_aliases
-from bot.storage.commune import campaign_for, deadlines_of
+from bot.storage.commune import campaign_for, deadlines_of, order_problem
 from bot.storage.models import CampaignDeadline, OrgUnit
 from bot.storage.people import Role, branch_ids_in_scope, live_grants
 from bot.text import fold
@@ -268,6 +268,20 @@ async def cmd_calendar(ctx: Context, args: str) -> None:
             due_on = _parse_date(rest[0], campaign.year)
             if due_on is None:
                 ctx.say(ctx.t("calendar.bad_date", value=rest[0][:20]))
+                return
+            dates = {d.kind: d.due_on for d in await deadlines_of(ctx.session, campaign.id)}
+            problem = order_problem({**dates, kind: due_on})
+            if problem is not None:
+                # A deadline before the one it depends on, or after the next, is refused.
+                other = problem[2] if problem[0] == kind else problem[0]
+                ctx.say(
+                    ctx.t(
+                        N_("calendar.out_of_order_before") if problem[0] == kind else N_("calendar.out_of_order_after"),
+                        what=ctx.t(DEADLINE_KEYS[kind]),
+                        other=ctx.t(DEADLINE_KEYS[other]),
+                        date=ctx.t.date(dates[other]),
+                    )
+                )
                 return
             if deadline is None:
                 deadline = CampaignDeadline(campaign_id=campaign.id, kind=kind, due_on=due_on)

@@ -30,7 +30,10 @@ def _when(app: App, instant: datetime) -> str:
 
 def _reach(reach) -> str:
     if reach.reachable:
-        return f"{reach.channel}:{reach.external_id}"
+        shown = reach.external_id or ""
+        if shown.startswith("phone:"):  # a number given for ZNS: its last digits are enough here
+            shown = "phone:…" + shown[-3:]
+        return f"{reach.channel}:{shown}"
     return f"UNREACHABLE ({reach.unreachable_reason})"
 
 
@@ -136,11 +139,18 @@ async def outbox_status(app: App, echo: Echo, *, problems: bool, limit: int) -> 
             .order_by(OutboxMessage.status, OutboxMessage.kind)
         )
         counted = list(rows)
-        if not counted:
-            echo("outbox is empty")
-        for status, kind, count in counted:
-            echo(f"{status:<12} {kind:<16} {count}")
-        if problems:
+        if not problems:
+            if not counted:
+                echo("outbox is empty")
+            for status, kind, count in counted:
+                echo(f"{status:<12} {kind:<16} {count}")
+        else:
+            # Only the problems: counts of problem rows, then each row (or a plain "none").
+            troubled = [(status, kind, count) for status, kind, count in counted if status in PROBLEM_STATUSES]
+            if not troubled:
+                echo("no problems: nothing unconfirmed, failed or unreachable")
+            for status, kind, count in troubled:
+                echo(f"{status:<12} {kind:<16} {count}")
             from bot.reminders.zalo_lines import problem_counts
             from bot.zalo.alerts import recent_alerts
 

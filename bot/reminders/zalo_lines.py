@@ -54,16 +54,19 @@ async def problem_counts(session: AsyncSession, at: datetime, campaign_id: int |
 
 async def zns_month(session: AsyncSession, at: datetime, settings: Settings) -> tuple[int, int]:
     """(ZNS messages sent this month, their cost in VND at ZALO_ZNS_COST_VND)."""
-    count = await session.scalar(
-        select(func.count())
-        .select_from(OutboxMessage)
-        .join(ChannelAccount, ChannelAccount.id == OutboxMessage.account_id)
-        .where(
-            ChannelAccount.channel == ZNS_CHANNEL,
-            OutboxMessage.status == "sent",
-            OutboxMessage.sent_at >= month_start(at, settings),
+    count = (
+        await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .join(ChannelAccount, ChannelAccount.id == OutboxMessage.account_id)
+            .where(
+                ChannelAccount.channel == ZNS_CHANNEL,
+                OutboxMessage.status == "sent",
+                OutboxMessage.sent_at >= month_start(at, settings),
+            )
         )
-    ) or 0
+        or 0
+    )
     return count, count * settings.zalo_zns_cost_vnd
 
 
@@ -77,7 +80,13 @@ async def zalo_blocks(session: AsyncSession, campaign: Campaign, settings: Setti
     for alert in await recent_alerts(session, at):
         if alert.key in ALERT_LINES:
             lines.append(
-                {"key": ALERT_LINES[alert.key], "params": {"count": alert.count, "date": {"date": alert.first_at.astimezone(settings.tz).date().isoformat()}}}
+                {
+                    "key": ALERT_LINES[alert.key],
+                    "params": {
+                        "count": alert.count,
+                        "date": {"date": alert.first_at.astimezone(settings.tz).date().isoformat()},
+                    },
+                }
             )
     if lines:
         blocks.append({"key": N_("digest.zalo_problems"), "params": {"lines": {"lines": lines}}})
@@ -86,8 +95,11 @@ async def zalo_blocks(session: AsyncSession, campaign: Campaign, settings: Setti
         local = at.astimezone(settings.tz)
         blocks.append(
             plural(
-                "digest.zns_spend", "digest.zns_spend.plural", sent,
-                month=f"{local.month:02d}/{local.year}", amount={"number": spend},
+                "digest.zns_spend",
+                "digest.zns_spend.plural",
+                sent,
+                month=f"{local.month:02d}/{local.year}",
+                amount={"number": spend},
             )
         )
     return blocks

@@ -10,7 +10,7 @@ so an officer can correct the file and re-run `hoctap init` without duplicating 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +23,20 @@ from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
 
 DEADLINE_KINDS = ("registration", "self_declaration", "branch_review", "commune_report")
 DEFAULT_OFFSETS = [30, 7, 1]
+# What a commune does once a deadline has passed: accept late (marked for reviewers) or close.
+AFTER_DEADLINE = ("late", "closed")
+# How residents are addressed: a catalog choice per commune ("neutral" is the catalogs' default).
+ADDRESS_FORMS = ("neutral", "bac", "ong_ba")
+
+
+def order_problem(dates: dict[str, date]) -> tuple[str, str, str] | None:
+    """The first deadline out of order, as (kind, "before"/"after", other kind); None when the
+    deadlines follow each other (registration ≤ self-declaration ≤ branch review ≤ report)."""
+    present = [kind for kind in DEADLINE_KINDS if kind in dates]
+    for earlier, later in zip(present, present[1:]):
+        if dates[later] < dates[earlier]:
+            return later, "before", earlier
+    return None
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -80,6 +94,8 @@ class DeadlineSpec(BaseModel):
 class CampaignSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     year: int = Field(ge=2000, le=2100)
+    # First day of registration (default: the day after the previous campaign's last deadline).
+    opens: date | None = None
     targets: dict[str, float] = Field(default_factory=dict)
     reminder_offsets: list[int] = Field(default_factory=lambda: list(DEFAULT_OFFSETS))
     deadlines: dict[str, DeadlineSpec | date]
@@ -91,6 +107,16 @@ class CampaignSpec(BaseModel):
         if unknown:
             raise ValueError(f"unknown deadline kinds {unknown}; use {list(DEADLINE_KINDS)}")
         return value
+
+    @model_validator(mode="after")
+    def _in_order(self) -> "CampaignSpec":
+        problem = order_problem({kind: spec.date for kind, spec in self.deadline_specs().items()})
+        if problem is not None:
+            raise ValueError(f"deadline {problem[0]} must not be {problem[1]} {problem[2]}")
+        first = min((spec.date for spec in self.deadline_specs().values()), default=None)
+        if self.opens is not None and first is not None and self.opens > first:
+            raise ValueError("opens must not be after the first deadline")
+        return self
 
     def deadline_specs(self) -> dict[str, DeadlineSpec]:
         return {
@@ -125,6 +151,10 @@ class CommuneSpec(BaseModel):
     province: ProvinceUnitSpec | None = None
     commune: CommuneUnitSpec
     association: AssociationSpec | None = None
+    # After a deadline: "late" (accept, marked late for reviewers) or "closed" (point to next year).
+    after_deadline: str = Field(default="late", pattern="^(late|closed)$")
+    # How the bot addresses residents: "neutral" (default), "bac" or "ong_ba".
+    address: str = Field(default="neutral", pattern="^(neutral|bac|ong_ba)$")
     branches: list[UnitSpec] = Field(min_length=1)
     campaigns: list[CampaignSpec] = Field(default_factory=list)
 
@@ -210,11 +240,13 @@ def load_province_file(path: Path) -> ProvinceSpec:
         raise CommuneFileError(f"{path}: cannot read: {exc}") from exc
 
 
-async def apply_province(session: AsyncSession, spec: ProvinceSpec, now: datetime) -> list[OrgUnit]:
+async def apply_province(
+    session: AsyncSession, spec: ProvinceSpec, now: datetime, changes: list[str] | None = None
+) -> list[OrgUnit]:
     """Create or update the province and every commune of the file; returns the communes."""
     units = []
     for commune_spec in spec.commune_specs():
-        units.append(await apply_commune(session, commune_spec, now))
+        units.append(await apply_commune(session, commune_spec, now, changes))
     if spec.association is not None:
         province = await session.scalar(select(OrgUnit).where(OrgUnit.code == spec.province.code))
         assert province is not None  # made by apply_commune just above
@@ -299,14 +331,24 @@ async def _upsert_unit(
     return unit
 
 
-async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime) -> OrgUnit:
-    """Create or update the commune, its branches and campaigns; returns the commune."""
+async def apply_commune(
+    session: AsyncSession, spec: CommuneSpec, now: datetime, changes: list[str] | None = None
+) -> OrgUnit:
+    """Create or update the commune, its branches and campaigns; returns the commune.
+
+    `changes` (if given) receives one line per calendar value that differed in the database
+    (a deadline an officer moved in chat, say), so `hoctap init` can say what it overwrote."""
+    changes = changes if changes is not None else []
     parent = None
     if spec.province:
         parent = await _upsert_unit(session, spec.province, "province", None, 0, now)
     commune = await _upsert_unit(session, spec.commune, "commune", parent, 0, now)
     commune.association_name = spec.association.name if spec.association else None
     commune.association_contact = spec.association.contact if spec.association else None
+    for field, value in (("after_deadline", spec.after_deadline), ("address_form", spec.address)):
+        if getattr(commune, field) not in (None, value):
+            changes.append(f"{commune.code}: {field} {getattr(commune, field)} -> {value}")
+        setattr(commune, field, value)
     for position, branch in enumerate(spec.branches):
         await _upsert_unit(session, branch, "branch", commune, position, now)
     for campaign_spec in spec.campaigns:
@@ -316,6 +358,8 @@ async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime)
         if campaign is None:
             campaign = Campaign(commune_id=commune.id, year=campaign_spec.year, created_at=now)
             session.add(campaign)
+            changes.append(f"{commune.code} {campaign_spec.year}: new campaign")
+        campaign.opens_on = campaign_spec.opens
         campaign.targets = dict(campaign_spec.targets)
         campaign.reminder_offsets = list(campaign_spec.reminder_offsets)
         await session.flush()
@@ -330,6 +374,10 @@ async def apply_commune(session: AsyncSession, spec: CommuneSpec, now: datetime)
             if deadline is None:
                 deadline = CampaignDeadline(campaign_id=campaign.id, kind=kind, due_on=deadline_spec.date)
                 session.add(deadline)
+            elif deadline.due_on != deadline_spec.date:
+                changes.append(
+                    f"{commune.code} {campaign_spec.year}: {kind} {deadline.due_on.isoformat()} -> {deadline_spec.date.isoformat()}"
+                )
             deadline.due_on = deadline_spec.date
             deadline.reminder_offsets = deadline_spec.reminder_offsets
     await session.flush()
@@ -350,18 +398,43 @@ async def branches_of(session: AsyncSession, commune_id: int) -> list[OrgUnit]:
     )
 
 
-async def campaign_for(session: AsyncSession, commune_id: int, today: date) -> Campaign | None:
-    """The campaign of the current year; failing that, the most recent one before it."""
+async def campaign_windows(session: AsyncSession, commune_id: int) -> list[tuple[Campaign, date, date]]:
+    """The commune's campaigns, oldest first, each with its window: the first day people can
+    register, and its last deadline (the day its work ends)."""
     rows = list(
-        await session.scalars(
-            select(Campaign).where(Campaign.commune_id == commune_id).order_by(Campaign.year.desc())
-        )
+        await session.scalars(select(Campaign).where(Campaign.commune_id == commune_id).order_by(Campaign.year))
     )
+    windows: list[tuple[Campaign, date, date]] = []
     for campaign in rows:
-        if campaign.year == today.year:
-            return campaign
-    past = [c for c in rows if c.year < today.year]
-    return past[0] if past else (rows[-1] if rows else None)
+        dates = [d.due_on for d in await deadlines_of(session, campaign.id)]
+        ends = max(dates) if dates else date(campaign.year, 12, 31)
+        if campaign.opens_on is not None:
+            opens = campaign.opens_on
+        elif windows:
+            opens = windows[-1][2] + timedelta(days=1)
+        else:
+            opens = date(campaign.year, 1, 1)
+        windows.append((campaign, min(opens, ends), ends))
+    return windows
+
+
+async def campaign_for(session: AsyncSession, commune_id: int, today: date) -> Campaign | None:
+    """The current campaign, chosen by its window (not the calendar year): the latest one that
+    has opened by `today`; before the first opens, the first."""
+    windows = await campaign_windows(session, commune_id)
+    opened = [campaign for campaign, opens, _ends in windows if opens <= today]
+    if opened:
+        return opened[-1]
+    return windows[0][0] if windows else None
+
+
+async def next_campaign(session: AsyncSession, campaign: Campaign) -> tuple[Campaign, date] | None:
+    """The campaign after this one in the same commune, with its opening day, once it exists."""
+    windows = await campaign_windows(session, campaign.commune_id)
+    for index, (row, _opens, _ends) in enumerate(windows):
+        if row.id == campaign.id and index + 1 < len(windows):
+            return windows[index + 1][0], windows[index + 1][1]
+    return None
 
 
 async def deadlines_of(session: AsyncSession, campaign_id: int) -> list[CampaignDeadline]:

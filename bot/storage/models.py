@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false as sa_false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -64,6 +65,11 @@ class OrgUnit(Base):
     # A commune's learning association, named in the consent text as who controls the data.
     association_name: Mapped[str | None] = mapped_column(String(200))
     association_contact: Mapped[str | None] = mapped_column(String(200))
+    # A commune's season rules: after a deadline, "late" (accepted, marked late for reviewers) or
+    # "closed" (refused, pointing to the next campaign); None reads as "late". How residents are
+    # addressed: "neutral" (catalog default), "bac" or "ong_ba"; None reads as "neutral".
+    after_deadline: Mapped[str | None] = mapped_column(String(8))
+    address_form: Mapped[str | None] = mapped_column(String(16))
 
     parent: Mapped["OrgUnit | None"] = relationship(remote_side="OrgUnit.id")
 
@@ -200,6 +206,9 @@ class Campaign(Base):
     targets: Mapped[dict[str, Any]] = mapped_column(default=dict)  # title -> percent
     reminder_offsets: Mapped[list[Any]] = mapped_column(default=list)  # days before a deadline
     created_at: Mapped[datetime]
+    # First day residents can register for this campaign (None: the day after the previous
+    # campaign's last deadline, or 1 January of its year for the first one).
+    opens_on: Mapped[date | None] = mapped_column(Date)
 
     commune: Mapped[OrgUnit] = relationship()
     deadlines: Mapped[list["CampaignDeadline"]] = relationship(
@@ -303,6 +312,8 @@ class Submission(Base):
     # Set when the person asked for their data to be deleted: the row stays, without anyone
     # attached to it, so the year's registered/recognised counts still add up.
     anonymised_at: Mapped[datetime | None]
+    # Registered or submitted after its deadline under the commune's "late" policy: reviewers see it.
+    late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}

@@ -27,7 +27,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.roles import Role
-from bot.review.scope import scope_for
+from bot.review.scope import communes_in_scope, provinces_in_scope, scope_for
 from bot.storage.core import affected
 from bot.storage.models import Person, WebLink, WebSession
 
@@ -51,7 +51,15 @@ async def desk_roles(session: AsyncSession, person_id: int | None) -> list[Role]
     """The desk roles this person holds now (with a scope), through the same check as chat."""
     held = []
     for role in DESK_ROLES:
-        if await scope_for(session, person_id, role) is not None:
+        if role == Role.PROVINCE:
+            # A province reader covers communes, not branches: the check /thongke makes.
+            if (
+                person_id is not None
+                and await communes_in_scope(session, person_id)
+                and await provinces_in_scope(session, person_id)
+            ):
+                held.append(role)
+        elif await scope_for(session, person_id, role) is not None:
             held.append(role)
     return held
 

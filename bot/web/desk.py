@@ -38,7 +38,6 @@ from bot.flows.guards import QUEUE_STATES
 from bot.flows.staff import ACTOR_KEYS, DECISION_LABEL_KEYS, DONE_KEYS, REVIEW_BLOCKED_KEYS
 from bot.i18n import LOCALES, N_, Translator, get_translator, normalise_locale
 from bot.review.chart import render_progress_chart
-from bot.storage.subjects import subject_name
 from bot.review.decisions import (
     OFFERED,
     Conflict,
@@ -59,6 +58,7 @@ from bot.review.scope import Scope, branches_in, communes_in_scope, scope_for
 from bot.review.stats import commune_stats
 from bot.storage.commune import campaign_for
 from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent, WebSession
+from bot.storage.subjects import subject_name
 from bot.storage.submissions import rescore
 from bot.web.auth import (
     COOKIE,
@@ -96,7 +96,10 @@ SECURITY_HEADERS = {
 ROLE_KEYS = {
     Role.OFFICER: N_("web.role.officer"),
     Role.LEADER: N_("web.role.leader"),
+    Role.PROVINCE: N_("web.role.province"),
 }
+# The roles that report on communes (statistics, exports): those /thongke and /xuat are for.
+REPORT_ROLES = (Role.OFFICER, Role.PROVINCE)
 FLAG_KEYS = {
     "reused": N_("web.flag.reused"),
     "missing": N_("web.flag.missing"),
@@ -398,6 +401,8 @@ class Desk:
             t = viewer.t
             params = request.query_params
             role = self.pick_role(viewer, params.get("as"))
+            if role not in QUEUE_STATES:  # the province role reads reports only
+                return RedirectResponse(PREFIX + "/stats", status_code=303)
             scope = await scope_for(db, viewer.person_id, role)
             if scope is None:
                 return self.signed_out(request)
@@ -503,7 +508,8 @@ class Desk:
         then officer before leader, as /xem does); None when no scope of theirs covers it."""
         if submission is None:
             return None
-        for role in sorted(roles, key=lambda r: r.value != asked):
+        # Applications are opened in a reviewing role only (the province role reads reports).
+        for role in sorted((r for r in roles if r in OFFERED), key=lambda r: r.value != asked):
             scope = await scope_for(db, person_id, role)
             if scope is not None and scope.covers(submission.branch_id):
                 return role, scope
@@ -753,9 +759,9 @@ class Desk:
     async def _commune(
         self, db: AsyncSession, viewer: Viewer, asked: str | None
     ) -> tuple[list[OrgUnit], OrgUnit | None, int]:
-        """The communes this officer may report on (the check /thongke and /xuat make), the one
-        chosen and its campaign year."""
-        if await scope_for(db, viewer.person_id, Role.OFFICER) is None:
+        """The communes this officer or province reader may report on (the checks /thongke and
+        /xuat make), the one chosen and its campaign year."""
+        if not any(role in REPORT_ROLES for role in viewer.roles):
             return [], None, 0
         communes = await communes_in_scope(db, viewer.person_id)
         chosen = next((c for c in communes if str(c.id) == asked), communes[0] if communes else None)

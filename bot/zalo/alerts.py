@@ -24,7 +24,9 @@ ALERT_KEYS = {
 }
 
 
-async def note_alert(session: AsyncSession, key: str, now: datetime, *, count: int = 1, detail: str | None = None) -> OperatorAlert:
+async def note_alert(
+    session: AsyncSession, key: str, now: datetime, *, count: int = 1, detail: str | None = None
+) -> OperatorAlert:
     """Count `count` more occurrences of `key` (a row per key)."""
     row = await session.get(OperatorAlert, key, with_for_update=True)
     if row is None or now - row.last_at > RECENT:
@@ -47,7 +49,9 @@ async def clear_alert(session: AsyncSession, key: str) -> None:
 
 
 async def recent_alerts(session: AsyncSession, now: datetime) -> list[OperatorAlert]:
-    rows = await session.scalars(select(OperatorAlert).where(OperatorAlert.last_at >= now - RECENT).order_by(OperatorAlert.key))
+    rows = await session.scalars(
+        select(OperatorAlert).where(OperatorAlert.last_at >= now - RECENT).order_by(OperatorAlert.key)
+    )
     return list(rows)
 
 

@@ -333,13 +333,15 @@ class ZaloOAClient:
     async def message_quota(self, user_id: str) -> MessageQuota:
         """Whether a consultation message can still reach this person, before sending one."""
         answer = await self.call("POST", QUOTA_PATH, what="OA message quota", json={"user_id": user_id})
-        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        raw = answer.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         last = data.get("last_interaction")
         try:
             at = datetime.fromtimestamp(int(last) / 1000, tz=timezone.utc) if last is not None else None
         except (TypeError, ValueError, OverflowError, OSError):
             at = None
-        reply = data.get("cs_reply") if isinstance(data.get("cs_reply"), dict) else {}
+        raw_reply = data.get("cs_reply")
+        reply: dict[str, Any] = raw_reply if isinstance(raw_reply, dict) else {}
         remain = reply.get("remain", data.get("remain"))
         return MessageQuota(at, remain if isinstance(remain, int) and not isinstance(remain, bool) else None, data)
 

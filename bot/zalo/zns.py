@@ -83,14 +83,16 @@ def values_of(notice: Any) -> dict[str, Any]:
     """Our values a template may use, from a reminder notice's parameters."""
     params = getattr(notice, "params", None) or {}
     values: dict[str, Any] = {"name": params.get("name") or "", "year": params.get("year") or ""}
-    deadline = params.get("deadline") if isinstance(params.get("deadline"), dict) else {}
+    raw_deadline = params.get("deadline")
+    deadline: dict[str, Any] = raw_deadline if isinstance(raw_deadline, dict) else {}
     date_value = ((deadline.get("params") or {}).get("date") or {}).get("date")
     if date_value:
         year, month, day = date_value.split("-")
         values["due_date"] = f"{day}/{month}/{year}"
         values["year"] = values["year"] or int(year)
     values["days_left"] = int(deadline.get("count") or 0)
-    lines = ((params.get("lines") or {}).get("lines") or []) if isinstance(params.get("lines"), dict) else []
+    raw_lines = params.get("lines")
+    lines: list[Any] = (raw_lines.get("lines") or []) if isinstance(raw_lines, dict) else []
     references = [line.get("params", {}).get("reference") for line in lines if isinstance(line, dict)]
     values["reference"] = next((r for r in references if r), "")
     return values
@@ -107,7 +109,9 @@ class ZNSSender:
         self.uid_client = uid_client
 
     async def send(self, account: ChannelAccount, replies: list[Outgoing]) -> None:
-        raise SendError("ZNS carries only approved templates: nothing but queued reminders goes this way", category="permission")
+        raise SendError(
+            "ZNS carries only approved templates: nothing but queued reminders goes this way", category="permission"
+        )
 
     async def template_for(self, account: ChannelAccount) -> dict[str, Any]:
         templates = self.app.settings.zalo_zns_templates

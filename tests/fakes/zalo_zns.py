@@ -16,10 +16,10 @@ section 3):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count
-from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
@@ -94,7 +94,11 @@ class FakeZNS:
             return JSONResponse({"error": -201, "message": "this template cannot be sent by user id"})
         if route == "phone" and not (to.startswith("84") and to.isdigit() and len(to) == 11):
             return JSONResponse({"error": -108, "message": "phone number is invalid"})
-        if not isinstance(data, dict) or set(data) != set(template.params) or not all(isinstance(v, str) and v for v in data.values()):
+        if (
+            not isinstance(data, dict)
+            or set(data) != set(template.params)
+            or not all(isinstance(v, str) and v for v in data.values())
+        ):
             return JSONResponse({"error": -1124, "message": "template_data does not match the template"})
         hour = datetime.fromtimestamp(self.now(), VN).hour
         if hour >= 22 or hour < 6:
@@ -107,5 +111,9 @@ class FakeZNS:
         price = 0 if mode == "development" else (self.price_phone if route == "phone" else self.price_uid)
         self.sent.append(ZNSSent(route, to, template_id, dict(data), mode, price))
         return JSONResponse(
-            {"error": 0, "message": "Success", "data": {"msg_id": f"zns{next(_ids)}", "sent_time": str(int(self.now() * 1000))}}
+            {
+                "error": 0,
+                "message": "Success",
+                "data": {"msg_id": f"zns{next(_ids)}", "sent_time": str(int(self.now() * 1000))},
+            }
         )

@@ -59,7 +59,8 @@ async def submit_citizen(p: ChatPerson, name: str = "Nguyễn Thị Hoa", branch
             await p.taps("Xong")
         else:
             await p.taps("Không có ảnh")
-    turn = await p.taps("Nộp hồ sơ")
+    await p.taps("Nộp hồ sơ")
+    turn = await p.taps("Nộp ngay")
     assert "Đã nộp hồ sơ" in turn, turn
 
 

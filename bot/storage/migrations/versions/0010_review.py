@@ -6,7 +6,7 @@ photo (or a near copy of it) used on two items or by two households.
 `submission_events.override_reason` keeps why an officer decided before the branch had reviewed.
 
 Revision ID: 0010_review
-Revises: 0009_web
+Revises: 0011_season
 Create Date: 2026-12-03 15:30:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 
 revision = '0010_review'
-down_revision = '0009_web'
+down_revision = '0011_season'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,142 @@
+"""Words that work at every question, handled once for every flow: back ("quay lại"), cancel
+("hủy", "thôi", asked before anything is discarded) and help ("tôi không hiểu", "?": the current
+question explained with an example). None of them is ever stored as an answer.
+
+"Back" follows the questions this conversation was asked (state and criteria item), within the
+flow it is in: a registration question leads back to the previous registration question, an item
+of the declaration to the previous item (or its photos).
+"""
+
+from __future__ import annotations
+
+from bot.flows.context import Context, Input
+from bot.messages import Choice
+from bot.flows.router import Router
+from bot.flows.states import Escape, Start
+from bot.i18n import N_
+
+router = Router()
+TRAIL = "_trail"
+MAX_TRAIL = 30
+# Where cancel and back apply: the steps of a flow (a dotted state), not the menu or consent.
+RESTING = ("new", "consent", "menu", "lang", "status", "cancel.confirm")
+# Free-text questions explained with their own example (questions with options are explained
+# from the options themselves).
+FREE_TEXT_HELP = {
+    "reg.name": N_("help.q.name"),
+    "reg.head_name": N_("help.q.name"),
+    "reg.member_name": N_("help.q.name"),
+    "reg.birth_year": N_("help.q.year"),
+    "reg.head_birth_year": N_("help.q.year"),
+    "reg.member_birth_year": N_("help.q.member_year"),
+    "rv.note": N_("help.q.note"),
+    "invite.redeem": N_("help.q.code"),
+}
+
+
+def _position(ctx: Context) -> list:
+    return [ctx.state, ctx.data.get("item")]
+
+
+def _flow(state: str) -> str:
+    return state.split(".", 1)[0]
+
+
+def remember(ctx: Context) -> None:
+    """Called once a question has been asked: the trail back through this flow's questions."""
+    if ctx.state in RESTING or "." not in ctx.state:
+        if ctx.state == "menu" and ctx.data.get(TRAIL):
+            ctx.drop(TRAIL)
+        return
+    trail = [p for p in ctx.data.get(TRAIL, []) if _flow(p[0]) == _flow(ctx.state)]
+    here = _position(ctx)
+    if here in trail:
+        trail = trail[: trail.index(here)]  # come back to an earlier question: forget what followed
+    trail.append(here)
+    ctx.set(**{TRAIL: trail[-MAX_TRAIL:]})
+
+
+async def handle(ctx: Context, word: str) -> bool:
+    """Act on an escape word; False when it does not apply here (the handler gets the text)."""
+    if word == "help":
+        await explain(ctx)
+        return True
+    if ctx.account.consent_at is None or ctx.state in RESTING or "." not in ctx.state:
+        return False
+    if word == "back":
+        trail = [p for p in ctx.data.get(TRAIL, []) if _flow(p[0]) == _flow(ctx.state)]
+        here = _position(ctx)
+        while trail and trail[-1] == here:
+            trail.pop()
+        if not trail:
+            ctx.say(ctx.t("escape.first_question"))
+            ctx.again()
+            return True
+        state, item = trail[-1]
+        ctx.set(**{TRAIL: trail})
+        if item is not None:
+            ctx.set(item=item)
+        ctx.goto(state)
+        return True
+    ctx.set(_cancel_from=ctx.state)
+    ctx.goto(Escape.CANCEL_CONFIRM)
+    return True
+
+
+async def explain(ctx: Context) -> None:
+    """The current question explained, with an example; then the question again."""
+    choices = ctx.current_choices()
+    key = FREE_TEXT_HELP.get(ctx.state)
+    if choices:
+        first = choices[0]
+        text = ctx.t("escape.help_choices", example=first.label, count=len(choices))
+    elif key is not None:
+        text = ctx.t(key)
+    else:
+        from bot.flows.start import show_help
+
+        await show_help(ctx)
+        return
+    if ctx.account.consent_at is not None and ctx.state not in RESTING and "." in ctx.state:
+        text += "\n" + ctx.t("escape.help_words")
+    ctx.say(text)
+    ctx.again()
+
+
+def ask_which(ctx: Context, candidates: list[Choice]) -> None:
+    """Typed text fits several options: list them with their numbers and ask again."""
+    numbers = {c.value: index for index, c in enumerate(ctx.current_choices(), start=1)}
+    options = "; ".join(f"{numbers.get(c.value, '?')}. {c.label}" for c in candidates)
+    ctx.say(ctx.t("escape.which", options=options))
+    ctx.again()
+
+
+def _draft_kind(state: str) -> str:
+    return "registration" if _flow(state) == "reg" else "other"
+
+
+@router.prompt(Escape.CANCEL_CONFIRM)
+async def ask_cancel(ctx: Context) -> None:
+    origin = ctx.data.get("_cancel_from", "menu")
+    key = N_("escape.cancel_registration") if _draft_kind(origin) == "registration" else N_("escape.cancel_other")
+    ctx.ask(ctx.t(key), [Choice("yes", ctx.t("escape.cancel_yes")), Choice("no", ctx.t("escape.cancel_no"))])
+
+
+@router.handle(Escape.CANCEL_CONFIRM)
+async def on_cancel(ctx: Context, inp: Input) -> None:
+    origin = ctx.data.get("_cancel_from") or "menu"
+    if inp.choice == "yes":
+        ctx.drop("_cancel_from", TRAIL)
+        if _draft_kind(origin) == "registration":
+            ctx.drop("reg")  # the draft is what cancelling a registration discards
+            ctx.say(ctx.t("reg.cancelled"))
+        else:
+            ctx.drop("return_summary", "pending_photo")
+            ctx.say(ctx.t("escape.cancelled_other"))
+        ctx.goto(Start.MENU)
+    elif inp.choice == "no":
+        ctx.drop("_cancel_from")
+        ctx.goto(origin)
+    else:
+        ctx.say(ctx.t("escape.cancel_pick"))
+        ctx.again()
