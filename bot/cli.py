@@ -411,7 +411,8 @@ def export_cmd(
             target = out or Path(export_filename(kind, unit, chosen, format))
             target.parent.mkdir(parents=True, exist_ok=True)
             rows = await write_export(
-                session, app.catalog, kind=kind, fmt=format, commune=unit, year=chosen, locale=lang, path=target
+                session, app.catalog, kind=kind, fmt=format, commune=unit, year=chosen, locale=lang, path=target,
+                now=app.clock.now(),
             )
         typer.echo(f"wrote {rows} rows to {target}")
 

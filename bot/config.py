@@ -261,8 +261,10 @@ class Settings(BaseSettings):
 
     @property
     def export_dir(self) -> Path:
-        """Where exports are written before they are sent (beside the evidence folder)."""
-        return Path(self.evidence_dir).parent / "exports"
+        """Where exports are written before they are sent (beside the evidence folder). Absolute,
+        so that a channel never reads an export's path as one relative to the evidence folder
+        (as it does for stored photos)."""
+        return (Path(self.evidence_dir).parent / "exports").absolute()
 
     @property
     def is_sqlite(self) -> bool:

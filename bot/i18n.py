@@ -14,6 +14,7 @@ from pathlib import Path
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -83,6 +84,17 @@ class Translator:
             local = value.astimezone(VN_TZ)
             return self(N_("date.time"), time=f"{local.hour:02d}:{local.minute:02d}", date=self.date(local.date(), "short"))
         return format_datetime(value, format=format, tzinfo=VN_TZ, locale=self._babel_locale)
+
+    def number(self, value: float | int, decimals: int = 0) -> str:
+        """A number as people read it in this language: 5.840 and 0,2 in Vietnamese, 5,840 and
+        0.2 in English; at most `decimals` digits after the comma, none when they are zeros.
+        The one helper for chat, charts, digests and exports' notes."""
+        pattern = "#,##0" + ("." + "#" * decimals if decimals else "")
+        return format_decimal(value, format=pattern, locale=self._babel_locale)
+
+    def percent(self, value: float | None, decimals: int = 1) -> str:
+        """A share given in percent (70.0 for 70%), written "0,2%" or "70%"; "-" without one."""
+        return "-" if value is None else f"{self.number(value, decimals)}%"
 
     def aliases(self, key: str) -> set[str]:
         """Folded synonyms from a catalog entry holding a comma-separated list."""

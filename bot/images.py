@@ -104,3 +104,26 @@ async def in_image_thread(function: Callable[..., T], *args: object) -> T:
     """Run Pillow work in the image pool and wait for it without blocking the event loop."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_executor(), functools.partial(function, *args))
+
+
+DHASH_SIZE = 8  # 8 × 8 comparisons: a 64-bit hash, 16 hex digits
+
+
+def dhash(image: Image.Image) -> str:
+    """A difference hash: the photo shrunk to 9 × 8 grey pixels, one bit per pair of neighbours
+    (is the left one brighter). Re-encoding, resizing or light edits change few bits; another
+    photo changes about half. Compare two with `hamming`."""
+    small = image.convert("L").resize((DHASH_SIZE + 1, DHASH_SIZE), Image.Resampling.BOX)
+    pixels = small.tobytes()  # one byte a pixel in mode L
+    bits = 0
+    for row in range(DHASH_SIZE):
+        for col in range(DHASH_SIZE):
+            left = pixels[row * (DHASH_SIZE + 1) + col]
+            right = pixels[row * (DHASH_SIZE + 1) + col + 1]
+            bits = (bits << 1) | (1 if left > right else 0)
+    return f"{bits:016x}"
+
+
+def hamming(first: str, second: str) -> int:
+    """How many bits two hex hashes differ in."""
+    return bin(int(first, 16) ^ int(second, 16)).count("1")

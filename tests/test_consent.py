@@ -265,7 +265,8 @@ async def test_withdrawing_stops_processing_until_the_person_agrees_again(engine
     *_, again = [r for r in await rows(suite_app) if r.person_id == hoa_id]
     assert (again.kind, again.person_id, again.at) == ("given", hoa_id, withdrawn_at)
     await can.says("/congnhan CD-2026-000001")
-    turn = await can.taps("Xác nhận")
+    await can.taps("Xác nhận")  # before the branch review: a reason
+    turn = await can.says("Chi hội đã thống nhất, xã duyệt luôn")
     assert turn.text.startswith("Đã công nhận hồ sơ CD-2026-000001 (Nguyễn Thị Hoa).")
 
 

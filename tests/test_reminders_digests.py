@@ -57,8 +57,8 @@ Applications by state:
 Waiting for branch review: 1. Waiting for the commune: 1.
 
 Against the targets:
-• Learning citizen: 1 of 5,840 adults recognised (0%); target 40% (2,336 adults); 6 registered.
-• Learning family: 0 of 2,310 households recognised (0%); target 70% (1,617 households); 2 registered.
+• Learning citizen: recognised 1 of 5,840 adults (0%) — target 40% (2,336 adults). 6 adults registered.
+• Learning family: recognised 0 of 2,310 households (0%) — target 70% (1,617 households). 2 households registered.
 
 By branch:
 • Buôn Ken: 2 registered, 2 submitted, 1 recognised
@@ -129,7 +129,7 @@ async def test_weekly_digests_for_the_leader_and_the_officer(suite_app):
     assert (await rendered(app, leader, "en")).text.endswith(LEADER_EN_TAIL)
     assert (await rendered(app, officer, "en")).text == OFFICER_EN
     vi = (await rendered(app, officer, "vi")).text
-    assert "• Công dân học tập: 1/5.840 người được công nhận (0%); mục tiêu 40% (2.336 người); 6 người đã đăng ký." in vi
+    assert "• Công dân học tập: Đã công nhận 1 trên 5.840 người (0%) — mục tiêu 40% (2.336 người). Đã đăng ký 6 người." in vi
     assert "Chờ chi hội xét: 1. Chờ xã xét: 1." in vi
     assert [(c.value, c.label) for c in (await rendered(app, officer, "vi")).choices] == [("cmd:lichnhac", "Xem lịch và hạn")]
 

@@ -25,8 +25,9 @@ async def test_two_officers_approve_at_once_one_wins(chat, flow, app):
     for officer in (can, binh):
         await officer.says("/xem CD-2026-000001")
         await officer.taps("Công nhận")
+        await officer.taps("Xác nhận")  # before the branch review: a reason
 
-    first, second = await asyncio.gather(can.taps("Xác nhận"), binh.taps("Xác nhận"))
+    first, second = await asyncio.gather(can.says("Chi hội đã thống nhất, xã duyệt luôn"), binh.says("Chi hội đã thống nhất, xã duyệt luôn"))
     texts = sorted([first.text, second.text])
     won = [t for t in texts if t.startswith("Đã công nhận hồ sơ CD-2026-000001")]
     lost = [t for t in texts if t.startswith("Hồ sơ CD-2026-000001 vừa thay đổi")]

@@ -107,6 +107,8 @@ async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
     assert [r.text for r in turn.replies if r.photo] == ["Ảnh minh chứng mục 1 (1/2)", "Ảnh minh chứng mục 2 (2/2)"]
     await can.taps("Công nhận")
     turn = await can.taps("Xác nhận")
+    assert turn.text.startswith("Hồ sơ CD-2026-000001 chưa được chi hội xét.")  # before the branch review: a reason
+    turn = await can.says("Chi hội đã thống nhất, xã duyệt luôn")
     assert turn.text.startswith("Đã công nhận hồ sơ CD-2026-000001 (Nguyễn Thị Hoa). Người khai sẽ nhận được thông báo.")
 
     rows = await outbox(app)

@@ -38,7 +38,8 @@ async def test_see_and_delete_my_data_keeps_anonymised_statistics(chat, flow, ap
     await submit_citizen(hoa)  # CD with one photo of its own
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     await can.says("/congnhan CD-2026-000001")
-    await can.taps("Xác nhận")
+    await can.taps("Xác nhận")  # before the branch review: a reason
+    await can.says("Chi hội đã thống nhất, xã duyệt luôn")
     # A household registration in progress, with a photo another person also sent.
     await hoa.says("/dangky")
     await hoa.taps("Gia đình học tập")

@@ -109,7 +109,8 @@ async def test_a_leader_cannot_recommend_their_own_application(engine, person, s
     # An officer of the commune reviews it as usual.
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     await can.says("/congnhan CD-2026-000001")
-    turn = await can.taps("Xác nhận")
+    await can.taps("Xác nhận")  # before the branch review: a reason
+    turn = await can.says("Chi hội đã thống nhất, xã duyệt luôn")
     assert turn.text.startswith("Đã công nhận hồ sơ CD-2026-000001 (Y Ken).")
 
 
@@ -165,7 +166,9 @@ async def test_an_officer_cannot_decide_a_household_they_registered_head_or_belo
             turn = await officer.says(command)
             assert turn.text.startswith(own(reference)), (command, turn)
         turn = await officer.says(f"/xem {reference}")
-        assert turn.replies[-1].text == own(reference) and turn.choices == ["Về danh sách", "Về menu"]
+        # No decision to take (moving on in the queue stays possible).
+        assert turn.replies[-1].text == own(reference)
+        assert [c for c in turn.choices if c not in ("Hồ sơ tiếp ▶", "◀ Hồ sơ trước")] == ["Về danh sách", "Về menu"]
     # Linked as a member while the application is open on screen: the buttons already shown
     # refuse, at the decision and at its confirmation.
     turn = await lan.says("/xem GD-2026-000002")
@@ -185,7 +188,8 @@ async def test_an_officer_cannot_decide_a_household_they_registered_head_or_belo
     # Colleagues decide: Lan on Cán's two, Cán on Lan's.
     for officer, reference in ((lan, "GD-2026-000001"), (lan, "GD-2026-000002"), (can, "GD-2026-000003")):
         await officer.says(f"/congnhan {reference}")
-        turn = await officer.taps("Xác nhận")
+        await officer.taps("Xác nhận")  # before the branch review: a reason
+        turn = await officer.says("Chi hội đã thống nhất, xã duyệt luôn")
         assert turn.text.startswith(f"Đã công nhận hồ sơ {reference}"), turn
     async with suite_app.sessions() as session:
         decided = sorted(

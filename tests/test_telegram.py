@@ -127,6 +127,8 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
             "Hồ sơ CD-2026-000001 — Công dân học tập\n"
             "Tổng 95/100 điểm.\n"
             "Đủ điều kiện đề nghị công nhận (từ 80 điểm, không mục nào dưới 5).\n"
+            "Chưa có ảnh minh chứng cho mục 2, 3, 4, 5, 6, 7, 9, 10. Bạn vẫn nộp được, nhưng chi hội có thể hỏi thêm; "
+            "nên gửi ảnh trước khi nộp.\n"
             "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
         )
         await hoa.taps("Nộp hồ sơ")

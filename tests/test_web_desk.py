@@ -284,6 +284,7 @@ async def test_a_decision_taken_meanwhile_in_chat_is_reported_not_overwritten(ch
         # Meanwhile the other officer refuses it in chat.
         turn = await mai.says("/tuchoi CD-2026-000001 Ảnh không rõ, chưa đủ minh chứng")
         assert "CD-2026-000001" in turn.text
+        await mai.says("Chi hội đã thống nhất, xã duyệt luôn")  # before the branch review: a reason
         late = await client.post(
             f"/desk/a/{sub.id}",
             data={"decision": "approve", "version": str(sub.version), "csrf": csrf_of(page.text)},

@@ -58,10 +58,17 @@ class Item(BaseModel):
     points: dict[Level, int] = Field(default_factory=dict)
     evidence_hint: Localized | None = None
     photo_required: bool = False
+    # The item needs no photo (its hint says so); otherwise a hint means a photo is asked for.
+    no_photo: bool = False
     # The item itself (its text) has no source: a suggestion the province must confirm.
     provisional: bool = False
     # Answer levels whose points are our own design (e.g. "partly" = 5), not the decision's.
     provisional_levels: list[Level] = Field(default_factory=list)
+
+    @property
+    def asks_for_photo(self) -> bool:
+        """A photo is expected when the item is met: required, or asked for by its hint."""
+        return self.photo_required or (self.evidence_hint is not None and not self.no_photo)
 
     @model_validator(mode="after")
     def _points(self) -> "Item":

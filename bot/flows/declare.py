@@ -30,6 +30,7 @@ from bot.flows.states import Decl, Start
 from bot.messages import Choice, Kind, Outgoing
 from bot.flows.router import Router
 from bot.flows.season import closed_text, season_of_campaign, state_deadline_line
+from bot.review.dossier import evidence_gaps
 from bot.i18n import N_
 from bot.review.privacy import remove_unused_files
 from bot.storage.evidence import CleanPhoto, StoredBlob
@@ -580,6 +581,9 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
             lines.append(ctx.t("decl.reason_mandatory", items=_item_ids(criteria_set, result.mandatory_missing)))
     if no_photo:
         lines.append(ctx.t("decl.reason_photos", items=_item_ids(criteria_set, no_photo)))
+    gaps = [i for i in evidence_gaps(criteria_set, answers, counts) if i not in no_photo]
+    if gaps and submission.state in (State.DECLARING.value, State.REGISTERED.value, State.NEEDS_INFO.value):
+        lines.append(ctx.t("decl.summary_no_evidence", items=_item_ids(criteria_set, gaps)))
     if submission.state == State.NEEDS_INFO.value:
         event = await last_request_note(ctx.session, submission.id)
         if event is not None:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[list[Outgoing]], Awaitable[None]]
 INITIAL_STATE = Start.NEW
+MAX_PENDING_ARGS = 200  # a command's words kept until consent (a reference, filters)
 MAX_PROMPT_CHAIN = 8
 MAX_TEXT = 2000
 # How stale an account's last_inbound_at may be (it is written at most this often).
@@ -490,6 +491,10 @@ class FlowEngine:
             await self.router.commands["huongdan"].handler(ctx, "")
             return
         if spec.needs_consent and ctx.account.consent_at is None:
+            if spec.roles:
+                # A newly granted leader's or officer's first command (/duyet): carried out
+                # right after they agree (see start.on_consent), not lost.
+                ctx.set(after_consent={"command": name, "args": args[:MAX_PENDING_ARGS]})
             ctx.say(ctx.t("consent.needed_first"))
             ctx.goto(Start.CONSENT)
             return

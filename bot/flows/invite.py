@@ -24,6 +24,7 @@ from bot.review.invites import (
     record_failure,
     redeem,
 )
+from bot.review.roles import GrantRow, NotRevocable, revocable_grants, revoke_grant
 from bot.review.scope import branches_in, communes_in_scope, scope_for
 from bot.storage.consents import attach_person
 from bot.storage.models import OrgUnit, Person
@@ -238,3 +239,79 @@ async def _redeem(ctx: Context, person: Person) -> None:
     ctx.goto(Start.MENU)
 
 
+
+
+# ---- removing a role (/thuhoi) ----------------------------------------------------------------
+
+
+@router.command("thuhoi", "revoke", english="revoke", roles=(Role.OFFICER,), help_key=N_("help.cmd.revoke"))
+async def cmd_revoke(ctx: Context, args: str) -> None:
+    if await require(ctx, Role.OFFICER) is None:
+        return
+    ctx.goto(Invite.REVOKE_PICK)
+
+
+def _grant_label(ctx: Context, row: GrantRow) -> str:
+    role = ctx.t(ROLE_KEYS[row.role])
+    return ctx.t("rev.grant", name=row.person_name, role=role, scope=row.scope_name or "")
+
+
+@router.prompt(Invite.REVOKE_PICK)
+async def ask_revoke_pick(ctx: Context) -> None:
+    rows = await revocable_grants(ctx.session, ctx.person.id) if ctx.person else []
+    if not rows:
+        ctx.say(ctx.t("rev.none"))
+        ctx.goto(Start.MENU)
+        return
+    choices = [Choice(f"g{row.grant_id}", _grant_label(ctx, row)) for row in rows]
+    ctx.ask(ctx.t("rev.ask"), [*choices, Choice("menu", ctx.t("common.to_menu"))])
+
+
+@router.handle(Invite.REVOKE_PICK)
+async def on_revoke_pick(ctx: Context, inp: Input) -> None:
+    if inp.choice and inp.choice.startswith("g") and inp.choice[1:].isdigit():
+        ctx.set(revoke=int(inp.choice[1:]))
+        ctx.goto(Invite.REVOKE_CONFIRM)
+    elif inp.choice == "menu":
+        ctx.goto(Start.MENU)
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()
+
+
+@router.prompt(Invite.REVOKE_CONFIRM)
+async def ask_revoke_confirm(ctx: Context) -> None:
+    grant_id = ctx.data.get("revoke")
+    rows = {row.grant_id: row for row in await revocable_grants(ctx.session, ctx.person.id)} if ctx.person else {}
+    row = rows.get(grant_id)
+    if row is None:
+        ctx.drop("revoke")
+        ctx.say(ctx.t("rev.gone"))
+        ctx.goto(Start.MENU)
+        return
+    ctx.ask(
+        ctx.t("rev.confirm", grant=_grant_label(ctx, row)),
+        [Choice("yes", ctx.t("rev.yes")), Choice("no", ctx.t("rev.no"))],
+    )
+
+
+@router.handle(Invite.REVOKE_CONFIRM)
+async def on_revoke_confirm(ctx: Context, inp: Input) -> None:
+    grant_id = ctx.data.get("revoke")
+    if inp.choice == "yes":
+        ctx.drop("revoke")
+        try:
+            grant = await revoke_grant(ctx.session, int(grant_id), ctx.person.id if ctx.person else -1, ctx.now)
+        except NotRevocable:
+            ctx.say(ctx.t("rev.gone"))
+        else:
+            person = await ctx.session.get(Person, grant.person_id)
+            ctx.say(ctx.t("rev.done", name=person.full_name if person else "", role=ctx.t(ROLE_KEYS[Role(grant.role)])))
+        ctx.goto(Start.MENU)
+    elif inp.choice == "no":
+        ctx.drop("revoke")
+        ctx.say(ctx.t("rev.cancelled"))
+        ctx.goto(Start.MENU)
+    else:
+        ctx.say(ctx.t("menu.please_choose"))
+        ctx.again()

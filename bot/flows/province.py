@@ -70,11 +70,11 @@ async def _send(ctx: Context, province_id: int) -> None:
             rate = unit.rate(title, report.subjects.get(title, "person"))
             parts.append(
                 ctx.t(
-                    "rep.stats_title",
+                    "prov.stats_title",
                     title=names[title],
-                    recognised=count.recognised,
-                    registered=count.registered,
-                    rate="-" if rate is None else f"{rate:.1f}",
+                    recognised=ctx.t.number(count.recognised),
+                    registered=ctx.t.number(count.registered),
+                    rate=ctx.t.percent(rate),
                 )
             )
         name = ctx.t("export.row.province_total", province=unit.name) if n == len(units) - 1 else unit.name

@@ -17,7 +17,7 @@ from bot.i18n import N_
 from bot.review.chart import render_progress_chart
 from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
 from bot.review.scope import communes_in_scope
-from bot.review.stats import commune_stats
+from bot.review.stats import commune_stats, stats_lines
 from bot.storage.commune import campaign_for
 from bot.storage.models import OrgUnit
 from bot.storage.people import Role
@@ -182,7 +182,7 @@ async def _export(ctx: Context) -> None:
     path = new_export_path(ctx.app.settings.export_dir, filename)
     rows = await write_export(
         ctx.session, ctx.app.catalog, kind=kind, fmt=fmt, commune=commune, year=year,
-        locale=ctx.locale, path=path,
+        locale=ctx.locale, path=path, now=ctx.now,
     )
     kind_key = KIND_KEYS[kind]
     ctx.replies.append(Outgoing(
@@ -211,20 +211,7 @@ async def show_stats(ctx: Context) -> None:
     names = {}
     for title in stats.titles:
         names[title] = ctx.app.catalog.for_title(title, year).title_name.get(ctx.locale)
-    lines = [ctx.t("rep.stats_head", commune=commune.name, year=year)]
-    for unit in [*stats.branches, stats.total]:
-        parts = []
-        for title in stats.titles:
-            count = unit.titles[title]
-            rate = unit.rate(title, stats.subjects[title])
-            parts.append(ctx.t(
-                "rep.stats_title", title=names[title], recognised=count.recognised, registered=count.registered,
-                rate="-" if rate is None else f"{rate:.1f}",
-            ))
-        lines.append(ctx.t("rep.stats_line", unit=unit.name, parts="; ".join(parts)))
-    targets = [ctx.t("rep.stats_target", title=names[t], target=f"{v:g}") for t, v in stats.targets.items() if t in names]
-    if targets:
-        lines.append(ctx.t("rep.stats_targets", targets=", ".join(targets)))
+    lines = stats_lines(stats, names, ctx.t)
     filename = f"chart-{commune.code}-{year}.png"
     path = new_export_path(ctx.app.settings.export_dir, filename)
     await asyncio.to_thread(render_progress_chart, stats, names, ctx.t, Path(path))

@@ -16,11 +16,13 @@ from bot.domain.lifecycle import NoteRequired
 from bot.flows.common import criteria_of, level_label, state_label, title_name
 from bot.flows.context import Context, Draft, Input
 from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
+from bot.flows.register import RELATIONS
 from bot.flows.states import Review, Start
 from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
 from bot.i18n import N_
 from bot.review.decisions import (
+    AwaitingBranch,
     OFFERED,
     Conflict,
     Decision,
@@ -32,17 +34,41 @@ from bot.review.decisions import (
     may_review,
     note_required,
 )
-from bot.review.queries import Filters, by_reference, parse_reference, pending
 from bot.review.details import submission_detail
+from bot.review.dossier import (
+    PHOTO_PAGE,
+    PhotoPage,
+    evidence_gaps,
+    evidence_in_item_order,
+    long_notes,
+    members_of,
+    photo_page,
+)
+from bot.review.queries import Filters, by_reference, neighbours, parse_reference, pending
+from bot.review.reuse import reused_photos
 from bot.review.scope import Scope, branches_in, scope_for
 from bot.storage.models import OrgUnit, Person, Submission
 from bot.storage.people import Role
 from bot.storage.subjects import subject_name
+from bot.storage.submissions import answers_of
 from bot.text import fold, shorten
 
 router = Router()
 PAGE = 6
-MAX_PHOTOS = 10
+REUSE_KEYS = {  # (same application, same file)
+    (True, True): N_("rv.view.reuse_here"),
+    (True, False): N_("rv.view.reuse_here_near"),
+    (False, True): N_("rv.view.reuse_other"),
+    (False, False): N_("rv.view.reuse_other_near"),
+}
+# Reasons reviewers give most, offered as buttons when a note is needed (they may still type one).
+COMMON_REASONS = {
+    Decision.REJECT: (N_("rv.reason.no_evidence"), N_("rv.reason.criteria_not_met"), N_("rv.reason.wrong_details")),
+    Decision.NEEDS_INFO: (N_("rv.reason.more_photos"), N_("rv.reason.unclear_photo"), N_("rv.reason.wrong_details")),
+    Decision.NOT_RECOMMEND: (N_("rv.reason.criteria_not_met"), N_("rv.reason.no_evidence")),
+}
+GAP_KEYS = {True: N_("rv.view.item_photo_missing"), False: N_("rv.view.item_no_evidence")}
+FULL_NOTE_MAX = 3500  # one message on every channel
 HISTORY = 4
 # Notes are shown shortened in /xem, so one application stays one readable message.
 NOTE_PREVIEW = 300
@@ -93,6 +119,10 @@ class ReviewDraft(Draft):
     version: int | None = None
     decision: str | None = None
     dim: str | None = None  # the filter being set: branch, title or state
+    photos_at: int = 0  # the page of photos to show next (after "more photos")
+    photos_next: int | None = None
+    brief: bool = False  # show the photos or the question only, not the whole file again
+    pending_note: str | None = None  # the decision's note while the officer gives an override reason
 
 
 def _not_found(ctx: Context, text: str) -> None:
@@ -469,7 +499,7 @@ async def _who(ctx: Context, submission: Submission) -> str:
     return name or ctx.t("rv.anonymous")
 
 
-async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outgoing]]:
+async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outgoing], PhotoPage, bool]:
     criteria_set = await criteria_of(ctx, submission)
     detail = await submission_detail(ctx.session, submission, criteria_set, history=HISTORY)
     lines = [ctx.t("rv.view.head", reference=submission.reference, title=title_name(ctx, criteria_set))]
@@ -480,6 +510,11 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
         lines.append(ctx.t(
             "rv.view.household", name=subject.name or "?", count=subject.members, branch=detail.branch_name,
         ))
+        for member in await members_of(ctx.session, submission.household_id) if submission.household_id else []:
+            lines.append(ctx.t(
+                "rv.view.member", name=member.full_name, year=member.birth_year or "?",
+                relation=ctx.t(RELATIONS.get(member.relation, RELATIONS["other"])),
+            ))
     elif subject is not None:
         lines.append(ctx.t(
             "rv.view.person", name=subject.name, year=subject.birth_year or "?", branch=detail.branch_name,
@@ -503,6 +538,8 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
         else:
             lines.append(ctx.t("rv.view.blocking", items=blocking))
     removed_at = detail.photos_removed_at
+    evidence = await evidence_in_item_order(ctx.session, submission.id, criteria_set)
+    gaps = set(evidence_gaps(criteria_set, detail.answers, {i.id: detail.photos_for(i.id) for i in criteria_set.items}))
     if submission.anonymised_at is None:
         lines.append(ctx.t("rv.view.items"))
         for item in criteria_set.items:
@@ -515,8 +552,18 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             ))
             if answer is not None and answer.note:
                 lines.append(ctx.t("rv.view.item_note", note=shorten(answer.note, NOTE_PREVIEW)))
-            if item.photo_required and answer is not None and answer.level in (Level.ACHIEVED.value, Level.PARTIAL.value) and not photo_count and removed_at is None:
-                lines.append(ctx.t("rv.view.item_photo_missing"))
+            if answer is not None and answer.level == Level.NOT_APPLICABLE.value:
+                lines.append(ctx.t("rv.view.item_not_applicable"))
+            if item.id in gaps and removed_at is None:
+                lines.append(ctx.t(GAP_KEYS[item.photo_required]))
+    reuses = await reused_photos(ctx.session, submission) if submission.anonymised_at is None else []
+    if reuses:
+        lines.append(ctx.t("rv.view.reuse_head"))
+        for reuse in reuses:
+            lines.append(ctx.t(
+                REUSE_KEYS[(reuse.other_reference is None, reuse.exact)],
+                item=reuse.item_id, other_item=reuse.other_item, reference=reuse.other_reference or "",
+            ))
     if removed_at is not None:
         lines.append(ctx.t(
             "rv.view.photos_removed", date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),
@@ -532,20 +579,23 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             if event.note:
                 line += " — " + shorten(event.note, NOTE_PREVIEW)
             lines.append(line)
-    evidence = detail.evidence
+    page = photo_page(evidence, ctx.draft(ReviewDraft).photos_at)
+    photos = _photo_replies(ctx, page)
+    notes = submission.anonymised_at is None and bool(long_notes(criteria_set, detail.answers))
+    return "\n".join(lines), photos, page, notes
+
+
+def _photo_replies(ctx: Context, page: PhotoPage) -> list[Outgoing]:
     photos = []
-    total = len(evidence)
-    for index, row in enumerate(evidence[:MAX_PHOTOS], start=1):
+    for index, row in enumerate(page.rows, start=page.first):
         try:
             path = ctx.app.evidence.open_path(row.path)
         except ValueError:
             continue
         photos.append(Outgoing(
-            text=ctx.t("rv.view.photo", item=row.item_id, n=index, total=total), photo=path,
+            text=ctx.t("rv.view.photo", item=row.item_id, n=index, total=page.total), photo=path,
         ))
-    if total > MAX_PHOTOS:
-        photos.append(Outgoing(text=ctx.t("rv.view.more_photos", count=total - MAX_PHOTOS)))
-    return "\n".join(lines), photos
+    return photos
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -558,18 +608,35 @@ async def ask_view(ctx: Context) -> None:
     if loaded is None:
         return
     role, _scope_, submission = loaded
-    text, photos = await _details(ctx, submission)
+    text, photos, page, notes = await _details(ctx, submission)
     rv = ctx.draft(ReviewDraft)
+    brief = rv.brief  # after "more photos" or "full notes": not the whole file again
+    rv.brief = False
     rv.version = submission.version
     rv.decision = None
+    rv.photos_at = 0
+    rv.photos_next = page.next_offset
     ctx.keep(rv)
-    ctx.say(text)
+    if not brief:
+        ctx.say(text)
     ctx.replies.extend(photos)
     decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
     refusal = await _blocked(ctx, submission) if decisions else None
     if refusal is not None:
         decisions = []
     choices = [Choice(f"d:{d.value}", ctx.t(DECISION_LABEL_KEYS[d])) for d in decisions]
+    if page.next_offset is not None:
+        last = min(page.total, page.next_offset + PHOTO_PAGE)
+        choices.append(Choice("photos", ctx.t("rv.view.more_photos", first=page.next_offset + 1, last=last, total=page.total)))
+    if notes:
+        choices.append(Choice("notes", ctx.t("rv.view.full_notes")))
+    before, after = await neighbours(
+        ctx.session, _scope_, QUEUE_STATES[role], Filters.from_json(rv.filters), submission.id,
+    )
+    if after is not None:
+        choices.append(Choice(f"go:{after}", ctx.t("rv.view.next")))
+    if before is not None:
+        choices.append(Choice(f"go:{before}", ctx.t("rv.view.previous")))
     choices += [Choice("list", ctx.t("rv.back_to_list")), Choice("menu", ctx.t("common.to_menu"))]
     if refusal is not None:
         question = refusal
@@ -601,6 +668,19 @@ async def on_view(ctx: Context, inp: Input) -> None:
             ctx.goto(Review.NOTE)
         else:
             ctx.goto(Review.CONFIRM)
+    elif choice == "photos":
+        rv = ctx.draft(ReviewDraft)
+        rv.photos_at, rv.brief = rv.photos_next or 0, True
+        ctx.keep(rv)
+        ctx.goto(Review.VIEW)
+    elif choice == "notes":
+        await _full_notes(ctx)
+    elif choice.startswith("go:") and choice[3:].isdigit():
+        # The next or previous application of the queue (checked against scope when shown).
+        rv = ctx.draft(ReviewDraft)
+        rv.sub, rv.photos_at, rv.photos_next, rv.brief, rv.decision = int(choice[3:]), 0, None, False, None
+        ctx.keep(rv)
+        ctx.goto(Review.VIEW)
     elif choice == "list":
         ctx.goto(Review.LIST)
     elif choice == "menu":
@@ -608,6 +688,20 @@ async def on_view(ctx: Context, inp: Input) -> None:
         ctx.goto(Start.MENU)
     else:
         ctx.retry("rv.list.please_choose")
+
+
+async def _full_notes(ctx: Context) -> None:
+    loaded = await _load(ctx)
+    if loaded is None:
+        return
+    _role, _scope_, submission = loaded
+    criteria_set = await criteria_of(ctx, submission)
+    for item_id, note in long_notes(criteria_set, await answers_of(ctx.session, submission.id)):
+        ctx.say(ctx.t("rv.view.full_note", id=item_id, note=note[:FULL_NOTE_MAX]))
+    rv = ctx.draft(ReviewDraft)
+    rv.brief = True
+    ctx.keep(rv)
+    ctx.goto(Review.VIEW)
 
 
 @router.prompt(Review.CONFIRM)
@@ -645,13 +739,18 @@ async def ask_note(ctx: Context) -> None:
     _role, _scope_, submission = loaded
     decision = Decision(ctx.draft(ReviewDraft).decision)
     key = NOTE_KEYS[decision]
-    ctx.ask(ctx.t(key, reference=submission.reference), [Choice("back", ctx.t("common.back"))])
+    reasons = [Choice(f"r:{index}", ctx.t(reason)) for index, reason in enumerate(COMMON_REASONS.get(decision, ()))]
+    ctx.ask(ctx.t(key, reference=submission.reference), [*reasons, Choice("back", ctx.t("common.back"))])
 
 
 @router.handle(Review.NOTE)
 async def on_note(ctx: Context, inp: Input) -> None:
     if inp.choice == "back":
         ctx.goto(Review.VIEW)
+        return
+    reasons = COMMON_REASONS.get(Decision(ctx.draft(ReviewDraft).decision), ())
+    if inp.choice and inp.choice.startswith("r:") and inp.choice[2:].isdigit() and int(inp.choice[2:]) < len(reasons):
+        await _apply(ctx, ctx.t(reasons[int(inp.choice[2:])]))
         return
     note = (inp.text or "").strip()
     if len(note) < 3:
@@ -660,7 +759,29 @@ async def on_note(ctx: Context, inp: Input) -> None:
     await _apply(ctx, note)
 
 
-async def _apply(ctx: Context, note: str | None) -> None:
+@router.prompt(Review.OVERRIDE)
+async def ask_override(ctx: Context) -> None:
+    ctx.ask(ctx.t("rv.override.ask"), [Choice("back", ctx.t("common.back"))])
+
+
+@router.handle(Review.OVERRIDE)
+async def on_override(ctx: Context, inp: Input) -> None:
+    rv = ctx.draft(ReviewDraft)
+    if inp.choice == "back":
+        rv.pending_note = None
+        ctx.keep(rv)
+        ctx.goto(Review.VIEW)
+        return
+    reason = (inp.text or "").strip()
+    if len(reason) < 5:
+        ctx.retry("rv.override.too_short")
+        return
+    note, rv.pending_note = rv.pending_note, None
+    ctx.keep(rv)
+    await _apply(ctx, note, override=reason)
+
+
+async def _apply(ctx: Context, note: str | None, override: str | None = None) -> None:
     rv = ctx.draft(ReviewDraft)
     found = await _scope(ctx, rv)
     if found is None:
@@ -675,7 +796,16 @@ async def _apply(ctx: Context, note: str | None) -> None:
         event = await decide(
             ctx.session, submission_id=rv.sub, decision=decision, role=role, scope=scope,
             actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.version,
+            override=override, branch_first=True,
         )
+    except AwaitingBranch as waiting:
+        # The commune's rule: ask why the commune decides now (kept in the audit trail).
+        due = ctx.t.date(waiting.due) if waiting.due else ctx.t("rv.override.no_deadline")
+        ctx.say(ctx.t("rv.override.waiting", reference=waiting.submission.reference, due=due))
+        rv.pending_note = note
+        ctx.keep(rv)
+        ctx.goto(Review.OVERRIDE)
+        return
     except OutOfScope:
         _not_found(ctx, str(rv.sub))
         ctx.goto(Review.LIST)

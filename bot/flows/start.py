@@ -59,6 +59,10 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         ctx.drop("consent_shown", "consent_brief")
         await give(ctx, shown)
         ctx.say(ctx.t("consent.thanks"))
+        pending = ctx.data.get("after_consent")
+        ctx.drop("after_consent")
+        if pending and not ctx.data.get("invite") and await _run_pending(ctx, pending):
+            return
         if ctx.data.get("invite"):
             ctx.goto(Invite.REDEEM)  # they came with an invite code: use it now
         elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER, Role.PROVINCE)):
@@ -82,6 +86,16 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         ctx.say(ctx.t("consent.please_choose"))
         ctx.set(consent_brief=True)
         ctx.again()
+
+
+async def _run_pending(ctx: Context, pending: dict) -> bool:
+    """The command a staff member typed before agreeing, now carried out; False if none fits."""
+    name = str(pending.get("command", ""))
+    spec = next((c for c in ctx.commands if name in c.names), None)
+    if spec is None or not spec.roles or not await has_role(ctx, spec.roles):
+        return False
+    await spec.handler(ctx, str(pending.get("args", "")))
+    return True
 
 
 @router.command("start", "batdau", needs_consent=False, help_key=N_("help.cmd.start"))

@@ -71,6 +71,7 @@ class Review(States):
     VIEW = "rv.view"
     CONFIRM = "rv.confirm"
     NOTE = "rv.note"
+    OVERRIDE = "rv.override"
 
 
 class Leader(States):
@@ -89,6 +90,8 @@ class Invite(States):
     ROLE = "inv.role"
     UNIT = "inv.unit"
     REDEEM = "invite.redeem"
+    REVOKE_PICK = "rev.pick"
+    REVOKE_CONFIRM = "rev.confirm"
 
 
 class Reports(States):

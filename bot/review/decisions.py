@@ -4,7 +4,7 @@ reviewer looked at, recorded as an audit event, and announced to the person thro
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -16,7 +16,8 @@ from bot.i18n import N_
 from bot.messages import command_action
 from bot.review.retention import RETENTION_ACTOR
 from bot.review.scope import Scope
-from bot.storage.models import ChannelAccount, Person, Submission, SubmissionEvent
+from bot.clock import VN_TZ
+from bot.storage.models import CampaignDeadline, ChannelAccount, Person, Submission, SubmissionEvent
 from bot.storage.outbox import Notice, enqueue
 from bot.storage.people import Role
 from bot.storage.subjects import owners, subject_store
@@ -43,6 +44,7 @@ TARGET = {
     Decision.REJECT: State.REJECTED,
 }
 ACTOR = {Role.LEADER: Actor.BRANCH, Role.OFFICER: Actor.COMMUNE}
+COMMUNE_DECISIONS = (Decision.APPROVE, Decision.REJECT)
 # Decisions each reviewing role may take (the lifecycle table decides from which states).
 OFFERED = {
     Role.LEADER: (Decision.RECOMMEND, Decision.NOT_RECOMMEND, Decision.NEEDS_INFO),
@@ -69,6 +71,35 @@ class OwnApplication(Exception):
 class ProcessingStopped(Exception):
     """The person who registered withdrew their consent: the application waits until they agree
     again (or delete their data)."""
+
+
+class AwaitingBranch(Exception):
+    """The commune's rule: the commune decides only after the branch has given its view (or the
+    branch's deadline has passed). An officer may still decide, giving a reason (`override`)."""
+
+    def __init__(self, submission: Submission, due: date | None) -> None:
+        self.submission = submission
+        self.due = due
+        super().__init__(f"{submission.reference} waits for the branch (due {due})")
+
+
+async def branch_due(session: AsyncSession, submission: Submission) -> date | None:
+    return await session.scalar(
+        select(CampaignDeadline.due_on).where(
+            CampaignDeadline.campaign_id == submission.campaign_id, CampaignDeadline.kind == "branch_review"
+        )
+    )
+
+
+async def awaiting_branch(session: AsyncSession, submission: Submission, role: Role, decision: Decision, now: datetime) -> date | None | bool:
+    """False when the rule lets this decision through; otherwise the branch deadline it waits
+    for (None when the campaign has none)."""
+    if role != Role.OFFICER or decision not in COMMUNE_DECISIONS or submission.state != State.SUBMITTED.value:
+        return False
+    due = await branch_due(session, submission)
+    if due is not None and now.astimezone(VN_TZ).date() > due:
+        return False
+    return due
 
 
 class Conflict(Exception):
@@ -143,6 +174,8 @@ async def decide(
     note: str | None,
     now: datetime,
     expected_version: int | None = None,
+    override: str | None = None,
+    branch_first: bool = False,
 ) -> SubmissionEvent:
     """Apply a reviewer's decision. Raises OutOfScope, OwnApplication, ProcessingStopped, Conflict
     or IllegalTransition before anything changes; the version column also stops a concurrent
@@ -161,10 +194,18 @@ async def decide(
         # Decided, sent back or withdrawn by someone else in the meantime.
         raise Conflict(submission, await last_event(session, submission.id)) from exc
     check(submission.state, TARGET[decision], ACTOR[role], note)  # a missing required note
+    # The commune's rule (branch first, or an override with a reason): applied where the caller
+    # offers the override (chat); the browser desk does not ask for a reason yet.
+    waiting = await awaiting_branch(session, submission, role, decision, now) if branch_first else False
+    if waiting is not False and not (override or "").strip():
+        raise AwaitingBranch(submission, waiting or None)
     event = await transition(
         session, submission, TARGET[decision], actor=ACTOR[role],
         actor_person_id=actor_person_id, note=note, now=now,
     )
+    if waiting is not False:
+        event.override_reason = (override or "").strip()  # kept with the decision, in the audit trail
+        await session.flush()
     await notify_decision(session, submission, event, now)
     return event
 

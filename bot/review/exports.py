@@ -13,7 +13,7 @@ import logging
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
@@ -28,8 +28,10 @@ from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import State
 from bot.i18n import N_, Translator, get_translator
 from bot.review.retention import RETENTION_ACTOR
-from bot.review.stats import commune_stats
-from bot.storage.models import Campaign, Household, OrgUnit, Person, Submission, SubmissionEvent
+from bot.review.stats import CommuneStats, commune_stats
+from bot.storage.models import (
+    Campaign, CampaignDeadline, Evidence, Household, HouseholdMember, OrgUnit, Person, Submission, SubmissionEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +46,23 @@ EXPORT_LIFETIME = timedelta(hours=24)
 SUBMISSION_COLUMNS = (
     N_("export.col.reference"),
     N_("export.col.name"),
+    N_("export.col.birth_year"),
     N_("export.col.branch"),
     N_("export.col.title"),
+    N_("export.col.members"),
     N_("export.col.state"),
     N_("export.col.score"),
     N_("export.col.recognisable"),
+    N_("export.col.evidence_count"),
+    N_("export.col.proxy"),
+    N_("export.col.late"),
+    N_("export.col.recommendation"),
+    N_("export.col.recommendation_note"),
     N_("export.col.decision"),
     N_("export.col.decision_note"),
     N_("export.col.registered_at"),
-    N_("export.col.submitted_at"),
+    N_("export.col.first_submitted_at"),
+    N_("export.col.resubmitted_at"),
     N_("export.col.decided_at"),
 )
 REGISTER_COLUMNS = (
@@ -63,12 +73,19 @@ REGISTER_COLUMNS = (
     N_("export.col.streak"),
     N_("export.col.milestone"),
 )
+EXPORT_NAMES = {
+    "submissions": N_("exp.kind.submissions"),
+    "stats": N_("exp.kind.stats"),
+    "register": N_("exp.kind.register"),
+}
 SHEET_KEYS = {
     "submissions": N_("export.sheet.submissions"),
     "stats": N_("export.sheet.stats"),
     "register": N_("export.sheet.register"),
 }
-WIDTHS = {"reference": 16, "name": 26, "branch": 18, "title": 20, "state": 24, "decision_note": 40, "years": 24}
+# Column widths are fitted to what the column holds, within these bounds (in characters).
+MIN_WIDTH, MAX_WIDTH = 8, 50
+DATE_WIDTH = 17  # dd/mm/yyyy hh:mm
 
 
 class ExportError(Exception):
@@ -86,7 +103,8 @@ class ExportResult:
 
 
 class XlsxSink:
-    """XlsxWriter in constant_memory mode: each row is flushed to a temporary file once written."""
+    """XlsxWriter in constant_memory mode: each row is flushed to a temporary file once written.
+    Column widths are fitted at the end from the longest value seen in each column."""
 
     def __init__(self, path: Path, sheet: str) -> None:
         self.workbook = xlsxwriter.Workbook(
@@ -94,16 +112,31 @@ class XlsxSink:
         )
         self.sheet = self.workbook.add_worksheet(sheet[:31])
         self.bold = self.workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "text_wrap": True, "valign": "top"})
+        self.heading = self.workbook.add_format({"bold": True, "font_size": 13})
         self.when = self.workbook.add_format({"num_format": "dd/mm/yyyy hh:mm"})
         self.percent = self.workbook.add_format({"num_format": "0.0"})
         self.row = 0
+        self.widths: dict[int, int] = {}
+
+    def _fit(self, col: int, width: int) -> None:
+        if width > self.widths.get(col, 0):
+            self.widths[col] = width
+
+    def title(self, lines: Sequence[str]) -> None:
+        """Rows above the header: the commune, the year, the date of export, notes."""
+        for index, line in enumerate(lines):
+            self.sheet.write_string(self.row, 0, line, self.heading if index == 0 else None)
+            self.row += 1
+        self.row += 1  # a blank row before the header
 
     def header(self, names: Sequence[str], keys: Sequence[str]) -> None:
-        for col, key in enumerate(keys):
-            self.sheet.set_column(col, col, WIDTHS.get(key.rsplit(".", 1)[-1], 14))
-        self.sheet.freeze_panes(1, 0)
-        self.sheet.write_row(0, 0, list(names), self.bold)
-        self.row = 1
+        self.sheet.freeze_panes(self.row + 1, 0)
+        self.sheet.write_row(self.row, 0, list(names), self.bold)
+        for col, name in enumerate(names):
+            # A header wraps: its longest word must fit, and it should not need more than three lines.
+            words = max((len(w) for w in str(name).split()), default=0)
+            self._fit(col, max(words, (len(str(name)) + 2) // 3) + 2)
+        self.row += 1
 
     def rows(self, batch: Iterable[Sequence[Any]]) -> None:
         sheet, row = self.sheet, self.row
@@ -113,16 +146,22 @@ class XlsxSink:
                     continue
                 if isinstance(value, datetime):
                     sheet.write_datetime(row, col, value.astimezone(VN_TZ), self.when)
+                    self._fit(col, DATE_WIDTH)
                 elif isinstance(value, float):
                     sheet.write_number(row, col, round(value, 1), self.percent)
+                    self._fit(col, len(f"{value:.1f}") + 2)
                 elif isinstance(value, (int,)) and not isinstance(value, bool):
                     sheet.write_number(row, col, value)
+                    self._fit(col, len(str(value)) + 2)
                 else:
                     sheet.write_string(row, col, str(value))
+                    self._fit(col, len(str(value)) + 2)
             row += 1
         self.row = row
 
     def close(self) -> None:
+        for col, width in self.widths.items():
+            self.sheet.set_column(col, col, min(MAX_WIDTH, max(MIN_WIDTH, width)))
         self.workbook.close()
 
 
@@ -130,6 +169,9 @@ class CsvSink:
     def __init__(self, path: Path, sheet: str) -> None:
         self.handle = open(path, "w", encoding="utf-8-sig", newline="")
         self.writer = csv.writer(self.handle)
+
+    def title(self, lines: Sequence[str]) -> None:
+        """A CSV file is a plain table: no rows above the header (the file name says what it is)."""
 
     def header(self, names: Sequence[str], keys: Sequence[str]) -> None:
         self.writer.writerow([csv_text(name) for name in names])
@@ -147,7 +189,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
+        return value.astimezone(VN_TZ).strftime("%d/%m/%Y %H:%M")  # as in the XLSX and as people write dates
     if isinstance(value, float):
         return f"{value:.1f}"
     if isinstance(value, str):
@@ -178,29 +220,69 @@ def _title_names(catalog: CriteriaCatalog, year: int, t: Translator) -> dict[str
 
 def submissions_query(commune_id: int, year: int) -> Select:
     person, head, household = aliased(Person), aliased(Person), aliased(Household)
-    decision_note = (
-        select(SubmissionEvent.note)
-        .where(
-            SubmissionEvent.submission_id == Submission.id,
-            SubmissionEvent.to_state.in_([State.APPROVED.value, State.REJECTED.value]),
-            SubmissionEvent.actor_kind != RETENTION_ACTOR,  # a photo removal is not a decision
+    event = aliased(SubmissionEvent)
+
+    def last_note(states: Sequence[str], actor: str | None = None) -> Any:
+        query = select(event.note).where(
+            event.submission_id == Submission.id,
+            event.to_state.in_(list(states)),
+            event.actor_kind != RETENTION_ACTOR,  # a photo removal is not a decision
         )
-        .order_by(SubmissionEvent.id.desc())
-        .limit(1)
+        if actor is not None:
+            query = query.where(event.actor_kind == actor)
+        return query.order_by(event.id.desc()).limit(1).scalar_subquery()
+
+    def last_state(states: Sequence[str], actor: str) -> Any:
+        return (
+            select(event.to_state)
+            .where(event.submission_id == Submission.id, event.to_state.in_(list(states)), event.actor_kind == actor)
+            .order_by(event.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    submitted = (event.submission_id == Submission.id, event.to_state == State.SUBMITTED.value)
+    first_submitted = select(func.min(event.at)).where(*submitted).scalar_subquery()
+    last_submitted = select(func.max(event.at)).where(*submitted).scalar_subquery()
+    times_submitted = select(func.count(event.id)).where(*submitted).scalar_subquery()
+    # Sent by someone other than the person (or the household's registrant or head): a branch
+    # leader declared it for them (/lamho).
+    by_proxy = (
+        select(func.count(event.id))
+        .where(
+            *submitted,
+            event.actor_person_id.is_not(None),
+            event.actor_person_id != func.coalesce(Submission.person_id, household.registered_by_person_id, -1),
+            event.actor_person_id != func.coalesce(household.head_person_id, -1),
+        )
         .scalar_subquery()
     )
+    evidence_count = select(func.count(Evidence.id)).where(Evidence.submission_id == Submission.id).scalar_subquery()
+    member_count = (
+        select(func.count(HouseholdMember.id)).where(HouseholdMember.household_id == Submission.household_id).scalar_subquery()
+    )
+    branch_states = (State.RECOMMENDED.value, State.NOT_RECOMMENDED.value, State.NEEDS_INFO.value)
     return (
         select(
             Submission.reference,
             func.coalesce(person.full_name, head.full_name),
+            func.coalesce(person.birth_year, head.birth_year),
             OrgUnit.name,
             Submission.title,
+            Submission.household_id,
+            member_count,
             Submission.state,
             Submission.score,
             Submission.recognisable,
-            decision_note,
+            evidence_count,
+            by_proxy,
+            last_state(branch_states[:2], "branch"),
+            last_note(branch_states, "branch"),
+            last_note((State.APPROVED.value, State.REJECTED.value)),
             Submission.created_at,
-            Submission.submitted_at,
+            first_submitted,
+            last_submitted,
+            times_submitted,
             Submission.decided_at,
             Submission.anonymised_at,
         )
@@ -220,6 +302,14 @@ async def _stream(session: AsyncSession, query: Select) -> AsyncIterator[list[An
         yield partition
 
 
+async def self_declaration_due(session: AsyncSession, commune_id: int, year: int) -> date | None:
+    return await session.scalar(
+        select(CampaignDeadline.due_on)
+        .join(Campaign, Campaign.id == CampaignDeadline.campaign_id)
+        .where(Campaign.commune_id == commune_id, Campaign.year == year, CampaignDeadline.kind == "self_declaration")
+    )
+
+
 async def submission_rows(
     session: AsyncSession, catalog: CriteriaCatalog, commune_id: int, year: int, t: Translator
 ) -> AsyncIterator[list[list[Any]]]:
@@ -227,25 +317,54 @@ async def submission_rows(
     states = {state.value: t(key) for state, key in STATE_KEYS.items()}
     yes, no = t("export.yes"), t("export.no")
     decisions = {State.APPROVED.value: t("export.decision.approved"), State.REJECTED.value: t("export.decision.rejected")}
+    recommendations = {
+        State.RECOMMENDED.value: t("export.recommendation.yes"),
+        State.NOT_RECOMMENDED.value: t("export.recommendation.no"),
+    }
+    proxy_mark, late_mark = t("export.proxy_mark"), t("export.late_mark")
     anonymous = t("export.anonymised")
+    due = await self_declaration_due(session, commune_id, year)
     async for partition in _stream(session, submissions_query(commune_id, year)):
-        yield [
-            [
+        batch = []
+        for (
+            reference, name, birth_year, branch, title, household_id, members, state, score, recognisable,
+            evidence, proxy, recommendation, recommendation_note, decision_note, created_at, first_submitted,
+            last_submitted, times_submitted, decided_at, anonymised_at,
+        ) in partition:
+            first_submitted, last_submitted = _aware(first_submitted), _aware(last_submitted)
+            late = due is not None and first_submitted is not None and first_submitted.astimezone(VN_TZ).date() > due
+            batch.append([
                 reference,
                 anonymous if anonymised_at else (name or ""),
+                None if anonymised_at else birth_year,
                 branch,
                 titles.get(title, title),
+                members if household_id is not None else None,
                 states.get(state, state),
                 score,
                 yes if recognisable else no,
+                evidence,
+                proxy_mark if proxy else "",
+                late_mark if late else "",
+                recommendations.get(recommendation or "", ""),
+                "" if anonymised_at else (recommendation_note or ""),
                 decisions.get(state, ""),
-                "" if anonymised_at else (note or ""),
+                "" if anonymised_at else (decision_note or ""),
                 created_at,
-                submitted_at,
+                first_submitted,
+                last_submitted if (times_submitted or 0) > 1 else None,
                 decided_at,
-            ]
-            for reference, name, branch, title, state, score, recognisable, note, created_at, submitted_at, decided_at, anonymised_at in partition
-        ]
+            ])
+        yield batch
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands aggregated times back as naive UTC (or as text); PostgreSQL as aware."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def register_query(commune_id: int, year: int) -> Select:
@@ -322,7 +441,9 @@ async def register_rows(
 
 async def stats_rows(
     session: AsyncSession, catalog: CriteriaCatalog, commune: OrgUnit, year: int, t: Translator
-) -> tuple[list[str], list[str], list[list[Any]]]:
+) -> tuple[list[str], list[str], list[list[Any]], CommuneStats]:
+    """The report a commune sends upward each year: per branch, its households and adults, then
+    for each title the registered and recognised counts, their shares and the target; totals."""
     stats = await commune_stats(session, catalog, commune, year)
     names = _title_names(catalog, year, t)
     keys = [N_("export.col.branch"), N_("export.col.households"), N_("export.col.adults")]
@@ -330,7 +451,8 @@ async def stats_rows(
     for title in stats.titles:
         name = names.get(title, title)
         for key in (
-            N_("export.col.registered"), N_("export.col.recognised"), N_("export.col.rate"), N_("export.col.target"),
+            N_("export.col.registered"), N_("export.col.registered_rate"), N_("export.col.recognised"),
+            N_("export.col.rate"), N_("export.col.target"),
         ):
             header.append(t(key, title=name))
             keys.append(key)
@@ -339,15 +461,16 @@ async def stats_rows(
         row: list[Any] = [unit.name, unit.households, unit.adults]
         for title in stats.titles:
             count = unit.titles.get(title)
-            rate = unit.rate(title, stats.subjects.get(title, "person"))
+            subject = stats.subjects.get(title, "person")
             row += [
                 count.registered if count else 0,
+                unit.registered_rate(title, subject),
                 count.recognised if count else 0,
-                rate,
+                unit.rate(title, subject),
                 stats.targets.get(title),
             ]
         rows.append(row)
-    return header, keys, rows
+    return header, keys, rows, stats
 
 
 # ---- running an export ----------------------------------------------------------------------
@@ -405,6 +528,7 @@ async def write_export(
     year: int,
     locale: str | None,
     path: Path,
+    now: datetime | None = None,
 ) -> int:
     """Write one export to `path`; returns the number of data rows. File writing runs in a worker
     thread batch by batch, so the event loop keeps serving chats during a large export."""
@@ -418,14 +542,22 @@ async def write_export(
     sink = await asyncio.to_thread(SINKS[fmt], path, sheet)
     count = 0
     try:
+        lines = [t("export.heading", what=t(EXPORT_NAMES[kind]), commune=commune.name, year=year,
+                   date=(now or datetime.now(timezone.utc)).astimezone(VN_TZ).strftime("%d/%m/%Y"))]
         if kind == "stats":
-            header, keys, rows = await stats_rows(session, catalog, commune, year, t)
+            header, keys, rows, stats = await stats_rows(session, catalog, commune, year, t)
+            if stats.anonymised:
+                lines.append(t("export.anonymised_note", count=t.number(stats.anonymised)))
+            await asyncio.to_thread(sink.title, lines)
             await asyncio.to_thread(sink.header, header, keys)
             await asyncio.to_thread(sink.rows, rows)
             count = len(rows)
         else:
             keys = SUBMISSION_COLUMNS if kind == "submissions" else REGISTER_COLUMNS
             source = submission_rows if kind == "submissions" else register_rows
+            if kind == "register":
+                lines.append(t("export.streak_note", year=year))
+            await asyncio.to_thread(sink.title, lines)
             await asyncio.to_thread(sink.header, [t(k) for k in keys], keys)
             async for batch in source(session, catalog, commune.id, year, t):
                 await asyncio.to_thread(sink.rows, batch)

@@ -129,6 +129,22 @@ async def pending(
     return Page(rows, total, offset, counts)
 
 
+MAX_QUEUE = 5000  # far beyond a commune's year; the neighbours of one application in its queue
+
+
+async def neighbours(
+    session: AsyncSession, scope: Scope, states: tuple[State, ...], filters: Filters, submission_id: int
+) -> tuple[int | None, int | None]:
+    """The applications before and after this one in the reviewer's queue (same order and
+    filters as the list), so that they can work through it without typing references."""
+    page = await pending(session, scope, states, filters, limit=MAX_QUEUE)
+    ids = [row.id for row in page.rows]
+    if submission_id not in ids:
+        return None, ids[0] if ids else None
+    at = ids.index(submission_id)
+    return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
+
+
 @dataclass
 class Member:
     reference: str | None

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from bot.images import TooManyPixels, has_alpha, in_image_thread, upright_within
+from bot.images import TooManyPixels, dhash, has_alpha, in_image_thread, upright_within
 
 # Formats people's phones produce; anything else is refused with a clear message.
 ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "GIF", "HEIF"}
@@ -60,6 +60,7 @@ class StoredBlob:
     mime: str
     width: int
     height: int
+    dhash: str | None = None  # perceptual hash (bot.images.dhash), to spot a photo used twice
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,14 @@ class CleanPhoto:
     mime: str
     width: int
     height: int
+    dhash: str | None = None
 
     @property
     def blob(self) -> StoredBlob:
         """Where and what the file is once saved (the path follows from the digest)."""
         digest = self.sha256
         path = f"{digest[:2]}/{digest[2:4]}/{digest}.{_EXT[self.mime]}"
-        return StoredBlob(digest, path, len(self.data), self.mime, self.width, self.height)
+        return StoredBlob(digest, path, len(self.data), self.mime, self.width, self.height, self.dhash)
 
 
 def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
@@ -96,9 +98,9 @@ def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
     return image if image.mode == mode else image.convert(mode)
 
 
-def clean_image(source: Image.Image) -> tuple[bytes, str, int, int]:
+def clean_image(source: Image.Image) -> tuple[bytes, str, int, int, str]:
     """Decode a just-opened image within the memory budget; return (bytes, mime, width, height)
-    of its clean re-encoding."""
+    of its clean re-encoding, and its perceptual hash."""
     icc = source.info.get("icc_profile")
     image = _to_srgb(upright_within(source, MAX_SIDE), icc)
     if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
@@ -111,7 +113,7 @@ def clean_image(source: Image.Image) -> tuple[bytes, str, int, int]:
     else:
         image.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True)
         mime = "image/jpeg"
-    return buffer.getvalue(), mime, image.width, image.height
+    return buffer.getvalue(), mime, image.width, image.height, dhash(image)
 
 
 class EvidenceStore:
@@ -132,14 +134,14 @@ class EvidenceStore:
             with Image.open(io.BytesIO(data)) as source:
                 if source.format not in ACCEPTED_FORMATS:
                     raise NotAnImage(f"unsupported image format {source.format!r}")
-                clean, mime, width, height = clean_image(source)
+                clean, mime, width, height, perceptual = clean_image(source)
         except EvidenceError:
             raise
         except (TooManyPixels, Image.DecompressionBombError) as exc:
             raise CanvasTooLarge(str(exc)) from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise NotAnImage(str(exc)) from exc
-        return CleanPhoto(clean, hashlib.sha256(clean).hexdigest(), mime, width, height)
+        return CleanPhoto(clean, hashlib.sha256(clean).hexdigest(), mime, width, height, perceptual)
 
     async def prepare_async(self, data: bytes) -> CleanPhoto:
         """`prepare` in the image thread pool, off the event loop."""

@@ -169,6 +169,7 @@ class RoleGrant(Base):
     granted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     granted_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    revoked_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
 
     scope_unit: Mapped[OrgUnit | None] = relationship(foreign_keys=[scope_unit_id])
 
@@ -360,6 +361,8 @@ class Evidence(Base):
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
     item_id: Mapped[str] = mapped_column(String(16))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # Perceptual hash of the stored photo (bot.images.dhash): near-duplicates used twice.
+    dhash: Mapped[str | None] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(Integer)
     mime: Mapped[str] = mapped_column(String(32))
@@ -386,6 +389,8 @@ class SubmissionEvent(Base):
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     note: Mapped[str | None] = mapped_column(Text)
+    # Why a commune officer decided before the branch had reviewed (the commune's rule overridden).
+    override_reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
 
     submission: Mapped[Submission] = relationship(back_populates="events")

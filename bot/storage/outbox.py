@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from babel.numbers import format_decimal, format_percent
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,9 +111,9 @@ def _render_value(t: Translator, value: Any) -> Any:
         texts = value["text"]
         return texts.get(t.locale) or texts.get("vi") or next(iter(texts.values()), "")
     if "number" in value:
-        return format_decimal(value["number"], locale=t.locale)
+        return t.number(value["number"], 1)
     if "percent" in value:
-        return format_percent(value["percent"], "#,##0.#%", locale=t.locale)
+        return t.percent(100 * value["percent"])
     return value
 
 

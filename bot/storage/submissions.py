@@ -266,6 +266,7 @@ async def attach_evidence(
         submission_id=submission.id,
         item_id=item_id,
         sha256=blob.sha256,
+        dhash=blob.dhash,
         path=blob.path,
         size=blob.size,
         mime=blob.mime,
