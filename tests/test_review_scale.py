@@ -220,6 +220,7 @@ async def test_gaps_in_evidence_are_shown_to_the_resident_and_the_reviewer(engin
         answers = {a.item_id: a for a in await session.scalars(select(Answer).where(Answer.submission_id == submission.id))}
         answers["2"].note = long_note.strip()
     await hoa.taps("Nộp hồ sơ")
+    await hoa.taps("Nộp ngay")
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     turn = await can.says("/xem CD-2026-000001")
     text = turn.replies[0].text
@@ -304,7 +305,8 @@ async def _declare_with(p, photos: dict[int, bytes], name: str) -> None:
             await p.taps("Xong")
         else:
             await p.taps("Không có ảnh")
-    turn = await p.taps("Nộp hồ sơ")
+    await p.taps("Nộp hồ sơ")
+    turn = await p.taps("Nộp ngay")
     assert "Đã nộp hồ sơ" in turn, turn
 
 
