@@ -4,7 +4,7 @@
 `org_units.address_form` how residents are addressed; `campaigns.opens_on` the first day of a
 campaign's registration window; `submissions.late` marks what was registered or submitted late.
 
-Revision ID: 0011_season
+Revision ID: 0010_season
 Revises: 0009_web
 Create Date: 2026-12-03 15:30:00
 """
@@ -15,7 +15,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011_season'
+revision = '0010_season'
 down_revision = '0009_web'
 branch_labels = None
 depends_on = None

@@ -5,8 +5,8 @@
 photo (or a near copy of it) used on two items or by two households.
 `submission_events.override_reason` keeps why an officer decided before the branch had reviewed.
 
-Revision ID: 0010_review
-Revises: 0011_season
+Revision ID: 0011_review
+Revises: 0010_season
 Create Date: 2026-12-03 15:30:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0010_review'
-down_revision = '0011_season'
+revision = '0011_review'
+down_revision = '0010_season'
 branch_labels = None
 depends_on = None
 
