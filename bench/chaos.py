@@ -31,10 +31,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -117,7 +117,9 @@ class Pool:
                 await worker.stop()
 
 
-async def person(index: int, pool: Pool, fake: FakeBotApi, figures: Figures, rng: random.Random, deadline: float) -> None:
+async def person(
+    index: int, pool: Pool, fake: FakeBotApi, figures: Figures, rng: random.Random, deadline: float
+) -> None:
     user = FakeUser(5000 + index, f"P{index}")
     photo = jpeg((index % 256, 80, 160), size=(320, 240))
     for step in SCRIPT:
@@ -214,9 +216,13 @@ async def run(args) -> int:
                 lines.append(f"error: {error!r}")
             await app.close()
     total = time.monotonic() - started
-    print(f"chaos: {args.people} people, {args.workers} web workers, database {db_url.split('://')[0]}, seed {args.seed}")
-    print(f"  updates {figures.updates}, deliveries {figures.deliveries}, redeliveries {figures.redeliveries} "
-          f"({', '.join(f'{k}: {v}' for k, v in sorted(figures.answers.items(), key=str))})")
+    print(
+        f"chaos: {args.people} people, {args.workers} web workers, database {db_url.split('://')[0]}, seed {args.seed}"
+    )
+    print(
+        f"  updates {figures.updates}, deliveries {figures.deliveries}, redeliveries {figures.redeliveries} "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(figures.answers.items(), key=str))})"
+    )
     print(f"  kills {figures.kills} (workers started {pool.started}), 5xx injected {figures.injected_5xx}")
     print(f"  replies per update {dict(sorted(figures.replies.items()))}")
     for texts in figures.repeated[:5]:
@@ -233,20 +239,24 @@ async def verdict(app, people: int, figures: Figures) -> tuple[bool, list[str]]:
     ok = True
     try:
         summary = await check_invariants(app)
-        lines.append("invariants hold (doubled = 0: one submission per person, one answer per item, each photo and update once)")
+        lines.append(
+            "invariants hold (doubled = 0: one submission per person, one answer per item, each photo and update once)"
+        )
     except AssertionError as exc:
         ok = False
         lines.append(str(exc))
         summary = None
     async with app.sessions() as session:
         per_person = dict(
-            (await session.execute(
-                select(ChannelAccount.external_id, func.count(Answer.id))
-                .join(Submission, Submission.person_id == ChannelAccount.person_id)
-                .join(Answer, Answer.submission_id == Submission.id)
-                .where(Submission.state == "submitted")
-                .group_by(ChannelAccount.external_id)
-            )).all()
+            (
+                await session.execute(
+                    select(ChannelAccount.external_id, func.count(Answer.id))
+                    .join(Submission, Submission.person_id == ChannelAccount.person_id)
+                    .join(Answer, Answer.submission_id == Submission.id)
+                    .where(Submission.state == "submitted")
+                    .group_by(ChannelAccount.external_id)
+                )
+            ).all()
         )
         photos = await session.scalar(select(func.count()).select_from(Evidence))
     complete = sum(1 for n in per_person.values() if n == 10)
@@ -277,7 +287,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=100, help="seconds the people have to finish (bounded run)")
     parser.add_argument("--kill-min", type=float, default=2.0, help="shortest interval between two kills (s)")
     parser.add_argument("--kill-max", type=float, default=5.0, help="longest interval between two kills (s)")
-    parser.add_argument("--fail-rate", type=float, default=0.1, help="chance every 0.25 s that the platform starts failing sendMessage")
+    parser.add_argument(
+        "--fail-rate", type=float, default=0.1, help="chance every 0.25 s that the platform starts failing sendMessage"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--database-url", help="an empty database (default: a temporary SQLite file)")
     parser.add_argument("--pg", action="store_true", help="a fresh PostgreSQL database on HOCTAP_TEST_PG_URL")

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,9 @@ async def _app(folder: Path):
     from bot.clock import VN_TZ, FakeClock
     from bot.config import load_settings
 
-    settings = load_settings(database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}", evidence_dir=folder / "evidence")
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}", evidence_dir=folder / "evidence"
+    )
     return await build_app(settings, FakeClock(START.replace(tzinfo=VN_TZ)))
 
 
@@ -60,26 +62,44 @@ async def seed(folder: Path, rows: int) -> None:
     async with app.sessions.begin() as session:
         commune = await apply_commune(session, load_commune_file(ROOT / "examples" / "commune.yaml"), now)
         branches = [b.id for b in await branches_of(session, commune.id)]
-        campaign = await session.scalar(select(Campaign).where(Campaign.commune_id == commune.id, Campaign.year == 2026))
+        campaign = await session.scalar(
+            select(Campaign).where(Campaign.commune_id == commune.id, Campaign.year == 2026)
+        )
         campaign_id = campaign.id
     criteria_id = app.catalog.for_title("cd", 2026).id
     await app.close()
-    stamp = now.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+    stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
     states = ("registered", "declaring", "submitted", "recommended", "approved", "rejected", "needs_info")
     with sqlite3.connect(folder / "bench.db") as db:
         db.executemany(
             "INSERT INTO people (id, full_name, birth_year, branch_id, locale, created_at) VALUES (?, ?, ?, ?, 'vi', ?)",
-            ((i, f"Nguyễn Thị Người {i}", 1950 + i % 50, branches[i % len(branches)], stamp) for i in range(1, rows + 1)),
+            (
+                (i, f"Nguyễn Thị Người {i}", 1950 + i % 50, branches[i % len(branches)], stamp)
+                for i in range(1, rows + 1)
+            ),
         )
         db.executemany(
             "INSERT INTO submissions (id, reference, campaign_id, title, subject_kind, subject_key, person_id, branch_id,"
             " criteria_set_id, state, score, recognisable, created_by_person_id, created_at, updated_at, submitted_at,"
             " decided_at, version) VALUES (?, ?, ?, 'cd', 'person', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 3)",
             (
-                (i, f"CD-2026-{i:06d}", campaign_id, f"p:{i}", i, branches[i % len(branches)], criteria_id,
-                 states[i % len(states)], i % 101, int(i % 101 >= 80), i, stamp, stamp,
-                 stamp if i % len(states) >= 2 else None,
-                 stamp if states[i % len(states)] in ("approved", "rejected") else None)
+                (
+                    i,
+                    f"CD-2026-{i:06d}",
+                    campaign_id,
+                    f"p:{i}",
+                    i,
+                    branches[i % len(branches)],
+                    criteria_id,
+                    states[i % len(states)],
+                    i % 101,
+                    int(i % 101 >= 80),
+                    i,
+                    stamp,
+                    stamp,
+                    stamp if i % len(states) >= 2 else None,
+                    stamp if states[i % len(states)] in ("approved", "rejected") else None,
+                )
                 for i in range(1, rows + 1)
             ),
         )
@@ -87,8 +107,14 @@ async def seed(folder: Path, rows: int) -> None:
             "INSERT INTO submission_events (submission_id, from_state, to_state, actor_kind, note, at)"
             " VALUES (?, 'recommended', ?, 'commune', ?, ?)",
             (
-                (i, states[i % len(states)], "Thiếu minh chứng" if states[i % len(states)] == "rejected" else None, stamp)
-                for i in range(1, rows + 1) if states[i % len(states)] in ("approved", "rejected")
+                (
+                    i,
+                    states[i % len(states)],
+                    "Thiếu minh chứng" if states[i % len(states)] == "rejected" else None,
+                    stamp,
+                )
+                for i in range(1, rows + 1)
+                if states[i % len(states)] in ("approved", "rejected")
             ),
         )
 
@@ -111,8 +137,16 @@ async def run_mode(folder: Path, mode: str) -> dict:
             async for batch in submission_rows(session, app.catalog, commune.id, 2026, t):
                 count += len(batch)
         elif mode in ("csv", "xlsx"):
-            count = await write_export(session, app.catalog, kind="submissions", fmt=mode, commune=commune,
-                                       year=2026, locale="vi", path=folder / f"out.{mode}")
+            count = await write_export(
+                session,
+                app.catalog,
+                kind="submissions",
+                fmt=mode,
+                commune=commune,
+                year=2026,
+                locale="vi",
+                path=folder / f"out.{mode}",
+            )
         else:
             import xlsxwriter
 
@@ -128,8 +162,19 @@ async def run_mode(folder: Path, mode: str) -> dict:
             count = len(everything)
     seconds = time.perf_counter() - started
     await app.close()
-    size = (folder / {"csv": "out.csv", "xlsx": "out.xlsx", "naive": "naive.xlsx"}[mode]).stat().st_size if mode != "read" else 0
-    return {"mode": mode, "rows": count, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "ready_rss_mb": rss_ready, "bytes": size}
+    size = (
+        (folder / {"csv": "out.csv", "xlsx": "out.xlsx", "naive": "naive.xlsx"}[mode]).stat().st_size
+        if mode != "read"
+        else 0
+    )
+    return {
+        "mode": mode,
+        "rows": count,
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "ready_rss_mb": rss_ready,
+        "bytes": size,
+    }
 
 
 def main() -> None:
@@ -151,13 +196,17 @@ def main() -> None:
         for mode in MODES:
             done = subprocess.run(
                 [sys.executable, __file__, "--child", mode, "--folder", str(folder)],
-                capture_output=True, text=True, timeout=170,
+                capture_output=True,
+                text=True,
+                timeout=170,
             )
             if done.returncode != 0:
                 raise SystemExit(f"{mode} failed:\n{done.stderr}")
             results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
     read, naive = results["read"], results["naive"]
-    print(f"\n{'mode':6} {'rows':>7} {'time s':>7} {'× read':>7} {'peak MB':>8} {'+MB':>6} {'peak × naive':>12} {'file MB':>8}")
+    print(
+        f"\n{'mode':6} {'rows':>7} {'time s':>7} {'× read':>7} {'peak MB':>8} {'+MB':>6} {'peak × naive':>12} {'file MB':>8}"
+    )
     for mode in MODES:
         r = results[mode]
         extra = r["peak_rss_mb"] - r["ready_rss_mb"]

@@ -81,7 +81,10 @@ def measure(data: bytes, path: str, root: Path) -> dict:
         handle.flush()
         out = subprocess.run(
             [sys.executable, "-c", CHILD, handle.name, path, str(root)],
-            capture_output=True, text=True, check=True, timeout=300,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
         )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -63,7 +63,14 @@ async def seed(url: str, tmp: Path, people: int) -> None:
 
     from bot.storage.commune import apply_commune, load_commune_file
     from bot.storage.models import (
-        Answer, Campaign, ChannelAccount, Household, OrgUnit, Person, Submission, SubmissionEvent,
+        Answer,
+        Campaign,
+        ChannelAccount,
+        Household,
+        OrgUnit,
+        Person,
+        Submission,
+        SubmissionEvent,
     )
 
     clock = FakeClock(SEED_AT)
@@ -82,30 +89,88 @@ async def seed(url: str, tmp: Path, people: int) -> None:
                 branch = branches[i % len(branches)]
                 state = "needs_info" if i % 20 == 0 else "declaring" if i % 10 == 1 else "registered"
                 family = i % 3 == 0
-                persons.append(dict(id=i, full_name=f"Nguyen Van {i}", birth_year=1970 + i % 40, branch_id=branch,
-                                    locale="vi", consent_at=now, created_at=now))
-                accounts.append(dict(id=i, channel="bench", external_id=f"u{i}", chat_id=f"u{i}", person_id=i,
-                                     consent_at=now, created_at=now, last_inbound_at=now))
+                persons.append(
+                    dict(
+                        id=i,
+                        full_name=f"Nguyen Van {i}",
+                        birth_year=1970 + i % 40,
+                        branch_id=branch,
+                        locale="vi",
+                        consent_at=now,
+                        created_at=now,
+                    )
+                )
+                accounts.append(
+                    dict(
+                        id=i,
+                        channel="bench",
+                        external_id=f"u{i}",
+                        chat_id=f"u{i}",
+                        person_id=i,
+                        consent_at=now,
+                        created_at=now,
+                        last_inbound_at=now,
+                    )
+                )
                 if family:
-                    households.append(dict(id=i, branch_id=branch, head_person_id=i, registered_by_person_id=i,
-                                           created_at=now))
+                    households.append(
+                        dict(id=i, branch_id=branch, head_person_id=i, registered_by_person_id=i, created_at=now)
+                    )
                 title, set_id = ("gd", "gd-qd448-2015") if family else ("cd", "cd-qd244-2022")
-                subs.append(dict(id=i, reference=f"{title.upper()}-2026-{i:06d}", campaign_id=campaign_id, title=title,
-                                 subject_kind="household" if family else "person",
-                                 subject_key=f"h:{i}" if family else f"p:{i}", person_id=None if family else i,
-                                 household_id=i if family else None, branch_id=branch, criteria_set_id=set_id,
-                                 state=state, score=0, recognisable=False, created_by_person_id=i, created_at=now,
-                                 updated_at=now, version=1))
+                subs.append(
+                    dict(
+                        id=i,
+                        reference=f"{title.upper()}-2026-{i:06d}",
+                        campaign_id=campaign_id,
+                        title=title,
+                        subject_kind="household" if family else "person",
+                        subject_key=f"h:{i}" if family else f"p:{i}",
+                        person_id=None if family else i,
+                        household_id=i if family else None,
+                        branch_id=branch,
+                        criteria_set_id=set_id,
+                        state=state,
+                        score=0,
+                        recognisable=False,
+                        created_by_person_id=i,
+                        created_at=now,
+                        updated_at=now,
+                        version=1,
+                    )
+                )
                 if state != "registered":
                     items = ("1.1", "1.2", "1.3") if family else ("1", "2", "3")
-                    answers += [dict(submission_id=i, item_id=item, level="achieved", points=10,
-                                     answered_by_person_id=i, answered_at=now) for item in items]
+                    answers += [
+                        dict(
+                            submission_id=i,
+                            item_id=item,
+                            level="achieved",
+                            points=10,
+                            answered_by_person_id=i,
+                            answered_at=now,
+                        )
+                        for item in items
+                    ]
                 if state == "needs_info":
-                    events.append(dict(submission_id=i, from_state="submitted", to_state="needs_info", actor_kind="commune",
-                                       note="Xin bổ sung ảnh minh chứng cho mục 1.", at=now))
+                    events.append(
+                        dict(
+                            submission_id=i,
+                            from_state="submitted",
+                            to_state="needs_info",
+                            actor_kind="commune",
+                            note="Xin bổ sung ảnh minh chứng cho mục 1.",
+                            at=now,
+                        )
+                    )
             async with app.sessions.begin() as session:
-                for model, rows in ((Person, persons), (ChannelAccount, accounts), (Household, households),
-                                    (Submission, subs), (Answer, answers), (SubmissionEvent, events)):
+                for model, rows in (
+                    (Person, persons),
+                    (ChannelAccount, accounts),
+                    (Household, households),
+                    (Submission, subs),
+                    (Answer, answers),
+                    (SubmissionEvent, events),
+                ):
                     if rows:
                         await session.execute(insert(model), rows)
         if url.startswith("postgresql"):
@@ -130,8 +195,11 @@ async def run_plan(url: str, tmp: Path, which: str) -> dict:
     from bot.reminders.rounds import Rounds
     from bot.storage.models import Campaign
 
-    year, kind, at = (2027, "registration", datetime(2027, 3, 24, 8, 0, tzinfo=VN_TZ)) if which == "registration" \
+    year, kind, at = (
+        (2027, "registration", datetime(2027, 3, 24, 8, 0, tzinfo=VN_TZ))
+        if which == "registration"
         else (2026, "self_declaration", ROUND_AT)
+    )
     app = await _app(url, tmp, FakeClock(at))
     try:
         async with app.sessions() as session:
@@ -139,8 +207,14 @@ async def run_plan(url: str, tmp: Path, which: str) -> dict:
         before = maxrss_mb()
         cpu, wall = time.process_time(), time.perf_counter()
         result = await Rounds(app).run_round(campaign_id, kind, 7)
-        return {"round": kind, "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
-                "rows": result.queued, "maxrss_mb": maxrss_mb(), "maxrss_growth_mb": maxrss_mb() - before}
+        return {
+            "round": kind,
+            "seconds": time.perf_counter() - wall,
+            "cpu_seconds": time.process_time() - cpu,
+            "rows": result.queued,
+            "maxrss_mb": maxrss_mb(),
+            "maxrss_growth_mb": maxrss_mb() - before,
+        }
     finally:
         await app.close()
 
@@ -157,26 +231,57 @@ async def run_baseline(url: str, tmp: Path, rows: int) -> dict:
         now = app.clock.now()
         payload = Notice(
             "remind.declare",
-            {"name": "Nguyen Van 1", "deadline": {"key": "status.deadline", "plural": "status.deadline.plural", "count": 7,
-                                                  "params": {"what": {"key": "deadline.self_declaration"},
-                                                             "date": {"date": "2026-11-30"}}},
-             "lines": {"lines": [{"key": "remind.line_not_started",
-                                  "params": {"reference": "CD-2026-000001",
-                                             "title": {"text": {"vi": "Công dân học tập", "en": "Learning citizen"}}}}]},
-             "action": {"key": "remind.tap_declare"}},
+            {
+                "name": "Nguyen Van 1",
+                "deadline": {
+                    "key": "status.deadline",
+                    "plural": "status.deadline.plural",
+                    "count": 7,
+                    "params": {"what": {"key": "deadline.self_declaration"}, "date": {"date": "2026-11-30"}},
+                },
+                "lines": {
+                    "lines": [
+                        {
+                            "key": "remind.line_not_started",
+                            "params": {
+                                "reference": "CD-2026-000001",
+                                "title": {"text": {"vi": "Công dân học tập", "en": "Learning citizen"}},
+                            },
+                        }
+                    ]
+                },
+                "action": {"key": "remind.tap_declare"},
+            },
             choices=[("cmd:tudanhgia", "remind.button_declare"), ("cmd:trangthai", "remind.button_status")],
         ).to_payload()
         before = maxrss_mb()
         cpu, wall = time.process_time(), time.perf_counter()
         for start in range(0, rows, 500):
-            batch = [dict(dedupe_key=f"base:{i}", account_id=i + 1, kind="reminder", campaign_id=None,
-                          deadline_kind="self_declaration", offset_days=7, payload=payload, status="pending",
-                          not_before=now, attempts=0, created_at=now)
-                     for i in range(start, min(rows, start + 500))]
+            batch = [
+                dict(
+                    dedupe_key=f"base:{i}",
+                    account_id=i + 1,
+                    kind="reminder",
+                    campaign_id=None,
+                    deadline_kind="self_declaration",
+                    offset_days=7,
+                    payload=payload,
+                    status="pending",
+                    not_before=now,
+                    attempts=0,
+                    created_at=now,
+                )
+                for i in range(start, min(rows, start + 500))
+            ]
             async with app.sessions.begin() as session:
                 await session.execute(insert(OutboxMessage), batch)
-        return {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, "rows": rows,
-                "maxrss_mb": maxrss_mb(), "maxrss_growth_mb": maxrss_mb() - before}
+        return {
+            "seconds": time.perf_counter() - wall,
+            "cpu_seconds": time.process_time() - cpu,
+            "rows": rows,
+            "maxrss_mb": maxrss_mb(),
+            "maxrss_growth_mb": maxrss_mb() - before,
+        }
     finally:
         await app.close()
 
@@ -195,8 +300,15 @@ async def run_dispatch(url: str, tmp: Path, rate: float, messages: int, spacing:
     from bot.storage.outbox import Notice
 
     channel = f"bench{int(rate)}"
-    app = await _app(url, tmp, None, dispatch_limits={channel: {"rate": rate, "chat_spacing": spacing}},
-                     quiet_start="00:00", quiet_end="00:00", dispatch_poll_seconds=0.5)
+    app = await _app(
+        url,
+        tmp,
+        None,
+        dispatch_limits={channel: {"rate": rate, "chat_spacing": spacing}},
+        quiet_start="00:00",
+        quiet_end="00:00",
+        dispatch_poll_seconds=0.5,
+    )
     app.clock = SystemClock()
 
     class Recorder:
@@ -219,9 +331,22 @@ async def run_dispatch(url: str, tmp: Path, rate: float, messages: int, spacing:
             for chat in dict.fromkeys(chats):
                 ids[chat] = (await get_or_create_account(session, channel, chat, chat, now)).id
             payload = Notice("status.none").to_payload()
-            await session.execute(insert(OutboxMessage), [
-                dict(dedupe_key=f"{channel}:{i}", account_id=ids[chat], kind="notice", payload=payload, status="pending",
-                     not_before=now, attempts=0, created_at=now) for i, chat in enumerate(chats)])
+            await session.execute(
+                insert(OutboxMessage),
+                [
+                    dict(
+                        dedupe_key=f"{channel}:{i}",
+                        account_id=ids[chat],
+                        kind="notice",
+                        payload=payload,
+                        status="pending",
+                        not_before=now,
+                        attempts=0,
+                        created_at=now,
+                    )
+                    for i, chat in enumerate(chats)
+                ],
+            )
         sender = Recorder()
         registry = SenderRegistry()
         registry.register(sender)
@@ -246,11 +371,18 @@ async def run_dispatch(url: str, tmp: Path, rate: float, messages: int, spacing:
         by_chat: dict[str, list[float]] = {}
         for chat, t in sender.times:
             by_chat.setdefault(chat, []).append(t)
-        gaps = [b - a for ts in by_chat.values() for a, b in zip(ts, ts[1:])]
-        return {"configured_rate": rate, "messages": len(times), "achieved_rate": achieved,
-                "steady_rate": steady, "ratio": achieved / rate, "steady_ratio": steady / rate,
-                "min_chat_gap_s": min(gaps) if gaps else None, "chat_spacing_s": spacing,
-                "overall_min_gap_s": min(b - a for a, b in zip(times, times[1:])) if len(times) > 1 else None}
+        gaps = [b - a for ts in by_chat.values() for a, b in zip(ts, ts[1:], strict=False)]
+        return {
+            "configured_rate": rate,
+            "messages": len(times),
+            "achieved_rate": achieved,
+            "steady_rate": steady,
+            "ratio": achieved / rate,
+            "steady_ratio": steady / rate,
+            "min_chat_gap_s": min(gaps) if gaps else None,
+            "chat_spacing_s": spacing,
+            "overall_min_gap_s": min(b - a for a, b in zip(times, times[1:], strict=False)) if len(times) > 1 else None,
+        }
     finally:
         await app.close()
 
@@ -259,8 +391,12 @@ async def run_dispatch(url: str, tmp: Path, rate: float, messages: int, spacing:
 
 
 def child(kind: str, url: str, tmp: str, extra: str) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", kind, "--url", url, "--tmp", tmp, "--extra", extra],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--url", url, "--tmp", tmp, "--extra", extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -365,20 +501,30 @@ def main() -> None:
 
     b, p, r = baseline, plan, result["planning_vs_baseline"]
     print(f"reminders benchmark on {result['database']}, {args.people} people (seeded in {seed_seconds:.1f}s)")
-    print(f"  baseline bulk insert : {b['rows']:>7} rows  {b['seconds']:6.2f}s  cpu {b['cpu_seconds']:6.2f}s  "
-          f"peak {b['maxrss_mb']:6.1f} MB (+{b['maxrss_growth_mb']:.1f})")
-    print(f"  self-assessment round: {p['rows']:>7} rows  {p['seconds']:6.2f}s  cpu {p['cpu_seconds']:6.2f}s  "
-          f"peak {p['maxrss_mb']:6.1f} MB (+{p['maxrss_growth_mb']:.1f})")
-    print(f"  planning / baseline  : time x{r['time_ratio']:.2f}  cpu x{r['cpu_ratio']:.2f}  peak memory x{r['maxrss_ratio']:.2f}")
+    print(
+        f"  baseline bulk insert : {b['rows']:>7} rows  {b['seconds']:6.2f}s  cpu {b['cpu_seconds']:6.2f}s  "
+        f"peak {b['maxrss_mb']:6.1f} MB (+{b['maxrss_growth_mb']:.1f})"
+    )
+    print(
+        f"  self-assessment round: {p['rows']:>7} rows  {p['seconds']:6.2f}s  cpu {p['cpu_seconds']:6.2f}s  "
+        f"peak {p['maxrss_mb']:6.1f} MB (+{p['maxrss_growth_mb']:.1f})"
+    )
+    print(
+        f"  planning / baseline  : time x{r['time_ratio']:.2f}  cpu x{r['cpu_ratio']:.2f}  peak memory x{r['maxrss_ratio']:.2f}"
+    )
     g, gr = registration, result["registration_vs_baseline"]
-    print(f"  registration round   : {g['rows']:>7} rows  {g['seconds']:6.2f}s  cpu {g['cpu_seconds']:6.2f}s  "
-          f"peak {g['maxrss_mb']:6.1f} MB (+{g['maxrss_growth_mb']:.1f})  time x{gr['time_ratio']:.2f}  "
-          f"peak memory x{gr['maxrss_ratio']:.2f}")
+    print(
+        f"  registration round   : {g['rows']:>7} rows  {g['seconds']:6.2f}s  cpu {g['cpu_seconds']:6.2f}s  "
+        f"peak {g['maxrss_mb']:6.1f} MB (+{g['maxrss_growth_mb']:.1f})  time x{gr['time_ratio']:.2f}  "
+        f"peak memory x{gr['maxrss_ratio']:.2f}"
+    )
     for d in dispatch:
-        print(f"  dispatch at {d['configured_rate']:>5.0f}/s   : {d['messages']} messages, steady {d['steady_rate']:.1f}/s "
-              f"(x{d['steady_ratio']:.3f} of configured), overall {d['achieved_rate']:.1f}/s (x{d['ratio']:.3f}), "
-              f"smallest gap {d['overall_min_gap_s']:.4f}s (1/rate = {1 / d['configured_rate']:.4f}s), "
-              f"same-chat gap >= {d['min_chat_gap_s']:.2f}s (spacing {d['chat_spacing_s']}s)")
+        print(
+            f"  dispatch at {d['configured_rate']:>5.0f}/s   : {d['messages']} messages, steady {d['steady_rate']:.1f}/s "
+            f"(x{d['steady_ratio']:.3f} of configured), overall {d['achieved_rate']:.1f}/s (x{d['ratio']:.3f}), "
+            f"smallest gap {d['overall_min_gap_s']:.4f}s (1/rate = {1 / d['configured_rate']:.4f}s), "
+            f"same-chat gap >= {d['min_chat_gap_s']:.2f}s (spacing {d['chat_spacing_s']}s)"
+        )
     print(f"  total {result['total_seconds']:.0f}s; written to bench/out/reminders.json")
 
 

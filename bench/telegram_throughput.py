@@ -57,8 +57,8 @@ from bench.common import SCRIPT, FakeServer, median  # noqa: E402
 from bot.app import build_app  # noqa: E402
 from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, TelegramOptions, TelegramService  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.flows.registry import build_router  # noqa: E402
 from bot.flows.engine import FlowEngine, Outcome  # noqa: E402
+from bot.flows.registry import build_router  # noqa: E402
 from bot.messages import Outgoing  # noqa: E402
 from bot.storage.commune import apply_commune, load_commune_file  # noqa: E402
 from bot.storage.models import Submission  # noqa: E402
@@ -298,7 +298,12 @@ class ChannelBot(Bot):
     an echo in its place to tell the channel's cost from the conversation's."""
 
     def __init__(
-        self, fake: FakeServer, folder: Path, database_url: str | None, concurrency: int, full_flow: bool,
+        self,
+        fake: FakeServer,
+        folder: Path,
+        database_url: str | None,
+        concurrency: int,
+        full_flow: bool,
         replies: Replies,
     ) -> None:
         self.fake, self.folder, self.database_url = fake, folder, database_url
@@ -349,7 +354,9 @@ class ChannelBot(Bot):
         await self.app.close()
 
 
-def make_bot(kind: str, fake: FakeServer, folder: Path, args: argparse.Namespace, concurrency: int, replies: Replies) -> Bot:
+def make_bot(
+    kind: str, fake: FakeServer, folder: Path, args: argparse.Namespace, concurrency: int, replies: Replies
+) -> Bot:
     if kind == "echo":
         return EchoBot(fake, concurrency, replies)
     return ChannelBot(fake, folder, args.database_url, concurrency, kind == "flow", replies)
@@ -412,7 +419,12 @@ class Steps:
 
 
 async def converse(
-    fake: FakeServer, client: httpx.AsyncClient, replies: Replies, users: list[int], first_id: int, at_once: int,
+    fake: FakeServer,
+    client: httpx.AsyncClient,
+    replies: Replies,
+    users: list[int],
+    first_id: int,
+    at_once: int,
     on_done=None,  # noqa: ANN001 - called after each finished conversation
 ) -> list[float]:
     """Whole conversations, `at_once` people at a time, each message sent after the previous
@@ -454,7 +466,9 @@ async def steps(fake: FakeServer, kind: str, args: argparse.Namespace, people: i
             if bot.db is not None:
                 bot.db.reset()
             clock = Clock()
-            latencies = await converse(fake, client, replies, list(range(base, base + people)), base * 10 + 100, at_once)
+            latencies = await converse(
+                fake, client, replies, list(range(base, base + people)), base * 10 + 100, at_once
+            )
             _wall, cpu, loop = clock.stop()
         db = bot.db.figures() if bot.db is not None else None
         await bot.stop()
@@ -482,8 +496,15 @@ async def memory(fake: FakeServer, args: argparse.Namespace, conversations: int)
         samples[0] = (0, rss_mb())
         print(f"  full flow started: VmRSS {samples[0][1]:.1f} MB", flush=True)
         async with httpx.AsyncClient(timeout=60) as client:
-            await converse(fake, client, replies, list(range(300_000_000, 300_000_000 + conversations)), 3_000_000_000,
-                           LOAD_PEOPLE, finished)
+            await converse(
+                fake,
+                client,
+                replies,
+                list(range(300_000_000, 300_000_000 + conversations)),
+                3_000_000_000,
+                LOAD_PEOPLE,
+                finished,
+            )
         submitted = await bot.submitted()
         await bot.stop()
     if submitted != conversations:
@@ -498,20 +519,28 @@ def print_throughput(args: argparse.Namespace, results: dict[str, list[Result]],
         f"{args.people} people x {len(SCRIPT)} updates, {args.concurrency} concurrent updates, "
         f"{args.rounds} rounds, database: {database}"
     )
-    print(f"{'round':<7}{'bot':<42}{'upd/s':>8}{'CPU ms/upd':>11}{'loop':>7}{'other':>7}{'vs echo':>9}"
-          f"{'stmts':>7}{'tx':>6}{'trips':>7}")
+    print(
+        f"{'round':<7}{'bot':<42}{'upd/s':>8}{'CPU ms/upd':>11}{'loop':>7}{'other':>7}{'vs echo':>9}"
+        f"{'stmts':>7}{'tx':>6}{'trips':>7}"
+    )
     ratios = []
-    for number, (echo, channel, flow) in enumerate(zip(echoes, channels, flows), start=1):
+    for number, (echo, channel, flow) in enumerate(zip(echoes, channels, flows, strict=False), start=1):
         ratios.append(flow.cpu_ms / echo.cpu_ms)
-        print(f"{number:<7}{echo.name:<42}{echo.per_second:>8.1f}{echo.cpu_ms:>11.2f}{echo.loop_ms:>7.2f}{echo.other_ms:>7.2f}")
+        print(
+            f"{number:<7}{echo.name:<42}{echo.per_second:>8.1f}{echo.cpu_ms:>11.2f}{echo.loop_ms:>7.2f}{echo.other_ms:>7.2f}"
+        )
         for result in (channel, flow):
-            line = (f"{'':<7}{result.name:<42}{result.per_second:>8.1f}{result.cpu_ms:>11.2f}{result.loop_ms:>7.2f}"
-                    f"{result.other_ms:>7.2f}{result.cpu_ms / echo.cpu_ms:>8.2f}x")
+            line = (
+                f"{'':<7}{result.name:<42}{result.per_second:>8.1f}{result.cpu_ms:>11.2f}{result.loop_ms:>7.2f}"
+                f"{result.other_ms:>7.2f}{result.cpu_ms / echo.cpu_ms:>8.2f}x"
+            )
             if result.db is not None:
-                line += (f"{result.per_update('statements'):>7.2f}{result.per_update('transactions'):>6.2f}"
-                         f"{result.per_update('trips'):>7.1f}")
+                line += (
+                    f"{result.per_update('statements'):>7.2f}{result.per_update('transactions'):>6.2f}"
+                    f"{result.per_update('trips'):>7.1f}"
+                )
             print(line)
-    channel_ratios = [c.cpu_ms / e.cpu_ms for c, e in zip(channels, echoes)]
+    channel_ratios = [c.cpu_ms / e.cpu_ms for c, e in zip(channels, echoes, strict=False)]
     summary = {
         "echo_updates_per_second": median([e.per_second for e in echoes]),
         "echo_cpu_ms_per_update": median([e.cpu_ms for e in echoes]),
@@ -547,12 +576,16 @@ def print_throughput(args: argparse.Namespace, results: dict[str, list[Result]],
 
 def print_steps(title: str, runs: list[Steps]) -> dict:
     print(title)
-    print(f"{'bot':<42}{'steps':>6}{'p50 ms':>8}{'p95 ms':>8}{'CPU ms/upd':>11}{'vs echo':>9}{'stmts':>7}{'tx':>6}{'trips':>7}")
+    print(
+        f"{'bot':<42}{'steps':>6}{'p50 ms':>8}{'p95 ms':>8}{'CPU ms/upd':>11}{'vs echo':>9}{'stmts':>7}{'tx':>6}{'trips':>7}"
+    )
     echo = runs[0]
     summary = {}
     for run in runs:
-        line = (f"{run.name:<42}{len(run.latencies):>6}{run.p50:>8.1f}{run.p95:>8.1f}{run.cpu_ms:>11.2f}"
-                f"{run.cpu_ms / echo.cpu_ms:>8.2f}x")
+        line = (
+            f"{run.name:<42}{len(run.latencies):>6}{run.p50:>8.1f}{run.p95:>8.1f}{run.cpu_ms:>11.2f}"
+            f"{run.cpu_ms / echo.cpu_ms:>8.2f}x"
+        )
         if run.db is not None:
             line += f"{run.per_update('statements'):>7.2f}{run.per_update('transactions'):>6.2f}{run.per_update('trips'):>7.1f}"
         print(line)
@@ -564,9 +597,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians are reported")
-    parser.add_argument("--concurrency", type=int, default=CONCURRENT_UPDATES, help="updates handled at once (both bots)")
     parser.add_argument(
-        "--database-url", default=None,
+        "--concurrency", type=int, default=CONCURRENT_UPDATES, help="updates handled at once (both bots)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
         help="a PostgreSQL server (a fresh database is made beside the one named for each bot and dropped after) "
         "or an EMPTY SQLite file (one round); default: fresh SQLite files",
     )
@@ -604,17 +640,26 @@ async def main() -> None:
                     one.append(await steps(fake, kind, args, args.latency_people, 1, 100_000_000 + 1_000_000 * offset))
             for offset, kind in enumerate(KINDS):
                 async with database_for(args, postgres):
-                    load.append(await steps(fake, kind, args, args.load_people, args.load_people, 200_000_000 + 1_000_000 * offset))
+                    load.append(
+                        await steps(
+                            fake, kind, args, args.load_people, args.load_people, 200_000_000 + 1_000_000 * offset
+                        )
+                    )
             summary["one_at_a_time"] = print_steps(
                 f"latency, one step at a time ({args.latency_people} people x {len(SCRIPT)} steps, {database}): "
-                "delivery to reply sent", one)
+                "delivery to reply sent",
+                one,
+            )
             summary["load"] = print_steps(
-                f"under load: {args.load_people} people at once, each waiting for its answer ({database})", load)
+                f"under load: {args.load_people} people at once, each waiting for its answer ({database})", load
+            )
         if args.memory:
             async with database_for(args, postgres):
                 samples = await memory(fake, args, args.memory)
-            print(f"full flow, {args.memory} conversations ({LOAD_PEOPLE} at once) in one process, VmRSS MB: "
-                  + ", ".join(f"{n}: {mb:.1f}" for n, mb in samples))
+            print(
+                f"full flow, {args.memory} conversations ({LOAD_PEOPLE} at once) in one process, VmRSS MB: "
+                + ", ".join(f"{n}: {mb:.1f}" for n, mb in samples)
+            )
             summary["rss_mb"] = samples
         calls = (await fake.stats())["calls"]
     finally:

@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -399,10 +399,14 @@ async def run_config(name: str, people: int, fake: FakeServer, admin_url: str) -
                 await asyncio.gather(*(telegram.person(number, photos[number]) for number in range(people)))
                 outcome.wall = time.perf_counter() - started
                 machine_after = machine_cpu()
-                outcome.machine_busy = (machine_after[0] - machine_before[0]) / max(machine_after[1] - machine_before[1], 1e-9)
+                outcome.machine_busy = (machine_after[0] - machine_before[0]) / max(
+                    machine_after[1] - machine_before[1], 1e-9
+                )
                 if database == "PostgreSQL":
                     outcome.server_cpu = sum(cpu - server_before.get(pid, 0.0) for pid, cpu in postgres_cpu().items())
-                outcome.worker_cpu = sum(worker.cpu() - before for worker, before in zip(workers, cpu_before))
+                outcome.worker_cpu = sum(
+                    worker.cpu() - before for worker, before in zip(workers, cpu_before, strict=False)
+                )
                 outcome.fake_cpu = process_cpu(fake.pid) - fake_before
                 outcome.driver_cpu = time.process_time() - driver_before
                 sampling.cancel()
@@ -445,7 +449,11 @@ def table(rounds: list[dict[str, Outcome]], baseline: str) -> list[str]:
         throughput = [r[name].per_second / r[baseline].per_second for r in rounds if name in r and baseline in r]
         cpu = [r[name].cpu_ms / r[baseline].cpu_ms for r in rounds if name in r and baseline in r]
         last = runs[-1]
-        server = f"{median([1000 * run.server_cpu / run.updates for run in runs]):.1f}" if last.database == "PostgreSQL" else "–"
+        server = (
+            f"{median([1000 * run.server_cpu / run.updates for run in runs]):.1f}"
+            if last.database == "PostgreSQL"
+            else "–"
+        )
         rss = " / ".join(f"{max(run.peak_rss_mb[i] for run in runs):.0f}" for i in range(last.workers))
         lines.append(
             f"| {label(last)} | {median([run.per_second for run in runs]):.1f} "
@@ -485,10 +493,18 @@ def write_results(path: Path, block: str) -> None:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=None, help="people talking at once (default 24; --quick: 2)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds over all configurations; medians (default 2; --quick: 1)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds over all configurations; medians (default 2; --quick: 1)"
+    )
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
-    parser.add_argument("--database-url", default=DEFAULT_PG_URL, help="a PostgreSQL server (a fresh database is created per configuration)")
-    parser.add_argument("--output", type=Path, default=None, help="write the figures into this Markdown file (e.g. bench/RESULTS.md)")
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_PG_URL,
+        help="a PostgreSQL server (a fresh database is created per configuration)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=None, help="write the figures into this Markdown file (e.g. bench/RESULTS.md)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 people, 1 round")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
@@ -507,9 +523,12 @@ async def main() -> int:
         print("nothing to run: " + "; ".join(notes))
         return 1
     baseline = "sqlite1" if "sqlite1" in configs else configs[0]
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     where = machine()
-    print(f"{where}; {people} people x {len(SCRIPT_WITH_PHOTO)} updates; {rounds_wanted} round(s); {', '.join(configs)}", flush=True)
+    print(
+        f"{where}; {people} people x {len(SCRIPT_WITH_PHOTO)} updates; {rounds_wanted} round(s); {', '.join(configs)}",
+        flush=True,
+    )
     for note in notes:
         print(note, flush=True)
 
@@ -525,7 +544,11 @@ async def main() -> int:
                 results[name] = outcome
                 print(
                     f"round {number + 1} {name:<8} {outcome.per_second:7.1f} upd/s {outcome.cpu_ms:7.1f} ms CPU/upd "
-                    + (f"(PostgreSQL {1000 * outcome.server_cpu / max(outcome.updates, 1):.1f}, " if outcome.database == "PostgreSQL" else "(")
+                    + (
+                        f"(PostgreSQL {1000 * outcome.server_cpu / max(outcome.updates, 1):.1f}, "
+                        if outcome.database == "PostgreSQL"
+                        else "("
+                    )
                     + f"fake {1000 * outcome.fake_cpu / max(outcome.updates, 1):.1f}, "
                     f"driver {1000 * outcome.driver_cpu / max(outcome.updates, 1):.1f}; machine {100 * outcome.machine_busy:.0f}% busy) "
                     f"peak RSS {' / '.join(f'{mb:.0f}' for mb in outcome.peak_rss_mb)} MB; "
@@ -572,7 +595,18 @@ async def main() -> int:
         f"extra_replies={sum(o.extra_replies for o in everything)} ok={'yes' if ok else 'no'}"
     )
     if args.json:
-        print(json.dumps([{**{k: v for k, v in o.__dict__.items() if k != 'latencies'}, "updates_per_second": o.per_second, "cpu_ms_per_update": o.cpu_ms} for o in everything]))
+        print(
+            json.dumps(
+                [
+                    {
+                        **{k: v for k, v in o.__dict__.items() if k != "latencies"},
+                        "updates_per_second": o.per_second,
+                        "cpu_ms_per_update": o.cpu_ms,
+                    }
+                    for o in everything
+                ]
+            )
+        )
     if args.output:
         write_results(args.output, block)
         print(f"written to {args.output}")

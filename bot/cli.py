@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,7 +24,7 @@ def _settings() -> Settings:
         for error in exc.errors():
             name = ".".join(str(part) for part in error.get("loc", ())) or "settings"
             typer.echo(f"error: {name}: {error.get('msg')}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 async def _with_app(work, settings: Settings | None = None, clock=None):
@@ -42,8 +41,8 @@ def _run(coro) -> object:
 
 @cli.command()
 def init(
-    commune: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Commune YAML file"),
-    province: Optional[Path] = typer.Option(
+    commune: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Commune YAML file"),
+    province: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="Province YAML file: many communes at once"
     ),
     if_new: bool = typer.Option(
@@ -73,14 +72,16 @@ def init(
         province_spec = load_province_file(province) if province else None
     except CommuneFileError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
             if if_new:
-                wanted = [commune_spec.commune.code] if commune_spec is not None else [
-                    c.commune.code for c in province_spec.commune_specs()
-                ]
+                wanted = (
+                    [commune_spec.commune.code]
+                    if commune_spec is not None
+                    else [c.commune.code for c in province_spec.commune_specs()]
+                )
                 known = set(await session.scalars(select(OrgUnit.code).where(OrgUnit.code.in_(wanted))))
                 if known == set(wanted):
                     typer.echo(
@@ -99,7 +100,7 @@ def init(
             counts = [len(await branches_of(session, unit.id)) for unit in units]
         for line in changes:
             typer.echo(f"changed: {line}")
-        for unit, branches, count in zip(units, counts, campaigns):
+        for unit, branches, count in zip(units, counts, campaigns, strict=False):
             typer.echo(f"{unit.name}: {branches} branches, {count} campaign(s) ready.")
 
     _run(_with_app(work))
@@ -149,10 +150,10 @@ def run(
         _run(run_bot(settings, role=role, console_user=user))
     except ConfigError as exc:  # the message names the setting to fix; a traceback would not help
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
-def _clock_at(at: Optional[str], settings: Settings):
+def _clock_at(at: str | None, settings: Settings):
     """A clock stopped at `at` (ISO date-time; local time when no offset is given), or None."""
     if not at:
         return None
@@ -164,7 +165,7 @@ def _clock_at(at: Optional[str], settings: Settings):
         when = datetime.fromisoformat(at)
     except ValueError:
         typer.echo(f"error: --at {at!r} is not an ISO date-time such as 2026-11-23T08:00", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     return FakeClock(when if when.tzinfo else when.replace(tzinfo=settings.tz))
 
 
@@ -172,7 +173,7 @@ def _clock_at(at: Optional[str], settings: Settings):
 def remind(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list who would get what and when; write nothing"),
     days: int = typer.Option(35, min=1, max=400, help="How far ahead the dry run looks"),
-    at: Optional[str] = typer.Option(None, help="Plan as of this local time (ISO, e.g. 2026-11-23T08:00)"),
+    at: str | None = typer.Option(None, help="Plan as of this local time (ISO, e.g. 2026-11-23T08:00)"),
     limit: int = typer.Option(50, min=1, help="Recipients listed per round"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show each message as its reader gets it"),
 ) -> None:
@@ -207,7 +208,7 @@ def outbox(
 @cli.command()
 def retention(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be removed; change nothing"),
-    at: Optional[str] = typer.Option(None, help="As of this local time (ISO, e.g. 2027-12-11T08:00)"),
+    at: str | None = typer.Option(None, help="As of this local time (ISO, e.g. 2027-12-11T08:00)"),
 ) -> None:
     """Remove photos past PHOTO_RETENTION_MONTHS, orphan photo files and expired exports (the
     scheduler does this daily and hourly). Prints counts per commune and campaign, no names."""
@@ -228,10 +229,11 @@ def admin_grant(
     role: str = typer.Option(..., help="officer | leader | province | admin"),
     channel: str = typer.Option(..., help="telegram | zalo_bot | zalo_oa | console"),
     user_id: str = typer.Option(..., "--user-id", help="The person's id on that channel"),
-    scope: Optional[str] = typer.Option(
-        None, help="Commune code (officer), branch code (leader) or province code (province: reads every commune's reports)"
+    scope: str | None = typer.Option(
+        None,
+        help="Commune code (officer), branch code (leader) or province code (province: reads every commune's reports)",
     ),
-    name: Optional[str] = typer.Option(None, help="Full name, if the person has not registered yet"),
+    name: str | None = typer.Option(None, help="Full name, if the person has not registered yet"),
 ) -> None:
     """Give someone a role (bootstrap the first officer of a commune)."""
     from sqlalchemy import select
@@ -268,8 +270,11 @@ def admin_grant(
                 grant = await grant_role(session, person, Role(role), unit, granted_by=None, now=now)
             except ValueError as exc:
                 typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(2)
-            typer.echo(f"granted {grant.role} to {person.full_name} (person {person.id})" + (f" for {unit.name}" if unit else ""))
+                raise typer.Exit(2) from None
+            typer.echo(
+                f"granted {grant.role} to {person.full_name} (person {person.id})"
+                + (f" for {unit.name}" if unit else "")
+            )
 
     _run(_with_app(work))
 
@@ -288,7 +293,7 @@ def admin_revoke(
     role: str = typer.Option(..., help="officer | leader | admin"),
     channel: str = typer.Option(..., help="telegram | zalo_bot | zalo_oa | console"),
     user_id: str = typer.Option(..., "--user-id", help="The person's id on that channel"),
-    scope: Optional[str] = typer.Option(None, help="Only the grant for this commune or branch code"),
+    scope: str | None = typer.Option(None, help="Only the grant for this commune or branch code"),
 ) -> None:
     """Take a role away (the person keeps their own applications)."""
     from sqlalchemy import select
@@ -315,7 +320,10 @@ def admin_revoke(
                 query = query.where(RoleGrant.scope_unit_id == unit.id)
             grants = list(await session.scalars(query))
             if not grants:
-                typer.echo(f"error: {channel}:{user_id} holds no live {role} role" + (f" for {scope}" if scope else ""), err=True)
+                typer.echo(
+                    f"error: {channel}:{user_id} holds no live {role} role" + (f" for {scope}" if scope else ""),
+                    err=True,
+                )
                 raise typer.Exit(2)
             for grant in grants:
                 grant.revoked_at = app.clock.now()
@@ -350,7 +358,7 @@ def admin_invite(
                 )
             except (NotAllowed, ValueError) as exc:
                 typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(2)
+                raise typer.Exit(2) from None
             expires = created.invite.expires_at.astimezone(app.settings.tz)
             typer.echo(f"{created.code}  ({role} of {unit.name}, one use, expires {expires:%Y-%m-%d %H:%M})")
             typer.echo(f"In chat: ma {created.code}")
@@ -363,8 +371,8 @@ def export_cmd(
     kind: str = typer.Argument(..., help="submissions | stats | register"),
     format: str = typer.Option("xlsx", "--format", "-f", help="xlsx | csv"),
     commune: str = typer.Option(..., help="Commune code"),
-    year: Optional[int] = typer.Option(None, help="Campaign year (default: this year's campaign)"),
-    out: Optional[Path] = typer.Option(None, help="Output file (default: <kind>-<commune>-<year>.<format>)"),
+    year: int | None = typer.Option(None, help="Campaign year (default: this year's campaign)"),
+    out: Path | None = typer.Option(None, help="Output file (default: <kind>-<commune>-<year>.<format>)"),
     lang: str = typer.Option("vi", help="Language of headers and labels: vi | en"),
 ) -> None:
     """Export submissions, statistics or the multi-year register as XLSX or CSV."""
@@ -382,7 +390,11 @@ def export_cmd(
         typer.echo(f"error: --lang must be vi or en, not {lang!r}", err=True)
         raise typer.Exit(2)
     if out is not None and out.suffix.lower() != f".{format}":
-        typer.echo(f"error: --out {out} does not end in .{format} (the --format); use --format {out.suffix.lstrip('.') or '?'} or rename", err=True)
+        typer.echo(
+            f"error: --out {out} does not end in .{format} (the --format); "
+            f"use --format {out.suffix.lstrip('.') or '?'} or rename",
+            err=True,
+        )
         raise typer.Exit(2)
     settings = _settings()
     typer.echo(f"database: {_describe_database(settings.database_url)}")
@@ -411,7 +423,14 @@ def export_cmd(
             target = out or Path(export_filename(kind, unit, chosen, format))
             target.parent.mkdir(parents=True, exist_ok=True)
             rows = await write_export(
-                session, app.catalog, kind=kind, fmt=format, commune=unit, year=chosen, locale=lang, path=target,
+                session,
+                app.catalog,
+                kind=kind,
+                fmt=format,
+                commune=unit,
+                year=chosen,
+                locale=lang,
+                path=target,
                 now=app.clock.now(),
             )
         typer.echo(f"wrote {rows} rows to {target}")
@@ -444,7 +463,7 @@ def province_report_cmd(
     province: str = typer.Option(..., help="Province code"),
     year: int = typer.Option(..., help="Campaign year"),
     format: str = typer.Option("xlsx", "--format", "-f", help="xlsx | csv"),
-    out: Optional[Path] = typer.Option(None, help="Output file (default: province-<code>-<year>.<format>)"),
+    out: Path | None = typer.Option(None, help="Output file (default: province-<code>-<year>.<format>)"),
     lang: str = typer.Option("vi", help="Language of headers: vi | en"),
 ) -> None:
     """The yearly upward report of a province: one row per commune, then the province totals."""
@@ -507,7 +526,7 @@ def backup_command(out: Path = typer.Option(Path("backups"), help="Folder that r
         result = backup(settings.database_url, Path(settings.evidence_dir), out, SystemClock().now())
     except BackupError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     typer.echo(f"backup written to {result.folder} ({result.evidence_files} evidence files)")
 
 
@@ -521,7 +540,7 @@ def restore_command(folder: Path = typer.Argument(..., exists=True, file_okay=Fa
         count = restore(folder, settings.database_url, Path(settings.evidence_dir))
     except BackupError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     typer.echo(f"restored {folder} ({count} evidence files)")
 
 

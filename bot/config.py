@@ -50,9 +50,7 @@ class Settings(BaseSettings):
     Defaults run a self-contained bot: SQLite file, local evidence folder, terminal chat.
     """
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
     database_url: str = Field(default="sqlite+aiosqlite:///./hoctap.db", alias="DATABASE_URL")
     evidence_dir: Path = Field(default=Path("./evidence"), alias="EVIDENCE_DIR")
@@ -84,9 +82,7 @@ class Settings(BaseSettings):
     telegram_concurrent_updates: int = Field(default=8, ge=1, alias="TELEGRAM_CONCURRENT_UPDATES")
 
     zalo_bot_token: str | None = Field(default=None, alias="ZALO_BOT_TOKEN")
-    zalo_bot_api_base_url: str = Field(
-        default="https://bot-api.zaloplatforms.com", alias="ZALO_BOT_API_BASE_URL"
-    )
+    zalo_bot_api_base_url: str = Field(default="https://bot-api.zaloplatforms.com", alias="ZALO_BOT_API_BASE_URL")
     zalo_bot_webhook_secret: str | None = Field(default=None, alias="ZALO_BOT_WEBHOOK_SECRET")
     zalo_bot_webhook_path: str = Field(default="/zalo/bot/webhook", alias="ZALO_BOT_WEBHOOK_PATH")
     zalo_bot_poll_timeout: int = Field(default=30, ge=1, le=120, alias="ZALO_BOT_POLL_TIMEOUT")
@@ -99,9 +95,7 @@ class Settings(BaseSettings):
     zalo_oa_refresh_token: str | None = Field(default=None, alias="ZALO_OA_REFRESH_TOKEN")
     zalo_oa_access_token: str | None = Field(default=None, alias="ZALO_OA_ACCESS_TOKEN")
     zalo_oa_api_base_url: str = Field(default="https://openapi.zalo.me", alias="ZALO_OA_API_BASE_URL")
-    zalo_oa_oauth_base_url: str = Field(
-        default="https://oauth.zaloapp.com", alias="ZALO_OA_OAUTH_BASE_URL"
-    )
+    zalo_oa_oauth_base_url: str = Field(default="https://oauth.zaloapp.com", alias="ZALO_OA_OAUTH_BASE_URL")
     zalo_oa_webhook_path: str = Field(default="/zalo/oa/webhook", alias="ZALO_OA_WEBHOOK_PATH")
     # Consultation messages are free within 48 hours of the person's last interaction with the OA;
     # from 48 hours to 7 days they are billed and need a Zalo Cloud Account linked to the OA; after

@@ -8,15 +8,15 @@ there is no build step to forget.
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cache
 from io import BytesIO
 from pathlib import Path
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import Translations
 
 from bot.clock import VN_TZ
@@ -38,7 +38,7 @@ def locales_dir() -> Path:
     return bundled if bundled.is_dir() else package.parent / "locales"
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(locale: str) -> Translations:
     po_path = locales_dir() / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
     with po_path.open("rb") as handle:
@@ -82,7 +82,9 @@ class Translator:
     def datetime(self, value: datetime, format: str = "short") -> str:
         if self.locale == "vi":
             local = value.astimezone(VN_TZ)
-            return self(N_("date.time"), time=f"{local.hour:02d}:{local.minute:02d}", date=self.date(local.date(), "short"))
+            return self(
+                N_("date.time"), time=f"{local.hour:02d}:{local.minute:02d}", date=self.date(local.date(), "short")
+            )
         return format_datetime(value, format=format, tzinfo=VN_TZ, locale=self._babel_locale)
 
     def number(self, value: float | int, decimals: int = 0) -> str:
@@ -109,6 +111,6 @@ def all_aliases(key: str) -> set[str]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_translator(locale: str | None) -> Translator:
     return Translator(normalise_locale(locale))

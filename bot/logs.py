@@ -89,7 +89,7 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     return record
 
 
-def install_redaction(settings: "Settings | None" = None) -> None:
+def install_redaction(settings: Settings | None = None) -> None:
     """Quiet the HTTP client loggers and redact every log record from now on (idempotent);
     the secrets in `settings` are redacted as well."""
     global _installed
@@ -110,7 +110,7 @@ def install_redaction(settings: "Settings | None" = None) -> None:
         _installed = True
 
 
-def secrets_of(settings: "Settings") -> list[str]:
+def secrets_of(settings: Settings) -> list[str]:
     from sqlalchemy.engine import make_url
 
     values = [
@@ -132,7 +132,7 @@ def secrets_of(settings: "Settings") -> list[str]:
     return [v for v in values if isinstance(v, str)]
 
 
-def setup_logging(settings: "Settings | None" = None, level: int = logging.INFO) -> None:
+def setup_logging(settings: Settings | None = None, level: int = logging.INFO) -> None:
     """Logging for a long-running command: INFO to stderr, redacted."""
     logging.basicConfig(level=level, format=FORMAT)
     install_redaction(settings)

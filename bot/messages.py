@@ -6,11 +6,12 @@ Telegram, numbered options on Zalo and in the terminal). Flows only ever see the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 
 class Kind(StrEnum):
@@ -89,10 +90,10 @@ class Outgoing:
         }
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> "Outgoing":
+    def from_json(cls, raw: dict[str, Any]) -> Outgoing:
         return cls(
             text=raw["text"],
-            choices=[Choice(v, l) for v, l in raw.get("choices") or []],
+            choices=[Choice(value, label) for value, label in raw.get("choices") or []],
             prompt_seq=raw.get("prompt_seq"),
             photo=Path(raw["photo"]) if raw.get("photo") else None,
             document=Path(raw["document"]) if raw.get("document") else None,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from starlette.routing import BaseRoute
 
@@ -91,6 +92,7 @@ async def _serve(runtime: Runtime) -> None:
             previous[sig] = signal.signal(sig, lambda *_: None)
         except ValueError:  # not the main thread: uvicorn does not touch signals either
             pass
+
     async def announce() -> None:
         while not server.started:
             await asyncio.sleep(0.05)

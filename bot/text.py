@@ -25,10 +25,7 @@ def strip_controls(text: str) -> str:
     and lone surrogates cannot be encoded, so they are dropped where a message enters the bot."""
     if text.isprintable():
         return text
-    return "".join(
-        ch for ch in text
-        if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
+    return "".join(ch for ch in text if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs"))
 
 
 def shorten(text: str, limit: int) -> str:
@@ -36,7 +33,7 @@ def shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
-    if " " in cut[limit // 2:]:
+    if " " in cut[limit // 2 :]:
         cut = cut.rsplit(" ", 1)[0]
     return cut.rstrip() + "…"
 

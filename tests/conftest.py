@@ -132,8 +132,8 @@ async def suite_app(suite_db, tmp_path, clock):
 
 @pytest.fixture
 def engine(suite_app):
-    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
+    from bot.flows.registry import build_router
 
     return FlowEngine(suite_app, build_router())
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
+from bot.flows.registry import build_router
 from bot.ops.backup import BackupError, backup, restore
 from bot.storage.db import make_engine
 from bot.storage.models import Base
@@ -39,7 +39,8 @@ async def _snapshot(url: str) -> dict[str, list[tuple]]:
 def _files(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in folder.rglob("*") if p.is_file()
+        for p in folder.rglob("*")
+        if p.is_file()
     }
 
 
@@ -108,11 +109,17 @@ def test_a_damaged_backup_is_refused_before_anything_changes(tmp_path, clock):
 
 @pytest.mark.slow
 def test_backup_and_restore_from_the_command_line(tmp_path):
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "EVIDENCE_DIR": str(tmp_path / "ev")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "EVIDENCE_DIR": str(tmp_path / "ev"),
+    }
     root = Path(__file__).resolve().parent.parent
 
     def hoctap(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
 
     assert hoctap("init", "--commune", str(root / "examples" / "commune.yaml")).returncode == 0
     done = hoctap("backup", "--out", str(tmp_path / "bk"))
@@ -190,10 +197,17 @@ def test_the_database_password_goes_in_the_environment_not_on_the_command_line(t
     restore(result.folder, url, tmp_path / "evidence")
     dump, restored = [json.loads(line) for line in calls.read_text().splitlines()]
     assert dump["argv"][1:] == [
-        "--format=custom", "--no-owner", "--file", str(result.folder / "database.pgdump"),
+        "--format=custom",
+        "--no-owner",
+        "--file",
+        str(result.folder / "database.pgdump"),
         "postgresql://hoctap@db.example:5432/hoctap",
     ]
-    assert restored["argv"][-3:] == ["--dbname", "postgresql://hoctap@db.example:5432/hoctap", str(result.folder / "database.pgdump")]
+    assert restored["argv"][-3:] == [
+        "--dbname",
+        "postgresql://hoctap@db.example:5432/hoctap",
+        str(result.folder / "database.pgdump"),
+    ]
     for call in (dump, restored):
         assert not any("S3cret" in arg for arg in call["argv"])
         assert call["PGPASSWORD"] == "S3cret/Passw0rd"

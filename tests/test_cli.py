@@ -14,7 +14,9 @@ from tests.conftest import EXAMPLE_COMMUNE, TEST_TOKEN_KEY
 pytestmark = pytest.mark.slow
 
 
-def hoctap(tmp_path, *args: str, input: str | None = None, timeout: float = 120, **extra_env: str) -> subprocess.CompletedProcess:
+def hoctap(
+    tmp_path, *args: str, input: str | None = None, timeout: float = 120, **extra_env: str
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
@@ -22,8 +24,13 @@ def hoctap(tmp_path, *args: str, input: str | None = None, timeout: float = 120,
         **extra_env,
     }
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, input=input,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -32,18 +39,41 @@ def test_init_grant_and_roles(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Xã Ea Tul: 5 branches, 2 campaign(s) ready." in done.stdout
 
-    refused = hoctap(tmp_path, "admin", "grant", "--role", "officer", "--channel", "telegram", "--user-id", "42", "--scope", "ea-tul")
+    refused = hoctap(
+        tmp_path, "admin", "grant", "--role", "officer", "--channel", "telegram", "--user-id", "42", "--scope", "ea-tul"
+    )
     assert refused.returncode == 2 and "pass --name" in refused.stderr
 
     granted = hoctap(
-        tmp_path, "admin", "grant", "--role", "officer", "--channel", "telegram", "--user-id", "42",
-        "--scope", "ea-tul", "--name", "Trần Văn Cán",
+        tmp_path,
+        "admin",
+        "grant",
+        "--role",
+        "officer",
+        "--channel",
+        "telegram",
+        "--user-id",
+        "42",
+        "--scope",
+        "ea-tul",
+        "--name",
+        "Trần Văn Cán",
     )
     assert granted.returncode == 0, granted.stderr
     assert "granted officer to Trần Văn Cán" in granted.stdout
 
     wrong_scope = hoctap(
-        tmp_path, "admin", "grant", "--role", "leader", "--channel", "telegram", "--user-id", "42", "--scope", "ea-tul",
+        tmp_path,
+        "admin",
+        "grant",
+        "--role",
+        "leader",
+        "--channel",
+        "telegram",
+        "--user-id",
+        "42",
+        "--scope",
+        "ea-tul",
     )
     assert wrong_scope.returncode == 2 and "leader needs a branch" in wrong_scope.stderr
 
@@ -72,7 +102,9 @@ def test_run_refuses_a_public_address_with_the_placeholder_signing_secret(tmp_pa
     """Evidence links are signed with SIGNING_SECRET: a guessable one on a public address would let
     anyone fetch residents' photos, so the bot will not start and says what to set."""
     for secret in ("change-me-in-production", "CHANGE-ME", "short"):
-        done = hoctap(tmp_path, "run", "--role", "web", PUBLIC_BASE_URL="https://hoctap.example.vn", SIGNING_SECRET=secret)
+        done = hoctap(
+            tmp_path, "run", "--role", "web", PUBLIC_BASE_URL="https://hoctap.example.vn", SIGNING_SECRET=secret
+        )
         assert done.returncode == 2, (secret, done.stderr)
         assert "SIGNING_SECRET" in done.stderr and "Traceback" not in done.stderr
 
@@ -83,19 +115,29 @@ def test_run_refuses_the_placeholder_secret_whenever_webhooks_or_files_are_serve
     all that still serves a webhook and /files."""
     for url in ("http://127.0.0.1:8110", " https://hoctap.example.vn "):
         done = hoctap(
-            tmp_path, "run", "--role", "web", timeout=60, PUBLIC_BASE_URL=url, ZALO_BOT_TOKEN="1459232241:not-a-real-token",
+            tmp_path,
+            "run",
+            "--role",
+            "web",
+            timeout=60,
+            PUBLIC_BASE_URL=url,
+            ZALO_BOT_TOKEN="1459232241:not-a-real-token",
         )
         assert done.returncode == 2, (url, done.stderr)
         assert "SIGNING_SECRET" in done.stderr and "Traceback" not in done.stderr
     oa = dict(
-        ZALO_OA_APP_ID="4321", ZALO_OA_SECRET_KEY="oa-secret", ZALO_OA_ACCESS_TOKEN="AT-1",
+        ZALO_OA_APP_ID="4321",
+        ZALO_OA_SECRET_KEY="oa-secret",
+        ZALO_OA_ACCESS_TOKEN="AT-1",
         TOKEN_ENCRYPTION_KEY=TEST_TOKEN_KEY,
     )
     done = hoctap(tmp_path, "run", "--role", "web", timeout=60, PUBLIC_BASE_URL="  ", **oa)
     assert done.returncode == 2, done.stderr
     assert "SIGNING_SECRET" in done.stderr and "web app" in done.stderr and "Traceback" not in done.stderr
     # Something that is not an address at all is named, not half-used.
-    done = hoctap(tmp_path, "run", "--role", "web", timeout=60, PUBLIC_BASE_URL="hoctap.example.vn", SIGNING_SECRET="x" * 32)
+    done = hoctap(
+        tmp_path, "run", "--role", "web", timeout=60, PUBLIC_BASE_URL="hoctap.example.vn", SIGNING_SECRET="x" * 32
+    )
     assert done.returncode == 2 and "PUBLIC_BASE_URL" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -104,8 +146,13 @@ def test_run_names_a_bad_role_and_a_bad_channel_setting(tmp_path):
     assert done.returncode == 2 and "--role" in done.stderr
     # A public webhook address without TELEGRAM_WEBHOOK_SECRET: refused with the setting named.
     done = hoctap(
-        tmp_path, "run", "--role", "web", PUBLIC_BASE_URL="https://hoctap.example.vn",
-        SIGNING_SECRET="x" * 32, TELEGRAM_BOT_TOKEN="123:TEST",
+        tmp_path,
+        "run",
+        "--role",
+        "web",
+        PUBLIC_BASE_URL="https://hoctap.example.vn",
+        SIGNING_SECRET="x" * 32,
+        TELEGRAM_BOT_TOKEN="123:TEST",
     )
     assert done.returncode == 2, done.stderr
     assert "TELEGRAM_WEBHOOK_SECRET" in done.stderr and "Traceback" not in done.stderr
@@ -115,7 +162,9 @@ def test_init_says_what_it_changes_and_if_new_keeps_a_changed_calendar(tmp_path)
     assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
     changed = tmp_path / "changed.yaml"
     changed.write_text(
-        EXAMPLE_COMMUNE.read_text(encoding="utf-8").replace("self_declaration: 2026-11-30", "self_declaration: 2026-12-02"),
+        EXAMPLE_COMMUNE.read_text(encoding="utf-8").replace(
+            "self_declaration: 2026-11-30", "self_declaration: 2026-12-02"
+        ),
         encoding="utf-8",
     )
     # As ./dev.sh run does at every start: the commune exists, so nothing is re-applied.
@@ -129,14 +178,36 @@ def test_init_says_what_it_changes_and_if_new_keeps_a_changed_calendar(tmp_path)
 def test_admin_channel_check_revoke_and_export_refusals(tmp_path):
     assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
     viber = hoctap(
-        tmp_path, "admin", "grant", "--role", "leader", "--channel", "viber", "--user-id", "x1",
-        "--scope", "buon-ken", "--name", "Thử",
+        tmp_path,
+        "admin",
+        "grant",
+        "--role",
+        "leader",
+        "--channel",
+        "viber",
+        "--user-id",
+        "x1",
+        "--scope",
+        "buon-ken",
+        "--name",
+        "Thử",
     )
     assert viber.returncode == 2 and "unknown channel 'viber'" in viber.stderr
     assert "Thử" not in hoctap(tmp_path, "admin", "roles").stdout
     granted = hoctap(
-        tmp_path, "admin", "grant", "--role", "leader", "--channel", "telegram", "--user-id", "7",
-        "--scope", "buon-ken", "--name", "Ama Hồng",
+        tmp_path,
+        "admin",
+        "grant",
+        "--role",
+        "leader",
+        "--channel",
+        "telegram",
+        "--user-id",
+        "7",
+        "--scope",
+        "buon-ken",
+        "--name",
+        "Ama Hồng",
     )
     assert granted.returncode == 0, granted.stderr
     revoked = hoctap(tmp_path, "admin", "revoke", "--role", "leader", "--channel", "telegram", "--user-id", "7")
@@ -160,6 +231,7 @@ def test_admin_channel_check_revoke_and_export_refusals(tmp_path):
     assert lost.returncode == 2 and f"no database at {elsewhere / 'cli.db'}" in lost.stderr
     assert not (elsewhere / "cli.db").exists()
 
+
 def test_init_a_whole_province_then_its_reader_and_the_upward_report(tmp_path):
     province_file = EXAMPLE_COMMUNE.with_name("province.yaml")
     done = hoctap(tmp_path, "init", "--province", str(province_file))
@@ -172,8 +244,19 @@ def test_init_a_whole_province_then_its_reader_and_the_upward_report(tmp_path):
     both = hoctap(tmp_path, "init", "--province", str(province_file), "--commune", str(EXAMPLE_COMMUNE))
     assert both.returncode == 2 and "--commune FILE or --province FILE" in both.stderr
     granted = hoctap(
-        tmp_path, "admin", "grant", "--role", "province", "--channel", "telegram", "--user-id", "7",
-        "--scope", "dak-lak", "--name", "Phạm Thị Tỉnh",
+        tmp_path,
+        "admin",
+        "grant",
+        "--role",
+        "province",
+        "--channel",
+        "telegram",
+        "--user-id",
+        "7",
+        "--scope",
+        "dak-lak",
+        "--name",
+        "Phạm Thị Tỉnh",
     )
     assert granted.returncode == 0, granted.stderr
     report = hoctap(tmp_path, "province-report", "--province", "dak-lak", "--year", "2026", "--format", "csv")

@@ -15,7 +15,9 @@ from tests.conftest import EXAMPLE_COMMUNE
 async def test_example_commune_is_created_with_branches_campaigns_and_targets(app):
     async with app.sessions() as session:
         commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
-        branches = list(await session.scalars(select(OrgUnit).where(OrgUnit.parent_id == commune.id).order_by(OrgUnit.position)))
+        branches = list(
+            await session.scalars(select(OrgUnit).where(OrgUnit.parent_id == commune.id).order_by(OrgUnit.position))
+        )
         assert commune.kind == "commune" and commune.households_total == 2310
         assert [b.name for b in branches][:2] == ["Buôn Ken", "Thôn Hà Lương"]
         assert sum(b.households_total for b in branches) == commune.households_total
@@ -27,15 +29,20 @@ async def test_example_commune_is_created_with_branches_campaigns_and_targets(ap
         campaign = await campaign_for(session, commune.id, date(2026, 11, 25))
         assert campaign.year == 2026 and campaign.targets == {"gd": 70, "cd": 40}
         assert campaign.reminder_offsets == [30, 7, 1]
-        kinds = {d.kind: d.due_on for d in await session.scalars(select(CampaignDeadline).where(CampaignDeadline.campaign_id == campaign.id))}
+        kinds = {
+            d.kind: d.due_on
+            for d in await session.scalars(select(CampaignDeadline).where(CampaignDeadline.campaign_id == campaign.id))
+        }
         assert kinds["self_declaration"] == date(2026, 11, 30)
         assert (await campaign_for(session, commune.id, date(2027, 2, 1))).year == 2027
         assert (await campaign_for(session, commune.id, date(2030, 2, 1))).year == 2027
 
 
 async def test_running_init_again_updates_in_place(app):
-    text = EXAMPLE_COMMUNE.read_text(encoding="utf-8").replace("Thôn Hà Lương", "Thôn Hà Lương Mới").replace(
-        "self_declaration: 2026-11-30", "self_declaration: 2026-12-01"
+    text = (
+        EXAMPLE_COMMUNE.read_text(encoding="utf-8")
+        .replace("Thôn Hà Lương", "Thôn Hà Lương Mới")
+        .replace("self_declaration: 2026-11-30", "self_declaration: 2026-12-01")
     )
     async with app.sessions.begin() as session:
         await apply_commune(session, parse_commune(text, "edited"), app.clock.now())
@@ -45,7 +52,11 @@ async def test_running_init_again_updates_in_place(app):
         assert await session.scalar(select(func.count()).select_from(Campaign)) == 2
         branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "thon-ha-luong"))
         assert branch.name == "Thôn Hà Lương Mới"
-        due = await session.scalar(select(CampaignDeadline.due_on).where(CampaignDeadline.kind == "self_declaration").order_by(CampaignDeadline.due_on))
+        due = await session.scalar(
+            select(CampaignDeadline.due_on)
+            .where(CampaignDeadline.kind == "self_declaration")
+            .order_by(CampaignDeadline.due_on)
+        )
         assert due == date(2026, 12, 1)
 
 
@@ -55,11 +66,12 @@ async def test_the_communes_association_is_kept_for_the_consent_text(app):
     async with app.sessions() as session:
         commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
         assert (commune.association_name, commune.association_contact) == (
-            "Hội Khuyến học xã Ea Tul", "Văn phòng UBND xã Ea Tul",
+            "Hội Khuyến học xã Ea Tul",
+            "Văn phòng UBND xã Ea Tul",
         )
     text = EXAMPLE_COMMUNE.read_text(encoding="utf-8")
     start = text.index("association:")
-    without = text[:start] + text[text.index("branches:"):]
+    without = text[:start] + text[text.index("branches:") :]
     async with app.sessions.begin() as session:
         await apply_commune(session, parse_commune(without, "edited"), app.clock.now())
     async with app.sessions() as session:
@@ -76,8 +88,11 @@ async def test_the_communes_association_is_kept_for_the_consent_text(app):
         (("code: thon-tan-lap", "code: buon-ken"), "codes must be unique"),
         (("reminder_offsets: [30, 7, 1]", "reminder_offsets: [-1]"), "reminder offsets"),
         (("name: Hội Khuyến học xã Ea Tul", "nam: Hội Khuyến học xã Ea Tul"), "association.name"),
-        (("official_code: \"99001\"", "official_code: \"9901\""), "commune.official_code"),
-        (("commune:\n", "district: {code: cu-mgar, name: Huyện Cư M'gar}\ncommune:\n"), "districts were abolished on 1 July 2025"),
+        (('official_code: "99001"', 'official_code: "9901"'), "commune.official_code"),
+        (
+            ("commune:\n", "district: {code: cu-mgar, name: Huyện Cư M'gar}\ncommune:\n"),
+            "districts were abolished on 1 July 2025",
+        ),
     ],
 )
 def test_bad_commune_files_are_explained(tmp_path, edit, message):

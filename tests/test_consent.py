@@ -30,7 +30,7 @@ def notice_in(text: str, locale: str = "vi") -> str:
     """The consent text inside the question as shown (the catalog's frame taken off)."""
     before, after = Translator(locale)("consent.ask", notice="\0").split("\0")
     assert text.startswith(before) and text.endswith(after), text
-    return text[len(before):len(text) - len(after)]
+    return text[len(before) : len(text) - len(after)]
 
 
 def sha256(text: str) -> str:
@@ -68,18 +68,20 @@ PINNED = {
     },
 }
 VERSIONED_KEYS = (
-    "consent.notice", "reg.guardian_ask", "reg.guardian_ask_older", "reg.proxy.guardian_ask",
+    "consent.notice",
+    "reg.guardian_ask",
+    "reg.guardian_ask_older",
+    "reg.proxy.guardian_ask",
     "reg.proxy.guardian_ask_older",
 )
 
 
 def test_consent_texts_are_the_ones_their_version_names():
-    current = {
-        locale: {key: sha256(Translator(locale)(key)) for key in VERSIONED_KEYS} for locale in LOCALES
-    }
+    current = {locale: {key: sha256(Translator(locale)(key)) for key in VERSIONED_KEYS} for locale in LOCALES}
     assert CONSENT_VERSION in PINNED, "a new consent version needs its fingerprints pinned here"
     assert current == PINNED[CONSENT_VERSION], (
-        "a consent text changed: give it a new CONSENT_VERSION and pin these fingerprints", current,
+        "a consent text changed: give it a new CONSENT_VERSION and pin these fingerprints",
+        current,
     )
 
 
@@ -157,8 +159,8 @@ async def test_the_controller_named_follows_the_commune(suite_db, tmp_path, cloc
     """One commune: its association. Several, and the person's commune not known yet: the
     installation's operator (PRIVACY_CONTROLLER), or "the association of your commune". A known
     commune whose file names no association: "Hội Khuyến học" and the commune's name."""
-    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
+    from bot.flows.registry import build_router
 
     second = parse_commune(
         "commune: {code: ea-kpam, name: Xã Ea Kpam}\nbranches:\n  - {code: thon-1, name: Thôn 1}\n"
@@ -197,10 +199,16 @@ async def test_withdrawing_stops_processing_until_the_person_agrees_again(engine
     # The same person also writes on Zalo (an admin linked the accounts), in the middle of a question.
     async with suite_app.sessions.begin() as session:
         hoa_id = await session.scalar(select(Person.id))
-        session.add(ChannelAccount(
-            channel="zalo_bot", external_id="hoa-zalo", chat_id="hoa-zalo", person_id=hoa_id,
-            consent_at=START, created_at=START,
-        ))
+        session.add(
+            ChannelAccount(
+                channel="zalo_bot",
+                external_id="hoa-zalo",
+                chat_id="hoa-zalo",
+                person_id=hoa_id,
+                consent_at=START,
+                created_at=START,
+            )
+        )
     hoa_zalo = person("hoa-zalo", "zalo_bot")
     turn = await hoa_zalo.says("/trangthai")
     assert "CD-2026-000001" in turn
@@ -311,7 +319,9 @@ async def test_deleting_ones_data_is_recorded_as_a_withdrawal(person, suite_app)
     await fresh.taps("Rút lại đồng ý")
     *_, withdrawal = await rows(suite_app)
     assert (withdrawal.kind, withdrawal.person_id, withdrawal.account_id) == (
-        "withdrawn", None, (await account_of(suite_app, "fresh")).id,
+        "withdrawn",
+        None,
+        (await account_of(suite_app, "fresh")).id,
     )
     turn = await fresh.says("/dulieu")
     assert turn.text.startswith("Bot chưa lưu thông tin cá nhân nào của bạn.\nĐồng ý lúc")
@@ -328,7 +338,7 @@ async def test_a_leader_confirms_consent_for_someone_without_a_phone(engine, sui
         "Đăng ký hộ người không có điện thoại. Bạn đọc cho người đó nghe nội dung dưới đây, nói rõ đây là trợ lý "
         "tự động (chatbot) ghi hồ sơ, rồi hỏi họ có đồng ý không:\n• Bên kiểm soát dữ liệu: " + CONTROLLER
     )
-    shown = text[len(frame_before):len(text) - len(frame_after)]
+    shown = text[len(frame_before) : len(text) - len(frame_after)]
     assert turn.choices == ["Đã đồng ý", "Chưa hỏi"]
     suite_app.clock.advance(timedelta(minutes=5))
     await lan.taps("Đã đồng ý")
@@ -343,7 +353,9 @@ async def test_a_leader_confirms_consent_for_someone_without_a_phone(engine, sui
     proxy = (await rows(suite_app))[-1]
     assert (proxy.kind, proxy.method, proxy.person_id, proxy.account_id) == ("given", "proxy", ybih.id, None)
     assert (proxy.recorded_by_person_id, proxy.text_sha256, proxy.at) == (
-        leader.id, sha256(shown), START + timedelta(minutes=5),
+        leader.id,
+        sha256(shown),
+        START + timedelta(minutes=5),
     )
     assert ybih.consent_at is not None
     async with suite_app.sessions() as session:

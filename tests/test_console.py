@@ -12,7 +12,20 @@ async def test_terminal_chat_registers_and_attaches_a_photo(engine, tmp_path, su
     photo = tmp_path / "tu sach.jpg"
     photo.write_bytes(jpeg((20, 30, 40)))
     lines = iter(
-        ["chào", "1", "1", "Nguyễn Thị Hoa", "1975", "2", "1", "1", "1", f"/anh {photo}", "/anh /no/such/file.jpg", "xong"]
+        [
+            "chào",
+            "1",
+            "1",
+            "Nguyễn Thị Hoa",
+            "1975",
+            "2",
+            "1",
+            "1",
+            "1",
+            f"/anh {photo}",
+            "/anh /no/such/file.jpg",
+            "xong",
+        ]
     )
 
     def read_line(prompt: str) -> str:
@@ -57,8 +70,13 @@ async def test_notices_for_the_terminal_user_are_shown_in_the_terminal(engine, s
     async with app.sessions.begin() as session:
         account = await get_or_create_account(session, "console", "hoa", "hoa", app.clock.now())
         await enqueue(
-            session, key="n1", account_id=account.id, kind="notice", notice=Notice("status.none"),
-            not_before=app.clock.now(), now=app.clock.now(),
+            session,
+            key="n1",
+            account_id=account.id,
+            kind="notice",
+            notice=Notice("status.none"),
+            not_before=app.clock.now(),
+            now=app.clock.now(),
         )
     registry = SenderRegistry()
     registry.register(console.sender())

@@ -72,9 +72,7 @@ def test_family_set_carries_the_source_texts_of_qd448():
         "Người lớn từ 19 đến 60 tuổi (trừ những người không có khả năng học tập) đều đạt chuẩn biết chữ "
         "từ bậc 1 trở lên (tương đương lớp 3)"
     )
-    assert GD.item("2.2").text.vi.startswith(
-        "Hằng năm, người lớn trong gia đình đều tham gia học ít nhất 01 nội dung"
-    )
+    assert GD.item("2.2").text.vi.startswith("Hằng năm, người lớn trong gia đình đều tham gia học ít nhất 01 nội dung")
     assert GD.criteria[3].text.vi == "Tác động, hiệu quả học tập của các thành viên trong gia đình"
 
 
@@ -133,8 +131,16 @@ recognition:
         (MINIMAL % "        points: {partial: 5, not_yet: 0}", "criteria.0.items.0", "at least 'achieved'"),
         (MINIMAL.replace("total_min: 5", "total_min: 50") % "", None, "exceeds the total of max_points"),
         (MINIMAL.replace("total_min: 5", "total_min: 5\n  mandatory_items: [zz]") % "", None, "unknown item 'zz'"),
-        (MINIMAL % "      - id: a1\n        text: {vi: x, en: y}\n        max_points: 1", None, "duplicate item id 'a1'"),
-        (MINIMAL.replace("title_name: {vi: Thử, en: Test}", "title_name: {vi: Thử}") % "", "title_name.en", "Field required"),
+        (
+            MINIMAL % "      - id: a1\n        text: {vi: x, en: y}\n        max_points: 1",
+            None,
+            "duplicate item id 'a1'",
+        ),
+        (
+            MINIMAL.replace("title_name: {vi: Thử, en: Test}", "title_name: {vi: Thử}") % "",
+            "title_name.en",
+            "Field required",
+        ),
         (MINIMAL.replace("version: 1", "version: 1\ncolour: red") % "", "colour", "Extra inputs"),
     ],
 )
@@ -193,7 +199,7 @@ def test_high_total_with_one_indicator_below_floor_is_not_recognised():
 
 def test_an_indicator_at_4_blocks_recognition_and_5_does_not():
     text = CATALOG_FILE.read_text(encoding="utf-8").replace(
-        'points: {achieved: 10, partial: 5, not_yet: 0}', 'points: {achieved: 10, partial: 4, not_yet: 0}', 1
+        "points: {achieved: 10, partial: 5, not_yet: 0}", "points: {achieved: 10, partial: 4, not_yet: 0}", 1
     )
     four = parse_criteria(text, "four.yaml")
     answers = _answers(["partial"] + ["achieved"] * 9)
@@ -227,9 +233,7 @@ def test_level_not_offered_is_refused():
 
 
 def test_mandatory_items_must_be_achieved():
-    custom = parse_criteria(
-        MINIMAL.replace("total_min: 5", "total_min: 0\n  mandatory_items: [a1]") % "", "inline"
-    )
+    custom = parse_criteria(MINIMAL.replace("total_min: 5", "total_min: 0\n  mandatory_items: [a1]") % "", "inline")
     assert score(custom, {"a1": "partial"}).mandatory_missing == ["a1"]
     assert score(custom, {"a1": "achieved"}).recognisable
 
@@ -242,14 +246,22 @@ def _variant(set_id: str, **fields: str) -> str:
 
 
 def test_target_groups_each_have_their_form_and_the_general_form_steps_aside(tmp_path: Path):
-    (tmp_path / "farmers.yaml").write_text(_variant(
-        "cd-nong-dan", target_group="nong-dan",
-        target_group_name="{vi: Nông dân và lao động nông thôn, en: Farmers and rural workers}",
-    ), encoding="utf-8")
-    (tmp_path / "officials.yaml").write_text(_variant(
-        "cd-can-bo", target_group="can-bo",
-        target_group_name="{vi: \"Cán bộ, công chức, viên chức\", en: Officials}",
-    ), encoding="utf-8")
+    (tmp_path / "farmers.yaml").write_text(
+        _variant(
+            "cd-nong-dan",
+            target_group="nong-dan",
+            target_group_name="{vi: Nông dân và lao động nông thôn, en: Farmers and rural workers}",
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "officials.yaml").write_text(
+        _variant(
+            "cd-can-bo",
+            target_group="can-bo",
+            target_group_name='{vi: "Cán bộ, công chức, viên chức", en: Officials}',
+        ),
+        encoding="utf-8",
+    )
     catalog = load_catalog([tmp_path])
     assert [s.id for s in catalog.target_groups("cd", 2026)] == ["cd-can-bo", "cd-nong-dan"]
     assert catalog.for_title("cd", 2026, target_group="nong-dan").id == "cd-nong-dan"

@@ -58,7 +58,7 @@ async def _every_value(app) -> list[tuple[str, str, str]]:
             result = await conn.execute(text(f'SELECT * FROM "{table}"'))
             columns = list(result.keys())
             for row in result:
-                for column, value in zip(columns, row):
+                for column, value in zip(columns, row, strict=False):
                     if value is None:
                         continue
                     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import configparser
 import os
 import sqlite3
@@ -12,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +105,9 @@ def test_env_example_values_parse(tmp_path):
     assert shipped.database_url.startswith("postgresql+asyncpg://")
     everything = tmp_path / "all.env"
     everything.write_text(
-        "\n".join(line[2:] if line.startswith("# ") and "=" in line.split(" ")[1] else line for line in text.splitlines()),
+        "\n".join(
+            line[2:] if line.startswith("# ") and "=" in line.split(" ")[1] else line for line in text.splitlines()
+        ),
         encoding="utf-8",
     )
     full = Settings(_env_file=everything)
@@ -141,14 +142,35 @@ def test_nginx_accepts_the_site(tmp_path):
     if not Path(nginx).exists() or openssl is None:
         pytest.skip("nginx or openssl not installed")
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k.pem"),
-         "-out", str(tmp_path / "c.pem"), "-days", "1", "-subj", "/CN=hoctap.example.vn"],
-        check=True, capture_output=True, timeout=60,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "k.pem"),
+            "-out",
+            str(tmp_path / "c.pem"),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hoctap.example.vn",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     site = (DEPLOY / "nginx" / "hoctap.conf").read_text(encoding="utf-8")
     site = site.replace("/etc/letsencrypt/live/hoctap.example.vn/fullchain.pem", str(tmp_path / "c.pem"))
     site = site.replace("/etc/letsencrypt/live/hoctap.example.vn/privkey.pem", str(tmp_path / "k.pem"))
     (tmp_path / "site.conf").write_text(site, encoding="utf-8")
     (tmp_path / "nginx.conf").write_text(f"events {{}}\nhttp {{ include {tmp_path / 'site.conf'}; }}\n")
-    done = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr

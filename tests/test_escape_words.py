@@ -105,7 +105,13 @@ async def test_option_numbers_are_stable_across_items(person, suite_app):
     for _ in range(3):  # items 1.1–1.3 offer "not applicable"
         await ba.says("6")
     turn = ba.last
-    assert turn.text.startswith("Mục 2.1") and turn.choices == ["Đạt", "Đạt một phần", "Chưa đạt", "Bỏ qua", "Dừng, làm sau"]
+    assert turn.text.startswith("Mục 2.1") and turn.choices == [
+        "Đạt",
+        "Đạt một phần",
+        "Chưa đạt",
+        "Bỏ qua",
+        "Dừng, làm sau",
+    ]
     turn = await ba.says("4")  # skip, as on every item
     assert turn.text.startswith("Mục 2.2")
     turn = await ba.says("5")  # stop, as on every item

@@ -12,7 +12,17 @@ from PIL import ExifTags, Image, ImageCms
 from PIL.PngImagePlugin import PngInfo
 
 from bot.storage.evidence import MAX_SIDE, CanvasTooLarge, EvidenceStore, NotAnImage, PhotoTooLarge
-from tests.support.images import OWNER, PHONE_MAKE, PHONE_MODEL, jpeg, lossless_webp, marked, phone_exif, phone_jpeg, png
+from tests.support.images import (
+    OWNER,
+    PHONE_MAKE,
+    PHONE_MODEL,
+    jpeg,
+    lossless_webp,
+    marked,
+    phone_exif,
+    phone_jpeg,
+    png,
+)
 
 MB = 1024 * 1024
 
@@ -167,7 +177,7 @@ async def test_the_event_loop_keeps_running_while_a_large_photo_is_cleaned(tmp_p
     await ticker
     assert (photo.width, photo.height) == (2560, 2560)
     during = [t for t in ticks if started <= t <= started + took]
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     # Run on the event loop, the cleaning would hold it for all of `took` (one gap that long, no
     # tick during it). In a thread, the ticker keeps going; the bound is loose for a busy machine.
     assert len(during) >= 2, (took, ticks)

@@ -81,16 +81,31 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
         submission = await session.scalar(select(Submission))
         answers = {a.item_id: a for a in await session.scalars(select(Answer))}
         evidence = list(await session.scalars(select(Evidence).order_by(Evidence.id)))
-        events = [(e.from_state, e.to_state) for e in await session.scalars(select(SubmissionEvent).order_by(SubmissionEvent.id))]
+        events = [
+            (e.from_state, e.to_state)
+            for e in await session.scalars(select(SubmissionEvent).order_by(SubmissionEvent.id))
+        ]
     assert (submission.state, submission.score, submission.recognisable) == ("submitted", 90, True)
     assert submission.submitted_at == suite_app.clock.now()
     assert {k: a.points for k, a in answers.items()} == {
-        "1": 10, "2": 10, "3": 5, "4": 10, "5": 10, "6": 10, "7": 10, "8": 10, "9": 10, "10": 5,
+        "1": 10,
+        "2": 10,
+        "3": 5,
+        "4": 10,
+        "5": 10,
+        "6": 10,
+        "7": 10,
+        "8": 10,
+        "9": 10,
+        "10": 5,
     }
     assert answers["8"].note == "Tôi luôn kiểm tra tin trên báo Nhân Dân trước khi chia sẻ"
     # Every photo is re-encoded; a PNG without transparency becomes a JPEG like the others.
     assert [(e.item_id, e.mime) for e in evidence] == [
-        ("1", "image/jpeg"), ("1", "image/jpeg"), ("3", "image/jpeg"), ("9", "image/jpeg"),
+        ("1", "image/jpeg"),
+        ("1", "image/jpeg"),
+        ("3", "image/jpeg"),
+        ("9", "image/jpeg"),
     ]
     for row in evidence:
         assert (Path(suite_app.settings.evidence_dir) / row.path).is_file()

@@ -209,7 +209,9 @@ async def test_children_under_16_need_a_parent_or_guardian_and_from_7_their_own_
     )
     assert turn.choices == ["Xác nhận", "Không ghi cháu"]
     turn = await hoa.says("để sau")
-    assert turn.text.startswith('Bạn bấm "Xác nhận" hoặc "Không ghi cháu" (hoặc trả lời 1, 2) nhé.\n\nCháu Nguyễn Văn An')
+    assert turn.text.startswith(
+        'Bạn bấm "Xác nhận" hoặc "Không ghi cháu" (hoặc trả lời 1, 2) nhé.\n\nCháu Nguyễn Văn An'
+    )
     turn = await hoa.taps("Xác nhận")
     assert turn.text.startswith("Đã thêm Nguyễn Văn An.")
     # Younger than 7: the parent's or guardian's confirmation alone.
@@ -239,7 +241,10 @@ async def test_children_under_16_need_a_parent_or_guardian_and_from_7_their_own_
     turn = await hoa.taps("Vợ/chồng")
     assert turn.text.startswith("Đã thêm Nguyễn Văn Chồng.")
     turn = await hoa.taps("Đã đủ")
-    assert "Thành viên khác (3):\n1. Nguyễn Văn An, 2015 — Con\n2. Nguyễn Thị Bé, 2022 — Con\n3. Nguyễn Văn Chồng, 1983 — Vợ/chồng" in turn
+    assert (
+        "Thành viên khác (3):\n1. Nguyễn Văn An, 2015 — Con\n2. Nguyễn Thị Bé, 2022 — Con\n3. Nguyễn Văn Chồng, 1983 — Vợ/chồng"
+        in turn
+    )
     turn = await hoa.taps("Xác nhận")
     assert turn.text.startswith("Đã đăng ký Gia đình học tập")
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
-from bot.messages import Kind
+from bot.flows.registry import build_router
 from bot.flows.router import Router
+from bot.messages import Kind
 from bot.storage.models import Answer, Evidence, ProcessedMessage
 from tests.conftest import make_app
 from tests.support.chat import Person

@@ -6,9 +6,8 @@ from sqlalchemy import func, select
 
 from bot.storage.models import ChannelAccount, Person
 
-
 WELCOME = (
-    'Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời. '
+    "Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời. "
     'Mình giúp bạn đăng ký "Công dân học tập" hoặc "Gia đình học tập" năm 2026.'
 )
 
@@ -18,7 +17,9 @@ async def test_first_contact_asks_consent_with_nothing_preselected(person):
     turn = await hoa.says("alo")
     assert turn.replies[0].text == WELCOME  # the first message says a machine answers
     consent = turn.replies[1].text
-    assert consent.startswith("Trước khi bắt đầu, xin bạn đọc kỹ:\n• Bên kiểm soát dữ liệu: Hội Khuyến học xã Ea Tul, liên hệ: Văn phòng UBND xã Ea Tul.\n")
+    assert consent.startswith(
+        "Trước khi bắt đầu, xin bạn đọc kỹ:\n• Bên kiểm soát dữ liệu: Hội Khuyến học xã Ea Tul, liên hệ: Văn phòng UBND xã Ea Tul.\n"
+    )
     for part in (
         "• Dữ liệu được lưu: họ tên, năm sinh, thôn/buôn của bạn; nếu đăng ký Gia đình học tập thì cả họ tên, năm sinh và quan hệ gia đình",
         "• Mục đích: đăng ký, tự đánh giá và xét công nhận danh hiệu; báo cáo kết quả và số liệu thống kê lên Hội Khuyến học cấp trên.",
@@ -100,7 +101,10 @@ async def test_language_switch_to_english_and_back(person):
     assert turn.choices == ["Tiếng Việt", "English"]
     turn = await john.says("2")
     assert turn.text.startswith("Switched to English.")
-    assert "Before we start, please read:\n• Data controller: Hội Khuyến học xã Ea Tul, contact: Văn phòng UBND xã Ea Tul." in turn
+    assert (
+        "Before we start, please read:\n• Data controller: Hội Khuyến học xã Ea Tul, contact: Văn phòng UBND xã Ea Tul."
+        in turn
+    )
     assert turn.text.endswith("Do you agree?")
     assert turn.choices == ["I agree", "I don't agree", "Details"]
     turn = await john.says("yes")
@@ -118,7 +122,12 @@ async def test_help_lists_commands_and_returns_to_the_question(person):
     await hoa.says("1")
     turn = await hoa.says("/huongdan")
     assert "Bot giúp bạn đăng ký danh hiệu học tập" in turn
-    for line in ("/dangky — đăng ký danh hiệu", "/tudanhgia — tự đánh giá", "/trangthai — xem trạng thái hồ sơ", "/huy — dừng việc đang làm"):
+    for line in (
+        "/dangky — đăng ký danh hiệu",
+        "/tudanhgia — tự đánh giá",
+        "/trangthai — xem trạng thái hồ sơ",
+        "/huy — dừng việc đang làm",
+    ):
         assert line in turn
     assert "Bạn muốn đăng ký danh hiệu nào năm 2026?" in turn  # the open question comes back
 
@@ -137,12 +146,15 @@ async def test_privacy_notice_in_english(person):
     turn = await john.says("/lang")
     turn = await john.says("English")
     assert (
-        'Hello! I am an automated assistant (a chatbot): a machine answers these messages. '
+        "Hello! I am an automated assistant (a chatbot): a machine answers these messages. "
         'I help you register as a "Learning citizen" or "Learning family" for 2026.'
     ) in turn
     turn = await john.says("/privacy")
     assert turn.text.startswith("• Data controller: Hội Khuyến học xã Ea Tul, contact: Văn phòng UBND xã Ea Tul.\n")
-    assert "• Your rights: see your data (/mydata), ask for corrections, delete your data (/deletedata) and withdraw your consent (/withdraw)" in turn
+    assert (
+        "• Your rights: see your data (/mydata), ask for corrections, delete your data (/deletedata) and withdraw your consent (/withdraw)"
+        in turn
+    )
     assert "never asks for ID numbers, ID-card photos, ethnicity or religion" in turn
     assert "Requests are acknowledged within 2 working days and completed within 15 days." in turn
 
@@ -165,7 +177,13 @@ async def test_english_help_shows_english_command_names(person):
     await john.says("/lang")
     await john.says("2")
     turn = await john.says("/help")
-    for line in ("/register — register for a title", "/declare — self-assess", "/status — see where your application stands", "/cancel — stop what you are doing", "/lang — change language"):
+    for line in (
+        "/register — register for a title",
+        "/declare — self-assess",
+        "/status — see where your application stands",
+        "/cancel — stop what you are doing",
+        "/lang — change language",
+    ):
         assert line in turn
     assert "/dangky" not in turn.text
     assert turn.choices == ["I agree", "I don't agree", "Details"]

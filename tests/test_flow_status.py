@@ -105,7 +105,10 @@ async def test_needs_info_loop_add_photo_and_resubmit(person, suite_app):
 
     async with suite_app.sessions() as session:
         submission = await session.scalar(select(Submission))
-        moves = [(e.from_state, e.to_state, e.actor_kind) for e in await session.scalars(select(SubmissionEvent).order_by(SubmissionEvent.id))]
+        moves = [
+            (e.from_state, e.to_state, e.actor_kind)
+            for e in await session.scalars(select(SubmissionEvent).order_by(SubmissionEvent.id))
+        ]
     assert submission.state == "submitted"
     assert moves[-2:] == [("submitted", "needs_info", "commune"), ("needs_info", "submitted", "owner")]
 

@@ -88,21 +88,40 @@ async def test_expired_exports_and_leftovers_of_delivered_messages_go(chat, flow
     # Rows an older version left: a delivered reply still stored, a sent notice with its text.
     async with app.sessions.begin() as session:
         account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == "can"))
-        session.add(ProcessedMessage(
-            channel="test", message_id="legacy-1", account_id=account.id, received_at=now,
-            replies=[{"text": "Người khai: Nguyễn Thị Hoa"}], replied_at=now,
-        ))
-        session.add(OutboxMessage(
-            dedupe_key="legacy:1", account_id=account.id, kind="decision", payload={"key": "notice.approved"},
-            status="sent", not_before=now, sent_at=now, created_at=now,
-        ))
+        session.add(
+            ProcessedMessage(
+                channel="test",
+                message_id="legacy-1",
+                account_id=account.id,
+                received_at=now,
+                replies=[{"text": "Người khai: Nguyễn Thị Hoa"}],
+                replied_at=now,
+            )
+        )
+        session.add(
+            OutboxMessage(
+                dedupe_key="legacy:1",
+                account_id=account.id,
+                kind="decision",
+                payload={"key": "notice.approved"},
+                status="sent",
+                not_before=now,
+                sent_at=now,
+                created_at=now,
+            )
+        )
     dry = await clean_files(app, dry_run=True)
     assert (dry.exports, dry.replies, dry.payloads) == (1, 1, 1) and first.is_file()
     done = await clean_files(app)
     assert (done.exports, done.replies, done.payloads) == (1, 1, 1)
     assert not first.exists() and not first.parent.exists() and second.is_file()
     async with app.sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(ProcessedMessage).where(ProcessedMessage.replies.is_not(None))) == 0
+        assert (
+            await session.scalar(
+                select(func.count()).select_from(ProcessedMessage).where(ProcessedMessage.replies.is_not(None))
+            )
+            == 0
+        )
         assert (await session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == "legacy:1"))).payload == {}
     assert (await clean_files(app)).exports == 0
     await check_invariants(app)
@@ -142,7 +161,10 @@ async def test_retention_removes_photos_of_decided_applications_after_the_report
     # The report deadline of 2026 is 10 Dec 2026: photos go from 10 Dec 2027 on.
     early = hoctap(tmp_path, "retention", "--dry-run", "--at", "2027-12-09T08:00", **env)
     assert early.returncode == 0, early.stderr
-    assert "Photo retention: photos of recognised and refused applications go 12 month(s) after the commune report deadline.\n    nothing is due" in early.stdout
+    assert (
+        "Photo retention: photos of recognised and refused applications go 12 month(s) after the commune report deadline.\n    nothing is due"
+        in early.stdout
+    )
     dry = hoctap(tmp_path, "retention", "--dry-run", "--at", "2027-12-10T08:00", **env)
     assert dry.returncode == 0, dry.stderr
     assert (
@@ -159,7 +181,9 @@ async def test_retention_removes_photos_of_decided_applications_after_the_report
     assert await _evidence_paths(app) == paths[1:]  # Nam's application is not decided: kept
     assert not (app.evidence.root / paths[0]).exists() and (app.evidence.root / paths[1]).is_file()
     async with app.sessions() as session:
-        [event] = list(await session.scalars(select(SubmissionEvent).where(SubmissionEvent.actor_kind == RETENTION_ACTOR)))
+        [event] = list(
+            await session.scalars(select(SubmissionEvent).where(SubmissionEvent.actor_kind == RETENTION_ACTOR))
+        )
     assert (event.from_state, event.to_state, event.note, event.actor_person_id) == ("approved", "approved", None, None)
     again = hoctap(tmp_path, "retention", "--at", "2027-12-11T08:00", **env)
     assert "nothing is due" in again.stdout

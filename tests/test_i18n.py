@@ -74,9 +74,18 @@ def test_placeholders_agree_between_languages():
 
 
 def test_plural_forms():
-    assert Translator("en").plural("status.deadline", "status.deadline.plural", 1, what="X", date="D") == "X: D (1 day left)."
-    assert Translator("en").plural("status.deadline", "status.deadline.plural", 3, what="X", date="D") == "X: D (3 days left)."
-    assert Translator("vi").plural("status.deadline", "status.deadline.plural", 3, what="X", date="D") == "X: D (còn 3 ngày)."
+    assert (
+        Translator("en").plural("status.deadline", "status.deadline.plural", 1, what="X", date="D")
+        == "X: D (1 day left)."
+    )
+    assert (
+        Translator("en").plural("status.deadline", "status.deadline.plural", 3, what="X", date="D")
+        == "X: D (3 days left)."
+    )
+    assert (
+        Translator("vi").plural("status.deadline", "status.deadline.plural", 3, what="X", date="D")
+        == "X: D (còn 3 ngày)."
+    )
 
 
 VIETNAMESE = re.compile(r"[ăâđêôơưĂÂĐÊÔƠƯàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]", re.I)
@@ -92,7 +101,9 @@ def test_no_vietnamese_string_literals_in_code():
             id(node.body[0].value)
             for node in ast.walk(tree)
             if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
         }
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:

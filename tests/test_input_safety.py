@@ -156,9 +156,15 @@ async def test_wrong_invite_codes_stay_counted(engine, person, suite_app, suite_
         await hoa.says("/ma ZZZZ-2345")
     async with suite_app.sessions.begin() as session:
         hoa_id = await session.scalar(select(Person.id).where(Person.full_name == "Nguyễn Thị Hoa"))
-        session.add(ChannelAccount(
-            channel="zalo_bot", external_id="hoa-zalo", person_id=hoa_id, consent_at=clock.now(), created_at=clock.now(),
-        ))
+        session.add(
+            ChannelAccount(
+                channel="zalo_bot",
+                external_id="hoa-zalo",
+                person_id=hoa_id,
+                consent_at=clock.now(),
+                created_at=clock.now(),
+            )
+        )
     turn = await person("hoa-zalo", "zalo_bot").says("/ma ZZZZ-2345")
     assert "Bạn đã nhập sai mã quá nhiều lần hôm nay." in turn
 

@@ -24,11 +24,7 @@ def test_legal_moves_are_allowed(source, target, actor):
     assert lifecycle.check(source, target, actor, _note(source, target)).target == target
 
 
-ILLEGAL = [
-    (s, t, a)
-    for s, t, a in itertools.product(State, State, Actor)
-    if (s, t, a) not in LEGAL
-]
+ILLEGAL = [(s, t, a) for s, t, a in itertools.product(State, State, Actor) if (s, t, a) not in LEGAL]
 
 
 def test_every_other_combination_is_refused():
@@ -80,14 +76,21 @@ async def test_every_legal_move_writes_one_event_in_the_database(app):
         async with app.sessions.begin() as session:
             submission = await session.get(Submission, created.id)
             await transition(
-                session, submission, target, actor=actor, actor_person_id=submission.person_id,
-                note=_note(source, target), now=app.clock.now(),
+                session,
+                submission,
+                target,
+                actor=actor,
+                actor_person_id=submission.person_id,
+                note=_note(source, target),
+                now=app.clock.now(),
             )
         async with app.sessions() as session:
             submission = await session.get(Submission, created.id)
             events = list(
                 await session.scalars(
-                    select(SubmissionEvent).where(SubmissionEvent.submission_id == created.id).order_by(SubmissionEvent.id)
+                    select(SubmissionEvent)
+                    .where(SubmissionEvent.submission_id == created.id)
+                    .order_by(SubmissionEvent.id)
                 )
             )
         assert submission.state == target.value
@@ -130,10 +133,14 @@ async def test_concurrent_decisions_cannot_both_win(app):
         b = await second.get(Submission, created.id)
         await second.commit()
         a = await first.get(Submission, created.id)
-        await transition(first, a, State.APPROVED, actor=Actor.COMMUNE, actor_person_id=None, note=None, now=app.clock.now())
+        await transition(
+            first, a, State.APPROVED, actor=Actor.COMMUNE, actor_person_id=None, note=None, now=app.clock.now()
+        )
         await first.commit()
         with pytest.raises(StaleDataError):
-            await transition(second, b, State.REJECTED, actor=Actor.COMMUNE, actor_person_id=None, note="x", now=app.clock.now())
+            await transition(
+                second, b, State.REJECTED, actor=Actor.COMMUNE, actor_person_id=None, note="x", now=app.clock.now()
+            )
             await second.commit()
     finally:
         await first.close()

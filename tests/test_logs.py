@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -43,10 +43,18 @@ async def test_hoctap_run_logs_neither_the_bot_token_nor_file_links(fake_bot, tm
         "ZALO_BOT_WEBHOOK_SECRET": BOT_WEBHOOK_SECRET,
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "--role", "web", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        "--role",
+        "web",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    token = sign(TEST_SIGNING_SECRET, "evidence", "ab/photo.jpg", datetime.now(timezone.utc), timedelta(hours=1))
+    token = sign(TEST_SIGNING_SECRET, "evidence", "ab/photo.jpg", datetime.now(UTC), timedelta(hours=1))
     try:
         async with httpx.AsyncClient(timeout=5) as client:
             for _ in range(600):
@@ -68,7 +76,7 @@ async def test_hoctap_run_logs_neither_the_bot_token_nor_file_links(fake_bot, tm
         output, _ = await asyncio.wait_for(process.communicate(), 30)
     log = output.decode()
     assert "Zalo Bot webhook set to" in log  # the log is there…
-    assert f'"GET /files/[redacted] HTTP/1.1" 200' in log  # …with the access log…
+    assert '"GET /files/[redacted] HTTP/1.1" 200' in log  # …with the access log…
     assert BOT_SECRET_PART not in log and token not in log  # …but no token of either kind
     assert token.split(".")[1] not in log  # not even the signature half
 
@@ -84,7 +92,7 @@ def test_every_log_record_is_redacted(caplog):
     telegram_token = "123456789:AAH-telegram_SECRET-part"
     with caplog.at_level(logging.INFO):
         log.info("HTTP Request: %s %s", "POST", httpx.URL(f"https://api.telegram.org/bot{telegram_token}/getMe"))
-        log.info("%s - \"%s %s HTTP/%s\" %d", "127.0.0.1:5000", "GET", "/files/eyJmIjoiZXZpZGVuY2UifQ.c2ln", "1.1", 200)
+        log.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/files/eyJmIjoiZXZpZGVuY2UifQ.c2ln", "1.1", 200)
         log.warning("webhook secret %s, signing secret %s", "oa-secret-key-for-webhooks", TEST_SIGNING_SECRET)
         try:
             raise RuntimeError(f"could not reach https://bot-api.zaloplatforms.com/bot{telegram_token}/sendMessage")
@@ -92,7 +100,12 @@ def test_every_log_record_is_redacted(caplog):
             log.exception("send failed")
         log.info("ids and counts stay: person %d, update %s", 42, "2026-11-20 09:00:00")
     text = caplog.text
-    for secret in ("AAH-telegram_SECRET-part", "eyJmIjoiZXZpZGVuY2UifQ", "oa-secret-key-for-webhooks", TEST_SIGNING_SECRET):
+    for secret in (
+        "AAH-telegram_SECRET-part",
+        "eyJmIjoiZXZpZGVuY2UifQ",
+        "oa-secret-key-for-webhooks",
+        TEST_SIGNING_SECRET,
+    ):
         assert secret not in text, secret
     assert "/bot[redacted]/getMe" in text and "/files/[redacted]" in text and '" 200' in text
     assert "RuntimeError: could not reach https://bot-api.zaloplatforms.com/bot[redacted]/sendMessage" in text

@@ -16,8 +16,18 @@ async def test_same_key_inserts_once(app):
     notice = Notice("status.line", {"reference": "CD-2026-000001", "title": "x", "state": {"key": "state.needs_info"}})
     async with app.sessions.begin() as session:
         account = await get_or_create_account(session, "test", "u1", "u1", now)
-        first = await enqueue(session, key="k:1", account_id=account.id, kind="notice", notice=notice, not_before=now, now=now)
-        second = await enqueue(session, key="k:1", account_id=account.id, kind="notice", notice=notice, not_before=now + timedelta(days=1), now=now)
+        first = await enqueue(
+            session, key="k:1", account_id=account.id, kind="notice", notice=notice, not_before=now, now=now
+        )
+        second = await enqueue(
+            session,
+            key="k:1",
+            account_id=account.id,
+            kind="notice",
+            notice=notice,
+            not_before=now + timedelta(days=1),
+            now=now,
+        )
     assert (first, second) == (True, False)
     async with app.sessions() as session:
         rows = list(await session.scalars(select(OutboxMessage)))
@@ -59,7 +69,10 @@ def test_nested_notices_plurals_lists_and_numbers_render_per_locale():
     notice = Notice(
         "status.line",
         {
-            "reference": {"lines": [deadline, {"text": {"vi": "Công dân học tập", "en": "Learning citizen"}}], "sep": " | "},
+            "reference": {
+                "lines": [deadline, {"text": {"vi": "Công dân học tập", "en": "Learning citizen"}}],
+                "sep": " | ",
+            },
             "title": {"number": 2310},
             "state": {"percent": 0.125},
         },

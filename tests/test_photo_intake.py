@@ -39,8 +39,11 @@ class Camera:
             return data
 
         return Incoming(
-            self.person.channel, self.person.user_id, Kind.PHOTO,
-            message_id=message_id or f"photo-{next(_ids)}", chat_id=self.person.user_id,
+            self.person.channel,
+            self.person.user_id,
+            Kind.PHOTO,
+            message_id=message_id or f"photo-{next(_ids)}",
+            chat_id=self.person.user_id,
             photo=PhotoInput(fetch, len(data)),
         )
 

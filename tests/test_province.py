@@ -163,9 +163,18 @@ async def test_residents_of_each_commune_register_and_the_province_reads_the_rep
 
     turn = await staff.says("/baocaotinh 2026")
     assert "Báo cáo năm 2026 — Tỉnh Đắk Lắk (3 xã/phường), đạt/đăng ký:" in turn
-    assert "- Xã Ea Tul: Gia đình học tập: đã công nhận 0, đã đăng ký 0 (0% được công nhận); Công dân học tập: đã công nhận 0, đã đăng ký 1 (0% được công nhận)" in turn
-    assert "- Xã Hòa Phú: Gia đình học tập: đã công nhận 0, đã đăng ký 0 (0% được công nhận); Công dân học tập: đã công nhận 0, đã đăng ký 1 (0% được công nhận)" in turn
-    assert "- Toàn tỉnh (Tỉnh Đắk Lắk): Gia đình học tập: đã công nhận 0, đã đăng ký 0 (0% được công nhận); Công dân học tập: đã công nhận 0, đã đăng ký 3 (0% được công nhận)" in turn
+    assert (
+        "- Xã Ea Tul: Gia đình học tập: đã công nhận 0, đã đăng ký 0 (0% được công nhận); Công dân học tập: đã công nhận 0, đã đăng ký 1 (0% được công nhận)"
+        in turn
+    )
+    assert (
+        "- Xã Hòa Phú: Gia đình học tập: đã công nhận 0, đã đăng ký 0 (0% được công nhận); Công dân học tập: đã công nhận 0, đã đăng ký 1 (0% được công nhận)"
+        in turn
+    )
+    assert (
+        "- Toàn tỉnh (Tỉnh Đắk Lắk): Gia đình học tập: đã công nhận 0, đã đăng ký 0 (0% được công nhận); Công dân học tập: đã công nhận 0, đã đăng ký 3 (0% được công nhận)"
+        in turn
+    )
 
     # The upward report file: one row per commune (by official code), then the province totals.
     path = tmp_path / "report.csv"

@@ -17,9 +17,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def test_chaos_run_loses_and_doubles_nothing(suite_db, tmp_path):
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bench" / "chaos.py"), "--people", "2", "--duration", "60",
-        "--kill-min", "1.5", "--kill-max", "3", "--fail-rate", "0.3", "--seed", "3", "--database-url", suite_db,
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        str(ROOT / "bench" / "chaos.py"),
+        "--people",
+        "2",
+        "--duration",
+        "60",
+        "--kill-min",
+        "1.5",
+        "--kill-max",
+        "3",
+        "--fail-rate",
+        "0.3",
+        "--seed",
+        "3",
+        "--database-url",
+        suite_db,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(process.communicate(), 120)
     report = out.decode(errors="replace")

@@ -27,8 +27,6 @@ from tests.support.zalo import (  # noqa: F401  (fixtures)
 )
 
 
-
-
 class Webhook:
     """Telegram's side: deliver an update `times` times at once, then `again` more times in turn."""
 
@@ -148,7 +146,9 @@ async def test_telegram_5xx_and_timeouts_on_sends_and_downloads(suite_app, fake)
         fake.fail("sendMessage", status=500, delay=1.0, times=2)  # longer than the read timeout
         assert await hoa.deliver(press, status=503) == []
         answer = texts(await hoa.deliver(press))
-        assert answer == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"]
+        assert answer == [
+            "Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"
+        ]
         await hoa.taps("Công dân học tập")
         await hoa.says("Nguyễn Thị Hoa")
         await hoa.says("1975")

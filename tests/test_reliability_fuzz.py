@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
+from bot.flows.registry import build_router
 from bot.storage.models import Conversation, Submission
 from tests.fakes.telegram_bot_api import FakeBotApi
 from tests.support.chat import Person
@@ -46,11 +46,15 @@ FUZZ = settings(
 # ---- bodies ---------------------------------------------------------------------------------
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=40),
 )
 any_json = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12,
 )
 ids = st.one_of(st.integers(min_value=-(2**64), max_value=2**64), st.text(max_size=12), st.none(), any_json)
@@ -69,14 +73,31 @@ def _drop_none(value):
 
 
 telegram_users = st.fixed_dictionaries(
-    {"id": ids, "is_bot": maybe(st.booleans()), "first_name": maybe(st.text(max_size=20)), "language_code": maybe(st.sampled_from(["vi", "en", "xx"]))}
+    {
+        "id": ids,
+        "is_bot": maybe(st.booleans()),
+        "first_name": maybe(st.text(max_size=20)),
+        "language_code": maybe(st.sampled_from(["vi", "en", "xx"])),
+    }
 )
-telegram_chats = st.fixed_dictionaries({"id": ids, "type": maybe(st.sampled_from(["private", "group", "channel", "weird"]))})
+telegram_chats = st.fixed_dictionaries(
+    {"id": ids, "type": maybe(st.sampled_from(["private", "group", "channel", "weird"]))}
+)
 telegram_messages = st.fixed_dictionaries(
     {
-        "message_id": ids, "date": maybe(st.integers()), "chat": maybe(telegram_chats), "from": maybe(telegram_users),
-        "text": maybe(texts), "photo": maybe(st.lists(st.fixed_dictionaries({"file_id": ids, "file_size": maybe(st.integers())}), max_size=2)),
-        "entities": maybe(st.lists(st.fixed_dictionaries({"type": maybe(st.text(max_size=10)), "offset": ids, "length": ids}), max_size=2)),
+        "message_id": ids,
+        "date": maybe(st.integers()),
+        "chat": maybe(telegram_chats),
+        "from": maybe(telegram_users),
+        "text": maybe(texts),
+        "photo": maybe(
+            st.lists(st.fixed_dictionaries({"file_id": ids, "file_size": maybe(st.integers())}), max_size=2)
+        ),
+        "entities": maybe(
+            st.lists(
+                st.fixed_dictionaries({"type": maybe(st.text(max_size=10)), "offset": ids, "length": ids}), max_size=2
+            )
+        ),
     }
 )
 telegram_updates = st.fixed_dictionaries(
@@ -84,7 +105,15 @@ telegram_updates = st.fixed_dictionaries(
         "update_id": ids,
         "message": maybe(telegram_messages),
         "callback_query": maybe(
-            st.fixed_dictionaries({"id": ids, "from": maybe(telegram_users), "data": maybe(texts), "chat_instance": maybe(st.text(max_size=5)), "message": maybe(telegram_messages)})
+            st.fixed_dictionaries(
+                {
+                    "id": ids,
+                    "from": maybe(telegram_users),
+                    "data": maybe(texts),
+                    "chat_instance": maybe(st.text(max_size=5)),
+                    "message": maybe(telegram_messages),
+                }
+            )
         ),
         "my_chat_member": maybe(any_json),
     }
@@ -96,7 +125,11 @@ def bodies(shaped) -> st.SearchStrategy[bytes]:
         st.binary(max_size=300),
         any_json.map(lambda v: json.dumps(v).encode()),
         shaped.map(lambda v: json.dumps(v).encode()),
-        st.builds(lambda n, c: ('{"update_id": 1, "message": {"text": "' + c * n + '"}}').encode(), st.integers(1000, 300_000), st.sampled_from(["a", "ệ", "\\u0000"])),
+        st.builds(
+            lambda n, c: ('{"update_id": 1, "message": {"text": "' + c * n + '"}}').encode(),
+            st.integers(1000, 300_000),
+            st.sampled_from(["a", "ệ", "\\u0000"]),
+        ),
         st.just(b"{" * 5000),  # deep nesting
         st.just(b'"' + b"x" * (1024 * 1024 + 10) + b'"'),  # beyond the body limit
     )
@@ -127,7 +160,11 @@ async def test_telegram_webhook_takes_any_body(telegram_hook, body):
     app, fake = telegram_hook
     url = fake.webhook["url"]
     async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(url, content=body, headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET, "Content-Type": "application/json"})
+        response = await client.post(
+            url,
+            content=body,
+            headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET, "Content-Type": "application/json"},
+        )
     assert response.status_code < 500 or response.status_code == 503, (response.status_code, response.text, body[:200])
     await _still_serving(url.rsplit("/telegram", 1)[0])
     summary = await check_invariants(app)
@@ -138,19 +175,28 @@ async def test_telegram_webhook_takes_any_body(telegram_hook, body):
 
 zalo_messages = st.fixed_dictionaries(
     {
-        "message_id": ids, "from": maybe(st.fixed_dictionaries({"id": ids, "display_name": maybe(st.text(max_size=10))})),
-        "chat": maybe(st.fixed_dictionaries({"id": ids, "chat_type": maybe(st.sampled_from(["PRIVATE", "GROUP", "x"]))})),
-        "date": maybe(st.integers(min_value=-(2**64), max_value=2**64)), "text": maybe(texts),
-        "photo": maybe(st.text(max_size=30)), "photo_url": maybe(st.sampled_from(["http://127.0.0.1:9/x.jpg", "ftp://x", ""])),
+        "message_id": ids,
+        "from": maybe(st.fixed_dictionaries({"id": ids, "display_name": maybe(st.text(max_size=10))})),
+        "chat": maybe(
+            st.fixed_dictionaries({"id": ids, "chat_type": maybe(st.sampled_from(["PRIVATE", "GROUP", "x"]))})
+        ),
+        "date": maybe(st.integers(min_value=-(2**64), max_value=2**64)),
+        "text": maybe(texts),
+        "photo": maybe(st.text(max_size=30)),
+        "photo_url": maybe(st.sampled_from(["http://127.0.0.1:9/x.jpg", "ftp://x", ""])),
     }
 )
 zalo_updates = st.fixed_dictionaries(
     {
-        "event_name": maybe(st.sampled_from(["message.text.received", "message.image.received", "message.sticker.received", "nope"])),
+        "event_name": maybe(
+            st.sampled_from(["message.text.received", "message.image.received", "message.sticker.received", "nope"])
+        ),
         "message": maybe(zalo_messages),
     }
 ).map(_drop_none)
-zalo_bodies = st.one_of(bodies(zalo_updates), zalo_updates.map(lambda u: json.dumps({"ok": True, "result": u}).encode()))
+zalo_bodies = st.one_of(
+    bodies(zalo_updates), zalo_updates.map(lambda u: json.dumps({"ok": True, "result": u}).encode())
+)
 
 
 @asynccontextmanager
@@ -186,13 +232,24 @@ async def test_zalo_bot_webhook_takes_any_body(zalo_bot_hook, body):
 oa_events = st.fixed_dictionaries(
     {
         "app_id": maybe(st.just("APP")),
-        "event_name": maybe(st.sampled_from(["user_send_text", "user_send_image", "follow", "unfollow", "user_submit_info", "x"])),
+        "event_name": maybe(
+            st.sampled_from(["user_send_text", "user_send_image", "follow", "unfollow", "user_submit_info", "x"])
+        ),
         "timestamp": maybe(st.integers()),
         "sender": maybe(st.fixed_dictionaries({"id": ids})),
         "follower": maybe(st.fixed_dictionaries({"id": ids})),
         "message": maybe(
             st.fixed_dictionaries(
-                {"msg_id": ids, "text": maybe(texts), "attachments": maybe(st.lists(st.fixed_dictionaries({"type": maybe(st.text(max_size=6)), "payload": maybe(any_json)}), max_size=2))}
+                {
+                    "msg_id": ids,
+                    "text": maybe(texts),
+                    "attachments": maybe(
+                        st.lists(
+                            st.fixed_dictionaries({"type": maybe(st.text(max_size=6)), "payload": maybe(any_json)}),
+                            max_size=2,
+                        )
+                    ),
+                }
             )
         ),
     }
@@ -228,10 +285,30 @@ typed = st.one_of(
     st.text(max_size=80),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=300),
     st.text(alphabet=st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp", "Mn"]), max_size=40),  # controls, marks
-    st.text(alphabet="aăâeêioôơuưyđAĂÂĐ\u0300\u0301\u0303\u0309\u0323 0123456789", max_size=40),  # decomposed diacritics
+    st.text(
+        alphabet="aăâeêioôơuưyđAĂÂĐ\u0300\u0301\u0303\u0309\u0323 0123456789", max_size=40
+    ),  # decomposed diacritics
     st.text(alphabet="😀🎓📚👍🏽‍👩‍👧\ufe0f", max_size=30),
     st.builds(lambda c, n: c * n, st.sampled_from(["a", "ệ", "😀", " "]), st.integers(1990, 2100)),
-    st.sampled_from(["1", "0", "99", "-1", "1975", "  2  ", "/", "//", "/start@x", "/dangky extra", "menu", "xong", "Đạt", "dat", "\u0000"]),
+    st.sampled_from(
+        [
+            "1",
+            "0",
+            "99",
+            "-1",
+            "1975",
+            "  2  ",
+            "/",
+            "//",
+            "/start@x",
+            "/dangky extra",
+            "menu",
+            "xong",
+            "Đạt",
+            "dat",
+            "\u0000",
+        ]
+    ),
 )
 
 # Each point: how to get a fresh person there (from the state before it).
@@ -240,7 +317,12 @@ STEPS: dict[str, list[tuple[str, str]]] = {
     "consent": [("says", "xin chào")],
     "reg.title": [("says", "xin chào"), ("taps", "Tôi đồng ý")],
     "reg.name": [("says", "xin chào"), ("taps", "Tôi đồng ý"), ("taps", "Công dân học tập")],
-    "reg.birth_year": [("says", "xin chào"), ("taps", "Tôi đồng ý"), ("taps", "Công dân học tập"), ("says", "Nguyễn Thị Hoa")],
+    "reg.birth_year": [
+        ("says", "xin chào"),
+        ("taps", "Tôi đồng ý"),
+        ("taps", "Công dân học tập"),
+        ("says", "Nguyễn Thị Hoa"),
+    ],
 }
 STEPS["reg.branch"] = STEPS["reg.birth_year"] + [("says", "1975")]
 STEPS["reg.confirm"] = STEPS["reg.branch"] + [("says", "2")]

@@ -27,8 +27,6 @@ from tests.support.workers import DispatchChild, WebWorker
 pytestmark = pytest.mark.slow
 
 
-
-
 class WebhookChat:
     """One person whose updates Telegram delivers to whichever worker is up."""
 
@@ -73,7 +71,8 @@ async def _processed(app, update: dict) -> ProcessedMessage | None:
     async with app.sessions() as session:
         rows = list(await session.scalars(select(ProcessedMessage)))
     wanted = (
-        f"cb:{update['callback_query']['id']}" if "callback_query" in update
+        f"cb:{update['callback_query']['id']}"
+        if "callback_query" in update
         else f"m:{update['message']['chat']['id']}:{update['message']['message_id']}"
     )
     found = [r for r in rows if r.message_id == wanted]
@@ -179,8 +178,13 @@ async def _outbox_rows(app, count: int, first_id: int = 2001) -> list[FakeUser]:
         for i, user in enumerate(users):
             account = await get_or_create_account(session, "telegram", str(user.id), str(user.id), now)
             await enqueue(
-                session, key=f"rel:{i}", account_id=account.id, kind="notice",
-                notice=Notice("status.none"), not_before=now - timedelta(minutes=1), now=now,
+                session,
+                key=f"rel:{i}",
+                account_id=account.id,
+                kind="notice",
+                notice=Notice("status.none"),
+                not_before=now - timedelta(minutes=1),
+                now=now,
             )
     return users
 

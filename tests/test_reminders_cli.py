@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 async def _seed(tmp_path) -> None:
-    app = await make_app(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", tmp_path, FakeClock(vn(2026, 11, 20, 9, 0)), commune=False)
+    app = await make_app(
+        f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", tmp_path, FakeClock(vn(2026, 11, 20, 9, 0)), commune=False
+    )
     try:
         hoa = await resident(app, "Nguyễn Thị Hoa", external_id="hoa")
         await submission(app, hoa)
@@ -32,7 +34,10 @@ async def test_dry_run_lists_who_gets_what_and_when_and_writes_nothing(tmp_path)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Reminders as of 2026-11-20 09:00 (Asia/Ho_Chi_Minh) — dry run, nothing is written" in out
-    assert "2026-11-23 08:00  Xã Ea Tul 2026 — self_declaration 2026-11-30, 7 days before: 2 reminder(s), 0 unreachable" in out
+    assert (
+        "2026-11-23 08:00  Xã Ea Tul 2026 — self_declaration 2026-11-30, 7 days before: 2 reminder(s), 0 unreachable"
+        in out
+    )
     assert "2026-11-29 08:00  Xã Ea Tul 2026 — self_declaration 2026-11-30, 1 day before" in out
     assert "Nguyễn Thị Hoa" in out and "test:hoa" in out and "unfinished: CD-2026-000001" in out
     assert "needs_info: CD-2026-000002" in out

@@ -84,7 +84,8 @@ async def _commune(app) -> None:
     await submission(app, bih)
     async with app.sessions.begin() as session:
         await session.execute(
-            update(ChannelAccount).where(ChannelAccount.external_id == "bih")
+            update(ChannelAccount)
+            .where(ChannelAccount.external_id == "bih")
             .values(unreachable_at=app.clock.now(), unreachable_reason="blocked")
         )
     khoa = await resident(app, "Phạm Văn Khoa", account=False)  # registered on paper by the leader
@@ -121,17 +122,28 @@ async def test_weekly_digests_for_the_leader_and_the_officer(suite_app):
     # The row names nobody: it says which digest it is, and is built when it is sent.
     assert leader.payload == {
         "deferred": "digest",
-        "spec": {"role": "leader", "unit": leader.payload["spec"]["unit"], "campaign": leader.campaign_id,
-                 "heading": "digest.heading_weekly"},
+        "spec": {
+            "role": "leader",
+            "unit": leader.payload["spec"]["unit"],
+            "campaign": leader.campaign_id,
+            "heading": "digest.heading_weekly",
+        },
     }
     assert (await rendered(app, leader, "vi")).text == LEADER_VI
-    assert [(c.value, c.label) for c in (await rendered(app, leader, "vi")).choices] == [("cmd:nhacnho", "Nhắc những người này")]
+    assert [(c.value, c.label) for c in (await rendered(app, leader, "vi")).choices] == [
+        ("cmd:nhacnho", "Nhắc những người này")
+    ]
     assert (await rendered(app, leader, "en")).text.endswith(LEADER_EN_TAIL)
     assert (await rendered(app, officer, "en")).text == OFFICER_EN
     vi = (await rendered(app, officer, "vi")).text
-    assert "• Công dân học tập: Đã công nhận 1 trên 5.840 người (0%) — mục tiêu 40% (2.336 người). Đã đăng ký 6 người." in vi
+    assert (
+        "• Công dân học tập: Đã công nhận 1 trên 5.840 người (0%) — mục tiêu 40% (2.336 người). Đã đăng ký 6 người."
+        in vi
+    )
     assert "Chờ chi hội xét: 1. Chờ xã xét: 1." in vi
-    assert [(c.value, c.label) for c in (await rendered(app, officer, "vi")).choices] == [("cmd:lichnhac", "Xem lịch và hạn")]
+    assert [(c.value, c.label) for c in (await rendered(app, officer, "vi")).choices] == [
+        ("cmd:lichnhac", "Xem lịch và hạn")
+    ]
 
     # The dispatcher sends exactly that, in each reader's language, and keeps nothing of it.
     sender = RecordingSender()
@@ -247,9 +259,10 @@ async def test_officer_reads_and_changes_the_calendar(person, suite_app):
     assert "• Hạn chi hội bình xét: ngày 5/12/2026 — nhắc trước 14, 3 ngày\n" in turn.text + "\n"
     camp = await campaign(app)
     async with app.sessions() as session:
-        found = {d.kind: (d.due_on, d.reminder_offsets) for d in await session.scalars(
-            select(CampaignDeadline).where(CampaignDeadline.campaign_id == camp.id)
-        )}
+        found = {
+            d.kind: (d.due_on, d.reminder_offsets)
+            for d in await session.scalars(select(CampaignDeadline).where(CampaignDeadline.campaign_id == camp.id))
+        }
         assert found["self_declaration"] == (date(2026, 12, 2), None)
         assert found["branch_review"] == (date(2026, 12, 5), None)
     assert camp.reminder_offsets == [14, 3]

@@ -55,8 +55,13 @@ async def _notice(app, external_id: str, key: str, not_before, channel: str = "t
     async with app.sessions.begin() as session:
         account = await get_or_create_account(session, channel, external_id, external_id, app.clock.now())
         await enqueue(
-            session, key=key, account_id=account.id, kind="notice",
-            notice=Notice("status.none"), not_before=not_before, now=app.clock.now(),
+            session,
+            key=key,
+            account_id=account.id,
+            kind="notice",
+            notice=Notice("status.none"),
+            not_before=not_before,
+            now=app.clock.now(),
         )
 
 
@@ -116,7 +121,7 @@ async def test_rate_limited_waits_as_told_and_slows_the_channel(app):
     assert report.sent == 3
     assert [d.external_id for d in sender.delivered] == ["hoa", "mai", "nam"]
     # For a while after a 429 the channel sends at half its configured rate.
-    gaps = [b.at - a.at for a, b in zip(sender.delivered, sender.delivered[1:])]
+    gaps = [b.at - a.at for a, b in zip(sender.delivered, sender.delivered[1:], strict=False)]
     assert min(gaps) >= 2 / app.settings.channel_limit("test").rate - 1e-9
 
 
@@ -140,8 +145,8 @@ async def test_transient_errors_retry_with_backoff_then_fail(app):
 
 
 async def test_unreachable_person_is_marked_and_not_tried_again(app):
-    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
+    from bot.flows.registry import build_router
     from tests.support.chat import Person
 
     await _three_reminders(app)
@@ -242,9 +247,9 @@ async def test_each_channel_keeps_its_own_pace(suite_db, tmp_path, clock):
         assert len(test.delivered) + len(zalo.delivered) == 11
         for sender, rate in ((test, 2), (zalo, 4)):
             times = [d.at for d in sender.delivered]
-            assert all(b - a >= 1 / rate - 1e-9 for a, b in zip(times, times[1:])), times
+            assert all(b - a >= 1 / rate - 1e-9 for a, b in zip(times, times[1:], strict=False)), times
         hoa = [d.at for d in test.to("hoa")]
-        assert len(hoa) == 3 and all(b - a >= 3 - 1e-9 for a, b in zip(hoa, hoa[1:]))
+        assert len(hoa) == 3 and all(b - a >= 3 - 1e-9 for a, b in zip(hoa, hoa[1:], strict=False))
         # Others were not held up behind Hoa's spacing.
         assert [d.external_id for d in test.delivered][:6] == ["hoa", "u0", "u1", "u2", "u3", "hoa"]
         # Four intervals at 2/s, and well inside Hoa's 3 s spacing. Not exactly 2.0: both channels

@@ -36,7 +36,8 @@ async def _season(app):
     await submission(app, bih)
     async with app.sessions.begin() as session:  # blocked the bot last week
         await session.execute(
-            update(ChannelAccount).where(ChannelAccount.external_id == "bih")
+            update(ChannelAccount)
+            .where(ChannelAccount.external_id == "bih")
             .values(unreachable_at=app.clock.now(), unreachable_reason="blocked")
         )
     khoa = await resident(app, "Phạm Văn Khoa", external_id="khoa")  # consented, never registered
@@ -192,7 +193,9 @@ def test_offsets_per_deadline_and_quiet_hours(tmp_path):
         def __init__(self, kind, due_on, offsets=None):
             self.kind, self.due_on, self.reminder_offsets = kind, due_on, offsets
 
-    moments = moments_of(C, [D("self_declaration", date(2026, 11, 30)), D("branch_review", date(2026, 12, 5), [7, 2])], settings)
+    moments = moments_of(
+        C, [D("self_declaration", date(2026, 11, 30)), D("branch_review", date(2026, 12, 5), [7, 2])], settings
+    )
     assert [(m.deadline_kind, m.offset, m.at) for m in moments] == [
         ("self_declaration", 30, vn(2026, 10, 31, 8, 0)),
         ("self_declaration", 7, vn(2026, 11, 23, 8, 0)),
@@ -229,8 +232,12 @@ def test_which_deadline_concerns_whom():
         def __init__(self, kind, due_on):
             self.kind, self.due_on = kind, due_on
 
-    deadlines = [D("registration", date(2026, 3, 31)), D("self_declaration", date(2026, 11, 30)),
-                 D("branch_review", date(2026, 12, 5)), D("commune_report", date(2026, 12, 10))]
+    deadlines = [
+        D("registration", date(2026, 3, 31)),
+        D("self_declaration", date(2026, 11, 30)),
+        D("branch_review", date(2026, 12, 5)),
+        D("commune_report", date(2026, 12, 10)),
+    ]
     today = date(2026, 11, 20)
     assert audience(deadlines[0], deadlines, today) == ["not_registered"]
     assert audience(deadlines[1], deadlines, today) == ["unfinished", "needs_info"]

@@ -17,7 +17,9 @@ from tests.support.reminders import RecordingSender, campaign, outbox, resident,
 
 def test_sync_url_for_the_job_store():
     assert sync_url("sqlite+aiosqlite:////srv/hoctap/hoctap.db") == "sqlite:////srv/hoctap/hoctap.db"
-    assert sync_url("postgresql+asyncpg://bot:s3cret@db:5432/hoctap") == "postgresql+psycopg://bot:s3cret@db:5432/hoctap"
+    assert (
+        sync_url("postgresql+asyncpg://bot:s3cret@db:5432/hoctap") == "postgresql+psycopg://bot:s3cret@db:5432/hoctap"
+    )
 
 
 def rounds(jobs) -> dict[str, datetime]:
@@ -118,8 +120,8 @@ async def test_the_runtime_runs_scheduler_and_dispatcher_for_the_scheduler_role(
     bare, _ = await build_runtime(suite_app, "all")
     assert bare.services == []
 
-    from bot.flows.registry import build_router
     from bot.flows.engine import FlowEngine
+    from bot.flows.registry import build_router
     from bot.reminders.install import install
 
     with_channel = Runtime(suite_app, FlowEngine(suite_app, build_router()), "all")

@@ -27,7 +27,9 @@ async def test_two_officers_approve_at_once_one_wins(chat, flow, app):
         await officer.taps("Công nhận")
         await officer.taps("Xác nhận")  # before the branch review: a reason
 
-    first, second = await asyncio.gather(can.says("Chi hội đã thống nhất, xã duyệt luôn"), binh.says("Chi hội đã thống nhất, xã duyệt luôn"))
+    first, second = await asyncio.gather(
+        can.says("Chi hội đã thống nhất, xã duyệt luôn"), binh.says("Chi hội đã thống nhất, xã duyệt luôn")
+    )
     texts = sorted([first.text, second.text])
     won = [t for t in texts if t.startswith("Đã công nhận hồ sơ CD-2026-000001")]
     lost = [t for t in texts if t.startswith("Hồ sơ CD-2026-000001 vừa thay đổi")]
@@ -58,16 +60,38 @@ async def test_a_decision_on_a_stale_view_is_refused(chat, flow, app):
         seen_version = submission.version
     async with app.sessions.begin() as session:
         submission = await session.get(Submission, submission.id)
-        await transition(session, submission, State.NEEDS_INFO, actor=Actor.BRANCH, actor_person_id=None,
-                         note="Thêm ảnh", now=app.clock.now())
-        await transition(session, submission, State.SUBMITTED, actor=Actor.OWNER, actor_person_id=None,
-                         note=None, now=app.clock.now())
+        await transition(
+            session,
+            submission,
+            State.NEEDS_INFO,
+            actor=Actor.BRANCH,
+            actor_person_id=None,
+            note="Thêm ảnh",
+            now=app.clock.now(),
+        )
+        await transition(
+            session,
+            submission,
+            State.SUBMITTED,
+            actor=Actor.OWNER,
+            actor_person_id=None,
+            note=None,
+            now=app.clock.now(),
+        )
     async with app.sessions.begin() as session:
         scope = await scope_for(session, officer, Role.OFFICER)
         with pytest.raises(Conflict) as caught:
-            await decide(session, submission_id=submission.id, decision=Decision.APPROVE, role=Role.OFFICER,
-                         scope=scope, actor_person_id=officer, note=None, now=app.clock.now(),
-                         expected_version=seen_version)
+            await decide(
+                session,
+                submission_id=submission.id,
+                decision=Decision.APPROVE,
+                role=Role.OFFICER,
+                scope=scope,
+                actor_person_id=officer,
+                note=None,
+                now=app.clock.now(),
+                expected_version=seen_version,
+            )
         assert caught.value.submission.state == "submitted" and caught.value.last.to_state == "submitted"
     async with app.sessions() as session:
         assert (await session.get(Submission, submission.id)).state == "submitted"
@@ -102,13 +126,30 @@ async def test_version_column_stops_a_race_between_two_transactions(chat, flow, 
         submission_id = await first.scalar(select(Submission.id))
         version = await first.scalar(select(Submission.version))
         await second.get(Submission, submission_id)  # both have read the same version
-        await decide(first, submission_id=submission_id, decision=Decision.APPROVE, role=Role.OFFICER, scope=scope_a,
-                     actor_person_id=officer, note=None, now=app.clock.now(), expected_version=version)
+        await decide(
+            first,
+            submission_id=submission_id,
+            decision=Decision.APPROVE,
+            role=Role.OFFICER,
+            scope=scope_a,
+            actor_person_id=officer,
+            note=None,
+            now=app.clock.now(),
+            expected_version=version,
+        )
         await first.commit()
         with pytest.raises((StaleDataError, Conflict)):
-            await decide(second, submission_id=submission_id, decision=Decision.REJECT, role=Role.OFFICER,
-                         scope=scope_b, actor_person_id=officer, note="Không đủ", now=app.clock.now(),
-                         expected_version=version)
+            await decide(
+                second,
+                submission_id=submission_id,
+                decision=Decision.REJECT,
+                role=Role.OFFICER,
+                scope=scope_b,
+                actor_person_id=officer,
+                note="Không đủ",
+                now=app.clock.now(),
+                expected_version=version,
+            )
             await second.flush()
         await second.rollback()
     finally:

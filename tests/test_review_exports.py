@@ -3,12 +3,11 @@ the multi-year register, the progress chart (a real PNG), in chat and from the C
 
 from __future__ import annotations
 
-import pytest
-
 import csv
 import io
 from datetime import datetime, timedelta
 
+import pytest
 from openpyxl import load_workbook
 from PIL import Image
 from sqlalchemy import select
@@ -19,14 +18,31 @@ from bot.review.privacy import delete_person_data
 from bot.storage.models import Campaign, Evidence, OrgUnit, Person
 from bot.storage.people import MemberSpec, Role, create_household
 from bot.storage.submissions import create_submission, transition
+from tests.conftest import EXAMPLE_COMMUNE
 from tests.support.review import chat, flow, make_staff  # noqa: F401
 from tests.test_cli import hoctap
-from tests.conftest import EXAMPLE_COMMUNE
 
 SUBMISSION_HEADER_VI = [
-    "Mã hồ sơ", "Họ tên / chủ hộ", "Năm sinh", "Thôn/buôn", "Danh hiệu", "Số người trong hộ", "Trạng thái", "Điểm",
-    "Đủ điều kiện", "Số ảnh minh chứng", "Chi hội làm hộ", "Nộp trễ hạn", "Chi hội đề nghị", "Ghi chú của chi hội",
-    "Quyết định", "Ghi chú quyết định", "Ngày đăng ký", "Ngày nộp lần đầu", "Ngày nộp lại gần nhất", "Ngày quyết định",
+    "Mã hồ sơ",
+    "Họ tên / chủ hộ",
+    "Năm sinh",
+    "Thôn/buôn",
+    "Danh hiệu",
+    "Số người trong hộ",
+    "Trạng thái",
+    "Điểm",
+    "Đủ điều kiện",
+    "Số ảnh minh chứng",
+    "Chi hội làm hộ",
+    "Nộp trễ hạn",
+    "Chi hội đề nghị",
+    "Ghi chú của chi hội",
+    "Quyết định",
+    "Ghi chú quyết định",
+    "Ngày đăng ký",
+    "Ngày nộp lần đầu",
+    "Ngày nộp lại gần nhất",
+    "Ngày quyết định",
 ]
 TITLE_ROW = "Danh sách hồ sơ — Xã Ea Tul — năm 2026 — xuất ngày 20/11/2026"
 PATHS = {
@@ -38,7 +54,10 @@ PATHS = {
     "withdrawn": (State.WITHDRAWN,),
 }
 ACTORS = {
-    State.RECOMMENDED: Actor.BRANCH, State.NEEDS_INFO: Actor.BRANCH, State.APPROVED: Actor.COMMUNE, State.REJECTED: Actor.COMMUNE,
+    State.RECOMMENDED: Actor.BRANCH,
+    State.NEEDS_INFO: Actor.BRANCH,
+    State.APPROVED: Actor.COMMUNE,
+    State.REJECTED: Actor.COMMUNE,
 }
 NOTES = {State.RECOMMENDED: "Gia đình gương mẫu", State.NEEDS_INFO: "Thiếu ảnh mục 2"}
 
@@ -50,9 +69,13 @@ async def seed(app) -> dict[str, int]:
     async with app.sessions.begin() as session:
         commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
         branch = {u.code: u for u in await session.scalars(select(OrgUnit).where(OrgUnit.kind == "branch"))}
-        campaigns = {c.year: c for c in await session.scalars(select(Campaign).where(Campaign.commune_id == commune.id))}
+        campaigns = {
+            c.year: c for c in await session.scalars(select(Campaign).where(Campaign.commune_id == commune.id))
+        }
         for year in (2024, 2025):
-            campaigns[year] = Campaign(commune_id=commune.id, year=year, targets={"gd": 60, "cd": 30}, reminder_offsets=[], created_at=now)
+            campaigns[year] = Campaign(
+                commune_id=commune.id, year=year, targets={"gd": 60, "cd": 30}, reminder_offsets=[], created_at=now
+            )
             session.add(campaigns[year])
         await session.flush()
 
@@ -63,40 +86,85 @@ async def seed(app) -> dict[str, int]:
             ids[name] = someone.id
             return someone
 
-        async def submit(year: int, title: str, code: str, outcome: str, who: Person | None = None, household=None, note=None,
-                         by: Person | None = None, days: int = 0, photos: int = 0):
+        async def submit(
+            year: int,
+            title: str,
+            code: str,
+            outcome: str,
+            who: Person | None = None,
+            household=None,
+            note=None,
+            by: Person | None = None,
+            days: int = 0,
+            photos: int = 0,
+        ):
             criteria = app.catalog.for_title(title, year)
             submission = await create_submission(
-                session, campaign_id=campaigns[year].id, year=year, criteria_set=criteria, branch_id=branch[code].id,
-                person_id=None if household else who.id, household_id=household.id if household else None,
-                actor_person_id=who.id if who else None, now=now,
+                session,
+                campaign_id=campaigns[year].id,
+                year=year,
+                criteria_set=criteria,
+                branch_id=branch[code].id,
+                person_id=None if household else who.id,
+                household_id=household.id if household else None,
+                actor_person_id=who.id if who else None,
+                now=now,
             )
             submission.score = 90 if outcome != "rejected" else 60
             submission.recognisable = outcome != "rejected"
             for index in range(photos):
-                session.add(Evidence(submission_id=submission.id, item_id=f"{index + 1}", sha256=f"{index:064d}",
-                                     path=f"x/{index}.jpg", size=10, mime="image/jpeg", created_at=now))
+                session.add(
+                    Evidence(
+                        submission_id=submission.id,
+                        item_id=f"{index + 1}",
+                        sha256=f"{index:064d}",
+                        path=f"x/{index}.jpg",
+                        size=10,
+                        mime="image/jpeg",
+                        created_at=now,
+                    )
+                )
             for step, target in enumerate(PATHS[outcome]):
                 actor = ACTORS.get(target, Actor.OWNER)
-                await transition(session, submission, target, actor=actor,
-                                 actor_person_id=by.id if by and actor == Actor.OWNER else None,
-                                 note=note if target == State.REJECTED else NOTES.get(target),
-                                 now=now + timedelta(days=days + step))
+                await transition(
+                    session,
+                    submission,
+                    target,
+                    actor=actor,
+                    actor_person_id=by.id if by and actor == Actor.OWNER else None,
+                    note=note if target == State.REJECTED else NOTES.get(target),
+                    now=now + timedelta(days=days + step),
+                )
             return submission
 
         hoa = await person("Nguyễn Thị Hoa", "thon-ha-luong")
         for year in (2024, 2025, 2026):
-            await submit(year, "cd", "thon-ha-luong", "approved", hoa, photos=2 if year == 2026 else 0)  # three years running
+            await submit(
+                year, "cd", "thon-ha-luong", "approved", hoa, photos=2 if year == 2026 else 0
+            )  # three years running
         lan = await person("Lê Văn Lâm", "thon-ha-luong")
         await submit(2024, "cd", "thon-ha-luong", "approved", lan)
         await submit(2026, "cd", "thon-ha-luong", "approved", lan)  # a gap: one year running
-        await submit(2026, "cd", "buon-ken", "rejected", await person("Y Ken", "buon-ken"), note="Thiếu minh chứng mục 3",
-                     days=11)  # sent on 1 December, after the self-declaration deadline (30 November)
+        await submit(
+            2026,
+            "cd",
+            "buon-ken",
+            "rejected",
+            await person("Y Ken", "buon-ken"),
+            note="Thiếu minh chứng mục 3",
+            days=11,
+        )  # sent on 1 December, after the self-declaration deadline (30 November)
         await submit(2026, "cd", "buon-ken", "resubmitted", await person("H'Lan", "buon-ken"))
         await submit(2026, "cd", "buon-ken", "withdrawn", await person("Rút Hồ Sơ", "buon-ken"))
         head = await person("Y Bih Niê", "buon-ken", 1958)
-        household = await create_household(session, branch_id=branch["buon-ken"].id, head=head,
-                                           members=[MemberSpec("H'Nga Niê", 1962, "spouse")], registered_by=head, now=now)
+        household = await create_household(
+            session,
+            branch_id=branch["buon-ken"].id,
+            head=head,
+            members=[MemberSpec("H'Nga Niê", 1962, "spouse")],
+            registered_by=head,
+            now=now,
+        )
         leader = await person("Y Leader", "buon-ken")
         await submit(2026, "gd", "buon-ken", "approved", head, household=household, by=leader)  # by proxy
         await submit(2026, "gd", "thon-tan-lap", "registered", await person("Đinh Văn Tân", "thon-tan-lap"))
@@ -111,8 +179,17 @@ async def _export(app, tmp_path, kind: str, fmt: str, locale: str = "vi", year: 
     path = tmp_path / f"{kind}.{fmt}"
     async with app.sessions() as session:
         commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
-        rows = await write_export(session, app.catalog, kind=kind, fmt=fmt, commune=commune, year=year, locale=locale, path=path,
-                                  now=app.clock.now())
+        rows = await write_export(
+            session,
+            app.catalog,
+            kind=kind,
+            fmt=fmt,
+            commune=commune,
+            year=year,
+            locale=locale,
+            path=path,
+            now=app.clock.now(),
+        )
     return path, rows
 
 
@@ -128,7 +205,8 @@ def _widths(path) -> dict[str, float]:
     sheet = load_workbook(path).worksheets[0]
     return {
         get_column_letter(col): dim.width
-        for dim in sheet.column_dimensions.values() for col in range(dim.min, dim.max + 1)
+        for dim in sheet.column_dimensions.values()
+        for col in range(dim.min, dim.max + 1)
     }
 
 
@@ -139,26 +217,60 @@ async def test_submissions_export_xlsx_and_csv(app, tmp_path):
     assert rows[0][0] == TITLE_ROW and rows[1][0] is None
     assert rows[2] == SUBMISSION_HEADER_VI
     assert count == len(rows) - 3 == 8
-    by_ref = {r[0]: dict(zip(SUBMISSION_HEADER_VI, r)) for r in rows[3:]}
+    by_ref = {r[0]: dict(zip(SUBMISSION_HEADER_VI, r, strict=False)) for r in rows[3:]}
     hoa = by_ref["CD-2026-000003"]
     assert [hoa[c] for c in SUBMISSION_HEADER_VI[1:16]] == [
-        "Nguyễn Thị Hoa", 1970, "Thôn Hà Lương", "Công dân học tập", None, "Đã được công nhận", 90, "Đủ", 2, None,
-        None, "Đề nghị công nhận", "Gia đình gương mẫu", "Công nhận", None,
+        "Nguyễn Thị Hoa",
+        1970,
+        "Thôn Hà Lương",
+        "Công dân học tập",
+        None,
+        "Đã được công nhận",
+        90,
+        "Đủ",
+        2,
+        None,
+        None,
+        "Đề nghị công nhận",
+        "Gia đình gương mẫu",
+        "Công nhận",
+        None,
     ]
     # Local time in the sheet; never sent again, so no resubmission date.
-    assert hoa["Ngày đăng ký"] == datetime(2026, 11, 20, 9, 0) and hoa["Ngày nộp lần đầu"] == datetime(2026, 11, 21, 9, 0)
+    assert hoa["Ngày đăng ký"] == datetime(2026, 11, 20, 9, 0) and hoa["Ngày nộp lần đầu"] == datetime(
+        2026, 11, 21, 9, 0
+    )
     assert hoa["Ngày nộp lại gần nhất"] is None and hoa["Ngày quyết định"] == datetime(2026, 11, 23, 9, 0)
-    rows_by_name = {r[1]: dict(zip(SUBMISSION_HEADER_VI, r)) for r in rows[3:]}
+    rows_by_name = {r[1]: dict(zip(SUBMISSION_HEADER_VI, r, strict=False)) for r in rows[3:]}
     rejected = rows_by_name["Y Ken"]
-    assert [rejected[c] for c in ("Trạng thái", "Điểm", "Đủ điều kiện", "Nộp trễ hạn", "Quyết định", "Ghi chú quyết định")] == [
-        "Chưa được công nhận", 60, "Chưa", "Trễ hạn", "Không công nhận", "Thiếu minh chứng mục 3",
+    assert [
+        rejected[c] for c in ("Trạng thái", "Điểm", "Đủ điều kiện", "Nộp trễ hạn", "Quyết định", "Ghi chú quyết định")
+    ] == [
+        "Chưa được công nhận",
+        60,
+        "Chưa",
+        "Trễ hạn",
+        "Không công nhận",
+        "Thiếu minh chứng mục 3",
     ]
     again = rows_by_name["H'Lan"]
-    assert again["Ngày nộp lần đầu"] == datetime(2026, 11, 21, 9, 0) and again["Ngày nộp lại gần nhất"] == datetime(2026, 11, 23, 9, 0)
-    assert again["Nộp trễ hạn"] is None and again["Ghi chú của chi hội"] == "Thiếu ảnh mục 2" and again["Chi hội đề nghị"] is None
+    assert again["Ngày nộp lần đầu"] == datetime(2026, 11, 21, 9, 0) and again["Ngày nộp lại gần nhất"] == datetime(
+        2026, 11, 23, 9, 0
+    )
+    assert (
+        again["Nộp trễ hạn"] is None
+        and again["Ghi chú của chi hội"] == "Thiếu ảnh mục 2"
+        and again["Chi hội đề nghị"] is None
+    )
     household = rows_by_name["Y Bih Niê"]
-    assert [household[c] for c in ("Năm sinh", "Danh hiệu", "Số người trong hộ", "Chi hội làm hộ", "Số ảnh minh chứng")] == [
-        1958, "Gia đình học tập", 2, "Làm hộ", 0,
+    assert [
+        household[c] for c in ("Năm sinh", "Danh hiệu", "Số người trong hộ", "Chi hội làm hộ", "Số ảnh minh chứng")
+    ] == [
+        1958,
+        "Gia đình học tập",
+        2,
+        "Làm hộ",
+        0,
     ]
     gone = rows_by_name["(đã xóa theo yêu cầu)"]
     assert gone["Trạng thái"] == "Đã được công nhận" and gone["Năm sinh"] is None
@@ -170,7 +282,15 @@ async def test_submissions_export_xlsx_and_csv(app, tmp_path):
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # Excel reads the file as UTF-8
     table = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert table[0][:7] == ["Reference", "Name / head of household", "Birth year", "Branch", "Title", "Household members", "Status"]
+    assert table[0][:7] == [
+        "Reference",
+        "Name / head of household",
+        "Birth year",
+        "Branch",
+        "Title",
+        "Household members",
+        "Status",
+    ]
     assert len(table) == count + 1 == 9
     row = next(r for r in table if r[1] == "Nguyễn Thị Hoa")
     assert row[4:10] == ["Learning citizen", "", "Recognised", "90", "Yes", "2"]
@@ -186,16 +306,42 @@ async def test_statistics_against_targets_keep_anonymised_counts(app, tmp_path):
     # Stated once: the deleted person's application still counts, without a name.
     assert rows[1][0] == "Số liệu gồm 1 hồ sơ của người đã xóa dữ liệu theo yêu cầu (chỉ còn số đếm, không còn tên)."
     assert rows[3] == [
-        "Thôn/buôn", "Số hộ", "Số người lớn",
-        "Gia đình học tập: đăng ký", "Gia đình học tập: tỉ lệ đăng ký (%)", "Gia đình học tập: được công nhận",
-        "Gia đình học tập: tỉ lệ công nhận (%)", "Gia đình học tập: chỉ tiêu (%)",
-        "Công dân học tập: đăng ký", "Công dân học tập: tỉ lệ đăng ký (%)", "Công dân học tập: được công nhận",
-        "Công dân học tập: tỉ lệ công nhận (%)", "Công dân học tập: chỉ tiêu (%)",
+        "Thôn/buôn",
+        "Số hộ",
+        "Số người lớn",
+        "Gia đình học tập: đăng ký",
+        "Gia đình học tập: tỉ lệ đăng ký (%)",
+        "Gia đình học tập: được công nhận",
+        "Gia đình học tập: tỉ lệ công nhận (%)",
+        "Gia đình học tập: chỉ tiêu (%)",
+        "Công dân học tập: đăng ký",
+        "Công dân học tập: tỉ lệ đăng ký (%)",
+        "Công dân học tập: được công nhận",
+        "Công dân học tập: tỉ lệ công nhận (%)",
+        "Công dân học tập: chỉ tiêu (%)",
     ]
     table = {r[0]: r[1:] for r in rows[4:]}
-    assert count == 6 and list(table) == ["Buôn Ken", "Thôn Hà Lương", "Thôn Tân Lập", "Buôn Ea Kmát", "Thôn Trung Hòa", "Xã Ea Tul"]
+    assert count == 6 and list(table) == [
+        "Buôn Ken",
+        "Thôn Hà Lương",
+        "Thôn Tân Lập",
+        "Buôn Ea Kmát",
+        "Thôn Trung Hòa",
+        "Xã Ea Tul",
+    ]
     assert table["Buôn Ken"] == [
-        412, 1030, 1, round(100 / 412, 1), 1, round(100 / 412, 1), 70, 2, round(200 / 1030, 1), 0, 0, 40,
+        412,
+        1030,
+        1,
+        round(100 / 412, 1),
+        1,
+        round(100 / 412, 1),
+        70,
+        2,
+        round(200 / 1030, 1),
+        0,
+        0,
+        40,
     ]  # withdrawn not counted
     assert table["Thôn Hà Lương"][7:10:2] == [2, 2]
     tan_lap = table["Thôn Tân Lập"]
@@ -218,7 +364,11 @@ async def test_multi_year_register(app, tmp_path):
     assert rows[0][0] == "Sổ theo dõi nhiều năm — Xã Ea Tul — năm 2026 — xuất ngày 20/11/2026"
     assert rows[1][0] == "Số năm liên tục: số năm liền nhau được công nhận, tính ngược từ năm 2026."
     assert rows[3] == [
-        "Danh hiệu", "Họ tên / chủ hộ", "Thôn/buôn", "Các năm được công nhận", "Số năm liên tục",
+        "Danh hiệu",
+        "Họ tên / chủ hộ",
+        "Thôn/buôn",
+        "Các năm được công nhận",
+        "Số năm liên tục",
         "Mốc khen (1, 3, 5 năm liên tục)",
     ]
     body = sorted(rows[4:], key=lambda r: (r[0], r[1]))
@@ -230,7 +380,13 @@ async def test_multi_year_register(app, tmp_path):
     assert count == 3 and _widths(path)["D"] >= len("2024, 2025, 2026")
     path, count = await _export(app, tmp_path, "register", "csv", year=2025)
     assert count == 1 and "Nguyễn Thị Hoa" in path.read_text(encoding="utf-8-sig")
-    assert [streak([2020, 2021, 2022, 2023, 2024], 2024), streak([2023], 2024), milestone(5), milestone(4), milestone(0)] == [5, 0, 5, 3, None]
+    assert [
+        streak([2020, 2021, 2022, 2023, 2024], 2024),
+        streak([2023], 2024),
+        milestone(5),
+        milestone(4),
+        milestone(0),
+    ] == [5, 0, 5, 3, None]
 
 
 async def test_exports_and_chart_in_chat(chat, flow, app):
@@ -276,7 +432,9 @@ async def test_exports_and_chart_in_chat(chat, flow, app):
 def test_cli_export_and_invite(tmp_path):
     assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
     out = tmp_path / "out" / "stats.csv"
-    done = hoctap(tmp_path, "export", "stats", "--format", "csv", "--commune", "ea-tul", "--year", "2026", "--out", str(out))
+    done = hoctap(
+        tmp_path, "export", "stats", "--format", "csv", "--commune", "ea-tul", "--year", "2026", "--out", str(out)
+    )
     assert done.returncode == 0, done.stderr
     assert "wrote 6 rows" in done.stdout
     table = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))

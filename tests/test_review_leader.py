@@ -112,7 +112,9 @@ async def test_leader_registers_and_declares_for_a_household_without_a_phone(eng
     turn = await lan.presses_token("cmd:lamho")
     await lan.taps("Y Bih Niê (1958)")
     turn = await lan.taps("Tự đánh giá")
-    assert turn.text.startswith("[Làm hộ: Y Bih Niê]\nHồ sơ GD-2026-000001 — Gia đình học tập\nYêu cầu bổ sung: Xin ảnh")
+    assert turn.text.startswith(
+        "[Làm hộ: Y Bih Niê]\nHồ sơ GD-2026-000001 — Gia đình học tập\nYêu cầu bổ sung: Xin ảnh"
+    )
 
 
 async def test_members_by_state_and_proxy_limits(engine, person, suite_app):
@@ -151,7 +153,9 @@ async def test_members_by_state_and_proxy_limits(engine, person, suite_app):
     await lan.says("/lamho")
     await lan.taps("Y Bih Niê (1958)")
     async with suite_app.sessions.begin() as session:
-        await session.execute(update(RoleGrant).where(RoleGrant.role == "leader").values(revoked_at=suite_app.clock.now()))
+        await session.execute(
+            update(RoleGrant).where(RoleGrant.role == "leader").values(revoked_at=suite_app.clock.now())
+        )
     turn = await lan.taps("Xem trạng thái")
     assert turn.text.startswith("Bạn không còn quyền làm hộ người này, mình quay về tài khoản của bạn.")
     turn = await lan.says("/thanhvien")
@@ -164,7 +168,9 @@ async def _proxy_household_quick(lan) -> None:
     await lan.taps("Công dân học tập")
     await lan.says("Y Bih Niê")
     turn = await lan.says("1958")
-    assert turn.text.startswith("Danh hiệu: Công dân học tập\nHọ tên: Y Bih Niê, sinh năm 1958\nThôn/buôn: Thôn Hà Lương")
+    assert turn.text.startswith(
+        "Danh hiệu: Công dân học tập\nHọ tên: Y Bih Niê, sinh năm 1958\nThôn/buôn: Thôn Hà Lương"
+    )
     await lan.taps("Xác nhận")
     await lan.taps("Để sau")
 

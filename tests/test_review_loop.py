@@ -38,14 +38,17 @@ async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
     assert photo.text == "Ảnh minh chứng mục 1 (1/1)" and photo.photo is not None and photo.photo.is_file()
     assert question.text == "Bạn quyết định thế nào?"
     assert question.choices and [c.label for c in question.choices] == [
-        "Đề nghị công nhận", "Không đề nghị", "Yêu cầu bổ sung", "Về danh sách", "Về menu",
+        "Đề nghị công nhận",
+        "Không đề nghị",
+        "Yêu cầu bổ sung",
+        "Về danh sách",
+        "Về menu",
     ]
     turn = await lan.taps("Đề nghị công nhận")
     assert turn.text.startswith("Đề nghị xã công nhận hồ sơ CD-2026-000001 của Nguyễn Thị Hoa?")
     turn = await lan.taps("Xác nhận")
     assert turn.text == (
-        "Đã đề nghị xã công nhận hồ sơ CD-2026-000001 (Nguyễn Thị Hoa).\n\n"
-        "Không có hồ sơ nào chờ chi hội bình xét."
+        "Đã đề nghị xã công nhận hồ sơ CD-2026-000001 (Nguyễn Thị Hoa).\n\nKhông có hồ sơ nào chờ chi hội bình xét."
     )
 
     rows = await outbox(app)
@@ -56,18 +59,18 @@ async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
 
     # The officer asks for more information.
     turn = await can.says("/duyet")
-    assert turn.text == (
-        "Hồ sơ chờ duyệt: 1 (đang xem 1–1).\nChi hội đề nghị công nhận: 1\nChọn một hồ sơ để xem."
-    )
+    assert turn.text == ("Hồ sơ chờ duyệt: 1 (đang xem 1–1).\nChi hội đề nghị công nhận: 1\nChọn một hồ sơ để xem.")
     turn = await can.taps(turn.choices[0])
     assert [c.label for c in turn.replies[-1].choices] == [
-        "Công nhận", "Không công nhận", "Yêu cầu bổ sung", "Về danh sách", "Về menu",
+        "Công nhận",
+        "Không công nhận",
+        "Yêu cầu bổ sung",
+        "Về danh sách",
+        "Về menu",
     ]
     assert "Trạng thái: Chi hội đề nghị công nhận" in turn.replies[0].text
     turn = await can.taps("Yêu cầu bổ sung")
-    assert turn.text == (
-        "Cần người khai bổ sung gì cho hồ sơ CD-2026-000001? Gõ lời nhắn (người khai sẽ đọc được)."
-    )
+    assert turn.text == ("Cần người khai bổ sung gì cho hồ sơ CD-2026-000001? Gõ lời nhắn (người khai sẽ đọc được).")
     turn = await can.says("ok")
     assert turn.text.startswith("Bạn viết rõ hơn một chút nhé")
     turn = await can.says("Xin bổ sung ảnh kế hoạch học tập cho mục 2.")
@@ -109,12 +112,17 @@ async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
     turn = await can.taps("Xác nhận")
     assert turn.text.startswith("Hồ sơ CD-2026-000001 chưa được chi hội xét.")  # before the branch review: a reason
     turn = await can.says("Chi hội đã thống nhất, xã duyệt luôn")
-    assert turn.text.startswith("Đã công nhận hồ sơ CD-2026-000001 (Nguyễn Thị Hoa). Người khai sẽ nhận được thông báo.")
+    assert turn.text.startswith(
+        "Đã công nhận hồ sơ CD-2026-000001 (Nguyễn Thị Hoa). Người khai sẽ nhận được thông báo."
+    )
 
     rows = await outbox(app)
     assert len(rows) == 3
     assert rendered(rows[2]).text == "Chúc mừng! Hồ sơ CD-2026-000001 đã được xã công nhận danh hiệu."
-    assert rendered(rows[2], "en").text == "Congratulations! Application CD-2026-000001 has been recognised by the commune."
+    assert (
+        rendered(rows[2], "en").text
+        == "Congratulations! Application CD-2026-000001 has been recognised by the commune."
+    )
     turn = await hoa.presses_token("cmd:trangthai")
     assert turn.text.startswith("CD-2026-000001 — Công dân học tập: Đã được công nhận")
 

@@ -30,7 +30,9 @@ async def _stats(app):
     async with app.sessions() as session:
         commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
         stats = await commune_stats(session, app.catalog, commune, 2026)
-    return {(u.name, t): (c.registered, c.recognised) for u in [*stats.branches, stats.total] for t, c in u.titles.items()}
+    return {
+        (u.name, t): (c.registered, c.recognised) for u in [*stats.branches, stats.total] for t, c in u.titles.items()
+    }
 
 
 async def test_see_and_delete_my_data_keeps_anonymised_statistics(chat, flow, app):
@@ -81,7 +83,9 @@ async def test_see_and_delete_my_data_keeps_anonymised_statistics(chat, flow, ap
         "Muốn xóa, bạn gõ /xoadulieu."
     )
     turn = await hoa.says("/xoadulieu")
-    assert turn.text.endswith("Danh hiệu đã được công nhận vẫn được tính trong thống kê của xã, nhưng không kèm tên bạn.")
+    assert turn.text.endswith(
+        "Danh hiệu đã được công nhận vẫn được tính trong thống kê của xã, nhưng không kèm tên bạn."
+    )
     assert turn.choices == ["Xóa dữ liệu của tôi", "Không xóa"]
     turn = await hoa.taps("Không xóa")
     assert turn.text.startswith("Đã giữ nguyên dữ liệu của bạn.")
@@ -97,18 +101,31 @@ async def test_see_and_delete_my_data_keeps_anonymised_statistics(chat, flow, ap
         account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == "hoa"))
         submissions = list(await session.scalars(select(Submission).order_by(Submission.id)))
         hoa_subs = [s for s in submissions if s.reference.startswith(("CD-2026-000001", "GD-2026-000002"))]
-        answers = await session.scalar(select(func.count()).select_from(Answer).where(Answer.submission_id.in_([s.id for s in hoa_subs])))
+        answers = await session.scalar(
+            select(func.count()).select_from(Answer).where(Answer.submission_id.in_([s.id for s in hoa_subs]))
+        )
         evidence = list(await session.scalars(select(Evidence)))
         households = await session.scalar(select(func.count()).select_from(Household))
         members = await session.scalar(select(func.count()).select_from(HouseholdMember))
-        notes = [e.note for e in await session.scalars(select(SubmissionEvent).where(SubmissionEvent.submission_id.in_([s.id for s in hoa_subs])))]
-        queued = await session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.account_id == account.id))
-        stored_replies = [r.replies for r in await session.scalars(select(ProcessedMessage).where(ProcessedMessage.account_id == account.id))]
+        notes = [
+            e.note
+            for e in await session.scalars(
+                select(SubmissionEvent).where(SubmissionEvent.submission_id.in_([s.id for s in hoa_subs]))
+            )
+        ]
+        queued = await session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.account_id == account.id)
+        )
+        stored_replies = [
+            r.replies
+            for r in await session.scalars(select(ProcessedMessage).where(ProcessedMessage.account_id == account.id))
+        ]
     assert "Nguyễn Thị Hoa" not in names and "Nguyễn Văn Ba" not in names
     assert sorted(n for n in names if n) == ["Trần Văn Cán", "Trần Văn Nam"]
     assert account.person_id is None and account.consent_at is None
     assert [(s.state, s.person_id, s.household_id, s.anonymised_at is not None) for s in hoa_subs] == [
-        ("approved", None, None, True), ("declaring", None, None, True),
+        ("approved", None, None, True),
+        ("declaring", None, None, True),
     ]
     assert answers == 0 and households == 0 and members == 0 and queued == 0
     assert set(notes) == {None}

@@ -126,7 +126,12 @@ async def test_residents_and_leaders_are_refused_what_is_not_theirs(engine, pers
 
     # A leader of another branch cannot see or decide on it, and is told so without details.
     ken = await make_staff(engine, "ken", Role.LEADER, "buon-ken", "Y Ken")
-    for command in ("/xem CD-2026-000001", "/dexuat CD-2026-000001", "/binhxet CD-2026-000001", "/yeucau CD-2026-000001 them anh"):
+    for command in (
+        "/xem CD-2026-000001",
+        "/dexuat CD-2026-000001",
+        "/binhxet CD-2026-000001",
+        "/yeucau CD-2026-000001 them anh",
+    ):
         turn = await ken.says(command)
         assert turn.text.startswith("Không tìm thấy hồ sơ CD-2026-000001 trong phạm vi của bạn."), (command, turn)
     turn = await ken.says("/binhxet")

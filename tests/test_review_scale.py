@@ -39,7 +39,8 @@ async def test_export_arrives_on_telegram_with_the_default_relative_folders(tmp_
     monkeypatch.chdir(tmp_path)  # as `./dev.sh run` runs: EVIDENCE_DIR=./evidence, exports beside it
     settings = load_settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'hoctap.db'}",
-        signing_secret=TEST_SIGNING_SECRET, token_encryption_key=TEST_TOKEN_KEY,
+        signing_secret=TEST_SIGNING_SECRET,
+        token_encryption_key=TEST_TOKEN_KEY,
     )
     assert not Path(settings.evidence_dir).is_absolute()
     app = await build_app(settings, clock)
@@ -86,7 +87,12 @@ async def test_chart_shows_registered_sent_and_recognised_against_the_target(app
     family, citizen = figure.axes
     assert family.get_title(loc="left") == "Gia đình học tập" and citizen.get_title(loc="left") == "Công dân học tập"
     assert [label.get_text() for label in family.get_yticklabels()] == [
-        "Buôn Ken", "Thôn Hà Lương", "Thôn Tân Lập", "Buôn Ea Kmát", "Thôn Trung Hòa", "Xã Ea Tul",
+        "Buôn Ken",
+        "Thôn Hà Lương",
+        "Thôn Tân Lập",
+        "Buôn Ea Kmát",
+        "Thôn Trung Hòa",
+        "Xã Ea Tul",
     ]
     series = {container.get_label(): [bar.get_width() for bar in container] for container in citizen.containers}
     assert list(series) == ["Đã đăng ký", "Đã nộp", "Đã công nhận"]
@@ -158,10 +164,19 @@ async def _add_photos(app, reference: str, items: list[str]) -> None:
         submission = await session.scalar(select(Submission).where(Submission.reference == reference))
         for index, item in enumerate(items):
             blob = app.evidence.store(jpeg((index * 9 % 256, 40, 200 - index * 5), size=(80 + index, 60)))
-            session.add(Evidence(
-                submission_id=submission.id, item_id=item, sha256=blob.sha256, path=blob.path, size=blob.size,
-                mime=blob.mime, width=blob.width, height=blob.height, created_at=app.clock.now(),
-            ))
+            session.add(
+                Evidence(
+                    submission_id=submission.id,
+                    item_id=item,
+                    sha256=blob.sha256,
+                    path=blob.path,
+                    size=blob.size,
+                    mime=blob.mime,
+                    width=blob.width,
+                    height=blob.height,
+                    created_at=app.clock.now(),
+                )
+            )
 
 
 def _captions(turn) -> list[str]:
@@ -173,13 +188,17 @@ async def test_a_reviewer_pages_through_25_photos_in_item_order(engine, person, 
 
     hoa = person("hoa")
     await submit_citizen(hoa)  # item 1 has one photo
-    await _add_photos(suite_app, "CD-2026-000001", [i for i in ("10", "9", "7", "6", "5", "4", "3", "2") for _ in range(3)])
+    await _add_photos(
+        suite_app, "CD-2026-000001", [i for i in ("10", "9", "7", "6", "5", "4", "3", "2") for _ in range(3)]
+    )
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     turn = await can.says("/xem CD-2026-000001")
     assert turn.replies[0].text.startswith("Hồ sơ CD-2026-000001")
     first = _captions(turn)
-    assert first == ["Ảnh minh chứng mục 1 (1/25)"] + [f"Ảnh minh chứng mục {item} ({n}/25)" for n, item in zip(
-        range(2, 11), ["2", "2", "2", "3", "3", "3", "4", "4", "4"])]
+    assert first == ["Ảnh minh chứng mục 1 (1/25)"] + [
+        f"Ảnh minh chứng mục {item} ({n}/25)"
+        for n, item in zip(range(2, 11), ["2", "2", "2", "3", "3", "3", "4", "4", "4"], strict=False)
+    ]
     assert "Xem thêm ảnh (11–20/25)" in turn.choices and "Còn" not in turn.text
     turn = await can.taps("Xem thêm ảnh (11–20/25)")
     assert not turn.replies[0].text.startswith("Hồ sơ")  # only the photos, not the whole file again
@@ -188,8 +207,11 @@ async def test_a_reviewer_pages_through_25_photos_in_item_order(engine, person, 
     assert second[0].endswith("(11/25)") and second[-1].endswith("(20/25)")
     turn = await can.taps("Xem thêm ảnh (21–25/25)")
     assert _captions(turn) == [
-        "Ảnh minh chứng mục 9 (21/25)", "Ảnh minh chứng mục 9 (22/25)", "Ảnh minh chứng mục 10 (23/25)",
-        "Ảnh minh chứng mục 10 (24/25)", "Ảnh minh chứng mục 10 (25/25)",
+        "Ảnh minh chứng mục 9 (21/25)",
+        "Ảnh minh chứng mục 9 (22/25)",
+        "Ảnh minh chứng mục 10 (23/25)",
+        "Ảnh minh chứng mục 10 (24/25)",
+        "Ảnh minh chứng mục 10 (25/25)",
     ]
     assert not any(c.startswith("Xem thêm ảnh") for c in turn.choices)
     assert "Công nhận" in turn.choices  # still deciding on the same application
@@ -197,9 +219,9 @@ async def test_a_reviewer_pages_through_25_photos_in_item_order(engine, person, 
 
 async def test_gaps_in_evidence_are_shown_to_the_resident_and_the_reviewer(engine, person, suite_app):
     from bot.storage.models import Answer, Submission
+    from tests.support.images import jpeg
     from tests.support.review import make_staff
     from tests.support.scripts import register_citizen
-    from tests.support.images import jpeg
 
     hoa = person("hoa")
     await register_citizen(hoa)
@@ -217,7 +239,9 @@ async def test_gaps_in_evidence_are_shown_to_the_resident_and_the_reviewer(engin
     long_note = "Tham gia lớp tin học buổi tối ở nhà văn hóa thôn. " * 9
     async with suite_app.sessions.begin() as session:
         submission = await session.scalar(select(Submission))
-        answers = {a.item_id: a for a in await session.scalars(select(Answer).where(Answer.submission_id == submission.id))}
+        answers = {
+            a.item_id: a for a in await session.scalars(select(Answer).where(Answer.submission_id == submission.id))
+        }
         answers["2"].note = long_note.strip()
     await hoa.taps("Nộp hồ sơ")
     await hoa.taps("Nộp ngay")
@@ -232,12 +256,12 @@ async def test_gaps_in_evidence_are_shown_to_the_resident_and_the_reviewer(engin
 
 
 async def test_a_households_members_are_listed_for_the_reviewer(app):
+    from bot.domain.lifecycle import Actor, State
     from bot.flows.engine import FlowEngine
     from bot.flows.registry import build_router
+    from bot.storage.models import Answer, Campaign
     from bot.storage.people import MemberSpec, create_household
     from bot.storage.submissions import create_submission, transition
-    from bot.domain.lifecycle import Actor, State
-    from bot.storage.models import Answer, Campaign
     from tests.support.review import make_staff
 
     now = app.clock.now()
@@ -247,22 +271,45 @@ async def test_a_households_members_are_listed_for_the_reviewer(app):
         head = Person(full_name="Y Bih Niê", birth_year=1958, branch_id=branch.id, created_at=now)
         session.add(head)
         await session.flush()
-        household = await create_household(session, branch_id=branch.id, head=head, members=[
-            MemberSpec("H'Nga Niê", 1962, "spouse"), MemberSpec("Y Sao Niê", 2012, "child"),
-        ], registered_by=head, now=now)
-        submission = await create_submission(
-            session, campaign_id=campaign.id, year=2026, criteria_set=app.catalog.for_title("gd", 2026),
-            branch_id=branch.id, person_id=None, household_id=household.id, actor_person_id=head.id, now=now,
+        household = await create_household(
+            session,
+            branch_id=branch.id,
+            head=head,
+            members=[
+                MemberSpec("H'Nga Niê", 1962, "spouse"),
+                MemberSpec("Y Sao Niê", 2012, "child"),
+            ],
+            registered_by=head,
+            now=now,
         )
-        await transition(session, submission, State.DECLARING, actor=Actor.OWNER, actor_person_id=head.id, note=None, now=now)
-        session.add(Answer(submission_id=submission.id, item_id="1.3", level="not_applicable", points=10, answered_at=now))
-        await transition(session, submission, State.SUBMITTED, actor=Actor.OWNER, actor_person_id=head.id, note=None, now=now)
+        submission = await create_submission(
+            session,
+            campaign_id=campaign.id,
+            year=2026,
+            criteria_set=app.catalog.for_title("gd", 2026),
+            branch_id=branch.id,
+            person_id=None,
+            household_id=household.id,
+            actor_person_id=head.id,
+            now=now,
+        )
+        await transition(
+            session, submission, State.DECLARING, actor=Actor.OWNER, actor_person_id=head.id, note=None, now=now
+        )
+        session.add(
+            Answer(submission_id=submission.id, item_id="1.3", level="not_applicable", points=10, answered_at=now)
+        )
+        await transition(
+            session, submission, State.SUBMITTED, actor=Actor.OWNER, actor_person_id=head.id, note=None, now=now
+        )
     can = await make_staff(FlowEngine(app, build_router()), "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     turn = await can.says("/xem GD-2026-000001")
     lines = turn.replies[0].text.split("\n")
     at = lines.index("Chủ hộ: Y Bih Niê — 3 người — Buôn Ken")
-    assert lines[at + 1: at + 4] == [
-        "   • Y Bih Niê, 1958 — Chủ hộ", "   • H'Nga Niê, 1962 — Vợ/chồng", "   • Y Sao Niê, 2012 — Con",
+    assert lines[at + 1 : at + 4] == [
+        "   • Y Bih Niê, 1958 — Chủ hộ",
+        "   • H'Nga Niê, 1962 — Vợ/chồng",
+        "   • Y Sao Niê, 2012 — Con",
     ]
     at = next(i for i, line in enumerate(lines) if line.startswith("1.3. "))
     assert "Không áp dụng" in lines[at] and lines[at + 1] == "   ⚠ Trả lời “Không áp dụng”: xem lại với gia đình."
@@ -311,13 +358,18 @@ async def _declare_with(p, photos: dict[int, bytes], name: str) -> None:
 
 
 async def test_a_photo_used_twice_is_flagged_to_reviewers(engine, person, suite_app):
-    from bot.images import dhash, hamming
     from PIL import Image
+
+    from bot.images import dhash, hamming
     from tests.support.review import make_staff
 
     # The near copy: the same scene, smaller and saved again at a lower quality.
     near = _scene(quality=60, size=(480, 360))
-    with Image.open(io.BytesIO(_scene())) as a, Image.open(io.BytesIO(near)) as b, Image.open(io.BytesIO(_other_scene())) as c:
+    with (
+        Image.open(io.BytesIO(_scene())) as a,
+        Image.open(io.BytesIO(near)) as b,
+        Image.open(io.BytesIO(_other_scene())) as c,
+    ):
         assert hamming(dhash(a), dhash(b)) <= 3 and hamming(dhash(a), dhash(c)) > 20
     await _declare_with(person("hoa"), {0: _scene(), 1: _scene(), 2: _other_scene()}, "Nguyễn Thị Hoa")
     await _declare_with(person("lan"), {3: near}, "Lê Thị Lan")
@@ -326,7 +378,7 @@ async def test_a_photo_used_twice_is_flagged_to_reviewers(engine, person, suite_
 
     text = (await can.says("/xem CD-2026-000001")).replies[0].text
     at = text.split("\n").index("⚠ Ảnh dùng lại:")
-    assert text.split("\n")[at + 1:at + 5] == [
+    assert text.split("\n")[at + 1 : at + 5] == [
         "   • Ảnh mục 2 cũng là ảnh mục 1 của hồ sơ này.",
         "   • Ảnh mục 1 gần giống ảnh trong hồ sơ CD-2026-000002 (mục 4) của người khác.",
         "   • Ảnh mục 2 gần giống ảnh trong hồ sơ CD-2026-000002 (mục 4) của người khác.",
@@ -334,12 +386,12 @@ async def test_a_photo_used_twice_is_flagged_to_reviewers(engine, person, suite_
     ]
     text = (await can.says("/xem CD-2026-000002")).replies[0].text
     lines = text.split("\n")
-    assert lines[lines.index("⚠ Ảnh dùng lại:") + 1:] [:2] == [
+    assert lines[lines.index("⚠ Ảnh dùng lại:") + 1 :][:2] == [
         "   • Ảnh mục 4 gần giống ảnh trong hồ sơ CD-2026-000001 (mục 1) của người khác.",
         "   • Ảnh mục 4 gần giống ảnh trong hồ sơ CD-2026-000001 (mục 2) của người khác.",
     ]
     lines = (await can.says("/xem CD-2026-000003")).replies[0].text.split("\n")
-    assert lines[lines.index("⚠ Ảnh dùng lại:") + 1:][:1] == [
+    assert lines[lines.index("⚠ Ảnh dùng lại:") + 1 :][:1] == [
         "   • Ảnh mục 1 cũng có trong hồ sơ CD-2026-000001 (mục 3) của người khác.",
     ]
 
@@ -376,12 +428,20 @@ async def test_a_reviewer_works_through_the_queue_with_next_previous_and_common_
     assert turn.replies[0].text.startswith("Hồ sơ CD-2026-000003") and "Hồ sơ tiếp ▶" not in turn.choices
     # Asking for more: a common reason is one tap.
     turn = await can.taps("Yêu cầu bổ sung")
-    assert turn.choices[:3] == ["Xin gửi thêm ảnh minh chứng", "Ảnh chưa rõ, xin chụp lại", "Thông tin người khai hoặc hộ chưa đúng"]
+    assert turn.choices[:3] == [
+        "Xin gửi thêm ảnh minh chứng",
+        "Ảnh chưa rõ, xin chụp lại",
+        "Thông tin người khai hoặc hộ chưa đúng",
+    ]
     turn = await can.taps("Ảnh chưa rõ, xin chụp lại")
     assert turn.replies[0].text.startswith("Đã gửi yêu cầu bổ sung"), turn
     async with suite_app.sessions() as session:
         submission = await session.scalar(select(Submission).where(Submission.reference == "CD-2026-000003"))
-        event = await session.scalar(select(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).order_by(SubmissionEvent.id.desc()))
+        event = await session.scalar(
+            select(SubmissionEvent)
+            .where(SubmissionEvent.submission_id == submission.id)
+            .order_by(SubmissionEvent.id.desc())
+        )
     assert submission.state == "needs_info" and event.note == "Ảnh chưa rõ, xin chụp lại"
 
 
@@ -423,7 +483,9 @@ async def test_the_commune_decides_after_the_branch_or_overrides_with_a_reason(e
     async with suite_app.sessions() as session:
         events = {
             reference: await session.scalar(
-                select(SubmissionEvent).join(Submission).where(Submission.reference == reference)
+                select(SubmissionEvent)
+                .join(Submission)
+                .where(Submission.reference == reference)
                 .order_by(SubmissionEvent.id.desc())
             )
             for reference in ("CD-2026-000001", "CD-2026-000002", "CD-2026-000003")

@@ -54,13 +54,18 @@ async def _link_member(app, member_name: str, person_name: str | None, reference
         person_id = (
             await session.scalar(select(Person.id).where(Person.full_name == person_name)) if person_name else None
         )
-        members = list(await session.scalars(
-            select(HouseholdMember).where(HouseholdMember.household_id == submission.household_id)
-        ))
+        members = list(
+            await session.scalars(
+                select(HouseholdMember).where(HouseholdMember.household_id == submission.household_id)
+            )
+        )
         target = next((m for m in members if m.full_name == member_name), None)
         if target is None:
             target = HouseholdMember(
-                household_id=submission.household_id, full_name=member_name, relation="other", position=len(members),
+                household_id=submission.household_id,
+                full_name=member_name,
+                relation="other",
+                position=len(members),
             )
             session.add(target)
         target.person_id = person_id
@@ -98,8 +103,14 @@ async def test_a_leader_cannot_recommend_their_own_application(engine, person, s
         scope = await scope_for(session, ken_id, Role.LEADER)
         try:
             await decide(
-                session, submission_id=submission.id, decision=Decision.RECOMMEND, role=Role.LEADER, scope=scope,
-                actor_person_id=ken_id, note=None, now=suite_app.clock.now(),
+                session,
+                submission_id=submission.id,
+                decision=Decision.RECOMMEND,
+                role=Role.LEADER,
+                scope=scope,
+                actor_person_id=ken_id,
+                note=None,
+                now=suite_app.clock.now(),
             )
         except OwnApplication:
             pass
@@ -193,11 +204,13 @@ async def test_an_officer_cannot_decide_a_household_they_registered_head_or_belo
         assert turn.text.startswith(f"Đã công nhận hồ sơ {reference}"), turn
     async with suite_app.sessions() as session:
         decided = sorted(
-            (await session.execute(
-                select(Submission.reference, SubmissionEvent.actor_person_id)
-                .join(Submission, Submission.id == SubmissionEvent.submission_id)
-                .where(SubmissionEvent.to_state == "approved")
-            )).all()
+            (
+                await session.execute(
+                    select(Submission.reference, SubmissionEvent.actor_person_id)
+                    .join(Submission, Submission.id == SubmissionEvent.submission_id)
+                    .where(SubmissionEvent.to_state == "approved")
+                )
+            ).all()
         )
         lan_id = await session.scalar(select(Person.id).where(Person.full_name == "Lê Thị Lan"))
     assert decided == [("GD-2026-000001", lan_id), ("GD-2026-000002", lan_id), ("GD-2026-000003", can_id)]

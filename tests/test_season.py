@@ -123,7 +123,9 @@ async def test_calendar_refuses_deadlines_out_of_order(person, suite_app):
         "Hạn tự đánh giá không thể sau Hạn chi hội bình xét (ngày 5/12/2026). Bạn chọn ngày khác nhé."
     )
     turn = await can.says("/lichnhac binhxet 1/3/2026")
-    assert turn.text == "Hạn chi hội bình xét không thể trước Hạn tự đánh giá (ngày 30/11/2026). Bạn chọn ngày khác nhé."
+    assert (
+        turn.text == "Hạn chi hội bình xét không thể trước Hạn tự đánh giá (ngày 30/11/2026). Bạn chọn ngày khác nhé."
+    )
     turn = await can.says("/lichnhac tudanhgia 2/12/2026")
     assert "• Hạn tự đánh giá: ngày 2/12/2026" in turn
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect, select
@@ -30,7 +30,7 @@ from bot.storage.models import (
 from bot.storage.people import MemberSpec, Role, create_household, get_or_create_account, grant_role
 from bot.storage.submissions import DuplicateRegistration, create_submission
 
-NOW = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
 
 async def _tables(engine) -> set[str]:
@@ -104,13 +104,25 @@ async def test_model_round_trip_keeps_aware_times_and_relations(app):
         session.add(Answer(submission_id=submission.id, item_id="1.1", level="achieved", points=10, answered_at=NOW))
         session.add(
             Evidence(
-                submission_id=submission.id, item_id="1.1", sha256="ab" * 32, path="ab/ab/x.jpg", size=10,
-                mime="image/jpeg", source_channel="zalo_bot", source_message_id="m1", created_at=NOW,
+                submission_id=submission.id,
+                item_id="1.1",
+                sha256="ab" * 32,
+                path="ab/ab/x.jpg",
+                size=10,
+                mime="image/jpeg",
+                source_channel="zalo_bot",
+                source_message_id="m1",
+                created_at=NOW,
             )
         )
         session.add(
             OutboxMessage(
-                dedupe_key="k1", account_id=account.id, kind="reminder", payload={"x": 1}, not_before=NOW, created_at=NOW
+                dedupe_key="k1",
+                account_id=account.id,
+                kind="reminder",
+                payload={"x": 1},
+                not_before=NOW,
+                created_at=NOW,
             )
         )
         session.add(ProcessedMessage(channel="zalo_bot", message_id="m1", received_at=NOW))
@@ -120,7 +132,9 @@ async def test_model_round_trip_keeps_aware_times_and_relations(app):
         household = await session.get(Household, household_id)
         await session.refresh(household, ["members"])
         assert [(m.full_name, m.relation) for m in household.members] == [
-            ("Y Bih Niê", "head"), ("H'Nga Niê", "spouse"), ("Y Sơn Niê", "child"),
+            ("Y Bih Niê", "head"),
+            ("H'Nga Niê", "spouse"),
+            ("Y Sơn Niê", "child"),
         ]
         submission = await session.get(Submission, submission_id)
         assert submission.reference == f"GD-2026-{submission_id:06d}"
@@ -146,9 +160,13 @@ async def test_unique_keys_hold(app):
         await insert(lambda: ProcessedMessage(channel="telegram", message_id="9", received_at=NOW))
     async with app.sessions() as session:
         account_id = (await session.scalar(select(ChannelAccount))).id
-    await insert(lambda: OutboxMessage(dedupe_key="same", account_id=account_id, kind="r", not_before=NOW, created_at=NOW))
+    await insert(
+        lambda: OutboxMessage(dedupe_key="same", account_id=account_id, kind="r", not_before=NOW, created_at=NOW)
+    )
     with pytest.raises(IntegrityError):
-        await insert(lambda: OutboxMessage(dedupe_key="same", account_id=account_id, kind="r", not_before=NOW, created_at=NOW))
+        await insert(
+            lambda: OutboxMessage(dedupe_key="same", account_id=account_id, kind="r", not_before=NOW, created_at=NOW)
+        )
 
 
 async def test_second_registration_for_same_title_and_year_is_refused(app):
@@ -159,8 +177,14 @@ async def test_second_registration_for_same_title_and_year_is_refused(app):
         campaign = await session.scalar(select(Campaign).where(Campaign.year == 2026))
         branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "thon-tan-lap"))
         kwargs = dict(
-            campaign_id=campaign.id, year=2026, criteria_set=app.catalog.get("cd-qd244-2022"), branch_id=branch.id,
-            person_id=person.id, household_id=None, actor_person_id=person.id, now=NOW,
+            campaign_id=campaign.id,
+            year=2026,
+            criteria_set=app.catalog.get("cd-qd244-2022"),
+            branch_id=branch.id,
+            person_id=person.id,
+            household_id=None,
+            actor_person_id=person.id,
+            now=NOW,
         )
         first = await create_submission(session, **kwargs)
         with pytest.raises(DuplicateRegistration) as dup:
@@ -249,27 +273,41 @@ async def test_a_database_with_a_district_moves_to_the_two_level_structure(tmp_p
         async with engine.begin() as conn:
             now = "2025-05-01 00:00:00.000000"
             for unit_id, code, kind, parent in [
-                (1, "dak-lak", "province", None), (2, "cu-mgar", "district", 1),
-                (3, "ea-tul", "commune", 2), (4, "ea-kpam", "commune", 2), (5, "buon-ken", "branch", 3),
+                (1, "dak-lak", "province", None),
+                (2, "cu-mgar", "district", 1),
+                (3, "ea-tul", "commune", 2),
+                (4, "ea-kpam", "commune", 2),
+                (5, "buon-ken", "branch", 3),
             ]:
-                await conn.execute(text(
-                    "INSERT INTO org_units (id, code, kind, name, parent_id, position, created_at) "
-                    "VALUES (:id, :code, :kind, :code, :parent, 0, :now)"
-                ), {"id": unit_id, "code": code, "kind": kind, "parent": parent, "now": now})
-            await conn.execute(text(
-                "INSERT INTO people (id, full_name, locale, created_at) VALUES (1, 'Cán bộ', 'vi', :now)"
-            ), {"now": now})
-            await conn.execute(text(
-                "INSERT INTO role_grants (person_id, role, scope_unit_id, granted_at) VALUES (1, 'officer', 2, :now)"
-            ), {"now": now})
+                await conn.execute(
+                    text(
+                        "INSERT INTO org_units (id, code, kind, name, parent_id, position, created_at) "
+                        "VALUES (:id, :code, :kind, :code, :parent, 0, :now)"
+                    ),
+                    {"id": unit_id, "code": code, "kind": kind, "parent": parent, "now": now},
+                )
+            await conn.execute(
+                text("INSERT INTO people (id, full_name, locale, created_at) VALUES (1, 'Cán bộ', 'vi', :now)"),
+                {"now": now},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO role_grants (person_id, role, scope_unit_id, granted_at) VALUES (1, 'officer', 2, :now)"
+                ),
+                {"now": now},
+            )
         await migrate(engine)
         assert await current_revision(engine) == head_revision()
         async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT code, kind, parent_id, official_code FROM org_units ORDER BY id"))).all()
+            rows = (
+                await conn.execute(text("SELECT code, kind, parent_id, official_code FROM org_units ORDER BY id"))
+            ).all()
             scopes = (await conn.execute(text("SELECT scope_unit_id FROM role_grants"))).scalars().all()
         assert [tuple(r) for r in rows] == [
-            ("dak-lak", "province", None, None), ("ea-tul", "commune", 1, None),
-            ("ea-kpam", "commune", 1, None), ("buon-ken", "branch", 3, None),
+            ("dak-lak", "province", None, None),
+            ("ea-tul", "commune", 1, None),
+            ("ea-kpam", "commune", 1, None),
+            ("buon-ken", "branch", 3, None),
         ]
         assert scopes == [1]
     finally:

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 import pytest
 from sqlalchemy import func, select
 
@@ -25,10 +24,10 @@ from bot.channels.telegram import (
     TelegramService,
     map_error,
 )
-from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
-from bot.messages import Choice, Outgoing
+from bot.flows.registry import build_router
 from bot.i18n import Translator
+from bot.messages import Choice, Outgoing
 from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage, Submission
 from tests.conftest import TEST_SIGNING_SECRET
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser
@@ -51,7 +50,6 @@ CONSENT_QUESTION = Translator("vi")(
 )
 
 
-
 @pytest.fixture
 async def polling(suite_app, fake):
     bot = await start_polling_bot(suite_app, fake)
@@ -62,7 +60,9 @@ async def polling(suite_app, fake):
 async def _account(app, user: FakeUser) -> ChannelAccount | None:
     async with app.sessions() as session:
         return await session.scalar(
-            select(ChannelAccount).where(ChannelAccount.channel == "telegram", ChannelAccount.external_id == str(user.id))
+            select(ChannelAccount).where(
+                ChannelAccount.channel == "telegram", ChannelAccount.external_id == str(user.id)
+            )
         )
 
 
@@ -88,14 +88,22 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
         assert turn.labels == ["Tôi đồng ý", "Không đồng ý", "Xem chi tiết"]
         consent = turn.messages[-1]
         assert consent.keyboard == [
-            [{"text": "Tôi đồng ý", "callback_data": "1:agree"}, {"text": "Không đồng ý", "callback_data": "1:decline"}],
+            [
+                {"text": "Tôi đồng ý", "callback_data": "1:agree"},
+                {"text": "Không đồng ý", "callback_data": "1:decline"},
+            ],
             [{"text": "Xem chi tiết", "callback_data": "1:details"}],
         ]
         turn = await hoa.taps("Tôi đồng ý")
         # The remark and the next question arrive as one message, the buttons under it.
-        assert turn.texts == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"]
+        assert turn.texts == [
+            "Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"
+        ]
         # The press was answered (no endless spinner) and the used keyboard taken away.
-        assert fake.calls_to("answerCallbackQuery")[-1].params["callback_query_id"] == hoa.last_update["callback_query"]["id"]
+        assert (
+            fake.calls_to("answerCallbackQuery")[-1].params["callback_query_id"]
+            == hoa.last_update["callback_query"]["id"]
+        )
         assert fake.find_sent(HOA.id, consent.message_id).keyboard == []
 
         await hoa.taps("Công dân học tập")
@@ -153,7 +161,8 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
     stored = [(Path(app.settings.evidence_dir) / row.path).read_bytes() for row in evidence]
     assert stored == [app.evidence.prepare(full_size).data, app.evidence.prepare(png()).data]
     assert [(row.item_id, row.mime, row.width, row.height, row.source_channel) for row in evidence] == [
-        ("1", "image/jpeg", 640, 480, "telegram"), ("1", "image/jpeg", 32, 32, "telegram"),
+        ("1", "image/jpeg", 640, 480, "telegram"),
+        ("1", "image/jpeg", 32, 32, "telegram"),
     ]
     assert evidence[0].source_message_id.startswith("m:1001:")
     assert unreplied == 0  # every reply went out
@@ -168,8 +177,20 @@ async def test_command_menu_in_vietnamese_and_english(polling, fake):
     assert ("dangky", "đăng ký danh hiệu") in vi and ("tudanhgia", "tự đánh giá") in vi
     assert ("register", "register for a title") in en and ("declare", "self-assess") in en
     assert [name for name, _ in en] == [
-        "start", "help", "menu", "cancel", "privacy", "lang", "register", "answer", "declare", "status", "code",
-        "mydata", "deletedata", "withdraw",
+        "start",
+        "help",
+        "menu",
+        "cancel",
+        "privacy",
+        "lang",
+        "register",
+        "answer",
+        "declare",
+        "status",
+        "code",
+        "mydata",
+        "deletedata",
+        "withdraw",
     ]
 
 
@@ -192,7 +213,9 @@ async def test_other_kinds_of_message_get_a_clear_answer(polling, fake):
     turn = await hoa.sends_document(b"%PDF-1.4 not an image", "giay-khen.pdf", "application/pdf")
     assert turn.texts[0].startswith("Bot chỉ nhận ảnh (JPG, PNG).")
     turn = await hoa.deliver(lambda: fake.send_location(HOA))
-    assert turn.texts == ["Bot chưa đọc được loại tin nhắn này. Bạn bấm nút, gõ chữ hoặc gửi ảnh nhé.\n\n" + CONSENT_QUESTION]
+    assert turn.texts == [
+        "Bot chưa đọc được loại tin nhắn này. Bạn bấm nút, gõ chữ hoặc gửi ảnh nhé.\n\n" + CONSENT_QUESTION
+    ]
     assert not fake.calls_to("getFile")  # nothing was downloaded for any of them
 
 
@@ -202,7 +225,9 @@ async def test_a_too_large_image_is_refused_before_downloading(polling, fake):
     await hoa.taps("Bắt đầu")
     await hoa.taps("Đạt")
     turn = await hoa.sends_document(png(), "scan.png", "image/png", declared_size=12 * 1024 * 1024)
-    assert turn.texts == ['Ảnh lớn quá (trên 10 MB). Bạn gửi ảnh nhỏ hơn nhé.\n\nGửi 1–3 ảnh minh chứng, hoặc bấm "Không có ảnh".']
+    assert turn.texts == [
+        'Ảnh lớn quá (trên 10 MB). Bạn gửi ảnh nhỏ hơn nhé.\n\nGửi 1–3 ảnh minh chứng, hoặc bấm "Không có ảnh".'
+    ]
     assert not fake.calls_to("getFile")
 
 
@@ -212,7 +237,9 @@ async def test_stale_button_on_an_old_message(polling, fake):
     old = turn.messages[-1]
     await hoa.says("1")  # answered by typing: the old keyboard stays on screen
     turn = await hoa.taps("Xem chi tiết", message=old)
-    assert turn.texts == ["Nút đó thuộc tin nhắn cũ. Câu hỏi hiện tại là:\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"]
+    assert turn.texts == [
+        "Nút đó thuộc tin nhắn cũ. Câu hỏi hiện tại là:\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"
+    ]
     assert turn.labels == ["Công dân học tập", "Gia đình học tập"]
     assert fake.find_sent(HOA.id, old.message_id).keyboard == []  # and now it is gone
 
@@ -351,7 +378,10 @@ async def test_long_texts_and_captions_are_split(polling, fake, suite_app, tmp_p
     )
     sent = fake.sent_to(HOA)[before:]
     assert [(m.kind, (m.text or "")[:9]) for m in sent] == [
-        ("photo", "Ảnh mục 1"), ("photo", ""), ("text", "Ảnh minh "), ("document", "Danh sách"),
+        ("photo", "Ảnh mục 1"),
+        ("photo", ""),
+        ("text", "Ảnh minh "),
+        ("document", "Danh sách"),
     ]
     assert sent[0].data == jpeg() and sent[3].filename == "danh-sach-2026.xlsx"
 
@@ -374,13 +404,27 @@ async def test_pacing_one_chat_spreads_a_burst(suite_app, fake):
 
 async def test_group_chats_are_not_served(polling, fake, suite_app):
     group = {"id": -100200, "type": "group", "title": "Thôn Hà Lương"}
-    update = fake.inject({"message": {"message_id": 5, "date": 0, "chat": group, "from": HOA.to_dict(), "text": "chào cả nhà"}})
-    fake.inject({"message": {"message_id": 6, "date": 0, "chat": group, "from": HOA.to_dict(), "text": "/start",
-                             "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}})
+    update = fake.inject(
+        {"message": {"message_id": 5, "date": 0, "chat": group, "from": HOA.to_dict(), "text": "chào cả nhà"}}
+    )
+    fake.inject(
+        {
+            "message": {
+                "message_id": 6,
+                "date": 0,
+                "chat": group,
+                "from": HOA.to_dict(),
+                "text": "/start",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            }
+        }
+    )
     await polling.channel.wait_handled(2)
     assert update["update_id"]
     sent = fake.sent_to(-100200)
-    assert [m.text for m in sent] == ["Bot chỉ trò chuyện riêng để giữ kín thông tin của bạn. Bạn nhắn riêng cho bot nhé."]
+    assert [m.text for m in sent] == [
+        "Bot chỉ trò chuyện riêng để giữ kín thông tin của bạn. Bạn nhắn riêng cho bot nhé."
+    ]
     assert await _account(suite_app, HOA) is None  # nothing stored about anyone
 
 
@@ -414,7 +458,9 @@ async def test_webhook_with_good_and_bad_secrets(app, fake):
         turn = await hoa.sends_again(update)  # Telegram retried: handled once
         assert turn.messages == []
         turn = await hoa.taps("Tôi đồng ý")
-        assert turn.texts == ["Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"]
+        assert turn.texts == [
+            "Cảm ơn bạn đã đồng ý.\n\nBạn muốn đăng ký danh hiệu nào năm 2026?\nHạn đăng ký: ngày 31/3/2026 — đã quá hạn"
+        ]
         assert not fake.calls_to("getUpdates")  # webhook mode never polls
     finally:
         await bot.stop()
@@ -475,18 +521,29 @@ async def test_install_follows_the_settings(suite_db, tmp_path, clock, fake):
     try:
         runtime, any_channel = await build_runtime(polling, "all")
         assert any_channel and runtime.senders.get("telegram") is not None
-        assert [s.name for s in runtime.services] == ["telegram (polling)", "elected: reminder-scheduler + outbox-dispatcher"]
+        assert [s.name for s in runtime.services] == [
+            "telegram (polling)",
+            "elected: reminder-scheduler + outbox-dispatcher",
+        ]
         assert runtime.routes == []
         bot = polling.extras["telegram"].bot
         assert bot.base_url == fake.base_url + common["telegram_bot_token"]
         assert bot.base_file_url == fake.file_url + common["telegram_bot_token"]
         runtime, _ = await build_runtime(polling, "scheduler")
-        assert [s.name for s in runtime.services] == ["telegram (send)", "elected: reminder-scheduler + outbox-dispatcher"]
+        assert [s.name for s in runtime.services] == [
+            "telegram (send)",
+            "elected: reminder-scheduler + outbox-dispatcher",
+        ]
     finally:
         await polling.close()
 
     webhook = await make_app(
-        suite_db, tmp_path, clock, public_base_url="https://bot.example.vn/", telegram_webhook_secret="abc_DEF-123", **common
+        suite_db,
+        tmp_path,
+        clock,
+        public_base_url="https://bot.example.vn/",
+        telegram_webhook_secret="abc_DEF-123",
+        **common,
     )
     try:
         runtime, _ = await build_runtime(webhook, "web")
@@ -543,8 +600,15 @@ async def _hoctap_run(tmp_path, fake: FakeBotApi, *args: str, **env: str) -> asy
         **env,
     }
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", *args, cwd=tmp_path, env=environment,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        *args,
+        cwd=tmp_path,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -576,8 +640,13 @@ async def test_hoctap_run_serves_the_webhook_and_stops_cleanly(tmp_path, fake):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = await _hoctap_run(
-        tmp_path, fake, "--role", "web",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", WEB_PORT=str(port), TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        tmp_path,
+        fake,
+        "--role",
+        "web",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        WEB_PORT=str(port),
+        TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
     )
     try:
         await fake.wait_for(lambda: fake.webhook, timeout=60)

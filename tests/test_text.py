@@ -36,6 +36,9 @@ def test_clean_name(raw, expected):
     assert clean_name(raw) == expected
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("1975", 1975), ("năm 1975", 1975), (" 2001 ", 2001), ("75", None), ("19755", None), ("abc", None)])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1975", 1975), ("năm 1975", 1975), (" 2001 ", 2001), ("75", None), ("19755", None), ("abc", None)],
+)
 def test_parse_year(raw, expected):
     assert parse_year(raw) == expected

@@ -31,7 +31,9 @@ async def test_signed_links_serve_files_until_they_expire(suite_app):
 
 async def test_links_cannot_reach_outside_their_folder(suite_app):
     export_dir(suite_app).mkdir(parents=True, exist_ok=True)
-    token = sign(suite_app.settings.signing_secret, "exports", "../../etc/passwd", suite_app.clock.now(), timedelta(hours=1))
+    token = sign(
+        suite_app.settings.signing_secret, "exports", "../../etc/passwd", suite_app.clock.now(), timedelta(hours=1)
+    )
     web = create_web_app(suite_app)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
         assert (await client.get(f"/files/{token}")).status_code == 404
@@ -56,7 +58,9 @@ async def test_files_are_never_sniffed_photos_show_inline_and_exports_download(s
     web = create_web_app(suite_app)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
         photo = await client.get("/" + signed_url(suite_app, "evidence", blob.path).split("/", 3)[3])
-        table = await client.get("/" + signed_url(suite_app, "exports", "x1/submissions-ea-tul-2026.csv").split("/", 3)[3])
+        table = await client.get(
+            "/" + signed_url(suite_app, "exports", "x1/submissions-ea-tul-2026.csv").split("/", 3)[3]
+        )
     assert photo.status_code == 200 and table.status_code == 200
     assert photo.headers["x-content-type-options"] == table.headers["x-content-type-options"] == "nosniff"
     # The stored name is the photo's content hash: a neutral name is shown instead.

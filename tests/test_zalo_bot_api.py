@@ -43,7 +43,7 @@ async def test_get_me_webhook_methods_and_chat_action(fake_bot):
             return JSONResponse({"ok": True})
 
         async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as listener:
-            url = "https://" + listener[len("http://"):] + "/hook"
+            url = "https://" + listener[len("http://") :] + "/hook"
             info = await client.set_webhook(url, "s" * 8)
             assert info.verification == "success" and info.verified
         assert (await client.get_webhook_info()).url == url
@@ -74,7 +74,15 @@ async def test_get_updates_long_poll_and_idle_408(fake_bot):
 
 
 def test_updates_are_read_wrapped_or_not_and_photo_from_either_field():
-    raw = {"event_name": "message.image.received", "message": {"message_id": "1", "from": {"id": "a"}, "chat": {"id": "a", "chat_type": "PRIVATE"}, "photo_url": "https://x/1.jpg"}}
+    raw = {
+        "event_name": "message.image.received",
+        "message": {
+            "message_id": "1",
+            "from": {"id": "a"},
+            "chat": {"id": "a", "chat_type": "PRIVATE"},
+            "photo_url": "https://x/1.jpg",
+        },
+    }
     wrapped = {"ok": True, "result": raw}
     for payload in (raw, wrapped, [raw], {"ok": True, "result": [raw]}):
         (update,) = parse_updates(payload)
@@ -125,7 +133,12 @@ async def test_send_photo_by_url_with_caption(fake_bot, image_host):
     finally:
         await client.aclose()
     (sent,) = fake_bot.sent
-    assert (sent.method, sent.photo, sent.caption, sent.photo_bytes) == ("sendPhoto", url, "Ảnh minh chứng mục 1", jpeg())
+    assert (sent.method, sent.photo, sent.caption, sent.photo_bytes) == (
+        "sendPhoto",
+        url,
+        "Ảnh minh chứng mục 1",
+        jpeg(),
+    )
 
 
 async def test_error_envelopes_map_to_exceptions(fake_bot):
@@ -141,7 +154,9 @@ async def test_error_envelopes_map_to_exceptions(fake_bot):
         with pytest.raises(ZaloInternalError) as internal:
             await client.send_message("u1", "x")
         assert not isinstance(internal.value, RecipientUnavailable)
-        fake_bot.fail("sendMessage", Failure(400, {"ok": False, "error_code": 400, "description": "Bad Request: text is empty"}))
+        fake_bot.fail(
+            "sendMessage", Failure(400, {"ok": False, "error_code": 400, "description": "Bad Request: text is empty"})
+        )
         with pytest.raises(ZaloAPIError) as bad:
             await client.send_message("u1", "x")
         assert (bad.value.code, bad.value.description) == (400, "Bad Request: text is empty")

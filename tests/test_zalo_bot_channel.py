@@ -37,7 +37,7 @@ from tests.support.zalo import (  # noqa: F401  (fixtures)
 
 # The first message says a machine answers (the Zalo Bot terms ask for it).
 CONSENT = (
-    'Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời. '
+    "Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời. "
     'Mình giúp bạn đăng ký "Công dân học tập" hoặc "Gia đình học tập" năm 2026.'
 )
 
@@ -129,9 +129,15 @@ async def test_full_household_declaration_with_two_photos_by_polling(fake_bot, i
             events = [e.to_state for e in await session.scalars(select(SubmissionEvent).order_by(SubmissionEvent.id))]
             account = await get_account(session, "zalo_bot", "zalo-ba")
         assert (submission.state, submission.score, submission.subject_kind) == ("submitted", 100, "household")
-        assert household is not None and [(m.full_name, m.relation) for m in members] == [("Y Bih Niê", "head"), ("H'Nga Niê", "spouse")]
+        assert household is not None and [(m.full_name, m.relation) for m in members] == [
+            ("Y Bih Niê", "head"),
+            ("H'Nga Niê", "spouse"),
+        ]
         # Both photos are re-encoded; the PNG has no transparency, so it is kept as a JPEG too.
-        assert [(e.item_id, e.mime, e.source_channel) for e in evidence] == [("2.2", "image/jpeg", "zalo_bot"), ("2.2", "image/jpeg", "zalo_bot")]
+        assert [(e.item_id, e.mime, e.source_channel) for e in evidence] == [
+            ("2.2", "image/jpeg", "zalo_bot"),
+            ("2.2", "image/jpeg", "zalo_bot"),
+        ]
         stored = [Path(stack.app.settings.evidence_dir, e.path).read_bytes() for e in evidence]
         sent = [image_host.images["lop-hoc.jpg"], image_host.images["giay-khen.png"]]
         assert stored == [stack.app.evidence.prepare(data).data for data in sent]
@@ -141,7 +147,9 @@ async def test_full_household_declaration_with_two_photos_by_polling(fake_bot, i
     assert all(len(s.text or "") <= 2000 for s in fake_bot.sent)
 
 
-async def test_photo_links_are_fetched_at_once_and_expired_ones_are_asked_again(fake_bot, image_host, suite_db, tmp_path, clock):
+async def test_photo_links_are_fetched_at_once_and_expired_ones_are_asked_again(
+    fake_bot, image_host, suite_db, tmp_path, clock
+):
     async with running_bot(suite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
         hoa = ZaloBotPerson(stack, fake_bot, "zalo-hoa", webhook=True)
         await hoa.says("chào")
@@ -180,7 +188,10 @@ async def test_webhook_checks_the_secret_accepts_both_body_shapes_and_dedupes(fa
     async with running_bot(suite_db, tmp_path, clock, webhook=True, **zalo_settings(bot=fake_bot)) as stack:
         url = stack.public_url + "/zalo/bot/webhook"
         await stack.webhook_confirmed()
-        assert (fake_bot.webhook_url, fake_bot.webhook_secret) == (stack.https_url + "/zalo/bot/webhook", BOT_WEBHOOK_SECRET)
+        assert (fake_bot.webhook_url, fake_bot.webhook_secret) == (
+            stack.https_url + "/zalo/bot/webhook",
+            BOT_WEBHOOK_SECRET,
+        )
         update = fake_bot.text_update("zalo-an", "xin chào", message_id="dup-1")
         for secret in (None, "wrong-secret", BOT_WEBHOOK_SECRET + "x"):
             response = await fake_bot.deliver(url, update, secret=secret)
@@ -196,7 +207,8 @@ async def test_webhook_checks_the_secret_accepts_both_body_shapes_and_dedupes(fa
 
         # Zalo delivers the same update three times, wrapped and unwrapped.
         responses = [
-            await fake_bot.deliver(url, update, secret=BOT_WEBHOOK_SECRET, wrapped=wrapped) for wrapped in (True, False, True)
+            await fake_bot.deliver(url, update, secret=BOT_WEBHOOK_SECRET, wrapped=wrapped)
+            for wrapped in (True, False, True)
         ]
         assert [r.status_code for r in responses] == [200, 200, 200]
         await stack.bot_channel.queue.drain()
@@ -236,7 +248,9 @@ async def test_sender_sends_evidence_by_signed_link_and_documents_as_links(fake_
         assert photo.method == "sendPhoto" and photo.caption == "Ảnh mục 2.2 của hồ sơ GD-2026-000001"
         assert photo.photo.startswith(stack.https_url + "/files/")
         assert photo.photo_bytes == app.evidence.open_path(blob.path).read_bytes()
-        assert text.text.startswith("Danh sách hồ sơ\n\nTệp thong-ke.xlsx: bấm để tải về (liên kết dùng được trong 24 giờ)\n")
+        assert text.text.startswith(
+            "Danh sách hồ sơ\n\nTệp thong-ke.xlsx: bấm để tải về (liên kết dùng được trong 24 giờ)\n"
+        )
         link = text.text.split("\n")[3]
         assert text.text.endswith("\n\nDuyệt hồ sơ này?\n\n1. Duyệt\n2. Không duyệt\nTrả lời 1 hoặc 2.")
         async with httpx.AsyncClient() as http:
@@ -310,7 +324,12 @@ async def test_updates_nobody_wrote_to_the_bot_get_no_answer(fake_bot, suite_db,
         hoa = ZaloBotPerson(stack, fake_bot, "zalo-hoa", webhook=True)
         assert await hoa.deliver(fake_bot.messageless_update()) == []
         assert await hoa.deliver(fake_bot.reaction_update("zalo-hoa")) == []
-        assert await hoa.deliver({"event_name": "message.link.received", "message": fake_bot.message("zalo-hoa", text="https://x.vn")}) == []
+        assert (
+            await hoa.deliver(
+                {"event_name": "message.link.received", "message": fake_bot.message("zalo-hoa", text="https://x.vn")}
+            )
+            == []
+        )
         assert await hoa.deliver(fake_bot.echo_update("zalo-hoa", "Chào bạn!")) == []
         assert await hoa.deliver(fake_bot.text_update("zalo-hoa", "xin chào", is_bot=True)) == []
         own = fake_bot.text_update("zalo-hoa", "xin chào")
@@ -323,7 +342,9 @@ async def test_updates_nobody_wrote_to_the_bot_get_no_answer(fake_bot, suite_db,
         assert (await hoa.says("xin chào")).startswith(CONSENT)
 
 
-async def test_the_webhook_is_set_once_the_server_listens_and_until_zalo_confirms(fake_bot, suite_db, tmp_path, clock, caplog):
+async def test_the_webhook_is_set_once_the_server_listens_and_until_zalo_confirms(
+    fake_bot, suite_db, tmp_path, clock, caplog
+):
     """setWebhook makes Zalo call the address: it is called after the web app listens, its
     `verification` is logged, and a failure (Zalo's 403 internal error, a failed verification)
     is tried again until the platform confirms."""
@@ -336,7 +357,7 @@ async def test_the_webhook_is_set_once_the_server_listens_and_until_zalo_confirm
     from tests.fakes.server import bound_socket, serve, url_of
 
     sock = bound_socket()
-    https = "https://" + url_of(sock)[len("http://"):]
+    https = "https://" + url_of(sock)[len("http://") :]
     app = await make_app(suite_db, tmp_path, clock, public_base_url=https, **zalo_settings(bot=fake_bot))
     caplog.set_level(logging.INFO, logger="bot.channels.zalo_bot")
     try:
@@ -365,7 +386,9 @@ async def test_the_webhook_is_set_once_the_server_listens_and_until_zalo_confirm
 
 
 @pytest.mark.parametrize("public_base_url, role", [("http://hoctap.example.vn", "all"), (None, "web")])
-async def test_polling_where_a_webhook_belongs_is_warned_about(fake_bot, suite_db, tmp_path, clock, caplog, public_base_url, role):
+async def test_polling_where_a_webhook_belongs_is_warned_about(
+    fake_bot, suite_db, tmp_path, clock, caplog, public_base_url, role
+):
     import logging
 
     from bot.runner import build_runtime

@@ -42,14 +42,21 @@ def _u1_wrote_to_the_oa(fake_oa):
     """The person these tests write to has just written to the OA (within the free window)."""
     fake_oa.interacted("u1")
 
+
 ROOT = Path(__file__).resolve().parent.parent
 FAST = RetryPolicy(attempts=3, backoff=0.01)
 
 
 def manager_for(app, fake, http) -> OATokenManager:
     return OATokenManager(
-        app.sessions, app.clock, http, box=SecretBox(app.settings.token_encryption_key), app_id=fake.app_id,
-        app_secret=fake.app_secret, oauth_base=fake.base_url, retry=RetryPolicy(attempts=2, backoff=0.01),
+        app.sessions,
+        app.clock,
+        http,
+        box=SecretBox(app.settings.token_encryption_key),
+        app_id=fake.app_id,
+        app_secret=fake.app_secret,
+        oauth_base=fake.base_url,
+        retry=RetryPolicy(attempts=2, backoff=0.01),
     )
 
 
@@ -93,7 +100,8 @@ async def test_send_text_image_and_profile(suite_app, fake_oa):
         with pytest.raises(RecipientUnavailable):
             await client.get_follower_profile("stranger")
     assert [(s.user_id, s.text, s.attachment_id) for s in fake_oa.sent] == [
-        ("u1", "Chào bạn!", None), ("u1", "Ảnh minh chứng", attachment),
+        ("u1", "Chào bạn!", None),
+        ("u1", "Ảnh minh chứng", attachment),
     ]
     uploaded = fake_oa.uploads[attachment]
     assert len(uploaded) <= 1024 * 1024
@@ -158,7 +166,7 @@ async def test_uploading_a_large_image_keeps_the_event_loop_running(suite_app, f
         await ticker
     with Image.open(io.BytesIO(fake_oa.uploads[attachment])) as image:
         assert image.format == "JPEG" and max(image.size) <= 2560
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     # On the event loop, preparing the image would stop the ticker for nearly all of `took`; in a
     # thread it keeps ticking. Loose bounds: the machine may be busy.
     assert max(gaps) < max(0.5, took * 0.6), (took, max(gaps))
@@ -189,7 +197,11 @@ async def test_errors_with_http_200_map_to_exceptions_and_are_not_retried(suite_
         assert limited.value.retry_after > 0
         with pytest.raises(ZaloAPIError) as invalid:
             await client.send_text("u1", "x")
-        assert (invalid.value.code, invalid.value.description, invalid.value.http_status) == (-201, "recipient is invalid", 200)
+        assert (invalid.value.code, invalid.value.description, invalid.value.http_status) == (
+            -201,
+            "recipient is invalid",
+            200,
+        )
         with pytest.raises(ZaloAPIError):
             await client.send_text("u1", "x")
     assert fake_oa.api_calls.count("message") == 5 and fake_oa.sent == []
@@ -270,10 +282,18 @@ async def test_one_refresher_at_a_time_across_processes(app, fake_oa, tmp_path, 
 async def _refresh_in_child_killed(app, fake_oa, *, stage: str) -> int:
     """Run a refresh in another process and kill -9 it at `stage` of the OAuth call."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.support.zalo_refresh_child",
-        app.settings.database_url, fake_oa.base_url, fake_oa.app_id, fake_oa.app_secret, app.clock.now().isoformat(),
+        sys.executable,
+        "-m",
+        "tests.support.zalo_refresh_child",
+        app.settings.database_url,
+        fake_oa.base_url,
+        fake_oa.app_id,
+        fake_oa.app_secret,
+        app.clock.now().isoformat(),
         app.settings.token_encryption_key,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
     def kill():
@@ -312,7 +332,11 @@ async def test_crash_after_zalo_issued_a_pair_but_before_it_was_saved(app, fake_
 
         row = await token_row(app)
         assert fake_oa.consumed == {old_refresh}  # Zalo did refresh…
-        assert (row.refresh_token, row.access_token, row.generation) == (old_refresh, old_access, 0)  # …we never saved it
+        assert (row.refresh_token, row.access_token, row.generation) == (
+            old_refresh,
+            old_access,
+            0,
+        )  # …we never saved it
         assert row.refresh_started_at == app.clock.now()  # the marker of the interrupted refresh
 
         app.clock.advance(timedelta(minutes=5))
@@ -369,7 +393,9 @@ def test_webhook_signature():
         verify_signature(body + b" ", good, app_id="1", secret_key="oa-secret")
     # A timestamp sent as a header is accepted too.
     no_stamp = b'{"event_name":"follow"}'
-    verify_signature(no_stamp, expected_signature("1", no_stamp, "42", "s"), app_id="1", secret_key="s", header_timestamp="42")
+    verify_signature(
+        no_stamp, expected_signature("1", no_stamp, "42", "s"), app_id="1", secret_key="s", header_timestamp="42"
+    )
 
 
 async def test_tokens_are_stored_encrypted_and_backups_hold_none(app, fake_oa, tmp_path):
@@ -388,7 +414,9 @@ async def test_tokens_are_stored_encrypted_and_backups_hold_none(app, fake_oa, t
         from bot.ops.backup import backup
 
         await app.engine.dispose()
-        folder = backup(app.settings.database_url, tmp_path / "no-evidence", tmp_path / "backups", app.clock.now()).folder
+        folder = backup(
+            app.settings.database_url, tmp_path / "no-evidence", tmp_path / "backups", app.clock.now()
+        ).folder
         data = (folder / "database.sqlite").read_bytes()
         assert b"fernet:" in data and new_access.encode() not in data and new_refresh.encode() not in data
 
@@ -398,10 +426,16 @@ async def test_plaintext_tokens_of_an_older_version_keep_working_and_are_encrypt
 
     access, refresh = fake_oa.issue_pair()
     async with app.sessions.begin() as session:  # the row as the previous version wrote it
-        session.add(ZaloOAToken(
-            app_id=fake_oa.app_id, access_token=access, refresh_token=refresh, generation=3,
-            seed_digest=digest(refresh), updated_at=app.clock.now(),
-        ))
+        session.add(
+            ZaloOAToken(
+                app_id=fake_oa.app_id,
+                access_token=access,
+                refresh_token=refresh,
+                generation=3,
+                seed_digest=digest(refresh),
+                updated_at=app.clock.now(),
+            )
+        )
     async with httpx.AsyncClient() as http:
         tokens = manager_for(app, fake_oa, http)
         assert await tokens.access_token() == access  # read as it is
@@ -424,8 +458,13 @@ async def test_a_wrong_key_is_named_and_a_new_authorisation_recovers(app, fake_o
         await manager_for(app, fake_oa, http).seed(refresh, access)
         other_key = "r3Zg45P6kYkDjFohEuVqdiQIIFh82ewqrxir2tnEIyM="
         stranger = OATokenManager(
-            app.sessions, app.clock, http, box=SecretBox(other_key), app_id=fake_oa.app_id,
-            app_secret=fake_oa.app_secret, oauth_base=fake_oa.base_url,
+            app.sessions,
+            app.clock,
+            http,
+            box=SecretBox(other_key),
+            app_id=fake_oa.app_id,
+            app_secret=fake_oa.app_secret,
+            oauth_base=fake_oa.base_url,
         )
         await stranger.seed(refresh, access)  # unchanged settings: nothing is rewritten
         with pytest.raises(ZaloConfigError, match="TOKEN_ENCRYPTION_KEY"):

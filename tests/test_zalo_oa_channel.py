@@ -20,7 +20,7 @@ from tests.support.zalo import fake_oa, image_host, running_bot, zalo_settings  
 
 # The first message, also to a new follower, says a machine answers.
 WELCOME = (
-    'Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời. '
+    "Chào bạn! Mình là trợ lý tự động (chatbot), tin nhắn do máy trả lời. "
     'Mình giúp bạn đăng ký "Công dân học tập" hoặc "Gia đình học tập" năm 2026.'
 )
 
@@ -95,7 +95,9 @@ async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, migrated_
     assert fake_oa.refresh_calls == 1 and {s.access_token for s in fake_oa.sent} == {fake_oa.issued[-1][0]}
 
 
-async def test_bad_signatures_are_dropped_with_200_and_an_alert_and_nothing_is_stored(fake_oa, suite_db, tmp_path, clock, caplog):
+async def test_bad_signatures_are_dropped_with_200_and_an_alert_and_nothing_is_stored(
+    fake_oa, suite_db, tmp_path, clock, caplog
+):
     """Zalo retries a webhook that fails for 12 hours and then turns it off: a wrong secret must
     not get it turned off. Bad requests are answered 200, dropped, and an operator is alerted."""
     import logging
@@ -326,13 +328,18 @@ async def test_events_with_wrongly_typed_fields_are_answered_200_and_skipped(fak
         # Photos whose attachments are not a list: the person is told the bot cannot read that.
         for attachments in (5, {"url": "x"}, "x"):
             event = {
-                "app_id": fake_oa.app_id, "timestamp": _at(clock), "event_name": "user_send_image",
-                "sender": {"id": "oa-x"}, "message": {"msg_id": f"img-{attachments!r}", "attachments": attachments},
+                "app_id": fake_oa.app_id,
+                "timestamp": _at(clock),
+                "event_name": "user_send_image",
+                "sender": {"id": "oa-x"},
+                "message": {"msg_id": f"img-{attachments!r}", "attachments": attachments},
             }
             assert (await x.deliver(event))[0].startswith("Bot chưa đọc được loại tin nhắn này.")
 
 
-async def test_the_paid_window_bills_from_48_hours_to_7_days_and_errors_say_what_to_fix(fake_oa, suite_db, tmp_path, clock):
+async def test_the_paid_window_bills_from_48_hours_to_7_days_and_errors_say_what_to_fix(
+    fake_oa, suite_db, tmp_path, clock
+):
     """ZALO_OA_PAID_WINDOW: 48 h – 7 days is billed; without a Zalo Cloud Account Zalo refuses
     (-320), which is an operator's billing matter, not the person's; after 7 days -230."""
     from bot.channels.base import SendError
@@ -391,7 +398,9 @@ async def test_the_quota_check_keeps_a_reminder_from_being_refused(fake_oa, suit
         assert len(fake_oa.sent) == sent and fake_oa.api_calls[-1] == "quota"
 
 
-async def test_what_an_operator_must_fix_shows_in_the_outbox_report_and_the_officer_digest(fake_oa, suite_db, tmp_path, clock):
+async def test_what_an_operator_must_fix_shows_in_the_outbox_report_and_the_officer_digest(
+    fake_oa, suite_db, tmp_path, clock
+):
     """A billed reminder refused for want of a Zalo Cloud Account is held up as "billing":
     `hoctap outbox --problems` and the officer's digest say so."""
     from sqlalchemy import select as sql_select
@@ -412,8 +421,14 @@ async def test_what_an_operator_must_fix_shows_in_the_outbox_report_and_the_offi
             account = await get_account(session, "zalo_oa", "oa-em")
             campaign = await session.scalar(sql_select(Campaign))
             await enqueue(
-                session, key="remind:test", account_id=account.id, kind="reminder", campaign_id=campaign.id,
-                notice=Notice("remind.due_today", {"what": "x", "date": "y"}), not_before=clock.now(), now=clock.now(),
+                session,
+                key="remind:test",
+                account_id=account.id,
+                kind="reminder",
+                campaign_id=campaign.id,
+                notice=Notice("remind.due_today", {"what": "x", "date": "y"}),
+                not_before=clock.now(),
+                now=clock.now(),
             )
         await Dispatcher(app, stack.runtime.senders, worker_id="w1", timer=VirtualTimer(app.clock)).run_once()
         lines: list[str] = []
@@ -441,7 +456,9 @@ async def test_full_household_declaration_on_the_oa_with_quick_replies(fake_oa, 
         assert text.startswith(WELCOME)
         consent = fake_oa.sent[-1]
         assert [(b["title"], b["type"], b["payload"]) for b in consent.buttons] == [
-            ("Tôi đồng ý", "oa.query.hide", "1"), ("Không đồng ý", "oa.query.hide", "2"), ("Xem chi tiết", "oa.query.hide", "3"),
+            ("Tôi đồng ý", "oa.query.hide", "1"),
+            ("Không đồng ý", "oa.query.hide", "2"),
+            ("Xem chi tiết", "oa.query.hide", "3"),
         ]
         text = await taps(ba, "Tôi đồng ý")
         assert "1. Công dân học tập\n2. Gia đình học tập" in text

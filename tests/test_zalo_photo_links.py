@@ -87,7 +87,9 @@ async def test_links_to_other_hosts_and_private_addresses_are_refused_alike(
         refused["endless redirects"] = image_host.base_url + "/img/loop"
         answers = {what: await hoa.sends_photo(url) for what, url in refused.items()}
         # Same words for every refusal: the answer tells nothing about ports or hosts.
-        assert {what: answer.split("\n")[0] for what, answer in answers.items()} == {what: NOT_DOWNLOADED for what in refused}
+        assert {what: answer.split("\n")[0] for what, answer in answers.items()} == {
+            what: NOT_DOWNLOADED for what in refused
+        }
         assert len(set(answers.values())) == 1
         assert elsewhere.hits == {}  # not one request reached the other host
         assert image_host.hits["to-elsewhere"] == image_host.hits["to-metadata"] == image_host.hits["to-lan"] == 1
@@ -127,8 +129,21 @@ def test_host_rules():
     # What counts as the host is what the URL really names (not a user name before "@").
     assert httpx.URL("https://f1.zdn.vn@evil.com/a.jpg").host == "evil.com"
     assert policy.listed_address("127.0.0.1") and not policy.listed_address("127.0.0.2")
-    for address in ("127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-                    "0.0.0.0", "224.0.0.1", "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1"):
+    for address in (
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:10.0.0.1",
+        "::ffff:127.0.0.1",
+    ):
         assert not is_public(ipaddress.ip_address(address)), address
     for address in ("113.160.1.1", "8.8.8.8", "2001:4860:4860::8888"):
         assert is_public(ipaddress.ip_address(address)), address

@@ -21,7 +21,10 @@ async def test_roles_decide_what_runs(fake_bot, fake_oa, suite_db, tmp_path, clo
         assert any_channel and runtime.senders.channels() == ["zalo_bot", "zalo_oa"]
         assert runtime.routes == []  # no webhooks and no poller in the scheduler process
         assert sorted(s.name for s in runtime.services) == [
-            "elected: reminder-scheduler + outbox-dispatcher", "zalo-bot-shutdown", "zalo-oa-shutdown", "zalo-oa-tokens",
+            "elected: reminder-scheduler + outbox-dispatcher",
+            "zalo-bot-shutdown",
+            "zalo-oa-shutdown",
+            "zalo-oa-tokens",
         ]
         for service in reversed(runtime.services):
             await service.stop()
@@ -47,7 +50,13 @@ async def test_roles_decide_what_runs(fake_bot, fake_oa, suite_db, tmp_path, clo
 
 async def test_incomplete_oa_settings_are_named(fake_oa, suite_db, tmp_path, clock):
     app = await make_app(
-        suite_db, tmp_path, clock, commune=False, zalo_oa_app_id="123", zalo_oa_refresh_token="rt", token_encryption_key=None
+        suite_db,
+        tmp_path,
+        clock,
+        commune=False,
+        zalo_oa_app_id="123",
+        zalo_oa_refresh_token="rt",
+        token_encryption_key=None,
     )
     try:
         with pytest.raises(ZaloConfigError) as error:
@@ -59,7 +68,9 @@ async def test_incomplete_oa_settings_are_named(fake_oa, suite_db, tmp_path, clo
 
 
 async def test_polling_goes_on_after_platform_errors(fake_bot, suite_db, tmp_path, clock):
-    fake_bot.fail("getUpdates", Failure(502), Failure(200, {"ok": False, "error_code": 401, "description": "Unauthorized"}))
+    fake_bot.fail(
+        "getUpdates", Failure(502), Failure(200, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+    )
     async with running_bot(suite_db, tmp_path, clock, webhook=False, **zalo_settings(bot=fake_bot)) as stack:
         fake_bot.push(fake_bot.text_update("zalo-tam", "xin chào"))
         await wait_until(lambda: stack.bot_channel.received == 1, timeout=15)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
+from bot.channels.base import Unreachable
 from bot.channels.render import numbered_text
 from bot.flows.engine import FlowEngine
-from bot.channels.base import Unreachable
-from bot.messages import Incoming, Kind, Outgoing, PhotoInput
 from bot.i18n import N_, get_translator
+from bot.messages import Incoming, Kind, Outgoing, PhotoInput
 from bot.storage.models import ChannelAccount
 
 CHANNEL = "console"
@@ -93,7 +94,7 @@ class ConsoleChannel:
         outcome = await self.engine.process(self.to_incoming(line), self.show)
         return outcome.replies
 
-    def sender(self) -> "ConsoleSender":
+    def sender(self) -> ConsoleSender:
         """What the outbox dispatcher sends notices and reminders through."""
         return ConsoleSender(self)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from babel.lists import format_list
 
-from bot.messages import Outgoing
 from bot.i18n import Translator
+from bot.messages import Outgoing
 
 
 def numbered_text(reply: Outgoing, t: Translator) -> str:

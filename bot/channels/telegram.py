@@ -19,10 +19,11 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,8 +38,8 @@ from bot.channels.telegram_render import Planned, merge_replies, plan
 from bot.channels.telegram_updates import CHANNEL, to_incoming
 from bot.config import ConfigError, Settings
 from bot.flows.engine import FlowEngine, PhotoDownloadError
-from bot.messages import Outgoing
 from bot.i18n import LOCALES, get_translator
+from bot.messages import Outgoing
 from bot.storage.evidence import PhotoTooLarge
 from bot.storage.models import ChannelAccount
 from bot.storage.people import clear_unreachable, get_account, mark_unreachable
@@ -81,7 +82,7 @@ class TelegramOptions:
     concurrent_updates: int = 8
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "TelegramOptions":
+    def from_settings(cls, settings: Settings) -> TelegramOptions:
         if not settings.telegram_bot_token:
             raise TelegramConfigError("TELEGRAM_BOT_TOKEN is not set")
         webhook_url = None
@@ -111,9 +112,7 @@ class TelegramOptions:
                     "anyone could post fake updates to the webhook"
                 )
             if not SECRET_PATTERN.fullmatch(self.webhook_secret):
-                raise TelegramConfigError(
-                    "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
-                )
+                raise TelegramConfigError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
             if not self.webhook_url.startswith(("https://", "http://")):
                 raise TelegramConfigError(
                     "PUBLIC_BASE_URL must be an https:// address (http:// only for a self-hosted Bot API server)"
@@ -293,7 +292,9 @@ class TelegramChannel:
 
     async def _remove_keyboard(self, message: Message) -> None:
         try:
-            await self.bot.edit_message_reply_markup(chat_id=message.chat_id, message_id=message.message_id, reply_markup=None)
+            await self.bot.edit_message_reply_markup(
+                chat_id=message.chat_id, message_id=message.message_id, reply_markup=None
+            )
         except TelegramError as exc:
             log.debug("could not remove the keyboard of message %s: %s", message.message_id, exc)
 
@@ -517,7 +518,7 @@ class TelegramService:
         await application.shutdown()
 
 
-async def install(runtime: "Runtime", options: TelegramOptions | None = None) -> bool:
+async def install(runtime: Runtime, options: TelegramOptions | None = None) -> bool:
     """Serve Telegram when a bot token is configured (see the module docstring for the modes)."""
     settings = runtime.app.settings
     if not settings.telegram_bot_token and options is None:

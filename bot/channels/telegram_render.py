@@ -19,8 +19,8 @@ from pathlib import Path
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.channels.render import numbered_text
-from bot.messages import Outgoing, choice_token
 from bot.i18n import Translator
+from bot.messages import Outgoing, choice_token
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from telegram import Message, Update
 

@@ -201,7 +201,9 @@ class ZaloBotChannel:
     async def webhook(self, request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
         if not self.secret or not hmac.compare_digest(given.encode(), self.secret.encode()):
-            log.warning("Zalo Bot webhook call with a wrong secret from %s", request.client.host if request.client else "?")
+            log.warning(
+                "Zalo Bot webhook call with a wrong secret from %s", request.client.host if request.client else "?"
+            )
             return JSONResponse({"ok": False, "description": "forbidden"}, status_code=403)
         try:
             body = await read_body(request)
@@ -281,7 +283,12 @@ class ZaloBotWebhookSetup:
     name = "zalo-bot-webhook"
 
     def __init__(
-        self, channel: ZaloBotChannel, url: str, listening: asyncio.Event, backoff: float = 1.0, max_backoff: float = 300.0
+        self,
+        channel: ZaloBotChannel,
+        url: str,
+        listening: asyncio.Event,
+        backoff: float = 1.0,
+        max_backoff: float = 300.0,
     ) -> None:
         self.channel = channel
         self.url = url
@@ -313,7 +320,9 @@ class ZaloBotWebhookSetup:
                 problem = str(exc)
             else:
                 if info.verified:
-                    log.info("Zalo Bot webhook set to %s (verification: %s)", self.url, info.verification or "not reported")
+                    log.info(
+                        "Zalo Bot webhook set to %s (verification: %s)", self.url, info.verification or "not reported"
+                    )
                     self.confirmed.set()
                     return
                 problem = f"Zalo could not verify it (verification: {info.verification})"
@@ -355,7 +364,7 @@ def webhook_url(app: App) -> str | None:
     return base.rstrip("/") + app.settings.zalo_bot_webhook_path
 
 
-async def install(runtime: "Runtime") -> bool:
+async def install(runtime: Runtime) -> bool:
     """Serve the Zalo Bot Platform when ZALO_BOT_TOKEN is set: webhooks with PUBLIC_BASE_URL,
     long polling without; the sender is registered in every role (reminders use it)."""
     app = runtime.app

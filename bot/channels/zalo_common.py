@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import httpx
 
@@ -130,7 +130,9 @@ def pieces_for(app: App, replies: list[Outgoing], t: Translator, limit: int = TE
             result.append(piece)
         else:
             parts = split_text(piece.text, limit)
-            result += [Piece(part, choices=piece.choices if i == len(parts) - 1 else []) for i, part in enumerate(parts)]
+            result += [
+                Piece(part, choices=piece.choices if i == len(parts) - 1 else []) for i, part in enumerate(parts)
+            ]
     return result
 
 
@@ -209,7 +211,7 @@ class PerPersonQueue:
     async def close(self, timeout: float = 10.0) -> None:
         try:
             await asyncio.wait_for(self.drain(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("stopping with %d message(s) still being handled", len(self._tasks))
             for task in list(self._tasks):
                 task.cancel()

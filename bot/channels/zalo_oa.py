@@ -230,7 +230,9 @@ class ZaloOAChannel:
             if not user_id:
                 return []
             stamp = str(event.get("timestamp") or "")
-            return [Incoming(CHANNEL, user_id, Kind.FOLLOW, message_id=f"follow:{user_id}:{stamp}", chat_id=user_id, at=at)]
+            return [
+                Incoming(CHANNEL, user_id, Kind.FOLLOW, message_id=f"follow:{user_id}:{stamp}", chat_id=user_id, at=at)
+            ]
         kind = MESSAGE_KINDS.get(name) if isinstance(name, str) else None
         if kind is None:
             return []
@@ -239,7 +241,9 @@ class ZaloOAChannel:
         if not user_id or not isinstance(message, dict):
             return []
         raw_id = message.get("msg_id")
-        msg_id = str(raw_id) if isinstance(raw_id, (str, int)) and raw_id != "" else f"{user_id}:{event.get('timestamp')}"
+        msg_id = (
+            str(raw_id) if isinstance(raw_id, (str, int)) and raw_id != "" else f"{user_id}:{event.get('timestamp')}"
+        )
         base = dict(message_id=msg_id, chat_id=user_id, at=at)
         if kind == Kind.TEXT:
             text = message.get("text")
@@ -324,11 +328,14 @@ class ZaloOAChannel:
             log.error(
                 "Zalo OA webhook: %d requests with a wrong signature in the last %d minutes; if they are Zalo's, "
                 "ZALO_OA_SECRET_KEY (the OA secret key) is wrong and events are being lost",
-                len(self._refused), SIGNATURE_ALERT_PERIOD // 60,
+                len(self._refused),
+                SIGNATURE_ALERT_PERIOD // 60,
             )
             try:
                 async with self.app.sessions.begin() as session:
-                    await note_alert(session, SIGNATURE_FAILURES, self.app.clock.now(), count=len(self._refused), detail=why)
+                    await note_alert(
+                        session, SIGNATURE_FAILURES, self.app.clock.now(), count=len(self._refused), detail=why
+                    )
             except Exception:  # the alert must never make the webhook fail
                 log.exception("could not record the Zalo OA signature alert")
         return self._drop(why)
@@ -429,7 +436,10 @@ def check_settings(app: App) -> None:
             ("ZALO_OA_SECRET_KEY", settings.zalo_oa_secret_key),
             ("TOKEN_ENCRYPTION_KEY", settings.token_encryption_key),
             ("ZALO_OA_APP_SECRET", settings.zalo_oa_app_secret if settings.zalo_oa_refresh_token else "n/a"),
-            ("ZALO_OA_REFRESH_TOKEN or ZALO_OA_ACCESS_TOKEN", settings.zalo_oa_refresh_token or settings.zalo_oa_access_token),
+            (
+                "ZALO_OA_REFRESH_TOKEN or ZALO_OA_ACCESS_TOKEN",
+                settings.zalo_oa_refresh_token or settings.zalo_oa_access_token,
+            ),
         )
         if not value
     ]
@@ -458,7 +468,7 @@ def build_oa(app: App, http: httpx.AsyncClient) -> tuple[OATokenManager, ZaloOAC
     return tokens, client
 
 
-async def install(runtime: "Runtime") -> bool:
+async def install(runtime: Runtime) -> bool:
     """Serve a Zalo OA when ZALO_OA_APP_ID is set: the webhook route (web roles), the sender and
     the token keeper (every role)."""
     app = runtime.app
@@ -475,7 +485,11 @@ async def install(runtime: "Runtime") -> bool:
         from bot.zalo.zns import ZNSSender
 
         phone_client = ZaloOAClient(
-            tokens, settings.zalo_zns_api_base_url, client=http, timeout=settings.zalo_http_timeout, retry=retry_policy(app)
+            tokens,
+            settings.zalo_zns_api_base_url,
+            client=http,
+            timeout=settings.zalo_http_timeout,
+            retry=retry_policy(app),
         )
         runtime.senders.register(ZNSSender(app, phone_client, client))
     channel: ZaloOAChannel | None = None

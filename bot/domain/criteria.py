@@ -14,11 +14,12 @@ when a title has more than one.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -71,7 +72,7 @@ class Item(BaseModel):
         return self.photo_required or (self.evidence_hint is not None and not self.no_photo)
 
     @model_validator(mode="after")
-    def _points(self) -> "Item":
+    def _points(self) -> Item:
         if not self.points:
             self.points = {
                 Level.ACHIEVED: self.max_points,
@@ -82,9 +83,7 @@ class Item(BaseModel):
             raise ValueError("points must offer at least 'achieved' and 'not_yet'")
         for level, value in self.points.items():
             if not 0 <= value <= self.max_points:
-                raise ValueError(
-                    f"points.{level.value} = {value} is outside 0..max_points ({self.max_points})"
-                )
+                raise ValueError(f"points.{level.value} = {value} is outside 0..max_points ({self.max_points})")
         for level in self.provisional_levels:
             if level not in self.points:
                 raise ValueError(f"provisional_levels names {level.value!r}, which points does not offer")
@@ -143,7 +142,7 @@ class CriteriaSet(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "CriteriaSet":
+    def _consistent(self) -> CriteriaSet:
         seen: set[str] = set()
         for item in self.items:
             if item.id in seen:
@@ -254,9 +253,7 @@ def score(criteria_set: CriteriaSet, answers: dict[str, Level | str]) -> Score:
         if item.id in rule.mandatory_items and Level(level) not in (Level.ACHIEVED, Level.NOT_APPLICABLE):
             mandatory_missing.append(item.id)
     total = sum(per_item.values())
-    recognisable = (
-        total >= rule.total_min and not unanswered and not below_floor and not mandatory_missing
-    )
+    recognisable = total >= rule.total_min and not unanswered and not below_floor and not mandatory_missing
     return Score(
         total=total,
         max_total=criteria_set.max_total,

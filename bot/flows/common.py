@@ -16,7 +16,6 @@ from bot.storage.submissions import hold
 from bot.text import clean_name, name_problem
 
 
-
 def state_label(ctx: Context, state: str) -> str:
     return ctx.t(STATE_KEYS[State(state)])
 

@@ -14,10 +14,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from bot.flows.context import Context, Input
-from bot.flows.states import Consent, MyData, Start
-from bot.messages import Choice
 from bot.flows.router import Router
+from bot.flows.states import Consent, MyData, Start
 from bot.i18n import N_
+from bot.messages import Choice
 from bot.storage.commune import communes
 from bot.storage.consents import (
     ConsentKind,
@@ -83,8 +83,13 @@ async def give(ctx: Context, shown: ShownText) -> None:
     if ctx.person is not None and ctx.person.consent_at is None:
         ctx.person.consent_at = ctx.now
     await record(
-        ctx.session, ConsentKind.GIVEN, ConsentMethod.CHAT, shown, at=ctx.now,
-        person_id=ctx.person.id if ctx.person is not None else None, account_id=ctx.account.id,
+        ctx.session,
+        ConsentKind.GIVEN,
+        ConsentMethod.CHAT,
+        shown,
+        at=ctx.now,
+        person_id=ctx.person.id if ctx.person is not None else None,
+        account_id=ctx.account.id,
     )
 
 
@@ -93,7 +98,13 @@ async def record_withdrawal(ctx: Context, method: ConsentMethod, at: datetime) -
     person_id = ctx.person.id if ctx.person is not None else None
     given = await latest(ctx.session, ConsentKind.GIVEN, person_id=person_id, account_id=ctx.account.id)
     row = await record(
-        ctx.session, ConsentKind.WITHDRAWN, method, None, at=at, person_id=person_id, account_id=ctx.account.id,
+        ctx.session,
+        ConsentKind.WITHDRAWN,
+        method,
+        None,
+        at=at,
+        person_id=person_id,
+        account_id=ctx.account.id,
     )
     row.locale = ctx.locale
     if given is not None:
@@ -108,7 +119,8 @@ async def withdraw(ctx: Context) -> None:
     if ctx.person is not None:
         ctx.person.consent_at = None
         accounts += [
-            a for a in await ctx.session.scalars(select(ChannelAccount).where(ChannelAccount.person_id == ctx.person.id))
+            a
+            for a in await ctx.session.scalars(select(ChannelAccount).where(ChannelAccount.person_id == ctx.person.id))
             if a.id != ctx.account.id
         ]
     for account in accounts:

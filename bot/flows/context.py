@@ -3,16 +3,17 @@ and the replies being built. Replies go out only after the transaction commits."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import local_date
-from bot.messages import Choice, Incoming, Kind, Outgoing
 from bot.i18n import Translator, get_translator
+from bot.messages import Choice, Incoming, Kind, Outgoing
 from bot.storage.evidence import CleanPhoto
 from bot.storage.models import ChannelAccount, Conversation, Person
 
@@ -55,7 +56,7 @@ class Input:
 
 @dataclass
 class Context:
-    app: "App"
+    app: App
     session: AsyncSession
     account: ChannelAccount
     conv: Conversation
@@ -69,7 +70,7 @@ class Context:
     # Work to do once this message's transaction has committed (e.g. removing files).
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Every command, in help order (the help text lists those the person may use); set by the engine.
-    commands: Sequence["CommandSpec"] = ()
+    commands: Sequence[CommandSpec] = ()
     # The bot has never talked with this account before this message; and whether the replies
     # already say who is talking (the engine adds the welcome to a first contact otherwise).
     first_contact: bool = False
@@ -172,4 +173,4 @@ class Context:
         self.again()
 
     def current_choices(self) -> list[Choice]:
-        return [Choice(v, l) for v, l in self.data.get("_choices", [])]
+        return [Choice(value, label) for value, label in self.data.get("_choices", [])]

@@ -7,8 +7,9 @@ what is stored, so stopping, editing and coming back never loses or double-count
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import select
 
@@ -26,12 +27,12 @@ from bot.flows.common import (
 )
 from bot.flows.context import Context, Input
 from bot.flows.matching import match_choices
-from bot.flows.states import Decl, Start
-from bot.messages import Choice, Kind, Outgoing
 from bot.flows.router import Router
 from bot.flows.season import closed_text, season_of_campaign, state_deadline_line
-from bot.review.dossier import evidence_gaps
+from bot.flows.states import Decl, Start
 from bot.i18n import N_
+from bot.messages import Choice, Kind, Outgoing
+from bot.review.dossier import evidence_gaps
 from bot.review.privacy import remove_unused_files
 from bot.storage.evidence import CleanPhoto, StoredBlob
 from bot.storage.models import Answer, Evidence, Submission
@@ -73,7 +74,11 @@ async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
         ctx.goto(Start.MENU)
         return None
     closes = ctx.data.get("_closes")
-    if closes and ctx.today.isoformat() > closes and submission.state in (State.REGISTERED.value, State.DECLARING.value):
+    if (
+        closes
+        and ctx.today.isoformat() > closes
+        and submission.state in (State.REGISTERED.value, State.DECLARING.value)
+    ):
         # After the self-assessment deadline a "closed" commune takes no more work on it (a
         # reviewer's request for more information still can be answered). The date is kept in
         # the conversation when the declaration opens, so a typical step costs no query.
@@ -129,7 +134,9 @@ def _item_ids(criteria_set: CriteriaSet, ids: list[str]) -> str:
     return ", ".join(ids)
 
 
-async def _first_unanswered(ctx: Context, submission: Submission, criteria_set: CriteriaSet, after: int = -1) -> Item | None:
+async def _first_unanswered(
+    ctx: Context, submission: Submission, criteria_set: CriteriaSet, after: int = -1
+) -> Item | None:
     answers = await known_answers(ctx.session, submission.id)
     for index, item in enumerate(criteria_set.items):
         if index > after and item.id not in answers:
@@ -461,8 +468,13 @@ def _looks_like_note(text: str | None) -> bool:
 async def _save_level(ctx: Context, submission: Submission, criteria_set: CriteriaSet, item: Item, level: str) -> None:
     """Store the level of an item, with a note typed before it."""
     await save_answer(
-        ctx.session, submission, criteria_set, item.id, level,
-        actor_person_id=ctx.person.id if ctx.person else None, now=ctx.now,
+        ctx.session,
+        submission,
+        criteria_set,
+        item.id,
+        level,
+        actor_person_id=ctx.person.id if ctx.person else None,
+        now=ctx.now,
     )
     pending = ctx.data.get("_note")
     if pending and pending.get("item") == item.id:
@@ -576,7 +588,9 @@ async def _summary_text(ctx: Context, submission: Submission, criteria_set: Crit
         if result.total < result.threshold:
             lines.append(ctx.t("decl.reason_total", threshold=result.threshold))
         if result.below_floor:
-            lines.append(ctx.t("decl.reason_floor", items=_item_ids(criteria_set, result.below_floor), floor=rule.item_floor))
+            lines.append(
+                ctx.t("decl.reason_floor", items=_item_ids(criteria_set, result.below_floor), floor=rule.item_floor)
+            )
         if result.mandatory_missing:
             lines.append(ctx.t("decl.reason_mandatory", items=_item_ids(criteria_set, result.mandatory_missing)))
     if no_photo:
@@ -686,12 +700,19 @@ async def on_confirm_submit(ctx: Context, inp: Input) -> None:
         ctx.goto(Decl.SUMMARY)
         return
     season = await season_of_campaign(ctx, submission.campaign_id)
-    late = submission.state != State.NEEDS_INFO.value and season is not None and season.passed(
-        "self_declaration", ctx.today
+    late = (
+        submission.state != State.NEEDS_INFO.value
+        and season is not None
+        and season.passed("self_declaration", ctx.today)
     )
     await transition(
-        ctx.session, submission, State.SUBMITTED, actor=Actor.OWNER,
-        actor_person_id=ctx.person.id if ctx.person else None, note=None, now=ctx.now,
+        ctx.session,
+        submission,
+        State.SUBMITTED,
+        actor=Actor.OWNER,
+        actor_person_id=ctx.person.id if ctx.person else None,
+        note=None,
+        now=ctx.now,
     )
     ctx.drop("sub", "item", "return_summary")
     ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
@@ -729,7 +750,12 @@ async def ask_pick_item(ctx: Context, submission: Submission, criteria_set: Crit
     for item in criteria_set.items:
         answer = answers.get(item.id)
         status = level_label(ctx, answer.level) if answer else ctx.t("decl.unanswered")
-        choices.append(Choice(f"i:{item.id}", ctx.t("decl.pick_item_label", id=item.id, text=_short(item.text.get(ctx.locale)), status=status)))
+        choices.append(
+            Choice(
+                f"i:{item.id}",
+                ctx.t("decl.pick_item_label", id=item.id, text=_short(item.text.get(ctx.locale)), status=status),
+            )
+        )
     ctx.ask(ctx.t("decl.ask_pick_item"), [*choices, back_choice(ctx)])
 
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Awaitable, Callable
 
 from sqlalchemy import Row, and_, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,13 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.app import App
-from bot.flows.context import Context, Input
 from bot.flows import escape
+from bot.flows.context import Context, Input
 from bot.flows.matching import MENU_KEY, escape_word, is_keyword, match_choices
-from bot.flows.states import Start
-from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_token, parse_command
 from bot.flows.router import Router
+from bot.flows.states import Start
 from bot.i18n import N_, get_translator
+from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_token, parse_command
 from bot.storage.evidence import CleanPhoto, EvidenceError
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
 from bot.storage.people import Role, branch_ids_in_scope, get_account, get_or_create_account
@@ -295,7 +295,14 @@ class FlowEngine:
         # position is written once (with its version check) instead of before every query.
         session.expunge(conv)
         ctx = Context(
-            self.app, session, account, conv, msg, person, first_contact=first_contact, commands=self.router.command_order
+            self.app,
+            session,
+            account,
+            conv,
+            msg,
+            person,
+            first_contact=first_contact,
+            commands=self.router.command_order,
         )
         await self._load_proxy(ctx)
 
@@ -336,9 +343,7 @@ class FlowEngine:
             scope = await branch_ids_in_scope(ctx.session, ctx.person.id, Role.LEADER)
             if target_id:
                 subject = await ctx.session.get(Person, target_id)
-                if subject is not None and subject.deleted_at is None and (
-                    scope is None or subject.branch_id in scope
-                ):
+                if subject is not None and subject.deleted_at is None and (scope is None or subject.branch_id in scope):
                     ctx.proxy_subject = subject
                     allowed = True
             else:
@@ -389,9 +394,7 @@ class FlowEngine:
             await session.flush()
         return account, conv, person, first_contact
 
-    async def _dispatch(
-        self, ctx: Context, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None
-    ) -> None:
+    async def _dispatch(self, ctx: Context, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None) -> None:
         t = ctx.t
         if msg.kind == Kind.FOLLOW:
             await self._command(ctx, "start", "")
@@ -427,7 +430,7 @@ class FlowEngine:
         if inp.kind in (Kind.COMMAND, Kind.CHOICE) and inp.choice and inp.choice.startswith(COMMAND_PREFIX):
             # A button on a notice (reminder, digest) that runs a command whatever the state, or a
             # menu entry that opens one (pressed, or typed as its number or label).
-            await self._command(ctx, inp.choice[len(COMMAND_PREFIX):], "")
+            await self._command(ctx, inp.choice[len(COMMAND_PREFIX) :], "")
             return
         if inp.kind == Kind.TEXT and inp.text:
             # Back, cancel and help mean the same at every question, and are never an answer.
@@ -439,7 +442,7 @@ class FlowEngine:
                 return
             candidates = match_choices(inp.text, ctx.current_choices())
             if len(candidates) == 1 and candidates[0].value.startswith(COMMAND_PREFIX):
-                await self._command(ctx, candidates[0].value[len(COMMAND_PREFIX):], "")
+                await self._command(ctx, candidates[0].value[len(COMMAND_PREFIX) :], "")
                 return
             if len(candidates) == 1:
                 inp = Input(Kind.CHOICE, choice=candidates[0].value, text=inp.text)
@@ -456,9 +459,7 @@ class FlowEngine:
             return
         await spec.handle(ctx, inp)
 
-    def _resolve(
-        self, ctx: Context, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None
-    ) -> Input | None:
+    def _resolve(self, ctx: Context, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None) -> Input | None:
         choices = ctx.current_choices()
         if msg.kind == Kind.CHOICE and msg.choice is not None:
             seq, value = parse_choice_token(msg.choice)

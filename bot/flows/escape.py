@@ -10,10 +10,10 @@ of the declaration to the previous item (or its photos).
 from __future__ import annotations
 
 from bot.flows.context import Context, Input
-from bot.messages import Choice
 from bot.flows.router import Router
 from bot.flows.states import Escape, Start
 from bot.i18n import N_
+from bot.messages import Choice
 
 router = Router()
 TRAIL = "_trail"

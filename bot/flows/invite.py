@@ -7,11 +7,11 @@ from datetime import datetime, time
 
 from bot.flows.common import read_name
 from bot.flows.context import Context, Input
-from bot.flows.states import Invite, Start
-from bot.messages import Choice, Outgoing
-from bot.flows.router import Router
 from bot.flows.guards import require
+from bot.flows.router import Router
+from bot.flows.states import Invite, Start
 from bot.i18n import N_
+from bot.messages import Choice, Outgoing
 from bot.review.invites import (
     DEFAULT_TTL,
     InviteError,
@@ -153,13 +153,19 @@ async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
     role_key = ROLE_KEYS[role]
     # The code itself never reaches the database: if this reply has to be resent after a crash,
     # the resend says that a new code is needed instead.
-    ctx.replies.append(Outgoing(
-        text=ctx.t(
-            "inv.created", code=created.code, role=ctx.t(role_key), unit=unit.name,
-            date=ctx.t.date(expires.date()), days=DEFAULT_TTL.days,
-        ),
-        stored_text=ctx.t("inv.created_not_kept"),
-    ))
+    ctx.replies.append(
+        Outgoing(
+            text=ctx.t(
+                "inv.created",
+                code=created.code,
+                role=ctx.t(role_key),
+                unit=unit.name,
+                date=ctx.t.date(expires.date()),
+                days=DEFAULT_TTL.days,
+            ),
+            stored_text=ctx.t("inv.created_not_kept"),
+        )
+    )
     ctx.drop("inv")
     ctx.goto(Start.MENU)
 
@@ -237,8 +243,6 @@ async def _redeem(ctx: Context, person: Person) -> None:
         person.branch_id = unit.id
     ctx.say(ctx.t("invite.done", role=ctx.t(role_key), unit=unit.name if unit else "-"))
     ctx.goto(Start.MENU)
-
-
 
 
 # ---- removing a role (/thuhoi) ----------------------------------------------------------------

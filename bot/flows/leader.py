@@ -8,12 +8,12 @@ from bot.domain.lifecycle import State
 from bot.flows.common import state_label
 from bot.flows.consent import consent_notice
 from bot.flows.context import Context, Input
-from bot.flows.states import Decl, Leader, Reg, Start, Status
-from bot.messages import Choice
+from bot.flows.guards import require
 from bot.flows.router import Router
 from bot.flows.staff import cmd_branch_review
-from bot.flows.guards import require
+from bot.flows.states import Decl, Leader, Reg, Start, Status
 from bot.i18n import N_
+from bot.messages import Choice
 from bot.review.queries import Member, branch_members, people_for_proxy
 from bot.review.scope import branches_in, scope_for
 from bot.storage.consents import ShownText
@@ -24,8 +24,16 @@ router = Router()
 MAX_NAMES = 15
 PROXY_LIST = 8
 STATE_ORDER = [
-    State.NEEDS_INFO, State.SUBMITTED, State.DECLARING, State.REGISTERED, State.RECOMMENDED,
-    State.NOT_RECOMMENDED, State.APPROVED, State.REJECTED, State.EXPIRED, State.WITHDRAWN,
+    State.NEEDS_INFO,
+    State.SUBMITTED,
+    State.DECLARING,
+    State.REGISTERED,
+    State.RECOMMENDED,
+    State.NOT_RECOMMENDED,
+    State.APPROVED,
+    State.REJECTED,
+    State.EXPIRED,
+    State.WITHDRAWN,
 ]
 
 
@@ -49,7 +57,10 @@ async def cmd_members(ctx: Context, args: str) -> None:
 async def ask_members_branch(ctx: Context) -> None:
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
     branches = await branches_in(ctx.session, scope) if scope else []
-    ctx.ask(ctx.t("lead.pick_branch"), [*(Choice(f"b{b.id}", b.name) for b in branches), Choice("menu", ctx.t("common.to_menu"))])
+    ctx.ask(
+        ctx.t("lead.pick_branch"),
+        [*(Choice(f"b{b.id}", b.name) for b in branches), Choice("menu", ctx.t("common.to_menu"))],
+    )
 
 
 @router.handle(Leader.MEMBERS_BRANCH)
@@ -65,8 +76,10 @@ async def on_members_branch(ctx: Context, inp: Input) -> None:
 
 
 def _member_line(ctx: Context, member: Member) -> str:
-    line = ctx.t("lead.member", reference=member.reference, name=member.name) if member.reference else ctx.t(
-        "lead.member_unregistered", name=member.name
+    line = (
+        ctx.t("lead.member", reference=member.reference, name=member.name)
+        if member.reference
+        else ctx.t("lead.member_unregistered", name=member.name)
     )
     if member.unreachable:
         line += " " + ctx.t("lead.unreachable")

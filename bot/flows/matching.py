@@ -12,10 +12,10 @@ cancel ("hủy", "thôi") and help ("tôi không hiểu", "?").
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
-from bot.messages import Choice
 from bot.i18n import N_, all_aliases
+from bot.messages import Choice
 from bot.text import fold
 
 # Choice value → catalog key of its comma-separated synonyms (both languages are accepted).
@@ -49,7 +49,7 @@ _WORDS = re.compile(r"[\s/']+")
 MIN_PART = 2
 
 
-@lru_cache(maxsize=None)
+@cache
 def aliases_for(value: str) -> frozenset[str]:
     key = ALIAS_KEYS.get(value)
     return frozenset(all_aliases(key)) if key else frozenset()
@@ -65,7 +65,7 @@ def _part_of(typed: list[str], label: list[str]) -> int | None:
     if not typed or len(typed) > len(label):
         return None
     for start in range(len(label) - len(typed) + 1):
-        window = label[start:start + len(typed)]
+        window = label[start : start + len(typed)]
         if window[:-1] == typed[:-1] and window[-1].startswith(typed[-1]):
             return 0 if start == 0 else 1
     return None
@@ -113,7 +113,7 @@ def is_keyword(text: str, key: str) -> bool:
 
 
 def escape_word(text: str) -> str | None:
-    """"back", "cancel" or "help" when the text is one of the words that mean it at every question."""
+    """ "back", "cancel" or "help" when the text is one of the words that mean it at every question."""
     if text.strip() in ("?", "？"):
         return "help"
     for word, key in (("back", BACK_KEY), ("cancel", CANCEL_KEY), ("help", HELP_KEY)):

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from bot.flows.consent import record_withdrawal
 from bot.flows.context import Context, Input
-from bot.flows.states import MyData, Start
-from bot.messages import Choice
 from bot.flows.router import Router
+from bot.flows.states import MyData, Start
 from bot.i18n import N_
+from bot.messages import Choice
 from bot.review.privacy import delete_person_data, remove_files_after_deletion, summary
 from bot.storage.consents import ConsentKind, ConsentMethod, count, latest
 
 router = Router()
 ROLE_KEYS = {
-    "leader": N_("role.leader"), "officer": N_("role.officer"), "province": N_("role.province"),
-    "admin": N_("role.admin"), "resident": N_("role.resident"),
+    "leader": N_("role.leader"),
+    "officer": N_("role.officer"),
+    "province": N_("role.province"),
+    "admin": N_("role.admin"),
+    "resident": N_("role.resident"),
 }
 
 
@@ -28,9 +31,14 @@ async def _consent_lines(ctx: Context) -> list[str]:
     lines = []
     if given is not None:
         key = N_("mydata.consent_proxy") if given.method == ConsentMethod.PROXY.value else N_("mydata.consent")
-        lines.append(ctx.t(
-            key, when=ctx.t.datetime(given.at), version=given.text_version or "-", controller=given.controller or "-",
-        ))
+        lines.append(
+            ctx.t(
+                key,
+                when=ctx.t.datetime(given.at),
+                version=given.text_version or "-",
+                controller=given.controller or "-",
+            )
+        )
     elif ctx.account.consent_at is not None:
         # Agreed before consent rows were kept: only the time is known.
         lines.append(ctx.t("mydata.consent_unrecorded", when=ctx.t.datetime(ctx.account.consent_at)))
@@ -76,7 +84,9 @@ async def cmd_my_data(ctx: Context, args: str) -> None:
     ctx.again()
 
 
-@router.command("xoadulieu", "deletedata", english="deletedata", needs_consent=False, help_key=N_("help.cmd.deletedata"))
+@router.command(
+    "xoadulieu", "deletedata", english="deletedata", needs_consent=False, help_key=N_("help.cmd.deletedata")
+)
 async def cmd_delete_data(ctx: Context, args: str) -> None:
     if ctx.person is None:
         ctx.retry("mydata.nothing")

@@ -6,18 +6,19 @@ interrupted by a restart) continues at the first thing still missing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from bot.domain.subjects import SubjectKind, subject_kind
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
 from bot.flows.consent import controller_for, shown_text
 from bot.flows.context import Context, Input
-from bot.flows.states import Decl, Escape, Reg, Start
-from bot.messages import Choice
 from bot.flows.router import Router
-from bot.i18n import N_
 from bot.flows.season import closed_text, registration_line, registration_season, season_of_campaign
+from bot.flows.states import Decl, Escape, Reg, Start
+from bot.i18n import N_
+from bot.messages import Choice
 from bot.review.scope import branches_in, scope_for
 from bot.storage.commune import branches_of, campaign_for, communes, find_communes, province_of
 from bot.storage.consents import GUARDIAN_PURPOSES, ConsentKind, ConsentMethod, ShownText, attach_person, record
@@ -319,7 +320,10 @@ async def on_branch(ctx: Context, inp: Input) -> None:
 @router.prompt(Reg.TARGET_GROUP)
 async def ask_target_group(ctx: Context) -> None:
     forms = _forms(ctx, _draft(ctx))
-    ctx.ask(ctx.t("reg.ask_target_group"), [Choice(f"g:{f.target_group}", f.target_group_name.get(ctx.locale)) for f in forms])
+    ctx.ask(
+        ctx.t("reg.ask_target_group"),
+        [Choice(f"g:{f.target_group}", f.target_group_name.get(ctx.locale)) for f in forms],
+    )
 
 
 @router.handle(Reg.TARGET_GROUP)
@@ -657,7 +661,9 @@ async def _finalize(ctx: Context) -> None:
         return
     province = await province_of(ctx.session, branch.id)
     criteria_set = ctx.app.catalog.for_title(
-        draft["title"], campaign.year, province=province.code if province else None,
+        draft["title"],
+        campaign.year,
+        province=province.code if province else None,
         target_group=draft.get("target_group"),
     )
     existing = await _existing_registration(ctx, draft["title"], branch.id)
@@ -673,8 +679,13 @@ async def _finalize(ctx: Context) -> None:
 
     created = ctx.subject is None
     person = await save_registrant(
-        ctx.session, ctx.subject, name=draft["name"], birth_year=draft["birth_year"], branch_id=branch.id,
-        locale=ctx.locale, now=ctx.now,
+        ctx.session,
+        ctx.subject,
+        name=draft["name"],
+        birth_year=draft["birth_year"],
+        branch_id=branch.id,
+        locale=ctx.locale,
+        now=ctx.now,
         # Registered by the branch leader for someone without a smartphone: the leader confirmed
         # that person's consent before starting.
         created_by=ctx.person.id if ctx.proxy and ctx.person else None,
@@ -692,8 +703,14 @@ async def _finalize(ctx: Context) -> None:
         # The consent given before registration (on this account) is now theirs.
         await attach_person(ctx.session, ctx.account.id, person.id)
     registration = Registration(
-        criteria_set, campaign, branch, person, actor_id=ctx.person.id if ctx.person else person.id,
-        locale=ctx.locale, now=ctx.now, details=draft,
+        criteria_set,
+        campaign,
+        branch,
+        person,
+        actor_id=ctx.person.id if ctx.person else person.id,
+        locale=ctx.locale,
+        now=ctx.now,
+        details=draft,
     )
     try:
         submission = await register_subject(ctx.session, registration)
@@ -724,8 +741,12 @@ def _confirmed_at(data: dict[str, Any], fallback: datetime) -> datetime:
 async def _record_proxy_consent(ctx: Context, person: Person, data: dict[str, Any]) -> None:
     """A branch leader confirmed this new person's consent: recorded as given through the leader."""
     await record(
-        ctx.session, ConsentKind.GIVEN, ConsentMethod.PROXY, ShownText.from_json(data),
-        at=_confirmed_at(data, ctx.now), person_id=person.id,
+        ctx.session,
+        ConsentKind.GIVEN,
+        ConsentMethod.PROXY,
+        ShownText.from_json(data),
+        at=_confirmed_at(data, ctx.now),
+        person_id=person.id,
         recorded_by_person_id=ctx.person.id if ctx.person else None,
     )
 
@@ -737,10 +758,14 @@ async def _record_guardians(ctx: Context, draft: dict[str, Any], registrant: Per
         if not isinstance(data, dict):
             continue
         await record(
-            ctx.session, ConsentKind.GUARDIAN,
-            ConsentMethod.PROXY if ctx.proxy else ConsentMethod.CHAT, ShownText.from_json(data),
-            at=_confirmed_at(data, ctx.now), person_id=registrant.id,
+            ctx.session,
+            ConsentKind.GUARDIAN,
+            ConsentMethod.PROXY if ctx.proxy else ConsentMethod.CHAT,
+            ShownText.from_json(data),
+            at=_confirmed_at(data, ctx.now),
+            person_id=registrant.id,
             account_id=None if ctx.proxy else ctx.account.id,
             recorded_by_person_id=ctx.person.id if ctx.proxy and ctx.person else None,
-            household_id=household_id, purposes=GUARDIAN_PURPOSES,
+            household_id=household_id,
+            purposes=GUARDIAN_PURPOSES,
         )

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from bot.flows.context import Context, Draft, Input
-from bot.flows.states import Reports, Start
-from bot.messages import Choice, Outgoing
-from bot.flows.router import Router
 from bot.flows.guards import require
+from bot.flows.router import Router
+from bot.flows.states import Reports, Start
 from bot.i18n import N_
+from bot.messages import Choice, Outgoing
 from bot.review.chart import render_progress_chart
 from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
 from bot.review.scope import communes_in_scope
@@ -31,9 +31,15 @@ KIND_KEYS = {
 }
 FORMAT_KEYS = {"xlsx": N_("exp.format.xlsx"), "csv": N_("exp.format.csv")}
 KIND_WORDS = {
-    "submissions": "submissions", "hoso": "submissions", "ho": "submissions",
-    "stats": "stats", "thongke": "stats",
-    "register": "register", "so": "register", "sotheodoi": "register", "nhieunam": "register",
+    "submissions": "submissions",
+    "hoso": "submissions",
+    "ho": "submissions",
+    "stats": "stats",
+    "thongke": "stats",
+    "register": "register",
+    "so": "register",
+    "sotheodoi": "register",
+    "nhieunam": "register",
 }
 
 
@@ -91,7 +97,10 @@ async def _commune_and_year(ctx: Context) -> tuple[OrgUnit, int] | None:
 @router.prompt(Reports.COMMUNE)
 async def ask_commune(ctx: Context) -> None:
     communes = await communes_in_scope(ctx.session, ctx.person.id) if ctx.person else []
-    ctx.ask(ctx.t("rep.ask_commune"), [*(Choice(f"c{c.id}", c.name) for c in communes), Choice("menu", ctx.t("common.to_menu"))])
+    ctx.ask(
+        ctx.t("rep.ask_commune"),
+        [*(Choice(f"c{c.id}", c.name) for c in communes), Choice("menu", ctx.t("common.to_menu"))],
+    )
 
 
 @router.handle(Reports.COMMUNE)
@@ -181,14 +190,24 @@ async def _export(ctx: Context) -> None:
     filename = export_filename(kind, commune, year, fmt)
     path = new_export_path(ctx.app.settings.export_dir, filename)
     rows = await write_export(
-        ctx.session, ctx.app.catalog, kind=kind, fmt=fmt, commune=commune, year=year,
-        locale=ctx.locale, path=path, now=ctx.now,
+        ctx.session,
+        ctx.app.catalog,
+        kind=kind,
+        fmt=fmt,
+        commune=commune,
+        year=year,
+        locale=ctx.locale,
+        path=path,
+        now=ctx.now,
     )
     kind_key = KIND_KEYS[kind]
-    ctx.replies.append(Outgoing(
-        text=ctx.t("exp.done", what=ctx.t(kind_key), commune=commune.name, year=year, rows=rows),
-        document=path, document_name=filename,
-    ))
+    ctx.replies.append(
+        Outgoing(
+            text=ctx.t("exp.done", what=ctx.t(kind_key), commune=commune.name, year=year, rows=rows),
+            document=path,
+            document_name=filename,
+        )
+    )
     ctx.forget(ReportDraft)
     ctx.goto(Start.MENU)
 

@@ -6,8 +6,9 @@ restart, is simply asked again where they stopped.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from bot.domain.roles import Role
 from bot.flows.states import States
@@ -117,7 +118,7 @@ class Router:
 
         return register
 
-    def include(self, other: "Router") -> None:
+    def include(self, other: Router) -> None:
         for name, spec in other.states.items():
             if name in self.states:
                 raise ValueError(f"state {name!r} defined in two routers")
@@ -138,7 +139,9 @@ class Router:
         problems = [f"state {name!r} has no prompt" for name, spec in self.states.items() if spec.prompt is None]
         problems += [f"state {name!r} has no prompt" for name in sorted(names - self.states.keys())]
         if names:
-            problems += [f"state {name!r} is not declared in bot.flows.states" for name in self.states if name not in names]
+            problems += [
+                f"state {name!r} is not declared in bot.flows.states" for name in self.states if name not in names
+            ]
         problems += [
             f"a button runs /{name}, which is no command"
             for name in sorted(DECLARED_COMMAND_ACTIONS)

@@ -71,7 +71,7 @@ async def resident_commune(ctx: Context, branch_id: int | None = None) -> OrgUni
 
 
 def deadline_line(ctx: Context, kind: str, due_on: date) -> str:
-    """"Hạn tự đánh giá: ngày 30/11/2026 — còn 5 ngày" (or "— hôm nay là ngày cuối", "— đã quá hạn")."""
+    """ "Hạn tự đánh giá: ngày 30/11/2026 — còn 5 ngày" (or "— hôm nay là ngày cuối", "— đã quá hạn")."""
     what = ctx.t(DEADLINE_KEYS.get(kind, kind))
     days = (due_on - ctx.today).days
     when = ctx.t.date(due_on)

@@ -17,13 +17,13 @@ from bot.flows.common import criteria_of, level_label, state_label, title_name
 from bot.flows.context import Context, Draft, Input
 from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
 from bot.flows.register import RELATIONS
-from bot.flows.states import Review, Start
-from bot.messages import Choice, Outgoing
 from bot.flows.router import Router
+from bot.flows.states import Review, Start
 from bot.i18n import N_
+from bot.messages import Choice, Outgoing
 from bot.review.decisions import (
-    AwaitingBranch,
     OFFERED,
+    AwaitingBranch,
     Conflict,
     Decision,
     OutOfScope,
@@ -180,7 +180,9 @@ async def cmd_review(ctx: Context, args: str) -> None:
     await _open_queue(ctx, Role.OFFICER, args)
 
 
-@router.command("binhxet", "branchreview", english="branchreview", roles=(Role.LEADER,), help_key=N_("help.cmd.branchreview"))
+@router.command(
+    "binhxet", "branchreview", english="branchreview", roles=(Role.LEADER,), help_key=N_("help.cmd.branchreview")
+)
 async def cmd_branch_review(ctx: Context, args: str) -> None:
     await _open_queue(ctx, Role.LEADER, args)
 
@@ -238,8 +240,11 @@ async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Rol
         ctx.retry("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state))
         return
     rv = ReviewDraft(
-        role=role.value, filters=Filters().to_json(), sub=submission.id,
-        version=submission.version, decision=decision.value,
+        role=role.value,
+        filters=Filters().to_json(),
+        sub=submission.id,
+        version=submission.version,
+        decision=decision.value,
     )
     ctx.keep(rv)
     if note:
@@ -260,7 +265,9 @@ async def cmd_reject(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.REJECT, (Role.OFFICER,))
 
 
-@router.command("yeucau", "askinfo", english="askinfo", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.askinfo"))
+@router.command(
+    "yeucau", "askinfo", english="askinfo", roles=(Role.LEADER, Role.OFFICER), help_key=N_("help.cmd.askinfo")
+)
 async def cmd_ask_info(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.NEEDS_INFO, (Role.OFFICER, Role.LEADER))
 
@@ -270,7 +277,9 @@ async def cmd_recommend(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.RECOMMEND, (Role.LEADER,))
 
 
-@router.command("khongdexuat", "notrecommend", english="notrecommend", roles=(Role.LEADER,), help_key=N_("help.cmd.notrecommend"))
+@router.command(
+    "khongdexuat", "notrecommend", english="notrecommend", roles=(Role.LEADER,), help_key=N_("help.cmd.notrecommend")
+)
 async def cmd_not_recommend(ctx: Context, args: str) -> None:
     await _direct(ctx, args, Decision.NOT_RECOMMEND, (Role.LEADER,))
 
@@ -357,7 +366,8 @@ async def ask_list(ctx: Context) -> None:
         if len(QUEUE_STATES[role]) > 1:
             counts = [
                 ctx.t("rv.list.count", state=state_label(ctx, s.value), count=page.counts.get(s.value, 0))
-                for s in QUEUE_STATES[role] if page.counts.get(s.value)
+                for s in QUEUE_STATES[role]
+                if page.counts.get(s.value)
             ]
             lines.append("; ".join(counts))
     if filter_text:
@@ -365,8 +375,11 @@ async def ask_list(ctx: Context) -> None:
     choices = []
     for row in page.rows:
         label = ctx.t(
-            "rv.list.item", reference=row.reference, name=row.name or ctx.t("rv.anonymous"),
-            branch=row.branch_name, score=row.score,
+            "rv.list.item",
+            reference=row.reference,
+            name=row.name or ctx.t("rv.anonymous"),
+            branch=row.branch_name,
+            score=row.score,
         )
         choices.append(Choice(f"s{row.id}", label))
     if offset + len(page.rows) < page.total:
@@ -507,21 +520,37 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
     if submission.anonymised_at is not None:
         lines.append(ctx.t("rv.view.anonymised"))
     elif subject is not None and subject.members is not None:
-        lines.append(ctx.t(
-            "rv.view.household", name=subject.name or "?", count=subject.members, branch=detail.branch_name,
-        ))
+        lines.append(
+            ctx.t(
+                "rv.view.household",
+                name=subject.name or "?",
+                count=subject.members,
+                branch=detail.branch_name,
+            )
+        )
         for member in await members_of(ctx.session, submission.household_id) if submission.household_id else []:
-            lines.append(ctx.t(
-                "rv.view.member", name=member.full_name, year=member.birth_year or "?",
-                relation=ctx.t(RELATIONS.get(member.relation, RELATIONS["other"])),
-            ))
+            lines.append(
+                ctx.t(
+                    "rv.view.member",
+                    name=member.full_name,
+                    year=member.birth_year or "?",
+                    relation=ctx.t(RELATIONS.get(member.relation, RELATIONS["other"])),
+                )
+            )
     elif subject is not None:
-        lines.append(ctx.t(
-            "rv.view.person", name=subject.name, year=subject.birth_year or "?", branch=detail.branch_name,
-        ))
+        lines.append(
+            ctx.t(
+                "rv.view.person",
+                name=subject.name,
+                year=subject.birth_year or "?",
+                branch=detail.branch_name,
+            )
+        )
     if detail.proxy_name:
         lines.append(ctx.t("rv.view.proxy", name=detail.proxy_name))
-    when = ctx.t.date(submission.submitted_at.astimezone(ctx.app.settings.tz).date()) if submission.submitted_at else "-"
+    when = (
+        ctx.t.date(submission.submitted_at.astimezone(ctx.app.settings.tz).date()) if submission.submitted_at else "-"
+    )
     lines.append(ctx.t("rv.view.state", state=state_label(ctx, submission.state), date=when))
     if submission.late:
         lines.append(ctx.t("rv.view.late"))
@@ -546,10 +575,17 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
             answer = detail.answers.get(item.id)
             photo_count = detail.photos_for(item.id)
             level = level_label(ctx, answer.level) if answer else ctx.t("decl.unanswered")
-            lines.append(ctx.t(
-                "rv.view.item", id=item.id, text=_short(item.text.get(ctx.locale)), level=level,
-                points=answer.points if answer else 0, max=item.max_points, photos=photo_count,
-            ))
+            lines.append(
+                ctx.t(
+                    "rv.view.item",
+                    id=item.id,
+                    text=_short(item.text.get(ctx.locale)),
+                    level=level,
+                    points=answer.points if answer else 0,
+                    max=item.max_points,
+                    photos=photo_count,
+                )
+            )
             if answer is not None and answer.note:
                 lines.append(ctx.t("rv.view.item_note", note=shorten(answer.note, NOTE_PREVIEW)))
             if answer is not None and answer.level == Level.NOT_APPLICABLE.value:
@@ -560,21 +596,30 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
     if reuses:
         lines.append(ctx.t("rv.view.reuse_head"))
         for reuse in reuses:
-            lines.append(ctx.t(
-                REUSE_KEYS[(reuse.other_reference is None, reuse.exact)],
-                item=reuse.item_id, other_item=reuse.other_item, reference=reuse.other_reference or "",
-            ))
+            lines.append(
+                ctx.t(
+                    REUSE_KEYS[(reuse.other_reference is None, reuse.exact)],
+                    item=reuse.item_id,
+                    other_item=reuse.other_item,
+                    reference=reuse.other_reference or "",
+                )
+            )
     if removed_at is not None:
-        lines.append(ctx.t(
-            "rv.view.photos_removed", date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),
-        ))
+        lines.append(
+            ctx.t(
+                "rv.view.photos_removed",
+                date=ctx.t.date(removed_at.astimezone(ctx.app.settings.tz).date()),
+            )
+        )
     if detail.history:
         lines.append(ctx.t("rv.view.history"))
         for event in detail.history:
             actor_key = ACTOR_KEYS.get(event.actor_kind, ACTOR_KEYS["system"])
             line = ctx.t(
-                "rv.view.event", date=ctx.t.date(event.at.astimezone(ctx.app.settings.tz).date(), "short"),
-                state=state_label(ctx, event.to_state), actor=ctx.t(actor_key),
+                "rv.view.event",
+                date=ctx.t.date(event.at.astimezone(ctx.app.settings.tz).date(), "short"),
+                state=state_label(ctx, event.to_state),
+                actor=ctx.t(actor_key),
             )
             if event.note:
                 line += " — " + shorten(event.note, NOTE_PREVIEW)
@@ -592,9 +637,12 @@ def _photo_replies(ctx: Context, page: PhotoPage) -> list[Outgoing]:
             path = ctx.app.evidence.open_path(row.path)
         except ValueError:
             continue
-        photos.append(Outgoing(
-            text=ctx.t("rv.view.photo", item=row.item_id, n=index, total=page.total), photo=path,
-        ))
+        photos.append(
+            Outgoing(
+                text=ctx.t("rv.view.photo", item=row.item_id, n=index, total=page.total),
+                photo=path,
+            )
+        )
     return photos
 
 
@@ -627,11 +675,17 @@ async def ask_view(ctx: Context) -> None:
     choices = [Choice(f"d:{d.value}", ctx.t(DECISION_LABEL_KEYS[d])) for d in decisions]
     if page.next_offset is not None:
         last = min(page.total, page.next_offset + PHOTO_PAGE)
-        choices.append(Choice("photos", ctx.t("rv.view.more_photos", first=page.next_offset + 1, last=last, total=page.total)))
+        choices.append(
+            Choice("photos", ctx.t("rv.view.more_photos", first=page.next_offset + 1, last=last, total=page.total))
+        )
     if notes:
         choices.append(Choice("notes", ctx.t("rv.view.full_notes")))
     before, after = await neighbours(
-        ctx.session, _scope_, QUEUE_STATES[role], Filters.from_json(rv.filters), submission.id,
+        ctx.session,
+        _scope_,
+        QUEUE_STATES[role],
+        Filters.from_json(rv.filters),
+        submission.id,
     )
     if after is not None:
         choices.append(Choice(f"go:{after}", ctx.t("rv.view.next")))
@@ -794,9 +848,17 @@ async def _apply(ctx: Context, note: str | None, override: str | None = None) ->
         return
     try:
         event = await decide(
-            ctx.session, submission_id=rv.sub, decision=decision, role=role, scope=scope,
-            actor_person_id=ctx.person.id, note=note, now=ctx.now, expected_version=rv.version,
-            override=override, branch_first=True,
+            ctx.session,
+            submission_id=rv.sub,
+            decision=decision,
+            role=role,
+            scope=scope,
+            actor_person_id=ctx.person.id,
+            note=note,
+            now=ctx.now,
+            expected_version=rv.version,
+            override=override,
+            branch_first=True,
         )
     except AwaitingBranch as waiting:
         # The commune's rule: ask why the commune decides now (kept in the audit trail).
@@ -843,6 +905,11 @@ async def _say_conflict(ctx: Context, conflict: Conflict) -> None:
     elif last is not None:
         actor_key = ACTOR_KEYS.get(last.actor_kind, ACTOR_KEYS["system"])
         who = ctx.t(actor_key)
-    ctx.say(ctx.t(
-        "rv.conflict", reference=submission.reference, state=state_label(ctx, submission.state), who=who,
-    ))
+    ctx.say(
+        ctx.t(
+            "rv.conflict",
+            reference=submission.reference,
+            state=state_label(ctx, submission.state),
+            who=who,
+        )
+    )

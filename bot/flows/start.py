@@ -8,10 +8,10 @@ from bot.flows.common import editable_submissions, my_submissions
 from bot.flows.consent import consent_notice, controller_for, give
 from bot.flows.context import Context, Input
 from bot.flows.guards import has_role, staff_menu_choices
-from bot.flows.states import Decl, Invite, Reg, Start, Status
-from bot.messages import Choice
 from bot.flows.router import Router
+from bot.flows.states import Decl, Invite, Reg, Start, Status
 from bot.i18n import N_
+from bot.messages import Choice
 from bot.storage.consents import ShownText
 from bot.storage.submissions import last_request_note
 

@@ -135,5 +135,17 @@ class Escape(States):
 
 
 ALL: tuple[type[States], ...] = (
-    Start, Reg, Decl, Status, Review, Leader, Invite, Reports, Province, MyData, Consent, ZnsPhone, Escape
+    Start,
+    Reg,
+    Decl,
+    Status,
+    Review,
+    Leader,
+    Invite,
+    Reports,
+    Province,
+    MyData,
+    Consent,
+    ZnsPhone,
+    Escape,
 )

@@ -11,11 +11,11 @@ from bot.flows.common import (
     title_name,
 )
 from bot.flows.context import Context, Input
-from bot.flows.states import Decl, Start, Status
-from bot.messages import Choice
 from bot.flows.router import Router
 from bot.flows.season import state_deadline_line
+from bot.flows.states import Decl, Start, Status
 from bot.i18n import N_
+from bot.messages import Choice
 from bot.storage.submissions import answers_of, last_request_note, rescore
 
 router = Router()

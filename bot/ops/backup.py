@@ -17,11 +17,11 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy.engine import make_url
 
@@ -74,8 +74,14 @@ def pg_dump_args(url: str, output: Path) -> list[str]:
 
 def pg_restore_args(url: str, dump: Path) -> list[str]:
     return [
-        "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
-        "--dbname", libpq_url(url), str(dump),
+        "pg_restore",
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        "--single-transaction",
+        "--dbname",
+        libpq_url(url),
+        str(dump),
     ]
 
 

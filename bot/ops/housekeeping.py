@@ -28,8 +28,8 @@ from bot.reminders.dispatch import SETTLED
 from bot.review.exports import EXPORT_LIFETIME, sweep_exports
 from bot.review.privacy import remove_unused_files
 from bot.review.retention import CHUNK, RetentionGroup, due_groups, remove_photos
-from bot.storage.models import Conversation, Evidence, OutboxMessage, ProcessedMessage
 from bot.storage.core import affected, table_of
+from bot.storage.models import Conversation, Evidence, OutboxMessage, ProcessedMessage
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,9 @@ async def clean_files(app: App, *, dry_run: bool = False) -> FilesReport:
     if not dry_run and (report.exports or report.replies or report.payloads):
         log.info(
             "housekeeping: %d expired export(s), %d delivered repl(ies), %d settled outbox payload(s) removed",
-            report.exports, report.replies, report.payloads,
+            report.exports,
+            report.replies,
+            report.payloads,
         )
     return report
 
@@ -168,7 +170,11 @@ async def apply_retention(app: App, *, dry_run: bool = False) -> RetentionReport
         report.files += files
         log.info(
             "photo retention: %d photo(s) of %d application(s) removed in %s %d (%d file(s))",
-            group.photos, group.applications, group.commune_code, group.year, files,
+            group.photos,
+            group.applications,
+            group.commune_code,
+            group.year,
+            files,
         )
     return report
 

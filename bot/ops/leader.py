@@ -13,8 +13,9 @@ import contextlib
 import fcntl
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -130,9 +131,7 @@ class LeaderElection:
 
     name = "scheduler election"
 
-    def __init__(
-        self, lock: LeaderLock, on_elected: Callback, on_demoted: Callback, interval: float = 5.0
-    ) -> None:
+    def __init__(self, lock: LeaderLock, on_elected: Callback, on_demoted: Callback, interval: float = 5.0) -> None:
         self.lock = lock
         self.on_elected = on_elected
         self.on_demoted = on_demoted

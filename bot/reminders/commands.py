@@ -55,7 +55,14 @@ def _names(ctx: Context, names: list[str]) -> str:
 # -- /nhacnho: a leader reminds the members of their branch -------------------------------------
 
 
-@router.command("nhacnho", "remind", english="remind", help_key=N_("help.cmd.remind_members"), roles=(Role.LEADER,), needs_consent=False)
+@router.command(
+    "nhacnho",
+    "remind",
+    english="remind",
+    help_key=N_("help.cmd.remind_members"),
+    roles=(Role.LEADER,),
+    needs_consent=False,
+)
 async def cmd_nudge(ctx: Context, args: str) -> None:
     from bot.reminders.digests import next_deadline
     from bot.reminders.planner import NEEDS_INFO, UNFINISHED, Round, in_session, plan_reminders
@@ -132,7 +139,11 @@ async def cmd_nudge(ctx: Context, args: str) -> None:
     if new:
         lines.append(ctx.t.plural("nudge.done", "nudge.done.plural", len(new), names=_names(ctx, new)))
         if in_quiet_hours(now, ctx.app.settings):
-            lines.append(ctx.t("nudge.morning", time=format_time(send_at, "short", tzinfo=ctx.app.settings.tz, locale=ctx.locale)))
+            lines.append(
+                ctx.t(
+                    "nudge.morning", time=format_time(send_at, "short", tzinfo=ctx.app.settings.tz, locale=ctx.locale)
+                )
+            )
     if already:
         lines.append(ctx.t.plural("nudge.already", "nudge.already.plural", len(already), names=_names(ctx, already)))
     if away:
@@ -222,7 +233,12 @@ async def _calendar_text(ctx: Context, commune: OrgUnit, campaign) -> str:
 
 
 @router.command(
-    "lichnhac", "calendar", "reminders", english="calendar", help_key=N_("help.cmd.calendar"), roles=(Role.OFFICER,),
+    "lichnhac",
+    "calendar",
+    "reminders",
+    english="calendar",
+    help_key=N_("help.cmd.calendar"),
+    roles=(Role.OFFICER,),
     needs_consent=False,
 )
 async def cmd_calendar(ctx: Context, args: str) -> None:

@@ -100,9 +100,7 @@ class StaffTarget:
 async def staff_of(session: AsyncSession, commune: OrgUnit) -> list[StaffTarget]:
     branches = {
         u.id: u
-        for u in await session.scalars(
-            select(OrgUnit).where(OrgUnit.parent_id == commune.id, OrgUnit.kind == "branch")
-        )
+        for u in await session.scalars(select(OrgUnit).where(OrgUnit.parent_id == commune.id, OrgUnit.kind == "branch"))
     }
     grants = await session.scalars(
         select(RoleGrant)
@@ -120,7 +118,9 @@ async def staff_of(session: AsyncSession, commune: OrgUnit) -> list[StaffTarget]
     return list(found.values())
 
 
-def next_deadline(deadlines: list[CampaignDeadline], today: date, kinds: tuple[str, ...] | None = None) -> CampaignDeadline | None:
+def next_deadline(
+    deadlines: list[CampaignDeadline], today: date, kinds: tuple[str, ...] | None = None
+) -> CampaignDeadline | None:
     upcoming = [d for d in deadlines if d.due_on >= today and (kinds is None or d.kind in kinds)]
     return min(upcoming, key=lambda d: d.due_on) if upcoming else None
 
@@ -229,15 +229,31 @@ async def leader_digest(
             unfinished.append(
                 {
                     "key": N_("digest.entry_progress"),
-                    "params": {"name": f.subject_name, "reference": f.reference, "answered": f.answered, "total": f.total},
+                    "params": {
+                        "name": f.subject_name,
+                        "reference": f.reference,
+                        "answered": f.answered,
+                        "total": f.total,
+                    },
                 }
             )
         if not reachable:
-            away.append({"key": N_("digest.entry_away"), "params": {"name": f.subject_name, "reason": {"key": _reason(reaches)}}})
+            away.append(
+                {
+                    "key": N_("digest.entry_away"),
+                    "params": {"name": f.subject_name, "reason": {"key": _reason(reaches)}},
+                }
+            )
     blocks = [_counts_block(counts)]
     sections = [
-        (not_started, plural("digest.not_started", "digest.not_started.plural", len(not_started), names=_names(not_started))),
-        (unfinished, plural("digest.unfinished", "digest.unfinished.plural", len(unfinished), names=_names(unfinished))),
+        (
+            not_started,
+            plural("digest.not_started", "digest.not_started.plural", len(not_started), names=_names(not_started)),
+        ),
+        (
+            unfinished,
+            plural("digest.unfinished", "digest.unfinished.plural", len(unfinished), names=_names(unfinished)),
+        ),
         (asked, plural("digest.asked", "digest.asked.plural", len(asked), names=_names(asked))),
         (away, plural("digest.away", "digest.away.plural", len(away), names=_names(away))),
     ]
@@ -250,7 +266,11 @@ async def leader_digest(
         choices.append((REMIND_BUTTON, N_("digest.button_remind")))
     elif not facts and counts:
         blocks.append({"key": N_("digest.leader_all_done")})
-    deadline = next_deadline(deadlines, today, ("branch_review",)) if heading == BEFORE_DEADLINE else next_deadline(deadlines, today)
+    deadline = (
+        next_deadline(deadlines, today, ("branch_review",))
+        if heading == BEFORE_DEADLINE
+        else next_deadline(deadlines, today)
+    )
     return Notice(
         N_("digest.leader"),
         {
@@ -341,7 +361,11 @@ async def officer_digest(
             progress.append(
                 {
                     "key": N_("digest.progress_plain"),
-                    "params": {"title": name, "recognised": {"number": recognised}, "registered": {"number": registered}},
+                    "params": {
+                        "title": name,
+                        "recognised": {"number": recognised},
+                        "registered": {"number": registered},
+                    },
                 }
             )
     if progress:
@@ -371,15 +395,17 @@ async def officer_digest(
         blocks.append({"key": N_("digest.branches"), "params": {"lines": {"lines": branch_lines}}})
 
     reach, people_of = await _unreachable(session, campaign.id, branch_ids, settings, send_at)
-    away = sum(
-        1 for people in people_of.values() if not any(reach[p].reachable for p in people if p in reach)
-    )
+    away = sum(1 for people in people_of.values() if not any(reach[p].reachable for p in people if p in reach))
     if away:
         blocks.append(plural("digest.officer_away", "digest.officer_away.plural", away))
     from bot.reminders.zalo_lines import zalo_blocks
 
     blocks += await zalo_blocks(session, campaign, settings, send_at)
-    deadline = next_deadline(deadlines, today, ("commune_report",)) if heading == BEFORE_DEADLINE else next_deadline(deadlines, today)
+    deadline = (
+        next_deadline(deadlines, today, ("commune_report",))
+        if heading == BEFORE_DEADLINE
+        else next_deadline(deadlines, today)
+    )
     return Notice(
         N_("digest.officer"),
         {
@@ -477,6 +503,8 @@ async def plan_digests(
             offset_days=offset,
         )
         planned.append(
-            PlannedDigest(queued, target, names.get(target.person_id, ""), reach[target.person_id], built.get(cache_key))
+            PlannedDigest(
+                queued, target, names.get(target.person_id, ""), reach[target.person_id], built.get(cache_key)
+            )
         )
     return planned

@@ -56,9 +56,9 @@ from bot.clock import local_date
 from bot.config import ChannelLimit
 from bot.reminders.digests import DIGEST, build_digest
 from bot.reminders.timing import in_quiet_hours, next_allowed
+from bot.storage.core import affected
 from bot.storage.models import CampaignDeadline, ChannelAccount, OutboxMessage, Person
 from bot.storage.outbox import Deferred, Notice, render_notice
-from bot.storage.core import affected
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,9 @@ class Dispatcher:
             )
             skipped = await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.status == PENDING, OutboxMessage.not_before <= now, OutboxMessage.account_id.in_(down))
+                .where(
+                    OutboxMessage.status == PENDING, OutboxMessage.not_before <= now, OutboxMessage.account_id.in_(down)
+                )
                 .values(status=UNREACHABLE, last_error="account unreachable", payload=CLEARED)
                 .execution_options(synchronize_session=False)
             )
@@ -327,7 +329,9 @@ class Dispatcher:
             queue.remove(row)
             now = self.app.clock.now()
             if in_quiet_hours(now, self.settings):
-                report.released += await self._release([row.id, *(r.id for r in queue)], next_allowed(now, self.settings))
+                report.released += await self._release(
+                    [row.id, *(r.id for r in queue)], next_allowed(now, self.settings)
+                )
                 return
             await self._deliver(channel, row, pacer, report)
 
@@ -335,7 +339,11 @@ class Dispatcher:
         async with self.app.sessions.begin() as session:
             done = await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.status == CLAIMED, OutboxMessage.claimed_by == self.worker_id)
+                .where(
+                    OutboxMessage.id.in_(ids),
+                    OutboxMessage.status == CLAIMED,
+                    OutboxMessage.claimed_by == self.worker_id,
+                )
                 .values(status=PENDING, claimed_by=None, claimed_at=None, not_before=not_before)
             )
             return affected(done)
@@ -347,15 +355,25 @@ class Dispatcher:
             if account is not None and account.unreachable_at is not None:
                 await session.execute(
                     update(OutboxMessage)
-                    .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self.worker_id, OutboxMessage.status == CLAIMED)
+                    .where(
+                        OutboxMessage.id == row.id,
+                        OutboxMessage.claimed_by == self.worker_id,
+                        OutboxMessage.status == CLAIMED,
+                    )
                     .values(
-                        status=UNREACHABLE, last_error=f"account unreachable: {account.unreachable_reason}", payload=CLEARED
+                        status=UNREACHABLE,
+                        last_error=f"account unreachable: {account.unreachable_reason}",
+                        payload=CLEARED,
                     )
                 )
                 return UNREACHABLE
             done = await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self.worker_id, OutboxMessage.status == CLAIMED)
+                .where(
+                    OutboxMessage.id == row.id,
+                    OutboxMessage.claimed_by == self.worker_id,
+                    OutboxMessage.status == CLAIMED,
+                )
                 .values(status=SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
             )
             return SENDING if affected(done) else None
@@ -365,7 +383,9 @@ class Dispatcher:
             values["payload"] = CLEARED
         await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, OutboxMessage.status == SENDING, OutboxMessage.claimed_by == self.worker_id)
+            .where(
+                OutboxMessage.id == row_id, OutboxMessage.status == SENDING, OutboxMessage.claimed_by == self.worker_id
+            )
             .values(**values)
         )
 
@@ -434,9 +454,14 @@ class Dispatcher:
                 # Not the message's fault: it keeps its attempts and waits as the platform asked.
                 pacer.pause(error.retry_after, self.timer.monotonic())
                 await self._record(
-                    session, row.id, status=PENDING, claimed_by=None, claimed_at=None,
+                    session,
+                    row.id,
+                    status=PENDING,
+                    claimed_by=None,
+                    claimed_at=None,
                     not_before=now + timedelta(seconds=error.retry_after),
-                    attempts=OutboxMessage.attempts - 1, last_error=describe(error),
+                    attempts=OutboxMessage.attempts - 1,
+                    last_error=describe(error),
                 )
                 report.rate_limited += 1
                 log.warning("%s: rate limited, pausing %.1fs", channel, error.retry_after)
@@ -458,8 +483,13 @@ class Dispatcher:
                 else:
                     delay = min(BACKOFF_CAP_SECONDS, self.settings.dispatch_backoff_seconds * 2 ** (attempts - 1))
                     await self._record(
-                        session, row.id, status=PENDING, claimed_by=None, claimed_at=None,
-                        not_before=now + timedelta(seconds=delay), last_error=describe(error),
+                        session,
+                        row.id,
+                        status=PENDING,
+                        claimed_by=None,
+                        claimed_at=None,
+                        not_before=now + timedelta(seconds=delay),
+                        last_error=describe(error),
                     )
                     report.retried += 1
 
@@ -476,7 +506,7 @@ class Dispatcher:
                 continue
             try:
                 await asyncio.wait_for(stop.wait(), self.settings.dispatch_poll_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
@@ -498,7 +528,6 @@ class DispatcherService:
             try:
                 # Let the message in flight be recorded; a claimed batch left behind is recovered.
                 await asyncio.wait_for(self._task, 30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._task.cancel()
             self._task = None
-

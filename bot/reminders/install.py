@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def install(runtime: "Runtime") -> bool:
+async def install(runtime: Runtime) -> bool:
     """Add the reminder scheduler and the outbox dispatcher to the runtime's services.
 
     With --role all and no channel configured the terminal chat runs instead: there is nobody to

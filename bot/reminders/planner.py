@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import AsyncIterator, Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,11 +39,11 @@ from bot.reminders.recipients import (
     CriteriaCache,
     Reach,
     SubmissionFacts,
-    route_for,
     chunked,
     linked_people,
     names_of,
     reach_of,
+    route_for,
     submission_facts,
 )
 from bot.reminders.timing import days_left, next_allowed
@@ -77,7 +77,7 @@ def plural(key: str, plural_key: str, count: int, **params: object) -> dict:
 
 
 def deadline_param(kind: str, due_on: date, days: int) -> dict:
-    """"Hạn tự đánh giá: 30 tháng 11, 2026 (còn 7 ngày)." as a nested notice."""
+    """ "Hạn tự đánh giá: 30 tháng 11, 2026 (còn 7 ngày)." as a nested notice."""
     what_key = DEADLINE_KEYS[kind]
     what = {"key": what_key}
     when = {"date": due_on.isoformat()}
@@ -92,7 +92,9 @@ def audience(deadline: CampaignDeadline, deadlines: list[CampaignDeadline], toda
         nearer = [
             d
             for d in deadlines
-            if d.kind != deadline.kind and NEEDS_INFO in AUDIENCES.get(d.kind, ()) and today <= d.due_on < deadline.due_on
+            if d.kind != deadline.kind
+            and NEEDS_INFO in AUDIENCES.get(d.kind, ())
+            and today <= d.due_on < deadline.due_on
         ]
         if nearer:
             groups.remove(NEEDS_INFO)

@@ -7,11 +7,12 @@ costs a few hundred statements, not a few hundred thousand.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, func, select
+from sqlalchemy import ColumnElement, CompoundSelect, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaCatalog, CriteriaSet
@@ -130,7 +131,9 @@ async def reach_of(
             if route.now - seen >= route.oa_window:
                 down_at, reason = seen, "outside_window"
             if route.zns_uid and person_id not in zns:
-                zns[person_id] = Reach(person_id, None, ZNS_CHANNEL, f"uid:{external_id}", locale or person_locale, None)
+                zns[person_id] = Reach(
+                    person_id, None, ZNS_CHANNEL, f"uid:{external_id}", locale or person_locale, None
+                )
         if down_at is not None:
             if person_id not in down or down[person_id][0] < down_at:
                 down[person_id] = (down_at, reason or "unknown")
@@ -227,7 +230,9 @@ async def submission_facts(
         total = await criteria.size(session, set_id)
         facts[sid] = SubmissionFacts(sid, reference or "", title, state, branch_id, name or "", set_id, total=total)
     counts = await session.execute(
-        select(Answer.submission_id, func.count()).where(Answer.submission_id.in_(submission_ids)).group_by(Answer.submission_id)
+        select(Answer.submission_id, func.count())
+        .where(Answer.submission_id.in_(submission_ids))
+        .group_by(Answer.submission_id)
     )
     for sid, count in counts:
         facts[sid].answered = int(count)

@@ -6,8 +6,8 @@ recipient's language, as they would receive them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, or_, select
@@ -64,7 +64,9 @@ def _show_digest(app: App, echo: Echo, d: PlannedDigest, verbose: bool) -> None:
 
 async def _labels(app: App) -> dict[int, str]:
     async with app.sessions() as session:
-        rows = await session.execute(select(Campaign.id, Campaign.year, OrgUnit.name).join(OrgUnit, OrgUnit.id == Campaign.commune_id))
+        rows = await session.execute(
+            select(Campaign.id, Campaign.year, OrgUnit.name).join(OrgUnit, OrgUnit.id == Campaign.commune_id)
+        )
         return {cid: f"{name} {year}" for cid, year, name in rows}
 
 
@@ -73,8 +75,13 @@ async def _round(
 ) -> None:
     seen = Collected()
     result = await rounds.run_round(
-        moment.campaign_id, moment.deadline_kind, moment.offset, due_on=moment.due_on,
-        planned_at=moment.at, dry_run=dry_run, collect=seen,
+        moment.campaign_id,
+        moment.deadline_kind,
+        moment.offset,
+        due_on=moment.due_on,
+        planned_at=moment.at,
+        dry_run=dry_run,
+        collect=seen,
     )
     before = "on the day" if moment.offset == 0 else f"{moment.offset} day{'s' if moment.offset != 1 else ''} before"
     head = f"{_when(app, moment.at)}  {label} — {moment.deadline_kind} {moment.due_on}, {before}"
@@ -107,7 +114,16 @@ async def remind(app: App, echo: Echo, *, dry_run: bool, days: int, limit: int, 
     if not due:
         echo("    nothing")
     for moment in due:
-        await _round(app, echo, rounds, moment, labels.get(moment.campaign_id, "?"), dry_run=dry_run, limit=limit, verbose=verbose)
+        await _round(
+            app,
+            echo,
+            rounds,
+            moment,
+            labels.get(moment.campaign_id, "?"),
+            dry_run=dry_run,
+            limit=limit,
+            verbose=verbose,
+        )
     if not dry_run:
         return
     echo("")
@@ -116,12 +132,16 @@ async def remind(app: App, echo: Echo, *, dry_run: bool, days: int, limit: int, 
     if not upcoming:
         echo("    nothing")
     for moment in upcoming:
-        await _round(app, echo, rounds, moment, labels.get(moment.campaign_id, "?"), dry_run=True, limit=limit, verbose=verbose)
+        await _round(
+            app, echo, rounds, moment, labels.get(moment.campaign_id, "?"), dry_run=True, limit=limit, verbose=verbose
+        )
     echo("")
     settings = app.settings
     trigger = CronTrigger(
-        day_of_week=settings.digest_weekday, hour=settings.digest_time.hour,
-        minute=settings.digest_time.minute, timezone=settings.tz,
+        day_of_week=settings.digest_weekday,
+        hour=settings.digest_time.hour,
+        minute=settings.digest_time.minute,
+        timezone=settings.tz,
     )
     next_weekly = trigger.get_next_fire_time(None, now.astimezone(settings.tz))
     seen = Collected()
@@ -157,11 +177,13 @@ async def outbox_status(app: App, echo: Echo, *, problems: bool, limit: int) -> 
             now = app.clock.now()
             counts = await problem_counts(session, now)
             if counts:
-                echo("held up for an operator (last 7 days): " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())))
+                echo(
+                    "held up for an operator (last 7 days): " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items()))
+                )
             for alert in await recent_alerts(session, now):
                 echo(
-                    f"alert {alert.key}: {alert.count} since {_when(app, alert.first_at)}, last {_when(app, alert.last_at)}"
-                    + (f" — {alert.detail}" if alert.detail else "")
+                    f"alert {alert.key}: {alert.count} since {_when(app, alert.first_at)}, "
+                    f"last {_when(app, alert.last_at)}" + (f" — {alert.detail}" if alert.detail else "")
                 )
             found = await session.execute(
                 select(OutboxMessage, ChannelAccount)

@@ -79,16 +79,25 @@ class Rounds:
             log.info("round %s/%s/%s no longer configured: skipped", campaign_id, deadline_kind, offset)
             return None
         if due_on is not None and deadline.due_on != due_on:
-            log.info("round %s/%s/%s: deadline moved to %s: skipped", campaign_id, deadline_kind, offset, deadline.due_on)
+            log.info(
+                "round %s/%s/%s: deadline moved to %s: skipped", campaign_id, deadline_kind, offset, deadline.due_on
+            )
             return None
         if local_date(now, self.settings.tz) > deadline.due_on:
-            log.info("round %s/%s/%s: deadline %s has passed: skipped", campaign_id, deadline_kind, offset, deadline.due_on)
+            log.info(
+                "round %s/%s/%s: deadline %s has passed: skipped", campaign_id, deadline_kind, offset, deadline.due_on
+            )
             return None
         rnd = make_round(campaign, deadline, deadlines, offset, now, planned_at, self.settings)
         criteria = CriteriaCache(self.app.catalog)
         result = await plan_reminders(
-            self._opener(dry_run), rnd, criteria, self.settings, now,
-            dry_run=dry_run, collect=collect.reminders if collect is not None else None,
+            self._opener(dry_run),
+            rnd,
+            criteria,
+            self.settings,
+            now,
+            dry_run=dry_run,
+            collect=collect.reminders if collect is not None else None,
         )
         roles = DIGEST_BEFORE.get(deadline_kind)
         if roles and commune is not None:
@@ -118,8 +127,14 @@ class Rounds:
                     )
         log.info(
             "round %s/%s/%s: %d reminders (%d new, %d unreachable), %d digests (%d new)",
-            campaign_id, deadline_kind, offset, result.planned, result.queued, result.unreachable,
-            result.digests, result.digests_queued,
+            campaign_id,
+            deadline_kind,
+            offset,
+            result.planned,
+            result.queued,
+            result.unreachable,
+            result.digests,
+            result.digests_queued,
         )
         return result
 
@@ -162,7 +177,9 @@ class Rounds:
                 if collect is not None:
                     collect.digests.extend(digests)
                 if not dry_run:
-                    queued += len(await enqueue_many(session, [d.queued for d in digests if d.reach.reachable], now=now))
+                    queued += len(
+                        await enqueue_many(session, [d.queued for d in digests if d.reach.reachable], now=now)
+                    )
         log.info("weekly digests: %d new", queued)
         return queued
 

@@ -142,10 +142,10 @@ class ThreadedStoreScheduler(AsyncIOScheduler):
         return LoopExecutor()
 
 
-_active: "ReminderScheduler | None" = None
+_active: ReminderScheduler | None = None
 
 
-def _service() -> "ReminderScheduler":
+def _service() -> ReminderScheduler:
     if _active is None:
         raise RuntimeError("no reminder scheduler is running in this process")
     return _active
@@ -244,7 +244,10 @@ class ReminderScheduler:
         existing = self.scheduler.get_job(WEEKLY_JOB)
         if existing is None or str(existing.trigger) != str(weekly):
             self.scheduler.add_job(
-                weekly_digest_job, weekly, id=WEEKLY_JOB, replace_existing=True,
+                weekly_digest_job,
+                weekly,
+                id=WEEKLY_JOB,
+                replace_existing=True,
                 misfire_grace_time=int(WEEKLY_GRACE.total_seconds()),
             )
         every = IntervalTrigger(minutes=settings.scheduler_sync_minutes, timezone=settings.tz)
@@ -258,7 +261,10 @@ class ReminderScheduler:
         existing = self.scheduler.get_job(RETENTION_JOB)
         if existing is None or str(existing.trigger) != str(daily):
             self.scheduler.add_job(
-                retention_job, daily, id=RETENTION_JOB, replace_existing=True,
+                retention_job,
+                daily,
+                id=RETENTION_JOB,
+                replace_existing=True,
                 misfire_grace_time=int(WEEKLY_GRACE.total_seconds()),
             )
 
@@ -275,13 +281,22 @@ class ReminderScheduler:
         added = removed = 0
         existing = {j.id: j for j in self.scheduler.get_jobs() if j.id.startswith(ROUND_PREFIX)}
         for job_id, moment in wanted.items():
-            args = (moment.campaign_id, moment.deadline_kind, moment.offset, moment.due_on.isoformat(), moment.at.isoformat())
+            args = (
+                moment.campaign_id,
+                moment.deadline_kind,
+                moment.offset,
+                moment.due_on.isoformat(),
+                moment.at.isoformat(),
+            )
             job = existing.get(job_id)
             if job is not None and tuple(job.args) == args:
                 continue
             self.scheduler.add_job(
-                deadline_job, DateTrigger(run_date=moment.at, timezone=self.app.settings.tz),
-                id=job_id, args=args, replace_existing=True,
+                deadline_job,
+                DateTrigger(run_date=moment.at, timezone=self.app.settings.tz),
+                id=job_id,
+                args=args,
+                replace_existing=True,
             )
             added += 1
         for job_id, job in existing.items():

@@ -69,7 +69,13 @@ def moments_of(campaign: Campaign, deadlines: list[CampaignDeadline], settings: 
         for offset in effective_offsets(campaign, deadline):
             day = deadline.due_on - timedelta(days=offset)
             found.append(
-                Moment(campaign.id, deadline.kind, deadline.due_on, offset, local_moment(day, settings.reminder_time, settings))
+                Moment(
+                    campaign.id,
+                    deadline.kind,
+                    deadline.due_on,
+                    offset,
+                    local_moment(day, settings.reminder_time, settings),
+                )
             )
     return sorted(found, key=lambda m: (m.at, m.deadline_kind))
 

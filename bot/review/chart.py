@@ -38,25 +38,30 @@ def progress_figure(stats: CommuneStats, title_names: dict[str, str], t: Transla
     axes_list = figure.subplots(panels, 1, squeeze=False)[:, 0]
     height = 0.26
     positions = list(range(len(units)))
-    for axes, title in zip(axes_list, titles):
+    for axes, title in zip(axes_list, titles, strict=False):
         subject = stats.subjects.get(title, "person")
         name = title_names.get(title, title)
         top = 10.0
         for index, (attribute, label_key, color) in enumerate(SERIES):
             counts = [getattr(u.titles.get(title), attribute, 0) if u.titles.get(title) else 0 for u in units]
             bases = [u.base(subject) for u in units]
-            values = [100.0 * c / b if b else 0.0 for c, b in zip(counts, bases)]
+            values = [100.0 * c / b if b else 0.0 for c, b in zip(counts, bases, strict=False)]
             top = max(top, *values)
             offsets = [p + (index - 1) * height for p in positions]
             bars = axes.barh(offsets, values, height=height * 0.9, color=color, label=t(label_key))
-            for bar, count, base, value in zip(bars, counts, bases, values):
+            for bar, count, base, value in zip(bars, counts, bases, values, strict=False):
                 text = t("chart.bar", count=t.number(count), percent=t.percent(value)) if base else t.number(count)
                 axes.text(bar.get_width() + 0.4, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
         target = stats.targets.get(title)
         if target is not None:
             top = max(top, target)
-            axes.axvline(target, color=TARGET_COLOR, linestyle="--", linewidth=1.5,
-                         label=t("chart.target", title=name, target=t.number(target, 1)))
+            axes.axvline(
+                target,
+                color=TARGET_COLOR,
+                linestyle="--",
+                linewidth=1.5,
+                label=t("chart.target", title=name, target=t.number(target, 1)),
+            )
         axes.set_yticks(positions)
         axes.set_yticklabels([u.name for u in units], fontsize=10)
         axes.invert_yaxis()

@@ -10,13 +10,13 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.clock import VN_TZ
 from bot.domain.labels import STATE_KEYS
-from bot.domain.lifecycle import Actor, State, check, IllegalTransition
+from bot.domain.lifecycle import Actor, IllegalTransition, State, check
 from bot.i18n import N_
 from bot.messages import command_action
 from bot.review.retention import RETENTION_ACTOR
 from bot.review.scope import Scope
-from bot.clock import VN_TZ
 from bot.storage.models import CampaignDeadline, ChannelAccount, Person, Submission, SubmissionEvent
 from bot.storage.outbox import Notice, enqueue
 from bot.storage.people import Role
@@ -91,7 +91,9 @@ async def branch_due(session: AsyncSession, submission: Submission) -> date | No
     )
 
 
-async def awaiting_branch(session: AsyncSession, submission: Submission, role: Role, decision: Decision, now: datetime) -> date | None | bool:
+async def awaiting_branch(
+    session: AsyncSession, submission: Submission, role: Role, decision: Decision, now: datetime
+) -> date | None | bool:
     """False when the rule lets this decision through; otherwise the branch deadline it waits
     for (None when the campaign has none)."""
     if role != Role.OFFICER or decision not in COMMUNE_DECISIONS or submission.state != State.SUBMITTED.value:
@@ -200,8 +202,13 @@ async def decide(
     if waiting is not False and not (override or "").strip():
         raise AwaitingBranch(submission, waiting or None)
     event = await transition(
-        session, submission, TARGET[decision], actor=ACTOR[role],
-        actor_person_id=actor_person_id, note=note, now=now,
+        session,
+        submission,
+        TARGET[decision],
+        actor=ACTOR[role],
+        actor_person_id=actor_person_id,
+        note=note,
+        now=now,
     )
     if waiting is not False:
         event.override_reason = (override or "").strip()  # kept with the decision, in the audit trail
@@ -240,7 +247,12 @@ async def notify_decision(session: AsyncSession, submission: Submission, event: 
         name = people[0].full_name if people else ""
         notice = Notice(
             N_("notice.proxy"),
-            {"reference": submission.reference, "name": name, "state": {"key": STATE_KEYS[target]}, "note": event.note or "-"},
+            {
+                "reference": submission.reference,
+                "name": name,
+                "state": {"key": STATE_KEYS[target]},
+                "note": event.note or "-",
+            },
             [(PROXY_BUTTON, N_("notice.open_proxy"))],
         )
     queued = 0

@@ -31,16 +31,20 @@ def item_positions(criteria_set: CriteriaSet) -> dict[str, int]:
     return {item.id: index for index, item in enumerate(criteria_set.items)}
 
 
-async def evidence_in_item_order(session: AsyncSession, submission_id: int, criteria_set: CriteriaSet) -> list[Evidence]:
+async def evidence_in_item_order(
+    session: AsyncSession, submission_id: int, criteria_set: CriteriaSet
+) -> list[Evidence]:
     """Every photo of the application, by criteria item (as the file orders them), then upload."""
-    rows = list(await session.scalars(select(Evidence).where(Evidence.submission_id == submission_id).order_by(Evidence.id)))
+    rows = list(
+        await session.scalars(select(Evidence).where(Evidence.submission_id == submission_id).order_by(Evidence.id))
+    )
     positions = item_positions(criteria_set)
     return sorted(rows, key=lambda row: (positions.get(row.item_id, len(positions)), row.id))
 
 
 def photo_page(rows: list[Evidence], offset: int, size: int = PHOTO_PAGE) -> PhotoPage:
     offset = max(0, min(offset, max(0, len(rows) - 1)))
-    page = rows[offset: offset + size]
+    page = rows[offset : offset + size]
     following = offset + size
     return PhotoPage(page, offset + 1, len(rows), following if following < len(rows) else None)
 
@@ -48,7 +52,9 @@ def photo_page(rows: list[Evidence], offset: int, size: int = PHOTO_PAGE) -> Pho
 async def members_of(session: AsyncSession, household_id: int) -> list[HouseholdMember]:
     return list(
         await session.scalars(
-            select(HouseholdMember).where(HouseholdMember.household_id == household_id).order_by(HouseholdMember.position)
+            select(HouseholdMember)
+            .where(HouseholdMember.household_id == household_id)
+            .order_by(HouseholdMember.position)
         )
     )
 
@@ -67,12 +73,15 @@ def evidence_gaps(criteria_set: CriteriaSet, answers: dict[str, Answer], counts:
 
 def not_applicable(criteria_set: CriteriaSet, answers: dict[str, Answer]) -> list[str]:
     return [
-        item.id for item in criteria_set.items
+        item.id
+        for item in criteria_set.items
         if (answer := answers.get(item.id)) is not None and answer.level == Level.NOT_APPLICABLE.value
     ]
 
 
-def long_notes(criteria_set: CriteriaSet, answers: dict[str, Answer], limit: int = NOTE_PREVIEW) -> list[tuple[str, str]]:
+def long_notes(
+    criteria_set: CriteriaSet, answers: dict[str, Answer], limit: int = NOTE_PREVIEW
+) -> list[tuple[str, str]]:
     """(item, note) for notes cut short in the view, in item order."""
     return [
         (item.id, answer.note)

@@ -12,10 +12,11 @@ import csv
 import logging
 import shutil
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
 
 import xlsxwriter
 from sqlalchemy import Select, func, select
@@ -30,7 +31,15 @@ from bot.i18n import N_, Translator, get_translator
 from bot.review.retention import RETENTION_ACTOR
 from bot.review.stats import CommuneStats, commune_stats
 from bot.storage.models import (
-    Campaign, CampaignDeadline, Evidence, Household, HouseholdMember, OrgUnit, Person, Submission, SubmissionEvent,
+    Campaign,
+    CampaignDeadline,
+    Evidence,
+    Household,
+    HouseholdMember,
+    OrgUnit,
+    Person,
+    Submission,
+    SubmissionEvent,
 )
 
 log = logging.getLogger(__name__)
@@ -259,7 +268,9 @@ def submissions_query(commune_id: int, year: int) -> Select:
     )
     evidence_count = select(func.count(Evidence.id)).where(Evidence.submission_id == Submission.id).scalar_subquery()
     member_count = (
-        select(func.count(HouseholdMember.id)).where(HouseholdMember.household_id == Submission.household_id).scalar_subquery()
+        select(func.count(HouseholdMember.id))
+        .where(HouseholdMember.household_id == Submission.household_id)
+        .scalar_subquery()
     )
     branch_states = (State.RECOMMENDED.value, State.NOT_RECOMMENDED.value, State.NEEDS_INFO.value)
     return (
@@ -316,7 +327,10 @@ async def submission_rows(
     titles = _title_names(catalog, year, t)
     states = {state.value: t(key) for state, key in STATE_KEYS.items()}
     yes, no = t("export.yes"), t("export.no")
-    decisions = {State.APPROVED.value: t("export.decision.approved"), State.REJECTED.value: t("export.decision.rejected")}
+    decisions = {
+        State.APPROVED.value: t("export.decision.approved"),
+        State.REJECTED.value: t("export.decision.rejected"),
+    }
     recommendations = {
         State.RECOMMENDED.value: t("export.recommendation.yes"),
         State.NOT_RECOMMENDED.value: t("export.recommendation.no"),
@@ -327,34 +341,54 @@ async def submission_rows(
     async for partition in _stream(session, submissions_query(commune_id, year)):
         batch = []
         for (
-            reference, name, birth_year, branch, title, household_id, members, state, score, recognisable,
-            evidence, proxy, recommendation, recommendation_note, decision_note, created_at, first_submitted,
-            last_submitted, times_submitted, decided_at, anonymised_at,
+            reference,
+            name,
+            birth_year,
+            branch,
+            title,
+            household_id,
+            members,
+            state,
+            score,
+            recognisable,
+            evidence,
+            proxy,
+            recommendation,
+            recommendation_note,
+            decision_note,
+            created_at,
+            first_submitted,
+            last_submitted,
+            times_submitted,
+            decided_at,
+            anonymised_at,
         ) in partition:
             first_submitted, last_submitted = _aware(first_submitted), _aware(last_submitted)
             late = due is not None and first_submitted is not None and first_submitted.astimezone(VN_TZ).date() > due
-            batch.append([
-                reference,
-                anonymous if anonymised_at else (name or ""),
-                None if anonymised_at else birth_year,
-                branch,
-                titles.get(title, title),
-                members if household_id is not None else None,
-                states.get(state, state),
-                score,
-                yes if recognisable else no,
-                evidence,
-                proxy_mark if proxy else "",
-                late_mark if late else "",
-                recommendations.get(recommendation or "", ""),
-                "" if anonymised_at else (recommendation_note or ""),
-                decisions.get(state, ""),
-                "" if anonymised_at else (decision_note or ""),
-                created_at,
-                first_submitted,
-                last_submitted if (times_submitted or 0) > 1 else None,
-                decided_at,
-            ])
+            batch.append(
+                [
+                    reference,
+                    anonymous if anonymised_at else (name or ""),
+                    None if anonymised_at else birth_year,
+                    branch,
+                    titles.get(title, title),
+                    members if household_id is not None else None,
+                    states.get(state, state),
+                    score,
+                    yes if recognisable else no,
+                    evidence,
+                    proxy_mark if proxy else "",
+                    late_mark if late else "",
+                    recommendations.get(recommendation or "", ""),
+                    "" if anonymised_at else (recommendation_note or ""),
+                    decisions.get(state, ""),
+                    "" if anonymised_at else (decision_note or ""),
+                    created_at,
+                    first_submitted,
+                    last_submitted if (times_submitted or 0) > 1 else None,
+                    decided_at,
+                ]
+            )
         yield batch
 
 
@@ -364,7 +398,7 @@ def _aware(value: datetime | None) -> datetime | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def register_query(commune_id: int, year: int) -> Select:
@@ -419,10 +453,16 @@ async def register_rows(
     def flush() -> None:
         if current is not None and year in years:
             run = streak(years, year)
-            out.append([
-                titles.get(current[0], current[0]), last_name, last_branch,
-                ", ".join(str(y) for y in sorted(set(years))), run, milestone(run),
-            ])
+            out.append(
+                [
+                    titles.get(current[0], current[0]),
+                    last_name,
+                    last_branch,
+                    ", ".join(str(y) for y in sorted(set(years))),
+                    run,
+                    milestone(run),
+                ]
+            )
 
     async for partition in _stream(session, register_query(commune_id, year)):
         for title, key, held_year, name, branch in partition:
@@ -451,8 +491,11 @@ async def stats_rows(
     for title in stats.titles:
         name = names.get(title, title)
         for key in (
-            N_("export.col.registered"), N_("export.col.registered_rate"), N_("export.col.recognised"),
-            N_("export.col.rate"), N_("export.col.target"),
+            N_("export.col.registered"),
+            N_("export.col.registered_rate"),
+            N_("export.col.recognised"),
+            N_("export.col.rate"),
+            N_("export.col.target"),
         ):
             header.append(t(key, title=name))
             keys.append(key)
@@ -485,7 +528,7 @@ def sweep_exports(
         return 0
     cutoff = None
     if older_than is not None:
-        cutoff = ((now or datetime.now(timezone.utc)) - older_than).timestamp()
+        cutoff = ((now or datetime.now(UTC)) - older_than).timestamp()
     removed = 0
     for entry in folder.iterdir():
         try:
@@ -542,8 +585,15 @@ async def write_export(
     sink = await asyncio.to_thread(SINKS[fmt], path, sheet)
     count = 0
     try:
-        lines = [t("export.heading", what=t(EXPORT_NAMES[kind]), commune=commune.name, year=year,
-                   date=(now or datetime.now(timezone.utc)).astimezone(VN_TZ).strftime("%d/%m/%Y"))]
+        lines = [
+            t(
+                "export.heading",
+                what=t(EXPORT_NAMES[kind]),
+                commune=commune.name,
+                year=year,
+                date=(now or datetime.now(UTC)).astimezone(VN_TZ).strftime("%d/%m/%Y"),
+            )
+        ]
         if kind == "stats":
             header, keys, rows, stats = await stats_rows(session, catalog, commune, year, t)
             if stats.anonymised:

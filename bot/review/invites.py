@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.core import affected
 from bot.storage.models import InviteCode, InviteFailure, OrgUnit, Person, RoleGrant
 from bot.storage.people import SCOPE_KIND, Role, grant_role, live_grants
-from bot.storage.core import affected
 
 # No 0/O, 1/I/L: read aloud over the phone or copied from paper without mistakes.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -164,9 +164,10 @@ async def failures_since(session: AsyncSession, account_id: int, person_id: int 
     whose = InviteFailure.account_id == account_id
     if person_id is not None:
         whose = or_(whose, InviteFailure.person_id == person_id)
-    return await session.scalar(
-        select(func.count()).select_from(InviteFailure).where(whose, InviteFailure.at >= since)
-    ) or 0
+    return (
+        await session.scalar(select(func.count()).select_from(InviteFailure).where(whose, InviteFailure.at >= since))
+        or 0
+    )
 
 
 async def record_failure(session: AsyncSession, account_id: int, person_id: int | None, now: datetime) -> None:

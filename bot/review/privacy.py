@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.review.exports import sweep_exports
 from bot.review.traces import TraceCounts, Traces, remove_traces
+from bot.storage.core import affected
 from bot.storage.evidence import EvidenceStore
 from bot.storage.models import (
     Answer,
@@ -39,7 +40,6 @@ from bot.storage.models import (
     RoleGrant,
     SubmissionEvent,
 )
-from bot.storage.core import affected
 from bot.storage.subjects import submissions_for_person
 from bot.storage.submissions import ANSWERS_READ
 
@@ -86,26 +86,48 @@ async def _own_households(session: AsyncSession, person_id: int) -> list[Househo
 async def summary(session: AsyncSession, person: Person) -> DataSummary:
     submissions = await submissions_for_person(session, person.id)
     ids = [s.id for s in submissions]
-    answers = await session.scalar(select(func.count()).select_from(Answer).where(Answer.submission_id.in_(ids))) if ids else 0
-    photos = await session.scalar(select(func.count()).select_from(Evidence).where(Evidence.submission_id.in_(ids))) if ids else 0
+    answers = (
+        await session.scalar(select(func.count()).select_from(Answer).where(Answer.submission_id.in_(ids)))
+        if ids
+        else 0
+    )
+    photos = (
+        await session.scalar(select(func.count()).select_from(Evidence).where(Evidence.submission_id.in_(ids)))
+        if ids
+        else 0
+    )
     households = [h.id for h in await _own_households(session, person.id)]
     members = (
         await session.scalar(
-            select(func.count()).select_from(HouseholdMember).where(
-                HouseholdMember.household_id.in_(households), HouseholdMember.relation != "head"
-            )
+            select(func.count())
+            .select_from(HouseholdMember)
+            .where(HouseholdMember.household_id.in_(households), HouseholdMember.relation != "head")
         )
         if households
         else 0
     )
     branch = await session.get(OrgUnit, person.branch_id) if person.branch_id else None
-    channels = sorted(set(await session.scalars(select(ChannelAccount.channel).where(ChannelAccount.person_id == person.id))))
-    roles = sorted({g.role for g in await session.scalars(
-        select(RoleGrant).where(RoleGrant.person_id == person.id, RoleGrant.revoked_at.is_(None))
-    )})
+    channels = sorted(
+        set(await session.scalars(select(ChannelAccount.channel).where(ChannelAccount.person_id == person.id)))
+    )
+    roles = sorted(
+        {
+            g.role
+            for g in await session.scalars(
+                select(RoleGrant).where(RoleGrant.person_id == person.id, RoleGrant.revoked_at.is_(None))
+            )
+        }
+    )
     return DataSummary(
-        person.full_name, person.birth_year, branch.name if branch else None,
-        [s.reference or "" for s in submissions], answers or 0, photos or 0, members or 0, channels, roles,
+        person.full_name,
+        person.birth_year,
+        branch.name if branch else None,
+        [s.reference or "" for s in submissions],
+        answers or 0,
+        photos or 0,
+        members or 0,
+        channels,
+        roles,
     )
 
 
@@ -124,7 +146,9 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
             head = await session.get(Person, household.head_person_id)
             if head is None or head.created_by_person_id != person.id:
                 continue
-            has_account = await session.scalar(select(ChannelAccount.id).where(ChannelAccount.person_id == head.id).limit(1))
+            has_account = await session.scalar(
+                select(ChannelAccount.id).where(ChannelAccount.person_id == head.id).limit(1)
+            )
             if not has_account:
                 extra_people.append(head)
     # What identifies them in other rows, read before it is erased here.
@@ -190,9 +214,7 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         await session.execute(
             delete(OutboxMessage).where(OutboxMessage.account_id.in_(account_ids), OutboxMessage.status != "sent")
         )
-        await session.execute(
-            update(OutboxMessage).where(OutboxMessage.account_id.in_(account_ids)).values(payload={})
-        )
+        await session.execute(update(OutboxMessage).where(OutboxMessage.account_id.in_(account_ids)).values(payload={}))
         await session.execute(
             update(ProcessedMessage).where(ProcessedMessage.account_id.in_(account_ids)).values(replies=null())
         )
@@ -225,7 +247,7 @@ async def remove_unused_files(session: AsyncSession, store: EvidenceStore, paths
     return removed
 
 
-async def remove_files_after_deletion(app: "App", result: DeletionResult) -> None:
+async def remove_files_after_deletion(app: App, result: DeletionResult) -> None:
     """Once a deletion has committed: its photo files (unless still used) and every export."""
     async with app.sessions() as session:
         photos = await remove_unused_files(session, app.evidence, result.candidate_files)
@@ -238,6 +260,12 @@ async def remove_files_after_deletion(app: "App", result: DeletionResult) -> Non
     log.info(
         "personal data deleted: %d submission(s), %d photo file(s), %d export(s); copies elsewhere: "
         "%d stored reply set(s), %d queued and %d settled outbox row(s), %d conversation(s), %d note(s)",
-        result.submissions, photos, exports, result.traces.replies, result.traces.outbox_deleted,
-        result.traces.outbox_cleared, result.traces.conversations, result.traces.notes,
+        result.submissions,
+        photos,
+        exports,
+        result.traces.replies,
+        result.traces.outbox_deleted,
+        result.traces.outbox_cleared,
+        result.traces.conversations,
+        result.traces.notes,
     )

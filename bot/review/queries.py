@@ -45,7 +45,7 @@ class Filters:
         return {"branch_id": self.branch_id, "title": self.title, "state": self.state}
 
     @classmethod
-    def from_json(cls, raw: dict | None) -> "Filters":
+    def from_json(cls, raw: dict | None) -> Filters:
         raw = raw or {}
         return cls(raw.get("branch_id"), raw.get("title"), raw.get("state"))
 
@@ -114,17 +114,29 @@ async def pending(
         conditions.append(Submission.title == filters.title)
     total = await session.scalar(select(func.count()).select_from(Submission).where(*conditions)) or 0
     counts = dict(
-        (await session.execute(
-            select(Submission.state, func.count()).where(*conditions).group_by(Submission.state)
-        )).all()
+        (
+            await session.execute(select(Submission.state, func.count()).where(*conditions).group_by(Submission.state))
+        ).all()
     )
-    query = _joined(
-        select(
-            Submission.id, Submission.reference, Submission.title, Submission.state, Submission.score,
-            Submission.recognisable, OrgUnit.name, name,
-        ),
-        person, head, household,
-    ).where(*conditions).order_by(func.coalesce(Submission.submitted_at, Submission.created_at), Submission.id)
+    query = (
+        _joined(
+            select(
+                Submission.id,
+                Submission.reference,
+                Submission.title,
+                Submission.state,
+                Submission.score,
+                Submission.recognisable,
+                OrgUnit.name,
+                name,
+            ),
+            person,
+            head,
+            household,
+        )
+        .where(*conditions)
+        .order_by(func.coalesce(Submission.submitted_at, Submission.created_at), Submission.id)
+    )
     rows = [ListedSubmission(*row) for row in await session.execute(query.limit(limit).offset(offset))]
     return Page(rows, total, offset, counts)
 
@@ -161,20 +173,28 @@ async def branch_members(session: AsyncSession, branch: OrgUnit, today: date) ->
     members: list[Member] = []
     subject_people: set[int] = set()
     if campaign is not None:
-        query = _joined(
-            select(Submission.reference, Submission.title, Submission.state, name, person.id, head.id),
-            person, head, household,
-        ).where(
-            Submission.campaign_id == campaign.id,
-            Submission.branch_id == branch.id,
-            Submission.anonymised_at.is_(None),
-        ).order_by(name, Submission.reference)
+        query = (
+            _joined(
+                select(Submission.reference, Submission.title, Submission.state, name, person.id, head.id),
+                person,
+                head,
+                household,
+            )
+            .where(
+                Submission.campaign_id == campaign.id,
+                Submission.branch_id == branch.id,
+                Submission.anonymised_at.is_(None),
+            )
+            .order_by(name, Submission.reference)
+        )
         for reference, title, state, who, person_id, head_id in await session.execute(query):
             members.append(Member(reference, title, who or "?", state))
             subject_people.update(i for i in (person_id, head_id) if i)
-    others = select(Person.id, Person.full_name).where(
-        Person.branch_id == branch.id, Person.deleted_at.is_(None)
-    ).order_by(Person.full_name)
+    others = (
+        select(Person.id, Person.full_name)
+        .where(Person.branch_id == branch.id, Person.deleted_at.is_(None))
+        .order_by(Person.full_name)
+    )
     for person_id, full_name in await session.execute(others):
         if person_id not in subject_people and full_name:
             members.append(Member(None, None, full_name, None))
@@ -205,4 +225,3 @@ async def people_for_proxy(session: AsyncSession, scope: Scope, search: str | No
         wanted = fold(search)
         people = [p for p in people if wanted in fold(p.full_name)]
     return people[:limit]
-

@@ -104,8 +104,13 @@ async def remove_photos(session: AsyncSession, submission_ids: list[int], now: d
     states = await session.execute(select(Submission.id, Submission.state).where(Submission.id.in_(holding)))
     session.add_all(
         SubmissionEvent(
-            submission_id=submission_id, from_state=state, to_state=state, actor_kind=RETENTION_ACTOR,
-            actor_person_id=None, note=None, at=now,
+            submission_id=submission_id,
+            from_state=state,
+            to_state=state,
+            actor_kind=RETENTION_ACTOR,
+            actor_person_id=None,
+            note=None,
+            at=now,
         )
         for submission_id, state in states
     )

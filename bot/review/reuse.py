@@ -28,7 +28,9 @@ class Reuse:
 
 async def reused_photos(session: AsyncSession, submission: Submission) -> list[Reuse]:
     """Each photo of this application that appears again elsewhere, once per other place."""
-    own = list(await session.scalars(select(Evidence).where(Evidence.submission_id == submission.id).order_by(Evidence.id)))
+    own = list(
+        await session.scalars(select(Evidence).where(Evidence.submission_id == submission.id).order_by(Evidence.id))
+    )
     if not own:
         return []
     commune_id = await session.scalar(select(Campaign.commune_id).where(Campaign.id == submission.campaign_id))
@@ -55,7 +57,7 @@ async def reused_photos(session: AsyncSession, submission: Submission) -> list[R
             found.append(Reuse(item, other_item, reference, exact))
 
     for index, row in enumerate(own):
-        for other in own[index + 1:]:
+        for other in own[index + 1 :]:
             if other.item_id != row.item_id and _same(row.sha256, row.dhash, other.sha256, other.dhash) is not None:
                 add(other.item_id, row.item_id, None, other.sha256 == row.sha256)
         for item_id, sha256, perceptual, reference in others:

@@ -67,7 +67,9 @@ async def revoke_grant(session: AsyncSession, grant_id: int, by_person_id: int |
     grant = await session.get(RoleGrant, grant_id, populate_existing=True)
     if grant is None or grant.revoked_at is not None:
         raise NotRevocable(grant_id)
-    if by_person_id is not None and grant_id not in {row.grant_id for row in await revocable_grants(session, by_person_id)}:
+    if by_person_id is not None and grant_id not in {
+        row.grant_id for row in await revocable_grants(session, by_person_id)
+    }:
         raise NotRevocable(grant_id)
     grant.revoked_at = now
     grant.revoked_by_person_id = by_person_id

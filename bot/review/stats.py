@@ -15,9 +15,16 @@ from bot.i18n import N_, Translator
 from bot.storage.commune import branches_of
 from bot.storage.models import Campaign, OrgUnit, Submission
 
-SENT_STATES = tuple(s.value for s in (
-    State.SUBMITTED, State.RECOMMENDED, State.NOT_RECOMMENDED, State.APPROVED, State.REJECTED,
-))
+SENT_STATES = tuple(
+    s.value
+    for s in (
+        State.SUBMITTED,
+        State.RECOMMENDED,
+        State.NOT_RECOMMENDED,
+        State.APPROVED,
+        State.REJECTED,
+    )
+)
 
 
 @dataclass
@@ -90,11 +97,12 @@ def title_subjects(catalog: CriteriaCatalog, year: int) -> dict[str, str]:
 async def commune_stats(session: AsyncSession, catalog: CriteriaCatalog, commune: OrgUnit, year: int) -> CommuneStats:
     subjects = title_subjects(catalog, year)
     titles = list(subjects)
-    campaign = await session.scalar(
-        select(Campaign).where(Campaign.commune_id == commune.id, Campaign.year == year)
-    )
+    campaign = await session.scalar(select(Campaign).where(Campaign.commune_id == commune.id, Campaign.year == year))
     branches = await branches_of(session, commune.id)
-    units = {b.id: UnitStats(b.code, b.name, b.households_total, b.adults_total, {t: TitleCount() for t in titles}) for b in branches}
+    units = {
+        b.id: UnitStats(b.code, b.name, b.households_total, b.adults_total, {t: TitleCount() for t in titles})
+        for b in branches
+    }
     anonymised_count = 0
     if campaign is not None:
         rows = await session.execute(
@@ -157,11 +165,17 @@ def stats_lines(stats: CommuneStats, names: dict[str, str], t: Translator) -> li
             target = stats.targets.get(title)
             target_text = t("rep.stats_target_part", target=t.percent(target)) if target is not None else ""
             params = dict(
-                title=names.get(title, title), noun=noun, registered=t.number(count.registered),
-                submitted=t.number(count.submitted), recognised=t.number(count.recognised), target=target_text,
+                title=names.get(title, title),
+                noun=noun,
+                registered=t.number(count.registered),
+                submitted=t.number(count.submitted),
+                recognised=t.number(count.recognised),
+                target=target_text,
             )
             if base:
-                lines.append(t("rep.stats_title", base=t.number(base), rate=t.percent(unit.rate(title, subject)), **params))
+                lines.append(
+                    t("rep.stats_title", base=t.number(base), rate=t.percent(unit.rate(title, subject)), **params)
+                )
             else:
                 lines.append(t("rep.stats_title_plain", **params))
     if stats.anonymised:

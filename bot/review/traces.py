@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import Text, cast, delete, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -122,7 +123,9 @@ async def _replies(session: AsyncSession, traces: Traces, counts: TraceCounts) -
 
 async def _outbox(session: AsyncSession, traces: Traces, counts: TraceCounts) -> None:
     table = table_of(OutboxMessage)
-    rows = await session.execute(select(table.c.id, table.c.status, table.c.payload).where(traces.like(table.c.payload)))
+    rows = await session.execute(
+        select(table.c.id, table.c.status, table.c.payload).where(traces.like(table.c.payload))
+    )
     queued: list[int] = []
     settled: list[int] = []
     for row_id, status, payload in rows:
@@ -166,7 +169,9 @@ async def _conversations(session: AsyncSession, traces: Traces, own_accounts: li
 
 async def _notes(session: AsyncSession, traces: Traces, counts: TraceCounts) -> None:
     for model in (SubmissionEvent, Answer):
-        rows = await session.execute(select(model.id, model.note).where(model.note.is_not(None), traces.like(model.note)))
+        rows = await session.execute(
+            select(model.id, model.note).where(model.note.is_not(None), traces.like(model.note))
+        )
         for row_id, note in rows:
             redacted = traces.redact(note or "")
             if redacted != note:

@@ -33,7 +33,7 @@ def order_problem(dates: dict[str, date]) -> tuple[str, str, str] | None:
     """The first deadline out of order, as (kind, "before"/"after", other kind); None when the
     deadlines follow each other (registration ≤ self-declaration ≤ branch review ≤ report)."""
     present = [kind for kind in DEADLINE_KINDS if kind in dates]
-    for earlier, later in zip(present, present[1:]):
+    for earlier, later in zip(present, present[1:], strict=False):
         if dates[later] < dates[earlier]:
             return later, "before", earlier
     return None
@@ -109,7 +109,7 @@ class CampaignSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _in_order(self) -> "CampaignSpec":
+    def _in_order(self) -> CampaignSpec:
         problem = order_problem({kind: spec.date for kind, spec in self.deadline_specs().items()})
         if problem is not None:
             raise ValueError(f"deadline {problem[0]} must not be {problem[1]} {problem[2]}")
@@ -193,7 +193,10 @@ class ProvinceSpec(BaseModel):
     def commune_specs(self) -> list[CommuneSpec]:
         return [
             CommuneSpec(
-                province=self.province, commune=c.commune, association=c.association, branches=c.branches,
+                province=self.province,
+                commune=c.commune,
+                association=c.association,
+                branches=c.branches,
                 campaigns=self.campaigns if c.campaigns is None else c.campaigns,
             )
             for c in self.communes
@@ -208,9 +211,7 @@ def _validate(model: type[ModelT], text: str, source: str) -> ModelT:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
-        )
+        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
         raise CommuneFileError(f"{source}: {details}") from exc
 
 
@@ -273,7 +274,7 @@ async def find_communes(session: AsyncSession, text: str, limit: int = 8) -> lis
         return []
     for prefix in ("xa ", "phuong ", "dac khu "):
         if wanted.startswith(prefix) and len(wanted) > len(prefix):
-            wanted = wanted[len(prefix):]
+            wanted = wanted[len(prefix) :]
     ranked = []
     for unit in await communes(session):
         name = " ".join(fold(unit.name).replace("-", " ").split())
@@ -295,9 +296,7 @@ def parse_commune(text: str, source: str) -> CommuneSpec:
     try:
         spec = CommuneSpec.model_validate(raw)
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
-        )
+        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
         raise CommuneFileError(f"{source}: {details}") from exc
     codes = [b.code for b in spec.branches]
     if len(codes) != len(set(codes)):
@@ -365,9 +364,7 @@ async def apply_commune(
         await session.flush()
         existing = {
             d.kind: d
-            for d in await session.scalars(
-                select(CampaignDeadline).where(CampaignDeadline.campaign_id == campaign.id)
-            )
+            for d in await session.scalars(select(CampaignDeadline).where(CampaignDeadline.campaign_id == campaign.id))
         }
         for kind, deadline_spec in campaign_spec.deadline_specs().items():
             deadline = existing.get(kind)
@@ -376,7 +373,8 @@ async def apply_commune(
                 session.add(deadline)
             elif deadline.due_on != deadline_spec.date:
                 changes.append(
-                    f"{commune.code} {campaign_spec.year}: {kind} {deadline.due_on.isoformat()} -> {deadline_spec.date.isoformat()}"
+                    f"{commune.code} {campaign_spec.year}: {kind} "
+                    f"{deadline.due_on.isoformat()} -> {deadline_spec.date.isoformat()}"
                 )
             deadline.due_on = deadline_spec.date
             deadline.reminder_offsets = deadline_spec.reminder_offsets

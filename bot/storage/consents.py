@@ -54,7 +54,7 @@ class ShownText:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Any) -> "ShownText | None":
+    def from_json(cls, data: Any) -> ShownText | None:
         if not isinstance(data, dict):
             return None
         try:
@@ -127,6 +127,9 @@ async def latest(
 
 
 async def count(session: AsyncSession, kind: ConsentKind, *, person_id: int | None, account_id: int | None) -> int:
-    return await session.scalar(
-        select(func.count()).select_from(Consent).where(Consent.kind == kind.value, _whose(person_id, account_id))
-    ) or 0
+    return (
+        await session.scalar(
+            select(func.count()).select_from(Consent).where(Consent.kind == kind.value, _whose(person_id, account_id))
+        )
+        or 0
+    )

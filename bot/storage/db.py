@@ -6,8 +6,9 @@ the schema on both: the application upgrades to head when it starts.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from alembic import command
 from alembic.config import Config

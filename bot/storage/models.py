@@ -21,6 +21,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+)
+from sqlalchemy import (
     false as sa_false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -71,7 +73,7 @@ class OrgUnit(Base):
     after_deadline: Mapped[str | None] = mapped_column(String(8))
     address_form: Mapped[str | None] = mapped_column(String(16))
 
-    parent: Mapped["OrgUnit | None"] = relationship(remote_side="OrgUnit.id")
+    parent: Mapped[OrgUnit | None] = relationship(remote_side="OrgUnit.id")
 
 
 class Person(Base):
@@ -99,7 +101,7 @@ class Household(Base):
     registered_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     created_at: Mapped[datetime]
 
-    members: Mapped[list["HouseholdMember"]] = relationship(
+    members: Mapped[list[HouseholdMember]] = relationship(
         back_populates="household", order_by="HouseholdMember.position", cascade="all, delete-orphan"
     )
     head: Mapped[Person | None] = relationship(foreign_keys=[head_person_id])
@@ -147,9 +149,7 @@ class Conversation(Base):
 
     __tablename__ = "conversations"
 
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("channel_accounts.id", ondelete="CASCADE"), primary_key=True
-    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id", ondelete="CASCADE"), primary_key=True)
     state: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prompt_seq: Mapped[int] = mapped_column(Integer, default=0)
@@ -211,7 +211,7 @@ class Campaign(Base):
     opens_on: Mapped[date | None] = mapped_column(Date)
 
     commune: Mapped[OrgUnit] = relationship()
-    deadlines: Mapped[list["CampaignDeadline"]] = relationship(
+    deadlines: Mapped[list[CampaignDeadline]] = relationship(
         back_populates="campaign", order_by="CampaignDeadline.due_on", cascade="all, delete-orphan"
     )
 
@@ -244,9 +244,7 @@ class Consent(Base):
     kind: Mapped[str] = mapped_column(String(16))  # given | withdrawn | guardian
     method: Mapped[str] = mapped_column(String(16))  # chat | proxy | deletion
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
-    account_id: Mapped[int | None] = mapped_column(
-        ForeignKey("channel_accounts.id", ondelete="SET NULL"), index=True
-    )
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("channel_accounts.id", ondelete="SET NULL"), index=True)
     # A branch leader who confirmed the consent of someone without a phone (method "proxy").
     recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     # Guardian confirmations: the household whose child under 16 was recorded.
@@ -322,15 +320,11 @@ class Submission(Base):
     person: Mapped[Person | None] = relationship(foreign_keys=[person_id])
     household: Mapped[Household | None] = relationship()
     branch: Mapped[OrgUnit] = relationship()
-    answers: Mapped[list["Answer"]] = relationship(
-        back_populates="submission", cascade="all, delete-orphan"
-    )
-    evidence: Mapped[list["Evidence"]] = relationship(
+    answers: Mapped[list[Answer]] = relationship(back_populates="submission", cascade="all, delete-orphan")
+    evidence: Mapped[list[Evidence]] = relationship(
         back_populates="submission", order_by="Evidence.id", cascade="all, delete-orphan"
     )
-    events: Mapped[list["SubmissionEvent"]] = relationship(
-        back_populates="submission", order_by="SubmissionEvent.id"
-    )
+    events: Mapped[list[SubmissionEvent]] = relationship(back_populates="submission", order_by="SubmissionEvent.id")
 
 
 class Answer(Base):
@@ -353,9 +347,7 @@ class Evidence(Base):
     """One photo attached to one item; the file itself is stored once per sha256."""
 
     __tablename__ = "evidence"
-    __table_args__ = (
-        UniqueConstraint("submission_id", "item_id", "sha256", name="uq_evidence_submission_item_sha"),
-    )
+    __table_args__ = (UniqueConstraint("submission_id", "item_id", "sha256", name="uq_evidence_submission_item_sha"),)
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)

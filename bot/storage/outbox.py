@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import Choice, Outgoing
 from bot.i18n import Translator, get_translator
+from bot.messages import Choice, Outgoing
 from bot.storage.models import OutboxMessage
 
 
@@ -57,7 +57,7 @@ class Notice:
         return payload
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "Notice":
+    def from_payload(cls, payload: dict[str, Any]) -> Notice:
         return cls(
             key=payload["key"],
             params=dict(payload.get("params") or {}),
@@ -85,7 +85,7 @@ class Deferred:
         return {DEFERRED: self.kind, "spec": self.spec}
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "Deferred | None":
+    def from_payload(cls, payload: dict[str, Any]) -> Deferred | None:
         """The deferred message a payload describes, or None for an ordinary notice."""
         kind = payload.get(DEFERRED)
         return cls(kind, dict(payload.get("spec") or {})) if kind else None

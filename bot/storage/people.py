@@ -11,10 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.roles import Role as Role  # the grants stored here are of these roles
 from bot.storage.models import ChannelAccount, Household, HouseholdMember, OrgUnit, Person, RoleGrant
 
-
 # The org-unit kind a role's scope must be.
 SCOPE_KIND = {
-    Role.LEADER: "branch", Role.OFFICER: "commune", Role.PROVINCE: "province", Role.ADMIN: None, Role.RESIDENT: None,
+    Role.LEADER: "branch",
+    Role.OFFICER: "commune",
+    Role.PROVINCE: "province",
+    Role.ADMIN: None,
+    Role.RESIDENT: None,
 }
 
 
@@ -128,7 +131,9 @@ def replace_members(household: Household, head: Person, members: list[MemberSpec
     """Set the household's member list: the head first, then the others in the order given."""
     household.head_person_id = head.id
     household.members = [
-        HouseholdMember(person_id=head.id, full_name=head.full_name, birth_year=head.birth_year, relation="head", position=0),
+        HouseholdMember(
+            person_id=head.id, full_name=head.full_name, birth_year=head.birth_year, relation="head", position=0
+        ),
         *(
             HouseholdMember(full_name=m.full_name, birth_year=m.birth_year, relation=m.relation, position=i)
             for i, m in enumerate(members, start=1)
@@ -175,9 +180,7 @@ async def grant_role(
 
 async def live_grants(session: AsyncSession, person_id: int) -> list[RoleGrant]:
     return list(
-        await session.scalars(
-            select(RoleGrant).where(RoleGrant.person_id == person_id, RoleGrant.revoked_at.is_(None))
-        )
+        await session.scalars(select(RoleGrant).where(RoleGrant.person_id == person_id, RoleGrant.revoked_at.is_(None)))
     )
 
 

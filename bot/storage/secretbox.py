@@ -45,6 +45,6 @@ class SecretBox:
         if stored is None or not self.is_sealed(stored):
             return stored
         try:
-            return self._fernet.decrypt(stored[len(PREFIX):].encode()).decode()
+            return self._fernet.decrypt(stored[len(PREFIX) :].encode()).decode()
         except InvalidToken as exc:
             raise SecretBoxError("a stored secret cannot be decrypted with TOKEN_ENCRYPTION_KEY") from exc

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import aiosqlite
 
@@ -26,7 +27,7 @@ PREFETCH = 256
 class OneTripCursor:
     """The part of aiosqlite's cursor SQLAlchemy's adapter uses, one trip per statement."""
 
-    def __init__(self, connection: "OneTripConnection") -> None:
+    def __init__(self, connection: OneTripConnection) -> None:
         self._connection = connection
         self._open: sqlite3.Cursor | None = None  # a long result still being read, in the thread
         self._rows: deque[Any] = deque()
@@ -35,13 +36,13 @@ class OneTripCursor:
         self.lastrowid: int | None = None
         self.arraysize = 1
 
-    async def __aenter__(self) -> "OneTripCursor":
+    async def __aenter__(self) -> OneTripCursor:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
-    async def execute(self, sql: str, parameters: Any = None) -> "OneTripCursor":
+    async def execute(self, sql: str, parameters: Any = None) -> OneTripCursor:
         await self.close()
         conn = self._connection
 
@@ -65,7 +66,7 @@ class OneTripCursor:
         self._rows = deque(rows)
         return self
 
-    async def executemany(self, sql: str, parameters: Iterable[Any]) -> "OneTripCursor":
+    async def executemany(self, sql: str, parameters: Iterable[Any]) -> OneTripCursor:
         await self.close()
         conn = self._connection
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import event, select
@@ -40,9 +39,7 @@ def subject_key(person_id: int | None, household_id: int | None) -> str:
     return f"p:{person_id}"
 
 
-async def find_existing(
-    session: AsyncSession, campaign_id: int, title: str, key: str
-) -> Submission | None:
+async def find_existing(session: AsyncSession, campaign_id: int, title: str, key: str) -> Submission | None:
     return await session.scalar(
         select(Submission).where(
             Submission.campaign_id == campaign_id,
@@ -174,7 +171,9 @@ async def known_answers(session: AsyncSession, submission_id: int) -> dict[str, 
 
 
 async def rescore(
-    session: AsyncSession, submission: Submission, criteria_set: CriteriaSet,
+    session: AsyncSession,
+    submission: Submission,
+    criteria_set: CriteriaSet,
     answers: dict[str, Answer] | None = None,
 ) -> Score:
     """Recompute the score from stored answers (or `answers`, read in this transaction); the
@@ -226,8 +225,13 @@ async def save_answer(
         answer.answered_at = now
     if submission.state == State.REGISTERED.value:
         await transition(
-            session, submission, State.DECLARING, actor=Actor.OWNER,
-            actor_person_id=actor_person_id, note=None, now=now,
+            session,
+            submission,
+            State.DECLARING,
+            actor=Actor.OWNER,
+            actor_person_id=actor_person_id,
+            note=None,
+            now=now,
         )
     await session.flush()
     result = await rescore(session, submission, criteria_set, answers)
@@ -329,4 +333,3 @@ async def last_request_note(session: AsyncSession, submission_id: int) -> Submis
         .order_by(SubmissionEvent.id.desc())
         .limit(1)
     )
-

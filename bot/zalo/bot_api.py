@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -107,7 +107,7 @@ class ZaloUpdate:
 def from_millis(value: Any) -> datetime | None:
     """Zalo dates are epoch milliseconds (number or string)."""
     try:
-        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):  # not a number, or no date there is
         return None
 
@@ -186,12 +186,16 @@ def parse_updates(payload: Any) -> list[ZaloUpdate]:
     return updates
 
 
-def error_for(method: str, code: int, description: str, http_status: int | None, retry_after: float | None) -> ZaloAPIError:
+def error_for(
+    method: str, code: int, description: str, http_status: int | None, retry_after: float | None
+) -> ZaloAPIError:
     """Map a Bot Platform error envelope to an exception class."""
     lowered = description.lower()
     if code == QUOTA_EXCEEDED:
         wait = retry_after or QUOTA_BACKOFF
-        return ZaloRateLimited(code, description or "Quota exceeded", retry_after=wait, method=method, http_status=http_status)
+        return ZaloRateLimited(
+            code, description or "Quota exceeded", retry_after=wait, method=method, http_status=http_status
+        )
     if code == 401:
         return ZaloAuthError(code, description, method=method, http_status=http_status)
     if code == INTERNAL_ERROR:
@@ -234,7 +238,12 @@ class ZaloBotClient:
         return f"{self.base_url}/bot{self._token}/{method}"
 
     async def call(
-        self, method: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None, retry: RetryPolicy | None = None
+        self,
+        method: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         """Call a method and return its `result`, raising a ZaloError subclass on failure."""
         response = await request_with_retries(
@@ -253,7 +262,12 @@ class ZaloBotClient:
         if isinstance(data, dict) and data.get("ok") is True:
             return data.get("result")
         if not isinstance(data, dict):
-            raise ZaloAPIError(response.status_code, f"unexpected answer: {response.text[:200]}", method=method, http_status=response.status_code)
+            raise ZaloAPIError(
+                response.status_code,
+                f"unexpected answer: {response.text[:200]}",
+                method=method,
+                http_status=response.status_code,
+            )
         try:
             code = int(data.get("error_code") or response.status_code)
         except (TypeError, ValueError):

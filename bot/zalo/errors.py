@@ -1,17 +1,17 @@
 """What can go wrong when talking to Zalo, as exception classes callers can act on.
 
-    ZaloError
-    ├── ZaloNetworkError          the request did not get an answer (after retries on timeouts)
-    │   └── ZaloServerError       5xx after retries
-    ├── ZaloAPIError              Zalo answered with an error (code + description)
-    │   ├── ZaloAuthError         bad/expired token or secret (Bot Platform 401, OA -216/-220/…)
-    │   ├── ZaloInternalError     Zalo's own trouble (Bot Platform 403 "Internal server error"): retry
-    │   ├── ZaloRateLimited       slow down (Bot Platform 429 "Quota exceeded", OA -32 / quota)
-    │   ├── OutsideWindow         OA -230/-232: no interaction within the window
-    │   ├── RecipientUnavailable  OA -213/-217/-227/-244 …: not following, blocked, banned
-    │   ├── ZaloBillingError      OA -320/-321, -240 …: a paid message without a Zalo Cloud Account / balance
-    │   └── ZaloPermissionError   OA -221/-224/-234/-248 …: the OA may not send this (tier, permission)
-    └── TokenRefreshError         the OA refresh token was refused: an admin must re-authorise
+ZaloError
+├── ZaloNetworkError          the request did not get an answer (after retries on timeouts)
+│   └── ZaloServerError       5xx after retries
+├── ZaloAPIError              Zalo answered with an error (code + description)
+│   ├── ZaloAuthError         bad/expired token or secret (Bot Platform 401, OA -216/-220/…)
+│   ├── ZaloInternalError     Zalo's own trouble (Bot Platform 403 "Internal server error"): retry
+│   ├── ZaloRateLimited       slow down (Bot Platform 429 "Quota exceeded", OA -32 / quota)
+│   ├── OutsideWindow         OA -230/-232: no interaction within the window
+│   ├── RecipientUnavailable  OA -213/-217/-227/-244 …: not following, blocked, banned
+│   ├── ZaloBillingError      OA -320/-321, -240 …: a paid message without a Zalo Cloud Account / balance
+│   └── ZaloPermissionError   OA -221/-224/-234/-248 …: the OA may not send this (tier, permission)
+└── TokenRefreshError         the OA refresh token was refused: an admin must re-authorise
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -137,7 +137,9 @@ def prepare_image(data: bytes, limit: int = UPLOAD_LIMIT) -> PreparedImage:
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"not an image: {exc}") from exc
     if fmt in ("JPEG", "PNG") and len(data) <= limit:
-        return PreparedImage(data, "image/jpeg" if fmt == "JPEG" else "image/png", "photo.jpg" if fmt == "JPEG" else "photo.png")
+        return PreparedImage(
+            data, "image/jpeg" if fmt == "JPEG" else "image/png", "photo.jpg" if fmt == "JPEG" else "photo.png"
+        )
     with Image.open(io.BytesIO(data)) as original:
         try:
             image = upright_within(original, UPLOAD_SIDE)
@@ -198,7 +200,7 @@ def check_fresh(timestamp: str, now: datetime, max_age: timedelta) -> None:
     """Raise StaleEvent unless the signed `timestamp` (epoch ms) is within `max_age` of `now`,
     either way: a captured event delivered again later carries its old, signed time."""
     try:
-        at = datetime.fromtimestamp(int(timestamp) / 1000, tz=timezone.utc)
+        at = datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError) as exc:
         raise StaleEvent("the signed timestamp is not a time") from exc
     if abs(now - at) > max_age:
@@ -285,7 +287,12 @@ class ZaloOAClient:
             except ValueError:
                 data = None
             if not isinstance(data, dict):
-                raise ZaloAPIError(response.status_code, f"unexpected answer: {response.text[:200]}", method=what, http_status=response.status_code)
+                raise ZaloAPIError(
+                    response.status_code,
+                    f"unexpected answer: {response.text[:200]}",
+                    method=what,
+                    http_status=response.status_code,
+                )
             try:
                 code = int(data.get("error", 0) or 0)
             except (TypeError, ValueError):
@@ -337,7 +344,7 @@ class ZaloOAClient:
         data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         last = data.get("last_interaction")
         try:
-            at = datetime.fromtimestamp(int(last) / 1000, tz=timezone.utc) if last is not None else None
+            at = datetime.fromtimestamp(int(last) / 1000, tz=UTC) if last is not None else None
         except (TypeError, ValueError, OverflowError, OSError):
             at = None
         raw_reply = data.get("cs_reply")

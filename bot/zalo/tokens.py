@@ -206,9 +206,7 @@ class OATokenManager:
         return state.access_expires_at is None or state.access_expires_at > self.clock.now()
 
     async def _locked_row(self, session: AsyncSession) -> ZaloOAToken | None:
-        return await session.scalar(
-            select(ZaloOAToken).where(ZaloOAToken.app_id == self.app_id).with_for_update()
-        )
+        return await session.scalar(select(ZaloOAToken).where(ZaloOAToken.app_id == self.app_id).with_for_update())
 
     async def _refresh(self, seen_generation: int, rejected: str | None = None) -> str:
         """Refresh unless someone else did since we looked (generation moved on). `rejected` is
@@ -303,6 +301,8 @@ class OATokenManager:
             if self._usable(state) and state.access_token != rejected:
                 return state.access_token  # type: ignore[return-value]
             raise refused
-        log.info("Zalo OA access token refreshed (generation %d, valid until %s)", state.generation, state.access_expires_at)
+        log.info(
+            "Zalo OA access token refreshed (generation %d, valid until %s)", state.generation, state.access_expires_at
+        )
         self._cached = state
         return state.access_token  # type: ignore[return-value]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import uvicorn
 
@@ -27,9 +27,7 @@ def url_of(sock: socket.socket) -> str:
 @asynccontextmanager
 async def serve(app, sock: socket.socket | None = None) -> AsyncIterator[str]:
     sock = sock or bound_socket()
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2, timeout_keep_alive=5
-    )
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2, timeout_keep_alive=5)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # older uvicorn; newer ones restore handlers themselves
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -51,5 +49,5 @@ def via_local_tls(url: str) -> str:
     """An https address on 127.0.0.1 as the plain http one behind it: the tests' stand-in for the
     TLS-terminating proxy in front of the bot (the Zalo platforms only accept https addresses)."""
     if url.startswith("https://127."):
-        return "http://" + url[len("https://"):]
+        return "http://" + url[len("https://") :]
     return url

@@ -29,8 +29,9 @@ import io
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import uvicorn
@@ -46,8 +47,14 @@ BOT_ID = 123456789
 BOT_USERNAME = "hoctap_test_bot"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 JSON_FIELDS = {
-    "reply_markup", "allowed_updates", "commands", "scope", "link_preview_options",
-    "reply_parameters", "entities", "caption_entities",
+    "reply_markup",
+    "allowed_updates",
+    "commands",
+    "scope",
+    "link_preview_options",
+    "reply_parameters",
+    "entities",
+    "caption_entities",
 }
 INT_FIELDS = {"offset", "limit", "timeout", "message_id", "cache_time", "max_connections"}
 SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "editMessageReplyMarkup"}
@@ -177,11 +184,16 @@ class FakeBotApi:
             ]
         )
 
-    async def start(self, port: int = 0) -> "FakeBotApi":
+    async def start(self, port: int = 0) -> FakeBotApi:
         self._changed = asyncio.Condition()
         config = uvicorn.Config(
-            self.asgi(), host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-            timeout_graceful_shutdown=2, access_log=False,
+            self.asgi(),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            access_log=False,
         )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -201,7 +213,7 @@ class FakeBotApi:
         if self._task is not None:
             await asyncio.wait_for(self._task, 10)
 
-    async def __aenter__(self) -> "FakeBotApi":
+    async def __aenter__(self) -> FakeBotApi:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -317,14 +329,18 @@ class FakeBotApi:
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         return self.inject(self._message(user, **content))
 
-    def add_file(self, data: bytes, folder: str = "photos", extension: str = "jpg", declared_size: int | None = None) -> dict[str, Any]:
+    def add_file(
+        self, data: bytes, folder: str = "photos", extension: str = "jpg", declared_size: int | None = None
+    ) -> dict[str, Any]:
         number = next(self._file_ids)
         file_id = f"FILE{number:06d}"
         path = f"{folder}/file_{number}.{extension}"
         self._files[file_id] = (path, data)
         return {"file_id": file_id, "file_unique_id": f"U{number:06d}", "file_size": declared_size or len(data)}
 
-    def send_photo(self, user: FakeUser, data: bytes, caption: str | None = None, size: tuple[int, int] = (1280, 960)) -> dict[str, Any]:
+    def send_photo(
+        self, user: FakeUser, data: bytes, caption: str | None = None, size: tuple[int, int] = (1280, 960)
+    ) -> dict[str, Any]:
         """A photo as Telegram delivers it: several sizes, the real one last and largest."""
         thumb = {**self.add_file(_jpeg((90, 67))), "width": 90, "height": 67}
         medium = {**self.add_file(_jpeg((320, 240))), "width": 320, "height": 240}
@@ -346,7 +362,12 @@ class FakeBotApi:
     def send_sticker(self, user: FakeUser) -> dict[str, Any]:
         sticker = {
             **self.add_file(b"RIFF-not-really-a-webp", "stickers", "webp"),
-            "width": 512, "height": 512, "is_animated": False, "is_video": False, "type": "regular", "emoji": "👍",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "type": "regular",
+            "emoji": "👍",
         }
         return self.inject(self._message(user, sticker=sticker))
 
@@ -383,12 +404,18 @@ class FakeBotApi:
             "chat": user.chat(),
             "from": user.to_dict(),
             "date": int(time.time()),
-            "old_chat_member": {"status": old, "user": bot} if old != "kicked" else {"status": old, "user": bot, "until_date": 0},
-            "new_chat_member": {"status": new, "user": bot} if new != "kicked" else {"status": new, "user": bot, "until_date": 0},
+            "old_chat_member": {"status": old, "user": bot}
+            if old != "kicked"
+            else {"status": old, "user": bot, "until_date": 0},
+            "new_chat_member": {"status": new, "user": bot}
+            if new != "kicked"
+            else {"status": new, "user": bot, "until_date": 0},
         }
         return self.inject({"my_chat_member": change})
 
-    async def post_webhook(self, update: dict[str, Any], secret: str | None = "use-registered", url: str | None = None) -> httpx.Response:
+    async def post_webhook(
+        self, update: dict[str, Any], secret: str | None = "use-registered", url: str | None = None
+    ) -> httpx.Response:
         """Deliver an update to the registered webhook as Telegram would (real HTTP)."""
         target = url or (self.webhook or {}).get("url")
         assert target, "no webhook registered"
@@ -478,8 +505,13 @@ class FakeBotApi:
 
     def _bot_user(self) -> dict[str, Any]:
         return {
-            "id": BOT_ID, "is_bot": True, "first_name": "Hoc tap", "username": BOT_USERNAME,
-            "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False,
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Hoc tap",
+            "username": BOT_USERNAME,
+            "can_join_groups": False,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
         }
 
     async def _m_getMe(self, params, files):
@@ -487,7 +519,10 @@ class FakeBotApi:
 
     async def _m_getUpdates(self, params, files):
         if self.webhook is not None:
-            raise BotApiError(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+            raise BotApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+            )
         offset = params.get("offset")
         if offset:
             self._pending = [u for u in self._pending if u["update_id"] >= offset]
@@ -503,7 +538,7 @@ class FakeBotApi:
             async with self._changed:
                 try:
                     await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - time.monotonic()))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     def _deliverable(self, limit: int) -> list[dict[str, Any]]:
@@ -535,7 +570,11 @@ class FakeBotApi:
         return True
 
     async def _m_getWebhookInfo(self, params, files):
-        return {"url": (self.webhook or {}).get("url", ""), "has_custom_certificate": False, "pending_update_count": len(self._pending)}
+        return {
+            "url": (self.webhook or {}).get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
 
     async def _m_setMyCommands(self, params, files):
         self.commands[params.get("language_code") or ""] = params["commands"]
@@ -595,7 +634,9 @@ class FakeBotApi:
         except Exception as exc:
             raise BotApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from exc
         photo = {**self.add_file(data), "width": width, "height": height}
-        message = self._bot_message(params["chat_id"], photo=[photo], caption=params.get("caption"), reply_markup=params.get("reply_markup"))
+        message = self._bot_message(
+            params["chat_id"], photo=[photo], caption=params.get("caption"), reply_markup=params.get("reply_markup")
+        )
         self.sent.append(Sent(params["chat_id"], message, "photo", params.get("caption"), data))
         return message
 
@@ -604,7 +645,9 @@ class FakeBotApi:
         self._check_text(params.get("caption"), 1024, "message caption")
         self._check_markup(params.get("reply_markup"))
         document = {**self.add_file(data, "documents"), "file_name": name, "mime_type": mime}
-        message = self._bot_message(params["chat_id"], document=document, caption=params.get("caption"), reply_markup=params.get("reply_markup"))
+        message = self._bot_message(
+            params["chat_id"], document=document, caption=params.get("caption"), reply_markup=params.get("reply_markup")
+        )
         self.sent.append(Sent(params["chat_id"], message, "document", params.get("caption"), data, name))
         return message
 

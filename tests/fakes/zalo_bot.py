@@ -108,7 +108,9 @@ class FakeZaloBotPlatform:
     def bot_id(self) -> str:
         return self.token.split(":")[0]
 
-    async def deliver(self, url: str, update: dict[str, Any], *, secret: str | None, wrapped: bool = True) -> httpx.Response:
+    async def deliver(
+        self, url: str, update: dict[str, Any], *, secret: str | None, wrapped: bool = True
+    ) -> httpx.Response:
         """POST an update to a webhook, as the platform does."""
         body = {"ok": True, "result": update} if wrapped else update
         headers = {"X-Bot-Api-Secret-Token": secret} if secret is not None else {}
@@ -122,7 +124,14 @@ class FakeZaloBotPlatform:
     # --- update builders -----------------------------------------------------------------
 
     @staticmethod
-    def message(user_id: str, *, message_id: str | None = None, display_name: str = "Người dùng", chat_type: str = "PRIVATE", **fields: Any) -> dict[str, Any]:
+    def message(
+        user_id: str,
+        *,
+        message_id: str | None = None,
+        display_name: str = "Người dùng",
+        chat_type: str = "PRIVATE",
+        **fields: Any,
+    ) -> dict[str, Any]:
         return {
             "message_id": message_id or f"zm{next(_ids):06d}",
             "from": {"id": user_id, "display_name": display_name, "is_bot": fields.pop("is_bot", False)},
@@ -173,7 +182,10 @@ class FakeZaloBotPlatform:
             failure = scripted.pop(0)
             if failure.hang:
                 await asyncio.sleep(failure.hang)
-            return JSONResponse(failure.body or {"ok": False, "error_code": failure.status, "description": "scripted"}, status_code=failure.status)
+            return JSONResponse(
+                failure.body or {"ok": False, "error_code": failure.status, "description": "scripted"},
+                status_code=failure.status,
+            )
         raw = await request.body()
         try:
             body = json.loads(raw) if raw else {}
@@ -185,13 +197,20 @@ class FakeZaloBotPlatform:
         return await handler(body)
 
     async def _m_getMe(self, body: dict[str, Any]) -> Response:
-        return self._ok({"id": self.token.split(":")[0], "account_name": "bot.HocTap", "account_type": "BASIC", "can_join_groups": False})
+        return self._ok(
+            {
+                "id": self.token.split(":")[0],
+                "account_name": "bot.HocTap",
+                "account_type": "BASIC",
+                "can_join_groups": False,
+            }
+        )
 
     async def _m_getUpdates(self, body: dict[str, Any]) -> Response:
         timeout = float(body.get("timeout") or 30)
         try:
             update = await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._error(408, "Request timeout")
         self.handed_out += 1
         return self._ok(update)
@@ -204,7 +223,8 @@ class FakeZaloBotPlatform:
             return self._error(400, "Bad Request: secret_token must be 8-256 characters")
         try:
             answer = await self.http.post(
-                via_local_tls(url), content=json.dumps({"ok": True, "result": self.messageless_update()}),
+                via_local_tls(url),
+                content=json.dumps({"ok": True, "result": self.messageless_update()}),
                 headers={"Content-Type": "application/json", "X-Bot-Api-Secret-Token": secret},
             )
             status = answer.status_code

@@ -25,11 +25,12 @@ import io
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from itertools import count
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 from PIL import Image
@@ -122,7 +123,10 @@ class FakeZaloOA:
     # --- webhooks ------------------------------------------------------------------------
 
     def signature(self, raw: bytes, timestamp: str) -> str:
-        return "mac=" + hashlib.sha256(self.app_id.encode() + raw + timestamp.encode() + self.oa_secret_key.encode()).hexdigest()
+        return (
+            "mac="
+            + hashlib.sha256(self.app_id.encode() + raw + timestamp.encode() + self.oa_secret_key.encode()).hexdigest()
+        )
 
     def interacted(self, user_id: str, at: float | None = None) -> None:
         """The person wrote to (or followed) the OA at `at` (default now)."""
@@ -168,7 +172,7 @@ class FakeZaloOA:
             message={"msg_id": f"oamsg{next(_ids)}", "attachments": [{"type": "sticker", "payload": {"id": "x"}}]},
         )
 
-    def tap(self, user_id: str, sent: "OASent", title: str) -> dict[str, Any]:
+    def tap(self, user_id: str, sent: OASent, title: str) -> dict[str, Any]:
         """The person taps the quick-reply button `title` of a message they got."""
         (button,) = [b for b in sent.buttons if b["title"] == title]
         return self.text_event(user_id, button["payload"])
@@ -180,7 +184,9 @@ class FakeZaloOA:
         """POST an event to a webhook with a correct signature (or the one given)."""
         raw = json.dumps(event, ensure_ascii=False).encode()
         mac = signature if signature is not None else self.signature(raw, str(event["timestamp"]))
-        return await self.http.post(url, content=raw, headers={"Content-Type": "application/json", "X-ZEvent-Signature": mac})
+        return await self.http.post(
+            url, content=raw, headers={"Content-Type": "application/json", "X-ZEvent-Signature": mac}
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -216,17 +222,30 @@ class FakeZaloOA:
             return JSONResponse({"error": -230, "message": "User has not interacted with the OA in the past 7 days"})
         billed = age > 48 * 3600 or self.replies_since.get(user_id, 0) >= 8
         if billed and not self.cloud_account:
-            return JSONResponse({"error": -320, "message": "Your app needs to connect with Zalo Cloud Account to use this feature"})
+            return JSONResponse(
+                {"error": -320, "message": "Your app needs to connect with Zalo Cloud Account to use this feature"}
+            )
         text = message.get("text")
         attachment_id = None
         buttons: list[dict[str, Any]] = []
         attachment = message.get("attachment")
-        if attachment is not None and isinstance(attachment.get("payload"), dict) and "buttons" in attachment["payload"]:
+        if (
+            attachment is not None
+            and isinstance(attachment.get("payload"), dict)
+            and "buttons" in attachment["payload"]
+        ):
             buttons = attachment["payload"]["buttons"]
-            if not isinstance(buttons, list) or not buttons or not all(
-                isinstance(b, dict) and b.get("type") in ("oa.query.hide", "oa.query.show", "oa.open.url", "oa.open.phone")
-                and isinstance(b.get("title"), str) and b["title"] and isinstance(b.get("payload"), (str, dict))
-                for b in buttons
+            if (
+                not isinstance(buttons, list)
+                or not buttons
+                or not all(
+                    isinstance(b, dict)
+                    and b.get("type") in ("oa.query.hide", "oa.query.show", "oa.open.url", "oa.open.phone")
+                    and isinstance(b.get("title"), str)
+                    and b["title"]
+                    and isinstance(b.get("payload"), (str, dict))
+                    for b in buttons
+                )
             ):
                 return JSONResponse({"error": -201, "message": "buttons are invalid"})
         elif attachment is not None:
@@ -242,7 +261,11 @@ class FakeZaloOA:
         if text is not None and len(text) > 2000:
             return JSONResponse({"error": -210, "message": "text exceeds 2000 characters"})
         sent = OASent(
-            user_id, text=text, attachment_id=attachment_id, access_token=request.headers.get("access_token"), buttons=buttons
+            user_id,
+            text=text,
+            attachment_id=attachment_id,
+            access_token=request.headers.get("access_token"),
+            buttons=buttons,
         )
         if self.on_message is not None:
             await self.on_message(sent)
@@ -250,7 +273,9 @@ class FakeZaloOA:
         self.replies_since[user_id] = self.replies_since.get(user_id, 0) + 1
         if billed:
             self.billed.append(user_id)
-        return JSONResponse({"error": 0, "message": "Success", "data": {"message_id": f"oaout{next(_ids)}", "user_id": user_id}})
+        return JSONResponse(
+            {"error": 0, "message": "Success", "data": {"message_id": f"oaout{next(_ids)}", "user_id": user_id}}
+        )
 
     async def _upload(self, request: Request) -> Response:
         self.api_calls.append("upload")
@@ -335,9 +360,7 @@ class FakeZaloOA:
             return scripted
         if request.headers.get("secret_key") != self.app_secret:
             return JSONResponse({"error": -14002, "error_name": "Invalid secret key"})
-        form = dict(
-            pair.split("=", 1) for pair in (await request.body()).decode().split("&") if "=" in pair
-        )
+        form = dict(pair.split("=", 1) for pair in (await request.body()).decode().split("&") if "=" in pair)
         form = {k: httpx.QueryParams(f"v={v}")["v"] for k, v in form.items()}
         if form.get("app_id") != self.app_id or form.get("grant_type") != "refresh_token":
             return JSONResponse({"error": -14003, "error_name": "Invalid app_id or grant_type"})
@@ -345,7 +368,13 @@ class FakeZaloOA:
         if self.before_consume is not None and await _maybe_await(self.before_consume()) == "drop":
             return Response(status_code=503)  # the caller is gone; nothing consumed
         if token not in self.refresh_tokens:
-            return JSONResponse({"error": -14014, "error_name": "Invalid refresh_token", "error_description": "refresh token is invalid or already used"})
+            return JSONResponse(
+                {
+                    "error": -14014,
+                    "error_name": "Invalid refresh_token",
+                    "error_description": "refresh token is invalid or already used",
+                }
+            )
         self.refresh_tokens.discard(token)
         self.consumed.add(token)
         access, refresh = self.issue_pair()

@@ -1,8 +1,8 @@
 """Transcript testing: a person talks to the flow engine, the test reads what the bot answered.
 
-    turn = await hoa.says("2")
-    assert "Năm sinh" in turn
-    await hoa.taps("Đạt")
+turn = await hoa.says("2")
+assert "Năm sinh" in turn
+await hoa.taps("Đạt")
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import text

@@ -28,8 +28,8 @@ from bot.channels.base import SenderRegistry
 from bot.channels.telegram import TelegramChannel, TelegramOptions, TelegramSender, TelegramService
 from bot.clock import UTC
 from bot.config import load_settings
-from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
+from bot.flows.registry import build_router
 from bot.reminders.dispatch import Dispatcher
 from bot.storage.models import OutboxMessage
 
@@ -58,8 +58,13 @@ async def main(args: argparse.Namespace) -> None:
     )
     app = await build_app(settings, ShiftedClock(args.shift))
     options = TelegramOptions(
-        token=TOKEN, base_url=args.api, file_url=args.file_api, read_timeout=10,
-        chat_rate_per_second=0, rate_per_second=0, backoff_base=0.05,
+        token=TOKEN,
+        base_url=args.api,
+        file_url=args.file_api,
+        read_timeout=10,
+        chat_rate_per_second=0,
+        rate_per_second=0,
+        backoff_base=0.05,
     )
     channel = TelegramChannel(FlowEngine(app, build_router()), options)
     service = TelegramService(channel, "send")
@@ -82,7 +87,9 @@ async def main(args: argparse.Namespace) -> None:
                 continue
             async with app.sessions() as session:
                 left = await session.scalar(
-                    select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status.in_(("pending", "claimed")))
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.status.in_(("pending", "claimed")))
                 )
             if not left:
                 break

@@ -58,7 +58,12 @@ def phone_jpeg(orientation: int = 6, size: tuple[int, int] = (400, 200)) -> byte
     and a colour profile. Orientation 6: the camera was held upright, the pixels lie on their side."""
     buffer = io.BytesIO()
     marked(size).save(
-        buffer, "JPEG", quality=90, exif=phone_exif(orientation), xmp=XMP, comment=f"owner: {OWNER}".encode(),
+        buffer,
+        "JPEG",
+        quality=90,
+        exif=phone_exif(orientation),
+        xmp=XMP,
+        comment=f"owner: {OWNER}".encode(),
         icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
     )
     return buffer.getvalue()

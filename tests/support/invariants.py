@@ -137,11 +137,15 @@ async def check_invariants(
             first = chain[0]
             if first.from_state is not None or first.to_state != State.REGISTERED.value:
                 problems.append(f"{where}: first event {first.from_state}→{first.to_state}")
-            for before, after in zip(chain, chain[1:]):
+            for before, after in zip(chain, chain[1:], strict=False):
                 if after.from_state != before.to_state:
-                    problems.append(f"{where}: event {after.id} leaves {after.from_state}, previous ended at {before.to_state}")
+                    problems.append(
+                        f"{where}: event {after.id} leaves {after.from_state}, previous ended at {before.to_state}"
+                    )
                 if (after.from_state, after.to_state) not in ALLOWED_MOVES:
-                    problems.append(f"{where}: event {after.id} {after.from_state}→{after.to_state} is not in the table")
+                    problems.append(
+                        f"{where}: event {after.id} {after.from_state}→{after.to_state} is not in the table"
+                    )
             if chain[-1].to_state != sub.state:
                 problems.append(f"{where}: events end at {chain[-1].to_state}, the row says {sub.state}")
         try:
@@ -166,7 +170,9 @@ async def check_invariants(
                 problems.append(f"{where}: answer {answer.id} level {answer.level!r} not accepted by {item.id}")
                 continue
             if answer.points != expected:
-                problems.append(f"{where}: answer {answer.id} has {answer.points} points, {answer.level} gives {expected}")
+                problems.append(
+                    f"{where}: answer {answer.id} has {answer.points} points, {answer.level} gives {expected}"
+                )
             levels[answer.item_id] = answer.level
         if sub.anonymised_at is None and levels:
             computed = score(criteria_set, levels)

@@ -37,7 +37,7 @@ async def post_unfinished(
             pass  # the server stopped reading: its answer is waiting below
         try:
             status_line = await asyncio.wait_for(reader.readline(), wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         fields = status_line.split()
         return int(fields[1]) if len(fields) >= 2 and fields[1].isdigit() else None

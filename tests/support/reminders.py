@@ -37,7 +37,7 @@ class RecordingSender(ChannelSender):
     """A channel that delivers into a list. `fail(external_id, exc, ...)` scripts failures for the
     next sends to that person; `crash_after(external_id)` delivers and then 'kills the process'."""
 
-    def __init__(self, channel: str = "test", timer: "VirtualTimer | None" = None) -> None:
+    def __init__(self, channel: str = "test", timer: VirtualTimer | None = None) -> None:
         self.channel = channel
         self.timer = timer
         self.delivered: list[Delivered] = []
@@ -122,8 +122,12 @@ async def resident(
     async with app.sessions.begin() as session:
         branch_unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == branch))
         person = Person(
-            full_name=name, birth_year=1975, branch_id=branch_unit.id, locale=locale or "vi",
-            consent_at=now if consent else None, created_at=now,
+            full_name=name,
+            birth_year=1975,
+            branch_id=branch_unit.id,
+            locale=locale or "vi",
+            consent_at=now if consent else None,
+            created_at=now,
         )
         session.add(person)
         await session.flush()
@@ -136,7 +140,9 @@ async def resident(
         return person
 
 
-async def staff(app: App, name: str, role: Role, scope: str, *, external_id: str | None = None, locale: str | None = None) -> Person:
+async def staff(
+    app: App, name: str, role: Role, scope: str, *, external_id: str | None = None, locale: str | None = None
+) -> Person:
     """A leader or officer bootstrapped like `hoctap admin grant` does (no resident consent)."""
     now = app.clock.now()
     async with app.sessions.begin() as session:
@@ -175,8 +181,15 @@ async def submission(
             )
             household_id = household.id
         sub = await create_submission(
-            session, campaign_id=camp.id, year=year, criteria_set=criteria_set, branch_id=person.branch_id,
-            person_id=None if household_id else person.id, household_id=household_id, actor_person_id=person.id, now=now,
+            session,
+            campaign_id=camp.id,
+            year=year,
+            criteria_set=criteria_set,
+            branch_id=person.branch_id,
+            person_id=None if household_id else person.id,
+            household_id=household_id,
+            actor_person_id=person.id,
+            now=now,
         )
         needed = len(criteria_set.items) if state != State.REGISTERED and state != State.DECLARING else answered
         for item in criteria_set.items[: max(answered, needed)]:

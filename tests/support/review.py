@@ -27,7 +27,9 @@ def chat(flow):
     return lambda user_id, channel="test": ChatPerson(flow, user_id, channel)
 
 
-async def make_staff(engine: FlowEngine, user_id: str, role: Role, scope_code: str | None, name: str, channel: str = "test") -> ChatPerson:
+async def make_staff(
+    engine: FlowEngine, user_id: str, role: Role, scope_code: str | None, name: str, channel: str = "test"
+) -> ChatPerson:
     """A staff member who has consented and stands at the main menu."""
     app = engine.app
     now = app.clock.now()

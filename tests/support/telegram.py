@@ -1,25 +1,26 @@
 """Driving the real Telegram channel (python-telegram-bot) against the fake Bot API server.
 
-    bot = await start_polling_bot(app, fake)
-    hoa = TgPerson(fake, bot.channel, FakeUser(1001))
-    turn = await hoa.says("xin chào")       # injected into getUpdates, waits until handled
-    await hoa.taps("Tôi đồng ý")            # a callback query on the newest keyboard
+bot = await start_polling_bot(app, fake)
+hoa = TgPerson(fake, bot.channel, FakeUser(1001))
+turn = await hoa.says("xin chào")       # injected into getUpdates, waits until handled
+await hoa.taps("Tôi đồng ý")            # a callback query on the newest keyboard
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import uvicorn
 
 from bot.app import App
 from bot.channels.telegram import TelegramChannel, TelegramOptions, TelegramService
-from bot.flows.registry import build_router
 from bot.flows.engine import FlowEngine
+from bot.flows.registry import build_router
 from bot.web.app import create_web_app
 from tests.fakes.telegram_bot_api import TOKEN, FakeBotApi, FakeUser, Sent
 
@@ -78,7 +79,9 @@ async def start_webhook_bot(app: App, fake: FakeBotApi, **overrides: Any) -> Run
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    values: dict[str, Any] = dict(webhook_url=f"http://127.0.0.1:{port}/telegram/webhook", webhook_secret=WEBHOOK_SECRET)
+    values: dict[str, Any] = dict(
+        webhook_url=f"http://127.0.0.1:{port}/telegram/webhook", webhook_secret=WEBHOOK_SECRET
+    )
     values.update(overrides)
     channel = TelegramChannel(FlowEngine(app, build_router()), options_for(fake, **values))
     service = TelegramService(channel, "webhook")
@@ -151,7 +154,9 @@ class TgPerson:
     async def sends_photo(self, data: bytes, caption: str | None = None) -> TgTurn:
         return await self.deliver(lambda: self.fake.send_photo(self.user, data, caption))
 
-    async def sends_document(self, data: bytes, name: str, mime: str | None, declared_size: int | None = None) -> TgTurn:
+    async def sends_document(
+        self, data: bytes, name: str, mime: str | None, declared_size: int | None = None
+    ) -> TgTurn:
         return await self.deliver(lambda: self.fake.send_document(self.user, data, name, mime, declared_size))
 
     async def sends_again(self, update: dict[str, Any]) -> TgTurn:

@@ -78,8 +78,16 @@ class WebWorker:
 
     @classmethod
     async def start(
-        cls, db_url: str, fake: FakeBotApi, folder: Path, evidence_dir: Path, *, name: str = "web", timeout: float = 60, **env: str
-    ) -> "WebWorker":
+        cls,
+        db_url: str,
+        fake: FakeBotApi,
+        folder: Path,
+        evidence_dir: Path,
+        *,
+        name: str = "web",
+        timeout: float = 60,
+        **env: str,
+    ) -> WebWorker:
         folder.mkdir(parents=True, exist_ok=True)
         port = free_port()
         log_path = folder / f"{name}-{port}.log"
@@ -88,8 +96,16 @@ class WebWorker:
             db_url, fake, evidence_dir, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", WEB_PORT=str(port), **env
         )
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "--role", "web",
-            cwd=folder, env=environment, stdout=log, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--role",
+            "web",
+            cwd=folder,
+            env=environment,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
         )
         worker = cls(process, port, folder, log_path, log)
         await worker._wait_ready(timeout)
@@ -118,7 +134,9 @@ class WebWorker:
         except OSError:
             return ""
 
-    async def post(self, update: dict[str, Any] | bytes, *, secret: str | None = WEBHOOK_SECRET, timeout: float = 60) -> httpx.Response:
+    async def post(
+        self, update: dict[str, Any] | bytes, *, secret: str | None = WEBHOOK_SECRET, timeout: float = 60
+    ) -> httpx.Response:
         """Deliver one update (or raw bytes) as Telegram does; raises httpx.TransportError when the
         worker dies before answering."""
         body = update if isinstance(update, bytes) else json.dumps(update).encode()
@@ -145,7 +163,7 @@ class WebWorker:
             self.process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.process.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.kill()
         self._close_log()
         return self.process.returncode or 0
@@ -166,20 +184,49 @@ class DispatchChild:
 
     @classmethod
     async def start(
-        cls, db_url: str, fake: FakeBotApi, folder: Path, *, name: str, shift: float = 0.0, rate: float = 20.0,
-        lease: int = 10, go_file: Path | None = None, timeout: float = 60,
-    ) -> "DispatchChild":
+        cls,
+        db_url: str,
+        fake: FakeBotApi,
+        folder: Path,
+        *,
+        name: str,
+        shift: float = 0.0,
+        rate: float = 20.0,
+        lease: int = 10,
+        go_file: Path | None = None,
+        timeout: float = 60,
+    ) -> DispatchChild:
         folder.mkdir(parents=True, exist_ok=True)
         args = [
-            "--db", db_url, "--api", fake.base_url, "--file-api", fake.file_url, "--evidence", str(folder / "evidence"),
-            "--worker", name, "--shift", str(shift), "--rate", str(rate), "--lease", str(lease),
+            "--db",
+            db_url,
+            "--api",
+            fake.base_url,
+            "--file-api",
+            fake.file_url,
+            "--evidence",
+            str(folder / "evidence"),
+            "--worker",
+            name,
+            "--shift",
+            str(shift),
+            "--rate",
+            str(rate),
+            "--lease",
+            str(lease),
         ]
         if go_file is not None:
             args += ["--go-file", str(go_file)]
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.support.dispatch_child", *args,
-            cwd=folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "tests.support.dispatch_child",
+            *args,
+            cwd=folder,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         child = cls(process, name)
         await child.expect("READY", timeout)

@@ -4,10 +4,11 @@ running against them over real HTTP on 127.0.0.1. Import the fixtures into a tes
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -125,7 +126,7 @@ async def running_bot(
     """The bot as `hoctap run` builds it: installers, services and the shared web app."""
     sock = bound_socket()
     public = url_of(sock)
-    https = "https://" + public[len("http://"):]
+    https = "https://" + public[len("http://") :]
     app = await make_app(database_url, tmp_path, clock, public_base_url=https if webhook else None, **settings)
     try:
         runtime, _any = await build_runtime(app, role)

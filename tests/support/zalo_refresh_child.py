@@ -1,6 +1,6 @@
 """A separate process that refreshes the OA token, so a test can kill -9 it mid-refresh.
 
-    python -m tests.support.zalo_refresh_child DB_URL OAUTH_BASE APP_ID APP_SECRET NOW_ISO TOKEN_KEY
+python -m tests.support.zalo_refresh_child DB_URL OAUTH_BASE APP_ID APP_SECRET NOW_ISO TOKEN_KEY
 """
 
 from __future__ import annotations

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('households', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_households_registered_by_person_id'), ['registered_by_person_id'], unique=False)
+    with op.batch_alter_table("households", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_households_registered_by_person_id"), ["registered_by_person_id"], unique=False
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('households', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_households_registered_by_person_id'))
+    with op.batch_alter_table("households", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_households_registered_by_person_id"))

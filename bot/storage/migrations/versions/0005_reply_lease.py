@@ -15,17 +15,17 @@ from alembic import op
 
 import bot.storage.types
 
-revision = '0005'
-down_revision = '0004'
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('processed_messages', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('sending_until', bot.storage.types.UTCDateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("processed_messages", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sending_until", bot.storage.types.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('processed_messages', schema=None) as batch_op:
-        batch_op.drop_column('sending_until')
+    with op.batch_alter_table("processed_messages", schema=None) as batch_op:
+        batch_op.drop_column("sending_until")

@@ -11,31 +11,30 @@ Create Date: 2026-12-03 15:30:00
 
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0010_season'
-down_revision = '0009_web'
+revision = "0010_season"
+down_revision = "0009_web"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('org_units', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('after_deadline', sa.String(length=8), nullable=True))
-        batch_op.add_column(sa.Column('address_form', sa.String(length=16), nullable=True))
-    with op.batch_alter_table('campaigns', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('opens_on', sa.Date(), nullable=True))
-    with op.batch_alter_table('submissions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('late', sa.Boolean(), server_default=sa.false(), nullable=False))
+    with op.batch_alter_table("org_units", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("after_deadline", sa.String(length=8), nullable=True))
+        batch_op.add_column(sa.Column("address_form", sa.String(length=16), nullable=True))
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("opens_on", sa.Date(), nullable=True))
+    with op.batch_alter_table("submissions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("late", sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('submissions', schema=None) as batch_op:
-        batch_op.drop_column('late')
-    with op.batch_alter_table('campaigns', schema=None) as batch_op:
-        batch_op.drop_column('opens_on')
-    with op.batch_alter_table('org_units', schema=None) as batch_op:
-        batch_op.drop_column('address_form')
-        batch_op.drop_column('after_deadline')
+    with op.batch_alter_table("submissions", schema=None) as batch_op:
+        batch_op.drop_column("late")
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.drop_column("opens_on")
+    with op.batch_alter_table("org_units", schema=None) as batch_op:
+        batch_op.drop_column("address_form")
+        batch_op.drop_column("after_deadline")

@@ -12,33 +12,34 @@ Create Date: 2026-12-03 15:30:00
 
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0011_review'
-down_revision = '0010_season'
+revision = "0011_review"
+down_revision = "0010_season"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('role_grants', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('revoked_by_person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
-        batch_op.create_foreign_key(
-            batch_op.f('fk_role_grants_revoked_by_person_id_people'), 'people', ['revoked_by_person_id'], ['id']
+    with op.batch_alter_table("role_grants", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("revoked_by_person_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True)
         )
-    with op.batch_alter_table('evidence', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('dhash', sa.String(length=16), nullable=True))
-    with op.batch_alter_table('submission_events', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('override_reason', sa.Text(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_role_grants_revoked_by_person_id_people"), "people", ["revoked_by_person_id"], ["id"]
+        )
+    with op.batch_alter_table("evidence", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("dhash", sa.String(length=16), nullable=True))
+    with op.batch_alter_table("submission_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("override_reason", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('submission_events', schema=None) as batch_op:
-        batch_op.drop_column('override_reason')
-    with op.batch_alter_table('evidence', schema=None) as batch_op:
-        batch_op.drop_column('dhash')
-    with op.batch_alter_table('role_grants', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_role_grants_revoked_by_person_id_people'), type_='foreignkey')
-        batch_op.drop_column('revoked_by_person_id')
+    with op.batch_alter_table("submission_events", schema=None) as batch_op:
+        batch_op.drop_column("override_reason")
+    with op.batch_alter_table("evidence", schema=None) as batch_op:
+        batch_op.drop_column("dhash")
+    with op.batch_alter_table("role_grants", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("fk_role_grants_revoked_by_person_id_people"), type_="foreignkey")
+        batch_op.drop_column("revoked_by_person_id")
