@@ -77,11 +77,11 @@ def init(
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
             if if_new:
-                wanted = (
-                    [commune_spec.commune.code]
-                    if commune_spec is not None
-                    else [c.commune.code for c in province_spec.commune_specs()]
-                )
+                if commune_spec is not None:
+                    wanted = [commune_spec.commune.code]
+                else:
+                    assert province_spec is not None
+                    wanted = [c.commune.code for c in province_spec.commune_specs()]
                 known = set(await session.scalars(select(OrgUnit.code).where(OrgUnit.code.in_(wanted))))
                 if known == set(wanted):
                     typer.echo(

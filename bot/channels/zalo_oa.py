@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -244,7 +245,7 @@ class ZaloOAChannel:
         msg_id = (
             str(raw_id) if isinstance(raw_id, (str, int)) and raw_id != "" else f"{user_id}:{event.get('timestamp')}"
         )
-        base = dict(message_id=msg_id, chat_id=user_id, at=at)
+        base: dict[str, Any] = dict(message_id=msg_id, chat_id=user_id, at=at)
         if kind == Kind.TEXT:
             text = message.get("text")
             if not isinstance(text, str):
@@ -288,7 +289,7 @@ class ZaloOAChannel:
             log.debug("ignoring Zalo OA event %s", name)
             return False
         for incoming in messages:
-            self.queue.submit(incoming.user_id, lambda m=incoming: self.handle(m), what=f"Zalo OA {name}")
+            self.queue.submit(incoming.user_id, partial(self.handle, incoming), what=f"Zalo OA {name}")
         return True
 
     async def handle(self, incoming: Incoming) -> None:

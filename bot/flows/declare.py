@@ -397,7 +397,7 @@ async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set
             ctx.say(_add_note(ctx, answer, inp.text or ""))
         else:
             pending = ctx.data.get("_note") or {}
-            text = (pending.get("text") + "\n" if pending.get("item") == item.id else "") + (inp.text or "")
+            text = ((pending.get("text") or "") + "\n" if pending.get("item") == item.id else "") + (inp.text or "")
             ctx.set(_note={"item": item.id, "text": text[:MAX_NOTE]})
             ctx.say(ctx.t("decl.note_kept"))
         ctx.again()
@@ -462,7 +462,7 @@ async def on_remove_photo(ctx: Context, inp: Input, submission: Submission, crit
 
 def _looks_like_note(text: str | None) -> bool:
     """A sentence rather than a mistyped option: a few words."""
-    return bool(text) and len(text.split()) >= 2 and len(text) >= 6
+    return text is not None and len(text.split()) >= 2 and len(text) >= 6
 
 
 async def _save_level(ctx: Context, submission: Submission, criteria_set: CriteriaSet, item: Item, level: str) -> None:
@@ -716,7 +716,7 @@ async def on_confirm_submit(ctx: Context, inp: Input) -> None:
     )
     ctx.drop("sub", "item", "return_summary")
     ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
-    if late:
+    if late and season is not None:
         submission.late = True
         ctx.say(ctx.t("season.late_submission", date=ctx.t.date(season.deadlines["self_declaration"])))
     ctx.goto(Start.MENU)

@@ -39,6 +39,7 @@ from bot.flows.router import Router
 from bot.flows.states import Start
 from bot.i18n import N_, get_translator
 from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_token, parse_command
+from bot.storage.core import affected, table_of
 from bot.storage.evidence import CleanPhoto, EvidenceError
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
 from bot.storage.people import Role, branch_ids_in_scope, get_account, get_or_create_account
@@ -108,7 +109,7 @@ class SentMarks:
         await future
 
     async def _write(self) -> None:
-        table = ProcessedMessage.__table__
+        table = table_of(ProcessedMessage)
         while self.waiting:
             batch, self.waiting = self.waiting, []
             try:
@@ -141,7 +142,7 @@ class FlowEngine:
         msg = clean_incoming(msg)
         photo, photo_error = await self._prefetch_photo(msg)
         outcome, processed_id = await self._run(msg, photo, photo_error)
-        table = ProcessedMessage.__table__
+        table = table_of(ProcessedMessage)
         if send is not None and outcome.replies:
             try:
                 await send(outcome.replies)
@@ -263,7 +264,7 @@ class FlowEngine:
                     # Resend the stored replies only when no other worker may still be sending
                     # them (its lease ran out: it died), taking the lease with a conditional
                     # update so that two duplicates do not both resend.
-                    table = ProcessedMessage.__table__
+                    table = table_of(ProcessedMessage)
                     taken = await session.execute(
                         update(table)
                         .where(
@@ -274,7 +275,7 @@ class FlowEngine:
                         .values(sending_until=self._lease(now))
                         .execution_options(synchronize_session=False)
                     )
-                    if not taken.rowcount:
+                    if not affected(taken):
                         return Outcome([], duplicate=True, in_flight=True), None, None
                     return Outcome([Outgoing.from_json(r) for r in seen.replies], duplicate=True), seen.id, None
                 return Outcome([], duplicate=True), None, None

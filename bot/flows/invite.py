@@ -279,15 +279,14 @@ async def on_revoke_pick(ctx: Context, inp: Input) -> None:
     elif inp.choice == "menu":
         ctx.goto(Start.MENU)
     else:
-        ctx.say(ctx.t("menu.please_choose"))
-        ctx.again()
+        ctx.retry("menu.please_choose")
 
 
 @router.prompt(Invite.REVOKE_CONFIRM)
 async def ask_revoke_confirm(ctx: Context) -> None:
     grant_id = ctx.data.get("revoke")
     rows = {row.grant_id: row for row in await revocable_grants(ctx.session, ctx.person.id)} if ctx.person else {}
-    row = rows.get(grant_id)
+    row = rows.get(grant_id) if grant_id is not None else None
     if row is None:
         ctx.drop("revoke")
         ctx.say(ctx.t("rev.gone"))
@@ -305,6 +304,8 @@ async def on_revoke_confirm(ctx: Context, inp: Input) -> None:
     if inp.choice == "yes":
         ctx.drop("revoke")
         try:
+            if grant_id is None:  # the choice outlived its conversation data
+                raise NotRevocable(grant_id)
             grant = await revoke_grant(ctx.session, int(grant_id), ctx.person.id if ctx.person else -1, ctx.now)
         except NotRevocable:
             ctx.say(ctx.t("rev.gone"))

@@ -198,7 +198,7 @@ async def _existing_registration(ctx: Context, title: str, branch_id: int | None
     if subject is None or branch_id is None:
         return None
     branch = await ctx.session.get(OrgUnit, branch_id)
-    campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch else None
+    campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch and branch.parent_id else None
     if campaign is None:
         return None
     return await registration_of(ctx.session, campaign.id, title, _kind(ctx, title).name, subject.id)
@@ -648,14 +648,14 @@ async def on_edit(ctx: Context, inp: Input) -> None:
 async def _finalize(ctx: Context) -> None:
     draft = _draft(ctx)
     branch = await ctx.session.get(OrgUnit, draft["branch_id"])
-    campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch else None
+    campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch and branch.parent_id else None
     if branch is None or campaign is None:
         ctx.say(ctx.t("reg.no_campaign"))
         ctx.goto(Start.MENU)
         return
     season = await season_of_campaign(ctx, campaign.id)
     late = season is not None and season.passed("registration", ctx.today)
-    if late and season.policy == "closed":
+    if late and season is not None and season.policy == "closed":
         ctx.say(await closed_text(ctx, season, "registration"))
         ctx.goto(Start.MENU)
         return
@@ -724,7 +724,7 @@ async def _finalize(ctx: Context) -> None:
     ctx.drop("reg")
     ctx.set(sub=submission.id)
     ctx.say(ctx.t("reg.done", reference=submission.reference, title=title_name(ctx, criteria_set)))
-    if late:
+    if late and season is not None:
         submission.late = True
         ctx.say(ctx.t("season.late_registration", date=ctx.t.date(season.deadlines["registration"])))
     ctx.goto(Decl.INTRO)

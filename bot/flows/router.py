@@ -123,12 +123,12 @@ class Router:
             if name in self.states:
                 raise ValueError(f"state {name!r} defined in two routers")
             self.states[name] = spec
-        for spec in other.command_order:
-            for name in spec.names:
+        for command in other.command_order:
+            for name in command.names:
                 if name in self.commands:
                     raise ValueError(f"command /{name} registered twice")
-                self.commands[name] = spec
-            self.command_order.append(spec)
+                self.commands[name] = command
+            self.command_order.append(command)
         self.bare_matchers.extend(other.bare_matchers)
 
     def check(self, declared: Iterable[type[States]] = ()) -> None:

@@ -124,6 +124,12 @@ class ReviewDraft(Draft):
     brief: bool = False  # show the photos or the question only, not the whole file again
     pending_note: str | None = None  # the decision's note while the officer gives an override reason
 
+    def chosen(self) -> Decision:
+        """The decision at hand: set before the confirm, note and apply steps are reached."""
+        if self.decision is None:
+            raise ValueError("no decision at hand")
+        return Decision(self.decision)
+
 
 def _not_found(ctx: Context, text: str) -> None:
     ctx.say(ctx.t("rv.not_found", reference=text.strip()[:32] or "?"))
@@ -764,7 +770,7 @@ async def ask_confirm(ctx: Context) -> None:
     if loaded is None:
         return
     _role, _scope_, submission = loaded
-    decision = Decision(ctx.draft(ReviewDraft).decision)
+    decision = ctx.draft(ReviewDraft).chosen()
     key = CONFIRM_KEYS.get(decision, N_("rv.confirm.generic"))
     ctx.ask(
         ctx.t(key, reference=submission.reference, name=await _who(ctx, submission)),
@@ -791,7 +797,7 @@ async def ask_note(ctx: Context) -> None:
     if loaded is None:
         return
     _role, _scope_, submission = loaded
-    decision = Decision(ctx.draft(ReviewDraft).decision)
+    decision = ctx.draft(ReviewDraft).chosen()
     key = NOTE_KEYS[decision]
     reasons = [Choice(f"r:{index}", ctx.t(reason)) for index, reason in enumerate(COMMON_REASONS.get(decision, ()))]
     ctx.ask(ctx.t(key, reference=submission.reference), [*reasons, Choice("back", ctx.t("common.back"))])
@@ -802,7 +808,7 @@ async def on_note(ctx: Context, inp: Input) -> None:
     if inp.choice == "back":
         ctx.goto(Review.VIEW)
         return
-    reasons = COMMON_REASONS.get(Decision(ctx.draft(ReviewDraft).decision), ())
+    reasons = COMMON_REASONS.get(ctx.draft(ReviewDraft).chosen(), ())
     if inp.choice and inp.choice.startswith("r:") and inp.choice[2:].isdigit() and int(inp.choice[2:]) < len(reasons):
         await _apply(ctx, ctx.t(reasons[int(inp.choice[2:])]))
         return
@@ -841,7 +847,10 @@ async def _apply(ctx: Context, note: str | None, override: str | None = None) ->
     if found is None:
         return
     role, scope = found
-    decision = Decision(rv.decision)
+    if rv.sub is None or ctx.person is None:  # nothing at hand: back to the list
+        ctx.goto(Review.LIST)
+        return
+    decision = rv.chosen()
     if decision not in OFFERED[role]:
         ctx.say(ctx.t(REFUSAL_KEYS[Role.OFFICER if role == Role.LEADER else Role.LEADER]))
         ctx.goto(Review.VIEW)
@@ -886,7 +895,7 @@ async def _apply(ctx: Context, note: str | None, override: str | None = None) ->
         ctx.say(ctx.t("rv.note.too_short"))
         ctx.goto(Review.NOTE)
         return
-    submission = await ctx.session.get(Submission, event.submission_id)
+    submission = await ctx.session.get_one(Submission, event.submission_id)
     done_key = DONE_KEYS[decision]
     ctx.say(ctx.t(done_key, reference=submission.reference, name=await _who(ctx, submission)))
     rv.decision = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import date
 
 from babel.dates import format_time
@@ -50,6 +51,11 @@ def _names(ctx: Context, names: list[str]) -> str:
         rest = len(names) - NAMES_SHOWN
         shown = ctx.t.plural("nudge.and_more", "nudge.and_more.plural", rest, names=shown)
     return shown
+
+
+def _nudge_key(campaign_id: int, day: str) -> Callable[[int], str]:
+    """The idempotency key of a nudge: once per person, campaign and day of sending."""
+    return lambda pid: f"nudge:p{pid}:c{campaign_id}:{day}"
 
 
 # -- /nhacnho: a leader reminds the members of their branch -------------------------------------
@@ -109,7 +115,7 @@ async def cmd_nudge(ctx: Context, args: str) -> None:
             send_at=send_at,
             groups=[UNFINISHED, NEEDS_INFO],
             branch_ids=branch_ids,
-            key_fn=lambda pid, c=campaign_id: f"nudge:p{pid}:c{c}:{day}",
+            key_fn=_nudge_key(campaign_id, day),
             kind="nudge",
             intro_key=N_("remind.nudge"),
         )
@@ -273,8 +279,8 @@ async def cmd_calendar(ctx: Context, args: str) -> None:
             ctx.say(ctx.t("calendar.bad_offsets"))
             return
         campaign.reminder_offsets = offsets
-        for deadline in await deadlines_of(ctx.session, campaign.id):
-            deadline.reminder_offsets = None
+        for each in await deadlines_of(ctx.session, campaign.id):
+            each.reminder_offsets = None
         change = f"offsets={offsets}"
     else:
         deadline = await ctx.session.scalar(
@@ -315,7 +321,8 @@ async def cmd_calendar(ctx: Context, args: str) -> None:
             deadline.reminder_offsets = offsets
             change = f"{kind} offsets={offsets}"
     await ctx.session.flush()
-    log.info("calendar of %s %s changed by person %s: %s", commune.code, campaign.year, ctx.person.id, change)
+    who = ctx.person.id if ctx.person else None
+    log.info("calendar of %s %s changed by person %s: %s", commune.code, campaign.year, who, change)
     await ctx.session.refresh(campaign)
     saved = ctx.t("calendar.saved", minutes=ctx.app.settings.scheduler_sync_minutes)
     ctx.say(saved + "\n" + await _calendar_text(ctx, commune, campaign))

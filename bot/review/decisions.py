@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,7 +94,7 @@ async def branch_due(session: AsyncSession, submission: Submission) -> date | No
 
 async def awaiting_branch(
     session: AsyncSession, submission: Submission, role: Role, decision: Decision, now: datetime
-) -> date | None | bool:
+) -> date | None | Literal[False]:
     """False when the rule lets this decision through; otherwise the branch deadline it waits
     for (None when the campaign has none)."""
     if role != Role.OFFICER or decision not in COMMUNE_DECISIONS or submission.state != State.SUBMITTED.value:

@@ -307,7 +307,7 @@ def submissions_query(commune_id: int, year: int) -> Select:
     )
 
 
-async def _stream(session: AsyncSession, query: Select) -> AsyncIterator[list[Any]]:
+async def _stream(session: AsyncSession, query: Select) -> AsyncIterator[Sequence[Any]]:
     result = await session.stream(query.execution_options(yield_per=BATCH))
     async for partition in result.partitions(BATCH):
         yield partition
@@ -603,7 +603,7 @@ async def write_export(
             await asyncio.to_thread(sink.rows, rows)
             count = len(rows)
         else:
-            keys = SUBMISSION_COLUMNS if kind == "submissions" else REGISTER_COLUMNS
+            keys = list(SUBMISSION_COLUMNS if kind == "submissions" else REGISTER_COLUMNS)
             source = submission_rows if kind == "submissions" else register_rows
             if kind == "register":
                 lines.append(t("export.streak_note", year=year))

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -105,7 +105,7 @@ async def pending(
     wanted = [s.value for s in states]
     if filters.state and filters.state in wanted:
         wanted = [filters.state]
-    conditions = [Submission.state.in_(wanted), Submission.anonymised_at.is_(None)]
+    conditions: list[ColumnElement[bool]] = [Submission.state.in_(wanted), Submission.anonymised_at.is_(None)]
     if scope.branch_ids is not None:
         conditions.append(Submission.branch_id.in_(scope.branch_ids))
     if filters.branch_id is not None:

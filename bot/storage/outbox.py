@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import Translator, get_translator
 from bot.messages import Choice, Outgoing
+from bot.storage.core import table_of
 from bot.storage.models import OutboxMessage
 
 
@@ -161,7 +163,7 @@ async def enqueue(
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     result = await session.execute(statement)
-    return bool(result.rowcount)
+    return bool(cast("CursorResult[Any]", result).rowcount)  # an INSERT: -1 (unknown) counts as new, as before
 
 
 @dataclass
@@ -200,7 +202,7 @@ async def enqueue_many(session: AsyncSession, rows: list[Queued], *, now: dateti
     ]
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = OutboxMessage.__table__  # a Core insert: no ORM bookkeeping for thousands of rows
+    table = table_of(OutboxMessage)  # a Core insert: no ORM bookkeeping for thousands of rows
     statement = insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.dedupe_key)
     result = await session.execute(statement, values)
     return set(result.scalars())

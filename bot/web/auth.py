@@ -49,7 +49,7 @@ def _digest(token: str) -> str:
 
 async def desk_roles(session: AsyncSession, person_id: int | None) -> list[Role]:
     """The desk roles this person holds now (with a scope), through the same check as chat."""
-    held = []
+    held: list[Role] = []
     for role in DESK_ROLES:
         if role == Role.PROVINCE:
             # A province reader covers communes, not branches: the check /thongke makes.

@@ -131,8 +131,9 @@ def _photo_of(message: dict[str, Any]) -> str | None:
 
 
 def parse_message(raw: dict[str, Any]) -> ZaloMessage | None:
-    sender = raw.get("from") if isinstance(raw.get("from"), dict) else {}
-    chat = raw.get("chat") if isinstance(raw.get("chat"), dict) else {}
+    raw_sender, raw_chat = raw.get("from"), raw.get("chat")
+    sender = raw_sender if isinstance(raw_sender, dict) else {}
+    chat = raw_chat if isinstance(raw_chat, dict) else {}
     sender_id = _str(sender.get("id")) or _str(chat.get("id"))
     if sender_id is None:
         return None

@@ -161,7 +161,7 @@ def prepare_image(data: bytes, limit: int = UPLOAD_LIMIT) -> PreparedImage:
             width, height = image.size
             if width <= 16 or height <= 16:
                 break
-            image = image.resize((max(16, int(width * 0.75)), max(16, int(height * 0.75))), Image.LANCZOS)
+            image = image.resize((max(16, int(width * 0.75)), max(16, int(height * 0.75))), Image.Resampling.LANCZOS)
     raise ValueError("could not make the image small enough to upload")
 
 
@@ -399,7 +399,8 @@ class ZaloOAClient:
             params={"data": json.dumps({"user_id": user_id})},
         )
         data = answer.get("data") or {}
-        avatars = data.get("avatars") if isinstance(data.get("avatars"), dict) else {}
+        raw_avatars = data.get("avatars")
+        avatars = raw_avatars if isinstance(raw_avatars, dict) else {}
         return FollowerProfile(
             user_id=str(data.get("user_id", user_id)),
             display_name=data.get("display_name"),
