@@ -57,7 +57,7 @@ SCRIPT: list[object] = (
     ["xin chào", "1", "1", "Nguyễn Văn An", "1980", "2", "1", "1"]
     + ["1", PHOTO, "xong"]  # item 1: "Đạt", a photo, "Xong"
     + ["1", "1"] * 9  # items 2–10: "Đạt", then "Không có ảnh"
-    + ["1"]  # "Nộp hồ sơ"
+    + ["1", "1"]  # "Nộp hồ sơ", then "Nộp ngay"
 )
 REDELIVERY_PAUSE = 0.2
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # What a person types, from first contact to a submitted declaration (answers by number):
 # greeting, consent, Công dân học tập, name, birth year, branch, confirm, start declaring,
 # then each of the ten items "Đạt" and "Không có ảnh", then "Nộp hồ sơ".
-SCRIPT = ["xin chào", "1", "1", "Nguyễn Văn An", "1980", "2", "1", "1"] + ["1", "1"] * 10 + ["1"]
+SCRIPT = ["xin chào", "1", "1", "Nguyễn Văn An", "1980", "2", "1", "1"] + ["1", "1"] * 10 + ["1", "1"]
 PHOTO = object()  # stands for "sends a photo" in a script
 # The same conversation with a photo for the first item: "Đạt", a photo, then "Xong".
 SCRIPT_WITH_PHOTO = SCRIPT[:9] + [PHOTO] + SCRIPT[9:]

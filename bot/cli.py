@@ -239,8 +239,8 @@ def admin_grant(
     from sqlalchemy import select
 
     _check_channel(channel)
-    if role not in ("officer", "leader", "admin"):
-        typer.echo("error: --role must be officer, leader or admin", err=True)
+    if role not in ("officer", "leader", "admin", "province"):
+        typer.echo("error: --role must be officer, leader, admin or province", err=True)
         raise typer.Exit(2)
     from bot.storage.consents import attach_person
     from bot.storage.models import OrgUnit, Person

@@ -149,10 +149,12 @@ async def test_retention_removes_photos_of_decided_applications_after_the_report
     for _ in range(9):
         await nam.taps("Đạt")
         await nam.taps("Không có ảnh")
-    assert "Đã nộp hồ sơ" in await nam.taps("Nộp hồ sơ")
+    await nam.taps("Nộp hồ sơ")
+    assert "Đã nộp hồ sơ" in await nam.taps("Nộp ngay")
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     await can.says("/congnhan CD-2026-000001")
-    turn = await can.taps("Xác nhận")
+    await can.taps("Xác nhận")  # before the branch review: a reason
+    turn = await can.says("Chi hội đã thống nhất, xã duyệt luôn")
     assert "CD-2026-000001" in turn.text
     paths = await _evidence_paths(app)
     assert len(paths) == 2

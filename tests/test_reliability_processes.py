@@ -140,8 +140,9 @@ async def test_kill_9_of_a_web_worker_in_the_middle_of_a_conversation(suite_db, 
         assert "Tổng 100/100 điểm." in hoa.texts()[-1]
 
         # 3. Killed after the replies were out, while the pressed keyboard was being removed.
+        await hoa.taps("Nộp hồ sơ")  # the bot asks to confirm
         fake.fail("editMessageReplyMarkup", status=502, delay=30)
-        submit = fake.press(HOA, "Nộp hồ sơ")
+        submit = fake.press(HOA, "Nộp ngay")
         await _killed_while(workers[2], fake, submit, "editMessageReplyMarkup")
         workers.append(await WebWorker.start(suite_db, fake, tmp_path / "w4", evidence))
         hoa.worker = workers[-1]

@@ -310,7 +310,10 @@ class TelegramChannel:
             log.debug("could not answer in group %s: %s", message.chat_id, exc)
 
     async def _member_changed(self, change: ChatMemberUpdated) -> None:
-        if change.chat.type != Chat.PRIVATE:
+        # A forged or truncated update can leave out the required fields: nothing to record.
+        if None in (getattr(change, "chat", None), getattr(change, "new_chat_member", None)):
+            return
+        if getattr(change, "from_user", None) is None or change.chat.type != Chat.PRIVATE:
             return
         status = change.new_chat_member.status
         async with self.app.sessions.begin() as session:
