@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.web.app import create_web_app, export_dir, signed_url
+from bot.web.app import create_web_app, signed_url
 from bot.web.signing import BadSignature, sign, verify
 from tests.support.images import jpeg
 
@@ -30,7 +30,7 @@ async def test_signed_links_serve_files_until_they_expire(suite_app):
 
 
 async def test_links_cannot_reach_outside_their_folder(suite_app):
-    export_dir(suite_app).mkdir(parents=True, exist_ok=True)
+    suite_app.settings.export_dir.mkdir(parents=True, exist_ok=True)
     token = sign(
         suite_app.settings.signing_secret, "exports", "../../etc/passwd", suite_app.clock.now(), timedelta(hours=1)
     )
@@ -52,7 +52,7 @@ def test_tokens_verify_only_with_the_right_secret(clock):
 
 async def test_files_are_never_sniffed_photos_show_inline_and_exports_download(suite_app):
     blob = suite_app.evidence.store(jpeg())
-    export = export_dir(suite_app) / "x1" / "submissions-ea-tul-2026.csv"
+    export = suite_app.settings.export_dir / "x1" / "submissions-ea-tul-2026.csv"
     export.parent.mkdir(parents=True)
     export.write_text("=cmd|' /C calc'!A0\n", encoding="utf-8")
     web = create_web_app(suite_app)

@@ -311,9 +311,9 @@ class TelegramChannel:
 
     async def _member_changed(self, change: ChatMemberUpdated) -> None:
         # A forged or truncated update can leave out the required fields: nothing to record.
-        if None in (getattr(change, "chat", None), getattr(change, "new_chat_member", None)):
+        if change.chat is None or change.new_chat_member is None or change.from_user is None:
             return
-        if getattr(change, "from_user", None) is None or change.chat.type != Chat.PRIVATE:
+        if change.chat.type != Chat.PRIVATE:
             return
         status = change.new_chat_member.status
         async with self.app.sessions.begin() as session:

@@ -26,12 +26,8 @@ FILES_PATH = "/files"
 FILE_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
-def export_dir(app: App) -> Path:
-    return app.settings.export_dir
-
-
 def folder_root(app: App, folder: str) -> Path:
-    return Path(app.settings.evidence_dir) if folder == "evidence" else export_dir(app)
+    return Path(app.settings.evidence_dir) if folder == "evidence" else app.settings.export_dir
 
 
 def signed_url(app: App, folder: str, relative_path: str, ttl: timedelta = timedelta(hours=24)) -> str:

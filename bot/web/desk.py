@@ -838,10 +838,8 @@ class Desk:
                 return self.message(request, t, 403, "staff.not_officer", viewer)
             if kind not in KINDS or fmt not in FORMATS:
                 return self.message(request, t, 400, N_("web.error.bad_form"), viewer)
-            from bot.web.app import export_dir
-
             filename = export_filename(kind, commune, year, fmt)
-            path = new_export_path(export_dir(self.app), filename)
+            path = new_export_path(self.app.settings.export_dir, filename)
             await write_export(
                 db,
                 self.app.catalog,
