@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.domain.criteria import CriteriaCatalog, load_catalog
+from bot.storage.address_forms import AddressForms
 from bot.storage.criteria_sync import sync_criteria
 from bot.storage.db import make_engine, make_sessionmaker, migrate
 from bot.storage.evidence import EvidenceStore
@@ -24,6 +25,7 @@ class App:
     catalog: CriteriaCatalog
     evidence: EvidenceStore
     extras: dict[str, object] = field(default_factory=dict)
+    address_forms: AddressForms = field(default_factory=AddressForms)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -3,6 +3,11 @@
 Messages are looked up by stable keys (`consent.ask`); `locales/vi` holds what people read by
 default and `locales/en` the English version. The .po files are compiled in memory at start, so
 there is no build step to forget.
+
+How people are addressed is a catalog choice too: the neutral Vietnamese speaks as "mình" to
+"bạn"; a commune may choose "bác" or "ông/bà" (`address:` in its file). Each such form is an
+overlay catalog (`locales/vi/LC_MESSAGES/address_<form>.po`, made by `locales/address_forms.py`)
+with only the messages that change; the rest falls back to the neutral text.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from bot.text import fold
 LOCALES = ("vi", "en")
 DEFAULT_LOCALE = "vi"
 DOMAIN = "messages"
+NEUTRAL = "neutral"
+ADDRESS_FORMS = (NEUTRAL, "bac", "ong_ba")
 
 
 def N_(key: str) -> str:
@@ -38,15 +45,29 @@ def locales_dir() -> Path:
     return bundled if bundled.is_dir() else package.parent / "locales"
 
 
-@cache
-def translations(locale: str) -> Translations:
-    po_path = locales_dir() / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+def _compile(po_path: Path, locale: str, domain: str) -> Translations:
     with po_path.open("rb") as handle:
-        catalog = read_po(handle, locale=locale, domain=DOMAIN)
+        catalog = read_po(handle, locale=locale, domain=domain)
     buffer = BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
-    return Translations(fp=buffer, domain=DOMAIN)
+    return Translations(fp=buffer, domain=domain)
+
+
+@cache
+def translations(locale: str, address: str = NEUTRAL) -> Translations:
+    """The catalog of `locale`, seen through the overlay of an address form where it has one."""
+    base = _compile(locales_dir() / locale / "LC_MESSAGES" / f"{DOMAIN}.po", locale, DOMAIN)
+    overlay_path = locales_dir() / locale / "LC_MESSAGES" / f"address_{address}.po"
+    if address == NEUTRAL or not overlay_path.is_file():
+        return base
+    overlay = _compile(overlay_path, locale, f"address_{address}")
+    overlay.add_fallback(base)
+    return overlay
+
+
+def normalise_address(value: str | None) -> str:
+    return value if value in ADDRESS_FORMS else NEUTRAL
 
 
 def normalise_locale(value: str | None) -> str:
@@ -57,11 +78,12 @@ def normalise_locale(value: str | None) -> str:
 
 
 class Translator:
-    """Translate keys and format dates for one locale."""
+    """Translate keys and format dates for one locale (and one form of address)."""
 
-    def __init__(self, locale: str) -> None:
+    def __init__(self, locale: str, address: str | None = None) -> None:
         self.locale = normalise_locale(locale)
-        self._translations = translations(self.locale)
+        self.address = normalise_address(address)
+        self._translations = translations(self.locale, self.address)
         self._babel_locale = Locale.parse(self.locale)
 
     def __call__(self, key: str, **params: object) -> str:
@@ -112,5 +134,5 @@ def all_aliases(key: str) -> set[str]:
 
 
 @cache
-def get_translator(locale: str | None) -> Translator:
-    return Translator(normalise_locale(locale))
+def get_translator(locale: str | None, address: str | None = None) -> Translator:
+    return Translator(normalise_locale(locale), address)

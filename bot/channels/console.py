@@ -18,9 +18,10 @@ from typing import TextIO
 from bot.channels.base import Unreachable
 from bot.channels.render import numbered_text
 from bot.flows.engine import FlowEngine
-from bot.i18n import N_, get_translator
+from bot.i18n import N_, Translator, get_translator
 from bot.messages import Incoming, Kind, Outgoing, PhotoInput
-from bot.storage.models import ChannelAccount
+from bot.storage.models import ChannelAccount, Person
+from bot.storage.people import get_account
 
 CHANNEL = "console"
 PHOTO_COMMANDS = ("/anh", "/photo")
@@ -65,8 +66,7 @@ class ConsoleChannel:
         return Incoming(CHANNEL, self.user_id, Kind.TEXT, text=line, chat_id=self.user_id)
 
     async def show(self, replies: list[Outgoing]) -> None:
-        locale = await self._locale()
-        t = get_translator(locale)
+        t = await self._translator()
         for reply in replies:
             print(numbered_text(reply, t), file=self.out)
             # A terminal cannot show pictures or files: say where they are.
@@ -76,17 +76,19 @@ class ConsoleChannel:
             print(file=self.out)
         self.out.flush()
 
-    async def _locale(self) -> str | None:
-        from bot.storage.people import get_account
-
-        async with self.engine.app.sessions() as session:
+    async def _translator(self) -> Translator:
+        """The terminal user's language and form of address."""
+        app = self.engine.app
+        async with app.sessions() as session:
             account = await get_account(session, CHANNEL, self.user_id)
-            return account.locale if account else None
+            person = await session.get(Person, account.person_id) if account and account.person_id else None
+            address = await app.address_forms.of_branch(session, person.branch_id if person else None)
+            return get_translator(account.locale if account else None, address)
 
     async def send_line(self, line: str) -> list[Outgoing]:
         problem = self.photo_problem(line)
         if problem is not None:
-            t = get_translator(await self._locale())
+            t = await self._translator()
             path = line.strip().partition(" ")[2].strip().strip('"')
             print(t(problem, path=path) + "\n", file=self.out)
             self.out.flush()
@@ -99,7 +101,7 @@ class ConsoleChannel:
         return ConsoleSender(self)
 
     async def run(self) -> None:
-        t = get_translator(await self._locale())
+        t = await self._translator()
         print(t("console.intro"), file=self.out)
         while True:
             try:

@@ -75,10 +75,12 @@ class Context:
     # already say who is talking (the engine adds the welcome to a first contact otherwise).
     first_contact: bool = False
     greeted: bool = False
+    # How the person writing is addressed (their commune's setting; set by the engine).
+    address: str = "neutral"
 
     @property
     def t(self) -> Translator:
-        return get_translator(self.account.locale)
+        return get_translator(self.account.locale, self.address)
 
     @property
     def locale(self) -> str:

@@ -234,14 +234,16 @@ class FlowEngine:
                 log.exception("after-commit work failed")
 
     async def _error_text(self, msg: Incoming) -> str:
-        locale = None
+        locale = address = None
         try:
             async with self.app.sessions() as session:
                 account = await get_account(session, msg.channel, msg.user_id)
                 locale = account.locale if account else None
+                person = await session.get(Person, account.person_id) if account and account.person_id else None
+                address = await self.app.address_forms.of_branch(session, person.branch_id if person else None)
         except Exception:  # the database itself may be what failed
             log.warning("could not read the locale for an error message")
-        return get_translator(locale)(N_("common.error"))
+        return get_translator(locale, address)(N_("common.error"))
 
     async def _in_transaction(
         self, session: AsyncSession, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None
@@ -304,6 +306,7 @@ class FlowEngine:
             person,
             first_contact=first_contact,
             commands=self.router.command_order,
+            address=await self.app.address_forms.of_branch(session, person.branch_id if person is not None else None),
         )
         await self._load_proxy(ctx)
 

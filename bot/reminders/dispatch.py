@@ -135,6 +135,7 @@ class Claimed:
     account: ChannelAccount
     payload: dict
     locale: str | None
+    address: str | None = None  # how the person is addressed (their commune's setting)
 
     @property
     def chat(self) -> str:
@@ -286,15 +287,21 @@ class Dispatcher:
                     .values(status=CLAIMED, claimed_by=self.worker_id, claimed_at=now)
                 )
                 rows = await session.execute(
-                    select(OutboxMessage.id, OutboxMessage.payload, ChannelAccount, Person.locale)
+                    select(OutboxMessage.id, OutboxMessage.payload, ChannelAccount, Person.locale, Person.branch_id)
                     .join(ChannelAccount, ChannelAccount.id == OutboxMessage.account_id)
                     .outerjoin(Person, Person.id == ChannelAccount.person_id)
                     .where(OutboxMessage.id.in_(ids), OutboxMessage.claimed_by == self.worker_id)
                     .order_by(OutboxMessage.not_before, OutboxMessage.id)
                 )
                 found[channel] = [
-                    Claimed(row_id, account, payload, account.locale or person_locale)
-                    for row_id, payload, account, person_locale in rows
+                    Claimed(
+                        row_id,
+                        account,
+                        payload,
+                        account.locale or person_locale,
+                        await self.app.address_forms.of_branch(session, branch_id),
+                    )
+                    for row_id, payload, account, person_locale, branch_id in rows
                 ]
                 report.claimed += len(found[channel])
                 report.channels[channel] = len(found[channel])
@@ -409,7 +416,7 @@ class Dispatcher:
         now = self.app.clock.now()
         try:
             notice = await self._notice(row, now)
-            outgoing = render_notice(notice, row.locale)
+            outgoing = render_notice(notice, row.locale, row.address)
         except Exception as exc:  # a payload no renderer understands: never sendable, say why
             log.exception("outbox %s: cannot render", row.id)
             async with self.app.sessions.begin() as session:

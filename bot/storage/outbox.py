@@ -119,10 +119,10 @@ def _render_value(t: Translator, value: Any) -> Any:
     return value
 
 
-def render_notice(notice: Notice, locale: str | None) -> Outgoing:
+def render_notice(notice: Notice, locale: str | None, address: str | None = None) -> Outgoing:
     from pathlib import Path
 
-    t = get_translator(locale)
+    t = get_translator(locale, address)
     return Outgoing(
         text=_render_text(t, notice.key, notice.params, notice.plural, notice.count),
         choices=[Choice(value, t(label_key)) for value, label_key in notice.choices],

@@ -1,0 +1,52 @@
+"""How people are addressed ("bạn", "bác" or "ông/bà"): their commune's `address:` setting.
+
+Asked for every message and every reminder, so each process keeps the small table of units in
+memory and reads it again at most once a minute (a commune file applied with `hoctap init`
+takes effect within that minute, or at once in the process that applied it).
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.i18n import NEUTRAL, normalise_address
+from bot.storage.models import OrgUnit
+
+REFRESH_SECONDS = 60.0
+
+
+class AddressForms:
+    """The form of address for a branch's people; for someone without a branch yet, the form of
+    the only commune installed (neutral when there are several)."""
+
+    def __init__(self, refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self._refresh = refresh_seconds
+        self._forms: dict[int | None, str] = {}
+        self._read_at: float | None = None
+
+    def forget(self) -> None:
+        """Read the settings again at the next question (after this process changed them)."""
+        self._read_at = None
+
+    async def of_branch(self, session: AsyncSession, branch_id: int | None) -> str:
+        if self._read_at is None or time.monotonic() - self._read_at >= self._refresh:
+            self._forms = await _read(session)
+            self._read_at = time.monotonic()
+        return self._forms.get(branch_id, self._forms.get(None, NEUTRAL))
+
+
+async def _read(session: AsyncSession) -> dict[int | None, str]:
+    rows = (await session.execute(select(OrgUnit.id, OrgUnit.parent_id, OrgUnit.kind, OrgUnit.address_form))).all()
+    communes: dict[int | None, str] = {
+        unit_id: normalise_address(form) for unit_id, _parent, kind, form in rows if kind == "commune"
+    }
+    forms: dict[int | None, str] = dict(communes)
+    for unit_id, parent_id, kind, _form in rows:
+        if kind == "branch" and parent_id in communes:
+            forms[unit_id] = communes[parent_id]
+    if len(communes) == 1:
+        forms[None] = next(iter(communes.values()))
+    return forms
