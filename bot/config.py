@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.storage.secretbox import SecretBox
+
 
 class ConfigError(RuntimeError):
     """Settings that cannot work, or would be unsafe, as given (the message names the setting)."""
@@ -184,7 +186,6 @@ class Settings(BaseSettings):
         value = (value or "").strip()
         if not value:
             return None
-        from bot.storage.secretbox import SecretBox
 
         SecretBox(value)  # raises ValueError on a malformed key
         return value

@@ -20,6 +20,8 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.engine import make_url
+
 if TYPE_CHECKING:
     from bot.config import Settings
 
@@ -111,7 +113,6 @@ def install_redaction(settings: Settings | None = None) -> None:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    from sqlalchemy.engine import make_url
 
     values = [
         settings.telegram_bot_token,

@@ -5,7 +5,7 @@ A level step ("Đạt": store the answer, rescore, ask for photos) and a no-phot
 ảnh": on to the next item) each run in one transaction for the step itself, then a second one
 marks the message answered once its replies are sent. Before issue 18 the level step took 10
 statements besides the mark (the duplicate check and the submission on their own, the account's
-last message time written on every message, the answers read twice)."""
+last message time written on every message, the answers read twice, the photos on their own)."""
 
 from __future__ import annotations
 
@@ -42,17 +42,17 @@ async def test_a_typical_step_is_one_small_transaction_and_a_mark(person, suite_
     turn = await hoa.taps("Đạt")
     assert turn.choices == ["Không có ảnh"]
     step, mark = counted.transactions
-    # load (account, conversation, person, submission, duplicate check), answers, the answer,
-    # the score, photo count, the conversation, the processed message
-    assert len(step) <= 7, step
+    # load (account, conversation, person, submission, duplicate check), answers with their photo
+    # counts, the answer, the score, the conversation, the processed message
+    assert len(step) <= 6, step
     assert mark == ["UPDATE"]
 
     counted.clear()
     turn = await hoa.taps("Không có ảnh")
     assert turn.text.startswith("Mục 3/10")
     step, mark = counted.transactions
-    # load, answers, photo count, the conversation, the processed message
-    assert len(step) <= 5, step
+    # load, answers with their photo counts, the conversation, the processed message
+    assert len(step) <= 4, step
     assert mark == ["UPDATE"]
     # Nothing written that the step did not change (the account's last message time is kept for
     # a few minutes; the person, the account and the submission's state are untouched).

@@ -59,8 +59,9 @@ from bot.zalo.errors import (
     ZaloPermissionError,
     ZaloRateLimited,
 )
-from bot.zalo.oa import ZaloOAClient, check_fresh, verify_signature
+from bot.zalo.oa import ZaloOAClient, check_fresh, oa_window, verify_signature
 from bot.zalo.tokens import OATokenManager
+from bot.zalo.zns import ZNSSender
 
 if TYPE_CHECKING:
     from bot.runner import Runtime
@@ -112,17 +113,6 @@ async def mark_unreachable(app: App, account: ChannelAccount, reason: str) -> No
         )
     account.unreachable_at = now
     account.unreachable_reason = reason
-
-
-FREE_WINDOW = timedelta(hours=48)
-
-
-def oa_window(settings) -> timedelta:
-    """How long after a person's last interaction we write to them: the free 48 hours, or up to
-    7 days when a Zalo Cloud Account pays for the rest (ZALO_OA_PAID_WINDOW)."""
-    if settings.zalo_oa_paid_window:
-        return max(FREE_WINDOW, timedelta(days=settings.zalo_oa_window_days))
-    return FREE_WINDOW
 
 
 class ZaloOASender:
@@ -483,8 +473,6 @@ async def install(runtime: Runtime) -> bool:
     sender = ZaloOASender(app, client)
     runtime.senders.register(sender)
     if settings.zalo_zns_templates:
-        from bot.zalo.zns import ZNSSender
-
         phone_client = ZaloOAClient(
             tokens,
             settings.zalo_zns_api_base_url,

@@ -43,6 +43,7 @@ from bot.storage.submissions import (
     known_answers,
     last_request_note,
     missing_photos,
+    remove_photo,
     rescore,
     save_answer,
     transition,
@@ -447,8 +448,7 @@ async def on_remove_photo(ctx: Context, inp: Input, submission: Submission, crit
         return
     index, row = rows[inp.choice]
     path = row.path
-    await ctx.session.delete(row)
-    await ctx.session.flush()
+    await remove_photo(ctx.session, submission, row)
     app = ctx.app
 
     async def remove_file() -> None:  # once committed, and only if no other row uses the file

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bot.flows.context import Context, Input
 from bot.flows.router import Router
+from bot.flows.start import show_help
 from bot.flows.states import Escape, Start
 from bot.i18n import N_
 from bot.messages import Choice
@@ -93,8 +94,6 @@ async def explain(ctx: Context) -> None:
     elif key is not None:
         text = ctx.t(key)
     else:
-        from bot.flows.start import show_help
-
         await show_help(ctx)
         return
     if ctx.account.consent_at is not None and ctx.state not in RESTING and "." in ctx.state:

@@ -18,6 +18,7 @@ from bot.messages import Choice
 from bot.storage.consents import ConsentKind, ConsentMethod, ShownText, fingerprint, record
 from bot.storage.models import ChannelAccount
 from bot.storage.people import get_or_create_account
+from bot.zalo.zns import normalise_phone, phone_id
 
 router = Router()
 ZNS_CHANNEL = "zns"
@@ -102,7 +103,6 @@ async def ask_number(ctx: Context) -> None:
 
 @router.handle(ZnsPhone.NUMBER)
 async def on_number(ctx: Context, inp: Input) -> None:
-    from bot.zalo.zns import normalise_phone, phone_id
 
     if inp.choice in ("skip", "menu"):
         ctx.drop("phone_text")

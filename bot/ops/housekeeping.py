@@ -30,6 +30,7 @@ from bot.review.privacy import remove_unused_files
 from bot.review.retention import CHUNK, RetentionGroup, due_groups, remove_photos
 from bot.storage.core import affected, table_of
 from bot.storage.models import Conversation, Evidence, OutboxMessage, ProcessedMessage
+from bot.storage.thumbs import sweep_thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,6 @@ async def clean_files(app: App, *, dry_run: bool = False) -> FilesReport:
     report = FilesReport()
     report.orphans = await orphan_photos(app, dry_run=dry_run)
     if not dry_run:  # the review desk's thumbnails of photos no longer stored
-        from bot.web.thumbs import sweep_thumbnails
-
         await asyncio.to_thread(sweep_thumbnails, app.evidence.root)
     report.exports = await asyncio.to_thread(
         sweep_exports, app.settings.export_dir, now=app.clock.now(), older_than=EXPORT_LIFETIME, dry_run=dry_run

@@ -24,6 +24,10 @@ from bot.domain.labels import DEADLINE_KEYS
 from bot.flows.context import Context
 from bot.flows.router import Router
 from bot.i18n import N_, all_aliases
+from bot.reminders.digests import next_deadline
+from bot.reminders.planner import NEEDS_INFO, UNFINISHED, Round, in_session, plan_reminders
+from bot.reminders.recipients import CriteriaCache
+from bot.reminders.timing import days_left, effective_offsets, in_quiet_hours, next_allowed
 from bot.storage.commune import campaign_for, deadlines_of, order_problem
 from bot.storage.models import CampaignDeadline, OrgUnit
 from bot.storage.people import Role, branch_ids_in_scope, live_grants
@@ -70,10 +74,6 @@ def _nudge_key(campaign_id: int, day: str) -> Callable[[int], str]:
     needs_consent=False,
 )
 async def cmd_nudge(ctx: Context, args: str) -> None:
-    from bot.reminders.digests import next_deadline
-    from bot.reminders.planner import NEEDS_INFO, UNFINISHED, Round, in_session, plan_reminders
-    from bot.reminders.recipients import CriteriaCache
-    from bot.reminders.timing import days_left, in_quiet_hours, next_allowed
 
     ctx.again()
     scope = await branch_ids_in_scope(ctx.session, ctx.person.id, Role.LEADER) if ctx.person else set()
@@ -209,7 +209,6 @@ def _parse_offsets(tokens: list[str]) -> list[int] | None:
 
 
 async def _calendar_text(ctx: Context, commune: OrgUnit, campaign) -> str:
-    from bot.reminders.timing import effective_offsets
 
     settings = ctx.app.settings
     lines = [ctx.t("calendar.head", year=campaign.year, commune=commune.name)]

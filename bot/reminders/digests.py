@@ -37,11 +37,13 @@ from bot.reminders.recipients import (
     CriteriaCache,
     Reach,
     linked_people,
+    names_of,
     reach_of,
     route_for,
     submission_facts,
 )
 from bot.reminders.timing import days_left
+from bot.reminders.zalo_lines import zalo_blocks
 from bot.storage.commune import deadlines_of
 from bot.storage.models import Campaign, CampaignDeadline, OrgUnit, RoleGrant, Submission
 from bot.storage.outbox import Deferred, Notice, Queued
@@ -398,7 +400,6 @@ async def officer_digest(
     away = sum(1 for people in people_of.values() if not any(reach[p].reachable for p in people if p in reach))
     if away:
         blocks.append(plural("digest.officer_away", "digest.officer_away.plural", away))
-    from bot.reminders.zalo_lines import zalo_blocks
 
     blocks += await zalo_blocks(session, campaign, settings, send_at)
     deadline = (
@@ -476,7 +477,6 @@ async def plan_digests(
     preview: bool = False,
 ) -> list[PlannedDigest]:
     """The digests of one commune for the given roles (nothing is written here)."""
-    from bot.reminders.recipients import names_of
 
     targets = [t for t in await staff_of(session, commune) if t.role in roles]
     if not targets:

@@ -49,6 +49,7 @@ from bot.reminders.recipients import (
 from bot.reminders.timing import days_left, next_allowed
 from bot.storage.models import Campaign, CampaignDeadline, Household, OrgUnit, Person, Submission
 from bot.storage.outbox import Notice, Queued, enqueue_many
+from bot.storage.people import get_or_create_account
 
 REGISTER_BUTTON = command_action("dangky")
 DECLARE_BUTTON = command_action("tudanhgia")
@@ -400,7 +401,6 @@ async def plan_reminders(
 async def _make_zns_accounts(session: AsyncSession, planned: list[Planned], now: datetime) -> None:
     """A ZNS route by OA user id becomes an account of its own ("zns", "uid:<id>") when the first
     reminder goes that way; the person's consent is the one they gave on the OA."""
-    from bot.storage.people import get_or_create_account
 
     for p in planned:
         if p.reach.account_id is None and p.reach.channel == "zns" and p.reach.external_id:

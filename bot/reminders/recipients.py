@@ -28,6 +28,7 @@ from bot.storage.models import (
     SubmissionEvent,
 )
 from bot.storage.subjects import concerned
+from bot.zalo.oa import oa_window
 
 CHUNK = 1000
 NOTE_MAX = 200
@@ -69,7 +70,6 @@ class Route:
 
 
 def route_for(settings, now: datetime) -> Route:
-    from bot.channels.zalo_oa import oa_window
 
     zns = bool(settings.zalo_oa_app_id and settings.zalo_zns_templates)
     return Route(now, oa_window(settings) if settings.zalo_oa_app_id else None, zns, zns and settings.zalo_zns_by_uid)

@@ -45,6 +45,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import make_url
 
 from bot.app import App
+from bot.ops.housekeeping import apply_retention, clean_files
 from bot.reminders.rounds import Rounds
 from bot.reminders.timing import Moment
 from bot.storage.db import SCHEDULER_TABLE
@@ -166,13 +167,11 @@ async def sync_job() -> None:
 
 
 async def files_job() -> None:
-    from bot.ops.housekeeping import clean_files
 
     await clean_files(_service().app)
 
 
 async def retention_job() -> None:
-    from bot.ops.housekeeping import apply_retention
 
     await apply_retention(_service().app)
 

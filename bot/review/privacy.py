@@ -42,6 +42,7 @@ from bot.storage.models import (
 )
 from bot.storage.subjects import submissions_for_person
 from bot.storage.submissions import ANSWERS_READ
+from bot.storage.thumbs import sweep_thumbnails
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -252,7 +253,6 @@ async def remove_files_after_deletion(app: App, result: DeletionResult) -> None:
     async with app.sessions() as session:
         photos = await remove_unused_files(session, app.evidence, result.candidate_files)
     # The review desk's thumbnails of those photos go with them.
-    from bot.web.thumbs import sweep_thumbnails
 
     await asyncio.to_thread(sweep_thumbnails, app.evidence.root)
     # Exports list names; all go (an officer makes a fresh one when needed).

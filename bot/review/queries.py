@@ -15,6 +15,7 @@ from bot.domain.lifecycle import State
 from bot.review.scope import Scope
 from bot.storage.commune import campaign_for
 from bot.storage.models import Campaign, ChannelAccount, Household, OrgUnit, Person, Submission
+from bot.text import fold
 
 _REFERENCE = re.compile(r"^\s*([A-Za-z]{1,8})\s*-\s*(\d{4})\s*-\s*(\d{1,9})\s*$")
 
@@ -220,8 +221,6 @@ async def people_for_proxy(session: AsyncSession, scope: Scope, search: str | No
         query = query.where(Person.branch_id.is_not(None))
     people = list(await session.scalars(query.order_by(Person.id.desc())))
     if search:
-        from bot.text import fold
-
         wanted = fold(search)
         people = [p for p in people if wanted in fold(p.full_name)]
     return people[:limit]

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
+from bot.text import fold
 
 DEADLINE_KINDS = ("registration", "self_declaration", "branch_review", "commune_report")
 DEFAULT_OFFSETS = [30, 7, 1]
@@ -267,7 +268,6 @@ async def province_of(session: AsyncSession, unit_id: int | None) -> OrgUnit | N
 async def find_communes(session: AsyncSession, text: str, limit: int = 8) -> list[OrgUnit]:
     """Communes whose name (or official code) matches what a person typed, diacritics and case
     ignored: "ea tul" finds "Xã Ea Tul", "hoa phu" finds "Xã Hòa Phú". Whole-word starts rank first."""
-    from bot.text import fold
 
     wanted = " ".join(fold(text).replace("-", " ").split())
     if not wanted:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -120,7 +121,6 @@ def _render_value(t: Translator, value: Any) -> Any:
 
 
 def render_notice(notice: Notice, locale: str | None, address: str | None = None) -> Outgoing:
-    from pathlib import Path
 
     t = get_translator(locale, address)
     return Outgoing(

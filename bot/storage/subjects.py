@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, CompoundSelect, Select, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaSet
-from bot.domain.subjects import HOUSEHOLD, PERSON, SubjectKind, add_kind
+from bot.domain.subjects import HOUSEHOLD, PERSON, SubjectKind, add_kind, remove_kind
 from bot.storage.models import Campaign, Household, HouseholdMember, OrgUnit, Person, Submission
 from bot.storage.people import MemberSpec, create_household, replace_members
 from bot.storage.submissions import create_submission
@@ -237,7 +237,6 @@ def add_subject(store: SubjectStore) -> SubjectStore:
 
 def remove_subject(name: str) -> None:
     """Forget a kind added by `add_subject` (tests that define their own)."""
-    from bot.domain.subjects import remove_kind
 
     remove_kind(name)
     _STORES.pop(name, None)

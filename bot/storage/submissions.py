@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -140,6 +140,7 @@ async def transition(
 # ends (then forgotten, see `_forget`): a conversation step's handler and the prompt after it
 # ask the same questions.
 ANSWERS_READ = "hoctap.answers"  # submission id → {item id: Answer}, kept up to date by save_answer
+PHOTOS_READ = "hoctap.photos"  # submission id → {item id: photo count}, kept up to date here
 HELD = "hoctap.held"  # objects kept alive: SQLAlchemy's identity map holds rows only weakly
 
 
@@ -147,6 +148,7 @@ HELD = "hoctap.held"  # objects kept alive: SQLAlchemy's identity map holds rows
 def _forget(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(ANSWERS_READ, None)
+        session.info.pop(PHOTOS_READ, None)
         session.info.pop(HELD, None)
 
 
@@ -156,10 +158,34 @@ def hold(session: AsyncSession, obj: Any) -> None:
     session.info.setdefault(HELD, []).append(obj)
 
 
+# Between item ids in the photo list read with the answers (ids never hold control characters).
+_SEP = "\x1f"
+
+
 async def answers_of(session: AsyncSession, submission_id: int) -> dict[str, Answer]:
-    rows = await session.scalars(select(Answer).where(Answer.submission_id == submission_id))
-    answers = {row.item_id: row for row in rows}
+    """The answers, read now; the photo counts come with them in the same statement (a step that
+    answers an item then says how many photos it has), and both are kept for the transaction."""
+    photos = (
+        select(func.aggregate_strings(Evidence.item_id, _SEP))
+        .where(Evidence.submission_id == submission_id)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(Answer, photos)
+        .select_from(Submission)
+        .outerjoin(Answer, Answer.submission_id == Submission.id)
+        .where(Submission.id == submission_id)
+    )
+    answers: dict[str, Answer] = {}
+    counts: dict[str, int] = {}
+    for answer, items in rows:
+        if answer is not None:
+            answers[answer.item_id] = answer
+        counts = {}
+        for item_id in items.split(_SEP) if items else ():
+            counts[item_id] = counts.get(item_id, 0) + 1
     session.info.setdefault(ANSWERS_READ, {})[submission_id] = answers
+    session.info.setdefault(PHOTOS_READ, {})[submission_id] = counts
     return answers
 
 
@@ -284,15 +310,28 @@ async def attach_evidence(
     session.add(evidence)
     submission.updated_at = now
     await session.flush()
+    _photos_changed(session, submission.id, item_id, +1)
     return AttachResult(evidence, created=True)
 
 
 async def evidence_counts(session: AsyncSession, submission_id: int) -> dict[str, int]:
-    rows = await session.scalars(select(Evidence.item_id).where(Evidence.submission_id == submission_id))
-    counts: dict[str, int] = {}
-    for item_id in rows:
-        counts[item_id] = counts.get(item_id, 0) + 1
-    return counts
+    """Photos per item, as this transaction last read them with the answers (`attach_evidence` and
+    `remove_evidence` keep them up to date). Do not change the dict."""
+    known = session.info.get(PHOTOS_READ, {}).get(submission_id)
+    if known is None:
+        await answers_of(session, submission_id)
+        known = session.info[PHOTOS_READ][submission_id]
+    return known
+
+
+def _photos_changed(session: AsyncSession, submission_id: int, item_id: str, change: int) -> None:
+    counts = session.info.get(PHOTOS_READ, {}).get(submission_id)
+    if counts is not None:
+        left = counts.get(item_id, 0) + change
+        if left > 0:
+            counts[item_id] = left
+        else:
+            counts.pop(item_id, None)
 
 
 async def remove_evidence(session: AsyncSession, submission: Submission, item_id: str) -> int:
@@ -304,7 +343,16 @@ async def remove_evidence(session: AsyncSession, submission: Submission, item_id
     )
     for row in rows:
         await session.delete(row)
+    _photos_changed(session, submission.id, item_id, -len(rows))
     return len(rows)
+
+
+async def remove_photo(session: AsyncSession, submission: Submission, photo: Evidence) -> None:
+    """Remove one photo of an item (the file goes once no row uses it, see evidence cleanup)."""
+    _ensure_editable(submission)
+    await session.delete(photo)
+    await session.flush()
+    _photos_changed(session, submission.id, photo.item_id, -1)
 
 
 def missing_photos(criteria_set: CriteriaSet, answers: dict[str, Answer], counts: dict[str, int]) -> list[str]:

@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Route
 
 from bot.app import App
+from bot.web.desk import Desk, DeskHeaders
 from bot.web.signing import BadSignature, sign, verify
 
 Hook = Callable[[], Awaitable[None]]
@@ -78,7 +79,6 @@ def create_web_app(
                 await hook()
 
     # The review desk for officers and leaders (bot/web/desk.py), beside the chat commands.
-    from bot.web.desk import Desk, DeskHeaders
 
     all_routes = [
         Route("/healthz", health, methods=["GET"]),

@@ -60,6 +60,7 @@ from bot.storage.commune import campaign_for
 from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent, WebSession
 from bot.storage.subjects import subject_name
 from bot.storage.submissions import rescore
+from bot.storage.thumbs import thumbnail
 from bot.web.auth import (
     COOKIE,
     DESK_ROLES,
@@ -74,7 +75,6 @@ from bot.web.auth import (
     sign_out,
 )
 from bot.web.review import EVIDENCE_FLAGS, criteria_set_for, item_views, row_facts
-from bot.web.thumbs import thumbnail
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent

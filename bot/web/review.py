@@ -11,6 +11,7 @@ from datetime import date, datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.clock import VN_TZ
 from bot.domain.criteria import CriteriaCatalog, CriteriaSet, Level
 from bot.storage.models import Answer, CampaignDeadline, CriteriaSetRecord, Evidence, Submission
 
@@ -129,7 +130,6 @@ async def row_facts(session: AsyncSession, catalog: CriteriaCatalog, ids: list[i
 
 
 def _tz():
-    from bot.clock import VN_TZ
 
     return VN_TZ
 

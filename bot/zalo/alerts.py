@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_
+from bot.reminders.recipients import reach_of
 from bot.storage.models import OperatorAlert, RoleGrant
 from bot.storage.outbox import Notice, Queued, enqueue_many
 
@@ -57,7 +58,6 @@ async def recent_alerts(session: AsyncSession, now: datetime) -> list[OperatorAl
 
 async def alert_admins(session: AsyncSession, key: str, now: datetime, params: dict | None = None) -> int:
     """Queue a chat message about `key` to every admin (once a day); returns how many were new."""
-    from bot.reminders.recipients import reach_of
 
     admins = set(
         await session.scalars(

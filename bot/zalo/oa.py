@@ -45,6 +45,17 @@ QUOTA_PATH = "/v3.0/oa/quota/message"
 TOKEN_PATH = "/v4/oa/access_token"
 UPLOAD_LIMIT = 1024 * 1024  # the image upload API takes jpg/png up to 1 MB
 UPLOAD_SIDE = 2560  # longest side of an image re-encoded for upload (as evidence photos are stored)
+# The consultation-message window: free for 48 hours after the person's last interaction; up
+# to 7 days when a Zalo Cloud Account pays for the rest (ZALO_OA_PAID_WINDOW).
+FREE_WINDOW = timedelta(hours=48)
+
+
+def oa_window(settings: Any) -> timedelta:
+    """How long after a person's last interaction the OA may write to them."""
+    if settings.zalo_oa_paid_window:
+        return max(FREE_WINDOW, timedelta(days=settings.zalo_oa_window_days))
+    return FREE_WINDOW
+
 
 AUTH_ERRORS = {-216, -220, -124}  # access token invalid / expired or removed
 # What an operator can act on, grouped as the integration review (docs/…/zalo.md) found them in
