@@ -51,7 +51,7 @@ from bot.review.decisions import (
     note_required,
 )
 from bot.review.details import submission_detail
-from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
+from bot.review.exports import FORMATS, KINDS, produce_export
 from bot.review.queries import Filters, pending
 from bot.review.scope import Scope, branches_in, communes_in_scope, scope_for
 from bot.review.stats import commune_stats
@@ -818,17 +818,16 @@ class Desk:
                 return self.message(request, t, 403, "staff.not_officer", viewer)
             if kind not in KINDS or fmt not in FORMATS:
                 return self.message(request, t, 400, N_("web.error.bad_form"), viewer)
-            filename = export_filename(kind, commune, year, fmt)
-            path = new_export_path(self.app.settings.export_dir, filename)
-            await write_export(
+            made = await produce_export(
                 db,
+                self.app.settings,
                 self.app.catalog,
                 kind=kind,
                 fmt=fmt,
                 commune=commune,
                 year=year,
                 locale=t.locale,
-                path=path,
+                now=self.now(),
             )
         log.info("desk export written")
-        return FileResponse(path, filename=filename, content_disposition_type="attachment")
+        return FileResponse(made.path, filename=made.filename, content_disposition_type="attachment")
