@@ -15,7 +15,7 @@ from bot.flows.states import Reports, Start
 from bot.i18n import N_
 from bot.messages import Choice, Outgoing
 from bot.review.chart import render_progress_chart
-from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
+from bot.review.exports import FORMATS, KINDS, new_export_path, produce_export
 from bot.review.scope import communes_in_scope
 from bot.review.stats import commune_stats, stats_lines
 from bot.storage.commune import campaign_for
@@ -187,25 +187,23 @@ async def _export(ctx: Context) -> None:
     rep = ctx.draft(ReportDraft)
     kind, fmt = rep.kind, rep.format
     assert kind is not None and fmt is not None  # both asked before the export is made
-    filename = export_filename(kind, commune, year, fmt)
-    path = new_export_path(ctx.app.settings.export_dir, filename)
-    rows = await write_export(
+    made = await produce_export(
         ctx.session,
+        ctx.app.settings,
         ctx.app.catalog,
         kind=kind,
         fmt=fmt,
         commune=commune,
         year=year,
         locale=ctx.locale,
-        path=path,
         now=ctx.now,
     )
     kind_key = KIND_KEYS[kind]
     ctx.replies.append(
         Outgoing(
-            text=ctx.t("exp.done", what=ctx.t(kind_key), commune=commune.name, year=year, rows=rows),
-            document=path,
-            document_name=filename,
+            text=ctx.t("exp.done", what=ctx.t(kind_key), commune=commune.name, year=year, rows=made.rows),
+            document=made.path,
+            document_name=made.filename,
         )
     )
     ctx.forget(ReportDraft)

@@ -41,7 +41,6 @@ from bot.review.dossier import (
     evidence_gaps,
     evidence_in_item_order,
     long_notes,
-    members_of,
     photo_page,
 )
 from bot.review.queries import Filters, by_reference, neighbours, parse_reference, pending
@@ -534,7 +533,7 @@ async def _details(ctx: Context, submission: Submission) -> tuple[str, list[Outg
                 branch=detail.branch_name,
             )
         )
-        for member in await members_of(ctx.session, submission.household_id) if submission.household_id else []:
+        for member in detail.members:
             lines.append(
                 ctx.t(
                     "rv.view.member",

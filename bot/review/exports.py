@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.clock import VN_TZ
+from bot.config import Settings
 from bot.domain.criteria import CriteriaCatalog, CriteriaError
 from bot.domain.labels import STATE_KEYS
 from bot.domain.lifecycle import State
@@ -615,3 +616,34 @@ async def write_export(
     finally:
         await asyncio.to_thread(sink.close)
     return count
+
+
+@dataclass(frozen=True)
+class Produced:
+    """An export written to the export folder: where it is, the name to offer it under, its rows."""
+
+    path: Path
+    filename: str
+    rows: int
+
+
+async def produce_export(
+    session: AsyncSession,
+    settings: Settings,
+    catalog: CriteriaCatalog,
+    *,
+    kind: str,
+    fmt: str,
+    commune: OrgUnit,
+    year: int,
+    locale: str | None,
+    now: datetime,
+) -> Produced:
+    """One export for chat (/xuat) or the review desk: named, placed in a fresh folder of the
+    export folder (so that its link cannot be guessed) and written."""
+    filename = export_filename(kind, commune, year, fmt)
+    path = new_export_path(settings.export_dir, filename)
+    rows = await write_export(
+        session, catalog, kind=kind, fmt=fmt, commune=commune, year=year, locale=locale, path=path, now=now
+    )
+    return Produced(path, filename, rows)

@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.requests import Request
@@ -51,16 +50,14 @@ from bot.review.decisions import (
     may_review,
     note_required,
 )
-from bot.review.exports import FORMATS, KINDS, export_filename, new_export_path, write_export
+from bot.review.details import submission_detail
+from bot.review.exports import FORMATS, KINDS, produce_export
 from bot.review.queries import Filters, pending
-from bot.review.retention import RETENTION_ACTOR, photos_removed_at
 from bot.review.scope import Scope, branches_in, communes_in_scope, scope_for
 from bot.review.stats import commune_stats
 from bot.storage.commune import campaign_for
-from bot.storage.models import Evidence, Household, OrgUnit, Person, Submission, SubmissionEvent, WebSession
+from bot.storage.models import Evidence, OrgUnit, Person, Submission, WebSession
 from bot.storage.subjects import subject_name
-from bot.storage.submissions import rescore
-from bot.storage.thumbs import thumbnail
 from bot.web.auth import (
     COOKIE,
     DESK_ROLES,
@@ -537,25 +534,15 @@ class Desk:
         t = viewer.t
         tz = self.app.settings.tz
         criteria = await criteria_set_for(db, self.app.catalog, submission.criteria_set_id)
-        branch = await db.get(OrgUnit, submission.branch_id)
+        detail = await submission_detail(db, submission, criteria, history=None)
         subject: dict[str, Any] = {"name": None, "year": None, "members": []}
-        if submission.anonymised_at is None:
-            if submission.person_id is not None:
-                person = await db.get(Person, submission.person_id)
-                subject.update(name=person.full_name if person else None, year=person.birth_year if person else None)
-            elif submission.household_id is not None:
-                household = await db.get(Household, submission.household_id)
-                if household is not None:
-                    await db.refresh(household, ["members"])
-                    head = await db.get(Person, household.head_person_id) if household.head_person_id else None
-                    subject["name"] = head.full_name if head else None
-                    subject["members"] = [
-                        {"name": m.full_name, "year": m.birth_year or "", "relation": m.relation}
-                        for m in household.members
-                    ]
-        result = await rescore(db, submission, criteria)
-        removed_at = await photos_removed_at(db, submission.id)
-        items = await item_views(db, submission, criteria, t.locale, photos_gone=removed_at is not None)
+        if submission.anonymised_at is None and detail.subject is not None:
+            subject.update(name=detail.subject.name, year=detail.subject.birth_year)
+            subject["members"] = [
+                {"name": m.full_name, "year": m.birth_year or "", "relation": m.relation} for m in detail.members
+            ]
+        removed_at = detail.retention_at
+        items = await item_views(db, submission, detail, criteria, t.locale)
         now = self.now()
         secret = self.app.settings.signing_secret
         for item in items:
@@ -568,23 +555,15 @@ class Desk:
                 )
                 for p in item.photos
             ]
-        events = list(
-            await db.scalars(
-                select(SubmissionEvent)
-                .where(SubmissionEvent.submission_id == submission.id, SubmissionEvent.actor_kind != RETENTION_ACTOR)
-                .order_by(SubmissionEvent.id)
-            )
-        )
-        history = []
-        for event in events:
-            history.append(
-                {
-                    "when": t.datetime(event.at.astimezone(tz)),
-                    "state": t(STATE_KEYS[State(event.to_state)]),
-                    "actor": t(ACTOR_KEYS.get(event.actor_kind, ACTOR_KEYS["system"])),
-                    "note": event.note or "",
-                }
-            )
+        history = [
+            {
+                "when": t.datetime(event.at.astimezone(tz)),
+                "state": t(STATE_KEYS[State(event.to_state)]),
+                "actor": t(ACTOR_KEYS.get(event.actor_kind, ACTOR_KEYS["system"])),
+                "note": event.note or "",
+            }
+            for event in detail.history
+        ]
         decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
         blocked = None
         if decisions:
@@ -598,12 +577,12 @@ class Desk:
             "role": role,
             "roles": self._roles(viewer, t),
             "sub": submission,
-            "branch": branch.name if branch else "",
+            "branch": detail.branch_name,
             "title": criteria.title_name.get(t.locale),
             "subject": subject,
             "state": t(STATE_KEYS[State(submission.state)]),
             "submitted": t.datetime(submission.submitted_at.astimezone(tz)) if submission.submitted_at else "-",
-            "score": result,
+            "score": detail.score,
             "items": items,
             "history": history,
             "blocked": blocked,
@@ -838,17 +817,16 @@ class Desk:
                 return self.message(request, t, 403, "staff.not_officer", viewer)
             if kind not in KINDS or fmt not in FORMATS:
                 return self.message(request, t, 400, N_("web.error.bad_form"), viewer)
-            filename = export_filename(kind, commune, year, fmt)
-            path = new_export_path(self.app.settings.export_dir, filename)
-            await write_export(
+            made = await produce_export(
                 db,
+                self.app.settings,
                 self.app.catalog,
                 kind=kind,
                 fmt=fmt,
                 commune=commune,
                 year=year,
                 locale=t.locale,
-                path=path,
+                now=self.now(),
             )
         log.info("desk export written")
-        return FileResponse(path, filename=filename, content_disposition_type="attachment")
+        return FileResponse(made.path, filename=made.filename, content_disposition_type="attachment")

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import VN_TZ
 from bot.domain.criteria import CriteriaCatalog, CriteriaSet, Level
+from bot.review.details import SubmissionDetail
 from bot.storage.models import Answer, CampaignDeadline, CriteriaSetRecord, Evidence, Submission
 
 CHUNK = 500
@@ -147,17 +148,16 @@ class ItemView:
 
 
 async def item_views(
-    session: AsyncSession, submission: Submission, criteria: CriteriaSet, locale: str, photos_gone: bool
+    session: AsyncSession, submission: Submission, detail: SubmissionDetail, criteria: CriteriaSet, locale: str
 ) -> list[ItemView]:
-    """Every item of the set with the answer, note, photos and the item's flags."""
-    answers = {a.item_id: a for a in await session.scalars(select(Answer).where(Answer.submission_id == submission.id))}
-    evidence = list(
-        await session.scalars(select(Evidence).where(Evidence.submission_id == submission.id).order_by(Evidence.id))
-    )
+    """Every item of the set with the answer, note, photos and the item's flags, from what
+    `submission_detail` read; only the photos used elsewhere are looked up here."""
+    evidence = detail.evidence
+    photos_gone = detail.retention_at is not None
     reused = await reused_hashes(session, [submission.id]) if evidence else set()
     views = []
     for item in criteria.items:
-        answer = answers.get(item.id)
+        answer = detail.answers.get(item.id)
         photos = [e for e in evidence if e.item_id == item.id]
         flags = []
         if any(p.sha256 in reused for p in photos):
