@@ -263,3 +263,49 @@ async def test_children_under_16_need_a_parent_or_guardian_and_from_7_their_own_
     assert {(g.text_version, g.purposes[0]) for g in guardians} == {("2026-12", "household_member_under_16")}
     turn = await hoa.says("/dulieu")
     assert "Xác nhận của cha mẹ/người giám hộ cho trẻ dưới 16 tuổi: 2" in turn
+
+
+async def test_a_draft_stored_in_the_earlier_untyped_shape_carries_on(person, suite_app):
+    """Conversations under way when the draft became typed keep their answers: the stored dict
+    has the same keys, and one without the fields the typed draft adds still reads."""
+    from sqlalchemy.orm.attributes import flag_modified
+
+    from bot.storage.models import Consent, Conversation
+
+    hoa = person("hoa")
+    await agree(hoa)
+    await hoa.taps("Gia đình học tập")
+    await hoa.says("Nguyễn Thị Hoa")
+    await hoa.says("1985")
+    await hoa.says("2")
+    await hoa.taps("Có")
+    await hoa.taps("Thêm thành viên")
+    await hoa.says("Nguyễn Văn An")
+    await hoa.says("2015")
+    await hoa.taps("Con")  # asked for a guardian's confirmation
+    async with suite_app.sessions() as session:
+        account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == "hoa"))
+        conv = await session.get(Conversation, account.id)
+        reg = conv.data["reg"]
+        assert reg["member"] == {"name": "Nguyễn Văn An", "birth_year": 2015, "relation": "child"}
+        assert (reg["name"], reg["birth_year"], reg["is_head"], reg["members"]) == ("Nguyễn Thị Hoa", 1985, True, [])
+        # As the untyped draft kept it: no empty lists or flags, the text shown beside the draft.
+        shown = reg.pop("guardian_shown")
+        for key in ("members", "commune_hits", "members_done"):
+            reg.pop(key)
+        conv.data = {**conv.data, "reg": {**reg, "target_group": None}, "guardian_shown": shown}
+        flag_modified(conv, "data")
+        await session.commit()
+
+    turn = await hoa.taps("Xác nhận")
+    assert turn.text.startswith("Đã thêm Nguyễn Văn An.")
+    turn = await hoa.taps("Đã đủ")
+    assert "1. Nguyễn Văn An, 2015 — Con" in turn
+    turn = await hoa.taps("Xác nhận")
+    assert turn.text.startswith("Đã đăng ký Gia đình học tập")
+    async with suite_app.sessions() as session:
+        names = [m.full_name for m in await session.scalars(select(HouseholdMember).order_by(HouseholdMember.position))]
+        guardians = list(await session.scalars(select(Consent).where(Consent.kind == "guardian")))
+        conv = await session.get(Conversation, account.id)
+    assert names == ["Nguyễn Thị Hoa", "Nguyễn Văn An"] and len(guardians) == 1
+    assert "reg" not in conv.data

@@ -4,14 +4,15 @@ and the replies being built. Replies go out only after the transaction commits."
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import local_date
+from bot.flows.drafts import D, Draft, RegistrationDraft
 from bot.i18n import Translator, get_translator
 from bot.messages import Choice, Incoming, Kind, Outgoing
 from bot.storage.evidence import CleanPhoto
@@ -20,26 +21,6 @@ from bot.storage.models import ChannelAccount, Conversation, Person
 if TYPE_CHECKING:
     from bot.app import App
     from bot.flows.router import CommandSpec
-
-
-@dataclass
-class Draft:
-    """A flow's answers so far, typed: subclass as a dataclass with defaults and a `KEY`, the one
-    entry of the conversation it lives under (so flows neither share nor clear each other's
-    fields). Stored without its empty fields, as a plain dict."""
-
-    KEY: ClassVar[str]
-
-    @classmethod
-    def from_json(cls: type[D], raw: Any) -> D:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (raw or {}).items() if k in names})
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-D = TypeVar("D", bound=Draft)
 
 
 @dataclass
@@ -112,7 +93,8 @@ class Context:
     def stop_acting(self) -> str:
         """Leave proxy mode; returns the name of the person acted for."""
         name = self.proxy_subject.full_name if self.proxy_subject is not None else ""
-        self.drop("for", "proxy_consent", "reg", "sub", "item", "return_summary")
+        self.drop("for", "proxy_consent", "sub", "item", "return_summary")
+        self.forget(RegistrationDraft)
         self.proxy_subject = None
         return name
 

@@ -10,6 +10,7 @@ of the declaration to the previous item (or its photos).
 from __future__ import annotations
 
 from bot.flows.context import Context, Input
+from bot.flows.drafts import RegistrationDraft
 from bot.flows.router import Router
 from bot.flows.start import show_help
 from bot.flows.states import Escape, Start
@@ -127,7 +128,7 @@ async def on_cancel(ctx: Context, inp: Input) -> None:
     if inp.choice == "yes":
         ctx.drop("_cancel_from", TRAIL)
         if _draft_kind(origin) == "registration":
-            ctx.drop("reg")  # the draft is what cancelling a registration discards
+            ctx.forget(RegistrationDraft)  # the draft is what cancelling a registration discards
             ctx.say(ctx.t("reg.cancelled"))
         else:
             ctx.drop("return_summary", "pending_photo")

@@ -8,6 +8,7 @@ from bot.domain.lifecycle import State
 from bot.flows.common import state_label
 from bot.flows.consent import consent_notice
 from bot.flows.context import Context, Input
+from bot.flows.drafts import RegistrationDraft
 from bot.flows.guards import require
 from bot.flows.router import Router
 from bot.flows.staff import cmd_branch_review
@@ -215,7 +216,8 @@ async def on_proxy_consent(ctx: Context, inp: Input) -> None:
         ctx.drop("proxy_consent_shown")
         ctx.act_for(None)
         # Recorded when registration creates the person (nobody exists to attach it to yet).
-        ctx.set(proxy_consent={**shown.to_json(), "at": ctx.now.isoformat()}, reg={})
+        ctx.set(proxy_consent={**shown.to_json(), "at": ctx.now.isoformat()})
+        ctx.forget(RegistrationDraft)  # a new person's registration starts from nothing
         ctx.goto(Reg.TITLE)
     elif inp.choice == "no":
         ctx.drop("proxy_consent_shown")
@@ -247,7 +249,7 @@ async def on_proxy_home(ctx: Context, inp: Input) -> None:
         case "declare":
             ctx.goto(Decl.CHOOSE)
         case "register":
-            ctx.drop("reg")
+            ctx.forget(RegistrationDraft)
             ctx.goto(Reg.TITLE)
         case "status":
             ctx.goto(Status.SHOW)

@@ -7,6 +7,7 @@ interrupted by a restart) continues at the first thing still missing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from bot.domain.subjects import SubjectKind, subject_kind
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
 from bot.flows.consent import controller_for, shown_text
 from bot.flows.context import Context, Input
+from bot.flows.drafts import MemberDraft, RegistrationDraft
 from bot.flows.router import Router
 from bot.flows.season import closed_text, registration_line, registration_season, season_of_campaign
 from bot.flows.states import Decl, Escape, Reg, Start
@@ -51,78 +53,77 @@ RELATIONS = {
 }
 
 
-def _draft(ctx: Context) -> dict[str, Any]:
-    return dict(ctx.data.get("reg") or {})
-
-
-def _save(ctx: Context, draft: dict[str, Any]) -> None:
-    ctx.set(reg=draft)
-
-
 def _kind(ctx: Context, title: str) -> SubjectKind:
     return subject_kind(ctx.app.catalog.for_title(title, ctx.today.year).subject)
 
 
-def _forms(ctx: Context, draft: dict[str, Any]) -> list:
+def _title(draft: RegistrationDraft) -> str:
+    """The title registered for: the first answer, given before any question that reads it."""
+    if draft.title is None:
+        raise ValueError("registration draft without a title")
+    return draft.title
+
+
+def _forms(ctx: Context, draft: RegistrationDraft) -> list:
     """The title's forms, one per target group, for the province of the chosen branch."""
-    return ctx.app.catalog.target_groups(draft["title"], ctx.today.year, draft.get("province"))
+    return ctx.app.catalog.target_groups(_title(draft), ctx.today.year, draft.province)
 
 
-def next_step(ctx: Context, draft: dict[str, Any]) -> str:
+def next_step(ctx: Context, draft: RegistrationDraft) -> str:
     """The first thing still missing from the draft decides the next question."""
-    if not draft.get("title"):
+    if not draft.title:
         return Reg.TITLE
-    if not draft.get("name"):
+    if not draft.name:
         return Reg.NAME
-    if not draft.get("birth_year"):
+    if not draft.birth_year:
         return Reg.BIRTH_YEAR
-    if not draft.get("branch_id"):
+    if not draft.branch_id:
         return Reg.BRANCH
-    if not draft.get("target_group") and len(_forms(ctx, draft)) > 1:
+    if not draft.target_group and len(_forms(ctx, draft)) > 1:
         return Reg.TARGET_GROUP
-    if _kind(ctx, draft["title"]).has_members:
+    if _kind(ctx, draft.title).has_members:
         if ctx.proxy:
-            draft["is_head"] = True  # a leader registers the household of the person they act for
-        if draft.get("is_head") is None:
+            draft.is_head = True  # a leader registers the household of the person they act for
+        if draft.is_head is None:
             return Reg.IS_HEAD
-        if not draft["is_head"]:
-            if not draft.get("head_name"):
+        if not draft.is_head:
+            if not draft.head_name:
                 return Reg.HEAD_NAME
-            if not draft.get("head_birth_year"):
+            if not draft.head_birth_year:
                 return Reg.HEAD_BIRTH_YEAR
-        if not draft.get("members_done"):
-            member = draft.get("member")
+        if not draft.members_done:
+            member = draft.member
             if member is not None:
-                if not member.get("name"):
+                if not member.name:
                     return Reg.MEMBER_NAME
-                if not member.get("birth_year"):
+                if not member.birth_year:
                     return Reg.MEMBER_BIRTH_YEAR
-                if not member.get("relation"):
+                if not member.relation:
                     return Reg.MEMBER_RELATION
                 return Reg.GUARDIAN  # a child under 16, kept aside until a guardian agrees
             return Reg.MEMBERS
     return Reg.CONFIRM
 
 
-def _continue(ctx: Context, draft: dict[str, Any]) -> None:
-    _save(ctx, draft)
-    ctx.goto(next_step(ctx, draft))
+def _continue(ctx: Context, draft: RegistrationDraft) -> None:
+    step = next_step(ctx, draft)  # which may settle the draft further (a proxy's household head)
+    ctx.keep(draft)
+    ctx.goto(step)
 
 
-def _text_field(state: str, read: Callable[[Context, Input], Any], *path: str) -> None:
-    """The handler of a question that fills one field of the draft (`path`: "member", "name" for
-    draft["member"]["name"]): `read` takes the answer, or asks again and returns None."""
+def _text_field(state: str, read: Callable[[Context, Input], Any], name: str, *, member: bool = False) -> None:
+    """The handler of a question that fills one field `name` of the draft (of the member being
+    added with `member`): `read` takes the answer, or asks again and returns None."""
 
     async def handle(ctx: Context, inp: Input) -> None:
         value = read(ctx, inp)
         if value is None:
             return
-        draft = _draft(ctx)
-        holder = draft
-        for key in path[:-1]:
-            holder[key] = dict(holder.get(key) or {})
-            holder = holder[key]
-        holder[path[-1]] = value
+        draft = ctx.draft(RegistrationDraft)
+        if member:
+            draft.member = replace(draft.member or MemberDraft(), **{name: value})
+        else:
+            draft = replace(draft, **{name: value})
         _continue(ctx, draft)
 
     router.handle(state)(handle)
@@ -135,7 +136,7 @@ async def cmd_register(ctx: Context, args: str) -> None:
 
 @router.prompt(Reg.TITLE)
 async def ask_title(ctx: Context) -> None:
-    season = await registration_season(ctx, _draft(ctx).get("branch_id"))
+    season = await registration_season(ctx, ctx.draft(RegistrationDraft).branch_id)
     if season is not None and season.policy == "closed" and season.passed("registration", ctx.today):
         ctx.say(await closed_text(ctx, season, "registration"))
         ctx.goto(Start.MENU)
@@ -157,15 +158,15 @@ async def on_title(ctx: Context, inp: Input) -> None:
     if inp.choice not in ctx.app.catalog.titles():
         ctx.retry("reg.pick_title")
         return
-    draft = _draft(ctx)
-    if draft.get("title") == inp.choice:
+    draft = ctx.draft(RegistrationDraft)
+    if draft.title == inp.choice:
         ctx.say(ctx.t("reg.resume"))
         _continue(ctx, draft)
         return
-    draft = {"title": inp.choice}
+    draft = RegistrationDraft(title=inp.choice)
     subject = ctx.subject
     if subject is not None:
-        draft.update(name=subject.full_name, birth_year=subject.birth_year, branch_id=subject.branch_id)
+        draft.name, draft.birth_year, draft.branch_id = subject.full_name, subject.birth_year, subject.branch_id
         existing = await _existing_registration(ctx, inp.choice, subject.branch_id)
         if existing is not None:
             _say_duplicate(ctx, existing)
@@ -174,10 +175,10 @@ async def on_title(ctx: Context, inp: Input) -> None:
     elif ctx.proxy:
         branches = await _proxy_branches(ctx)
         if len(branches) == 1:
-            draft["branch_id"] = branches[0].id
-    if draft.get("branch_id"):
-        province = await province_of(ctx.session, draft["branch_id"])
-        draft["province"] = province.code if province else None
+            draft.branch_id = branches[0].id
+    if draft.branch_id:
+        province = await province_of(ctx.session, draft.branch_id)
+        draft.province = province.code if province else None
     _continue(ctx, draft)
 
 
@@ -205,7 +206,7 @@ async def _existing_registration(ctx: Context, title: str, branch_id: int | None
 
 
 def _is_household(ctx: Context) -> bool:
-    return _kind(ctx, _draft(ctx)["title"]).has_members
+    return _kind(ctx, _title(ctx.draft(RegistrationDraft))).has_members
 
 
 @router.prompt(Reg.NAME)
@@ -248,7 +249,7 @@ def _any_year(ctx: Context, inp: Input) -> int | None:
 @router.prompt(Reg.BIRTH_YEAR)
 async def ask_birth_year(ctx: Context) -> None:
     if ctx.proxy:
-        ctx.ask(ctx.t("reg.proxy.ask_birth_year", name=_draft(ctx).get("name", "")))
+        ctx.ask(ctx.t("reg.proxy.ask_birth_year", name=ctx.draft(RegistrationDraft).name or ""))
     else:
         ctx.ask(ctx.t("reg.ask_birth_year"))
 
@@ -258,7 +259,7 @@ _text_field(Reg.BIRTH_YEAR, _adult_year, "birth_year")
 
 @router.prompt(Reg.BRANCH)
 async def ask_branch(ctx: Context) -> None:
-    draft = _draft(ctx)
+    draft = ctx.draft(RegistrationDraft)
     if ctx.proxy:
         branches = await _proxy_branches(ctx)
         ctx.ask(ctx.t("reg.proxy.ask_branch"), [Choice(f"b{b.id}", b.name) for b in branches])
@@ -268,9 +269,9 @@ async def ask_branch(ctx: Context) -> None:
         ctx.say(ctx.t("reg.no_commune"))
         ctx.goto(Start.MENU)
         return
-    if len(all_communes) > 1 and not draft.get("commune_id"):
+    if len(all_communes) > 1 and not draft.commune_id:
         # Several communes in one installation (a whole province): the commune first, then the thôn.
-        hits = [c for c in all_communes if c.id in set(draft.get("commune_hits") or [])]
+        hits = [c for c in all_communes if c.id in set(draft.commune_hits)]
         if hits:
             ctx.ask(ctx.t("reg.pick_commune_hit"), [Choice(f"c{c.id}", c.name) for c in hits])
         elif len(all_communes) <= COMMUNE_BUTTONS:
@@ -278,14 +279,14 @@ async def ask_branch(ctx: Context) -> None:
         else:
             ctx.ask(ctx.t("reg.ask_commune_name"))
         return
-    commune_id = draft.get("commune_id") or all_communes[0].id
+    commune_id = draft.commune_id or all_communes[0].id
     branches = await branches_of(ctx.session, commune_id)
     ctx.ask(ctx.t("reg.ask_branch"), [Choice(f"b{b.id}", b.name) for b in branches])
 
 
 @router.handle(Reg.BRANCH)
 async def on_branch(ctx: Context, inp: Input) -> None:
-    draft = _draft(ctx)
+    draft = ctx.draft(RegistrationDraft)
     offered = ctx.current_choices()
     choosing_commune = not ctx.proxy and (not offered or offered[0].value.startswith("c"))
     value = inp.choice
@@ -294,8 +295,8 @@ async def on_branch(ctx: Context, inp: Input) -> None:
         if len(found) == 1:
             value = f"c{found[0].id}"
         elif found:
-            draft["commune_hits"] = [c.id for c in found]
-            _save(ctx, draft)
+            draft.commune_hits = [c.id for c in found]
+            ctx.keep(draft)
             ctx.again()
             return
         else:
@@ -303,15 +304,15 @@ async def on_branch(ctx: Context, inp: Input) -> None:
             return
     value = value or _guess_choice(ctx, inp.text or "")
     if value and value.startswith("c") and value[1:].isdigit():
-        draft.pop("commune_hits", None)
-        draft["commune_id"] = int(value[1:])
-        _save(ctx, draft)
+        draft.commune_hits = []
+        draft.commune_id = int(value[1:])
+        ctx.keep(draft)
         ctx.again()
         return
     if value and value.startswith("b") and any(c.value == value for c in offered):
-        draft["branch_id"] = int(value[1:])
-        province = await province_of(ctx.session, draft["branch_id"])
-        draft["province"] = province.code if province else None
+        draft.branch_id = int(value[1:])
+        province = await province_of(ctx.session, draft.branch_id)
+        draft.province = province.code if province else None
         _continue(ctx, draft)
         return
     ctx.retry("reg.pick_branch")
@@ -319,7 +320,7 @@ async def on_branch(ctx: Context, inp: Input) -> None:
 
 @router.prompt(Reg.TARGET_GROUP)
 async def ask_target_group(ctx: Context) -> None:
-    forms = _forms(ctx, _draft(ctx))
+    forms = _forms(ctx, ctx.draft(RegistrationDraft))
     ctx.ask(
         ctx.t("reg.ask_target_group"),
         [Choice(f"g:{f.target_group}", f.target_group_name.get(ctx.locale)) for f in forms],
@@ -328,11 +329,11 @@ async def ask_target_group(ctx: Context) -> None:
 
 @router.handle(Reg.TARGET_GROUP)
 async def on_target_group(ctx: Context, inp: Input) -> None:
-    draft = _draft(ctx)
+    draft = ctx.draft(RegistrationDraft)
     groups = {f.target_group for f in _forms(ctx, draft)}
     value = inp.choice or _guess_choice(ctx, inp.text or "")
     if value and value.startswith("g:") and value[2:] in groups:
-        draft["target_group"] = value[2:]
+        draft.target_group = value[2:]
         _continue(ctx, draft)
         return
     ctx.retry("menu.please_choose")
@@ -357,11 +358,10 @@ async def on_is_head(ctx: Context, inp: Input) -> None:
     if inp.choice not in ("yes", "no"):
         ctx.retry("common.pick_yes_no")
         return
-    draft = _draft(ctx)
-    draft["is_head"] = inp.choice == "yes"
-    if draft["is_head"]:
-        draft.pop("head_name", None)
-        draft.pop("head_birth_year", None)
+    draft = ctx.draft(RegistrationDraft)
+    draft.is_head = inp.choice == "yes"
+    if draft.is_head:
+        draft.head_name = draft.head_birth_year = None
     _continue(ctx, draft)
 
 
@@ -375,7 +375,7 @@ _text_field(Reg.HEAD_NAME, read_name, "head_name")
 
 @router.prompt(Reg.HEAD_BIRTH_YEAR)
 async def ask_head_birth_year(ctx: Context) -> None:
-    ctx.ask(ctx.t("reg.ask_head_birth_year", name=_draft(ctx).get("head_name", "")))
+    ctx.ask(ctx.t("reg.ask_head_birth_year", name=ctx.draft(RegistrationDraft).head_name or ""))
 
 
 _text_field(Reg.HEAD_BIRTH_YEAR, _adult_year, "head_birth_year")
@@ -386,14 +386,14 @@ def relation_label(ctx: Context, relation: str) -> str:
     return ctx.t(key)
 
 
-def _member_lines(ctx: Context, members: list[dict[str, Any]]) -> str:
+def _member_lines(ctx: Context, members: list[MemberDraft]) -> str:
     return "\n".join(
         ctx.t(
             "reg.member_line",
             n=i,
-            name=m["name"],
-            year=m["birth_year"],
-            relation=relation_label(ctx, m["relation"]),
+            name=m.name,
+            year=m.birth_year,
+            relation=relation_label(ctx, m.relation or ""),
         )
         for i, m in enumerate(members, start=1)
     )
@@ -401,7 +401,7 @@ def _member_lines(ctx: Context, members: list[dict[str, Any]]) -> str:
 
 @router.prompt(Reg.MEMBERS)
 async def ask_members(ctx: Context) -> None:
-    members = _draft(ctx).get("members", [])
+    members = ctx.draft(RegistrationDraft).members
     if members:
         text = ctx.t("reg.members_so_far", count=len(members)) + "\n" + _member_lines(ctx, members)
         text += "\n\n" + ctx.t("reg.members_more")
@@ -418,16 +418,16 @@ async def ask_members(ctx: Context) -> None:
 
 @router.handle(Reg.MEMBERS)
 async def on_members(ctx: Context, inp: Input) -> None:
-    draft = _draft(ctx)
-    members = draft.get("members", [])
+    draft = ctx.draft(RegistrationDraft)
+    members = draft.members
     if inp.choice == "add":
         if len(members) >= MAX_MEMBERS:
             ctx.retry("reg.members_full", max=MAX_MEMBERS)
             return
-        draft["member"] = {}
+        draft.member = MemberDraft()
         _continue(ctx, draft)
     elif inp.choice == "done":
-        draft["members_done"] = True
+        draft.members_done = True
         _continue(ctx, draft)
     elif inp.choice == "remove" and members:
         ctx.goto(Reg.REMOVE_MEMBER)
@@ -435,7 +435,7 @@ async def on_members(ctx: Context, inp: Input) -> None:
         # A typed name is the most natural way to add someone: take it as the new member's name.
         name = clean_name(inp.text or "") if inp.choice is None else None
         if name and len(members) < MAX_MEMBERS:
-            draft["member"] = {"name": name}
+            draft.member = MemberDraft(name=name)
             _continue(ctx, draft)
             return
         ctx.retry("reg.members_pick")
@@ -443,23 +443,23 @@ async def on_members(ctx: Context, inp: Input) -> None:
 
 @router.prompt(Reg.MEMBER_NAME)
 async def ask_member_name(ctx: Context) -> None:
-    ctx.ask(ctx.t("reg.ask_member_name", n=len(_draft(ctx).get("members", [])) + 1))
+    ctx.ask(ctx.t("reg.ask_member_name", n=len(ctx.draft(RegistrationDraft).members) + 1))
 
 
-_text_field(Reg.MEMBER_NAME, read_name, "member", "name")
+_text_field(Reg.MEMBER_NAME, read_name, "name", member=True)
 
 
 @router.prompt(Reg.MEMBER_BIRTH_YEAR)
 async def ask_member_birth_year(ctx: Context) -> None:
-    ctx.ask(ctx.t("reg.ask_member_birth_year", name=_draft(ctx)["member"]["name"]))
+    ctx.ask(ctx.t("reg.ask_member_birth_year", name=ctx.draft(RegistrationDraft).at_hand().name))
 
 
-_text_field(Reg.MEMBER_BIRTH_YEAR, _any_year, "member", "birth_year")
+_text_field(Reg.MEMBER_BIRTH_YEAR, _any_year, "birth_year", member=True)
 
 
 @router.prompt(Reg.MEMBER_RELATION)
 async def ask_member_relation(ctx: Context) -> None:
-    name = _draft(ctx)["member"]["name"]
+    name = ctx.draft(RegistrationDraft).at_hand().name
     choices = [Choice(key, ctx.t(label)) for key, label in RELATIONS.items() if key != "head"]
     ctx.ask(ctx.t("reg.ask_member_relation", name=name), choices)
 
@@ -469,26 +469,29 @@ async def on_member_relation(ctx: Context, inp: Input) -> None:
     if inp.choice not in RELATIONS or inp.choice == "head":
         ctx.retry("reg.pick_relation")
         return
-    draft = _draft(ctx)
-    member = {**draft.pop("member"), "relation": inp.choice}
+    draft = ctx.draft(RegistrationDraft)
+    member = replace(draft.at_hand(), relation=inp.choice)
     if _age(ctx, member) < GUARDIAN_BELOW_AGE:
-        draft["member"] = member  # recorded only once a parent or guardian confirms
+        draft.member = member  # recorded only once a parent or guardian confirms
         _continue(ctx, draft)
         return
+    draft.member = None
     _add_member(ctx, draft, member)
 
 
-def _age(ctx: Context, member: dict[str, Any]) -> int:
-    return ctx.today.year - int(member["birth_year"])
+def _age(ctx: Context, member: MemberDraft) -> int:
+    if member.birth_year is None:
+        raise ValueError("household member without a birth year")
+    return ctx.today.year - int(member.birth_year)
 
 
-def _add_member(ctx: Context, draft: dict[str, Any], member: dict[str, Any]) -> None:
-    draft["members"] = [*draft.get("members", []), member]
-    ctx.say(ctx.t("reg.member_added", name=member["name"]))
+def _add_member(ctx: Context, draft: RegistrationDraft, member: MemberDraft) -> None:
+    draft.members = [*draft.members, member]
+    ctx.say(ctx.t("reg.member_added", name=member.name))
     _continue(ctx, draft)
 
 
-async def _guardian_question(ctx: Context, member: dict[str, Any]) -> tuple[str, ShownText]:
+async def _guardian_question(ctx: Context, draft: RegistrationDraft, member: MemberDraft) -> tuple[str, ShownText]:
     """The confirmation asked for a child under 16: from a parent or guardian, and from 7 years
     old the child's own agreement too. Its exact words are what the consent row fingerprints."""
     older = _age(ctx, member) >= CHILD_CONSENT_AGE
@@ -496,14 +499,16 @@ async def _guardian_question(ctx: Context, member: dict[str, Any]) -> tuple[str,
         key = N_("reg.proxy.guardian_ask_older") if older else N_("reg.proxy.guardian_ask")
     else:
         key = N_("reg.guardian_ask_older") if older else N_("reg.guardian_ask")
-    text = ctx.t(key, name=member["name"], year=member["birth_year"])
-    return text, shown_text(ctx, text, await controller_for(ctx, _draft(ctx).get("branch_id")))
+    text = ctx.t(key, name=member.name, year=member.birth_year)
+    return text, shown_text(ctx, text, await controller_for(ctx, draft.branch_id))
 
 
 @router.prompt(Reg.GUARDIAN)
 async def ask_guardian(ctx: Context) -> None:
-    text, shown = await _guardian_question(ctx, _draft(ctx)["member"])
-    ctx.set(guardian_shown=shown.to_json())  # what a "yes" agrees to
+    draft = ctx.draft(RegistrationDraft)
+    text, shown = await _guardian_question(ctx, draft, draft.at_hand())
+    draft.guardian_shown = shown.to_json()  # what a "yes" agrees to
+    ctx.keep(draft)
     ctx.ask(
         with_proxy_banner(ctx, text),
         [Choice("yes", ctx.t("reg.guardian_confirm")), Choice("no", ctx.t("reg.guardian_skip"))],
@@ -512,38 +517,35 @@ async def ask_guardian(ctx: Context) -> None:
 
 @router.handle(Reg.GUARDIAN)
 async def on_guardian(ctx: Context, inp: Input) -> None:
-    draft = _draft(ctx)
-    member = draft.get("member") or {}
-    if inp.choice == "yes":
-        shown = ShownText.from_json(ctx.data.get("guardian_shown")) or (await _guardian_question(ctx, member))[1]
-        ctx.drop("guardian_shown")
-        draft.pop("member")
-        _add_member(ctx, draft, {**member, "guardian": {**shown.to_json(), "at": ctx.now.isoformat()}})
-    elif inp.choice == "no":
-        ctx.drop("guardian_shown")
-        draft.pop("member")
-        ctx.say(ctx.t("reg.guardian_refused", name=member.get("name", "")))
-        _continue(ctx, draft)
-    else:
+    if inp.choice not in ("yes", "no"):
         ctx.retry("reg.guardian_pick")
+        return
+    draft = ctx.draft(RegistrationDraft)
+    member, shown_json = draft.at_hand(), draft.guardian_shown
+    draft.member = draft.guardian_shown = None
+    if inp.choice == "yes":
+        shown = ShownText.from_json(shown_json) or (await _guardian_question(ctx, draft, member))[1]
+        _add_member(ctx, draft, replace(member, guardian={**shown.to_json(), "at": ctx.now.isoformat()}))
+    else:
+        ctx.say(ctx.t("reg.guardian_refused", name=member.name or ""))
+        _continue(ctx, draft)
 
 
 @router.prompt(Reg.REMOVE_MEMBER)
 async def ask_remove_member(ctx: Context) -> None:
-    members = _draft(ctx).get("members", [])
-    choices = [Choice(f"m{i}", f"{m['name']} ({m['birth_year']})") for i, m in enumerate(members)]
+    members = ctx.draft(RegistrationDraft).members
+    choices = [Choice(f"m{i}", f"{m.name} ({m.birth_year})") for i, m in enumerate(members)]
     ctx.ask(ctx.t("reg.ask_remove_member"), [*choices, back_choice(ctx)])
 
 
 @router.handle(Reg.REMOVE_MEMBER)
 async def on_remove_member(ctx: Context, inp: Input) -> None:
-    draft = _draft(ctx)
-    members = list(draft.get("members", []))
+    draft = ctx.draft(RegistrationDraft)
+    members = draft.members
     if inp.choice and inp.choice.startswith("m") and inp.choice[1:].isdigit() and int(inp.choice[1:]) < len(members):
         removed = members.pop(int(inp.choice[1:]))
-        draft["members"] = members
-        ctx.say(ctx.t("reg.member_removed", name=removed["name"]))
-        draft["members_done"] = False
+        ctx.say(ctx.t("reg.member_removed", name=removed.name))
+        draft.members_done = False
         _continue(ctx, draft)
     elif inp.choice == "back":
         ctx.goto(Reg.MEMBERS)
@@ -551,29 +553,29 @@ async def on_remove_member(ctx: Context, inp: Input) -> None:
         ctx.retry("reg.pick_member")
 
 
-async def _summary(ctx: Context, draft: dict[str, Any]) -> str:
-    branch = await ctx.session.get(OrgUnit, draft["branch_id"])
-    criteria_set = ctx.app.catalog.for_title(draft["title"], ctx.today.year)
+async def _summary(ctx: Context, draft: RegistrationDraft) -> str:
+    branch = await ctx.session.get(OrgUnit, draft.branch_id)
+    criteria_set = ctx.app.catalog.for_title(_title(draft), ctx.today.year)
     lines = [ctx.t("reg.summary_title", title=title_name(ctx, criteria_set))]
     household = subject_kind(criteria_set.subject).has_members
     if ctx.proxy and household:
-        lines.append(ctx.t("reg.summary_head", name=draft["name"], year=draft["birth_year"]))
+        lines.append(ctx.t("reg.summary_head", name=draft.name, year=draft.birth_year))
     elif household:
-        lines.append(ctx.t("reg.summary_registrant", name=draft["name"], year=draft["birth_year"]))
+        lines.append(ctx.t("reg.summary_registrant", name=draft.name, year=draft.birth_year))
     else:
-        lines.append(ctx.t("reg.summary_person", name=draft["name"], year=draft["birth_year"]))
+        lines.append(ctx.t("reg.summary_person", name=draft.name, year=draft.birth_year))
     lines.append(ctx.t("reg.summary_branch", branch=branch.name if branch else "?"))
     forms = {f.target_group: f for f in _forms(ctx, draft)}
-    if draft.get("target_group") in forms and len(forms) > 1:
-        lines.append(ctx.t("reg.summary_group", group=forms[draft["target_group"]].target_group_name.get(ctx.locale)))
+    if draft.target_group in forms and len(forms) > 1:
+        lines.append(ctx.t("reg.summary_group", group=forms[draft.target_group].target_group_name.get(ctx.locale)))
     if household:
         if ctx.proxy:
             pass  # the person acted for is the head, named above
-        elif draft.get("is_head"):
+        elif draft.is_head:
             lines.append(ctx.t("reg.summary_head_self"))
         else:
-            lines.append(ctx.t("reg.summary_head", name=draft["head_name"], year=draft["head_birth_year"]))
-        members = draft.get("members", [])
+            lines.append(ctx.t("reg.summary_head", name=draft.head_name, year=draft.head_birth_year))
+        members = draft.members
         if members:
             lines.append(ctx.t("reg.summary_members", count=len(members)))
             lines.append(_member_lines(ctx, members))
@@ -586,7 +588,7 @@ async def _summary(ctx: Context, draft: dict[str, Any]) -> str:
 
 @router.prompt(Reg.CONFIRM)
 async def ask_confirm(ctx: Context) -> None:
-    draft = _draft(ctx)
+    draft = ctx.draft(RegistrationDraft)
     text = await _summary(ctx, draft) + "\n\n" + ctx.t("reg.confirm_ask")
     ctx.ask(
         text,
@@ -639,15 +641,14 @@ async def on_edit(ctx: Context, inp: Input) -> None:
     if inp.choice not in EDIT_FIELDS:
         ctx.retry("reg.pick_field")
         return
-    draft = _draft(ctx)
-    for field in EDIT_FIELDS[inp.choice][1]:
-        draft.pop(field, None)
-    _continue(ctx, draft)
+    blank = RegistrationDraft()
+    fields = EDIT_FIELDS[inp.choice][1]
+    _continue(ctx, replace(ctx.draft(RegistrationDraft), **{name: getattr(blank, name) for name in fields}))
 
 
 async def _finalize(ctx: Context) -> None:
-    draft = _draft(ctx)
-    branch = await ctx.session.get(OrgUnit, draft["branch_id"])
+    draft = ctx.draft(RegistrationDraft)
+    branch = await ctx.session.get(OrgUnit, draft.branch_id)
     campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch and branch.parent_id else None
     if branch is None or campaign is None:
         ctx.say(ctx.t("reg.no_campaign"))
@@ -661,14 +662,14 @@ async def _finalize(ctx: Context) -> None:
         return
     province = await province_of(ctx.session, branch.id)
     criteria_set = ctx.app.catalog.for_title(
-        draft["title"],
+        _title(draft),
         campaign.year,
         province=province.code if province else None,
-        target_group=draft.get("target_group"),
+        target_group=draft.target_group,
     )
-    existing = await _existing_registration(ctx, draft["title"], branch.id)
+    existing = await _existing_registration(ctx, _title(draft), branch.id)
     if existing is not None:
-        ctx.drop("reg")
+        ctx.forget(RegistrationDraft)
         _say_duplicate(ctx, existing)
         ctx.goto(Start.MENU)
         return
@@ -677,12 +678,14 @@ async def _finalize(ctx: Context) -> None:
         ctx.goto(Start.MENU)
         return
 
+    if draft.name is None or draft.birth_year is None:
+        raise ValueError("registration draft without a name or birth year")  # asked before the confirm
     created = ctx.subject is None
     person = await save_registrant(
         ctx.session,
         ctx.subject,
-        name=draft["name"],
-        birth_year=draft["birth_year"],
+        name=draft.name,
+        birth_year=draft.birth_year,
         branch_id=branch.id,
         locale=ctx.locale,
         now=ctx.now,
@@ -710,18 +713,18 @@ async def _finalize(ctx: Context) -> None:
         actor_id=ctx.person.id if ctx.person else person.id,
         locale=ctx.locale,
         now=ctx.now,
-        details=draft,
+        details=draft.to_json(),
     )
     try:
         submission = await register_subject(ctx.session, registration)
     except DuplicateRegistration as dup:
-        ctx.drop("reg")
+        ctx.forget(RegistrationDraft)
         _say_duplicate(ctx, dup.existing)
         ctx.goto(Start.MENU)
         return
     if submission.household_id is not None:
         await _record_guardians(ctx, draft, person, submission.household_id)
-    ctx.drop("reg")
+    ctx.forget(RegistrationDraft)
     ctx.set(sub=submission.id)
     ctx.say(ctx.t("reg.done", reference=submission.reference, title=title_name(ctx, criteria_set)))
     if late and season is not None:
@@ -751,10 +754,10 @@ async def _record_proxy_consent(ctx: Context, person: Person, data: dict[str, An
     )
 
 
-async def _record_guardians(ctx: Context, draft: dict[str, Any], registrant: Person, household_id: int) -> None:
+async def _record_guardians(ctx: Context, draft: RegistrationDraft, registrant: Person, household_id: int) -> None:
     """One row per child under 16 whose parent or guardian confirmed (the child too, from 7)."""
-    for member in draft.get("members", []):
-        data = member.get("guardian")
+    for member in draft.members:
+        data = member.guardian
         if not isinstance(data, dict):
             continue
         await record(

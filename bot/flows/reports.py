@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from bot.flows.context import Context, Draft, Input
+from bot.flows.context import Context, Input
+from bot.flows.drafts import Draft
 from bot.flows.guards import require
 from bot.flows.router import Router
 from bot.flows.states import Reports, Start

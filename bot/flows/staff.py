@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 from bot.domain.criteria import Level
 from bot.domain.lifecycle import NoteRequired
 from bot.flows.common import criteria_of, level_label, state_label, title_name
-from bot.flows.context import Context, Draft, Input
+from bot.flows.context import Context, Input
+from bot.flows.drafts import Draft
 from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
 from bot.flows.register import RELATIONS
 from bot.flows.router import Router

@@ -58,6 +58,7 @@ from bot.review.stats import commune_stats
 from bot.storage.commune import campaign_for
 from bot.storage.models import Evidence, OrgUnit, Person, Submission, WebSession
 from bot.storage.subjects import subject_name
+from bot.storage.thumbs import thumbnail
 from bot.web.auth import (
     COOKIE,
     DESK_ROLES,
