@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
-
 from bot.flows.context import Context, Input
 from bot.flows.router import Router
 from bot.flows.states import Consent, MyData, Start
@@ -27,7 +25,9 @@ from bot.storage.consents import (
     latest,
     record,
 )
-from bot.storage.models import ChannelAccount, Conversation, OrgUnit
+from bot.storage.deliveries import restart_conversations
+from bot.storage.models import OrgUnit
+from bot.storage.people import accounts_of
 
 CONSENT_VERSION = "2026-12"
 
@@ -118,21 +118,10 @@ async def withdraw(ctx: Context) -> None:
     accounts = [ctx.account]
     if ctx.person is not None:
         ctx.person.consent_at = None
-        accounts += [
-            a
-            for a in await ctx.session.scalars(select(ChannelAccount).where(ChannelAccount.person_id == ctx.person.id))
-            if a.id != ctx.account.id
-        ]
+        accounts += [a for a in await accounts_of(ctx.session, ctx.person.id) if a.id != ctx.account.id]
     for account in accounts:
         account.consent_at = None
-    others = [a.id for a in accounts if a.id != ctx.account.id]
-    if others:
-        await ctx.session.execute(
-            update(Conversation)
-            .where(Conversation.account_id.in_(others))
-            .values(state=Start.NEW, data={}, version=Conversation.version + 1)
-            .execution_options(synchronize_session=False)
-        )
+    await restart_conversations(ctx.session, [a.id for a in accounts if a.id != ctx.account.id], Start.NEW)
     ctx.conv.data = {}
 
 

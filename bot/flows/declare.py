@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import select
-
 from bot.domain.criteria import CriteriaSet, Item, Level
 from bot.domain.lifecycle import EDITABLE, Actor, State
 from bot.flows.common import (
@@ -35,11 +33,12 @@ from bot.messages import Choice, Kind, Outgoing
 from bot.review.dossier import evidence_gaps
 from bot.review.privacy import remove_unused_files
 from bot.storage.evidence import CleanPhoto, StoredBlob
-from bot.storage.models import Answer, Evidence, Submission
+from bot.storage.models import Answer, Submission
 from bot.storage.submissions import (
     answers_of,
     attach_evidence,
     evidence_counts,
+    item_photos,
     known_answers,
     last_request_note,
     missing_photos,
@@ -406,22 +405,12 @@ async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set
         ctx.retry("decl.pick_level")
 
 
-async def _item_photos(ctx: Context, submission: Submission, item_id: str) -> list[Evidence]:
-    return list(
-        await ctx.session.scalars(
-            select(Evidence)
-            .where(Evidence.submission_id == submission.id, Evidence.item_id == item_id)
-            .order_by(Evidence.id)
-        )
-    )
-
-
 @router.prompt(Decl.REMOVE_PHOTO)
 @with_submission
 async def ask_remove_photo(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     """The item's photos, each shown with its number, to take a wrong one away."""
     item_id = ctx.data["item"]
-    rows = await _item_photos(ctx, submission, item_id)
+    rows = await item_photos(ctx.session, submission.id, item_id)
     if not rows:
         ctx.goto(Decl.ITEM)
         return
@@ -442,7 +431,10 @@ async def on_remove_photo(ctx: Context, inp: Input, submission: Submission, crit
     if inp.choice == "back":
         ctx.goto(Decl.ITEM)
         return
-    rows = {f"e{row.id}": (index, row) for index, row in enumerate(await _item_photos(ctx, submission, item_id), 1)}
+    rows = {
+        f"e{row.id}": (index, row)
+        for index, row in enumerate(await item_photos(ctx.session, submission.id, item_id), 1)
+    }
     if inp.choice not in rows:
         ctx.retry("decl.remove_photo_pick")
         return

@@ -20,13 +20,12 @@ a secret (an invite code) is stored as its `stored_text`, never as sent.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, and_, null, or_, select, update
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -39,11 +38,17 @@ from bot.flows.router import Router
 from bot.flows.states import Start
 from bot.i18n import N_, get_translator
 from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_token, parse_command
-from bot.storage.core import affected, table_of
+from bot.storage.deliveries import (
+    SentMarks,
+    load_conversation,
+    photo_wanted,
+    processed_message,
+    release_lease,
+    take_resend_lease,
+)
 from bot.storage.evidence import CleanPhoto, EvidenceError
-from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
+from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
 from bot.storage.people import Role, branch_ids_in_scope, get_account, get_or_create_account
-from bot.storage.submissions import hold
 from bot.text import nfc, strip_controls
 
 log = logging.getLogger(__name__)
@@ -87,72 +92,23 @@ class Outcome:
     in_flight: bool = False
 
 
-class SentMarks:
-    """Marks messages answered once their replies went out: a plain Core UPDATE (no ORM session
-    is needed to flag rows), which also clears the stored replies (a duplicate is now ignored).
-
-    Marks that arrive while one is being written are written together by the next statement (one
-    `UPDATE … WHERE id IN (…)`), so under load the marks of many messages cost one transaction;
-    with nothing in progress a mark is written at once. Each caller still returns only once its
-    own mark is committed, as before."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.waiting: list[tuple[int, asyncio.Future[None]]] = []
-        self.writer: asyncio.Task[None] | None = None
-
-    async def mark(self, processed_id: int) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting.append((processed_id, future))
-        if self.writer is None or self.writer.done():
-            self.writer = asyncio.create_task(self._write())
-        await future
-
-    async def _write(self) -> None:
-        table = table_of(ProcessedMessage)
-        while self.waiting:
-            batch, self.waiting = self.waiting, []
-            try:
-                async with self.app.engine.begin() as connection:
-                    await connection.execute(
-                        update(table)
-                        .where(table.c.id.in_([processed_id for processed_id, _ in batch]))
-                        .values(replied_at=self.app.clock.now(), sending_until=None, replies=null())
-                    )
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
-
-
 class FlowEngine:
     def __init__(self, app: App, router: Router) -> None:
         self.app = app
         self.router = router
-        self._sent = SentMarks(app)
+        self._sent = SentMarks(app.engine, app.clock)
 
     async def process(self, msg: Incoming, send: Sender | None = None) -> Outcome:
         """Handle one inbound message and (if given) send its replies through `send`."""
         msg = clean_incoming(msg)
         photo, photo_error = await self._prefetch_photo(msg)
         outcome, processed_id = await self._run(msg, photo, photo_error)
-        table = table_of(ProcessedMessage)
         if send is not None and outcome.replies:
             try:
                 await send(outcome.replies)
             except Exception:
                 if processed_id is not None:
-                    # Not sent, and known: a redelivery may send them at once (no lease to wait out).
-                    async with self.app.engine.begin() as connection:
-                        await connection.execute(
-                            update(table).where(table.c.id == processed_id).values(sending_until=None)
-                        )
+                    await release_lease(self.app.engine, processed_id)
                 raise
         if processed_id is not None:
             await self._sent.mark(processed_id)
@@ -187,24 +143,13 @@ class FlowEngine:
         transaction decides again on what it finds then (had the conversation moved on to a
         question that takes photos meanwhile, the person is asked to send the photo again)."""
         async with self.app.sessions() as session:
-            if msg.message_id:
-                seen = await session.scalar(
-                    select(ProcessedMessage.id).where(
-                        ProcessedMessage.channel == msg.channel, ProcessedMessage.message_id == msg.message_id
-                    )
-                )
-                if seen is not None:
-                    return False
-            row = (
-                await session.execute(
-                    select(ChannelAccount.consent_at, Conversation.state)
-                    .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
-                    .where(ChannelAccount.channel == msg.channel, ChannelAccount.external_id == msg.user_id)
-                )
-            ).first()
-        if row is None or row.consent_at is None:
+            row = await photo_wanted(session, msg.channel, msg.user_id, msg.message_id)
+        if row is None:
             return False
-        spec = self.router.states.get(row.state or INITIAL_STATE)
+        consent_at, state = row
+        if consent_at is None:
+            return False
+        spec = self.router.states.get(state or INITIAL_STATE)
         return spec is not None and spec.accepts_photos
 
     async def _run(
@@ -250,34 +195,17 @@ class FlowEngine:
     ) -> tuple[Outcome, int | None, Context | None]:
         now = self.app.clock.now()
         processed: ProcessedMessage | None = None
-        row = await self._load_row(session, msg)
+        row = await load_conversation(session, msg.channel, msg.user_id, msg.message_id)
         seen = row[3] if row is not None else None
         if row is None and msg.message_id:
             # Nobody known writes (a first contact, or an account deleted since): the duplicate
             # check on its own.
-            seen = await session.scalar(
-                select(ProcessedMessage).where(
-                    ProcessedMessage.channel == msg.channel, ProcessedMessage.message_id == msg.message_id
-                )
-            )
+            seen = await processed_message(session, msg.channel, msg.message_id)
         if msg.message_id:
             if seen is not None:
                 if seen.replied_at is None and seen.replies:
-                    # Resend the stored replies only when no other worker may still be sending
-                    # them (its lease ran out: it died), taking the lease with a conditional
-                    # update so that two duplicates do not both resend.
-                    table = table_of(ProcessedMessage)
-                    taken = await session.execute(
-                        update(table)
-                        .where(
-                            table.c.id == seen.id,
-                            table.c.replied_at.is_(None),
-                            or_(table.c.sending_until.is_(None), table.c.sending_until <= now),
-                        )
-                        .values(sending_until=self._lease(now))
-                        .execution_options(synchronize_session=False)
-                    )
-                    if not affected(taken):
+                    # Resend the stored replies once no other worker may still be sending them.
+                    if not await take_resend_lease(session, seen.id, now, self._lease(now)):
                         return Outcome([], duplicate=True, in_flight=True), None, None
                     return Outcome([Outgoing.from_json(r) for r in seen.replies], duplicate=True), seen.id, None
                 return Outcome([], duplicate=True), None, None
@@ -357,32 +285,10 @@ class FlowEngine:
             ctx.say(ctx.t("proxy.no_longer"))
             ctx.goto(Start.MENU if ctx.account.consent_at else INITIAL_STATE)
 
-    async def _load_row(self, session: AsyncSession, msg: Incoming) -> Row | None:
-        """The account, its conversation, its person, the submission the conversation is on (its
-        "sub") and — when this message was handled before — its processed-message row, in one
-        query; None for someone unknown. The submission is only read here: the flows still check
-        whose it is (`my_submission`), and find it in the session instead of querying again."""
-        query = (
-            select(ChannelAccount, Conversation, Person, ProcessedMessage if msg.message_id else null(), Submission)
-            .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
-            .outerjoin(Person, Person.id == ChannelAccount.person_id)
-            .outerjoin(Submission, Submission.id == Conversation.data["sub"].as_integer())
-            .where(ChannelAccount.channel == msg.channel, ChannelAccount.external_id == msg.user_id)
-        )
-        if msg.message_id:
-            query = query.outerjoin(
-                ProcessedMessage,
-                and_(ProcessedMessage.channel == msg.channel, ProcessedMessage.message_id == msg.message_id),
-            )
-        row = (await session.execute(query)).first()
-        if row is not None and row[4] is not None:
-            hold(session, row[4])  # kept in the session until the transaction ends
-        return row
-
     async def _load(
         self, session: AsyncSession, msg: Incoming, now: datetime, row: Row | None
     ) -> tuple[ChannelAccount, Conversation, Person | None, bool]:
-        """The account, its conversation and its person from `_load_row` (created on first
+        """The account, its conversation and its person from `load_conversation` (created on first
         contact); and whether this is the first contact (no conversation with this account yet)."""
         if row is None:
             account = await get_or_create_account(session, msg.channel, msg.user_id, msg.chat_id, now)

@@ -8,8 +8,6 @@ is kept as a "zns" channel account of the person (removed with their data, or he
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
-
 from bot.flows.common import menu_choice
 from bot.flows.context import Context, Input
 from bot.flows.router import Router
@@ -17,7 +15,7 @@ from bot.flows.states import Start, ZnsPhone
 from bot.messages import Choice
 from bot.storage.consents import ConsentKind, ConsentMethod, ShownText, fingerprint, record
 from bot.storage.models import ChannelAccount
-from bot.storage.people import get_or_create_account
+from bot.storage.people import forget_phone, get_or_create_account, phone_account
 from bot.zalo.zns import normalise_phone, phone_id
 
 router = Router()
@@ -40,13 +38,7 @@ def _person_id(ctx: Context) -> int:
 async def _phone_account(ctx: Context) -> ChannelAccount | None:
     if ctx.person is None:
         return None
-    return await ctx.session.scalar(
-        select(ChannelAccount).where(
-            ChannelAccount.person_id == _person_id(ctx),
-            ChannelAccount.channel == ZNS_CHANNEL,
-            ChannelAccount.external_id.like("phone:%"),
-        )
-    )
+    return await phone_account(ctx.session, _person_id(ctx), ZNS_CHANNEL)
 
 
 # Not in the help or the command menus: it is offered only where ZNS is set up.
@@ -77,13 +69,7 @@ async def on_consent(ctx: Context, inp: Input) -> None:
     if inp.choice == "yes":
         ctx.goto(ZnsPhone.NUMBER)
     elif inp.choice == "remove":
-        await ctx.session.execute(
-            delete(ChannelAccount).where(
-                ChannelAccount.person_id == _person_id(ctx),
-                ChannelAccount.channel == ZNS_CHANNEL,
-                ChannelAccount.external_id.like("phone:%"),
-            )
-        )
+        await forget_phone(ctx.session, _person_id(ctx), ZNS_CHANNEL)
         ctx.drop("phone_text")
         ctx.say(ctx.t("phone.removed"))
         ctx.goto(Start.MENU)
@@ -115,13 +101,7 @@ async def on_number(ctx: Context, inp: Input) -> None:
         ctx.again()
         return
     now = ctx.now
-    await ctx.session.execute(
-        delete(ChannelAccount).where(
-            ChannelAccount.person_id == _person_id(ctx),
-            ChannelAccount.channel == ZNS_CHANNEL,
-            ChannelAccount.external_id.like("phone:%"),
-        )
-    )
+    await forget_phone(ctx.session, _person_id(ctx), ZNS_CHANNEL)
     account = await get_or_create_account(ctx.session, ZNS_CHANNEL, phone_id(phone), None, now)
     if account.person_id not in (None, _person_id(ctx)):
         ctx.say(ctx.t("phone.taken"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.roles import Role as Role  # the grants stored here are of these roles
@@ -64,6 +64,24 @@ async def clear_unreachable(session: AsyncSession, account_id: int, reason: str 
 
 async def accounts_of(session: AsyncSession, person_id: int) -> list[ChannelAccount]:
     return list(await session.scalars(select(ChannelAccount).where(ChannelAccount.person_id == person_id)))
+
+
+def _phone_accounts(person_id: int, channel: str) -> ColumnElement[bool]:
+    return and_(
+        ChannelAccount.person_id == person_id,
+        ChannelAccount.channel == channel,
+        ChannelAccount.external_id.like("phone:%"),
+    )
+
+
+async def phone_account(session: AsyncSession, person_id: int, channel: str) -> ChannelAccount | None:
+    """The account a person's phone number was given for (a ZNS reminder by phone), if any."""
+    return await session.scalar(select(ChannelAccount).where(_phone_accounts(person_id, channel)))
+
+
+async def forget_phone(session: AsyncSession, person_id: int, channel: str) -> None:
+    """Remove the number a person gave (the account holding it goes)."""
+    await session.execute(delete(ChannelAccount).where(_phone_accounts(person_id, channel)))
 
 
 @dataclass(frozen=True)

@@ -347,6 +347,17 @@ async def remove_evidence(session: AsyncSession, submission: Submission, item_id
     return len(rows)
 
 
+async def item_photos(session: AsyncSession, submission_id: int, item_id: str) -> list[Evidence]:
+    """An item's photos in the order they came (the order people see them numbered)."""
+    return list(
+        await session.scalars(
+            select(Evidence)
+            .where(Evidence.submission_id == submission_id, Evidence.item_id == item_id)
+            .order_by(Evidence.id)
+        )
+    )
+
+
 async def remove_photo(session: AsyncSession, submission: Submission, photo: Evidence) -> None:
     """Remove one photo of an item (the file goes once no row uses it, see evidence cleanup)."""
     _ensure_editable(submission)

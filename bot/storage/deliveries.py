@@ -1,0 +1,151 @@
+"""What the flow engine stores about each inbound message and its conversation: the one query
+that loads a conversation, the duplicate check, the reply lease and the "answered" marks.
+
+These are the engine's guarantees in SQL (see bot/flows/engine.py for the order of work): a
+message is handled once (the unique key on channel + message id), its replies are stored with a
+lease until they are delivered, and a redelivery resends them only once the lease has run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from sqlalchemy import Row, and_, null, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.clock import Clock
+from bot.storage.core import affected, table_of
+from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
+from bot.storage.submissions import hold
+
+
+async def load_conversation(session: AsyncSession, channel: str, user_id: str, message_id: str | None) -> Row | None:
+    """The account, its conversation, its person, the processed-message row when this message
+    was handled before (or NULL), and the submission the conversation is on (its "sub"), in one
+    query; None for someone unknown. The submission is kept in the session for the transaction,
+    so the flows find it there instead of querying again (they still check whose it is)."""
+    query = (
+        select(ChannelAccount, Conversation, Person, ProcessedMessage if message_id else null(), Submission)
+        .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
+        .outerjoin(Person, Person.id == ChannelAccount.person_id)
+        .outerjoin(Submission, Submission.id == Conversation.data["sub"].as_integer())
+        .where(ChannelAccount.channel == channel, ChannelAccount.external_id == user_id)
+    )
+    if message_id:
+        query = query.outerjoin(
+            ProcessedMessage,
+            and_(ProcessedMessage.channel == channel, ProcessedMessage.message_id == message_id),
+        )
+    row = (await session.execute(query)).first()
+    if row is not None and row[4] is not None:
+        hold(session, row[4])
+    return row
+
+
+async def processed_message(session: AsyncSession, channel: str, message_id: str) -> ProcessedMessage | None:
+    """The duplicate check on its own (for someone with no account: a first contact)."""
+    return await session.scalar(
+        select(ProcessedMessage).where(ProcessedMessage.channel == channel, ProcessedMessage.message_id == message_id)
+    )
+
+
+async def photo_wanted(session: AsyncSession, channel: str, user_id: str, message_id: str | None) -> tuple | None:
+    """For the look before downloading a photo: (consent time, conversation state) of the account,
+    or None when the message was handled already or the account is unknown."""
+    if message_id:
+        seen = await session.scalar(
+            select(ProcessedMessage.id).where(
+                ProcessedMessage.channel == channel, ProcessedMessage.message_id == message_id
+            )
+        )
+        if seen is not None:
+            return None
+    row = (
+        await session.execute(
+            select(ChannelAccount.consent_at, Conversation.state)
+            .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
+            .where(ChannelAccount.channel == channel, ChannelAccount.external_id == user_id)
+        )
+    ).first()
+    return tuple(row) if row is not None else None
+
+
+async def restart_conversations(session: AsyncSession, account_ids: list[int], state: str) -> None:
+    """Put these accounts' conversations back at `state` with nothing kept (consent withdrawn)."""
+    if account_ids:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.account_id.in_(account_ids))
+            .values(state=state, data={}, version=Conversation.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def take_resend_lease(session: AsyncSession, processed_id: int, now: datetime, until: datetime) -> bool:
+    """Take the lease on a message's stored replies to resend them — only when no other worker
+    may still be sending them (its lease ran out: it died), so two duplicates do not both resend."""
+    table = table_of(ProcessedMessage)
+    taken = await session.execute(
+        update(table)
+        .where(
+            table.c.id == processed_id,
+            table.c.replied_at.is_(None),
+            or_(table.c.sending_until.is_(None), table.c.sending_until <= now),
+        )
+        .values(sending_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return affected(taken) > 0
+
+
+async def release_lease(engine: AsyncEngine, processed_id: int) -> None:
+    """The replies were not sent: a redelivery may send them at once (no lease to wait out)."""
+    table = table_of(ProcessedMessage)
+    async with engine.begin() as connection:
+        await connection.execute(update(table).where(table.c.id == processed_id).values(sending_until=None))
+
+
+class SentMarks:
+    """Marks messages answered once their replies went out: a plain Core UPDATE (no ORM session
+    is needed to flag rows), which also clears the stored replies (a duplicate is now ignored).
+
+    Marks that arrive while one is being written are written together by the next statement (one
+    `UPDATE … WHERE id IN (…)`), so under load the marks of many messages cost one transaction;
+    with nothing in progress a mark is written at once. Each caller still returns only once its
+    own mark is committed."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def mark(self, processed_id: int) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((processed_id, future))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write())
+        await future
+
+    async def _write(self) -> None:
+        table = table_of(ProcessedMessage)
+        while self.waiting:
+            batch, self.waiting = self.waiting, []
+            try:
+                async with self.engine.begin() as connection:
+                    await connection.execute(
+                        update(table)
+                        .where(table.c.id.in_([processed_id for processed_id, _ in batch]))
+                        .values(replied_at=self.clock.now(), sending_until=None, replies=null())
+                    )
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
