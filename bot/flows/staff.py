@@ -152,6 +152,15 @@ async def _blocked(ctx: Context, submission: Submission) -> str | None:
     return None
 
 
+async def _refused(ctx: Context, submission: Submission) -> bool:
+    """Say why this reviewer may not decide on it now, and ask the same question again."""
+    refusal = await _blocked(ctx, submission)
+    if refusal is not None:
+        ctx.say(refusal)
+        ctx.again()
+    return refusal is not None
+
+
 # ---- commands -------------------------------------------------------------------------------
 
 
@@ -237,10 +246,7 @@ async def _direct(ctx: Context, args: str, decision: Decision, prefer: tuple[Rol
     if found is None:
         return
     submission, role, note = found
-    refusal = await _blocked(ctx, submission)
-    if refusal is not None:
-        ctx.say(refusal)
-        ctx.again()
+    if await _refused(ctx, submission):
         return
     if decision not in allowed_decisions(role, submission.state):
         ctx.retry("rv.not_now", reference=submission.reference, state=state_label(ctx, submission.state))
@@ -715,10 +721,7 @@ async def on_view(ctx: Context, inp: Input) -> None:
         if loaded is None:
             return
         role, _scope_, submission = loaded
-        refusal = await _blocked(ctx, submission)
-        if refusal is not None:
-            ctx.say(refusal)
-            ctx.again()
+        if await _refused(ctx, submission):
             return
         decision = Decision(choice[2:])
         rv = ctx.draft(ReviewDraft)
