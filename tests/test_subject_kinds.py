@@ -8,13 +8,18 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import build_app
+from bot.domain.lifecycle import State
 from bot.domain.subjects import SubjectKind, population
 from bot.flows.engine import FlowEngine
 from bot.flows.registry import build_router
+from bot.i18n import get_translator
+from bot.review.exports import submission_rows
+from bot.review.queries import Filters, pending
+from bot.review.scope import Scope
 from bot.storage.commune import apply_commune, load_commune_file
 from bot.storage.models import OrgUnit, Submission
 from bot.storage.people import Role
-from bot.storage.subjects import PersonalSubject, add_subject, remove_subject, submissions_for_person
+from bot.storage.subjects import PersonalSubject, SubjectStore, add_subject, remove_subject, submissions_for_person
 from tests.conftest import EXAMPLE_COMMUNE, make_settings
 from tests.support.chat import Person as ChatPerson
 from tests.support.review import make_staff
@@ -128,3 +133,29 @@ async def test_an_unknown_subject_kind_is_refused_in_a_criteria_file(tmp_path):
 
     with pytest.raises(CriteriaError, match="subject"):
         parse_criteria(TOY_CRITERIA, "toy.yaml")
+
+
+class NamelessCorner(PersonalSubject):
+    """The toy kind with nothing to join to a query over submissions (the default)."""
+
+    def join(self, query):
+        return SubjectStore.join(self, query)
+
+
+async def test_a_kind_without_a_name_join_lists_its_submissions_without_a_name(toy_app):
+    engine = FlowEngine(toy_app, build_router())
+    hoa = ChatPerson(engine, "hoa")
+    await agree(hoa)
+    await hoa.taps("Góc đọc sách gia đình")
+    await hoa.says("Nguyễn Thị Hoa")
+    await hoa.says("1975")
+    await hoa.says("2")
+    await hoa.taps("Xác nhận")
+    add_subject(NamelessCorner(READING_CORNER))
+    async with toy_app.sessions() as session:
+        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
+        page = await pending(session, Scope(Role.ADMIN, None), (State.REGISTERED,), Filters(), limit=10)
+        assert [(row.reference, row.name) for row in page.rows] == [("GDS-2026-000001", None)]
+        batches = submission_rows(session, toy_app.catalog, commune.id, 2026, get_translator("vi"))
+        rows = [row async for batch in batches for row in batch]
+        assert [(row[0], row[1], row[2]) for row in rows] == [("GDS-2026-000001", "", None)]

@@ -47,9 +47,10 @@ from bot.reminders.recipients import (
     submission_facts,
 )
 from bot.reminders.timing import days_left, next_allowed
-from bot.storage.models import Campaign, CampaignDeadline, Household, OrgUnit, Person, Submission
+from bot.storage.models import Campaign, CampaignDeadline, OrgUnit, Person, Submission
 from bot.storage.outbox import Notice, Queued, enqueue_many
 from bot.storage.people import get_or_create_account
+from bot.storage.subjects import concerned_people
 
 REGISTER_BUTTON = command_action("dangky")
 DECLARE_BUTTON = command_action("tudanhgia")
@@ -233,7 +234,8 @@ async def not_registered_people(
 ) -> list[int]:
     """Consenting people of the commune's branches with no submission in this campaign.
 
-    Set-based (NOT IN over three id lists) so it stays linear for a whole province.
+    Set-based (NOT IN over an id list per way a person is concerned by a submission, as
+    bot.storage.subjects says) so it stays linear for a whole province.
     """
     branch_ids = await _branch_ids(session, campaign.commune_id)
     if only_branches is not None:
@@ -241,26 +243,13 @@ async def not_registered_people(
     if not branch_ids:
         return []
     in_campaign = Submission.campaign_id == campaign.id
-    as_subject = select(Submission.person_id).where(in_campaign, Submission.person_id.is_not(None))
-    as_head = (
-        select(Household.head_person_id)
-        .join(Submission, Submission.household_id == Household.id)
-        .where(in_campaign, Household.head_person_id.is_not(None))
-    )
-    as_registrant = (
-        select(Household.registered_by_person_id)
-        .join(Submission, Submission.household_id == Household.id)
-        .where(in_campaign, Household.registered_by_person_id.is_not(None))
-    )
     rows = await session.scalars(
         select(Person.id)
         .where(
             Person.branch_id.in_(branch_ids),
             Person.consent_at.is_not(None),
             Person.deleted_at.is_(None),
-            Person.id.not_in(as_subject),
-            Person.id.not_in(as_head),
-            Person.id.not_in(as_registrant),
+            *(Person.id.not_in(ids) for ids in concerned_people(in_campaign)),
         )
         .order_by(Person.id)
     )

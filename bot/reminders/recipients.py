@@ -17,17 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaCatalog, CriteriaSet
 from bot.domain.lifecycle import State
-from bot.storage.core import table_of
 from bot.storage.models import (
     Answer,
     ChannelAccount,
     CriteriaSetRecord,
-    Household,
     Person,
     Submission,
     SubmissionEvent,
 )
-from bot.storage.subjects import concerned
+from bot.storage.subjects import concerned, join_subjects
 from bot.zalo.oa import oa_window
 
 CHUNK = 1000
@@ -209,8 +207,7 @@ async def submission_facts(
 ) -> dict[int, SubmissionFacts]:
     if not submission_ids:
         return {}
-    head = table_of(Person).alias("head")
-    rows = await session.execute(
+    query, subject = join_subjects(
         select(
             Submission.id,
             Submission.reference,
@@ -218,13 +215,9 @@ async def submission_facts(
             Submission.state,
             Submission.branch_id,
             Submission.criteria_set_id,
-            func.coalesce(Person.full_name, head.c.full_name),
         )
-        .outerjoin(Person, Person.id == Submission.person_id)
-        .outerjoin(Household, Household.id == Submission.household_id)
-        .outerjoin(head, head.c.id == Household.head_person_id)
-        .where(Submission.id.in_(submission_ids))
     )
+    rows = await session.execute(query.add_columns(subject.name).where(Submission.id.in_(submission_ids)))
     facts = {}
     for sid, reference, title, state, branch_id, set_id, name in rows:
         total = await criteria.size(session, set_id)

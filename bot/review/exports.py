@@ -35,13 +35,11 @@ from bot.storage.models import (
     Campaign,
     CampaignDeadline,
     Evidence,
-    Household,
-    HouseholdMember,
     OrgUnit,
-    Person,
     Submission,
     SubmissionEvent,
 )
+from bot.storage.subjects import join_subjects
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +227,12 @@ def _title_names(catalog: CriteriaCatalog, year: int, t: Translator) -> dict[str
 
 
 def submissions_query(commune_id: int, year: int) -> Select:
-    person, head, household = aliased(Person), aliased(Person), aliased(Household)
     event = aliased(SubmissionEvent)
+    joined, subject = join_subjects(
+        select(Submission.reference)
+        .join(Campaign, Campaign.id == Submission.campaign_id)
+        .join(OrgUnit, OrgUnit.id == Submission.branch_id)
+    )
 
     def last_note(states: Sequence[str], actor: str | None = None) -> Any:
         query = select(event.note).where(
@@ -255,34 +257,27 @@ def submissions_query(commune_id: int, year: int) -> Select:
     first_submitted = select(func.min(event.at)).where(*submitted).scalar_subquery()
     last_submitted = select(func.max(event.at)).where(*submitted).scalar_subquery()
     times_submitted = select(func.count(event.id)).where(*submitted).scalar_subquery()
-    # Sent by someone other than the person (or the household's registrant or head): a branch
-    # leader declared it for them (/lamho).
+    # Sent by someone other than its subject (a person, or a household's registrant or head): a
+    # branch leader declared it for them (/lamho).
     by_proxy = (
         select(func.count(event.id))
         .where(
             *submitted,
             event.actor_person_id.is_not(None),
-            event.actor_person_id != func.coalesce(Submission.person_id, household.registered_by_person_id, -1),
-            event.actor_person_id != func.coalesce(household.head_person_id, -1),
+            event.actor_person_id != func.coalesce(subject.registrant_id, -1),
+            event.actor_person_id != func.coalesce(subject.person_id, -1),
         )
         .scalar_subquery()
     )
     evidence_count = select(func.count(Evidence.id)).where(Evidence.submission_id == Submission.id).scalar_subquery()
-    member_count = (
-        select(func.count(HouseholdMember.id))
-        .where(HouseholdMember.household_id == Submission.household_id)
-        .scalar_subquery()
-    )
     branch_states = (State.RECOMMENDED.value, State.NOT_RECOMMENDED.value, State.NEEDS_INFO.value)
     return (
-        select(
-            Submission.reference,
-            func.coalesce(person.full_name, head.full_name),
-            func.coalesce(person.birth_year, head.birth_year),
+        joined.add_columns(
+            subject.name,
+            subject.birth_year,
             OrgUnit.name,
             Submission.title,
-            Submission.household_id,
-            member_count,
+            subject.members,
             Submission.state,
             Submission.score,
             Submission.recognisable,
@@ -298,11 +293,6 @@ def submissions_query(commune_id: int, year: int) -> Select:
             Submission.decided_at,
             Submission.anonymised_at,
         )
-        .join(Campaign, Campaign.id == Submission.campaign_id)
-        .join(OrgUnit, OrgUnit.id == Submission.branch_id)
-        .outerjoin(person, person.id == Submission.person_id)
-        .outerjoin(household, household.id == Submission.household_id)
-        .outerjoin(head, head.id == household.head_person_id)
         .where(Campaign.commune_id == commune_id, Campaign.year == year)
         .order_by(Submission.id)
     )
@@ -347,7 +337,6 @@ async def submission_rows(
             birth_year,
             branch,
             title,
-            household_id,
             members,
             state,
             score,
@@ -373,7 +362,7 @@ async def submission_rows(
                     None if anonymised_at else birth_year,
                     branch,
                     titles.get(title, title),
-                    members if household_id is not None else None,
+                    members,
                     states.get(state, state),
                     score,
                     yes if recognisable else no,
@@ -403,20 +392,13 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def register_query(commune_id: int, year: int) -> Select:
-    person, head, household = aliased(Person), aliased(Person), aliased(Household)
-    return (
-        select(
-            Submission.title,
-            Submission.subject_key,
-            Campaign.year,
-            func.coalesce(person.full_name, head.full_name),
-            OrgUnit.name,
-        )
+    query, subject = join_subjects(
+        select(Submission.title, Submission.subject_key, Campaign.year)
         .join(Campaign, Campaign.id == Submission.campaign_id)
         .join(OrgUnit, OrgUnit.id == Submission.branch_id)
-        .outerjoin(person, person.id == Submission.person_id)
-        .outerjoin(household, household.id == Submission.household_id)
-        .outerjoin(head, head.id == household.head_person_id)
+    )
+    return (
+        query.add_columns(subject.name, OrgUnit.name)
         .where(
             Campaign.commune_id == commune_id,
             Campaign.year <= year,

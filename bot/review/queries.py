@@ -9,12 +9,12 @@ from datetime import date
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from bot.domain.lifecycle import State
 from bot.review.scope import Scope
 from bot.storage.commune import campaign_for
-from bot.storage.models import Campaign, ChannelAccount, Household, OrgUnit, Person, Submission
+from bot.storage.models import Campaign, ChannelAccount, OrgUnit, Person, Submission
+from bot.storage.subjects import SubjectColumns, join_subjects
 from bot.text import fold
 
 _REFERENCE = re.compile(r"^\s*([A-Za-z]{1,8})\s*-\s*(\d{4})\s*-\s*(\d{1,9})\s*$")
@@ -75,21 +75,9 @@ class Page:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _name_columns():
-    person = aliased(Person)
-    head = aliased(Person)
-    household = aliased(Household)
-    name = func.coalesce(person.full_name, head.full_name)
-    return person, head, household, name
-
-
-def _joined(query: Select, person, head, household) -> Select:
-    return (
-        query.join(OrgUnit, OrgUnit.id == Submission.branch_id)
-        .outerjoin(person, person.id == Submission.person_id)
-        .outerjoin(household, household.id == Submission.household_id)
-        .outerjoin(head, head.id == household.head_person_id)
-    )
+def _joined(query: Select) -> tuple[Select, SubjectColumns]:
+    """The query with the branch and every kind's subject joined (bot.storage.subjects)."""
+    return join_subjects(query.join(OrgUnit, OrgUnit.id == Submission.branch_id))
 
 
 async def pending(
@@ -102,7 +90,6 @@ async def pending(
     offset: int = 0,
 ) -> Page:
     """Submissions waiting for this reviewer, oldest submitted first, within scope and filters."""
-    person, head, household, name = _name_columns()
     wanted = [s.value for s in states]
     if filters.state and filters.state in wanted:
         wanted = [filters.state]
@@ -119,22 +106,19 @@ async def pending(
             await session.execute(select(Submission.state, func.count()).where(*conditions).group_by(Submission.state))
         ).all()
     )
-    query = (
-        _joined(
-            select(
-                Submission.id,
-                Submission.reference,
-                Submission.title,
-                Submission.state,
-                Submission.score,
-                Submission.recognisable,
-                OrgUnit.name,
-                name,
-            ),
-            person,
-            head,
-            household,
+    query, subject = _joined(
+        select(
+            Submission.id,
+            Submission.reference,
+            Submission.title,
+            Submission.state,
+            Submission.score,
+            Submission.recognisable,
+            OrgUnit.name,
         )
+    )
+    query = (
+        query.add_columns(subject.name)
         .where(*conditions)
         .order_by(func.coalesce(Submission.submitted_at, Submission.created_at), Submission.id)
     )
@@ -170,27 +154,23 @@ class Member:
 async def branch_members(session: AsyncSession, branch: OrgUnit, today: date) -> tuple[Campaign | None, list[Member]]:
     """This year's submissions of a branch, and the branch's people with none this year."""
     campaign = await campaign_for(session, branch.parent_id, today) if branch.parent_id else None
-    person, head, household, name = _name_columns()
     members: list[Member] = []
     subject_people: set[int] = set()
     if campaign is not None:
+        query, subject = _joined(select(Submission.reference, Submission.title, Submission.state))
         query = (
-            _joined(
-                select(Submission.reference, Submission.title, Submission.state, name, person.id, head.id),
-                person,
-                head,
-                household,
-            )
+            query.add_columns(subject.name, subject.person_id)
             .where(
                 Submission.campaign_id == campaign.id,
                 Submission.branch_id == branch.id,
                 Submission.anonymised_at.is_(None),
             )
-            .order_by(name, Submission.reference)
+            .order_by(subject.name, Submission.reference)
         )
-        for reference, title, state, who, person_id, head_id in await session.execute(query):
+        for reference, title, state, who, person_id in await session.execute(query):
             members.append(Member(reference, title, who or "?", state))
-            subject_people.update(i for i in (person_id, head_id) if i)
+            if person_id:
+                subject_people.add(person_id)
     others = (
         select(Person.id, Person.full_name)
         .where(Person.branch_id == branch.id, Person.deleted_at.is_(None))

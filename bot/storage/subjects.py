@@ -7,21 +7,39 @@ Every layer asks here rather than reading `person_id` / `household_id` itself:
 - `owners(submission)`: the people a submission is about, who are told of decisions;
 - `concerned(...)`: the same as a query, for reminders over many submissions at once;
 - `name(submission)`: the name reviewers see;
+- `join_subjects(query)`: the same for a query over many submissions (name, birth year, owner, registrant,
+  members), and `concerned_people(...)` the person ids `concerned` covers;
 - `register_subject(...)`: registration, which makes or reuses the subject's rows and the submission.
 
 A new kind: subclass `SubjectStore` (or use `PersonalSubject` for something one person answers
-for), `add_subject()` it, then write its criteria file and catalog keys.
+for; override `join` for a name in lists and exports), `add_subject()` it, then write its
+criteria file and catalog keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, false, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    SQLColumnExpression,
+    and_,
+    case,
+    false,
+    func,
+    null,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import Null
 
 from bot.domain.criteria import CriteriaSet
 from bot.domain.subjects import HOUSEHOLD, PERSON, SubjectKind, add_kind, remove_kind
@@ -64,6 +82,18 @@ class SubjectSummary:
     members: int | None = None  # kinds with members: how many (the head included)
 
 
+@dataclass(frozen=True)
+class SubjectColumns:
+    """What a query over submissions selects of their subjects (the SQL side of `SubjectSummary`);
+    each is NULL on the rows of other kinds."""
+
+    name: SQLColumnExpression[Any]
+    birth_year: SQLColumnExpression[Any]
+    person_id: SQLColumnExpression[Any]  # the person whose name it is (the main owner)
+    registrant_id: SQLColumnExpression[Any]  # who registered it
+    members: SQLColumnExpression[Any] = field(default_factory=null)  # kinds with members: how many (head included)
+
+
 class SubjectStore:
     """The storage side of a subject kind. Override what differs; `kind` names it."""
 
@@ -84,6 +114,11 @@ class SubjectStore:
     async def attach(self, session: AsyncSession, registration: Registration) -> SubjectRef:
         """Make or reuse the subject's rows for a registration."""
         raise NotImplementedError
+
+    def join(self, query: Select) -> tuple[Select, SubjectColumns | None]:
+        """Outer-join to a query over submissions what its columns need, for this kind's rows only;
+        None: the kind has nothing to show there (its rows get NULLs)."""
+        return query, None
 
     async def registrant(self, session: AsyncSession, submission: Submission) -> int | None:
         """Who registered it and whose consent it rests on."""
@@ -132,6 +167,11 @@ class PersonalSubject(SubjectStore):
     async def attach(self, session: AsyncSession, registration: Registration) -> SubjectRef:
         return SubjectRef(person_id=registration.person.id)
 
+    def join(self, query: Select) -> tuple[Select, SubjectColumns | None]:
+        person = aliased(Person)
+        query = query.outerjoin(person, and_(person.id == Submission.person_id, self._mine()))
+        return query, SubjectColumns(person.full_name, person.birth_year, person.id, person.id)
+
 
 class HouseholdSubject(SubjectStore):
     """A household (Gia đình học tập): its head and whoever registered it own it."""
@@ -158,6 +198,22 @@ class HouseholdSubject(SubjectStore):
         if household is None:
             return []
         return list(dict.fromkeys(i for i in (household.head_person_id, household.registered_by_person_id) if i))
+
+    def join(self, query: Select) -> tuple[Select, SubjectColumns | None]:
+        household, head = aliased(Household), aliased(Person)
+        query = query.outerjoin(
+            household, and_(household.id == Submission.household_id, Submission.subject_kind == self.kind.name)
+        ).outerjoin(head, head.id == household.head_person_id)
+        members = (
+            select(func.count(HouseholdMember.id)).where(HouseholdMember.household_id == household.id).scalar_subquery()
+        )
+        return query, SubjectColumns(
+            head.full_name,
+            head.birth_year,
+            head.id,
+            household.registered_by_person_id,
+            case((household.id.is_not(None), members)),
+        )
 
     async def summary(self, session: AsyncSession, submission: Submission) -> SubjectSummary | None:
         household = await session.get(Household, submission.household_id) if submission.household_id else None
@@ -262,6 +318,32 @@ def owned_by(person_id: int) -> ColumnElement[bool]:
 def concerned(*conditions: ColumnElement[bool]) -> CompoundSelect:
     """(pid, sid) for everyone concerned by the submissions matching `conditions`, any kind."""
     return union(*(query for store in stores() for query in store.concerned(*conditions)))
+
+
+def concerned_people(*conditions: ColumnElement[bool]) -> list[Select]:
+    """The person ids of `concerned`, one query per way of being concerned (so that a NOT IN over
+    each stays a plain anti-join)."""
+    return [
+        query.with_only_columns(query.selected_columns.pid, maintain_column_froms=True)
+        for store in stores()
+        for query in store.concerned(*conditions)
+    ]
+
+
+def join_subjects(query: Select) -> tuple[Select, SubjectColumns]:
+    """Join every kind's subject to a query over submissions: one set of columns, whatever the kind
+    of each row (NULL where its kind shows nothing)."""
+    found: list[SubjectColumns] = []
+    for store in stores():
+        query, columns = store.join(query)
+        if columns is not None:
+            found.append(columns)
+
+    def merged(attribute: str) -> SQLColumnExpression[Any]:
+        parts = [part for columns in found if not isinstance(part := getattr(columns, attribute), Null)]
+        return func.coalesce(*parts) if len(parts) > 1 else parts[0] if parts else null()  # SQLite: 2 or more
+
+    return query, SubjectColumns(*(merged(f.name) for f in fields(SubjectColumns)))
 
 
 async def submissions_for_person(session: AsyncSession, person_id: int) -> list[Submission]:
