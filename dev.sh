@@ -3,7 +3,7 @@
 #   ./dev.sh run    creates .venv, installs, loads the example commune, starts the bot
 #                   (the terminal chat unless a channel token is configured in the environment or .env)
 #   ./dev.sh test   creates .venv, installs, runs the fast pass: every test not marked slow, on
-#                   SQLite, spread over the cores (extra args go to pytest)
+#                   SQLite only, spread over the cores (extra args go to pytest)
 #   ./dev.sh test --full
 #                   what CI runs: the whole suite on SQLite, then again on PostgreSQL when a
 #                   server answers (extra args go to pytest, both passes)
@@ -56,8 +56,9 @@ case "$command" in
             shift
         fi
         if [ "$full" = "0" ]; then
-            # Spread over the machine's cores (pytest-xdist); `-n 0` runs it in one process.
-            exec .venv/bin/python -m pytest -m "not slow" -n auto "$@"
+            # SQLite only (the PostgreSQL cases of the storage tests run in --full), spread over
+            # the machine's cores (pytest-xdist); `-n 0` runs it in one process.
+            exec .venv/bin/python -m pytest -m "not slow and not postgres" -n auto "$@"
         fi
         # Both passes spread over the cores too, slow tests included.
         .venv/bin/python -m pytest -n auto "$@"
