@@ -159,3 +159,56 @@ async def test_a_kind_without_a_name_join_lists_its_submissions_without_a_name(t
         batches = submission_rows(session, toy_app.catalog, commune.id, 2026, get_translator("vi"))
         rows = [row async for batch in batches for row in batch]
         assert [(row[0], row[1], row[2]) for row in rows] == [("GDS-2026-000001", "", None)]
+
+
+class ForgetfulCorner(PersonalSubject):
+    """The toy kind, noting whom it was asked to forget (it keeps nothing beyond its submissions)."""
+
+    def __init__(self, kind):
+        super().__init__(kind)
+        self.asked: list[int] = []
+
+    async def forget(self, session, person_id):
+        self.asked.append(person_id)
+        return await super().forget(session, person_id)
+
+
+async def _register_corner(person, name: str, year: str) -> None:
+    await agree(person)
+    await person.taps("Góc đọc sách gia đình")
+    await person.says(name)
+    await person.says(year)
+    await person.says("2")
+    assert "Đã đăng ký Góc đọc sách gia đình" in await person.taps("Xác nhận")
+
+
+async def test_deleting_ones_data_removes_ones_own_toy_submission_only(toy_app):
+    store = add_subject(ForgetfulCorner(READING_CORNER))
+    assert isinstance(store, ForgetfulCorner)
+    engine = FlowEngine(toy_app, build_router())
+    hoa, nam = ChatPerson(engine, "hoa"), ChatPerson(engine, "nam")
+    await _register_corner(hoa, "Nguyễn Thị Hoa", "1975")
+    await _register_corner(nam, "Trần Văn Nam", "1980")
+
+    await nam.says("/xoadulieu")
+    turn = await nam.taps("Xóa dữ liệu của tôi")
+    assert turn.text.startswith("Đã xóa dữ liệu của bạn (1 hồ sơ, 0 ảnh).")
+    async with toy_app.sessions() as session:
+        corners = {s.reference: s for s in await session.scalars(select(Submission).where(Submission.title == "gds"))}
+    hers, his = corners["GDS-2026-000001"], corners["GDS-2026-000002"]
+    hoa_id = hers.person_id
+    assert hers.anonymised_at is None and hoa_id is not None
+    assert his.anonymised_at is not None and (his.person_id, his.household_id) == (None, None)
+    assert (his.subject_kind, his.state) == ("reading_corner", "registered")  # still counted
+    assert len(store.asked) == 1 and store.asked[0] != hoa_id
+    async with toy_app.sessions() as session:
+        assert [s.reference for s in await submissions_for_person(session, hoa_id)] == ["GDS-2026-000001"]
+
+    await hoa.says("/xoadulieu")
+    turn = await hoa.taps("Xóa dữ liệu của tôi")
+    assert turn.text.startswith("Đã xóa dữ liệu của bạn (1 hồ sơ, 0 ảnh).")
+    assert store.asked[1:] == [hoa_id]
+    async with toy_app.sessions() as session:
+        hers = await session.get(Submission, hers.id)
+        assert hers.anonymised_at is not None and hers.person_id is None
+        assert await submissions_for_person(session, hoa_id) == []

@@ -10,18 +10,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaSet, Score
-from bot.review.dossier import members_of
 from bot.review.retention import RETENTION_ACTOR, photos_removed_at
 from bot.storage.models import (
     Answer,
     Evidence,
-    HouseholdMember,
     OrgUnit,
     Person,
     Submission,
     SubmissionEvent,
 )
-from bot.storage.subjects import SubjectSummary, owners, subject_summary
+from bot.storage.subjects import SubjectMember, SubjectSummary, owners, subject_members, subject_summary
 from bot.storage.submissions import answers_of, rescore
 
 
@@ -29,7 +27,7 @@ from bot.storage.submissions import answers_of, rescore
 class SubmissionDetail:
     branch_name: str
     subject: SubjectSummary | None  # None once anonymised
-    members: list[HouseholdMember]  # a household's members in order; empty otherwise or once anonymised
+    members: list[SubjectMember]  # a household's members in order; empty otherwise or once anonymised
     proxy_name: str | None  # the branch leader who filed it for someone, if it was
     score: Score
     answers: dict[str, Answer]
@@ -64,11 +62,7 @@ async def submission_detail(
     return SubmissionDetail(
         branch_name=branch.name if branch else "?",
         subject=await subject_summary(session, submission),
-        members=(
-            await members_of(session, submission.household_id)
-            if submission.household_id is not None and submission.anonymised_at is None
-            else []
-        ),
+        members=await subject_members(session, submission),
         proxy_name=await _proxy_name(session, submission),
         score=await rescore(session, submission, criteria_set),
         answers=await answers_of(session, submission.id),
@@ -81,9 +75,7 @@ async def submission_detail(
 async def _proxy_name(session: AsyncSession, submission: Submission) -> str | None:
     """Who filed it, when that is not whom it is about (a branch leader acting for them)."""
     creator_id = submission.created_by_person_id
-    if not creator_id or creator_id == submission.person_id:
-        return None
-    if creator_id in await owners(session, submission):
+    if not creator_id or creator_id in await owners(session, submission):
         return None
     creator = await session.get(Person, creator_id)
     return creator.full_name if creator is not None and creator.full_name else None

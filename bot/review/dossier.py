@@ -1,7 +1,8 @@
 """What a reviewer sees of one application beyond its scores: every photo in the order of the
-criteria items (a page at a time), the household's members, notes too long to show inline, and
-the items whose evidence deserves a second look (answered "not applicable", or achieved without
-the photo the criteria file asks for). The resident's summary uses the same evidence gaps."""
+criteria items (a page at a time), notes too long to show inline, and the items whose evidence
+deserves a second look (answered "not applicable", or achieved without the photo the criteria file
+asks for). The resident's summary uses the same evidence gaps. A household's members come from its
+subject store (`bot.storage.subjects`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import CriteriaSet, Level
-from bot.storage.models import Answer, Evidence, HouseholdMember
+from bot.storage.models import Answer, Evidence
 
 PHOTO_PAGE = 10
 NOTE_PREVIEW = 300
@@ -47,16 +48,6 @@ def photo_page(rows: list[Evidence], offset: int, size: int = PHOTO_PAGE) -> Pho
     page = rows[offset : offset + size]
     following = offset + size
     return PhotoPage(page, offset + 1, len(rows), following if following < len(rows) else None)
-
-
-async def members_of(session: AsyncSession, household_id: int) -> list[HouseholdMember]:
-    return list(
-        await session.scalars(
-            select(HouseholdMember)
-            .where(HouseholdMember.household_id == household_id)
-            .order_by(HouseholdMember.position)
-        )
-    )
 
 
 def evidence_gaps(criteria_set: CriteriaSet, answers: dict[str, Answer], counts: dict[str, int]) -> list[str]:

@@ -31,8 +31,6 @@ from bot.storage.models import (
     ChannelAccount,
     Conversation,
     Evidence,
-    Household,
-    HouseholdMember,
     OrgUnit,
     OutboxMessage,
     Person,
@@ -40,7 +38,7 @@ from bot.storage.models import (
     RoleGrant,
     SubmissionEvent,
 )
-from bot.storage.subjects import submissions_for_person
+from bot.storage.subjects import detach, forget, others_listed, submissions_for_person
 from bot.storage.submissions import ANSWERS_READ
 from bot.storage.thumbs import sweep_thumbnails
 
@@ -74,16 +72,6 @@ class DeletionResult:
     traces: TraceCounts = field(default_factory=TraceCounts)
 
 
-async def _own_households(session: AsyncSession, person_id: int) -> list[Household]:
-    return list(
-        await session.scalars(
-            select(Household).where(
-                (Household.head_person_id == person_id) | (Household.registered_by_person_id == person_id)
-            )
-        )
-    )
-
-
 async def summary(session: AsyncSession, person: Person) -> DataSummary:
     submissions = await submissions_for_person(session, person.id)
     ids = [s.id for s in submissions]
@@ -97,16 +85,7 @@ async def summary(session: AsyncSession, person: Person) -> DataSummary:
         if ids
         else 0
     )
-    households = [h.id for h in await _own_households(session, person.id)]
-    members = (
-        await session.scalar(
-            select(func.count())
-            .select_from(HouseholdMember)
-            .where(HouseholdMember.household_id.in_(households), HouseholdMember.relation != "head")
-        )
-        if households
-        else 0
-    )
+    members = await others_listed(session, person.id)
     branch = await session.get(OrgUnit, person.branch_id) if person.branch_id else None
     channels = sorted(
         set(await session.scalars(select(ChannelAccount.channel).where(ChannelAccount.person_id == person.id)))
@@ -126,7 +105,7 @@ async def summary(session: AsyncSession, person: Person) -> DataSummary:
         [s.reference or "" for s in submissions],
         answers or 0,
         photos or 0,
-        members or 0,
+        members,
         channels,
         roles,
     )
@@ -135,32 +114,13 @@ async def summary(session: AsyncSession, person: Person) -> DataSummary:
 async def delete_person_data(session: AsyncSession, person: Person, now: datetime) -> DeletionResult:
     """Remove a person's personal data in the current transaction (see the module docstring).
 
-    Only what is theirs: submissions about them or their household. Households a branch leader
-    registered for others stay with those others."""
+    Only what is theirs: their submissions, of every kind; what each kind keeps beyond them goes
+    through its store (`SubjectStore.forget`: a household they head or registered, its members)."""
     result = DeletionResult()
     submissions = await submissions_for_person(session, person.id)
-    households = await _own_households(session, person.id)
-    # Heads of households this person registered, typed in by them and without an account.
-    extra_people = []
-    for household in households:
-        if household.head_person_id and household.head_person_id != person.id:
-            head = await session.get(Person, household.head_person_id)
-            if head is None or head.created_by_person_id != person.id:
-                continue
-            has_account = await session.scalar(
-                select(ChannelAccount.id).where(ChannelAccount.person_id == head.id).limit(1)
-            )
-            if not has_account:
-                extra_people.append(head)
     # What identifies them in other rows, read before it is erased here.
-    names = [person.full_name, *(p.full_name for p in extra_people)]
+    names = [person.full_name]
     hashes: list[str] = []
-    if households:
-        names += list(
-            await session.scalars(
-                select(HouseholdMember.full_name).where(HouseholdMember.household_id.in_([h.id for h in households]))
-            )
-        )
 
     for submission in submissions:
         # The state stays as it is (registered, recognised…): the year's counts must not change.
@@ -175,19 +135,15 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         await session.execute(
             update(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).values(note=None)
         )
-        submission.person_id = None
-        submission.household_id = None
+        detach(submission)
         submission.subject_key = f"x:{submission.id}"
         submission.anonymised_at = now
         submission.updated_at = now
     await session.flush()
 
-    household_ids = [h.id for h in households]
-    if household_ids:
-        await session.execute(delete(HouseholdMember).where(HouseholdMember.household_id.in_(household_ids)))
-        await session.execute(delete(Household).where(Household.id.in_(household_ids)))
-        for household in households:
-            session.expunge(household)
+    forgotten = await forget(session, person.id)
+    names += forgotten.names
+    extra_people = forgotten.people
 
     for someone in [person, *extra_people]:
         result.people += 1

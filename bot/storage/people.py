@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, select
+from sqlalchemy import ColumnElement, Select, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.roles import Role as Role  # the grants stored here are of these roles
@@ -157,6 +157,36 @@ def replace_members(household: Household, head: Person, members: list[MemberSpec
             for i, m in enumerate(members, start=1)
         ),
     ]
+
+
+def households_of(person_id: int) -> Select[Household]:
+    """The households a person heads or registered: theirs to act on, and to delete."""
+    return select(Household).where(
+        (Household.head_person_id == person_id) | (Household.registered_by_person_id == person_id)
+    )
+
+
+async def household_members(session: AsyncSession, household_id: int) -> list[HouseholdMember]:
+    """Everyone in the household, the head first, in the order registration listed them."""
+    return list(
+        await session.scalars(
+            select(HouseholdMember)
+            .where(HouseholdMember.household_id == household_id)
+            .order_by(HouseholdMember.position)
+        )
+    )
+
+
+async def typed_in_head(session: AsyncSession, household: Household, person_id: int) -> Person | None:
+    """The head of a household the person registered, when the person typed them in and they have
+    no account of their own (nobody else answers for them)."""
+    if not household.head_person_id or household.head_person_id == person_id:
+        return None
+    head = await session.get(Person, household.head_person_id)
+    if head is None or head.created_by_person_id != person_id:
+        return None
+    has_account = await session.scalar(select(ChannelAccount.id).where(ChannelAccount.person_id == head.id).limit(1))
+    return None if has_account else head
 
 
 async def grant_role(

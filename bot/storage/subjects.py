@@ -9,11 +9,15 @@ Every layer asks here rather than reading `person_id` / `household_id` itself:
 - `name(submission)`: the name reviewers see;
 - `join_subjects(query)`: the same for a query over many submissions (name, birth year, owner, registrant,
   members), and `concerned_people(...)` the person ids `concerned` covers;
-- `register_subject(...)`: registration, which makes or reuses the subject's rows and the submission.
+- `register_subject(...)`: registration, which makes or reuses the subject's rows and the submission;
+- `subject_members(submission)`: who a subject lists (a household's members), for the detail view,
+  and `others_listed(person_id)` how many, for /dulieu;
+- `detach(submission)` and `forget(person_id)`: a person deleting their data — their submissions
+  cut from their subject, and what each kind keeps of them removed (`SubjectStore.forget`).
 
 A new kind: subclass `SubjectStore` (or use `PersonalSubject` for something one person answers
-for; override `join` for a name in lists and exports), `add_subject()` it, then write its
-criteria file and catalog keys.
+for; override `join` for a name in lists and exports, `members` and `forget` if it keeps rows of
+its own), `add_subject()` it, then write its criteria file and catalog keys.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sqlalchemy import (
     SQLColumnExpression,
     and_,
     case,
+    delete,
     false,
     func,
     null,
@@ -44,7 +49,14 @@ from sqlalchemy.sql.elements import Null
 from bot.domain.criteria import CriteriaSet
 from bot.domain.subjects import HOUSEHOLD, PERSON, SubjectKind, add_kind, remove_kind
 from bot.storage.models import Campaign, Household, HouseholdMember, OrgUnit, Person, Submission
-from bot.storage.people import MemberSpec, create_household, replace_members
+from bot.storage.people import (
+    MemberSpec,
+    create_household,
+    household_members,
+    households_of,
+    replace_members,
+    typed_in_head,
+)
 from bot.storage.submissions import create_submission
 from bot.text import fold
 
@@ -80,6 +92,27 @@ class SubjectSummary:
     name: str | None
     birth_year: int | None = None
     members: int | None = None  # kinds with members: how many (the head included)
+
+
+@dataclass(frozen=True)
+class SubjectMember:
+    """Someone a subject lists (a household's member, the head included), as a reviewer sees them."""
+
+    full_name: str
+    birth_year: int | None
+    relation: str  # head | spouse | child | parent | other
+
+
+@dataclass
+class Forgotten:
+    """What a kind removed of a person's when they deleted their data, beyond their submissions."""
+
+    names: list[str] = field(default_factory=list)  # names it held: copies elsewhere are looked for
+    people: list[Person] = field(default_factory=list)  # others only the person answered for: erased too
+
+    def add(self, other: Forgotten) -> None:
+        self.names += other.names
+        self.people += other.people
 
 
 @dataclass(frozen=True)
@@ -141,6 +174,19 @@ class SubjectStore:
         person = await session.get(Person, owners[0]) if owners else None
         return SubjectSummary(person.full_name, person.birth_year) if person else None
 
+    async def members(self, session: AsyncSession, submission: Submission) -> list[SubjectMember]:
+        """Who the subject lists, in order (kinds with members); none by default."""
+        return []
+
+    async def others_listed(self, session: AsyncSession, person_id: int) -> int:
+        """How many people the person's subjects of this kind list besides their heads (/dulieu)."""
+        return 0
+
+    async def forget(self, session: AsyncSession, person_id: int) -> Forgotten:
+        """The person deletes their data, their submissions already detached: remove or anonymise
+        what this kind keeps of them beyond those submissions (nothing by default)."""
+        return Forgotten()
+
 
 class PersonalSubject(SubjectStore):
     """A subject one person answers for, kept as the submission's person (Công dân học tập)."""
@@ -179,11 +225,7 @@ class HouseholdSubject(SubjectStore):
     kind = HOUSEHOLD
 
     def owned_by(self, person_id: int) -> ColumnElement[bool]:
-        return Submission.household_id.in_(
-            select(Household.id).where(
-                (Household.head_person_id == person_id) | (Household.registered_by_person_id == person_id)
-            )
-        )
+        return Submission.household_id.in_(households_of(person_id).with_only_columns(Household.id))
 
     def concerned(self, *conditions: ColumnElement[bool]) -> list[Select]:
         return [
@@ -221,6 +263,43 @@ class HouseholdSubject(SubjectStore):
             return None
         await session.refresh(household, ["members"])
         return SubjectSummary(await self.name(session, submission), members=len(household.members))
+
+    async def members(self, session: AsyncSession, submission: Submission) -> list[SubjectMember]:
+        if submission.household_id is None:
+            return []
+        rows = await household_members(session, submission.household_id)
+        return [SubjectMember(m.full_name, m.birth_year, m.relation) for m in rows]
+
+    async def others_listed(self, session: AsyncSession, person_id: int) -> int:
+        households = households_of(person_id).with_only_columns(Household.id)
+        count = await session.scalar(
+            select(func.count())
+            .select_from(HouseholdMember)
+            .where(HouseholdMember.household_id.in_(households), HouseholdMember.relation != "head")
+        )
+        return count or 0
+
+    async def forget(self, session: AsyncSession, person_id: int) -> Forgotten:
+        """The households they head or registered go, members and all; a head they typed in
+        themselves and who has no account is erased with them. A household a branch leader
+        registered for someone else stays with that someone."""
+        households = list(await session.scalars(households_of(person_id)))
+        if not households:
+            return Forgotten()
+        forgotten = Forgotten()
+        for household in households:
+            head = await typed_in_head(session, household, person_id)
+            if head is not None:
+                forgotten.people.append(head)
+        ids = [h.id for h in households]
+        forgotten.names = [p.full_name for p in forgotten.people] + list(
+            await session.scalars(select(HouseholdMember.full_name).where(HouseholdMember.household_id.in_(ids)))
+        )
+        await session.execute(delete(HouseholdMember).where(HouseholdMember.household_id.in_(ids)))
+        await session.execute(delete(Household).where(Household.id.in_(ids)))
+        for household in households:
+            session.expunge(household)
+        return forgotten
 
     async def registrant(self, session: AsyncSession, submission: Submission) -> int | None:
         household = await session.get(Household, submission.household_id) if submission.household_id else None
@@ -363,6 +442,32 @@ async def registration_of(
             subject_store(kind).owned_by(person_id),
         )
     )
+
+
+def detach(submission: Submission) -> None:
+    """Cut a submission from its subject, whatever its kind: the row stays, about no one."""
+    for column in fields(SubjectRef):
+        setattr(submission, column.name, None)
+
+
+async def forget(session: AsyncSession, person_id: int) -> Forgotten:
+    """What every kind removes of a person deleting their data (their submissions detached first)."""
+    forgotten = Forgotten()
+    for store in stores():
+        forgotten.add(await store.forget(session, person_id))
+    return forgotten
+
+
+async def others_listed(session: AsyncSession, person_id: int) -> int:
+    """How many people the person's subjects list besides their heads (a household's members)."""
+    return sum([await store.others_listed(session, person_id) for store in stores()])
+
+
+async def subject_members(session: AsyncSession, submission: Submission) -> list[SubjectMember]:
+    """Who the subject lists, in order; none once anonymised."""
+    if submission.anonymised_at is not None:
+        return []
+    return await subject_store(submission.subject_kind).members(session, submission)
 
 
 async def owners(session: AsyncSession, submission: Submission) -> list[int]:
