@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import local_date
-from bot.flows.drafts import D, Draft, RegistrationDraft
+from bot.flows.drafts import D, DeclarationDraft, Draft, RegistrationDraft
 from bot.i18n import Translator, get_translator
 from bot.messages import Choice, Incoming, Kind, Outgoing
 from bot.storage.evidence import CleanPhoto
@@ -93,8 +93,9 @@ class Context:
     def stop_acting(self) -> str:
         """Leave proxy mode; returns the name of the person acted for."""
         name = self.proxy_subject.full_name if self.proxy_subject is not None else ""
-        self.drop("for", "proxy_consent", "sub", "item", "return_summary")
+        self.drop("for", "proxy_consent")
         self.forget(RegistrationDraft)
+        self.keep(self.draft(DeclarationDraft).left())
         self.proxy_subject = None
         return name
 
@@ -116,13 +117,15 @@ class Context:
 
     def draft(self, kind: type[D]) -> D:
         """This flow's draft (empty when it has none yet)."""
-        return kind.from_json(self.conv.data.get(kind.KEY))
+        return kind.read(self.conv.data)
 
     def keep(self, draft: Draft) -> None:
-        self.set(**{draft.KEY: draft.to_json()})
+        entries = draft.entries()
+        self.conv.data = {k: v for k, v in self.conv.data.items() if k not in entries} | draft.written()
+        flag_modified(self.conv, "data")
 
     def forget(self, kind: type[Draft]) -> None:
-        self.drop(kind.KEY)
+        self.drop(*kind.entries())
 
     def say(self, text: str) -> None:
         self.replies.append(Outgoing(text=text))

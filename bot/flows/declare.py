@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from bot.domain.criteria import CriteriaSet, Item, Level
@@ -24,6 +24,7 @@ from bot.flows.common import (
     with_proxy_banner,
 )
 from bot.flows.context import Context, Input
+from bot.flows.drafts import DeclarationDraft, KeptPhoto, TypedNote
 from bot.flows.matching import match_choices
 from bot.flows.router import Router
 from bot.flows.season import closed_text, season_of_campaign, state_deadline_line
@@ -63,20 +64,20 @@ PHOTO_ERROR_KEYS = {
 
 async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
     """The submission this conversation is declaring, if it is still the person's and editable."""
-    submission = await my_submission(ctx, ctx.data.get("sub"))
+    decl = ctx.draft(DeclarationDraft)
+    submission = await my_submission(ctx, decl.sub)
     if submission is None:
         ctx.say(ctx.t("decl.lost"))
         ctx.goto(Start.MENU)
         return None
     if State(submission.state) not in EDITABLE:
         ctx.say(ctx.t("decl.not_editable", reference=submission.reference, state=state_label(ctx, submission.state)))
-        ctx.drop("sub", "item", "return_summary")
+        ctx.keep(decl.left())
         ctx.goto(Start.MENU)
         return None
-    closes = ctx.data.get("_closes")
     if (
-        closes
-        and ctx.today.isoformat() > closes
+        decl.closes
+        and ctx.today.isoformat() > decl.closes
         and submission.state in (State.REGISTERED.value, State.DECLARING.value)
     ):
         # After the self-assessment deadline a "closed" commune takes no more work on it (a
@@ -85,7 +86,7 @@ async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
         season = await season_of_campaign(ctx, submission.campaign_id)
         if season is not None and season.policy == "closed" and season.passed("self_declaration", ctx.today):
             ctx.say(await closed_text(ctx, season, "self_declaration"))
-            ctx.drop("sub", "item", "return_summary", "_closes")
+            ctx.keep(replace(decl.left(), closes=None))
             ctx.goto(Start.MENU)
             return None
     return submission, await criteria_of(ctx, submission)
@@ -94,10 +95,10 @@ async def _current(ctx: Context) -> tuple[Submission, CriteriaSet] | None:
 async def _remember_closing(ctx: Context, submission: Submission) -> None:
     """Keep the day the declaration closes (a "closed" commune only) for `_current` to check."""
     season = await season_of_campaign(ctx, submission.campaign_id)
+    closes = None
     if season is not None and season.policy == "closed" and "self_declaration" in season.deadlines:
-        ctx.set(_closes=season.deadlines["self_declaration"].isoformat())
-    elif ctx.data.get("_closes"):
-        ctx.drop("_closes")
+        closes = season.deadlines["self_declaration"].isoformat()
+    ctx.keep(replace(ctx.draft(DeclarationDraft), closes=closes))
 
 
 async def _with_deadline(ctx: Context, submission: Submission, text: str) -> str:
@@ -118,6 +119,14 @@ def with_submission(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitab
             await fn(ctx, *args, *current)
 
     return run
+
+
+def _item_id(ctx: Context) -> str:
+    """The item at hand: set before the item, photo and removal steps are reached."""
+    item = ctx.draft(DeclarationDraft).item
+    if item is None:
+        raise KeyError("item")
+    return item
 
 
 def _short(text: str) -> str:
@@ -147,32 +156,27 @@ async def _first_unanswered(
 async def _open(ctx: Context, submission: Submission) -> None:
     """Go to where this submission's declaration stands: the first open item, or the summary."""
     criteria_set = await criteria_of(ctx, submission)
-    ctx.set(sub=submission.id)
-    ctx.drop("return_summary")
+    ctx.keep(replace(ctx.draft(DeclarationDraft), sub=submission.id, return_summary=False))
     await _remember_closing(ctx, submission)
     item = await _first_unanswered(ctx, submission, criteria_set)
     if item is None or submission.state == State.NEEDS_INFO.value:
         ctx.goto(Decl.SUMMARY)
     else:
-        ctx.set(item=item.id, _deadline=True)  # the first question shown says the deadline
+        # The first question shown says the deadline.
+        ctx.keep(replace(ctx.draft(DeclarationDraft), item=item.id, deadline=True))
         ctx.goto(Decl.ITEM)
 
 
 async def _advance(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     """After an item: back to the summary when editing, else the next unanswered item."""
-    if ctx.data.get("return_summary"):
-        ctx.drop("return_summary", "item")
+    decl = ctx.draft(DeclarationDraft)
+    if decl.return_summary:
+        ctx.keep(replace(decl, return_summary=False, item=None))
         ctx.goto(Decl.SUMMARY)
         return
-    ids = [item.id for item in criteria_set.items]
-    current = ids.index(ctx.data["item"]) if ctx.data.get("item") in ids else -1
-    item = await _first_unanswered(ctx, submission, criteria_set, after=current)
-    if item is None:
-        ctx.drop("item")
-        ctx.goto(Decl.SUMMARY)
-    else:
-        ctx.set(item=item.id)
-        ctx.goto(Decl.ITEM)
+    item = await _next_item(ctx, submission, criteria_set)
+    ctx.keep(replace(decl, item=item.id if item is not None else None))
+    ctx.goto(Decl.SUMMARY if item is None else Decl.ITEM)
 
 
 @router.command("bosung", "answer", english="answer", help_key=N_("help.cmd.answer"))
@@ -183,8 +187,7 @@ async def cmd_answer(ctx: Context, args: str) -> None:
         ctx.say(ctx.t("decl.no_request"))
         ctx.goto(Start.MENU)
         return
-    ctx.set(sub=waiting[0].id)
-    ctx.drop("item", "return_summary")
+    ctx.keep(replace(ctx.draft(DeclarationDraft).left(), sub=waiting[0].id))
     ctx.goto(Decl.SUMMARY)
 
 
@@ -258,7 +261,7 @@ def _item_heading(ctx: Context, criteria_set: CriteriaSet, item: Item) -> str:
 @router.prompt(Decl.ITEM)
 @with_submission
 async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
-    item = criteria_set.item(ctx.data["item"])
+    item = criteria_set.item(_item_id(ctx))
     criterion = criteria_set.criterion_of(item.id)
     lines = [
         _item_heading(ctx, criteria_set, item),
@@ -284,8 +287,9 @@ async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaS
     if photos:
         choices.append(Choice("remove_photo", ctx.t("decl.remove_photo")))  # last: numbers above stay
     text = "\n".join(lines)
-    if ctx.data.get("_deadline"):
-        ctx.drop("_deadline")
+    decl = ctx.draft(DeclarationDraft)
+    if decl.deadline:
+        ctx.keep(replace(decl, deadline=False))
         text = await _with_deadline(ctx, submission, text)
     ctx.ask(with_proxy_banner(ctx, text), choices)
 
@@ -335,11 +339,11 @@ async def _attach_input(ctx: Context, submission: Submission, item_id: str, inp:
 def _drop_pending_photo(ctx: Context, keep_path: str | None = None) -> None:
     """Forget a photo kept at the summary that was never attached, and remove its file once this
     message has committed, unless an evidence row uses the same file."""
-    pending = ctx.data.get("pending_photo")
-    if not pending:
+    decl = ctx.draft(DeclarationDraft)
+    if decl.pending_photo is None:
         return
-    ctx.drop("pending_photo")
-    path = pending["blob"]["path"]
+    ctx.keep(replace(decl, pending_photo=None))
+    path = decl.pending_photo.stored.path
     if path == keep_path:
         return
     app = ctx.app
@@ -359,7 +363,7 @@ def _photo_refused(ctx: Context, inp: Input) -> None:
 @router.handle(Decl.ITEM, photos=True)
 @with_submission
 async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
-    item = criteria_set.item(ctx.data["item"])
+    item = criteria_set.item(_item_id(ctx))
     if inp.kind == Kind.PHOTO:
         answered = item.id in await answers_of(ctx.session, submission.id)
         if answered or Level.ACHIEVED not in item.levels:
@@ -396,9 +400,9 @@ async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set
         if answer is not None:
             ctx.say(_add_note(ctx, answer, inp.text or ""))
         else:
-            pending = ctx.data.get("_note") or {}
-            text = ((pending.get("text") or "") + "\n" if pending.get("item") == item.id else "") + (inp.text or "")
-            ctx.set(_note={"item": item.id, "text": text[:MAX_NOTE]})
+            decl = ctx.draft(DeclarationDraft)
+            before = decl.note.text + "\n" if decl.note is not None and decl.note.item == item.id else ""
+            ctx.keep(replace(decl, note=TypedNote(item.id, (before + (inp.text or ""))[:MAX_NOTE])))
             ctx.say(ctx.t("decl.note_kept"))
         ctx.again()
     else:
@@ -409,7 +413,7 @@ async def on_item(ctx: Context, inp: Input, submission: Submission, criteria_set
 @with_submission
 async def ask_remove_photo(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     """The item's photos, each shown with its number, to take a wrong one away."""
-    item_id = ctx.data["item"]
+    item_id = _item_id(ctx)
     rows = await item_photos(ctx.session, submission.id, item_id)
     if not rows:
         ctx.goto(Decl.ITEM)
@@ -427,7 +431,7 @@ async def ask_remove_photo(ctx: Context, submission: Submission, criteria_set: C
 @router.handle(Decl.REMOVE_PHOTO)
 @with_submission
 async def on_remove_photo(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
-    item_id = ctx.data["item"]
+    item_id = _item_id(ctx)
     if inp.choice == "back":
         ctx.goto(Decl.ITEM)
         return
@@ -468,23 +472,25 @@ async def _save_level(ctx: Context, submission: Submission, criteria_set: Criter
         actor_person_id=ctx.person.id if ctx.person else None,
         now=ctx.now,
     )
-    pending = ctx.data.get("_note")
-    if pending and pending.get("item") == item.id:
-        ctx.drop("_note")
+    decl = ctx.draft(DeclarationDraft)
+    if decl.note is not None and decl.note.item == item.id:
+        ctx.keep(replace(decl, note=None))
         answer = (await answers_of(ctx.session, submission.id))[item.id]
-        _add_note(ctx, answer, pending["text"])
+        _add_note(ctx, answer, decl.note.text)
 
 
 async def _next_item(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> Item | None:
+    """The first unanswered item after the current one (from the start without one)."""
     ids = [item.id for item in criteria_set.items]
-    current = ids.index(ctx.data["item"]) if ctx.data.get("item") in ids else -1
+    at = ctx.draft(DeclarationDraft).item
+    current = ids.index(at) if at in ids else -1
     return await _first_unanswered(ctx, submission, criteria_set, after=current)
 
 
 @router.prompt(Decl.PHOTOS)
 @with_submission
 async def ask_photos(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
-    item = criteria_set.item(ctx.data["item"])
+    item = criteria_set.item(_item_id(ctx))
     count = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
     limit = ctx.app.settings.max_photos_per_item
     if count == 0:
@@ -500,7 +506,7 @@ async def ask_photos(ctx: Context, submission: Submission, criteria_set: Criteri
 @router.handle(Decl.PHOTOS, photos=True)
 @with_submission
 async def on_photos(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
-    item = criteria_set.item(ctx.data["item"])
+    item = criteria_set.item(_item_id(ctx))
     limit = ctx.app.settings.max_photos_per_item
     if inp.kind == Kind.PHOTO:
         created = await _attach_input(ctx, submission, item.id, inp)
@@ -517,13 +523,14 @@ async def on_photos(ctx: Context, inp: Input, submission: Submission, criteria_s
         await _advance(ctx, submission, criteria_set)
         return
     if inp.text and inp.choice is None:
-        following = None if ctx.data.get("return_summary") else await _next_item(ctx, submission, criteria_set)
+        editing = ctx.draft(DeclarationDraft).return_summary
+        following = None if editing else await _next_item(ctx, submission, criteria_set)
         if following is not None:
             # The next item's answer ("Đạt", "chưa đạt"…) means this item's photos are done.
             levels = [Choice(level.value, level_label(ctx, level.value)) for level in following.levels]
             found = match_choices(inp.text, levels, partial=False)
             if found:
-                ctx.set(item=following.id)
+                ctx.keep(replace(ctx.draft(DeclarationDraft), item=following.id))
                 ctx.say(ctx.t("decl.next_item_answered", id=following.id, level=found[0].label))
                 await on_item(ctx, Input(Kind.CHOICE, choice=found[0].value, text=inp.text))
                 return
@@ -629,7 +636,7 @@ async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_
         # Keep the photo and ask which item it belongs to, rather than asking to send it again.
         blob = await ctx.app.evidence.save(inp.photo)
         _drop_pending_photo(ctx, keep_path=blob.path)  # one left from an earlier visit
-        ctx.set(pending_photo={"blob": asdict(blob), "message_id": ctx.msg.message_id})
+        ctx.keep(replace(ctx.draft(DeclarationDraft), pending_photo=KeptPhoto(asdict(blob), ctx.msg.message_id)))
         ctx.say(ctx.t("decl.photo_pick_item_first"))
         ctx.goto(Decl.PICK_ITEM)
         return
@@ -645,7 +652,7 @@ async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_
             if item is None:
                 ctx.again()
                 return
-            ctx.set(item=item.id)
+            ctx.keep(replace(ctx.draft(DeclarationDraft), item=item.id))
             ctx.goto(Decl.ITEM)
         case "review":
             ctx.say(await _review_text(ctx, submission, criteria_set))
@@ -655,7 +662,7 @@ async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_
             ctx.goto(Decl.PICK_ITEM)
         case "later":
             ctx.say(ctx.t("decl.paused"))
-            ctx.drop("item", "return_summary")
+            ctx.keep(replace(ctx.draft(DeclarationDraft), item=None, return_summary=False))
             ctx.goto(Start.MENU)
         case _:
             ctx.retry("decl.pick_summary")
@@ -706,7 +713,7 @@ async def on_confirm_submit(ctx: Context, inp: Input) -> None:
         note=None,
         now=ctx.now,
     )
-    ctx.drop("sub", "item", "return_summary")
+    ctx.keep(ctx.draft(DeclarationDraft).left())
     ctx.say(ctx.t("decl.submitted", reference=submission.reference, score=submission.score))
     if late and season is not None:
         submission.late = True
@@ -767,11 +774,12 @@ async def on_pick_item(ctx: Context, inp: Input, submission: Submission, criteri
     if chosen not in ids:
         ctx.retry("decl.pick_item_again")
         return
-    ctx.set(item=chosen, return_summary=True)
-    pending = ctx.data.get("pending_photo")
-    if pending:
-        if await _attach(ctx, submission, chosen, StoredBlob(**pending["blob"]), pending["message_id"]):
-            ctx.drop("pending_photo")
+    decl = replace(ctx.draft(DeclarationDraft), item=chosen, return_summary=True)
+    ctx.keep(decl)
+    pending = decl.pending_photo
+    if pending is not None:
+        if await _attach(ctx, submission, chosen, pending.stored, pending.message_id):
+            ctx.keep(replace(ctx.draft(DeclarationDraft), pending_photo=None))
             ctx.say(ctx.t("decl.photo_attached_to", id=chosen))
         else:
             _drop_pending_photo(ctx)  # refused (item full), or already on it: its file goes if unused

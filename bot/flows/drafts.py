@@ -1,13 +1,16 @@
 """Typed drafts: a flow's answers so far, kept in the conversation as plain dicts.
 
-The registration draft lives here rather than in its flow because the cancel and proxy code
-discard it too (and `Context` cannot import the flows).
+The registration and declaration drafts live here rather than in their flows because the cancel,
+menu and proxy code read or discard them too (and `Context` cannot import the flows).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Self, TypeVar
+
+from bot.storage.evidence import StoredBlob
 
 
 @dataclass
@@ -31,9 +34,23 @@ R = TypeVar("R", bound=Record)
 class Draft(Record):
     """A flow's answers so far, typed: subclass as a dataclass with defaults and a `KEY`, the one
     entry of the conversation it lives under (so flows neither share nor clear each other's
-    fields)."""
+    fields). One kept over several entries says so in `entries`, `read` and `written`."""
 
     KEY: ClassVar[str]
+
+    @classmethod
+    def entries(cls) -> tuple[str, ...]:
+        """The conversation's entries the draft occupies (forgetting it removes them)."""
+        return (cls.KEY,)
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> Self:
+        """The draft from the conversation's entries (empty when it has none yet)."""
+        return cls.from_json(data.get(cls.KEY))
+
+    def written(self) -> dict[str, Any]:
+        """The entries to store; those of `entries()` not given here are removed."""
+        return {self.KEY: self.to_json()}
 
 
 D = TypeVar("D", bound=Draft)
@@ -92,3 +109,71 @@ class RegistrationDraft(Draft):
         if self.member is None:
             raise ValueError("no household member at hand")
         return self.member
+
+
+@dataclass
+class KeptPhoto(Record):
+    """A photo sent at the summary before its item was picked: already on disk, not yet evidence."""
+
+    blob: dict[str, Any] = field(default_factory=dict)  # the StoredBlob's fields
+    message_id: str | None = None
+
+    @property
+    def stored(self) -> StoredBlob:
+        return StoredBlob(**self.blob)
+
+
+@dataclass
+class TypedNote(Record):
+    """A note typed at an item's level question before any level: saved with the level."""
+
+    item: str = ""
+    text: str = ""
+
+
+@dataclass
+class DeclarationDraft(Draft):
+    """Where a declaration stands: the submission at hand and its current item, whether editing
+    returns to the summary, and what waits for a next step.
+
+    Stored flat, each field an entry of the conversation itself under the name the untyped
+    entries had: the engine's load query (bot/storage/deliveries.py) joins the submission on the
+    top-level "sub" to save a query per step, and conversations under way carry on as they are."""
+
+    KEY: ClassVar[str] = "sub"  # the entry the engine's load query reads
+    # Entries named otherwise than their field (the leading "_": bookkeeping, not an answer).
+    STORED: ClassVar[dict[str, str]] = {"note": "_note", "deadline": "_deadline", "closes": "_closes"}
+    sub: int | None = None
+    item: str | None = None
+    return_summary: bool = False  # the item was picked at the summary: back there when done
+    pending_photo: KeptPhoto | None = None
+    note: TypedNote | None = None
+    deadline: bool = False  # the next item question shown also says the deadline
+    closes: str | None = None  # a "closed" commune's last day (ISO), kept to spare a query per step
+
+    @classmethod
+    def _names(cls) -> dict[str, str]:
+        return {f.name: cls.STORED.get(f.name, f.name) for f in fields(cls)}
+
+    @classmethod
+    def entries(cls) -> tuple[str, ...]:
+        return tuple(cls._names().values())
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> Self:
+        draft = cls.from_json({name: data[key] for name, key in cls._names().items() if key in data})
+        if draft.pending_photo is not None:
+            draft.pending_photo = KeptPhoto.from_json(draft.pending_photo)
+        if draft.note is not None:
+            draft.note = TypedNote.from_json(draft.note)
+        return draft
+
+    def written(self) -> dict[str, Any]:
+        data = self.to_json()  # the photo and note whole (a photo's message id even when None)
+        # Flags are stored only while set, as before.
+        return {key: data[name] for name, key in self._names().items() if name in data and data[name] is not False}
+
+    def left(self) -> Self:
+        """The draft once the submission at hand is left: no submission, item or way back to the
+        summary (the menu, registration and the end of proxy mode leave it)."""
+        return replace(self, sub=None, item=None, return_summary=False)

@@ -9,8 +9,10 @@ of the declaration to the previous item (or its photos).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.flows.context import Context, Input
-from bot.flows.drafts import RegistrationDraft
+from bot.flows.drafts import DeclarationDraft, RegistrationDraft
 from bot.flows.router import Router
 from bot.flows.start import show_help
 from bot.flows.states import Escape, Start
@@ -37,7 +39,7 @@ FREE_TEXT_HELP = {
 
 
 def _position(ctx: Context) -> list:
-    return [ctx.state, ctx.data.get("item")]
+    return [ctx.state, ctx.draft(DeclarationDraft).item]
 
 
 def _flow(state: str) -> str:
@@ -77,7 +79,7 @@ async def handle(ctx: Context, word: str) -> bool:
         state, item = trail[-1]
         ctx.set(**{TRAIL: trail})
         if item is not None:
-            ctx.set(item=item)
+            ctx.keep(replace(ctx.draft(DeclarationDraft), item=item))
         ctx.goto(state)
         return True
     ctx.set(_cancel_from=ctx.state)
@@ -131,7 +133,7 @@ async def on_cancel(ctx: Context, inp: Input) -> None:
             ctx.forget(RegistrationDraft)  # the draft is what cancelling a registration discards
             ctx.say(ctx.t("reg.cancelled"))
         else:
-            ctx.drop("return_summary", "pending_photo")
+            ctx.keep(replace(ctx.draft(DeclarationDraft), return_summary=False, pending_photo=None))
             ctx.say(ctx.t("escape.cancelled_other"))
         ctx.goto(Start.MENU)
     elif inp.choice == "no":

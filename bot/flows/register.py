@@ -15,7 +15,7 @@ from bot.domain.subjects import SubjectKind, subject_kind
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
 from bot.flows.consent import controller_for, shown_text
 from bot.flows.context import Context, Input
-from bot.flows.drafts import MemberDraft, RegistrationDraft
+from bot.flows.drafts import DeclarationDraft, MemberDraft, RegistrationDraft
 from bot.flows.router import Router
 from bot.flows.season import closed_text, registration_line, registration_season, season_of_campaign
 from bot.flows.states import Decl, Escape, Reg, Start
@@ -725,7 +725,7 @@ async def _finalize(ctx: Context) -> None:
     if submission.household_id is not None:
         await _record_guardians(ctx, draft, person, submission.household_id)
     ctx.forget(RegistrationDraft)
-    ctx.set(sub=submission.id)
+    ctx.keep(replace(ctx.draft(DeclarationDraft), sub=submission.id))
     ctx.say(ctx.t("reg.done", reference=submission.reference, title=title_name(ctx, criteria_set)))
     if late and season is not None:
         submission.late = True

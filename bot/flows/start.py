@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.domain.lifecycle import EDITABLE, State
 from bot.domain.roles import Role
 from bot.flows.common import editable_submissions, my_submissions
 from bot.flows.consent import consent_notice, controller_for, give
 from bot.flows.context import Context, Input
+from bot.flows.drafts import DeclarationDraft
 from bot.flows.guards import has_role, staff_menu_choices
 from bot.flows.router import Router
 from bot.flows.states import Decl, Invite, Reg, Start, Status
@@ -139,13 +142,13 @@ async def ask_menu(ctx: Context) -> None:
 async def on_menu(ctx: Context, inp: Input) -> None:
     match inp.choice:
         case "register":
-            ctx.drop("sub", "item", "return_summary")
+            ctx.keep(ctx.draft(DeclarationDraft).left())
             ctx.goto(Reg.TITLE)
         case "declare":
             ctx.goto(Decl.CHOOSE)
         case "answer_request":
             needs_info = [s for s in await editable_submissions(ctx) if s.state == State.NEEDS_INFO.value]
-            ctx.set(sub=needs_info[0].id)
+            ctx.keep(replace(ctx.draft(DeclarationDraft), sub=needs_info[0].id))
             ctx.goto(Decl.SUMMARY)
         case "status":
             ctx.goto(Status.SHOW)

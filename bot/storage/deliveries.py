@@ -22,9 +22,10 @@ from bot.storage.submissions import hold
 
 async def load_conversation(session: AsyncSession, channel: str, user_id: str, message_id: str | None) -> Row | None:
     """The account, its conversation, its person, the processed-message row when this message
-    was handled before (or NULL), and the submission the conversation is on (its "sub"), in one
-    query; None for someone unknown. The submission is kept in the session for the transaction,
-    so the flows find it there instead of querying again (they still check whose it is)."""
+    was handled before (or NULL), and the submission the conversation is on (its top-level "sub",
+    where the declaration's draft keeps it: bot/flows/drafts.py), in one query; None for someone
+    unknown. The submission is kept in the session for the transaction, so the flows find it
+    there instead of querying again (they still check whose it is)."""
     query = (
         select(ChannelAccount, Conversation, Person, ProcessedMessage if message_id else null(), Submission)
         .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
