@@ -57,3 +57,18 @@ async def test_a_typical_step_is_one_small_transaction_and_a_mark(person, suite_
     # Nothing written that the step did not change (the account's last message time is kept for
     # a few minutes; the person, the account and the submission's state are untouched).
     assert step.count("UPDATE") == 1 and step.count("INSERT") == 1, step
+
+
+async def test_the_menu_reads_roles_and_applications_once(person, suite_app):
+    """The menu asks for each staff role in turn (leader, officer, province): one read of the
+    person's grants serves them all within the step."""
+    hoa = person("hoa")
+    await register_citizen(hoa)
+    counted = Statements(suite_app.engine)
+    turn = await hoa.says("/menu")
+    assert turn.choices
+    step, mark = counted.transactions
+    reads = [statement for statement in step if statement == "SELECT"]
+    # the load, the person's applications, their roles
+    assert len(reads) <= 3, step
+    assert mark == ["UPDATE"]

@@ -38,8 +38,9 @@ from bot.storage.models import (
     RoleGrant,
     SubmissionEvent,
 )
+from bot.storage.people import grants_changed
 from bot.storage.subjects import detach, forget, others_listed, submissions_for_person
-from bot.storage.submissions import ANSWERS_READ
+from bot.storage.submissions import ANSWERS_READ, PHOTOS_READ
 from bot.storage.thumbs import sweep_thumbnails
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         hashes += [e.sha256 for e in evidence]
         result.answers += affected(await session.execute(delete(Answer).where(Answer.submission_id == submission.id)))
         session.info.get(ANSWERS_READ, {}).pop(submission.id, None)  # what this transaction read is gone
+        session.info.get(PHOTOS_READ, {}).pop(submission.id, None)
         await session.execute(delete(Evidence).where(Evidence.submission_id == submission.id))
         await session.execute(
             update(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).values(note=None)
@@ -155,6 +157,7 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
     await session.execute(
         update(RoleGrant).where(RoleGrant.person_id == person.id, RoleGrant.revoked_at.is_(None)).values(revoked_at=now)
     )
+    grants_changed(session, person.id)
 
     accounts = list(await session.scalars(select(ChannelAccount).where(ChannelAccount.person_id == person.id)))
     account_ids = [a.id for a in accounts]

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import OrgUnit, Person, RoleGrant
-from bot.storage.people import Role, live_grants
+from bot.storage.people import Role, grants_changed, live_grants
 
 log = logging.getLogger(__name__)
 
@@ -74,5 +74,6 @@ async def revoke_grant(session: AsyncSession, grant_id: int, by_person_id: int |
     grant.revoked_at = now
     grant.revoked_by_person_id = by_person_id
     await session.flush()
+    grants_changed(session, grant.person_id)
     log.info("role grant %s (%s) removed by person %s", grant.id, grant.role, by_person_id)
     return grant

@@ -9,7 +9,10 @@ from sqlalchemy import ColumnElement, Select, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.roles import Role as Role  # the grants stored here are of these roles
+from bot.storage.core import transaction_memo
 from bot.storage.models import ChannelAccount, Household, HouseholdMember, OrgUnit, Person, RoleGrant
+
+GRANTS = "grants"  # transaction memo: person id -> live grants
 
 # The org-unit kind a role's scope must be.
 SCOPE_KIND = {
@@ -223,13 +226,25 @@ async def grant_role(
     )
     session.add(grant)
     await session.flush()
+    grants_changed(session, person.id)
     return grant
 
 
 async def live_grants(session: AsyncSession, person_id: int) -> list[RoleGrant]:
-    return list(
-        await session.scalars(select(RoleGrant).where(RoleGrant.person_id == person_id, RoleGrant.revoked_at.is_(None)))
-    )
+    """A person's roles, read once per transaction (the menu asks for each role in turn)."""
+    known = transaction_memo(session, GRANTS)
+    if person_id not in known:
+        known[person_id] = list(
+            await session.scalars(
+                select(RoleGrant).where(RoleGrant.person_id == person_id, RoleGrant.revoked_at.is_(None))
+            )
+        )
+    return known[person_id]
+
+
+def grants_changed(session: AsyncSession, person_id: int) -> None:
+    """Read this person's roles again (one was granted or revoked in this transaction)."""
+    transaction_memo(session, GRANTS).pop(person_id, None)
 
 
 async def branch_ids_in_scope(session: AsyncSession, person_id: int, role: Role | str) -> set[int] | None:
