@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from bot.storage.models import (
     Answer,
     ChannelAccount,
+    Conversation,
     Evidence,
     Household,
     Person,
@@ -181,3 +182,25 @@ async def test_proxy_refused_until_the_person_agreed(engine):
     await lan.taps("Đăng ký người mới")
     turn = await lan.taps("Chưa hỏi")
     assert turn.text.startswith("Bạn hỏi ý người đó trước, khi họ đồng ý thì gõ /lamho nhé.")
+
+
+async def test_ending_proxy_mode_leaves_nothing_of_the_other_persons_declaration(engine, person, suite_app):
+    """A note typed (or a photo kept) while acting for someone stays with that person's
+    application: back at the leader's own menu, none of it is left in the conversation."""
+    lan = await make_staff(engine, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
+    await lan.says("/lamho")
+    await lan.taps("Đăng ký người mới")
+    await lan.taps("Đã đồng ý")
+    await lan.taps("Công dân học tập")
+    await lan.says("Y Bih Niê")
+    await lan.says("1958")
+    turn = await lan.taps("Xác nhận")
+    assert "[Làm hộ: Y Bih Niê]" in turn
+    await lan.taps("Bắt đầu")
+    turn = await lan.says("ông đọc sách ở thư viện xã mỗi tuần")  # kept as a note on item 1
+    assert "ghi chú" in turn.text.lower()
+    turn = await lan.says("/menu")
+    assert "Đã xong việc làm hộ cho Y Bih Niê." in turn
+    async with suite_app.sessions() as session:
+        conv = await session.scalar(select(Conversation))
+    assert not {"for", "sub", "item", "_note", "pending_photo", "_closes", "_deadline"} & set(conv.data), conv.data

@@ -95,7 +95,9 @@ class Context:
         name = self.proxy_subject.full_name if self.proxy_subject is not None else ""
         self.drop("for", "proxy_consent")
         self.forget(RegistrationDraft)
-        self.keep(self.draft(DeclarationDraft).left())
+        # All of the other person's declaration goes: a note typed or a photo kept for them must
+        # not end up on the leader's own application.
+        self.forget(DeclarationDraft)
         self.proxy_subject = None
         return name
 
