@@ -10,11 +10,22 @@ and is read on in further trips, so a streamed export still holds at most one ba
 
 Used by `make_engine` through SQLAlchemy's `async_creator`: the dialect, its adapter and every
 guarantee of the driver (one thread per connection, statements in order) stay as they are.
+
+Writers take turns in the process, first come first served. Every transaction starts with
+`BEGIN IMMEDIATE` (see `db._sqlite_begin`), so only one can hold the database at a time; left to
+SQLite, the others wait in its busy handler, which sleeps and retries (1, 2, 5 … 100 ms), and
+under load some wait far longer than their turn. Here a connection first waits for the process's
+write turn (an asyncio lock per database file, FIFO) and holds it until it commits, rolls back or
+closes; SQLite's busy timeout still governs other processes on the same file. A turn not given
+within the busy timeout fails as SQLite would ("database is locked").
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
+import weakref
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +33,18 @@ from typing import Any
 import aiosqlite
 
 PREFETCH = 256
+TURN_TIMEOUT = 30.0  # as the connection's busy timeout
+
+# The write turn of each database file, per event loop (a lock belongs to one loop).
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def _turn(path: str) -> asyncio.Lock:
+    per_loop = _turns.setdefault(asyncio.get_running_loop(), {})
+    lock = per_loop.get(path)
+    if lock is None:
+        lock = per_loop[path] = asyncio.Lock()
+    return lock
 
 
 class OneTripCursor:
@@ -45,6 +68,9 @@ class OneTripCursor:
     async def execute(self, sql: str, parameters: Any = None) -> OneTripCursor:
         await self.close()
         conn = self._connection
+        begin = sql.startswith("BEGIN")
+        if begin:
+            await conn.take_turn()
 
         def run() -> tuple[Any, int, int | None, list[Any], sqlite3.Cursor | None]:
             cursor = conn._conn.cursor()
@@ -62,7 +88,12 @@ class OneTripCursor:
             cursor.close()
             return cursor.description, cursor.rowcount, cursor.lastrowid, rows, None
 
-        self.description, self.rowcount, self.lastrowid, rows, self._open = await conn._execute(run)
+        try:
+            self.description, self.rowcount, self.lastrowid, rows, self._open = await conn._execute(run)
+        except BaseException:
+            if begin:  # no transaction began: the turn goes to the next
+                conn._end_turn()
+            raise
         self._rows = deque(rows)
         return self
 
@@ -129,8 +160,45 @@ class OneTripCursor:
 
 
 class OneTripConnection(aiosqlite.Connection):
+    path = ""
+    _turn: asyncio.Lock | None = None  # held from BEGIN until commit, rollback or close
+
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
+
+    async def take_turn(self) -> None:
+        """Wait for the process's write turn on this file (kept until the transaction ends)."""
+        if self._turn is not None or self.path in ("", ":memory:"):
+            return
+        lock = _turn(self.path)
+        try:
+            await asyncio.wait_for(lock.acquire(), TURN_TIMEOUT)
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+        self._turn = lock
+
+    def _end_turn(self) -> None:
+        lock, self._turn = self._turn, None
+        if lock is not None:
+            lock.release()
+
+    async def commit(self) -> None:
+        try:
+            await super().commit()
+        finally:
+            self._end_turn()
+
+    async def rollback(self) -> None:
+        try:
+            await super().rollback()
+        finally:
+            self._end_turn()
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            self._end_turn()
 
 
 def connect(path: str, **kwargs: Any) -> OneTripConnection:
@@ -141,4 +209,5 @@ def connect(path: str, **kwargs: Any) -> OneTripConnection:
 
     connection = OneTripConnection(connector, 64)
     connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
+    connection.path = path if path == ":memory:" else os.path.abspath(path)
     return connection
