@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from bot.storage.models import Submission, WebLink, WebSession
+from bot.storage.models import Submission, SubmissionEvent, WebLink, WebSession
 from bot.storage.people import Role
 from bot.web.app import create_web_app
 from bot.web.auth import (
@@ -86,10 +86,15 @@ async def test_officer_signs_in_from_chat_and_approves_and_the_resident_is_notif
         # Without the CSRF token nothing is decided.
         refused = await client.post(f"/desk/a/{sub.id}", data={"decision": "approve", "version": str(sub.version)})
         assert refused.status_code == 403
-        done = await client.post(
-            f"/desk/a/{sub.id}",
-            data={"decision": "approve", "version": str(sub.version), "csrf": csrf_of(page.text), "note": ""},
-        )
+        # The commune's rule, as in chat: before the branch has reviewed it (and before the
+        # branch's deadline), the commune decides only with a reason, asked beside the decision.
+        assert "Hồ sơ CD-2026-000001 chưa được chi hội xét." in page.text and 'name="override"' in page.text
+        form = {"decision": "approve", "version": str(sub.version), "csrf": csrf_of(page.text), "note": ""}
+        again = await client.post(f"/desk/a/{sub.id}", data=form)
+        assert again.status_code == 400 and "ghi lý do xã quyết định ngay" in again.text
+        again = await client.post(f"/desk/a/{sub.id}", data={**form, "override": "gấp"})
+        assert again.status_code == 400 and "Lý do hơi ngắn" in again.text
+        done = await client.post(f"/desk/a/{sub.id}", data={**form, "override": "Chi hội đã họp, biên bản gửi xã sau"})
         assert done.status_code == 303
         after = await client.get(done.headers["location"])
         assert "Đã công nhận hồ sơ CD-2026-000001" in after.text
@@ -98,6 +103,8 @@ async def test_officer_signs_in_from_chat_and_approves_and_the_resident_is_notif
     assert rendered(rows[0]).text.startswith("Chúc mừng") or "CD-2026-000001" in rendered(rows[0]).text
     async with app.sessions() as session:
         assert (await session.get(Submission, sub.id)).state == "approved"
+        decided = await session.scalar(select(SubmissionEvent).where(SubmissionEvent.to_state == "approved"))
+        assert decided.override_reason == "Chi hội đã họp, biên bản gửi xã sau"
 
 
 async def test_a_link_works_once_and_sign_out_everywhere_ends_sessions(chat, flow, app):

@@ -92,6 +92,7 @@ LINK = re.compile(r"https?://[^/\s]+(/desk/in/[A-Za-z0-9_-]+)")
 
 async def test_sign_in_from_chat_review_approve_and_refuse_out_of_scope(engine, person, suite_app, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     app = suite_app
     hoa = person("hoa")
@@ -178,8 +179,19 @@ async def test_sign_in_from_chat_review_approve_and_refuse_out_of_scope(engine, 
             assert width <= PHONE[0] + 1  # nothing wider than a phone screen
             await run(driver.set_window_size, *DESKTOP)
 
-            # Approve with the a shortcut (approving needs no reason).
+            # Approve with the a shortcut. Approving needs no reason, but the branch has not
+            # reviewed it yet: the commune's reason box takes the focus, Ctrl+Enter sends.
+            assert "chưa được chi hội xét" in await run(text)
             await run(lambda: driver.find_element(By.TAG_NAME, "body").send_keys("a"))
+            for _ in range(50):
+                focused = await run(driver.execute_script, "return document.activeElement.id")
+                if focused == "override":
+                    break
+                await asyncio.sleep(0.1)
+            assert focused == "override"
+            box = await run(driver.find_element, By.ID, "override")
+            await run(box.send_keys, "Chi hội đã họp, biên bản gửi xã sau")
+            await run(box.send_keys, Keys.CONTROL, Keys.ENTER)
             done = await shows("Đã công nhận hồ sơ CD-2026-000001 (Nguyễn Thị Hoa).")
             assert "Không có hồ sơ nào phù hợp." in done
         finally:

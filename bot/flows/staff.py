@@ -24,6 +24,7 @@ from bot.i18n import N_
 from bot.messages import Choice, Outgoing
 from bot.review.decisions import (
     OFFERED,
+    OVERRIDE_MIN,
     AwaitingBranch,
     Conflict,
     Decision,
@@ -836,7 +837,7 @@ async def on_override(ctx: Context, inp: Input) -> None:
         ctx.goto(Review.VIEW)
         return
     reason = (inp.text or "").strip()
-    if len(reason) < 5:
+    if len(reason) < OVERRIDE_MIN:
         ctx.retry("rv.override.too_short")
         return
     note, rv.pending_note = rv.pending_note, None

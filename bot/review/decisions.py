@@ -46,6 +46,8 @@ TARGET = {
 }
 ACTOR = {Role.LEADER: Actor.BRANCH, Role.OFFICER: Actor.COMMUNE}
 COMMUNE_DECISIONS = (Decision.APPROVE, Decision.REJECT)
+# The shortest reason the commune may give for deciding before the branch (kept in the audit trail).
+OVERRIDE_MIN = 5
 # Decisions each reviewing role may take (the lifecycle table decides from which states).
 OFFERED = {
     Role.LEADER: (Decision.RECOMMEND, Decision.NOT_RECOMMEND, Decision.NEEDS_INFO),
@@ -197,8 +199,8 @@ async def decide(
         # Decided, sent back or withdrawn by someone else in the meantime.
         raise Conflict(submission, await last_event(session, submission.id)) from exc
     check(submission.state, TARGET[decision], ACTOR[role], note)  # a missing required note
-    # The commune's rule (branch first, or an override with a reason): applied where the caller
-    # offers the override (chat); the browser desk does not ask for a reason yet.
+    # The commune's rule (branch first, or an override with a reason), where the caller offers the
+    # override: the chat and the review desk both do.
     waiting = await awaiting_branch(session, submission, role, decision, now) if branch_first else False
     if waiting is not False and not (override or "").strip():
         raise AwaitingBranch(submission, waiting or None)

@@ -38,13 +38,17 @@ from bot.flows.staff import ACTOR_KEYS, DECISION_LABEL_KEYS, DONE_KEYS, REVIEW_B
 from bot.i18n import LOCALES, N_, Translator, get_translator, normalise_locale
 from bot.review.chart import render_progress_chart
 from bot.review.decisions import (
+    COMMUNE_DECISIONS,
     OFFERED,
+    OVERRIDE_MIN,
+    AwaitingBranch,
     Conflict,
     Decision,
     OutOfScope,
     OwnApplication,
     ProcessingStopped,
     allowed_decisions,
+    awaiting_branch,
     decide,
     last_event,
     may_review,
@@ -115,6 +119,8 @@ TEMPLATE_KEYS = (
     N_("web.app.back"),
     N_("web.app.subject"),
     N_("web.app.members"),
+    N_("web.app.override"),
+    N_("web.app.override_hint"),
     N_("web.app.score"),
     N_("web.app.items"),
     N_("web.app.item_answer"),
@@ -573,6 +579,13 @@ class Desk:
             except (OwnApplication, ProcessingStopped) as refusal:
                 blocked = t(REVIEW_BLOCKED_KEYS[type(refusal)], reference=submission.reference)
                 decisions = []
+        # The commune's rule: before the branch has given its view (or its deadline has passed),
+        # the commune decides only with a reason, asked here beside the decision.
+        waiting = await awaiting_branch(db, submission, role, COMMUNE_DECISIONS[0], self.now()) if decisions else False
+        override = None
+        if waiting is not False:
+            due = t.date(waiting) if waiting else t("rv.override.no_deadline")
+            override = t("rv.override.waiting", reference=submission.reference, due=due)
         return {
             "viewer": viewer,
             "role": role,
@@ -587,6 +600,7 @@ class Desk:
             "items": items,
             "history": history,
             "blocked": blocked,
+            "override": override,
             "decisions": [
                 (d.value, t(DECISION_LABEL_KEYS[d]), note_required(role, submission.state, d)) for d in decisions
             ],
@@ -617,6 +631,7 @@ class Desk:
             except ValueError:
                 return self.message(request, t, 400, N_("web.error.bad_form"), viewer)
             note = str(form.get("note", "")).strip()[:2000] or None
+            override = str(form.get("override", "")).strip()[:2000] or None
             if decision not in OFFERED.get(role, ()):
                 return self.message(request, t, 403, N_("web.error.not_offered"), viewer)
             if (
@@ -637,8 +652,13 @@ class Desk:
                     note=note,
                     now=self.now(),
                     expected_version=version,
+                    override=override if override and len(override) >= OVERRIDE_MIN else None,
+                    branch_first=True,
                 )
                 await db.commit()
+            except AwaitingBranch:
+                key = N_("rv.override.too_short") if override else N_("web.error.override")
+                return await self._again(request, db, viewer, sub_id, role, t(key), 400)
             except OutOfScope:
                 return self.message(request, t, 404, N_("web.error.not_found"), viewer)
             except (OwnApplication, ProcessingStopped) as refusal:

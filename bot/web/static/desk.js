@@ -38,21 +38,33 @@
 
   var form = document.getElementById("decide");
   var note = document.getElementById("note");
+  // Before the branch has reviewed it, approving or refusing also needs the commune's reason.
+  var override = document.getElementById("override");
   var pending = null;
+  // The box still to fill before `button` may go (null when none).
+  function missing(button) {
+    if (button.getAttribute("data-reason") === "1" && note.value.trim().length < 3) { return note; }
+    if (override && button.getAttribute("data-override") === "1" && override.value.trim().length < 5) { return override; }
+    return null;
+  }
   if (form && note) {
     form.addEventListener("submit", function (event) {
       var button = event.submitter;
-      if (button && button.getAttribute("data-reason") === "1" && note.value.trim().length < 3) {
+      var box = button ? missing(button) : null;
+      if (box) {
         event.preventDefault();
         pending = button;
-        note.focus();
+        box.focus();
       }
     });
-    note.addEventListener("keydown", function (event) {
-      if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && pending) {
-        event.preventDefault();
-        pending.click();
-      }
+    [note, override].forEach(function (box) {
+      if (!box) { return; }
+      box.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && pending) {
+          event.preventDefault();
+          pending.click();
+        }
+      });
     });
   }
 
@@ -74,9 +86,10 @@
         var button = document.getElementById("do-" + names[n]);
         if (button) {
           event.preventDefault();
-          if (button.getAttribute("data-reason") === "1" && note.value.trim().length < 3) {
+          var box = missing(button);
+          if (box) {
             pending = button;
-            note.focus();
+            box.focus();
           } else {
             button.click();
           }
