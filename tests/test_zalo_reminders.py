@@ -197,3 +197,32 @@ async def test_giving_a_phone_number_for_zns_is_optional_with_its_own_consent(su
         assert "987654321" not in zns.external_id and zns.person_id is None
     finally:
         await app.close()
+
+
+async def test_the_phone_number_is_offered_once_registered_where_the_commune_asks_for_it(suite_db, tmp_path, clock):
+    from bot.flows.engine import FlowEngine
+    from bot.flows.registry import build_router
+    from tests.conftest import make_app
+    from tests.support.chat import Person
+    from tests.support.scripts import register_citizen
+
+    offer = "bạn có thể cho số điện thoại: gõ /sodienthoai (không bắt buộc)."
+    app = await make_app(
+        suite_db, tmp_path, clock, zalo_oa_app_id="4321", zalo_zns_templates=ZNS, zalo_zns_ask_phone=True
+    )
+    try:
+        hoa = Person(FlowEngine(app, build_router()), "hoa")
+        await register_citizen(hoa)
+        assert offer in hoa.last.text
+        turn = await hoa.command("sodienthoai")  # and it works from there
+        assert turn.choices == ["Đồng ý, cho số", "Bỏ qua"]
+    finally:
+        await app.close()
+    # Where the commune does not ask for numbers, nothing is said.
+    plain = await make_app(suite_db, tmp_path / "plain", clock, zalo_oa_app_id="4321", zalo_zns_templates=ZNS)
+    try:
+        nam = Person(FlowEngine(plain, build_router()), "nam")
+        await register_citizen(nam, name="Y Nam")
+        assert "Đã đăng ký" in nam.last.text and "/sodienthoai" not in nam.last.text
+    finally:
+        await plain.close()

@@ -19,6 +19,7 @@ from bot.flows.drafts import DeclarationDraft, MemberDraft, RegistrationDraft
 from bot.flows.router import Router
 from bot.flows.season import closed_text, registration_line, registration_season, season_of_campaign
 from bot.flows.states import Decl, Escape, Reg, Start
+from bot.flows.zns_phone import offer_after_registration
 from bot.i18n import N_
 from bot.messages import Choice
 from bot.review.scope import branches_in, scope_for
@@ -727,6 +728,7 @@ async def _finalize(ctx: Context) -> None:
     ctx.forget(RegistrationDraft)
     ctx.keep(replace(ctx.draft(DeclarationDraft), sub=submission.id))
     ctx.say(ctx.t("reg.done", reference=submission.reference, title=title_name(ctx, criteria_set)))
+    await offer_after_registration(ctx)
     if late and season is not None:
         submission.late = True
         ctx.say(ctx.t("season.late_registration", date=ctx.t.date(season.deadlines["registration"])))

@@ -29,6 +29,13 @@ def offered(ctx: Context) -> bool:
     return bool(settings.zalo_zns_ask_phone and settings.zalo_zns_templates and settings.zalo_oa_app_id)
 
 
+async def offer_after_registration(ctx: Context) -> None:
+    """Once registered, say (once) that a phone number lets the association reach them by ZNS,
+    where the commune asks for numbers and they have given none."""
+    if offered(ctx) and not ctx.proxy and ctx.person is not None and await _phone_account(ctx) is None:
+        ctx.say(ctx.t("phone.offer"))
+
+
 def _person_id(ctx: Context) -> int:
     """The registered person (the command lets nobody else in)."""
     assert ctx.person is not None
