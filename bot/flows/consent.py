@@ -9,9 +9,12 @@ language (tests/test_consent.py pins their fingerprints, so a forgotten bump fai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, ClassVar, Self
 
 from bot.flows.context import Context, Input
+from bot.flows.drafts import FlatDraft, Record
 from bot.flows.router import Router
 from bot.flows.states import Consent, MyData, Start
 from bot.i18n import N_
@@ -32,6 +35,39 @@ from bot.storage.people import accounts_of
 CONSENT_VERSION = "2026-12"
 
 router = Router()
+
+
+@dataclass
+class PendingCommand(Record):
+    """A staff command typed before consent (/duyet and its words): carried out once they agree."""
+
+    command: str = ""
+    args: str = ""
+
+
+@dataclass
+class ConsentDraft(FlatDraft):
+    """The consent question and what waits for its answer: the text as shown (what "agree" agrees
+    to), whether it comes back short (the text is just above), a staff command typed before
+    consent, and an invite code typed before consent or before the name it needs."""
+
+    STORED: ClassVar[dict[str, str]] = {
+        "shown": "consent_shown",
+        "brief": "consent_brief",
+        "pending": "after_consent",
+        "invite": "invite",
+    }
+    shown: dict[str, Any] | None = None  # a ShownText's fields
+    brief: bool = False
+    pending: PendingCommand | None = None
+    invite: str | None = None
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Self:
+        draft = super().from_json(raw)
+        if draft.pending is not None:
+            draft.pending = PendingCommand.from_json(draft.pending)
+        return draft
 
 
 async def _commune_of(ctx: Context, branch_id: int | None) -> OrgUnit | None:

@@ -4,7 +4,7 @@ and the replies being built. Replies go out only after the transaction commits."
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import local_date
-from bot.flows.drafts import D, DeclarationDraft, Draft, RegistrationDraft
+from bot.flows.drafts import D, DeclarationDraft, Draft, ProxyDraft, RegistrationDraft
 from bot.i18n import Translator, get_translator
 from bot.messages import Choice, Incoming, Kind, Outgoing
 from bot.storage.evidence import CleanPhoto
@@ -46,7 +46,7 @@ class Context:
     replies: list[Outgoing] = field(default_factory=list)
     next_state: str | None = None
     # The person a branch leader is acting for (proxy registration and declaration), loaded by
-    # the engine from the conversation's "for" entry after checking the leader's scope.
+    # the engine from the conversation's ProxyDraft after checking the leader's scope.
     proxy_subject: Person | None = None
     # Work to do once this message's transaction has committed (e.g. removing files).
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -78,7 +78,7 @@ class Context:
     @property
     def proxy(self) -> bool:
         """True while a branch leader is registering or declaring for someone else."""
-        return "for" in self.conv.data
+        return self.draft(ProxyDraft).subject is not None
 
     @property
     def subject(self) -> Person | None:
@@ -87,13 +87,13 @@ class Context:
 
     def act_for(self, person: Person | None) -> None:
         """Start acting for `person` (None: someone not registered yet)."""
-        self.set(**{"for": person.id if person is not None else 0})
+        self.keep(replace(self.draft(ProxyDraft), subject=person.id if person is not None else 0))
         self.proxy_subject = person
 
     def stop_acting(self) -> str:
         """Leave proxy mode; returns the name of the person acted for."""
         name = self.proxy_subject.full_name if self.proxy_subject is not None else ""
-        self.drop("for", "proxy_consent")
+        self.forget(ProxyDraft)
         self.forget(RegistrationDraft)
         # All of the other person's declaration goes: a note typed or a photo kept for them must
         # not end up on the leader's own application.

@@ -1,7 +1,7 @@
 """Typed drafts: a flow's answers so far, kept in the conversation as plain dicts.
 
-The registration and declaration drafts live here rather than in their flows because the cancel,
-menu and proxy code read or discard them too (and `Context` cannot import the flows).
+The registration, declaration and proxy drafts live here rather than in their flows because the
+cancel, menu and proxy code read or discard them too (and `Context` cannot import the flows).
 """
 
 from __future__ import annotations
@@ -132,13 +132,42 @@ class TypedNote(Record):
 
 
 @dataclass
-class DeclarationDraft(Draft):
+class FlatDraft(Draft):
+    """A draft stored flat: each field an entry of the conversation itself, under the field's
+    name or the one `STORED` gives it (the names the untyped entries had, so conversations under
+    way carry on). Empty fields are not stored: None, an empty list, and flags while unset."""
+
+    STORED: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def _names(cls) -> dict[str, str]:
+        return {f.name: cls.STORED.get(f.name, f.name) for f in fields(cls)}
+
+    @classmethod
+    def entries(cls) -> tuple[str, ...]:
+        return tuple(cls._names().values())
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> Self:
+        return cls.from_json({name: data[key] for name, key in cls._names().items() if key in data})
+
+    def written(self) -> dict[str, Any]:
+        data = self.to_json()
+        return {key: data[name] for name, key in self._names().items() if name in data and not _empty(data[name])}
+
+
+def _empty(value: Any) -> bool:
+    return value is False or (isinstance(value, list) and not value)
+
+
+@dataclass
+class DeclarationDraft(FlatDraft):
     """Where a declaration stands: the submission at hand and its current item, whether editing
     returns to the summary, and what waits for a next step.
 
-    Stored flat, each field an entry of the conversation itself under the name the untyped
-    entries had: the engine's load query (bot/storage/deliveries.py) joins the submission on the
-    top-level "sub" to save a query per step, and conversations under way carry on as they are."""
+    Stored flat under the names the untyped entries had: the engine's load query
+    (bot/storage/deliveries.py) joins the submission on the top-level "sub" to save a query per
+    step. A kept photo and a typed note are stored whole (a photo's message id even when None)."""
 
     KEY: ClassVar[str] = "sub"  # the entry the engine's load query reads
     # Entries named otherwise than their field (the leading "_": bookkeeping, not an answer).
@@ -152,28 +181,32 @@ class DeclarationDraft(Draft):
     closes: str | None = None  # a "closed" commune's last day (ISO), kept to spare a query per step
 
     @classmethod
-    def _names(cls) -> dict[str, str]:
-        return {f.name: cls.STORED.get(f.name, f.name) for f in fields(cls)}
-
-    @classmethod
-    def entries(cls) -> tuple[str, ...]:
-        return tuple(cls._names().values())
-
-    @classmethod
-    def read(cls, data: Mapping[str, Any]) -> Self:
-        draft = cls.from_json({name: data[key] for name, key in cls._names().items() if key in data})
+    def from_json(cls, raw: Any) -> Self:
+        draft = super().from_json(raw)
         if draft.pending_photo is not None:
             draft.pending_photo = KeptPhoto.from_json(draft.pending_photo)
         if draft.note is not None:
             draft.note = TypedNote.from_json(draft.note)
         return draft
 
-    def written(self) -> dict[str, Any]:
-        data = self.to_json()  # the photo and note whole (a photo's message id even when None)
-        # Flags are stored only while set, as before.
-        return {key: data[name] for name, key in self._names().items() if name in data and data[name] is not False}
-
     def left(self) -> Self:
         """The draft once the submission at hand is left: no submission, item or way back to the
         summary (the menu, registration and the end of proxy mode leave it)."""
         return replace(self, sub=None, item=None, return_summary=False)
+
+
+@dataclass
+class ProxyDraft(FlatDraft):
+    """A branch leader acting for someone: whom (a person's id; 0 for someone not registered yet),
+    the consent they confirmed for a new person (the text shown and when, recorded once
+    registration creates the person) and the consent text as shown, until answered. Here because
+    `Context` reads it (proxy mode) and the engine checks the leader's scope on it."""
+
+    STORED: ClassVar[dict[str, str]] = {
+        "subject": "for",
+        "consent": "proxy_consent",
+        "shown": "proxy_consent_shown",
+    }
+    subject: int | None = None
+    consent: dict[str, Any] | None = None
+    shown: dict[str, Any] | None = None  # a ShownText's fields

@@ -32,7 +32,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.app import App
 from bot.flows import escape
+from bot.flows.consent import ConsentDraft, PendingCommand
 from bot.flows.context import Context, Input
+from bot.flows.drafts import ProxyDraft
 from bot.flows.matching import MENU_KEY, escape_word, is_keyword, match_choices
 from bot.flows.router import Router
 from bot.flows.states import Start
@@ -269,7 +271,7 @@ class FlowEngine:
         """Resume acting for someone only while the leader still covers that person's branch."""
         if not ctx.proxy:
             return
-        target_id = ctx.data.get("for")
+        target_id = ctx.draft(ProxyDraft).subject
         allowed = False
         if ctx.person is not None:
             scope = await branch_ids_in_scope(ctx.session, ctx.person.id, Role.LEADER)
@@ -405,7 +407,8 @@ class FlowEngine:
             if spec.roles:
                 # A newly granted leader's or officer's first command (/duyet): carried out
                 # right after they agree (see start.on_consent), not lost.
-                ctx.set(after_consent={"command": name, "args": args[:MAX_PENDING_ARGS]})
+                pending = PendingCommand(name, args[:MAX_PENDING_ARGS])
+                ctx.keep(replace(ctx.draft(ConsentDraft), pending=pending))
             ctx.say(ctx.t("consent.needed_first"))
             ctx.goto(Start.CONSENT)
             return

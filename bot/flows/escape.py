@@ -9,10 +9,11 @@ of the declaration to the previous item (or its photos).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 from bot.flows.context import Context, Input
-from bot.flows.drafts import DeclarationDraft, RegistrationDraft
+from bot.flows.drafts import DeclarationDraft, FlatDraft, RegistrationDraft
 from bot.flows.router import Router
 from bot.flows.start import show_help
 from bot.flows.states import Escape, Start
@@ -20,7 +21,6 @@ from bot.i18n import N_
 from bot.messages import Choice
 
 router = Router()
-TRAIL = "_trail"
 MAX_TRAIL = 30
 # Where cancel and back apply: the steps of a flow (a dotted state), not the menu or consent.
 RESTING = ("new", "consent", "menu", "lang", "status", "cancel.confirm")
@@ -38,6 +38,16 @@ FREE_TEXT_HELP = {
 }
 
 
+@dataclass
+class EscapeDraft(FlatDraft):
+    """The questions asked so far in this flow ([state, item] each: where "back" leads) and the
+    question that "cancel" was said at, until the cancel is confirmed or not."""
+
+    STORED: ClassVar[dict[str, str]] = {"trail": "_trail", "cancel_from": "_cancel_from"}
+    trail: list[list[Any]] = field(default_factory=list)
+    cancel_from: str | None = None
+
+
 def _position(ctx: Context) -> list:
     return [ctx.state, ctx.draft(DeclarationDraft).item]
 
@@ -48,16 +58,17 @@ def _flow(state: str) -> str:
 
 def remember(ctx: Context) -> None:
     """Called once a question has been asked: the trail back through this flow's questions."""
+    draft = ctx.draft(EscapeDraft)
     if ctx.state in RESTING or "." not in ctx.state:
-        if ctx.state == "menu" and ctx.data.get(TRAIL):
-            ctx.drop(TRAIL)
+        if ctx.state == "menu" and draft.trail:
+            ctx.keep(replace(draft, trail=[]))
         return
-    trail = [p for p in ctx.data.get(TRAIL, []) if _flow(p[0]) == _flow(ctx.state)]
+    trail = [p for p in draft.trail if _flow(p[0]) == _flow(ctx.state)]
     here = _position(ctx)
     if here in trail:
         trail = trail[: trail.index(here)]  # come back to an earlier question: forget what followed
     trail.append(here)
-    ctx.set(**{TRAIL: trail[-MAX_TRAIL:]})
+    ctx.keep(replace(draft, trail=trail[-MAX_TRAIL:]))
 
 
 async def handle(ctx: Context, word: str) -> bool:
@@ -68,7 +79,8 @@ async def handle(ctx: Context, word: str) -> bool:
     if ctx.account.consent_at is None or ctx.state in RESTING or "." not in ctx.state:
         return False
     if word == "back":
-        trail = [p for p in ctx.data.get(TRAIL, []) if _flow(p[0]) == _flow(ctx.state)]
+        draft = ctx.draft(EscapeDraft)
+        trail = [p for p in draft.trail if _flow(p[0]) == _flow(ctx.state)]
         here = _position(ctx)
         while trail and trail[-1] == here:
             trail.pop()
@@ -77,14 +89,19 @@ async def handle(ctx: Context, word: str) -> bool:
             ctx.again()
             return True
         state, item = trail[-1]
-        ctx.set(**{TRAIL: trail})
+        ctx.keep(replace(draft, trail=trail))
         if item is not None:
             ctx.keep(replace(ctx.draft(DeclarationDraft), item=item))
         ctx.goto(state)
         return True
-    ctx.set(_cancel_from=ctx.state)
-    ctx.goto(Escape.CANCEL_CONFIRM)
+    confirm_cancel(ctx)
     return True
+
+
+def confirm_cancel(ctx: Context) -> None:
+    """Ask before cancelling what the current question belongs to (it is asked again on "no")."""
+    ctx.keep(replace(ctx.draft(EscapeDraft), cancel_from=ctx.state))
+    ctx.goto(Escape.CANCEL_CONFIRM)
 
 
 async def explain(ctx: Context) -> None:
@@ -119,16 +136,16 @@ def _draft_kind(state: str) -> str:
 
 @router.prompt(Escape.CANCEL_CONFIRM)
 async def ask_cancel(ctx: Context) -> None:
-    origin = ctx.data.get("_cancel_from", "menu")
+    origin = ctx.draft(EscapeDraft).cancel_from or "menu"
     key = N_("escape.cancel_registration") if _draft_kind(origin) == "registration" else N_("escape.cancel_other")
     ctx.ask(ctx.t(key), [Choice("yes", ctx.t("escape.cancel_yes")), Choice("no", ctx.t("escape.cancel_no"))])
 
 
 @router.handle(Escape.CANCEL_CONFIRM)
 async def on_cancel(ctx: Context, inp: Input) -> None:
-    origin = ctx.data.get("_cancel_from") or "menu"
+    origin = ctx.draft(EscapeDraft).cancel_from or "menu"
     if inp.choice == "yes":
-        ctx.drop("_cancel_from", TRAIL)
+        ctx.forget(EscapeDraft)
         if _draft_kind(origin) == "registration":
             ctx.forget(RegistrationDraft)  # the draft is what cancelling a registration discards
             ctx.say(ctx.t("reg.cancelled"))
@@ -137,7 +154,7 @@ async def on_cancel(ctx: Context, inp: Input) -> None:
             ctx.say(ctx.t("escape.cancelled_other"))
         ctx.goto(Start.MENU)
     elif inp.choice == "no":
-        ctx.drop("_cancel_from")
+        ctx.keep(replace(ctx.draft(EscapeDraft), cancel_from=None))
         ctx.goto(origin)
     else:
         ctx.say(ctx.t("escape.cancel_pick"))

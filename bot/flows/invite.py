@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime, time
+from typing import ClassVar
 
 from bot.flows.common import read_name
+from bot.flows.consent import ConsentDraft
 from bot.flows.context import Context, Input
+from bot.flows.drafts import Draft, FlatDraft
 from bot.flows.guards import require
 from bot.flows.router import Router
 from bot.flows.states import Invite, Start
@@ -43,6 +47,26 @@ INVITE_ERROR_KEYS = {
 CODE_WORDS = {"ma", "code"}
 
 
+@dataclass
+class InviteDraft(Draft):
+    """The invite being created: the role it gives (its unit is asked next)."""
+
+    KEY: ClassVar[str] = "inv"
+    role: str | None = None
+
+    @property
+    def chosen(self) -> Role:
+        return Role(self.role or Role.LEADER.value)
+
+
+@dataclass
+class RevokeDraft(FlatDraft):
+    """The role grant picked for removal, until confirmed."""
+
+    STORED: ClassVar[dict[str, str]] = {"grant": "revoke"}
+    grant: int | None = None
+
+
 @router.bare
 def _typed_code(text: str) -> tuple[str, str] | None:
     """'ma ABCD-2345', 'Mã: abcd 2345' or the code alone, as people type it without the slash.
@@ -66,15 +90,15 @@ async def cmd_invite(ctx: Context, args: str) -> None:
     scope = await require(ctx, Role.OFFICER)
     if scope is None:
         return
-    ctx.set(inv={})
     words = fold(args).split()
     if words and words[0] in ("leader", "chihoi", "chi", "truong", "chihoitruong"):
-        ctx.set(inv={"role": Role.LEADER.value})
+        ctx.keep(InviteDraft(role=Role.LEADER.value))
         ctx.goto(Invite.UNIT)
     elif words and words[0] in ("officer", "canbo", "xa", "can"):
-        ctx.set(inv={"role": Role.OFFICER.value})
+        ctx.keep(InviteDraft(role=Role.OFFICER.value))
         ctx.goto(Invite.UNIT)
     else:
+        ctx.keep(InviteDraft())
         ctx.goto(Invite.ROLE)
 
 
@@ -93,10 +117,10 @@ async def ask_invite_role(ctx: Context) -> None:
 @router.handle(Invite.ROLE)
 async def on_invite_role(ctx: Context, inp: Input) -> None:
     if inp.choice in (Role.LEADER.value, Role.OFFICER.value):
-        ctx.set(inv={"role": inp.choice})
+        ctx.keep(InviteDraft(role=inp.choice))
         ctx.goto(Invite.UNIT)
     elif inp.choice == "menu":
-        ctx.drop("inv")
+        ctx.forget(InviteDraft)
         ctx.goto(Start.MENU)
     else:
         ctx.retry("menu.please_choose")
@@ -115,7 +139,7 @@ async def _units(ctx: Context, role: Role) -> list[OrgUnit]:
 
 @router.prompt(Invite.UNIT)
 async def ask_invite_unit(ctx: Context) -> None:
-    role = Role(ctx.data.get("inv", {}).get("role", Role.LEADER.value))
+    role = ctx.draft(InviteDraft).chosen
     units = await _units(ctx, role)
     if not units:
         ctx.say(ctx.t("staff.not_officer"))
@@ -130,7 +154,7 @@ async def ask_invite_unit(ctx: Context) -> None:
 
 @router.handle(Invite.UNIT)
 async def on_invite_unit(ctx: Context, inp: Input) -> None:
-    role = Role(ctx.data.get("inv", {}).get("role", Role.LEADER.value))
+    role = ctx.draft(InviteDraft).chosen
     choice = inp.choice or ""
     if choice == "back":
         ctx.goto(Invite.ROLE)
@@ -166,7 +190,7 @@ async def _create(ctx: Context, role: Role, unit: OrgUnit) -> None:
             stored_text=ctx.t("inv.created_not_kept"),
         )
     )
-    ctx.drop("inv")
+    ctx.forget(InviteDraft)
     ctx.goto(Start.MENU)
 
 
@@ -190,7 +214,7 @@ async def cmd_code(ctx: Context, args: str) -> None:
         key = INVITE_ERROR_KEYS[error.reason]
         ctx.retry(key)
         return
-    ctx.set(invite=normalise_code(args))
+    ctx.keep(replace(ctx.draft(ConsentDraft), invite=normalise_code(args)))
     if ctx.account.consent_at is None:
         # Storing a name needs consent first; the code waits in the conversation meanwhile.
         ctx.say(ctx.t("invite.consent_first"))
@@ -202,8 +226,7 @@ async def cmd_code(ctx: Context, args: str) -> None:
 @router.prompt(Invite.REDEEM)
 async def ask_redeem(ctx: Context) -> None:
     """Use the waiting code: ask the person's name first if the bot does not know them yet."""
-    code = ctx.data.get("invite")
-    if not code:
+    if not ctx.draft(ConsentDraft).invite:
         ctx.goto(Start.MENU)
         return
     if ctx.person is None:
@@ -227,10 +250,10 @@ async def on_redeem_name(ctx: Context, inp: Input) -> None:
 
 
 async def _redeem(ctx: Context, person: Person) -> None:
-    code = ctx.data.get("invite")
-    ctx.drop("invite")
+    waiting = ctx.draft(ConsentDraft)
+    ctx.keep(replace(waiting, invite=None))
     try:
-        invite = await find_invite(ctx.session, code or "", ctx.now)
+        invite = await find_invite(ctx.session, waiting.invite or "", ctx.now)
         grant = await redeem(ctx.session, invite, person, ctx.now)
     except InviteError as error:
         key = INVITE_ERROR_KEYS[error.reason]
@@ -274,7 +297,7 @@ async def ask_revoke_pick(ctx: Context) -> None:
 @router.handle(Invite.REVOKE_PICK)
 async def on_revoke_pick(ctx: Context, inp: Input) -> None:
     if inp.choice and inp.choice.startswith("g") and inp.choice[1:].isdigit():
-        ctx.set(revoke=int(inp.choice[1:]))
+        ctx.keep(RevokeDraft(grant=int(inp.choice[1:])))
         ctx.goto(Invite.REVOKE_CONFIRM)
     elif inp.choice == "menu":
         ctx.goto(Start.MENU)
@@ -284,11 +307,11 @@ async def on_revoke_pick(ctx: Context, inp: Input) -> None:
 
 @router.prompt(Invite.REVOKE_CONFIRM)
 async def ask_revoke_confirm(ctx: Context) -> None:
-    grant_id = ctx.data.get("revoke")
+    grant_id = ctx.draft(RevokeDraft).grant
     rows = {row.grant_id: row for row in await revocable_grants(ctx.session, ctx.person.id)} if ctx.person else {}
     row = rows.get(grant_id) if grant_id is not None else None
     if row is None:
-        ctx.drop("revoke")
+        ctx.forget(RevokeDraft)
         ctx.say(ctx.t("rev.gone"))
         ctx.goto(Start.MENU)
         return
@@ -300,9 +323,9 @@ async def ask_revoke_confirm(ctx: Context) -> None:
 
 @router.handle(Invite.REVOKE_CONFIRM)
 async def on_revoke_confirm(ctx: Context, inp: Input) -> None:
-    grant_id = ctx.data.get("revoke")
+    grant_id = ctx.draft(RevokeDraft).grant
     if inp.choice == "yes":
-        ctx.drop("revoke")
+        ctx.forget(RevokeDraft)
         try:
             if grant_id is None:  # the choice outlived its conversation data
                 raise NotRevocable(grant_id)
@@ -314,7 +337,7 @@ async def on_revoke_confirm(ctx: Context, inp: Input) -> None:
             ctx.say(ctx.t("rev.done", name=person.full_name if person else "", role=ctx.t(ROLE_KEYS[Role(grant.role)])))
         ctx.goto(Start.MENU)
     elif inp.choice == "no":
-        ctx.drop("revoke")
+        ctx.forget(RevokeDraft)
         ctx.say(ctx.t("rev.cancelled"))
         ctx.goto(Start.MENU)
     else:

@@ -4,11 +4,14 @@ with that person as their subject; everything is recorded as done by the leader.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
 from bot.domain.lifecycle import State
 from bot.flows.common import state_label
 from bot.flows.consent import consent_notice
 from bot.flows.context import Context, Input
-from bot.flows.drafts import RegistrationDraft
+from bot.flows.drafts import FlatDraft, ProxyDraft, RegistrationDraft
 from bot.flows.guards import require
 from bot.flows.router import Router
 from bot.flows.staff import cmd_branch_review
@@ -38,6 +41,22 @@ STATE_ORDER = [
 ]
 
 
+@dataclass
+class MembersDraft(FlatDraft):
+    """The branch whose members are shown (kept: "back" from the proxy list returns to them)."""
+
+    STORED: ClassVar[dict[str, str]] = {"branch": "members_branch"}
+    branch: int | None = None
+
+
+@dataclass
+class ProxySearchDraft(FlatDraft):
+    """What the leader typed to find the person to act for, while the list is shown."""
+
+    STORED: ClassVar[dict[str, str]] = {"text": "proxy_search"}
+    text: str | None = None
+
+
 # ---- members by state -----------------------------------------------------------------------
 
 
@@ -48,7 +67,7 @@ async def cmd_members(ctx: Context, args: str) -> None:
         return
     branches = await branches_in(ctx.session, scope)
     if len(branches) == 1:
-        ctx.set(members_branch=branches[0].id)
+        ctx.keep(MembersDraft(branch=branches[0].id))
         ctx.goto(Leader.MEMBERS)
     else:
         ctx.goto(Leader.MEMBERS_BRANCH)
@@ -68,7 +87,7 @@ async def ask_members_branch(ctx: Context) -> None:
 async def on_members_branch(ctx: Context, inp: Input) -> None:
     choice = inp.choice or ""
     if choice.startswith("b") and choice[1:].isdigit():
-        ctx.set(members_branch=int(choice[1:]))
+        ctx.keep(MembersDraft(branch=int(choice[1:])))
         ctx.goto(Leader.MEMBERS)
     elif choice == "menu":
         ctx.goto(Start.MENU)
@@ -90,7 +109,7 @@ def _member_line(ctx: Context, member: Member) -> str:
 @router.prompt(Leader.MEMBERS)
 async def ask_members(ctx: Context) -> None:
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
-    branch = await ctx.session.get(OrgUnit, ctx.data.get("members_branch") or 0)
+    branch = await ctx.session.get(OrgUnit, ctx.draft(MembersDraft).branch or 0)
     if scope is None or branch is None or not scope.covers(branch.id):
         ctx.say(ctx.t("staff.not_leader"))
         ctx.goto(Start.MENU)
@@ -146,9 +165,7 @@ async def cmd_proxy(ctx: Context, args: str) -> None:
         return
     if ctx.proxy:
         ctx.stop_acting()
-    ctx.drop("proxy_search")
-    if args.strip():
-        ctx.set(proxy_search=args.strip()[:60])
+    ctx.keep(ProxySearchDraft(text=args.strip()[:60] or None))
     ctx.goto(Leader.PROXY_PICK)
 
 
@@ -159,7 +176,7 @@ async def ask_proxy_pick(ctx: Context) -> None:
         ctx.say(ctx.t("staff.not_leader"))
         ctx.goto(Start.MENU)
         return
-    search = ctx.data.get("proxy_search")
+    search = ctx.draft(ProxySearchDraft).text
     people = await people_for_proxy(ctx.session, scope, search, PROXY_LIST)
     if people:
         key = N_("proxy.pick_search") if search else N_("proxy.pick")
@@ -181,17 +198,17 @@ async def on_proxy_pick(ctx: Context, inp: Input) -> None:
         if scope is None or someone is None or someone.deleted_at or not scope.covers(someone.branch_id):
             ctx.retry("proxy.not_in_scope")
             return
-        ctx.drop("proxy_search")
+        ctx.forget(ProxySearchDraft)
         ctx.act_for(someone)
         ctx.goto(Leader.PROXY_HOME)
     elif choice == "new":
-        ctx.drop("proxy_search")
+        ctx.forget(ProxySearchDraft)
         ctx.goto(Leader.PROXY_CONSENT)
     elif choice == "menu":
-        ctx.drop("proxy_search")
+        ctx.forget(ProxySearchDraft)
         ctx.goto(Start.MENU)
     elif inp.text:
-        ctx.set(proxy_search=inp.text[:60])
+        ctx.keep(ProxySearchDraft(text=inp.text[:60]))
         ctx.again()
     else:
         ctx.retry("menu.please_choose")
@@ -202,7 +219,7 @@ async def ask_proxy_consent(ctx: Context) -> None:
     """The leader reads the consent text to the person (saying that an automated assistant
     keeps the record) and confirms their agreement; it is recorded as given through the leader."""
     text, shown = await consent_notice(ctx)
-    ctx.set(proxy_consent_shown=shown.to_json())
+    ctx.keep(replace(ctx.draft(ProxyDraft), shown=shown.to_json()))
     ctx.ask(
         ctx.t("proxy.consent_ask", notice=text),
         [Choice("yes", ctx.t("proxy.consent_yes")), Choice("no", ctx.t("proxy.consent_no"))],
@@ -212,15 +229,15 @@ async def ask_proxy_consent(ctx: Context) -> None:
 @router.handle(Leader.PROXY_CONSENT)
 async def on_proxy_consent(ctx: Context, inp: Input) -> None:
     if inp.choice == "yes":
-        shown = ShownText.from_json(ctx.data.get("proxy_consent_shown")) or (await consent_notice(ctx))[1]
-        ctx.drop("proxy_consent_shown")
+        shown = ShownText.from_json(ctx.draft(ProxyDraft).shown) or (await consent_notice(ctx))[1]
         ctx.act_for(None)
         # Recorded when registration creates the person (nobody exists to attach it to yet).
-        ctx.set(proxy_consent={**shown.to_json(), "at": ctx.now.isoformat()})
+        confirmed = {**shown.to_json(), "at": ctx.now.isoformat()}
+        ctx.keep(replace(ctx.draft(ProxyDraft), consent=confirmed, shown=None))
         ctx.forget(RegistrationDraft)  # a new person's registration starts from nothing
         ctx.goto(Reg.TITLE)
     elif inp.choice == "no":
-        ctx.drop("proxy_consent_shown")
+        ctx.keep(replace(ctx.draft(ProxyDraft), shown=None))
         ctx.say(ctx.t("proxy.consent_needed"))
         ctx.goto(Start.MENU)
     else:

@@ -3,8 +3,12 @@ per commune and the totals, with the spreadsheet attached. Read-only: nothing he
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from bot.domain.roles import Role
 from bot.flows.context import Context, Input
+from bot.flows.drafts import Draft
 from bot.flows.router import Router
 from bot.flows.states import Province, Start
 from bot.i18n import N_
@@ -17,6 +21,14 @@ from bot.review.stats import TitleCount
 router = Router()
 
 
+@dataclass
+class ProvinceDraft(Draft):
+    """The year asked for while the province is picked."""
+
+    KEY: ClassVar[str] = "prov"
+    year: int | None = None
+
+
 @router.command(
     "baocaotinh", "provincereport", english="provincereport", roles=(Role.PROVINCE,), help_key=N_("help.cmd.province")
 )
@@ -27,7 +39,7 @@ async def cmd_province(ctx: Context, args: str) -> None:
         ctx.goto(Start.MENU)
         return
     year = next((int(w) for w in args.split() if w.isdigit() and len(w) == 4), ctx.today.year)
-    ctx.set(prov={"year": year})
+    ctx.keep(ProvinceDraft(year=year))
     if len(provinces) == 1:
         await _send(ctx, provinces[0].id)
         return
@@ -53,8 +65,8 @@ async def on_province(ctx: Context, inp: Input) -> None:
 async def _send(ctx: Context, province_id: int) -> None:
     provinces = {p.id: p for p in await provinces_in_scope(ctx.session, ctx.person.id)} if ctx.person else {}
     province = provinces.get(province_id)
-    year = int((ctx.data.get("prov") or {}).get("year") or ctx.today.year)
-    ctx.drop("prov")
+    year = int(ctx.draft(ProvinceDraft).year or ctx.today.year)
+    ctx.forget(ProvinceDraft)
     if province is None:
         ctx.say(ctx.t("prov.not_province"))
         ctx.goto(Start.MENU)

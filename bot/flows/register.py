@@ -15,10 +15,11 @@ from bot.domain.subjects import SubjectKind, subject_kind
 from bot.flows.common import back_choice, read_name, state_label, title_name, with_proxy_banner
 from bot.flows.consent import controller_for, shown_text
 from bot.flows.context import Context, Input
-from bot.flows.drafts import DeclarationDraft, MemberDraft, RegistrationDraft
+from bot.flows.drafts import DeclarationDraft, MemberDraft, ProxyDraft, RegistrationDraft
+from bot.flows.escape import confirm_cancel
 from bot.flows.router import Router
 from bot.flows.season import closed_text, registration_line, registration_season, season_of_campaign
-from bot.flows.states import Decl, Escape, Reg, Start
+from bot.flows.states import Decl, Reg, Start
 from bot.flows.zns_phone import offer_after_registration
 from bot.i18n import N_
 from bot.messages import Choice
@@ -608,8 +609,7 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
     elif inp.choice == "edit":
         ctx.goto(Reg.EDIT)
     elif inp.choice == "cancel":
-        ctx.set(_cancel_from=ctx.state)  # asked first: cancelling discards the whole draft
-        ctx.goto(Escape.CANCEL_CONFIRM)
+        confirm_cancel(ctx)  # asked first: cancelling discards the whole draft
     else:
         ctx.retry("reg.pick_confirm")
 
@@ -682,6 +682,7 @@ async def _finalize(ctx: Context) -> None:
     if draft.name is None or draft.birth_year is None:
         raise ValueError("registration draft without a name or birth year")  # asked before the confirm
     created = ctx.subject is None
+    proxy = ctx.draft(ProxyDraft)
     person = await save_registrant(
         ctx.session,
         ctx.subject,
@@ -693,13 +694,12 @@ async def _finalize(ctx: Context) -> None:
         # Registered by the branch leader for someone without a smartphone: the leader confirmed
         # that person's consent before starting.
         created_by=ctx.person.id if ctx.proxy and ctx.person else None,
-        consent_if_new=ctx.now if ctx.proxy and ctx.data.get("proxy_consent") else None,
+        consent_if_new=ctx.now if ctx.proxy and proxy.consent else None,
         consent_from=None if ctx.proxy else ctx.account.consent_at,
     )
     if ctx.proxy:
-        proxy_consent = ctx.data.get("proxy_consent")
-        if created and isinstance(proxy_consent, dict):
-            await _record_proxy_consent(ctx, person, proxy_consent)
+        if created and proxy.consent is not None:
+            await _record_proxy_consent(ctx, person, proxy.consent)
         ctx.act_for(person)
     else:
         ctx.account.person_id = person.id

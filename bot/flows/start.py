@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from bot.domain.lifecycle import EDITABLE, State
 from bot.domain.roles import Role
 from bot.flows.common import editable_submissions, my_submissions
-from bot.flows.consent import consent_notice, controller_for, give
+from bot.flows.consent import ConsentDraft, PendingCommand, consent_notice, controller_for, give
 from bot.flows.context import Context, Input
-from bot.flows.drafts import DeclarationDraft
+from bot.flows.drafts import DeclarationDraft, FlatDraft
 from bot.flows.guards import has_role, staff_menu_choices
 from bot.flows.router import Router
 from bot.flows.states import Decl, Invite, Reg, Start, Status
@@ -19,6 +20,14 @@ from bot.storage.consents import ShownText
 from bot.storage.submissions import last_request_note
 
 router = Router()
+
+
+@dataclass
+class LanguageDraft(FlatDraft):
+    """Where choosing the language returns to (the state it was asked from)."""
+
+    STORED: ClassVar[dict[str, str]] = {"back": "_return"}
+    back: str | None = None
 
 
 @router.prompt(Start.NEW, before_consent=True)
@@ -36,13 +45,13 @@ async def on_new(ctx: Context, inp: Input) -> None:
 async def ask_consent(ctx: Context) -> None:
     """The whole consent text, with an explicit choice (nothing is pre-selected). After "details"
     or an unclear answer the question comes back short: the text is just above."""
-    shown = ShownText.from_json(ctx.data.get("consent_shown"))
-    if ctx.data.get("consent_brief") and shown is not None:
-        ctx.drop("consent_brief")
+    draft = ctx.draft(ConsentDraft)
+    if draft.brief and ShownText.from_json(draft.shown) is not None:
+        ctx.keep(replace(draft, brief=False))
         question = ctx.t("consent.ask_brief")
     else:
         text, shown = await consent_notice(ctx)
-        ctx.set(consent_shown=shown.to_json())
+        ctx.keep(replace(draft, shown=shown.to_json()))
         question = ctx.t("consent.ask", notice=text)
     ctx.ask(
         question,
@@ -58,15 +67,15 @@ async def ask_consent(ctx: Context) -> None:
 async def on_consent(ctx: Context, inp: Input) -> None:
     if inp.choice == "agree":
         # What they agreed to is the text last shown to them (kept with the question).
-        shown = ShownText.from_json(ctx.data.get("consent_shown")) or (await consent_notice(ctx))[1]
-        ctx.drop("consent_shown", "consent_brief")
+        draft = ctx.draft(ConsentDraft)
+        shown = ShownText.from_json(draft.shown) or (await consent_notice(ctx))[1]
+        # Only an invite code stays: Invite.REDEEM uses it.
+        ctx.keep(ConsentDraft(invite=draft.invite))
         await give(ctx, shown)
         ctx.say(ctx.t("consent.thanks"))
-        pending = ctx.data.get("after_consent")
-        ctx.drop("after_consent")
-        if pending and not ctx.data.get("invite") and await _run_pending(ctx, pending):
+        if draft.pending is not None and not draft.invite and await _run_pending(ctx, draft.pending):
             return
-        if ctx.data.get("invite"):
+        if draft.invite:
             ctx.goto(Invite.REDEEM)  # they came with an invite code: use it now
         elif await my_submissions(ctx) or await has_role(ctx, (Role.LEADER, Role.OFFICER, Role.PROVINCE)):
             ctx.goto(Start.MENU)
@@ -83,21 +92,20 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         ctx.goto(Start.NEW)
     elif inp.choice == "details":
         ctx.say(ctx.t("privacy.text", controller=await controller_for(ctx)))
-        ctx.set(consent_brief=True)
+        ctx.keep(replace(ctx.draft(ConsentDraft), brief=True))
         ctx.again()
     else:
         ctx.say(ctx.t("consent.please_choose"))
-        ctx.set(consent_brief=True)
+        ctx.keep(replace(ctx.draft(ConsentDraft), brief=True))
         ctx.again()
 
 
-async def _run_pending(ctx: Context, pending: dict) -> bool:
+async def _run_pending(ctx: Context, pending: PendingCommand) -> bool:
     """The command a staff member typed before agreeing, now carried out; False if none fits."""
-    name = str(pending.get("command", ""))
-    spec = next((c for c in ctx.commands if name in c.names), None)
+    spec = next((c for c in ctx.commands if pending.command in c.names), None)
     if spec is None or not spec.roles or not await has_role(ctx, spec.roles):
         return False
-    await spec.handler(ctx, str(pending.get("args", "")))
+    await spec.handler(ctx, pending.args)
     return True
 
 
@@ -155,7 +163,7 @@ async def on_menu(ctx: Context, inp: Input) -> None:
         case "help":
             await show_help(ctx)
         case "lang":
-            ctx.set(_return=Start.MENU)
+            ctx.keep(LanguageDraft(back=Start.MENU))
             ctx.goto(Start.LANG)
         case _:
             ctx.retry("menu.please_choose")
@@ -197,7 +205,7 @@ async def cmd_privacy(ctx: Context, args: str) -> None:
 @router.command("ngonngu", "lang", "language", english="lang", needs_consent=False, help_key=N_("help.cmd.lang"))
 async def cmd_lang(ctx: Context, args: str) -> None:
     if ctx.state != Start.LANG:
-        ctx.set(_return=ctx.state)
+        ctx.keep(LanguageDraft(back=ctx.state))
     ctx.goto(Start.LANG)
 
 
@@ -218,8 +226,8 @@ async def on_lang(ctx: Context, inp: Input) -> None:
     if ctx.person is not None:
         ctx.person.locale = inp.choice
     ctx.say(ctx.t("lang.changed"))
-    back = ctx.data.get("_return")
-    ctx.drop("_return")
+    back = ctx.draft(LanguageDraft).back
+    ctx.forget(LanguageDraft)
     if not back or back == Start.LANG:
         back = Start.MENU if ctx.account.consent_at else Start.NEW
     if back == Start.NEW:

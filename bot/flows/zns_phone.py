@@ -8,8 +8,12 @@ is kept as a "zns" channel account of the person (removed with their data, or he
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from bot.flows.common import menu_choice
 from bot.flows.context import Context, Input
+from bot.flows.drafts import FlatDraft
 from bot.flows.router import Router
 from bot.flows.states import Start, ZnsPhone
 from bot.messages import Choice
@@ -22,6 +26,14 @@ router = Router()
 ZNS_CHANNEL = "zns"
 PURPOSE = ("zns_reminders",)
 TEXT_VERSION = "zns-phone-1"
+
+
+@dataclass
+class PhoneDraft(FlatDraft):
+    """The fingerprint of the consent line shown: what giving a number agrees to."""
+
+    STORED: ClassVar[dict[str, str]] = {"fingerprint": "phone_text"}
+    fingerprint: str | None = None
 
 
 def offered(ctx: Context) -> bool:
@@ -62,7 +74,7 @@ async def cmd_phone(ctx: Context, args: str) -> None:
 async def ask_consent(ctx: Context) -> None:
     current = await _phone_account(ctx)
     text = ctx.t("phone.consent")
-    ctx.set(phone_text=fingerprint(text))
+    ctx.keep(PhoneDraft(fingerprint=fingerprint(text)))
     choices = [Choice("yes", ctx.t("phone.agree")), Choice("skip", ctx.t("phone.skip"))]
     if current is not None:
         current_line = ctx.t("phone.current", last=current.external_id[-3:])
@@ -77,11 +89,11 @@ async def on_consent(ctx: Context, inp: Input) -> None:
         ctx.goto(ZnsPhone.NUMBER)
     elif inp.choice == "remove":
         await forget_phone(ctx.session, _person_id(ctx), ZNS_CHANNEL)
-        ctx.drop("phone_text")
+        ctx.forget(PhoneDraft)
         ctx.say(ctx.t("phone.removed"))
         ctx.goto(Start.MENU)
     elif inp.choice == "skip":
-        ctx.drop("phone_text")
+        ctx.forget(PhoneDraft)
         ctx.say(ctx.t("phone.skipped"))
         ctx.goto(Start.MENU)
     else:
@@ -98,7 +110,7 @@ async def ask_number(ctx: Context) -> None:
 async def on_number(ctx: Context, inp: Input) -> None:
 
     if inp.choice in ("skip", "menu"):
-        ctx.drop("phone_text")
+        ctx.forget(PhoneDraft)
         ctx.say(ctx.t("phone.skipped"))
         ctx.goto(Start.MENU)
         return
@@ -115,7 +127,7 @@ async def on_number(ctx: Context, inp: Input) -> None:
         ctx.again()
         return
     account.person_id, account.consent_at, account.locale = _person_id(ctx), now, ctx.account.locale
-    shown = ShownText(TEXT_VERSION, str(ctx.data.get("phone_text") or ""), ctx.locale, "")
+    shown = ShownText(TEXT_VERSION, ctx.draft(PhoneDraft).fingerprint or "", ctx.locale, "")
     await record(
         ctx.session,
         ConsentKind.GIVEN,
@@ -126,6 +138,6 @@ async def on_number(ctx: Context, inp: Input) -> None:
         account_id=account.id,
         purposes=PURPOSE,
     )
-    ctx.drop("phone_text")
+    ctx.forget(PhoneDraft)
     ctx.say(ctx.t("phone.saved", last=phone[-3:]))
     ctx.goto(Start.MENU)
