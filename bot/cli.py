@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from bot.app import App, build_app
 from bot.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from bot.storage.models import OrgUnit
 
 cli = typer.Typer(help="hoctap-bot: learning-society titles on Zalo and Telegram.", no_args_is_help=True)
 admin = typer.Typer(help="Installation administration (roles).", no_args_is_help=True)
@@ -37,6 +43,19 @@ async def _with_app(work, settings: Settings | None = None, clock=None):
 
 def _run(coro) -> object:
     return asyncio.run(coro)
+
+
+async def _unit_or_exit(session: AsyncSession, kind: str, code: str) -> OrgUnit:
+    """The commune or province a command names by its code; a usage error when there is none."""
+    from sqlalchemy import select
+
+    from bot.storage.models import OrgUnit
+
+    unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == code, OrgUnit.kind == kind))
+    if unit is None:
+        typer.echo(f"error: no {kind} with code {code!r}", err=True)
+        raise typer.Exit(2)
+    return unit
 
 
 @cli.command()
@@ -381,7 +400,7 @@ def export_cmd(
     from bot.clock import local_date
     from bot.review.exports import FORMATS, KINDS, export_filename, write_export
     from bot.storage.commune import campaign_for
-    from bot.storage.models import Campaign, OrgUnit
+    from bot.storage.models import Campaign
 
     if kind not in KINDS or format not in FORMATS:
         typer.echo(f"error: kind must be one of {', '.join(KINDS)}; format one of {', '.join(FORMATS)}", err=True)
@@ -406,10 +425,7 @@ def export_cmd(
 
     async def work(app: App) -> None:
         async with app.sessions() as session:
-            unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == commune, OrgUnit.kind == "commune"))
-            if unit is None:
-                typer.echo(f"error: no commune with code {commune!r}", err=True)
-                raise typer.Exit(2)
+            unit = await _unit_or_exit(session, "commune", commune)
             chosen = year
             if chosen is None:
                 campaign = await campaign_for(session, unit.id, local_date(app.clock.now(), app.settings.tz))
@@ -467,11 +483,8 @@ def province_report_cmd(
     lang: str = typer.Option("vi", help="Language of headers: vi | en"),
 ) -> None:
     """The yearly upward report of a province: one row per commune, then the province totals."""
-    from sqlalchemy import select
-
     from bot.review.exports import FORMATS
     from bot.review.province import province_report_filename, write_province_report
-    from bot.storage.models import OrgUnit
 
     if format not in FORMATS:
         typer.echo(f"error: format must be one of {', '.join(FORMATS)}", err=True)
@@ -479,10 +492,7 @@ def province_report_cmd(
 
     async def work(app: App) -> None:
         async with app.sessions() as session:
-            unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == province, OrgUnit.kind == "province"))
-            if unit is None:
-                typer.echo(f"error: no province with code {province!r}", err=True)
-                raise typer.Exit(2)
+            unit = await _unit_or_exit(session, "province", province)
             target = out or Path(province_report_filename(unit, year, format))
             target.parent.mkdir(parents=True, exist_ok=True)
             rows = await write_province_report(

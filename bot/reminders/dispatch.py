@@ -45,7 +45,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -396,6 +396,21 @@ class Dispatcher:
             .values(**values)
         )
 
+    async def _retry_later(
+        self, session: AsyncSession, row_id: int, not_before: datetime, last_error: str, **values: Any
+    ) -> None:
+        """Back in the queue, claimed by no one, to be sent again from `not_before`."""
+        await self._record(
+            session,
+            row_id,
+            status=PENDING,
+            claimed_by=None,
+            claimed_at=None,
+            not_before=not_before,
+            last_error=last_error,
+            **values,
+        )
+
     async def _notice(self, row: Claimed, now: datetime) -> Notice:
         """The row's notice; a deferred one (a digest) is built now, from current data."""
         deferred = Deferred.from_payload(row.payload)
@@ -460,15 +475,12 @@ class Dispatcher:
             elif isinstance(error, RateLimited):
                 # Not the message's fault: it keeps its attempts and waits as the platform asked.
                 pacer.pause(error.retry_after, self.timer.monotonic())
-                await self._record(
+                await self._retry_later(
                     session,
                     row.id,
-                    status=PENDING,
-                    claimed_by=None,
-                    claimed_at=None,
-                    not_before=now + timedelta(seconds=error.retry_after),
+                    now + timedelta(seconds=error.retry_after),
+                    describe(error),
                     attempts=OutboxMessage.attempts - 1,
-                    last_error=describe(error),
                 )
                 report.rate_limited += 1
                 log.warning("%s: rate limited, pausing %.1fs", channel, error.retry_after)
@@ -489,15 +501,7 @@ class Dispatcher:
                     report.failed += 1
                 else:
                     delay = min(BACKOFF_CAP_SECONDS, self.settings.dispatch_backoff_seconds * 2 ** (attempts - 1))
-                    await self._record(
-                        session,
-                        row.id,
-                        status=PENDING,
-                        claimed_by=None,
-                        claimed_at=None,
-                        not_before=now + timedelta(seconds=delay),
-                        last_error=describe(error),
-                    )
+                    await self._retry_later(session, row.id, now + timedelta(seconds=delay), describe(error))
                     report.retried += 1
 
     # -- as a service ---------------------------------------------------------------------------

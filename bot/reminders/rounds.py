@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -101,30 +102,21 @@ class Rounds:
         )
         roles = DIGEST_BEFORE.get(deadline_kind)
         if roles and commune is not None:
-            async with self._opener(dry_run)() as session:
-                digests = await plan_digests(
-                    session,
-                    campaign=campaign,
-                    deadlines=deadlines,
-                    commune=commune,
-                    roles=roles,
-                    heading=BEFORE_DEADLINE,
-                    tag=f"c{campaign.id}:{deadline_kind}:{offset}",
-                    send_at=rnd.send_at,
-                    criteria=criteria,
-                    catalog=self.app.catalog,
-                    settings=self.settings,
-                    deadline=deadline,
-                    offset=offset,
-                    preview=collect is not None,
-                )
-                result.digests = len(digests)
-                if collect is not None:
-                    collect.digests.extend(digests)
-                if not dry_run:
-                    result.digests_queued = len(
-                        await enqueue_many(session, [d.queued for d in digests if d.reach.reachable], now=now)
-                    )
+            result.digests, result.digests_queued = await self._digests(
+                dry_run=dry_run,
+                collect=collect,
+                now=now,
+                campaign=campaign,
+                deadlines=deadlines,
+                commune=commune,
+                roles=roles,
+                heading=BEFORE_DEADLINE,
+                tag=f"c{campaign.id}:{deadline_kind}:{offset}",
+                send_at=rnd.send_at,
+                criteria=criteria,
+                deadline=deadline,
+                offset=offset,
+            )
         log.info(
             "round %s/%s/%s: %d reminders (%d new, %d unreachable), %d digests (%d new)",
             campaign_id,
@@ -137,6 +129,24 @@ class Rounds:
             result.digests_queued,
         )
         return result
+
+    async def _digests(
+        self, *, dry_run: bool, collect: Collected | None, now: datetime, **plan: Any
+    ) -> tuple[int, int]:
+        """Plan one commune's digests in one transaction (`plan`: what `plan_digests` takes
+        besides the session, catalog, settings and preview), keep them for a preview and queue the
+        reachable ones unless on a dry run; returns (planned, newly queued)."""
+        async with self._opener(dry_run)() as session:
+            digests = await plan_digests(
+                session, catalog=self.app.catalog, settings=self.settings, preview=collect is not None, **plan
+            )
+            if collect is not None:
+                collect.digests.extend(digests)
+            if dry_run:
+                return len(digests), 0
+            return len(digests), len(
+                await enqueue_many(session, [d.queued for d in digests if d.reach.reachable], now=now)
+            )
 
     async def current_campaigns(self, today: date) -> list[tuple[OrgUnit, Campaign, list[CampaignDeadline]]]:
         """Each commune's campaign of this year, while any of its deadlines is still ahead."""
@@ -159,27 +169,20 @@ class Rounds:
         queued = 0
         criteria = CriteriaCache(self.app.catalog)
         for commune, campaign, deadlines in await self.current_campaigns(today):
-            async with self._opener(dry_run)() as session:
-                digests = await plan_digests(
-                    session,
-                    campaign=campaign,
-                    deadlines=deadlines,
-                    commune=commune,
-                    roles=(LEADER, OFFICER),
-                    heading=WEEKLY,
-                    tag=weekly_tag(today),
-                    send_at=send_at,
-                    criteria=criteria,
-                    catalog=self.app.catalog,
-                    settings=self.settings,
-                    preview=collect is not None,
-                )
-                if collect is not None:
-                    collect.digests.extend(digests)
-                if not dry_run:
-                    queued += len(
-                        await enqueue_many(session, [d.queued for d in digests if d.reach.reachable], now=now)
-                    )
+            _planned, new = await self._digests(
+                dry_run=dry_run,
+                collect=collect,
+                now=now,
+                campaign=campaign,
+                deadlines=deadlines,
+                commune=commune,
+                roles=(LEADER, OFFICER),
+                heading=WEEKLY,
+                tag=weekly_tag(today),
+                send_at=send_at,
+                criteria=criteria,
+            )
+            queued += new
         log.info("weekly digests: %d new", queued)
         return queued
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from apscheduler.executors.base import BaseExecutor, run_coroutine_job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler, run_in_event_loop
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -240,32 +242,21 @@ class ReminderScheduler:
             minute=settings.digest_time.minute,
             timezone=settings.tz,
         )
-        existing = self.scheduler.get_job(WEEKLY_JOB)
-        if existing is None or str(existing.trigger) != str(weekly):
-            self.scheduler.add_job(
-                weekly_digest_job,
-                weekly,
-                id=WEEKLY_JOB,
-                replace_existing=True,
-                misfire_grace_time=int(WEEKLY_GRACE.total_seconds()),
-            )
+        self._keep_job(WEEKLY_JOB, weekly_digest_job, weekly, int(WEEKLY_GRACE.total_seconds()))
         every = IntervalTrigger(minutes=settings.scheduler_sync_minutes, timezone=settings.tz)
-        existing = self.scheduler.get_job(SYNC_JOB)
-        if existing is None or str(existing.trigger) != str(every):
-            self.scheduler.add_job(sync_job, every, id=SYNC_JOB, replace_existing=True, misfire_grace_time=60)
+        self._keep_job(SYNC_JOB, sync_job, every, 60)
         hourly = IntervalTrigger(hours=1, timezone=settings.tz)
         if self.scheduler.get_job(FILES_JOB) is None:
             self.scheduler.add_job(files_job, hourly, id=FILES_JOB, replace_existing=True, misfire_grace_time=600)
         daily = CronTrigger(hour=RETENTION_HOUR, minute=0, timezone=settings.tz)
-        existing = self.scheduler.get_job(RETENTION_JOB)
-        if existing is None or str(existing.trigger) != str(daily):
-            self.scheduler.add_job(
-                retention_job,
-                daily,
-                id=RETENTION_JOB,
-                replace_existing=True,
-                misfire_grace_time=int(WEEKLY_GRACE.total_seconds()),
-            )
+        self._keep_job(RETENTION_JOB, retention_job, daily, int(WEEKLY_GRACE.total_seconds()))
+
+    def _keep_job(self, job_id: str, func: Callable[[], Awaitable[None]], trigger: BaseTrigger, grace: int) -> None:
+        """Put a fixed job in place, unless the job store already holds it on the same trigger."""
+        assert self.scheduler is not None
+        existing = self.scheduler.get_job(job_id)
+        if existing is None or str(existing.trigger) != str(trigger):
+            self.scheduler.add_job(func, trigger, id=job_id, replace_existing=True, misfire_grace_time=grace)
 
     async def sync(self) -> tuple[int, int]:
         """Make the round jobs match the database; returns (added or moved, removed)."""

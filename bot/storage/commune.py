@@ -10,6 +10,7 @@ so an officer can correct the file and re-run `hoctap init` without duplicating 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -216,6 +217,14 @@ def _validate(model: type[ModelT], text: str, source: str) -> ModelT:
         raise CommuneFileError(f"{source}: {details}") from exc
 
 
+def _load(path: Path, parse: Callable[[str, str], ModelT]) -> ModelT:
+    """Read a YAML file and parse it; a file that cannot be read is a CommuneFileError too."""
+    try:
+        return parse(Path(path).read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise CommuneFileError(f"{path}: cannot read: {exc}") from exc
+
+
 def parse_province(text: str, source: str) -> ProvinceSpec:
     spec = _validate(ProvinceSpec, text, source)
     codes: list[str] = [spec.province.code]
@@ -236,10 +245,7 @@ def parse_province(text: str, source: str) -> ProvinceSpec:
 
 
 def load_province_file(path: Path) -> ProvinceSpec:
-    try:
-        return parse_province(Path(path).read_text(encoding="utf-8"), str(path))
-    except OSError as exc:
-        raise CommuneFileError(f"{path}: cannot read: {exc}") from exc
+    return _load(path, parse_province)
 
 
 async def apply_province(
@@ -289,15 +295,7 @@ async def find_communes(session: AsyncSession, text: str, limit: int = 8) -> lis
 
 
 def parse_commune(text: str, source: str) -> CommuneSpec:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CommuneFileError(f"{source}: not valid YAML: {exc}") from exc
-    try:
-        spec = CommuneSpec.model_validate(raw)
-    except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
-        raise CommuneFileError(f"{source}: {details}") from exc
+    spec = _validate(CommuneSpec, text, source)
     codes = [b.code for b in spec.branches]
     if len(codes) != len(set(codes)):
         raise CommuneFileError(f"{source}: branches: codes must be unique")
@@ -305,10 +303,7 @@ def parse_commune(text: str, source: str) -> CommuneSpec:
 
 
 def load_commune_file(path: Path) -> CommuneSpec:
-    try:
-        return parse_commune(Path(path).read_text(encoding="utf-8"), str(path))
-    except OSError as exc:
-        raise CommuneFileError(f"{path}: cannot read: {exc}") from exc
+    return _load(path, parse_commune)
 
 
 async def _upsert_unit(

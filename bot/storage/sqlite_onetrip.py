@@ -27,7 +27,7 @@ import os
 import sqlite3
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import aiosqlite
@@ -182,23 +182,21 @@ class OneTripConnection(aiosqlite.Connection):
         if lock is not None:
             lock.release()
 
-    async def commit(self) -> None:
+    async def _then_end_turn(self, ending: Awaitable[None]) -> None:
+        """Await what ends the transaction, then give the write turn back, even when it failed."""
         try:
-            await super().commit()
+            await ending
         finally:
             self._end_turn()
+
+    async def commit(self) -> None:
+        await self._then_end_turn(super().commit())
 
     async def rollback(self) -> None:
-        try:
-            await super().rollback()
-        finally:
-            self._end_turn()
+        await self._then_end_turn(super().rollback())
 
     async def close(self) -> None:
-        try:
-            await super().close()
-        finally:
-            self._end_turn()
+        await self._then_end_turn(super().close())
 
 
 def connect(path: str, **kwargs: Any) -> OneTripConnection:

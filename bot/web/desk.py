@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -302,6 +303,16 @@ class Desk:
             return None
         return Viewer(web, person, roles, self._translator(request, person), person.id, web.id, web.csrf)
 
+    async def sender(self, request: Request, db: AsyncSession, form: FormData) -> Viewer | Response:
+        """Who sent a form: the signed-in viewer, when it carries their session's CSRF token;
+        otherwise the answer to give instead (signed out, or 403)."""
+        viewer = await self.viewer(request, db)
+        if viewer is None:
+            return self.signed_out(request)
+        if not csrf_ok(viewer.csrf, form.get("csrf")):
+            return self.message(request, viewer.t, 403, N_("web.error.csrf"), viewer)
+        return viewer
+
     def signed_out(self, request: Request) -> Response:
         t = self._translator(request, None)
         response = self.render(request, "message.html", t, status=401, text=t("web.signed_out.text"), viewer=None)
@@ -372,11 +383,9 @@ class Desk:
     async def signout(self, request: Request) -> Response:
         form = await request.form()
         async with self.app.sessions.begin() as db:
-            viewer = await self.viewer(request, db)
-            if viewer is None:
-                return self.signed_out(request)
-            if not csrf_ok(viewer.csrf, form.get("csrf")):
-                return self.message(request, viewer.t, 403, N_("web.error.csrf"), viewer)
+            viewer = await self.sender(request, db, form)
+            if isinstance(viewer, Response):
+                return viewer
             await sign_out(db, viewer.web, self.now())
         return self.signed_out(request)
 
@@ -613,12 +622,10 @@ class Desk:
         form = await request.form()
         sub_id = request.path_params["sub_id"]
         async with self.app.sessions() as db:
-            viewer = await self.viewer(request, db)
-            if viewer is None:
-                return self.signed_out(request)
+            viewer = await self.sender(request, db, form)
+            if isinstance(viewer, Response):
+                return viewer
             t = viewer.t
-            if not csrf_ok(viewer.csrf, form.get("csrf")):
-                return self.message(request, t, 403, N_("web.error.csrf"), viewer)
             submission = await db.get(Submission, sub_id, populate_existing=True)
             found = await self._reviewer(db, viewer, submission, str(form.get("as", "")))
             if found is None:
@@ -826,12 +833,10 @@ class Desk:
     async def export(self, request: Request) -> Response:
         form = await request.form()
         async with self.app.sessions() as db:
-            viewer = await self.viewer(request, db)
-            if viewer is None:
-                return self.signed_out(request)
+            viewer = await self.sender(request, db, form)
+            if isinstance(viewer, Response):
+                return viewer
             t = viewer.t
-            if not csrf_ok(viewer.csrf, form.get("csrf")):
-                return self.message(request, t, 403, N_("web.error.csrf"), viewer)
             _communes, commune, year = await self._commune(db, viewer, str(form.get("c", "")))
             kind, fmt = str(form.get("kind", "")), str(form.get("format", ""))
             if commune is None:

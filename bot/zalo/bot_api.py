@@ -19,7 +19,7 @@ from bot.zalo.errors import (
     ZaloInternalError,
     ZaloRateLimited,
 )
-from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, request_with_retries, split_text
+from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, ZaloHTTPClient, split_text
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def error_for(
     return ZaloAPIError(code, description, method=method, http_status=http_status)
 
 
-class ZaloBotClient:
+class ZaloBotClient(ZaloHTTPClient):
     """One bot token; share the instance (it keeps one HTTP connection pool)."""
 
     def __init__(
@@ -224,16 +224,9 @@ class ZaloBotClient:
     ) -> None:
         if not token:
             raise ValueError("a Zalo bot token is required")
+        super().__init__(client=client, timeout=timeout, retry=retry)
         self._token = token
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.retry = retry
-        self._own_client = client is None
-        self.http = client or httpx.AsyncClient(timeout=timeout)
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            await self.http.aclose()
 
     def _url(self, method: str) -> str:
         return f"{self.base_url}/bot{self._token}/{method}"
@@ -247,28 +240,17 @@ class ZaloBotClient:
         retry: RetryPolicy | None = None,
     ) -> Any:
         """Call a method and return its `result`, raising a ZaloError subclass on failure."""
-        response = await request_with_retries(
-            self.http,
+        response, data = await self.answer(
             "POST",
             self._url(method),
-            policy=retry or self.retry,
             what=f"Zalo Bot {method}",
+            method=method,
+            policy=retry,
             json=payload or {},
-            timeout=timeout if timeout is not None else self.timeout,
+            timeout=timeout,
         )
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and data.get("ok") is True:
+        if data.get("ok") is True:
             return data.get("result")
-        if not isinstance(data, dict):
-            raise ZaloAPIError(
-                response.status_code,
-                f"unexpected answer: {response.text[:200]}",
-                method=method,
-                http_status=response.status_code,
-            )
         try:
             code = int(data.get("error_code") or response.status_code)
         except (TypeError, ValueError):

@@ -32,7 +32,7 @@ from bot.zalo.errors import (
     ZaloPermissionError,
     ZaloRateLimited,
 )
-from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, request_with_retries, split_text
+from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, ZaloHTTPClient, answer_object, request_with_retries, split_text
 
 log = logging.getLogger(__name__)
 
@@ -239,11 +239,8 @@ async def refresh_access_token(
         data={"app_id": app_id, "refresh_token": refresh_token, "grant_type": "refresh_token"},
         timeout=timeout,
     )
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
+    data = answer_object(response)
+    if data is None:
         # Not Zalo's JSON (a proxy's page, a cut answer): says nothing about our refresh token.
         raise TokenRefreshError(response.status_code, f"unexpected answer: {response.text[:200]}", permanent=False)
     if data.get("access_token") and data.get("refresh_token"):
@@ -258,7 +255,7 @@ async def refresh_access_token(
     raise TokenRefreshError(code, description, permanent=refresh_refused_for_good(code, description))
 
 
-class ZaloOAClient:
+class ZaloOAClient(ZaloHTTPClient):
     def __init__(
         self,
         tokens: TokenSource,
@@ -268,42 +265,17 @@ class ZaloOAClient:
         timeout: float = 15.0,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
+        super().__init__(client=client, timeout=timeout, retry=retry)
         self.tokens = tokens
         self.api_base = api_base.rstrip("/")
-        self.timeout = timeout
-        self.retry = retry
-        self._own_client = client is None
-        self.http = client or httpx.AsyncClient(timeout=timeout)
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            await self.http.aclose()
 
     async def call(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
         """Call the OA API and return the answer, raising on a non-zero `error` (even with HTTP 200)."""
         for attempt in range(2):
             token = await self.tokens.access_token()
-            response = await request_with_retries(
-                self.http,
-                method,
-                self.api_base + path,
-                policy=self.retry,
-                what=what,
-                headers={"access_token": token},
-                timeout=self.timeout,
-                **kwargs,
+            response, data = await self.answer(
+                method, self.api_base + path, what=what, headers={"access_token": token}, **kwargs
             )
-            try:
-                data = response.json()
-            except ValueError:
-                data = None
-            if not isinstance(data, dict):
-                raise ZaloAPIError(
-                    response.status_code,
-                    f"unexpected answer: {response.text[:200]}",
-                    method=what,
-                    http_status=response.status_code,
-                )
             try:
                 code = int(data.get("error", 0) or 0)
             except (TypeError, ValueError):

@@ -117,18 +117,16 @@ class OATokenManager:
                 )
                 log.info("Zalo OA tokens for app %s stored from the settings", self.app_id)
             elif row.seed_digest != seed:
-                row.refresh_token = self.box.seal(refresh_token)
-                row.access_token = self.box.seal(access_token)
-                row.access_expires_at = None
-                row.refresh_expires_at = now + REFRESH_TOKEN_LIFETIME if refresh_token else None
-                row.generation += 1
+                await self._store_pair(
+                    session,
+                    row,
+                    access_token,
+                    refresh_token,
+                    access_expires_at=None,
+                    refresh_expires_at=now + REFRESH_TOKEN_LIFETIME if refresh_token else None,
+                    now=now,
+                )
                 row.seed_digest = seed
-                if row.needs_reauth_at is not None:
-                    await clear_alert(session, OA_REAUTH)
-                row.needs_reauth_at = None
-                row.refresh_started_at = None
-                row.last_error = None
-                row.updated_at = now
                 log.warning("Zalo OA tokens for app %s replaced by new ones from the settings", self.app_id)
             elif not all(v is None or self.box.is_sealed(v) for v in (row.access_token, row.refresh_token)):
                 # Kept in plain text by an older version: encrypt them now.
@@ -205,6 +203,31 @@ class OATokenManager:
             return False
         return state.access_expires_at is None or state.access_expires_at > self.clock.now()
 
+    async def _store_pair(
+        self,
+        session: AsyncSession,
+        row: ZaloOAToken,
+        access_token: str | None,
+        refresh_token: str | None,
+        *,
+        access_expires_at: datetime | None,
+        refresh_expires_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        """Put a new token pair in the row as the next generation: whatever failed before (a
+        refused refresh, a call to re-authorise, a refresh left unfinished) is over."""
+        row.access_token = self.box.seal(access_token)
+        row.refresh_token = self.box.seal(refresh_token)
+        row.access_expires_at = access_expires_at
+        row.refresh_expires_at = refresh_expires_at
+        row.generation += 1
+        if row.needs_reauth_at is not None:
+            await clear_alert(session, OA_REAUTH)
+        row.needs_reauth_at = None
+        row.refresh_started_at = None
+        row.last_error = None
+        row.updated_at = now
+
     async def _locked_row(self, session: AsyncSession) -> ZaloOAToken | None:
         return await session.scalar(select(ZaloOAToken).where(ZaloOAToken.app_id == self.app_id).with_for_update())
 
@@ -278,18 +301,16 @@ class OATokenManager:
                 refused = exc
             else:
                 done = self.clock.now()
-                row.access_token = self.box.seal(pair.access_token)
-                row.refresh_token = self.box.seal(pair.refresh_token)
-                row.access_expires_at = done + timedelta(seconds=pair.expires_in)
-                row.refresh_expires_at = done + REFRESH_TOKEN_LIFETIME
-                row.generation += 1
+                await self._store_pair(
+                    session,
+                    row,
+                    pair.access_token,
+                    pair.refresh_token,
+                    access_expires_at=done + timedelta(seconds=pair.expires_in),
+                    refresh_expires_at=done + REFRESH_TOKEN_LIFETIME,
+                    now=done,
+                )
                 row.refreshed_at = done
-                row.refresh_started_at = None
-                if row.needs_reauth_at is not None:
-                    await clear_alert(session, OA_REAUTH)
-                row.needs_reauth_at = None
-                row.last_error = None
-                row.updated_at = done
             state = self._state_of(row)
         # Committed: only now is the new token used.
         if refused is not None:

@@ -1,5 +1,5 @@
-"""HTTP plumbing shared by the Zalo clients: retries with backoff on timeouts and 5xx only,
-and splitting long texts to the platform's length limit."""
+"""HTTP plumbing shared by the Zalo clients: one connection pool each, retries with backoff on
+timeouts and 5xx only, reading the JSON answer, and splitting long texts to the platform's limit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from bot.zalo.errors import ZaloNetworkError, ZaloServerError
+from bot.zalo.errors import ZaloAPIError, ZaloNetworkError, ZaloServerError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,67 @@ async def request_with_retries(
             log.info("%s answered HTTP %d (attempt %d/%d), retrying", what, response.status_code, attempt + 1, attempts)
         await asyncio.sleep(policy.delay(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def answer_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The JSON object of an answer, or None when it is not one (a proxy's page, a cut answer)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def unexpected_answer(response: httpx.Response, method: str) -> ZaloAPIError:
+    """The error for an answer that is not Zalo's JSON envelope."""
+    return ZaloAPIError(
+        response.status_code,
+        f"unexpected answer: {response.text[:200]}",
+        method=method,
+        http_status=response.status_code,
+    )
+
+
+class ZaloHTTPClient:
+    """Base of the Zalo clients: one connection pool (given, or its own, closed by `aclose`), one
+    timeout and one retry policy for every call; share the instance."""
+
+    def __init__(self, *, client: httpx.AsyncClient | None, timeout: float, retry: RetryPolicy) -> None:
+        self.timeout = timeout
+        self.retry = retry
+        self._own_client = client is None
+        self.http = client or httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.http.aclose()
+
+    async def answer(
+        self,
+        verb: str,
+        url: str,
+        *,
+        what: str,
+        method: str | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> tuple[httpx.Response, dict[str, Any]]:
+        """Send a request (retried as `policy` says) and return the answer with its JSON object;
+        ZaloAPIError("unexpected answer") for the API `method` (default `what`) when it holds none."""
+        response = await request_with_retries(
+            self.http,
+            verb,
+            url,
+            policy=policy or self.retry,
+            what=what,
+            timeout=self.timeout if timeout is None else timeout,
+            **kwargs,
+        )
+        data = answer_object(response)
+        if data is None:
+            raise unexpected_answer(response, method or what)
+        return response, data
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
