@@ -34,47 +34,27 @@ def hoctap(
     )
 
 
+def grant(
+    tmp_path, role: str, channel: str, user_id: str, scope: str, name: str | None = None
+) -> subprocess.CompletedProcess:
+    """`hoctap admin grant …` with the usual flags (`--name` only when given)."""
+    args = ["--role", role, "--channel", channel, "--user-id", user_id, "--scope", scope]
+    return hoctap(tmp_path, "admin", "grant", *args, *(["--name", name] if name is not None else []))
+
+
 def test_init_grant_and_roles(tmp_path):
     done = hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE))
     assert done.returncode == 0, done.stderr
     assert "Xã Ea Tul: 5 branches, 2 campaign(s) ready." in done.stdout
 
-    refused = hoctap(
-        tmp_path, "admin", "grant", "--role", "officer", "--channel", "telegram", "--user-id", "42", "--scope", "ea-tul"
-    )
+    refused = grant(tmp_path, "officer", "telegram", "42", "ea-tul")
     assert refused.returncode == 2 and "pass --name" in refused.stderr
 
-    granted = hoctap(
-        tmp_path,
-        "admin",
-        "grant",
-        "--role",
-        "officer",
-        "--channel",
-        "telegram",
-        "--user-id",
-        "42",
-        "--scope",
-        "ea-tul",
-        "--name",
-        "Trần Văn Cán",
-    )
+    granted = grant(tmp_path, "officer", "telegram", "42", "ea-tul", "Trần Văn Cán")
     assert granted.returncode == 0, granted.stderr
     assert "granted officer to Trần Văn Cán" in granted.stdout
 
-    wrong_scope = hoctap(
-        tmp_path,
-        "admin",
-        "grant",
-        "--role",
-        "leader",
-        "--channel",
-        "telegram",
-        "--user-id",
-        "42",
-        "--scope",
-        "ea-tul",
-    )
+    wrong_scope = grant(tmp_path, "leader", "telegram", "42", "ea-tul")
     assert wrong_scope.returncode == 2 and "leader needs a branch" in wrong_scope.stderr
 
     roles = hoctap(tmp_path, "admin", "roles")
@@ -177,38 +157,10 @@ def test_init_says_what_it_changes_and_if_new_keeps_a_changed_calendar(tmp_path)
 
 def test_admin_channel_check_revoke_and_export_refusals(tmp_path):
     assert hoctap(tmp_path, "init", "--commune", str(EXAMPLE_COMMUNE)).returncode == 0
-    viber = hoctap(
-        tmp_path,
-        "admin",
-        "grant",
-        "--role",
-        "leader",
-        "--channel",
-        "viber",
-        "--user-id",
-        "x1",
-        "--scope",
-        "buon-ken",
-        "--name",
-        "Thử",
-    )
+    viber = grant(tmp_path, "leader", "viber", "x1", "buon-ken", "Thử")
     assert viber.returncode == 2 and "unknown channel 'viber'" in viber.stderr
     assert "Thử" not in hoctap(tmp_path, "admin", "roles").stdout
-    granted = hoctap(
-        tmp_path,
-        "admin",
-        "grant",
-        "--role",
-        "leader",
-        "--channel",
-        "telegram",
-        "--user-id",
-        "7",
-        "--scope",
-        "buon-ken",
-        "--name",
-        "Ama Hồng",
-    )
+    granted = grant(tmp_path, "leader", "telegram", "7", "buon-ken", "Ama Hồng")
     assert granted.returncode == 0, granted.stderr
     revoked = hoctap(tmp_path, "admin", "revoke", "--role", "leader", "--channel", "telegram", "--user-id", "7")
     assert revoked.returncode == 0 and "revoked 1 leader grant(s)" in revoked.stdout
@@ -249,21 +201,7 @@ def test_init_a_whole_province_then_its_reader_and_the_upward_report(tmp_path):
     ]
     both = hoctap(tmp_path, "init", "--province", str(province_file), "--commune", str(EXAMPLE_COMMUNE))
     assert both.returncode == 2 and "--commune FILE or --province FILE" in both.stderr
-    granted = hoctap(
-        tmp_path,
-        "admin",
-        "grant",
-        "--role",
-        "province",
-        "--channel",
-        "telegram",
-        "--user-id",
-        "7",
-        "--scope",
-        "dak-lak",
-        "--name",
-        "Phạm Thị Tỉnh",
-    )
+    granted = grant(tmp_path, "province", "telegram", "7", "dak-lak", "Phạm Thị Tỉnh")
     assert granted.returncode == 0, granted.stderr
     report = hoctap(tmp_path, "province-report", "--province", "dak-lak", "--year", "2026", "--format", "csv")
     assert report.returncode == 0, report.stderr

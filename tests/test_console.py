@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 
 from bot.channels.console import ConsoleChannel
+from tests.support.chat import console_session
 from tests.support.images import jpeg
 
 
 async def test_terminal_chat_registers_and_attaches_a_photo(engine, tmp_path, suite_app):
     photo = tmp_path / "tu sach.jpg"
     photo.write_bytes(jpeg((20, 30, 40)))
-    lines = iter(
+    text = await console_session(
+        engine,
+        "hoa",
         [
             "chào",
             "1",
@@ -25,18 +28,8 @@ async def test_terminal_chat_registers_and_attaches_a_photo(engine, tmp_path, su
             f"/anh {photo}",
             "/anh /no/such/file.jpg",
             "xong",
-        ]
+        ],
     )
-
-    def read_line(prompt: str) -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
-
-    out = io.StringIO()
-    await ConsoleChannel(engine, user_id="hoa", out=out, read_line=read_line).run()
-    text = out.getvalue()
     assert text.startswith("Trò chuyện với hoctap-bot.")
     assert "1. Tôi đồng ý\n2. Không đồng ý\n3. Xem chi tiết\nTrả lời 1, 2 hoặc 3." in text
     assert "Đã đăng ký Công dân học tập, mã hồ sơ CD-2026-000001." in text

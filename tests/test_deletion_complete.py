@@ -20,7 +20,7 @@ from bot.storage.models import Base, Evidence, ProcessedMessage, Submission
 from bot.storage.people import Role
 from tests.support.images import jpeg
 from tests.support.reminders import RecordingSender, VirtualTimer, campaign, vn
-from tests.support.review import chat, flow, make_staff  # noqa: F401
+from tests.support.review import chat, declare_and_submit, flow, make_staff  # noqa: F401
 from tests.support.scripts import register_citizen
 
 NAME = "Nguyễn Thị Hoa"
@@ -29,17 +29,7 @@ PHOTOS = [jpeg((200, 30, 30)), jpeg((30, 200, 30))]
 
 
 async def _declare_and_submit(p, photos: list[bytes]) -> None:
-    await p.taps("Bắt đầu")
-    for index in range(10):
-        await p.taps("Đạt")
-        if index < len(photos):
-            await p.sends_photo(photos[index])
-            await p.taps("Xong")
-        else:
-            await p.taps("Không có ảnh")
-    await p.taps("Nộp hồ sơ")
-    turn = await p.taps("Nộp ngay")
-    assert "Đã nộp hồ sơ" in turn, turn
+    await declare_and_submit(p, dict(enumerate(photos)))
 
 
 def _dispatcher(app, sender: RecordingSender) -> Dispatcher:

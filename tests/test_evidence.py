@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
-import time
 
 import pytest
 from PIL import ExifTags, Image, ImageCms
@@ -23,6 +21,7 @@ from tests.support.images import (
     phone_jpeg,
     png,
 )
+from tests.support.loop import run_while_ticking
 
 MB = 1024 * 1024
 
@@ -160,21 +159,8 @@ async def test_the_event_loop_keeps_running_while_a_large_photo_is_cleaned(tmp_p
     store = EvidenceStore(tmp_path, 10 * MB)
     # 10 megapixels of lossless WebP: valid, and a second or so of decoding and resizing.
     big = lossless_webp((3200, 3200), (30, 90, 160))
-    ticks: list[float] = []
-    done = asyncio.Event()
-
-    async def tick() -> None:
-        while not done.is_set():
-            ticks.append(time.monotonic())
-            await asyncio.sleep(0.05)
-
-    ticker = asyncio.create_task(tick())
-    await asyncio.sleep(0.06)
-    started = time.monotonic()
-    photo = await store.prepare_async(big)
-    took = time.monotonic() - started
-    done.set()
-    await ticker
+    ticked = await run_while_ticking(lambda: store.prepare_async(big))
+    photo, started, took, ticks = ticked.result, ticked.started, ticked.took, ticked.ticks
     assert (photo.width, photo.height) == (2560, 2560)
     during = [t for t in ticks if started <= t <= started + took]
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot.storage.models import Answer, Evidence, Submission, SubmissionEvent
 from tests.support.images import jpeg, png
-from tests.support.scripts import agree, register_citizen
+from tests.support.scripts import agree, declare_all, register_citizen
 
 ITEM_1 = (
     "Mục 1/10 (tối đa 10 điểm)\n"
@@ -254,10 +254,7 @@ async def test_skip_stop_come_back_and_answer_missing(person):
 async def test_edit_one_answer_from_the_summary(person):
     hoa = person()
     await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    for _ in range(10):
-        await hoa.taps("Đạt một phần")
-        await hoa.taps("Không có ảnh")
+    await declare_all(hoa, "Đạt một phần")
     turn = hoa.last
     assert "Tổng 50/100 điểm." in turn
     turn = await hoa.taps("Sửa một mục")
@@ -303,10 +300,7 @@ async def test_photo_rules(person, suite_app):
 async def test_photo_sent_at_the_summary_is_kept_and_attached_to_a_chosen_item(person, suite_app):
     hoa = person()
     await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    for _ in range(10):
-        await hoa.taps("Đạt")
-        await hoa.taps("Không có ảnh")
+    await declare_all(hoa)
     turn = await hoa.sends_photo(jpeg((50, 60, 70)))
     assert turn.text.startswith("Đã nhận ảnh. Ảnh này dùng cho mục nào?")
     turn = await hoa.says("4")

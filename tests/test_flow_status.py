@@ -10,14 +10,8 @@ from bot.domain.lifecycle import Actor, State
 from bot.storage.models import Submission, SubmissionEvent
 from bot.storage.submissions import transition
 from tests.support.images import jpeg
-from tests.support.scripts import agree, register_citizen
-
-
-async def _declare_all(p, level: str = "Đạt") -> None:
-    await p.taps("Bắt đầu")
-    for _ in range(10):
-        await p.taps(level)
-        await p.taps("Không có ảnh")
+from tests.support.review import submit_citizen
+from tests.support.scripts import declare_all, register_citizen, register_citizen_en
 
 
 async def _review(app, target: State, note: str | None, actor: Actor = Actor.COMMUNE) -> None:
@@ -55,12 +49,7 @@ async def test_status_shows_state_missing_items_and_next_deadline(person, suite_
 
 async def test_status_in_english_uses_english_dates(person):
     john = person()
-    await agree(john, "en")
-    await john.taps("Learning citizen")
-    await john.says("John Nguyen")
-    await john.says("1988")
-    await john.says("3")
-    await john.taps("Confirm")
+    await register_citizen_en(john)
     turn = await john.says("/status")
     assert turn.text == (
         "CD-2026-000001 — Learning citizen: Registered\n"
@@ -73,10 +62,7 @@ async def test_status_in_english_uses_english_dates(person):
 
 async def test_needs_info_loop_add_photo_and_resubmit(person, suite_app):
     hoa = person()
-    await register_citizen(hoa)
-    await _declare_all(hoa)
-    await hoa.taps("Nộp hồ sơ")
-    await hoa.taps("Nộp ngay")
+    await submit_citizen(hoa, photo=False)
     await _review(suite_app, State.NEEDS_INFO, "Xin bổ sung ảnh tủ sách cho mục 1.")
 
     turn = await hoa.says("/menu")
@@ -115,10 +101,7 @@ async def test_needs_info_loop_add_photo_and_resubmit(person, suite_app):
 
 async def test_decided_submission_is_read_only(person, suite_app):
     hoa = person()
-    await register_citizen(hoa)
-    await _declare_all(hoa)
-    await hoa.taps("Nộp hồ sơ")
-    await hoa.taps("Nộp ngay")
+    await submit_citizen(hoa, photo=False)
     await _review(suite_app, State.APPROVED, None)
     turn = await hoa.says("/trangthai")
     assert "CD-2026-000001 — Công dân học tập: Đã được công nhận" in turn
@@ -130,10 +113,7 @@ async def test_decided_submission_is_read_only(person, suite_app):
 async def test_reviewer_decision_mid_declaration_is_respected(person, suite_app):
     """If the submission left the person's hands while they were answering, nothing is overwritten."""
     hoa = person()
-    await register_citizen(hoa)
-    await _declare_all(hoa)
-    await hoa.taps("Nộp hồ sơ")
-    await hoa.taps("Nộp ngay")
+    await submit_citizen(hoa, photo=False)
     await _review(suite_app, State.NEEDS_INFO, "Bổ sung mục 2")
     await hoa.says("/menu")
     await hoa.taps("Bổ sung hồ sơ")
@@ -145,16 +125,8 @@ async def test_reviewer_decision_mid_declaration_is_respected(person, suite_app)
 
 async def test_needs_info_loop_in_english(person, suite_app):
     john = person()
-    await agree(john, "en")
-    await john.taps("Learning citizen")
-    await john.says("John Nguyen")
-    await john.says("1988")
-    await john.says("Tan Lap")
-    await john.taps("Confirm")
-    await john.taps("Start")
-    for _ in range(10):
-        await john.taps("Achieved")
-        await john.taps("No photo")
+    await register_citizen_en(john, branch="Tan Lap")
+    await declare_all(john, "Achieved", start="Start", no_photo="No photo")
     await john.taps("Submit")
     await john.taps("Submit now")
     await _review(suite_app, State.NEEDS_INFO, "Please add a photo of your learning plan (item 2).", Actor.BRANCH)

@@ -20,7 +20,7 @@ from bot.storage.models import ChannelAccount, Evidence
 from tests.support.chat import Person
 from tests.support.images import PHONE_MAKE, jpeg, phone_jpeg
 from tests.support.invariants import check_invariants
-from tests.support.scripts import agree, register_citizen
+from tests.support.scripts import agree, declare_all, register_citizen
 
 NOT_EXPECTED = "Mình đã nhận ảnh, nhưng lúc này chưa cần ảnh."
 _ids = count(1)
@@ -151,10 +151,7 @@ async def test_a_photo_for_an_item_that_is_full_is_not_written(person, suite_app
 
 async def _at_the_summary(hoa: Person) -> None:
     await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    for _ in range(10):
-        await hoa.taps("Đạt")
-        await hoa.taps("Không có ảnh")
+    await declare_all(hoa)
     assert "Sửa một mục" in hoa.last.choices
 
 

@@ -12,10 +12,10 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.domain.lifecycle import Actor, State
 from bot.review.decisions import Conflict, Decision, decide
 from bot.review.scope import scope_for
-from bot.storage.models import OutboxMessage, Person, Submission, SubmissionEvent
+from bot.storage.models import OutboxMessage, Submission, SubmissionEvent
 from bot.storage.people import Role
 from bot.storage.submissions import transition
-from tests.support.review import chat, flow, make_staff, submit_citizen  # noqa: F401
+from tests.support.review import chat, flow, grant_staff, make_staff, submit_citizen  # noqa: F401
 
 
 async def test_two_officers_approve_at_once_one_wins(chat, flow, app):
@@ -50,6 +50,27 @@ async def test_two_officers_approve_at_once_one_wins(chat, flow, app):
     assert (approvals, notices) == (1, 1)
 
 
+async def make_officer_person(app) -> int:
+    return await grant_staff(app, "Trần Văn Cán", Role.OFFICER, "ea-tul")
+
+
+async def officer_decides(
+    app, session, scope, officer: int, submission_id: int, decision: Decision, version: int, note: str | None = None
+) -> None:
+    """The officer's decision straight through the review service, on the version they looked at."""
+    await decide(
+        session,
+        submission_id=submission_id,
+        decision=decision,
+        role=Role.OFFICER,
+        scope=scope,
+        actor_person_id=officer,
+        note=note,
+        now=app.clock.now(),
+        expected_version=version,
+    )
+
+
 async def test_a_decision_on_a_stale_view_is_refused(chat, flow, app):
     """The officer looked, the resident was then sent back by the leader and resubmitted:
     approving what the officer saw would approve something else."""
@@ -81,33 +102,10 @@ async def test_a_decision_on_a_stale_view_is_refused(chat, flow, app):
     async with app.sessions.begin() as session:
         scope = await scope_for(session, officer, Role.OFFICER)
         with pytest.raises(Conflict) as caught:
-            await decide(
-                session,
-                submission_id=submission.id,
-                decision=Decision.APPROVE,
-                role=Role.OFFICER,
-                scope=scope,
-                actor_person_id=officer,
-                note=None,
-                now=app.clock.now(),
-                expected_version=seen_version,
-            )
+            await officer_decides(app, session, scope, officer, submission.id, Decision.APPROVE, seen_version)
         assert caught.value.submission.state == "submitted" and caught.value.last.to_state == "submitted"
     async with app.sessions() as session:
         assert (await session.get(Submission, submission.id)).state == "submitted"
-
-
-async def make_officer_person(app) -> int:
-    from bot.storage.models import OrgUnit
-    from bot.storage.people import grant_role
-
-    async with app.sessions.begin() as session:
-        person = Person(full_name="Trần Văn Cán", created_at=app.clock.now())
-        session.add(person)
-        await session.flush()
-        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
-        await grant_role(session, person, Role.OFFICER, commune, granted_by=None, now=app.clock.now())
-        return person.id
 
 
 async def test_version_column_stops_a_race_between_two_transactions(chat, flow, app):
@@ -126,29 +124,11 @@ async def test_version_column_stops_a_race_between_two_transactions(chat, flow, 
         submission_id = await first.scalar(select(Submission.id))
         version = await first.scalar(select(Submission.version))
         await second.get(Submission, submission_id)  # both have read the same version
-        await decide(
-            first,
-            submission_id=submission_id,
-            decision=Decision.APPROVE,
-            role=Role.OFFICER,
-            scope=scope_a,
-            actor_person_id=officer,
-            note=None,
-            now=app.clock.now(),
-            expected_version=version,
-        )
+        await officer_decides(app, first, scope_a, officer, submission_id, Decision.APPROVE, version)
         await first.commit()
         with pytest.raises((StaleDataError, Conflict)):
-            await decide(
-                second,
-                submission_id=submission_id,
-                decision=Decision.REJECT,
-                role=Role.OFFICER,
-                scope=scope_b,
-                actor_person_id=officer,
-                note="Không đủ",
-                now=app.clock.now(),
-                expected_version=version,
+            await officer_decides(
+                app, second, scope_b, officer, submission_id, Decision.REJECT, version, note="Không đủ"
             )
             await second.flush()
         await second.rollback()

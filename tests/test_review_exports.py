@@ -456,19 +456,9 @@ def test_cli_export_and_invite(tmp_path):
 
 
 async def test_terminal_chat_shows_where_an_export_was_written(engine, suite_app):
-    from bot.channels.console import ConsoleChannel
+    from tests.support.chat import console_session
 
     await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán", channel="console")
-    lines = iter(["/xuat thongke csv"])
-
-    def read_line(prompt: str) -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
-
-    out = io.StringIO()
-    await ConsoleChannel(engine, user_id="can", out=out, read_line=read_line).run()
-    text = out.getvalue()
+    text = await console_session(engine, "can", ["/xuat thongke csv"])
     assert "Thống kê theo thôn — Xã Ea Tul, năm 2026: 6 dòng.\n[" in text
     assert "stats-ea-tul-2026.csv]" in text

@@ -146,14 +146,9 @@ async def test_see_and_delete_my_data_keeps_anonymised_statistics(chat, flow, ap
 
 async def test_english_data_summary(chat):
     john = chat("john")
-    from tests.support.scripts import agree
+    from tests.support.scripts import register_citizen_en
 
-    await agree(john, "en")
-    await john.taps("Learning citizen")
-    await john.says("John Nguyen")
-    await john.says("1988")
-    await john.says("3")
-    await john.taps("Confirm")
+    await register_citizen_en(john)
     turn = await john.says("/mydata")
     assert turn.text.startswith(
         "What the bot stores about you:\nName: John Nguyen, born 1988, branch: Thôn Tân Lập\n"

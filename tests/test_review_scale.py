@@ -14,23 +14,11 @@ from bot.app import build_app
 from bot.config import load_settings
 from bot.storage.commune import apply_commune, load_commune_file
 from bot.storage.models import OrgUnit, Person
-from bot.storage.people import Role, get_or_create_account, grant_role
+from bot.storage.people import Role
 from tests.conftest import EXAMPLE_COMMUNE, TEST_SIGNING_SECRET, TEST_TOKEN_KEY
 from tests.fakes.telegram_bot_api import FakeUser
+from tests.support.review import declare_and_submit, grant_staff
 from tests.support.telegram import TgPerson, fake, start_polling_bot  # noqa: F401  (fake: a fixture)
-
-
-async def _grant(app, channel: str, external_id: str, role: Role, scope_code: str, name: str) -> None:
-    now = app.clock.now()
-    async with app.sessions.begin() as session:
-        account = await get_or_create_account(session, channel, external_id, external_id, now)
-        person = Person(full_name=name, created_at=now)
-        session.add(person)
-        await session.flush()
-        account.person_id = person.id
-        scope = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope_code))
-        await grant_role(session, person, role, scope, granted_by=None, now=now)
-
 
 # ---- 1. an export asked for in Telegram arrives with the default (relative) folders -----------
 
@@ -47,7 +35,7 @@ async def test_export_arrives_on_telegram_with_the_default_relative_folders(tmp_
     try:
         async with app.sessions.begin() as session:
             await apply_commune(session, load_commune_file(EXAMPLE_COMMUNE), clock.now())
-        await _grant(app, "telegram", "2001", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+        await grant_staff(app, "Trần Văn Cán", Role.OFFICER, "ea-tul", channel="telegram", user_id="2001")
         bot = await start_polling_bot(app, fake)
         try:
             can = TgPerson(fake, bot.channel, FakeUser(2001, "Can"))
@@ -114,7 +102,7 @@ async def test_chart_shows_registered_sent_and_recognised_against_the_target(app
 async def test_a_new_officers_first_command_is_carried_out_after_consent(engine, suite_app):
     from tests.support.chat import Person as ChatPerson
 
-    await _grant(suite_app, "test", "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    await grant_staff(suite_app, "Trần Văn Cán", Role.OFFICER, "ea-tul", user_id="can")
     can = ChatPerson(engine, "can")
     turn = await can.says("/duyet")
     assert "Tôi đồng ý" in turn.choices  # the privacy notice first
@@ -344,17 +332,7 @@ async def _declare_with(p, photos: dict[int, bytes], name: str) -> None:
     from tests.support.scripts import register_citizen
 
     await register_citizen(p, name=name)
-    await p.taps("Bắt đầu")
-    for index in range(10):
-        await p.taps("Đạt")
-        if index in photos:
-            await p.sends_photo(photos[index])
-            await p.taps("Xong")
-        else:
-            await p.taps("Không có ảnh")
-    await p.taps("Nộp hồ sơ")
-    turn = await p.taps("Nộp ngay")
-    assert "Đã nộp hồ sơ" in turn, turn
+    await declare_and_submit(p, photos)
 
 
 async def test_a_photo_used_twice_is_flagged_to_reviewers(engine, person, suite_app):

@@ -24,7 +24,7 @@ from bot.web.auth import (
     redeem_link,
     sign_out_everywhere,
 )
-from tests.support.review import chat, flow, make_staff, outbox, rendered, submit_citizen  # noqa: F401
+from tests.support.review import chat, flow, grant_staff, make_staff, outbox, rendered, submit_citizen  # noqa: F401
 
 LINK = re.compile(r"http://[^/\s]+(/desk/in/[A-Za-z0-9_-]+)")
 
@@ -53,6 +53,22 @@ def csrf_of(html: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
 
 
+async def signs_in_from_chat(client: httpx.AsyncClient, staff) -> None:
+    """The staff member asks for a link in chat and opens it: signed in, sent on to the desk."""
+    assert (await sign_in(client, await link_from_chat(staff))).status_code == 303
+
+
+async def the_submission(app) -> Submission:
+    async with app.sessions() as session:
+        return await session.scalar(select(Submission))
+
+
+async def decide(client: httpx.AsyncClient, sub: Submission, page: httpx.Response, decision: str, **fields: str):
+    """Post the decision form of the application page `page` (its CSRF token, the version shown)."""
+    data = {"decision": decision, "version": str(sub.version), "csrf": csrf_of(page.text), **fields}
+    return await client.post(f"/desk/a/{sub.id}", data=data)
+
+
 async def test_officer_signs_in_from_chat_and_approves_and_the_resident_is_notified(chat, flow, app):
     hoa = chat("hoa")
     await submit_citizen(hoa)
@@ -76,8 +92,7 @@ async def test_officer_signs_in_from_chat_and_approves_and_the_resident_is_notif
             assert queue.headers[name] == value
         assert "frame-ancestors 'none'" in queue.headers["content-security-policy"]
         assert "script-src 'self'" in queue.headers["content-security-policy"]
-        async with app.sessions() as session:
-            sub = await session.scalar(select(Submission))
+        sub = await the_submission(app)
         page = await client.get(f"/desk/a/{sub.id}")
         assert page.status_code == 200 and "Điểm: 100/100 (cần 80)." in page.text
         thumb = re.search(r'<img src="(/desk/p/[^"]+)"', page.text).group(1)
@@ -124,10 +139,9 @@ async def test_out_of_scope_application_is_refused(chat, flow, app):
     hoa = chat("hoa")
     await submit_citizen(hoa)  # branch 2: Thôn Hà Lương
     lan = await make_staff(flow, "lan", Role.LEADER, "buon-ken", "Lê Thị Lan")
-    async with app.sessions() as session:
-        sub = await session.scalar(select(Submission))
+    sub = await the_submission(app)
     async with client_for(app) as client:
-        assert (await sign_in(client, await link_from_chat(lan))).status_code == 303
+        await signs_in_from_chat(client, lan)
         assert "CD-2026-000001" not in (await client.get("/desk")).text
         refused = await client.get(f"/desk/a/{sub.id}")
         assert refused.status_code == 404 and "Nguyễn Thị Hoa" not in refused.text
@@ -143,17 +157,8 @@ async def test_residents_get_no_link(chat, flow, app):
 # ---- link and session rules ---------------------------------------------------------------------
 
 
-async def _officer(app, name="Trần Văn Cán"):
-    from bot.storage.models import OrgUnit, Person
-    from bot.storage.people import grant_role
-
-    async with app.sessions.begin() as session:
-        person = Person(full_name=name, created_at=app.clock.now())
-        session.add(person)
-        await session.flush()
-        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
-        await grant_role(session, person, Role.OFFICER, commune, granted_by=None, now=app.clock.now())
-        return person.id
+async def _officer(app, name="Trần Văn Cán") -> int:
+    return await grant_staff(app, name, Role.OFFICER, "ea-tul")
 
 
 async def test_link_is_single_use_expires_after_ten_minutes_and_stores_only_a_hash(suite_app):
@@ -283,19 +288,15 @@ async def test_a_decision_taken_meanwhile_in_chat_is_reported_not_overwritten(ch
     await submit_citizen(hoa)
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     mai = await make_staff(flow, "mai", Role.OFFICER, "ea-tul", "Phạm Thị Mai")
-    async with app.sessions() as session:
-        sub = await session.scalar(select(Submission))
+    sub = await the_submission(app)
     async with client_for(app) as client:
-        assert (await sign_in(client, await link_from_chat(can))).status_code == 303
+        await signs_in_from_chat(client, can)
         page = await client.get(f"/desk/a/{sub.id}")
         # Meanwhile the other officer refuses it in chat.
         turn = await mai.says("/tuchoi CD-2026-000001 Ảnh không rõ, chưa đủ minh chứng")
         assert "CD-2026-000001" in turn.text
         await mai.says("Chi hội đã thống nhất, xã duyệt luôn")  # before the branch review: a reason
-        late = await client.post(
-            f"/desk/a/{sub.id}",
-            data={"decision": "approve", "version": str(sub.version), "csrf": csrf_of(page.text)},
-        )
+        late = await decide(client, sub, page, "approve")
     assert late.status_code == 409
     error = re.search(r'<p class="error" role="alert" id="error">([^<]+)</p>', late.text).group(1)
     assert error.startswith(
@@ -311,32 +312,17 @@ async def test_refusing_needs_a_reason_and_leaders_see_their_own_decisions(chat,
     hoa = chat("hoa")
     await submit_citizen(hoa)
     lan = await make_staff(flow, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
-    async with app.sessions() as session:
-        sub = await session.scalar(select(Submission))
+    sub = await the_submission(app)
     async with client_for(app) as client:
-        assert (await sign_in(client, await link_from_chat(lan))).status_code == 303
+        await signs_in_from_chat(client, lan)
         page = await client.get(f"/desk/a/{sub.id}")
         assert 'value="recommend"' in page.text and 'value="approve"' not in page.text
         # A leader cannot approve, whatever the form says.
-        forged = await client.post(
-            f"/desk/a/{sub.id}",
-            data={"decision": "approve", "version": str(sub.version), "csrf": csrf_of(page.text)},
-        )
+        forged = await decide(client, sub, page, "approve")
         assert forged.status_code == 403
-        bare = await client.post(
-            f"/desk/a/{sub.id}",
-            data={"decision": "not_recommend", "version": str(sub.version), "csrf": csrf_of(page.text)},
-        )
+        bare = await decide(client, sub, page, "not_recommend")
         assert bare.status_code == 400 and "lý do" in bare.text
-        done = await client.post(
-            f"/desk/a/{sub.id}",
-            data={
-                "decision": "not_recommend",
-                "version": str(sub.version),
-                "csrf": csrf_of(page.text),
-                "note": "Chưa tham gia sinh hoạt chi hội",
-            },
-        )
+        done = await decide(client, sub, page, "not_recommend", note="Chưa tham gia sinh hoạt chi hội")
         assert done.status_code == 303
     async with app.sessions() as session:
         assert (await session.get(Submission, sub.id)).state == "not_recommended"
@@ -349,7 +335,7 @@ async def test_statistics_chart_and_exports_for_officers_only(chat, flow, app):
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     lan = await make_staff(flow, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
     async with client_for(app) as officer, client_for(app) as leader:
-        assert (await sign_in(officer, await link_from_chat(can))).status_code == 303
+        await signs_in_from_chat(officer, can)
         page = await officer.get("/desk/stats")
         assert page.status_code == 200 and "Thôn Hà Lương" in page.text and "0/1" in page.text
         chart = await officer.get(
@@ -368,7 +354,7 @@ async def test_statistics_chart_and_exports_for_officers_only(chat, flow, app):
         assert export.status_code == 200 and "attachment" in export.headers["content-disposition"]
         assert "CD-2026-000001" in export.content.decode("utf-8-sig")
         assert (await leader.get("/desk/stats")).status_code == 401
-        assert (await sign_in(leader, await link_from_chat(lan))).status_code == 303
+        await signs_in_from_chat(leader, lan)
         assert (await leader.get("/desk/stats")).status_code == 403
 
 
@@ -381,11 +367,10 @@ async def test_thumbnails_go_with_the_photos_when_someone_deletes_their_data(cha
     hoa = chat("hoa")
     await submit_citizen(hoa)
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
-    async with app.sessions() as session:
-        sub = await session.scalar(select(Submission))
+    sub = await the_submission(app)
     thumbs = Path(app.settings.evidence_dir).parent / "thumbs"
     async with client_for(app) as client:
-        assert (await sign_in(client, await link_from_chat(can))).status_code == 303
+        await signs_in_from_chat(client, can)
         page = await client.get(f"/desk/a/{sub.id}")
         thumb, full = re.findall(r'href="(/desk/p/[^"]+)"><img src="(/desk/p/[^"]+)"', page.text)[0][::-1]
         assert (await client.get(thumb)).status_code == 200
@@ -401,7 +386,7 @@ async def test_thumbnails_go_with_the_photos_when_someone_deletes_their_data(cha
 async def test_pages_follow_the_chosen_language(chat, flow, app):
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     async with client_for(app) as client:
-        assert (await sign_in(client, await link_from_chat(can))).status_code == 303
+        await signs_in_from_chat(client, can)
         assert "Hồ sơ chờ xét" in (await client.get("/desk")).text
         switched = await client.get("/desk/lang/en", follow_redirects=True)
         assert '<html lang="en">' in switched.text and "Applications waiting" in switched.text
@@ -422,11 +407,10 @@ async def test_photo_links_work_only_in_the_session_that_was_shown_them(chat, fl
     await submit_citizen(hoa)
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     mai = await make_staff(flow, "mai", Role.OFFICER, "ea-tul", "Phạm Thị Mai")
-    async with app.sessions() as session:
-        sub = await session.scalar(select(Submission))
+    sub = await the_submission(app)
     async with client_for(app) as first, client_for(app) as second, client_for(app) as stranger:
-        assert (await sign_in(first, await link_from_chat(can))).status_code == 303
-        assert (await sign_in(second, await link_from_chat(mai))).status_code == 303
+        await signs_in_from_chat(first, can)
+        await signs_in_from_chat(second, mai)
         thumb = re.search(r'<img src="(/desk/p/[^"]+)"', (await first.get(f"/desk/a/{sub.id}")).text).group(1)
         assert (await first.get(thumb)).status_code == 200
         assert (await second.get(thumb)).status_code == 403
@@ -438,10 +422,9 @@ async def test_the_province_role_reads_statistics_but_opens_no_application(chat,
     hoa = chat("hoa")
     await submit_citizen(hoa)
     tinh = await make_staff(flow, "tinh", Role.PROVINCE, "dak-lak", "Võ Văn Tỉnh")
-    async with app.sessions() as session:
-        sub = await session.scalar(select(Submission))
+    sub = await the_submission(app)
     async with client_for(app) as client:
-        assert (await sign_in(client, await link_from_chat(tinh))).status_code == 303
+        await signs_in_from_chat(client, tinh)
         queue = await client.get("/desk")
         assert queue.status_code == 303 and queue.headers["location"] == "/desk/stats"
         stats = await client.get("/desk/stats")

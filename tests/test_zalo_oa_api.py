@@ -9,7 +9,6 @@ import io
 import os
 import signal
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from bot.zalo.oa import ZaloOAClient, expected_signature, prepare_image, verify_
 from bot.zalo.tokens import OATokenManager
 from bot.zalo.transport import RetryPolicy
 from tests.support.images import jpeg, lossless_webp, png
+from tests.support.loop import run_while_ticking
 from tests.support.zalo import fake_oa  # noqa: F401  (fixture)
 
 
@@ -145,25 +145,12 @@ def gradient_webp(size: tuple[int, int]) -> bytes:
 async def test_uploading_a_large_image_keeps_the_event_loop_running(suite_app, fake_oa):
     access, refresh = fake_oa.issue_pair()
     big = gradient_webp((3200, 3200))  # 10 megapixels: decoded, scaled and re-encoded for upload
-    ticks: list[float] = []
-    done = asyncio.Event()
-
-    async def tick() -> None:
-        while not done.is_set():
-            ticks.append(time.monotonic())
-            await asyncio.sleep(0.05)
-
     async with httpx.AsyncClient() as http:
         tokens = manager_for(suite_app, fake_oa, http)
         await tokens.seed(refresh, access)
         client = ZaloOAClient(tokens, fake_oa.base_url, client=http, retry=FAST)
-        ticker = asyncio.create_task(tick())
-        await asyncio.sleep(0.06)
-        started = time.monotonic()
-        attachment = await client.upload_image(big)
-        took = time.monotonic() - started
-        done.set()
-        await ticker
+        ticked = await run_while_ticking(lambda: client.upload_image(big))
+    attachment, took, ticks = ticked.result, ticked.took, ticked.ticks
     with Image.open(io.BytesIO(fake_oa.uploads[attachment])) as image:
         assert image.format == "JPEG" and max(image.size) <= 2560
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]

@@ -144,33 +144,26 @@ class FakeZaloOA:
             **fields,
         }
 
-    def text_event(self, user_id: str, text: str, msg_id: str | None = None) -> dict[str, Any]:
+    def message_event(self, event_name: str, user_id: str, msg_id: str | None = None, **message: Any) -> dict[str, Any]:
+        """A `user_send_*` event from the person to the OA carrying `message`."""
         return self.event(
-            "user_send_text",
+            event_name,
             user_id,
             sender={"id": user_id},
             recipient={"id": "oa-1"},
-            message={"msg_id": msg_id or f"oamsg{next(_ids)}", "text": text},
+            message={"msg_id": msg_id or f"oamsg{next(_ids)}", **message},
         )
+
+    def text_event(self, user_id: str, text: str, msg_id: str | None = None) -> dict[str, Any]:
+        return self.message_event("user_send_text", user_id, msg_id, text=text)
 
     def image_event(self, user_id: str, *urls: str, msg_id: str | None = None) -> dict[str, Any]:
         attachments = [{"type": "image", "payload": {"thumbnail": url, "url": url}} for url in urls]
-        return self.event(
-            "user_send_image",
-            user_id,
-            sender={"id": user_id},
-            recipient={"id": "oa-1"},
-            message={"msg_id": msg_id or f"oamsg{next(_ids)}", "attachments": attachments},
-        )
+        return self.message_event("user_send_image", user_id, msg_id, attachments=attachments)
 
     def sticker_event(self, user_id: str) -> dict[str, Any]:
-        return self.event(
-            "user_send_sticker",
-            user_id,
-            sender={"id": user_id},
-            recipient={"id": "oa-1"},
-            message={"msg_id": f"oamsg{next(_ids)}", "attachments": [{"type": "sticker", "payload": {"id": "x"}}]},
-        )
+        attachments = [{"type": "sticker", "payload": {"id": "x"}}]
+        return self.message_event("user_send_sticker", user_id, attachments=attachments)
 
     def tap(self, user_id: str, sent: OASent, title: str) -> dict[str, Any]:
         """The person taps the quick-reply button `title` of a message they got."""
@@ -202,14 +195,16 @@ class FakeZaloOA:
             return JSONResponse({"error": -220, "message": "access_token is expired or removed"})
         return None
 
+    def _gate(self, key: str, request: Request) -> Response | None:
+        """Count an API call, then answer a scripted reply or an auth error if there is one."""
+        self.api_calls.append(key)
+        scripted = self._scripted(key)
+        return scripted if scripted is not None else self._auth(request)
+
     async def _message(self, request: Request) -> Response:
-        self.api_calls.append("message")
-        scripted = self._scripted("message")
-        if scripted is not None:
-            return scripted
-        denied = self._auth(request)
-        if denied is not None:
-            return denied
+        refused = self._gate("message", request)
+        if refused is not None:
+            return refused
         try:
             body = await request.json()
             user_id = body["recipient"]["user_id"]
@@ -278,13 +273,9 @@ class FakeZaloOA:
         )
 
     async def _upload(self, request: Request) -> Response:
-        self.api_calls.append("upload")
-        scripted = self._scripted("upload")
-        if scripted is not None:
-            return scripted
-        denied = self._auth(request)
-        if denied is not None:
-            return denied
+        refused = self._gate("upload", request)
+        if refused is not None:
+            return refused
         raw = await request.body()
         head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
         message = BytesParser(policy=HTTP).parsebytes(head + raw)
@@ -309,13 +300,9 @@ class FakeZaloOA:
         return JSONResponse({"error": 0, "message": "Success", "data": {"attachment_id": attachment_id}})
 
     async def _user_detail(self, request: Request) -> Response:
-        self.api_calls.append("detail")
-        scripted = self._scripted("detail")
-        if scripted is not None:
-            return scripted
-        denied = self._auth(request)
-        if denied is not None:
-            return denied
+        refused = self._gate("detail", request)
+        if refused is not None:
+            return refused
         try:
             user_id = json.loads(request.query_params["data"])["user_id"]
         except (KeyError, ValueError, TypeError):
@@ -333,13 +320,9 @@ class FakeZaloOA:
         return await zns.uid_template(request)
 
     async def _quota(self, request: Request) -> Response:
-        self.api_calls.append("quota")
-        scripted = self._scripted("quota")
-        if scripted is not None:
-            return scripted
-        denied = self._auth(request)
-        if denied is not None:
-            return denied
+        refused = self._gate("quota", request)
+        if refused is not None:
+            return refused
         try:
             user_id = (await request.json())["user_id"]
         except (ValueError, KeyError, TypeError):

@@ -90,3 +90,23 @@ class Person:
 
     async def command(self, name: str, args: str = "") -> Turn:
         return await self.deliver(self._msg(Kind.COMMAND, command=name, args=args))
+
+
+async def console_session(engine: FlowEngine, user_id: str, typed: list[str]) -> str:
+    """Run the terminal chat for `user_id`, typing the lines in `typed` until they run out (then
+    end of input); returns everything the terminal showed."""
+    import io
+
+    from bot.channels.console import ConsoleChannel
+
+    lines = iter(typed)
+
+    def read_line(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    out = io.StringIO()
+    await ConsoleChannel(engine, user_id=user_id, out=out, read_line=read_line).run()
+    return out.getvalue()

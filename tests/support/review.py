@@ -27,20 +27,29 @@ def chat(flow):
     return lambda user_id, channel="test": ChatPerson(flow, user_id, channel)
 
 
+async def grant_staff(
+    app, name: str, role: Role, scope_code: str | None, *, channel: str = "test", user_id: str | None = None
+) -> int:
+    """A person granted `role` over `scope_code` (as the CLI does), with a chat account when `user_id`
+    is given; returns the person's id."""
+    now = app.clock.now()
+    async with app.sessions.begin() as session:
+        person = Person(full_name=name, created_at=now)
+        session.add(person)
+        await session.flush()
+        if user_id is not None:
+            account = await get_or_create_account(session, channel, user_id, user_id, now)
+            account.person_id = person.id
+        scope = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope_code)) if scope_code else None
+        await grant_role(session, person, role, scope, granted_by=None, now=now)
+        return person.id
+
+
 async def make_staff(
     engine: FlowEngine, user_id: str, role: Role, scope_code: str | None, name: str, channel: str = "test"
 ) -> ChatPerson:
     """A staff member who has consented and stands at the main menu."""
-    app = engine.app
-    now = app.clock.now()
-    async with app.sessions.begin() as session:
-        account = await get_or_create_account(session, channel, user_id, user_id, now)
-        person = Person(full_name=name, created_at=now)
-        session.add(person)
-        await session.flush()
-        account.person_id = person.id
-        scope = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope_code)) if scope_code else None
-        await grant_role(session, person, role, scope, granted_by=None, now=now)
+    await grant_staff(engine.app, name, role, scope_code, channel=channel, user_id=user_id)
     staff = ChatPerson(engine, user_id, channel)
     await staff.says("xin chào")
     turn = await staff.taps("Tôi đồng ý")
@@ -53,11 +62,17 @@ async def submit_citizen(p: ChatPerson, name: str = "Nguyễn Thị Hoa", branch
     from tests.support.scripts import register_citizen
 
     await register_citizen(p, name=name, branch=branch)
+    await declare_and_submit(p, {0: jpeg((0, 100, 200))} if photo else {})
+
+
+async def declare_and_submit(p: ChatPerson, photos: dict[int, bytes]) -> None:
+    """From the declaration intro: every item achieved, with a photo on the items in `photos`
+    (counted from 0), then submit."""
     await p.taps("Bắt đầu")
     for index in range(10):
         await p.taps("Đạt")
-        if index == 0 and photo:
-            await p.sends_photo(jpeg((index * 20, 100, 200)))
+        if index in photos:
+            await p.sends_photo(photos[index])
             await p.taps("Xong")
         else:
             await p.taps("Không có ảnh")
