@@ -40,7 +40,7 @@ from bot.storage.models import (
 )
 from bot.storage.people import grants_changed
 from bot.storage.subjects import detach, forget, others_listed, submissions_for_person
-from bot.storage.submissions import ANSWERS_READ, PHOTOS_READ
+from bot.storage.submissions import forget_read
 from bot.storage.thumbs import sweep_thumbnails
 
 if TYPE_CHECKING:
@@ -131,8 +131,7 @@ async def delete_person_data(session: AsyncSession, person: Person, now: datetim
         result.candidate_files += [e.path for e in evidence]
         hashes += [e.sha256 for e in evidence]
         result.answers += affected(await session.execute(delete(Answer).where(Answer.submission_id == submission.id)))
-        session.info.get(ANSWERS_READ, {}).pop(submission.id, None)  # what this transaction read is gone
-        session.info.get(PHOTOS_READ, {}).pop(submission.id, None)
+        forget_read(session, submission.id)  # what this transaction read is gone
         await session.execute(delete(Evidence).where(Evidence.submission_id == submission.id))
         await session.execute(
             update(SubmissionEvent).where(SubmissionEvent.submission_id == submission.id).values(note=None)

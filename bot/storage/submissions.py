@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
 
 from bot.domain import lifecycle
 from bot.domain.criteria import CriteriaSet, Level, Score, points_for, score
 from bot.domain.lifecycle import Actor, State
+from bot.storage.core import transaction_memo
 from bot.storage.evidence import StoredBlob
 from bot.storage.models import Answer, Evidence, Submission, SubmissionEvent
 
@@ -136,26 +137,23 @@ async def transition(
     return event
 
 
-# What one transaction has already read, kept in its session's `info` until the transaction
-# ends (then forgotten, see `_forget`): a conversation step's handler and the prompt after it
-# ask the same questions.
-ANSWERS_READ = "hoctap.answers"  # submission id → {item id: Answer}, kept up to date by save_answer
-PHOTOS_READ = "hoctap.photos"  # submission id → {item id: photo count}, kept up to date here
-HELD = "hoctap.held"  # objects kept alive: SQLAlchemy's identity map holds rows only weakly
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(ANSWERS_READ, None)
-        session.info.pop(PHOTOS_READ, None)
-        session.info.pop(HELD, None)
+# What one transaction has already read (`transaction_memo`, forgotten when it ends): a
+# conversation step's handler and the prompt after it ask the same questions.
+ANSWERS = "answers"  # submission id → {item id: Answer}, kept up to date by save_answer
+PHOTOS = "photos"  # submission id → {item id: photo count}, kept up to date here
+HELD = "held"  # objects kept alive: SQLAlchemy's identity map holds rows only weakly
 
 
 def hold(session: AsyncSession, obj: Any) -> None:
     """Keep `obj` in the session's identity map until the transaction ends, so that reading it
     again by primary key (`session.get`) costs no query."""
-    session.info.setdefault(HELD, []).append(obj)
+    transaction_memo(session, HELD)[id(obj)] = obj
+
+
+def forget_read(session: AsyncSession, submission_id: int) -> None:
+    """Drop what this transaction read of a submission's answers and photos (they were deleted)."""
+    transaction_memo(session, ANSWERS).pop(submission_id, None)
+    transaction_memo(session, PHOTOS).pop(submission_id, None)
 
 
 # Between item ids in the photo list read with the answers (ids never hold control characters).
@@ -170,29 +168,25 @@ async def answers_of(session: AsyncSession, submission_id: int) -> dict[str, Ans
         .where(Evidence.submission_id == submission_id)
         .scalar_subquery()
     )
-    rows = await session.execute(
-        select(Answer, photos)
-        .select_from(Submission)
-        .outerjoin(Answer, Answer.submission_id == Submission.id)
-        .where(Submission.id == submission_id)
-    )
-    answers: dict[str, Answer] = {}
-    counts: dict[str, int] = {}
-    for answer, items in rows:
-        if answer is not None:
-            answers[answer.item_id] = answer
-        counts = {}
-        for item_id in items.split(_SEP) if items else ():
-            counts[item_id] = counts.get(item_id, 0) + 1
-    session.info.setdefault(ANSWERS_READ, {})[submission_id] = answers
-    session.info.setdefault(PHOTOS_READ, {})[submission_id] = counts
+    rows = (
+        await session.execute(
+            select(Answer, photos)
+            .select_from(Submission)
+            .outerjoin(Answer, Answer.submission_id == Submission.id)
+            .where(Submission.id == submission_id)
+        )
+    ).all()
+    answers = {answer.item_id: answer for answer, _items in rows if answer is not None}
+    items = rows[0][1] if rows else None  # the same photo list on every row
+    transaction_memo(session, ANSWERS)[submission_id] = answers
+    transaction_memo(session, PHOTOS)[submission_id] = dict(Counter(items.split(_SEP) if items else ()))
     return answers
 
 
 async def known_answers(session: AsyncSession, submission_id: int) -> dict[str, Answer]:
     """The answers as this transaction last read or saved them (`save_answer` keeps them up to
     date); read from the database only the first time. Do not change the dict."""
-    known = session.info.get(ANSWERS_READ, {}).get(submission_id)
+    known = transaction_memo(session, ANSWERS).get(submission_id)
     return known if known is not None else await answers_of(session, submission_id)
 
 
@@ -317,15 +311,15 @@ async def attach_evidence(
 async def evidence_counts(session: AsyncSession, submission_id: int) -> dict[str, int]:
     """Photos per item, as this transaction last read them with the answers (`attach_evidence` and
     `remove_evidence` keep them up to date). Do not change the dict."""
-    known = session.info.get(PHOTOS_READ, {}).get(submission_id)
+    known = transaction_memo(session, PHOTOS).get(submission_id)
     if known is None:
         await answers_of(session, submission_id)
-        known = session.info[PHOTOS_READ][submission_id]
+        known = transaction_memo(session, PHOTOS)[submission_id]
     return known
 
 
 def _photos_changed(session: AsyncSession, submission_id: int, item_id: str, change: int) -> None:
-    counts = session.info.get(PHOTOS_READ, {}).get(submission_id)
+    counts = transaction_memo(session, PHOTOS).get(submission_id)
     if counts is not None:
         left = counts.get(item_id, 0) + change
         if left > 0:
