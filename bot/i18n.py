@@ -56,13 +56,13 @@ def _compile(po_path: Path, locale: str, domain: str) -> Translations:
 
 @cache
 def translations(locale: str, address: str = NEUTRAL) -> Translations:
-    """The catalog of `locale`, seen through the overlay of an address form where it has one."""
-    base = _compile(locales_dir() / locale / "LC_MESSAGES" / f"{DOMAIN}.po", locale, DOMAIN)
+    """The catalog of `locale`, seen through the overlay of an address form where it has one (the
+    neutral catalog is compiled once and shared as every overlay's fallback)."""
     overlay_path = locales_dir() / locale / "LC_MESSAGES" / f"address_{address}.po"
     if address == NEUTRAL or not overlay_path.is_file():
-        return base
+        return _compile(locales_dir() / locale / "LC_MESSAGES" / f"{DOMAIN}.po", locale, DOMAIN)
     overlay = _compile(overlay_path, locale, f"address_{address}")
-    overlay.add_fallback(base)
+    overlay.add_fallback(translations(locale))
     return overlay
 
 
