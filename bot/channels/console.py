@@ -20,8 +20,7 @@ from bot.channels.render import numbered_text
 from bot.flows.engine import FlowEngine
 from bot.i18n import N_, Translator, get_translator
 from bot.messages import Incoming, Kind, Outgoing, PhotoInput
-from bot.storage.models import ChannelAccount, Person
-from bot.storage.people import get_account
+from bot.storage.models import ChannelAccount
 
 CHANNEL = "console"
 PHOTO_COMMANDS = ("/anh", "/photo")
@@ -80,10 +79,7 @@ class ConsoleChannel:
         """The terminal user's language and form of address."""
         app = self.engine.app
         async with app.sessions() as session:
-            account = await get_account(session, CHANNEL, self.user_id)
-            person = await session.get(Person, account.person_id) if account and account.person_id else None
-            address = await app.address_forms.of_branch(session, person.branch_id if person else None)
-            return get_translator(account.locale if account else None, address)
+            return get_translator(*await app.address_forms.of_account(session, CHANNEL, self.user_id))
 
     async def send_line(self, line: str) -> list[Outgoing]:
         problem = self.photo_problem(line)

@@ -50,7 +50,7 @@ from bot.storage.deliveries import (
 )
 from bot.storage.evidence import CleanPhoto, EvidenceError
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
-from bot.storage.people import Role, branch_ids_in_scope, get_account, get_or_create_account
+from bot.storage.people import Role, branch_ids_in_scope, get_or_create_account
 from bot.text import nfc, strip_controls
 
 log = logging.getLogger(__name__)
@@ -184,10 +184,7 @@ class FlowEngine:
         locale = address = None
         try:
             async with self.app.sessions() as session:
-                account = await get_account(session, msg.channel, msg.user_id)
-                locale = account.locale if account else None
-                person = await session.get(Person, account.person_id) if account and account.person_id else None
-                address = await self.app.address_forms.of_branch(session, person.branch_id if person else None)
+                locale, address = await self.app.address_forms.of_account(session, msg.channel, msg.user_id)
         except Exception:  # the database itself may be what failed
             log.warning("could not read the locale for an error message")
         return get_translator(locale, address)(N_("common.error"))

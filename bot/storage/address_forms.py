@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import NEUTRAL, normalise_address
-from bot.storage.models import OrgUnit
+from bot.storage.models import OrgUnit, Person
+from bot.storage.people import get_account
 
 REFRESH_SECONDS = 60.0
 
@@ -36,6 +37,14 @@ class AddressForms:
             self._forms = await _read(session)
             self._read_at = time.monotonic()
         return self._forms.get(branch_id, self._forms.get(None, NEUTRAL))
+
+    async def of_account(self, session: AsyncSession, channel: str, user_id: str) -> tuple[str | None, str]:
+        """The language and the form of address of whoever writes from this account (outside a
+        conversation step: an error message, the terminal)."""
+        account = await get_account(session, channel, user_id)
+        person = await session.get(Person, account.person_id) if account and account.person_id else None
+        address = await self.of_branch(session, person.branch_id if person else None)
+        return (account.locale if account else None), address
 
 
 async def _read(session: AsyncSession) -> dict[int | None, str]:
