@@ -53,6 +53,9 @@ class RecordingSender(ChannelSender):
 
     async def send(self, account: ChannelAccount, replies: list[Outgoing]) -> None:
         self.calls += 1
+        # The moment the send starts is the one the pacer controls; another channel's task may
+        # move the shared virtual timer while this one yields below.
+        at = self.timer.monotonic() if self.timer else None
         await asyncio.sleep(0)
         queue = self._failures.get(account.external_id)
         if queue:
@@ -64,7 +67,7 @@ class RecordingSender(ChannelSender):
                     account.chat_id or account.external_id,
                     reply.text,
                     [(c.value, c.label) for c in reply.choices],
-                    self.timer.monotonic() if self.timer else None,
+                    at,
                 )
             )
         if account.external_id in self._crash:
