@@ -19,6 +19,7 @@ from bot.storage.models import Answer, ChannelAccount, Consent, Conversation, Pe
 from bot.storage.people import Role
 from tests.conftest import START, make_app
 from tests.support.chat import Person as ChatPerson
+from tests.support.journeys import Tap, register
 from tests.support.review import make_staff, submit_citizen
 from tests.support.scripts import register_citizen
 
@@ -110,11 +111,7 @@ async def test_consent_is_a_row_with_the_exact_text_and_gets_its_person_at_regis
     assert given.at == START and given.at.utcoffset() is not None
     assert account.consent_at == START
 
-    await hoa.taps("Công dân học tập")
-    await hoa.says("Nguyễn Thị Hoa")
-    await hoa.says("1975")
-    await hoa.says("2")
-    await hoa.taps("Xác nhận")
+    await register(hoa, "Công dân học tập", "Nguyễn Thị Hoa", "1975", "2")
     async with suite_app.sessions() as session:
         hoa_person = await session.scalar(select(Person))
     [given] = await rows(suite_app)
@@ -178,12 +175,7 @@ async def test_the_controller_named_follows_the_commune(suite_db, tmp_path, cloc
         assert (await rows(app))[-1].controller == expected
         # Registered in Ea Kpam, whose file names no association: after withdrawing and agreeing
         # again, the text names that commune's association.
-        await user.taps("Công dân học tập")
-        await user.says("Trần Văn Kpă")
-        await user.says("1980")
-        await user.taps("Xã Ea Kpam")
-        await user.taps("Thôn 1")
-        turn = await user.taps("Xác nhận")
+        turn = await register(user, "Công dân học tập", "Trần Văn Kpă", "1980", Tap("Xã Ea Kpam"), Tap("Thôn 1"))
         assert turn.text.startswith("Đã đăng ký Công dân học tập"), turn
         await user.says("/rutlai")
         await user.taps("Rút lại đồng ý")
@@ -342,10 +334,7 @@ async def test_a_leader_confirms_consent_for_someone_without_a_phone(engine, sui
     assert turn.choices == ["Đã đồng ý", "Chưa hỏi"]
     suite_app.clock.advance(timedelta(minutes=5))
     await lan.taps("Đã đồng ý")
-    await lan.taps("Công dân học tập")
-    await lan.says("Y Bih Niê")
-    await lan.says("1958")
-    turn = await lan.taps("Xác nhận")
+    turn = await register(lan, "Công dân học tập", "Y Bih Niê", "1958")
     assert turn.text.startswith("Đã đăng ký Công dân học tập")
     async with suite_app.sessions() as session:
         ybih = await session.scalar(select(Person).where(Person.full_name == "Y Bih Niê"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.storage.models import Answer, Submission
+from tests.support.journeys import register
 from tests.support.scripts import agree, register_citizen
 
 
@@ -93,13 +94,7 @@ async def test_parts_of_labels_and_asking_which(person, suite_app):
 async def test_option_numbers_are_stable_across_items(person, suite_app):
     ba = person()
     await agree(ba)
-    await ba.taps("Gia đình học tập")
-    await ba.says("Y Bih Niê")
-    await ba.says("1970")
-    await ba.says("1")
-    await ba.says("có")
-    await ba.says("2")  # that's everyone
-    await ba.taps("Xác nhận")
+    await register(ba, "Gia đình học tập", "Y Bih Niê", "1970", "1", "có", "2")  # "2": that's everyone
     turn = await ba.taps("Bắt đầu")
     assert turn.choices == ["Đạt", "Đạt một phần", "Chưa đạt", "Bỏ qua", "Dừng, làm sau", "Không áp dụng"]
     for _ in range(3):  # items 1.1–1.3 offer "not applicable"

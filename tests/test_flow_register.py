@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.storage.models import ChannelAccount, Household, HouseholdMember, Person, Submission
+from tests.support.journeys import Tap, answer
 from tests.support.scripts import agree, register_citizen
 
 
@@ -152,9 +153,7 @@ async def test_household_registration_in_english_with_members_and_edits(person, 
 async def test_half_finished_registration_resumes(person):
     hoa = person()
     await agree(hoa)
-    await hoa.taps("Gia đình học tập")
-    await hoa.says("Phạm Thị Mai")
-    await hoa.says("1982")
+    await answer(hoa, Tap("Gia đình học tập"), "Phạm Thị Mai", "1982")
     turn = await hoa.says("/huy")
     assert turn.text.startswith("Đã dừng. Những gì bạn đã gửi vẫn được lưu.")
     await hoa.taps("Đăng ký danh hiệu")
@@ -166,10 +165,7 @@ async def test_half_finished_registration_resumes(person):
 async def test_cancel_registration_at_confirm(person, suite_app):
     hoa = person()
     await agree(hoa)
-    await hoa.taps("Công dân học tập")
-    await hoa.says("Đỗ Văn Hùng")
-    await hoa.says("1990")
-    await hoa.says("1")
+    await answer(hoa, Tap("Công dân học tập"), "Đỗ Văn Hùng", "1990", "1")
     turn = await hoa.taps("Hủy đăng ký")
     assert turn.text == "Hủy bản đăng ký đang làm? Các câu đã trả lời sẽ bị xóa."  # asked first
     turn = await hoa.taps("Không, làm tiếp")
@@ -184,21 +180,21 @@ async def test_cancel_registration_at_confirm(person, suite_app):
     assert "Họ và tên" in hoa.last  # the draft is gone: asked from the start
 
 
+async def _head_adding_a_child(hoa):
+    """Hoa registers her household as its head and, as its first member, adds her son Nguyễn Văn An
+    (born 2015), up to the question of how he is related to her."""
+    await agree(hoa)
+    await answer(hoa, Tap("Gia đình học tập"), "Nguyễn Thị Hoa", "1985", "2", Tap("Có"), Tap("Thêm thành viên"))
+    await answer(hoa, "Nguyễn Văn An", "2015")
+    return hoa
+
+
 async def test_children_under_16_need_a_parent_or_guardian_and_from_7_their_own_agreement(person, suite_app):
     import hashlib
 
     from bot.storage.models import Consent
 
-    hoa = person("hoa")
-    await agree(hoa)
-    await hoa.taps("Gia đình học tập")
-    await hoa.says("Nguyễn Thị Hoa")
-    await hoa.says("1985")
-    await hoa.says("2")
-    await hoa.taps("Có")  # Hoa is the head
-    await hoa.taps("Thêm thành viên")
-    await hoa.says("Nguyễn Văn An")
-    await hoa.says("2015")
+    hoa = await _head_adding_a_child(person("hoa"))
     turn = await hoa.taps("Con")
     older = turn.text
     assert older == (
@@ -272,16 +268,7 @@ async def test_a_draft_stored_in_the_earlier_untyped_shape_carries_on(person, su
 
     from bot.storage.models import Consent, Conversation
 
-    hoa = person("hoa")
-    await agree(hoa)
-    await hoa.taps("Gia đình học tập")
-    await hoa.says("Nguyễn Thị Hoa")
-    await hoa.says("1985")
-    await hoa.says("2")
-    await hoa.taps("Có")
-    await hoa.taps("Thêm thành viên")
-    await hoa.says("Nguyễn Văn An")
-    await hoa.says("2015")
+    hoa = await _head_adding_a_child(person("hoa"))
     await hoa.taps("Con")  # asked for a guardian's confirmation
     async with suite_app.sessions() as session:
         account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == "hoa"))

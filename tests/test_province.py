@@ -25,7 +25,9 @@ from bot.storage.models import OrgUnit, Person, Submission
 from bot.storage.people import Role
 from tests.conftest import make_app
 from tests.support.chat import Person as ChatPerson
+from tests.support.journeys import Tap, answer
 from tests.support.review import make_staff
+from tests.support.scripts import agree
 
 EXAMPLE_PROVINCE = Path(__file__).resolve().parent.parent / "examples" / "province.yaml"
 
@@ -99,12 +101,8 @@ async def test_communes_are_found_by_name_without_diacritics(province_app):
 
 
 async def _register_citizen(p: ChatPerson, commune_text: str, branch: str, name: str) -> str:
-    await p.says("xin chào")
-    await p.taps("Tôi đồng ý")
-    await p.taps("Công dân học tập")
-    await p.says(name)
-    await p.says("1980")
-    turn = p.last
+    await agree(p)
+    turn = await answer(p, Tap("Công dân học tập"), name, "1980")
     assert turn.text == "Bạn ở xã/phường nào?"
     assert turn.choices == ["Xã Ea Kiết", "Xã Ea Tul", "Xã Hòa Phú"]
     turn = await p.says(commune_text)
@@ -124,12 +122,8 @@ async def test_residents_of_each_commune_register_and_the_province_reads_the_rep
     await _register_citizen(person("c"), "Ea Kiet", "Buôn Sứt", "Y Cư Niê")
     # A name matching two communes: the person picks among the matches.
     d = person("d")
-    await d.says("xin chào")
-    await d.taps("Tôi đồng ý")
-    await d.taps("Công dân học tập")
-    await d.says("Lê Văn Dũng")
-    await d.says("1990")
-    turn = await d.says("ea")
+    await agree(d)
+    turn = await answer(d, Tap("Công dân học tập"), "Lê Văn Dũng", "1990", "ea")
     # Part of two labels: asked which, the same way at every question (bot/flows/escape.py).
     assert turn.text.startswith("Câu trả lời khớp với nhiều lựa chọn: 1. Xã Ea Kiết; 2. Xã Ea Tul.")
     assert "Xã Ea Kiết" in turn.choices and "Xã Ea Tul" in turn.choices
@@ -230,12 +224,8 @@ async def test_a_resident_picks_their_target_group_when_the_province_has_several
         from bot.flows.registry import build_router
 
         hoa = ChatPerson(FlowEngine(app, build_router()), "hoa", "test")
-        await hoa.says("xin chào")
-        await hoa.taps("Tôi đồng ý")
-        await hoa.taps("Công dân học tập")
-        await hoa.says("Nguyễn Thị Hoa")
-        await hoa.says("1975")
-        turn = await hoa.says("Buôn Ken")
+        await agree(hoa)
+        turn = await answer(hoa, Tap("Công dân học tập"), "Nguyễn Thị Hoa", "1975", "Buôn Ken")
         assert turn.text == "Bạn thuộc nhóm nào? Mỗi nhóm có bộ câu hỏi riêng."
         assert turn.choices == ["Cán bộ, công chức, viên chức", "Nông dân, lao động nông thôn"]
         turn = await hoa.says("nong dan")

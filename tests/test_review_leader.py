@@ -18,6 +18,7 @@ from bot.storage.models import (
 )
 from bot.storage.people import Role
 from tests.support.images import jpeg
+from tests.support.journeys import Tap, answer, register
 from tests.support.review import make_staff, outbox, rendered, submit_citizen
 
 
@@ -166,9 +167,7 @@ async def test_members_by_state_and_proxy_limits(engine, person, suite_app):
 async def _proxy_household_quick(lan) -> None:
     await lan.taps("Đăng ký người mới")
     await lan.taps("Đã đồng ý")
-    await lan.taps("Công dân học tập")
-    await lan.says("Y Bih Niê")
-    turn = await lan.says("1958")
+    turn = await answer(lan, Tap("Công dân học tập"), "Y Bih Niê", "1958")
     assert turn.text.startswith(
         "Danh hiệu: Công dân học tập\nHọ tên: Y Bih Niê, sinh năm 1958\nThôn/buôn: Thôn Hà Lương"
     )
@@ -191,10 +190,7 @@ async def test_ending_proxy_mode_leaves_nothing_of_the_other_persons_declaration
     await lan.says("/lamho")
     await lan.taps("Đăng ký người mới")
     await lan.taps("Đã đồng ý")
-    await lan.taps("Công dân học tập")
-    await lan.says("Y Bih Niê")
-    await lan.says("1958")
-    turn = await lan.taps("Xác nhận")
+    turn = await register(lan, "Công dân học tập", "Y Bih Niê", "1958")
     assert "[Làm hộ: Y Bih Niê]" in turn
     await lan.taps("Bắt đầu")
     turn = await lan.says("ông đọc sách ở thư viện xã mỗi tuần")  # kept as a note on item 1

@@ -13,6 +13,7 @@ from bot.storage.models import HouseholdMember, Person, Submission, SubmissionEv
 from bot.storage.people import Role
 from tests.support.chat import Person as ChatPerson
 from tests.support.images import jpeg
+from tests.support.journeys import Tap, register
 from tests.support.review import declare_and_submit, make_staff
 
 
@@ -29,10 +30,7 @@ async def _declare_and_submit(p: ChatPerson) -> None:
 
 async def _staff_registers_citizen(staff: ChatPerson, branch: str) -> None:
     await staff.says("/dangky")
-    await staff.taps("Công dân học tập")
-    await staff.says("1980")  # the name is known from their staff record
-    await staff.says(branch)
-    turn = await staff.taps("Xác nhận")
+    turn = await register(staff, "Công dân học tập", "1980", branch)  # the name is known from their staff record
     assert "Đã đăng ký Công dân học tập" in turn, turn
     await _declare_and_submit(staff)
 
@@ -119,14 +117,9 @@ async def test_an_officer_cannot_decide_a_household_they_registered_head_or_belo
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     # Cán registers his father's household (he is the registrant, not the head).
     await can.says("/dangky")
-    await can.taps("Gia đình học tập")
-    await can.says("1980")
-    await can.says("2")
-    await can.taps("Không")
-    await can.says("Trần Văn Cha")
-    await can.says("1950")
-    await can.taps("Không có ai khác")
-    turn = await can.taps("Xác nhận")
+    turn = await register(
+        can, "Gia đình học tập", "1980", "2", Tap("Không"), "Trần Văn Cha", "1950", Tap("Không có ai khác")
+    )
     assert "Đã đăng ký Gia đình học tập, mã hồ sơ GD-2026-000001" in turn
     await _declare_and_submit(can)
 
@@ -134,17 +127,12 @@ async def test_an_officer_cannot_decide_a_household_they_registered_head_or_belo
     hoa = person("hoa")
     await hoa.says("alo")
     await hoa.taps("Tôi đồng ý")
-    await hoa.taps("Gia đình học tập")
-    await hoa.says("Nguyễn Thị Hoa")
-    await hoa.says("1955")
-    await hoa.says("2")
-    await hoa.taps("Có")
-    await hoa.taps("Thêm thành viên")
-    await hoa.says("Trần Văn Cán")
-    await hoa.says("1980")
-    await hoa.taps("Con")
-    await hoa.taps("Đã đủ")
-    await hoa.taps("Xác nhận")
+    await register(
+        hoa,
+        "Gia đình học tập",
+        *("Nguyễn Thị Hoa", "1955", "2", Tap("Có")),  # Hoa, the head of the household
+        *(Tap("Thêm thành viên"), "Trần Văn Cán", "1980", Tap("Con"), Tap("Đã đủ")),  # and her son Cán
+    )
     await _declare_and_submit(hoa)  # GD-2026-000002
     async with suite_app.sessions.begin() as session:
         can_id = await session.scalar(select(Person.id).where(Person.full_name == "Trần Văn Cán"))
@@ -154,12 +142,7 @@ async def test_an_officer_cannot_decide_a_household_they_registered_head_or_belo
     # The head of a third household is the officer herself: Lan.
     lan = await make_staff(engine, "lan-officer", Role.OFFICER, "ea-tul", "Lê Thị Lan")
     await lan.says("/dangky")
-    await lan.taps("Gia đình học tập")
-    await lan.says("1975")
-    await lan.says("3")
-    await lan.taps("Có")
-    await lan.taps("Không có ai khác")
-    await lan.taps("Xác nhận")
+    await register(lan, "Gia đình học tập", "1975", "3", Tap("Có"), Tap("Không có ai khác"))
     await _declare_and_submit(lan)  # GD-2026-000003
 
     for officer, reference in ((can, "GD-2026-000001"), (can, "GD-2026-000002"), (lan, "GD-2026-000003")):

@@ -22,6 +22,7 @@ from bot.storage.people import Role
 from bot.storage.subjects import PersonalSubject, SubjectStore, add_subject, remove_subject, submissions_for_person
 from tests.conftest import EXAMPLE_COMMUNE, make_settings
 from tests.support.chat import Person as ChatPerson
+from tests.support.journeys import answer, register, submit
 from tests.support.review import make_staff
 from tests.support.scripts import agree
 
@@ -78,9 +79,7 @@ async def test_a_toy_subject_registers_declares_and_is_reviewed(toy_app):
     await agree(hoa)
     turn = await hoa.taps("Góc đọc sách gia đình")
     assert turn.text == "Họ và tên của bạn?"
-    await hoa.says("Nguyễn Thị Hoa")
-    await hoa.says("1975")
-    turn = await hoa.says("2")
+    turn = await answer(hoa, "Nguyễn Thị Hoa", "1975", "2")
     assert turn.text.startswith("Danh hiệu: Góc đọc sách gia đình\nHọ tên: Nguyễn Thị Hoa, sinh năm 1975\n")
     turn = await hoa.taps("Xác nhận")
     assert turn.text.startswith("Đã đăng ký Góc đọc sách gia đình, mã hồ sơ GDS-2026-000001.")
@@ -90,8 +89,7 @@ async def test_a_toy_subject_registers_declares_and_is_reviewed(toy_app):
         turn = await hoa.taps("Đạt")
         if "Không có ảnh" in turn.choices:
             await hoa.taps("Không có ảnh")
-    await hoa.taps("Nộp hồ sơ")
-    turn = await hoa.taps("Nộp ngay")  # asked first
+    turn = await submit(hoa)  # asked first
     assert "Đã nộp hồ sơ" in turn, turn
 
     # The same person also registers as a learning citizen: the two kinds do not collide.
@@ -142,15 +140,14 @@ class NamelessCorner(PersonalSubject):
         return SubjectStore.join(self, query)
 
 
+async def _register_corner(person, name: str, year: str) -> None:
+    await agree(person)
+    assert "Đã đăng ký Góc đọc sách gia đình" in await register(person, "Góc đọc sách gia đình", name, year, "2")
+
+
 async def test_a_kind_without_a_name_join_lists_its_submissions_without_a_name(toy_app):
     engine = FlowEngine(toy_app, build_router())
-    hoa = ChatPerson(engine, "hoa")
-    await agree(hoa)
-    await hoa.taps("Góc đọc sách gia đình")
-    await hoa.says("Nguyễn Thị Hoa")
-    await hoa.says("1975")
-    await hoa.says("2")
-    await hoa.taps("Xác nhận")
+    await _register_corner(ChatPerson(engine, "hoa"), "Nguyễn Thị Hoa", "1975")
     add_subject(NamelessCorner(READING_CORNER))
     async with toy_app.sessions() as session:
         commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
@@ -171,15 +168,6 @@ class ForgetfulCorner(PersonalSubject):
     async def forget(self, session, person_id):
         self.asked.append(person_id)
         return await super().forget(session, person_id)
-
-
-async def _register_corner(person, name: str, year: str) -> None:
-    await agree(person)
-    await person.taps("Góc đọc sách gia đình")
-    await person.says(name)
-    await person.says(year)
-    await person.says("2")
-    assert "Đã đăng ký Góc đọc sách gia đình" in await person.taps("Xác nhận")
 
 
 async def test_deleting_ones_data_removes_ones_own_toy_submission_only(toy_app):
