@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from bot.storage.models import Answer, Evidence, Submission, SubmissionEvent
 from tests.support.images import jpeg, png
+from tests.support.journeys import Tap, answer_items, register, submit
 from tests.support.scripts import agree, declare_all, register_citizen
 
 ITEM_1 = (
@@ -71,8 +72,7 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
     turn = await hoa.taps("Xem lại")
     assert "1. Thường xuyên đọc, cập nhật thông tin…: Đạt — 10/10 điểm, 2 ảnh" in turn
     assert "3. Dành thời gian tham gia hoạt động học…: Đạt một phần — 5/10 điểm, 1 ảnh" in turn
-    await hoa.taps("Nộp hồ sơ")
-    turn = await hoa.taps("Nộp ngay")
+    turn = await submit(hoa)
     assert turn.text.startswith(
         "Đã nộp hồ sơ CD-2026-000001 (90 điểm). Chi hội sẽ xem xét; bot sẽ báo khi có kết quả hoặc cần bổ sung."
     )
@@ -120,17 +120,13 @@ async def test_full_citizen_declaration_with_photos(person, suite_app):
 async def test_full_household_declaration_in_english_with_photos(person, suite_app):
     ba = person("ba")
     await agree(ba, "en")
-    await ba.taps("Learning family")
-    await ba.says("Y Bih Niê")
-    await ba.says("1970")
-    await ba.says("Buon Ken")
-    await ba.says("yes")
-    await ba.taps("Add a member")
-    await ba.says("H'Nga Niê")
-    await ba.says("1974")
-    await ba.says("Spouse")
-    await ba.taps("That's everyone")
-    await ba.taps("Confirm")
+    await register(
+        ba,
+        "Learning family",
+        *("Y Bih Niê", "1970", "Buon Ken", "yes"),  # Ba, the head of the household
+        *(Tap("Add a member"), "H'Nga Niê", "1974", "Spouse", Tap("That's everyone")),  # and his wife
+        confirm="Confirm",
+    )
     turn = await ba.taps("Start")
     assert turn.text == (
         "Item 1.1 — question 1/10 (up to 10 points)\n"
@@ -151,10 +147,7 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
     assert turn.text == "Photo 1 received. Send more (up to 3) or tap Done."
     await ba.sends_photo(jpeg((4, 5, 6)))
     await ba.taps("Done")
-    for _ in range(5):  # 2.3, 3.1, 3.2, 4.1, 4.2
-        await ba.taps("Achieved")
-        await ba.taps("No photo")
-    turn = ba.last
+    turn = await answer_items(ba, 5, "Achieved", no_photo="No photo")  # 2.3, 3.1, 3.2, 4.1, 4.2
     assert turn.text == (
         "Application GD-2026-000001 — Learning family\n"
         "Total 100/100 points.\n"
@@ -165,8 +158,7 @@ async def test_full_household_declaration_in_english_with_photos(person, suite_a
         "better add photos before sending.\n"
         "Self-assessment deadline: November 30, 2026 — 10 days left"
     )
-    await ba.taps("Submit")
-    turn = await ba.taps("Submit now")
+    turn = await submit(ba, button="Submit", now="Submit now")
     assert turn.text.startswith("Application GD-2026-000001 submitted (100 points).")
     async with suite_app.sessions() as session:
         submission = await session.scalar(select(Submission))
@@ -180,29 +172,16 @@ async def test_a_family_is_never_told_eligible_while_the_pass_rule_is_unconfirme
     "Đủ điều kiện" at 100/100; QĐ 448's pass rule is not known, so the commune assesses."""
     ba = person("ba")
     await agree(ba)
-    await ba.taps("Gia đình học tập")
-    await ba.says("Y Bih Niê")
-    await ba.says("1970")
-    await ba.says("Buôn Ken")
-    await ba.taps("Có")
-    await ba.taps("Không có ai khác")
-    await ba.taps("Xác nhận")
+    await register(ba, "Gia đình học tập", "Y Bih Niê", "1970", "Buôn Ken", Tap("Có"), Tap("Không có ai khác"))
     turn = await ba.taps("Bắt đầu")
     assert turn.text.startswith("Mục 1.1 — câu 1/10 (tối đa 10 điểm)")
     for _ in range(3):
         await ba.taps("Không áp dụng")
-    turn = await ba.taps("Đạt")  # 2.1
-    await ba.taps("Không có ảnh")
-    turn = await ba.taps("Đạt")  # 2.2
-    await ba.taps("Không có ảnh")
-    turn = ba.last
+    turn = await answer_items(ba, 2)  # 2.1, 2.2
     assert "Mục 2.3" in turn.text
     # A suggested item says so.
     assert "(Mục gợi ý, chưa có văn bản gốc; tỉnh cần xác nhận.)" in turn.text
-    for _ in range(5):  # 2.3, 3.1, 3.2, 4.1, 4.2
-        await ba.taps("Đạt")
-        await ba.taps("Không có ảnh")
-    turn = ba.last
+    turn = await answer_items(ba, 5)  # 2.3, 3.1, 3.2, 4.1, 4.2
     assert turn.text == (
         "Hồ sơ GD-2026-000001 — Gia đình học tập\n"
         "Tổng 100/100 điểm.\n"

@@ -10,6 +10,7 @@ from bot.domain.lifecycle import Actor, State
 from bot.storage.models import Submission, SubmissionEvent
 from bot.storage.submissions import transition
 from tests.support.images import jpeg
+from tests.support.journeys import answer_items, submit
 from tests.support.review import submit_citizen
 from tests.support.scripts import declare_all, register_citizen, register_citizen_en
 
@@ -26,8 +27,7 @@ async def test_status_shows_state_missing_items_and_next_deadline(person, suite_
     assert "Trước hết, bạn cần đồng ý" in turn
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
-    await hoa.taps("Không có ảnh")
+    await answer_items(hoa, 1)
     turn = await hoa.says("/trangthai")
     assert turn.text == (
         "CD-2026-000001 — Công dân học tập: Đang tự đánh giá\n"
@@ -85,8 +85,7 @@ async def test_needs_info_loop_add_photo_and_resubmit(person, suite_app):
     await hoa.taps("Đạt")
     turn = await hoa.taps("Xong")
     assert turn.choices[0] == "Nộp lại"
-    await hoa.taps("Nộp lại")
-    turn = await hoa.taps("Nộp ngay")
+    turn = await submit(hoa, button="Nộp lại")
     assert turn.text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
 
     async with suite_app.sessions() as session:
@@ -127,8 +126,7 @@ async def test_needs_info_loop_in_english(person, suite_app):
     john = person()
     await register_citizen_en(john, branch="Tan Lap")
     await declare_all(john, "Achieved", start="Start", no_photo="No photo")
-    await john.taps("Submit")
-    await john.taps("Submit now")
+    await submit(john, button="Submit", now="Submit now")
     await _review(suite_app, State.NEEDS_INFO, "Please add a photo of your learning plan (item 2).", Actor.BRANCH)
     turn = await john.says("/menu")
     assert turn.text.startswith(
@@ -142,8 +140,7 @@ async def test_needs_info_loop_in_english(person, suite_app):
     assert turn.text.startswith("Photo received for this item. How do you rate yourself on it?")
     await john.taps("Achieved")
     await john.taps("Done")
-    await john.taps("Resubmit")
-    turn = await john.taps("Submit now")
+    turn = await submit(john, button="Resubmit", now="Submit now")
     assert turn.text.startswith("Application CD-2026-000001 submitted (100 points).")
     async with suite_app.sessions() as session:
         assert (await session.scalar(select(Submission))).state == "submitted"

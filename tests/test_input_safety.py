@@ -18,6 +18,7 @@ from bot.storage.people import Role
 from bot.text import clean_name, shorten
 from tests.support.chat import Person as ChatPerson
 from tests.support.images import jpeg
+from tests.support.journeys import Tap, answer, answer_items, submit
 from tests.support.review import make_staff, submit_citizen
 from tests.support.scripts import agree, register_citizen
 
@@ -48,11 +49,8 @@ async def test_notes_are_capped_per_answer_and_shortened_for_reviewers(engine, p
     assert turn.choices == ["Không có ảnh"]  # still at the photo question: nothing lost
     await hoa.sends_photo(jpeg((3, 4, 5)))
     await hoa.taps("Xong")
-    for _ in range(9):
-        await hoa.taps("Đạt")
-        await hoa.taps("Không có ảnh")
-    await hoa.taps("Nộp hồ sơ")
-    turn = await hoa.taps("Nộp ngay")
+    await answer_items(hoa, 9)
+    turn = await submit(hoa)
     assert "Đã nộp hồ sơ" in turn
     async with suite_app.sessions() as session:
         note = await session.scalar(select(Answer.note).where(Answer.item_id == "1"))
@@ -73,9 +71,7 @@ async def test_control_characters_are_removed_before_storage(engine, person, sui
     await hoa.taps("Công dân học tập")
     turn = await hoa.says("Nguyễn\x00 Thị Hoa\x1b")
     assert turn.text == "Năm sinh của bạn? (ví dụ: 1975)"
-    await hoa.says("19\x0075")
-    await hoa.says("2")
-    turn = await hoa.taps("Xác nhận")
+    turn = await answer(hoa, "19\x0075", "2", Tap("Xác nhận"))
     assert "Đã đăng ký Công dân học tập" in turn
     await hoa.taps("Bắt đầu")
     await hoa.taps("Đạt")
@@ -90,11 +86,8 @@ async def test_control_characters_are_removed_before_storage(engine, person, sui
     # A reviewer's note typed with a command is cleaned the same way.
     await hoa.sends_photo(jpeg((9, 9, 9)))
     await hoa.taps("Xong")
-    for _ in range(9):
-        await hoa.taps("Đạt")
-        await hoa.taps("Không có ảnh")
-    await hoa.taps("Nộp hồ sơ")
-    await hoa.taps("Nộp ngay")
+    await answer_items(hoa, 9)
+    await submit(hoa)
     can = await make_staff(engine, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     turn = await can.says("/yeucau CD-2026-000001 Xin\x00 thêm ảnh")
     assert turn.text.startswith("Đã gửi yêu cầu bổ sung")

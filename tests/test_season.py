@@ -11,6 +11,7 @@ from bot.storage.commune import apply_commune, campaign_for, load_commune_file
 from bot.storage.models import OrgUnit, Submission
 from bot.storage.people import Role
 from tests.conftest import EXAMPLE_COMMUNE
+from tests.support.journeys import answer_items, register, submit
 from tests.support.reminders import staff
 from tests.support.review import make_staff
 from tests.support.scripts import agree, declare_all, register_citizen
@@ -45,16 +46,11 @@ async def test_late_policy_registers_and_submits_with_a_late_mark(person, suite_
     turn = hoa.last
     assert "Bạn muốn đăng ký danh hiệu nào năm 2026?" in turn
     assert "Hạn đăng ký: ngày 31/3/2026 — đã quá hạn" in turn
-    await hoa.taps("Công dân học tập")
-    await hoa.says("Nguyễn Thị Hoa")
-    await hoa.says("1975")
-    await hoa.says("2")
-    turn = await hoa.taps("Xác nhận")
+    turn = await register(hoa, "Công dân học tập", "Nguyễn Thị Hoa", "1975", "2")
     assert "Đã quá hạn đăng ký (ngày 31/3/2026): hồ sơ vẫn được nhận nhưng ghi là nộp muộn." in turn
     assert "Hạn tự đánh giá: ngày 30/11/2026 — đã quá hạn" in turn
     await declare_all(hoa)
-    await hoa.taps("Nộp hồ sơ")
-    turn = await hoa.taps("Nộp ngay")
+    turn = await submit(hoa)
     if "Xác nhận" in " ".join(turn.choices):  # a confirmation before submitting
         turn = await hoa.taps(turn.choices[0])
     assert "Đã quá hạn tự đánh giá (ngày 30/11/2026): hồ sơ vẫn được nhận nhưng ghi là nộp muộn." in turn
@@ -76,8 +72,7 @@ async def test_closed_policy_points_to_next_years_campaign(person, suite_app):
     hoa = person("hoa")
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
-    await hoa.taps("Không có ảnh")
+    await answer_items(hoa, 1)
     await _set_policy(suite_app, "closed")
     suite_app.clock.advance(TO_DEC_3)
 

@@ -32,6 +32,8 @@ from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, P
 from tests.conftest import TEST_SIGNING_SECRET
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser
 from tests.support.images import jpeg, png
+from tests.support.journeys import Tap, answer, answer_items, submit
+from tests.support.scripts import register_citizen
 from tests.support.telegram import (  # noqa: F401  (fake: a fixture)
     HOA,
     WEBHOOK_SECRET,
@@ -66,17 +68,6 @@ async def _account(app, user: FakeUser) -> ChannelAccount | None:
         )
 
 
-async def _register(hoa: TgPerson) -> None:
-    await hoa.says("xin chào")
-    await hoa.taps("Tôi đồng ý")
-    await hoa.taps("Công dân học tập")
-    await hoa.says("Nguyễn Thị Hoa")
-    await hoa.says("1975")
-    await hoa.says("2")
-    turn = await hoa.taps("Xác nhận")
-    assert "Đã đăng ký Công dân học tập" in turn, turn
-
-
 async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake):
     bot = await start_polling_bot(app, fake)
     try:
@@ -109,9 +100,7 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
         await hoa.taps("Công dân học tập")
         turn = await hoa.says("Nguyễn Thị Hoa")
         assert turn.text == "Năm sinh của bạn? (ví dụ: 1975)"
-        await hoa.says("1975")
-        await hoa.says("Thôn Hà Lương")
-        turn = await hoa.taps("Xác nhận")
+        turn = await answer(hoa, "1975", "Thôn Hà Lương", Tap("Xác nhận"))
         assert "Đã đăng ký Công dân học tập" in turn
         turn = await hoa.taps("Bắt đầu")
         assert turn.text.startswith("Mục 1/10 (tối đa 10 điểm)")
@@ -126,9 +115,7 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
         assert turn.text == "Đã nhận ảnh 2. Gửi thêm (tối đa 3) hoặc bấm Xong."
         turn = await hoa.taps("Xong")
         assert turn.text.startswith("Mục 2/10")
-        for _ in range(2, 10):
-            await hoa.taps("Đạt")
-            await hoa.taps("Không có ảnh")
+        await answer_items(hoa, 8)  # items 2–9
         await hoa.says("dat mot phan")  # item 10, typed without diacritics
         turn = await hoa.taps("Không có ảnh")
         assert turn.text == (
@@ -139,8 +126,7 @@ async def test_full_citizen_declaration_with_photos_over_long_polling(app, fake)
             "nên gửi ảnh trước khi nộp.\n"
             "Hạn tự đánh giá: ngày 30/11/2026 — còn 10 ngày"
         )
-        await hoa.taps("Nộp hồ sơ")
-        turn = await hoa.taps("Nộp ngay")
+        turn = await submit(hoa)
         assert turn.text.startswith("Đã nộp hồ sơ CD-2026-000001 (95 điểm).")
     finally:
         await bot.stop()
@@ -221,7 +207,7 @@ async def test_other_kinds_of_message_get_a_clear_answer(polling, fake):
 
 async def test_a_too_large_image_is_refused_before_downloading(polling, fake):
     hoa = TgPerson(fake, polling.channel, HOA)
-    await _register(hoa)
+    await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
     await hoa.taps("Đạt")
     turn = await hoa.sends_document(png(), "scan.png", "image/png", declared_size=12 * 1024 * 1024)
