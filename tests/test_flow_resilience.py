@@ -15,12 +15,18 @@ from bot.storage.models import Answer, Evidence, ProcessedMessage
 from tests.conftest import make_app
 from tests.support.chat import Person
 from tests.support.images import jpeg
+from tests.support.journeys import Tap, answer
 from tests.support.scripts import agree, register_citizen
+
+
+def _chat(app, user_id: str) -> Person:
+    """Someone writing to a bot process running on `app`."""
+    return Person(FlowEngine(app, build_router()), user_id)
 
 
 async def test_restart_in_the_middle_resumes_at_the_same_question(suite_db, tmp_path, clock):
     app = await make_app(suite_db, tmp_path, clock)
-    hoa = Person(FlowEngine(app, build_router()), "hoa")
+    hoa = _chat(app, "hoa")
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
     await hoa.taps("Đạt")
@@ -33,7 +39,7 @@ async def test_restart_in_the_middle_resumes_at_the_same_question(suite_db, tmp_
     # A new process on the same database file, days later.
     clock.advance(timedelta(days=3))
     app2 = await make_app(suite_db, tmp_path, clock, commune=False)
-    hoa2 = Person(FlowEngine(app2, build_router()), "hoa")
+    hoa2 = _chat(app2, "hoa")
     turn = await hoa2.says("alo")
     assert "Bạn bấm một nút" not in turn
     assert turn.text.endswith('Gửi 1–3 ảnh minh chứng, hoặc bấm "Không có ảnh".')
@@ -49,13 +55,12 @@ async def test_restart_in_the_middle_resumes_at_the_same_question(suite_db, tmp_
 
 async def test_restart_mid_registration_keeps_the_draft(suite_db, tmp_path, clock):
     app = await make_app(suite_db, tmp_path, clock)
-    ba = Person(FlowEngine(app, build_router()), "ba")
+    ba = _chat(app, "ba")
     await agree(ba)
-    await ba.taps("Gia đình học tập")
-    await ba.says("Hoàng Văn Ba")
+    await answer(ba, Tap("Gia đình học tập"), "Hoàng Văn Ba")
     await app.close()
     app2 = await make_app(suite_db, tmp_path, clock, commune=False)
-    ba2 = Person(FlowEngine(app2, build_router()), "ba")
+    ba2 = _chat(app2, "ba")
     turn = await ba2.says("1961")
     assert turn.text == "Bạn ở thôn/buôn/khu phố nào?"
     await app2.close()

@@ -9,14 +9,22 @@ from sqlalchemy import select
 from bot.storage.models import Person, Submission, SubmissionEvent
 from bot.storage.people import Role
 from tests.support.images import jpeg
+from tests.support.journeys import submit
 from tests.support.review import chat, flow, make_staff, outbox, rendered, submit_citizen  # noqa: F401
 
 
-async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
+async def _submitted_with_reviewers(chat, flow):
+    """Hoa has submitted CD-2026-000001 in Thôn Hà Lương; Lan leads that branch, Cán is the
+    commune's officer."""
     hoa = chat("hoa")
     await submit_citizen(hoa)
     lan = await make_staff(flow, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    return hoa, lan, can
+
+
+async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
+    hoa, lan, can = await _submitted_with_reviewers(chat, flow)
 
     # The branch leader's first-level review.
     turn = await lan.says("/binhxet")
@@ -98,8 +106,7 @@ async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
     await hoa.sends_photo(jpeg((9, 99, 199)))
     await hoa.taps("Đạt")
     await hoa.taps("Xong")
-    await hoa.taps("Nộp lại")
-    turn = await hoa.taps("Nộp ngay")
+    turn = await submit(hoa, button="Nộp lại")
     assert turn.text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
 
     # The officer approves; the resubmitted application is back in the queue.
@@ -145,10 +152,7 @@ async def test_submit_recommend_needs_info_resubmit_approve(chat, flow, app):
 
 
 async def test_not_recommended_and_rejected_by_direct_commands_with_reasons(chat, flow, app):
-    hoa = chat("hoa")
-    await submit_citizen(hoa)
-    lan = await make_staff(flow, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
-    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    hoa, lan, can = await _submitted_with_reviewers(chat, flow)
 
     turn = await lan.says("/khongdexuat cd-2026-1")
     assert turn.text == "Lý do chi hội không đề nghị hồ sơ CD-2026-000001? (người khai sẽ đọc được)"
