@@ -1,15 +1,17 @@
-"""SQLite writers take turns in the process (bot/storage/sqlite_onetrip.py): a transaction waits
-for the one before it to end, first come first served (an asyncio lock), instead of polling SQLite's busy handler."""
+"""SQLite on the event loop (bot/storage/sqlite_onloop.py): writers in the process take turns, first
+come first served (an asyncio lock), and a database another process holds is waited for with
+asyncio sleeps, never inside SQLite, so the loop goes on answering meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 
 import pytest
 from sqlalchemy import text
 
-from bot.storage import sqlite_onetrip
+from bot.storage import sqlite_onloop
 from bot.storage.db import make_engine
 from tests.support.db import sqlite_url
 
@@ -49,7 +51,7 @@ async def test_transactions_wait_for_the_one_holding_the_database(tmp_path):
 
 
 async def test_a_turn_not_given_in_time_fails_as_a_locked_database(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite_onetrip, "TURN_TIMEOUT", 0.2)
+    monkeypatch.setattr(sqlite_onloop, "TURN_TIMEOUT", 0.2)
     engine = make_engine(sqlite_url(tmp_path))
     async with engine.begin() as connection:
         await connection.execute(text("CREATE TABLE t (x INTEGER)"))
@@ -62,4 +64,103 @@ async def test_a_turn_not_given_in_time_fails_as_a_locked_database(tmp_path, mon
     # The turn came back: the next transaction goes ahead at once.
     async with engine.begin() as connection:
         await connection.execute(text("INSERT INTO t VALUES (2)"))
+    await engine.dispose()
+
+
+class OtherProcess:
+    """A writer outside the bot's process, as a CLI command or a second worker would be: a plain
+    sqlite3 connection in its own thread that holds the database for `seconds`."""
+
+    def __init__(self, path, seconds: float) -> None:
+        self.path, self.seconds = path, seconds
+        self.holding = threading.Event()
+        self.thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO log VALUES ('other')")
+        self.holding.set()
+        threading.Event().wait(self.seconds)
+        connection.execute("COMMIT")
+        connection.close()
+
+    async def start(self) -> None:
+        self.thread.start()
+        await asyncio.to_thread(self.holding.wait)
+
+
+async def _log_table(tmp_path):
+    engine = make_engine(sqlite_url(tmp_path))
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE log (who TEXT)"))
+    return engine, tmp_path / "hoctap.db"
+
+
+async def test_a_database_another_process_holds_is_waited_for_without_stopping_the_loop(tmp_path):
+    engine, path = await _log_table(tmp_path)
+    other = OtherProcess(path, 0.5)
+    await other.start()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    started = asyncio.get_running_loop().time()
+    async with engine.begin() as connection:  # waits for the other process, then goes ahead
+        await connection.execute(text("INSERT INTO log VALUES ('bot')"))
+    waited = asyncio.get_running_loop().time() - started
+    ticking.cancel()
+    assert waited >= 0.3
+    # The loop ran other work all along: about one tick per 10 ms of the wait.
+    assert ticks >= waited / 0.01 / 4, (ticks, waited)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT who FROM log"))).scalars().all()
+    assert rows == ["other", "bot"]
+    other.thread.join()
+    await engine.dispose()
+
+
+async def test_a_database_held_past_the_timeout_fails_as_locked_and_the_next_turn_goes_ahead(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_onloop, "TURN_TIMEOUT", 0.2)
+    engine, path = await _log_table(tmp_path)
+    other = OtherProcess(path, 0.6)
+    await other.start()
+    with pytest.raises(Exception, match="database is locked"):
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO log VALUES ('bot')"))
+    other.thread.join()
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO log VALUES ('later')"))
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT who FROM log"))).scalars().all()
+    assert rows == ["other", "later"]
+    await engine.dispose()
+
+
+async def test_a_long_result_is_read_in_batches_with_the_loop_free_between_them(tmp_path):
+    engine, _path = await _log_table(tmp_path)
+    count = sqlite_onloop.PREFETCH * 3 + 7
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO log VALUES (:who)"), [{"who": f"p{i}"} for i in range(count)])
+    others = 0
+
+    async def other_work() -> None:
+        nonlocal others
+        while True:
+            await asyncio.sleep(0)
+            others += 1
+
+    running = asyncio.create_task(other_work())
+    seen = 0
+    async with engine.connect() as connection:
+        result = await connection.stream(text("SELECT who FROM log"))
+        async for partition in result.partitions(sqlite_onloop.PREFETCH):
+            seen += len(partition)
+    running.cancel()
+    assert seen == count and others >= 3
     await engine.dispose()

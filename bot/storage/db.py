@@ -18,7 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bot.storage import sqlite_onetrip
+from bot.storage import sqlite_onloop
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Arbitrary constant: PostgreSQL advisory lock id serialising migrations across workers.
@@ -42,9 +42,12 @@ def make_engine(url: str, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     # operator asked for SQL echo while debugging.
     kwargs.setdefault("hide_parameters", not echo)
     if url.startswith("sqlite"):
+        if ":memory:" in url:  # one connection (StaticPool): no pool to size
+            for sizing in ("pool_size", "max_overflow"):
+                kwargs.pop(sizing, None)
         _ensure_sqlite_folder(url)
         if url.startswith("sqlite+aiosqlite"):
-            kwargs.setdefault("async_creator", _one_trip_creator(url))
+            kwargs.setdefault("async_creator", _on_loop_creator(url))
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -53,15 +56,15 @@ def make_engine(url: str, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, echo=echo, **kwargs)
 
 
-def _one_trip_creator(url: str) -> Callable[[], Awaitable[Any]]:
-    """aiosqlite connections whose cursors make one trip to the driver's thread per statement
-    (see `sqlite_onetrip`), opened with the arguments SQLAlchemy's dialect gives for `url`."""
+def _on_loop_creator(url: str) -> Callable[[], Awaitable[Any]]:
+    """aiosqlite connections whose statements run on the event loop (see `sqlite_onloop`),
+    opened with the arguments SQLAlchemy's dialect gives for `url`."""
     parsed = make_url(url)
     args, options = parsed.get_dialect()().create_connect_args(parsed)
-    options["timeout"] = 30
+    options["timeout"] = 0  # never wait inside SQLite on the loop: see sqlite_onloop
 
     async def creator() -> Any:
-        return await sqlite_onetrip.connect(*args, **options)
+        return await sqlite_onloop.connect(*args, **options)
 
     return creator
 
@@ -79,7 +82,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    # Connections on the loop wait for a busy database with asyncio sleeps (sqlite_onloop), never
+    # inside SQLite, which would stop every conversation of the process meanwhile.
+    on_loop = isinstance(getattr(dbapi_connection, "_connection", None), sqlite_onloop.LoopConnection)
+    cursor.execute(f"PRAGMA busy_timeout={0 if on_loop else 30000}")
     cursor.close()
 
 
