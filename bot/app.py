@@ -40,7 +40,12 @@ async def build_app(
 ) -> App:
     """Open the database (migrating it to the newest schema) and load criteria data."""
     clock = clock or SystemClock()
-    engine = make_engine(settings.database_url, echo=settings.db_echo)
+    engine = make_engine(
+        settings.database_url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     if run_migrations:
         await migrate(engine)
     if settings.criteria_dir is not None and settings.criteria_dir not in criteria_dirs:

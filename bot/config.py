@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, alias="MAX_PHOTO_BYTES")
     max_photos_per_item: int = Field(default=3, alias="MAX_PHOTOS_PER_ITEM")
     db_echo: bool = Field(default=False, alias="DB_ECHO")
+    # Connections the process keeps open. At least as many as the messages it handles at once
+    # (Telegram's concurrent updates, the Zalo channels', the reminder service): a connection
+    # beyond the pool is opened for one transaction and closed after it, which costs a new
+    # PostgreSQL backend (or SQLite thread) each time.
+    db_pool_size: int = Field(default=16, ge=1, le=200, alias="DB_POOL_SIZE")
+    db_max_overflow: int = Field(default=16, ge=0, le=200, alias="DB_MAX_OVERFLOW")
     # The data controller the consent text names when several communes are installed and the
     # person's commune is not known yet (the installation's operator, with a contact).
     privacy_controller: str | None = Field(default=None, max_length=300, alias="PRIVACY_CONTROLLER")
