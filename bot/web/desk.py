@@ -56,7 +56,7 @@ from bot.review.decisions import (
     note_required,
 )
 from bot.review.details import submission_detail
-from bot.review.exports import FORMATS, KINDS, produce_export
+from bot.review.exports import FORMAT_KEYS, FORMATS, KIND_KEYS, KINDS, produce_export
 from bot.review.queries import Filters, pending
 from bot.review.scope import Scope, branches_in, communes_in_scope, scope_for
 from bot.review.stats import commune_stats
@@ -108,12 +108,6 @@ FLAG_KEYS = {
     "missing": N_("web.flag.missing"),
     "not_applicable": N_("web.flag.not_applicable"),
 }
-KIND_KEYS = {
-    "submissions": N_("exp.kind.submissions"),
-    "stats": N_("exp.kind.stats"),
-    "register": N_("exp.kind.register"),
-}
-FORMAT_KEYS = {"xlsx": N_("exp.format.xlsx"), "csv": N_("exp.format.csv")}
 # Keys used only in the templates (listed here so the catalogs' completeness check sees them).
 TEMPLATE_KEYS = (
     N_("web.app.title"),
