@@ -23,6 +23,7 @@ import httpx
 
 from bot.flows.engine import PhotoDownloadError
 from bot.storage.evidence import PhotoTooLarge
+from bot.web.body import read_capped
 from bot.zalo.transport import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -118,14 +119,7 @@ async def _fetch(http: httpx.AsyncClient, url: str, max_bytes: int, timeout: flo
             if response.status_code != 200:
                 raise PhotoDownloadError(f"HTTP {response.status_code} for the photo link")
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise PhotoTooLarge(f"{declared} bytes > {max_bytes}")
-            chunks = bytearray()
-            async for chunk in response.aiter_bytes():
-                chunks += chunk
-                if len(chunks) > max_bytes:
-                    raise PhotoTooLarge(f"more than {max_bytes} bytes")
-            return bytes(chunks)
+            return await read_capped(declared, response.aiter_bytes(), max_bytes, PhotoTooLarge)
     raise LinkRefused(f"more than {MAX_REDIRECTS} redirects")
 
 

@@ -24,6 +24,7 @@ from bot.channels.base import RateLimited, SendError, TransientSendError, Unreac
 from bot.channels.zalo_common import (
     PHOTO_LINK_TTL,
     ChatPacer,
+    LoopService,
     PerPersonQueue,
     file_url,
     photo_input,
@@ -222,7 +223,7 @@ class ZaloBotChannel:
         await self.photo_http.aclose()
 
 
-class ZaloBotPoller:
+class ZaloBotPoller(LoopService):
     """getUpdates in a loop (when no public URL is configured); errors back off, never stop it."""
 
     name = "zalo-bot-poller"
@@ -232,7 +233,6 @@ class ZaloBotPoller:
         self.timeout = timeout
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         try:
@@ -240,7 +240,7 @@ class ZaloBotPoller:
         except ZaloError as exc:
             log.warning("could not remove the Zalo Bot webhook before polling: %s", exc)
         await learn_bot_id(self.channel)
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self.start_loop()
 
     async def _loop(self) -> None:
         failures = 0
@@ -260,12 +260,6 @@ class ZaloBotPoller:
             for update in updates:
                 self.channel.submit(update)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
 
 async def learn_bot_id(channel: ZaloBotChannel) -> None:
     """Our own id (getMe), so that our messages echoed back as updates are ignored."""
@@ -275,10 +269,11 @@ async def learn_bot_id(channel: ZaloBotChannel) -> None:
         log.warning("Zalo Bot getMe failed (%s): messages from bots are still ignored by is_bot", exc)
 
 
-class ZaloBotWebhookSetup:
+class ZaloBotWebhookSetup(LoopService):
     """Points the Bot Platform at our webhook once the web app listens: Zalo verifies the address
     when it is set (`result.verification`), so setting it earlier would fail. Tried again, with a
-    growing pause, until Zalo confirms it; the process serves meanwhile."""
+    growing pause, until Zalo confirms it; the process serves meanwhile. Stopping leaves the webhook
+    set: other workers (or the next start) keep receiving."""
 
     name = "zalo-bot-webhook"
 
@@ -297,12 +292,11 @@ class ZaloBotWebhookSetup:
         self.max_backoff = max_backoff
         self.confirmed = asyncio.Event()
         self.attempts = 0
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         assert self.channel.secret is not None
         await learn_bot_id(self.channel)
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self.start_loop()
 
     async def _loop(self) -> None:
         assert self.channel.secret is not None
@@ -329,13 +323,6 @@ class ZaloBotWebhookSetup:
             delay = min(self.max_backoff, self.backoff * 2 ** min(self.attempts - 1, 12))
             log.warning("Zalo Bot webhook %s not confirmed: %s; trying again in %.0fs", self.url, problem, delay)
             await asyncio.sleep(delay)
-
-    async def stop(self) -> None:
-        """The webhook stays set: other workers (or the next start) keep receiving."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
 
 class ZaloBotShutdown:

@@ -33,6 +33,25 @@ def retry_policy(app: App) -> RetryPolicy:
     return RetryPolicy(attempts=settings.zalo_http_attempts, backoff=settings.zalo_http_backoff)
 
 
+class LoopService:
+    """A start-up service whose work is one background loop (`_loop`): `start_loop` runs it,
+    `stop` cancels it and waits for it to end."""
+
+    _task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        raise NotImplementedError
+
+    def start_loop(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
 # --- incoming photos ---------------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from bot.app import App
 from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
-from bot.channels.zalo_common import PerPersonQueue, file_path, photo_input, pieces_for, retry_policy
+from bot.channels.zalo_common import LoopService, PerPersonQueue, file_path, photo_input, pieces_for, retry_policy
 from bot.flows.engine import FlowEngine
 from bot.i18n import get_translator
 from bot.messages import Incoming, Kind, Outgoing
@@ -368,7 +368,7 @@ class ZaloOAChannel:
         await self.photo_http.aclose()
 
 
-class ZaloOATokenKeeper:
+class ZaloOATokenKeeper(LoopService):
     """Keeps the OA access token fresh ahead of expiry, so the refresh-token chain never lapses."""
 
     name = "zalo-oa-tokens"
@@ -377,10 +377,9 @@ class ZaloOATokenKeeper:
         self.tokens = tokens
         self.interval = interval
         self.retry_after = retry_after
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self.start_loop()
 
     async def _loop(self) -> None:
         while True:
@@ -395,12 +394,6 @@ class ZaloOATokenKeeper:
             except Exception:
                 log.exception("Zalo OA token check failed")
             await asyncio.sleep(self.interval)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
 
 class ZaloOAShutdown:

@@ -164,14 +164,21 @@ async def withdraw(ctx: Context) -> None:
 # ---- /rutlai --------------------------------------------------------------------------------
 
 
-@router.command("rutlai", "withdraw", english="withdraw", needs_consent=False, help_key=N_("help.cmd.withdraw"))
-async def cmd_withdraw(ctx: Context, args: str) -> None:
-    if ctx.account.consent_at is None:
-        ctx.retry("withdraw.not_given")
+def own_data_command(ctx: Context, refusal: str | None, state: str) -> None:
+    """Start a flow about the writer's own data (/rutlai, /xoadulieu): say why it cannot start
+    (`refusal`, a catalog key) and ask the current question again, or go to `state`, leaving
+    proxy mode first (a leader acting for someone withdraws or deletes only their own)."""
+    if refusal is not None:
+        ctx.retry(refusal)
         return
     if ctx.proxy:
         ctx.stop_acting()
-    ctx.goto(Consent.WITHDRAW)
+    ctx.goto(state)
+
+
+@router.command("rutlai", "withdraw", english="withdraw", needs_consent=False, help_key=N_("help.cmd.withdraw"))
+async def cmd_withdraw(ctx: Context, args: str) -> None:
+    own_data_command(ctx, N_("withdraw.not_given") if ctx.account.consent_at is None else None, Consent.WITHDRAW)
 
 
 @router.prompt(Consent.WITHDRAW, before_consent=True)

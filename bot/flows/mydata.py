@@ -3,7 +3,7 @@ confirmation. Titles already recognised stay in the year's statistics, without t
 
 from __future__ import annotations
 
-from bot.flows.consent import record_withdrawal
+from bot.flows.consent import own_data_command, record_withdrawal
 from bot.flows.context import Context, Input
 from bot.flows.router import Router
 from bot.flows.states import MyData, Start
@@ -88,12 +88,7 @@ async def cmd_my_data(ctx: Context, args: str) -> None:
     "xoadulieu", "deletedata", english="deletedata", needs_consent=False, help_key=N_("help.cmd.deletedata")
 )
 async def cmd_delete_data(ctx: Context, args: str) -> None:
-    if ctx.person is None:
-        ctx.retry("mydata.nothing")
-        return
-    if ctx.proxy:
-        ctx.stop_acting()
-    ctx.goto(MyData.CONFIRM)
+    own_data_command(ctx, N_("mydata.nothing") if ctx.person is None else None, MyData.CONFIRM)
 
 
 @router.prompt(MyData.CONFIRM, before_consent=True)

@@ -71,38 +71,34 @@ def _forms(ctx: Context, draft: RegistrationDraft) -> list:
     return ctx.app.catalog.target_groups(_title(draft), ctx.today.year, draft.province)
 
 
+# The answers each question gives, in the order they are asked: the first one missing is next.
+PERSON_STEPS = (("title", Reg.TITLE), ("name", Reg.NAME), ("birth_year", Reg.BIRTH_YEAR), ("branch_id", Reg.BRANCH))
+HEAD_STEPS = (("head_name", Reg.HEAD_NAME), ("head_birth_year", Reg.HEAD_BIRTH_YEAR))
+MEMBER_STEPS = (("name", Reg.MEMBER_NAME), ("birth_year", Reg.MEMBER_BIRTH_YEAR), ("relation", Reg.MEMBER_RELATION))
+
+
+def _first_missing(answers: RegistrationDraft | MemberDraft, steps: tuple[tuple[str, str], ...]) -> str | None:
+    return next((state for name, state in steps if not getattr(answers, name)), None)
+
+
 def next_step(ctx: Context, draft: RegistrationDraft) -> str:
     """The first thing still missing from the draft decides the next question."""
-    if not draft.title:
-        return Reg.TITLE
-    if not draft.name:
-        return Reg.NAME
-    if not draft.birth_year:
-        return Reg.BIRTH_YEAR
-    if not draft.branch_id:
-        return Reg.BRANCH
+    missing = _first_missing(draft, PERSON_STEPS)
+    if missing is not None:
+        return missing
     if not draft.target_group and len(_forms(ctx, draft)) > 1:
         return Reg.TARGET_GROUP
-    if _kind(ctx, draft.title).has_members:
+    if _kind(ctx, _title(draft)).has_members:
         if ctx.proxy:
             draft.is_head = True  # a leader registers the household of the person they act for
         if draft.is_head is None:
             return Reg.IS_HEAD
-        if not draft.is_head:
-            if not draft.head_name:
-                return Reg.HEAD_NAME
-            if not draft.head_birth_year:
-                return Reg.HEAD_BIRTH_YEAR
+        if not draft.is_head and (missing := _first_missing(draft, HEAD_STEPS)) is not None:
+            return missing
         if not draft.members_done:
-            member = draft.member
-            if member is not None:
-                if not member.name:
-                    return Reg.MEMBER_NAME
-                if not member.birth_year:
-                    return Reg.MEMBER_BIRTH_YEAR
-                if not member.relation:
-                    return Reg.MEMBER_RELATION
-                return Reg.GUARDIAN  # a child under 16, kept aside until a guardian agrees
+            if draft.member is not None:
+                # All answered: a child under 16, kept aside until a guardian agrees.
+                return _first_missing(draft.member, MEMBER_STEPS) or Reg.GUARDIAN
             return Reg.MEMBERS
     return Reg.CONFIRM
 

@@ -16,7 +16,7 @@ from bot.flows.states import Reports, Start
 from bot.i18n import N_
 from bot.messages import Choice, Outgoing
 from bot.review.chart import render_progress_chart
-from bot.review.exports import FORMATS, KINDS, new_export_path, produce_export
+from bot.review.exports import FORMAT_KEYS, FORMATS, KIND_KEYS, KINDS, new_export_path, produce_export
 from bot.review.scope import communes_in_scope
 from bot.review.stats import commune_stats, stats_lines
 from bot.storage.commune import campaign_for
@@ -25,12 +25,6 @@ from bot.storage.people import Role
 from bot.text import fold
 
 router = Router()
-KIND_KEYS = {
-    "submissions": N_("exp.kind.submissions"),
-    "stats": N_("exp.kind.stats"),
-    "register": N_("exp.kind.register"),
-}
-FORMAT_KEYS = {"xlsx": N_("exp.format.xlsx"), "csv": N_("exp.format.csv")}
 KIND_WORDS = {
     "submissions": "submissions",
     "hoso": "submissions",
@@ -127,16 +121,17 @@ async def cmd_export(ctx: Context, args: str) -> None:
     await _start(ctx, args, Reports.EXPORT_KIND)
 
 
+def _buttons(ctx: Context, values: tuple[str, ...], keys: dict[str, str]) -> list[Choice]:
+    """One button per export kind (or format), labelled in the person's language."""
+    return [Choice(value, ctx.t(keys[value])) for value in values]
+
+
 @router.prompt(Reports.EXPORT_KIND)
 async def ask_kind(ctx: Context) -> None:
     if ctx.draft(ReportDraft).kind in KINDS:
         ctx.goto(Reports.EXPORT_FORMAT)
         return
-    choices = []
-    for kind in KINDS:
-        key = KIND_KEYS[kind]
-        choices.append(Choice(kind, ctx.t(key)))
-    ctx.ask(ctx.t("exp.ask_kind"), [*choices, Choice("menu", ctx.t("common.to_menu"))])
+    ctx.ask(ctx.t("exp.ask_kind"), [*_buttons(ctx, KINDS, KIND_KEYS), Choice("menu", ctx.t("common.to_menu"))])
 
 
 @router.handle(Reports.EXPORT_KIND)
@@ -158,11 +153,7 @@ async def ask_format(ctx: Context) -> None:
     if ctx.draft(ReportDraft).format in FORMATS:
         await _export(ctx)
         return
-    choices = []
-    for fmt in FORMATS:
-        key = FORMAT_KEYS[fmt]
-        choices.append(Choice(fmt, ctx.t(key)))
-    ctx.ask(ctx.t("exp.ask_format"), [*choices, Choice("back", ctx.t("common.back"))])
+    ctx.ask(ctx.t("exp.ask_format"), [*_buttons(ctx, FORMATS, FORMAT_KEYS), Choice("back", ctx.t("common.back"))])
 
 
 @router.handle(Reports.EXPORT_FORMAT)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.domain.criteria import Level
 from bot.domain.lifecycle import NoteRequired
 from bot.flows.common import criteria_of, level_label, state_label, title_name
@@ -20,7 +22,7 @@ from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
 from bot.flows.register import RELATIONS
 from bot.flows.router import Router
 from bot.flows.states import Review, Start
-from bot.i18n import N_
+from bot.i18n import N_, Translator
 from bot.messages import Choice, Outgoing
 from bot.review.decisions import (
     OFFERED,
@@ -48,7 +50,7 @@ from bot.review.dossier import (
 from bot.review.queries import Filters, by_reference, neighbours, parse_reference, pending
 from bot.review.reuse import reused_photos
 from bot.review.scope import Scope, branches_in, scope_for
-from bot.storage.models import OrgUnit, Person, Submission
+from bot.storage.models import OrgUnit, Person, Submission, SubmissionEvent
 from bot.storage.people import Role
 from bot.storage.subjects import subject_name
 from bot.storage.submissions import answers_of
@@ -142,15 +144,21 @@ REVIEW_BLOCKED_KEYS = {
 }
 
 
-async def _blocked(ctx: Context, submission: Submission) -> str | None:
+async def blocked_text(
+    session: AsyncSession, t: Translator, submission: Submission, person_id: int | None
+) -> str | None:
     """Why this reviewer may not decide on it now (their own application, or the person withdrew
-    their consent), as a message; None when they may."""
+    their consent), as a message; None when they may. For chat and the review desk alike."""
     try:
-        await may_review(ctx.session, submission, ctx.person.id if ctx.person else None)
+        await may_review(session, submission, person_id)
     except (OwnApplication, ProcessingStopped) as refusal:
         key = REVIEW_BLOCKED_KEYS[type(refusal)]
-        return ctx.t(key, reference=submission.reference)
+        return t(key, reference=submission.reference)
     return None
+
+
+async def _blocked(ctx: Context, submission: Submission) -> str | None:
+    return await blocked_text(ctx.session, ctx.t, submission, ctx.person.id if ctx.person else None)
 
 
 async def _refused(ctx: Context, submission: Submission) -> bool:
@@ -908,21 +916,27 @@ async def _apply(ctx: Context, note: str | None, override: str | None = None) ->
     ctx.goto(Review.LIST)
 
 
-async def _say_conflict(ctx: Context, conflict: Conflict) -> None:
-    submission, last = conflict.submission, conflict.last
-    who = ctx.t("rv.actor.system")
+async def changed_by(session: AsyncSession, t: Translator, last: SubmissionEvent | None) -> str:
+    """Who made the latest change, for a conflict message: the person's name when the event has
+    one, else who they acted as (the system when nothing is known)."""
+    who = t("rv.actor.system")
     if last is not None and last.actor_person_id:
-        actor = await ctx.session.get(Person, last.actor_person_id)
+        actor = await session.get(Person, last.actor_person_id)
         if actor is not None and actor.full_name:
             who = actor.full_name
     elif last is not None:
         actor_key = ACTOR_KEYS.get(last.actor_kind, ACTOR_KEYS["system"])
-        who = ctx.t(actor_key)
+        who = t(actor_key)
+    return who
+
+
+async def _say_conflict(ctx: Context, conflict: Conflict) -> None:
+    submission = conflict.submission
     ctx.say(
         ctx.t(
             "rv.conflict",
             reference=submission.reference,
             state=state_label(ctx, submission.state),
-            who=who,
+            who=await changed_by(ctx.session, ctx.t, conflict.last),
         )
     )

@@ -127,6 +127,14 @@ def next_deadline(
     return min(upcoming, key=lambda d: d.due_on) if upcoming else None
 
 
+def _named_deadline(
+    deadlines: list[CampaignDeadline], today: date, heading: str, own_kind: str
+) -> CampaignDeadline | None:
+    """The deadline a digest names: before a deadline, the reader's own one (`own_kind`: the
+    branch review for a leader, the commune report for an officer); weekly, the next of any kind."""
+    return next_deadline(deadlines, today, (own_kind,) if heading == BEFORE_DEADLINE else None)
+
+
 def _deadline_block(deadline: CampaignDeadline | None, send_at: datetime, settings: Settings) -> dict:
     if deadline is None:
         return {"key": N_("status.no_deadline")}
@@ -268,11 +276,7 @@ async def leader_digest(
         choices.append((REMIND_BUTTON, N_("digest.button_remind")))
     elif not facts and counts:
         blocks.append({"key": N_("digest.leader_all_done")})
-    deadline = (
-        next_deadline(deadlines, today, ("branch_review",))
-        if heading == BEFORE_DEADLINE
-        else next_deadline(deadlines, today)
-    )
+    deadline = _named_deadline(deadlines, today, heading, "branch_review")
     return Notice(
         N_("digest.leader"),
         {
@@ -402,11 +406,7 @@ async def officer_digest(
         blocks.append(plural("digest.officer_away", "digest.officer_away.plural", away))
 
     blocks += await zalo_blocks(session, campaign, settings, send_at)
-    deadline = (
-        next_deadline(deadlines, today, ("commune_report",))
-        if heading == BEFORE_DEADLINE
-        else next_deadline(deadlines, today)
-    )
+    deadline = _named_deadline(deadlines, today, heading, "commune_report")
     return Notice(
         N_("digest.officer"),
         {

@@ -81,11 +81,13 @@ REGISTER_COLUMNS = (
     N_("export.col.streak"),
     N_("export.col.milestone"),
 )
-EXPORT_NAMES = {
+# What each export and format is called, in chat and on the review desk.
+KIND_KEYS = {
     "submissions": N_("exp.kind.submissions"),
     "stats": N_("exp.kind.stats"),
     "register": N_("exp.kind.register"),
 }
+FORMAT_KEYS = {"xlsx": N_("exp.format.xlsx"), "csv": N_("exp.format.csv")}
 SHEET_KEYS = {
     "submissions": N_("export.sheet.submissions"),
     "stats": N_("export.sheet.stats"),
@@ -571,7 +573,7 @@ async def write_export(
         lines = [
             t(
                 "export.heading",
-                what=t(EXPORT_NAMES[kind]),
+                what=t(KIND_KEYS[kind]),
                 commune=commune.name,
                 year=year,
                 date=(now or datetime.now(UTC)).astimezone(VN_TZ).strftime("%d/%m/%Y"),

@@ -225,6 +225,12 @@ def _load(path: Path, parse: Callable[[str, str], ModelT]) -> ModelT:
         raise CommuneFileError(f"{path}: cannot read: {exc}") from exc
 
 
+def _unique(values: list[str], what: str) -> None:
+    """Refuse a file in which `values` repeat; `what` names them (where in the file, and which)."""
+    if len(values) != len(set(values)):
+        raise CommuneFileError(f"{what} must be unique")
+
+
 def parse_province(text: str, source: str) -> ProvinceSpec:
     spec = _validate(ProvinceSpec, text, source)
     codes: list[str] = [spec.province.code]
@@ -234,13 +240,11 @@ def parse_province(text: str, source: str) -> ProvinceSpec:
         codes.extend(b.code for b in commune.branches)
         if commune.commune.official_code:
             official.append(commune.commune.official_code)
-        if len({b.code for b in commune.branches}) != len(commune.branches):
-            raise CommuneFileError(f"{source}: communes.{n}.branches: codes must be unique")
+        _unique([b.code for b in commune.branches], f"{source}: communes.{n}.branches: codes")
     if len(codes) != len(set(codes)):
         twice = sorted({c for c in codes if codes.count(c) > 1})
         raise CommuneFileError(f"{source}: codes must be unique across the province file: {twice}")
-    if len(official) != len(set(official)):
-        raise CommuneFileError(f"{source}: communes: official codes must be unique")
+    _unique(official, f"{source}: communes: official codes")
     return spec
 
 
@@ -296,9 +300,7 @@ async def find_communes(session: AsyncSession, text: str, limit: int = 8) -> lis
 
 def parse_commune(text: str, source: str) -> CommuneSpec:
     spec = _validate(CommuneSpec, text, source)
-    codes = [b.code for b in spec.branches]
-    if len(codes) != len(set(codes)):
-        raise CommuneFileError(f"{source}: branches: codes must be unique")
+    _unique([b.code for b in spec.branches], f"{source}: branches: codes")
     return spec
 
 

@@ -35,7 +35,14 @@ from bot.domain.labels import LEVEL_KEYS, STATE_KEYS
 from bot.domain.lifecycle import IllegalTransition, State
 from bot.domain.roles import Role
 from bot.flows.guards import QUEUE_STATES
-from bot.flows.staff import ACTOR_KEYS, DECISION_LABEL_KEYS, DONE_KEYS, REVIEW_BLOCKED_KEYS
+from bot.flows.staff import (
+    ACTOR_KEYS,
+    DECISION_LABEL_KEYS,
+    DONE_KEYS,
+    REVIEW_BLOCKED_KEYS,
+    blocked_text,
+    changed_by,
+)
 from bot.i18n import LOCALES, N_, Translator, get_translator, normalise_locale
 from bot.review.chart import render_progress_chart
 from bot.review.decisions import (
@@ -52,11 +59,10 @@ from bot.review.decisions import (
     awaiting_branch,
     decide,
     last_event,
-    may_review,
     note_required,
 )
 from bot.review.details import submission_detail
-from bot.review.exports import FORMATS, KINDS, produce_export
+from bot.review.exports import FORMAT_KEYS, FORMATS, KIND_KEYS, KINDS, produce_export
 from bot.review.queries import Filters, pending
 from bot.review.scope import Scope, branches_in, communes_in_scope, scope_for
 from bot.review.stats import commune_stats
@@ -108,12 +114,6 @@ FLAG_KEYS = {
     "missing": N_("web.flag.missing"),
     "not_applicable": N_("web.flag.not_applicable"),
 }
-KIND_KEYS = {
-    "submissions": N_("exp.kind.submissions"),
-    "stats": N_("exp.kind.stats"),
-    "register": N_("exp.kind.register"),
-}
-FORMAT_KEYS = {"xlsx": N_("exp.format.xlsx"), "csv": N_("exp.format.csv")}
 # Keys used only in the templates (listed here so the catalogs' completeness check sees them).
 TEMPLATE_KEYS = (
     N_("web.app.title"),
@@ -581,13 +581,9 @@ class Desk:
             for event in detail.history
         ]
         decisions = allowed_decisions(role, submission.state) if submission.anonymised_at is None else []
-        blocked = None
-        if decisions:
-            try:
-                await may_review(db, submission, viewer.person_id)
-            except (OwnApplication, ProcessingStopped) as refusal:
-                blocked = t(REVIEW_BLOCKED_KEYS[type(refusal)], reference=submission.reference)
-                decisions = []
+        blocked = await blocked_text(db, t, submission, viewer.person_id) if decisions else None
+        if blocked is not None:
+            decisions = []
         # The commune's rule: before the branch has given its view (or its deadline has passed),
         # the commune decides only with a reason, asked here beside the decision.
         waiting = await awaiting_branch(db, submission, role, COMMUNE_DECISIONS[0], self.now()) if decisions else False
@@ -711,19 +707,12 @@ class Desk:
 
     async def _conflict_text(self, db: AsyncSession, t: Translator, conflict: Conflict) -> str:
         submission, last = conflict.submission, conflict.last
-        who = t("rv.actor.system")
-        if last is not None and last.actor_person_id:
-            actor = await db.get(Person, last.actor_person_id)
-            if actor is not None and actor.full_name:
-                who = actor.full_name
-        elif last is not None:
-            who = t(ACTOR_KEYS.get(last.actor_kind, ACTOR_KEYS["system"]))
         when = t.datetime(last.at.astimezone(self.app.settings.tz)) if last is not None else "-"
         return t(
             "web.conflict",
             reference=submission.reference,
             state=t(STATE_KEYS[State(submission.state)]),
-            who=who,
+            who=await changed_by(db, t, last),
             when=when,
         )
 
