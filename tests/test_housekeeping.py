@@ -18,7 +18,7 @@ from bot.storage.models import ChannelAccount, Evidence, OutboxMessage, Processe
 from bot.storage.people import Role
 from tests.support.images import jpeg
 from tests.support.invariants import check_invariants
-from tests.support.review import chat, flow, make_staff, submit_citizen  # noqa: F401
+from tests.support.review import chat, declare_and_submit, flow, make_staff, submit_citizen  # noqa: F401
 from tests.support.scripts import register_citizen
 from tests.test_cli import hoctap
 
@@ -142,15 +142,7 @@ async def test_retention_removes_photos_of_decided_applications_after_the_report
     await submit_citizen(hoa)  # CD-2026-000001, one photo
     nam = chat("nam")
     await register_citizen(nam, name="Trần Văn Nam")  # CD-2026-000002, still waiting for review
-    await nam.taps("Bắt đầu")
-    await nam.taps("Đạt")
-    await nam.sends_photo(jpeg((5, 6, 7)))
-    await nam.taps("Xong")
-    for _ in range(9):
-        await nam.taps("Đạt")
-        await nam.taps("Không có ảnh")
-    await nam.taps("Nộp hồ sơ")
-    assert "Đã nộp hồ sơ" in await nam.taps("Nộp ngay")
+    await declare_and_submit(nam, {0: jpeg((5, 6, 7))})
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     await can.says("/congnhan CD-2026-000001")
     await can.taps("Xác nhận")  # before the branch review: a reason

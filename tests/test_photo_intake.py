@@ -60,6 +60,13 @@ async def evidence_rows(app) -> list[Evidence]:
         return list(await session.scalars(select(Evidence).order_by(Evidence.id)))
 
 
+async def _at_the_first_photo_question(hoa: Person) -> None:
+    """Registered, item 1 answered "Đạt": its photo question is on screen."""
+    await register_citizen(hoa)
+    await hoa.taps("Bắt đầu")
+    await hoa.taps("Đạt")
+
+
 async def test_photos_from_someone_who_never_consented_are_not_kept(person, suite_app):
     hoa = person()
     camera = Camera(hoa)
@@ -89,9 +96,7 @@ async def test_a_photo_at_the_menu_is_not_kept(person, suite_app):
 
 async def test_a_photo_during_the_declaration_is_kept_clean(person, suite_app):
     hoa = person()
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
+    await _at_the_first_photo_question(hoa)
     camera = Camera(hoa)
     turn = await camera.sends(phone_jpeg(orientation=6))
     assert turn.text.startswith("Đã nhận ảnh 1.")
@@ -111,9 +116,7 @@ async def test_a_photo_during_the_declaration_is_kept_clean(person, suite_app):
 
 async def test_a_redelivered_photo_is_not_written_again(person, suite_app):
     hoa = person()
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
+    await _at_the_first_photo_question(hoa)
     camera = Camera(hoa)
     photo = camera.message(jpeg((90, 10, 10)), message_id="photo-once")
     turn = await hoa.deliver(photo)
@@ -191,9 +194,7 @@ async def test_a_photo_held_at_the_summary_is_attached_to_the_chosen_item(person
 
 async def test_no_photo_is_kept_once_consent_is_gone(person, suite_app):
     hoa = person()
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
+    await _at_the_first_photo_question(hoa)
     # Consent withdrawn while the question still takes photos (the conversation was left there).
     async with suite_app.sessions.begin() as session:
         await session.execute(update(ChannelAccount).values(consent_at=None))
