@@ -30,6 +30,7 @@ from tests.support.zalo import (  # noqa: F401  (fixtures)
     BOT_WEBHOOK_SECRET,
     fake_bot,
     image_host,
+    registers_hoa_up_to_the_first_photo,
     rest_without_photos_and_submit,
     running_bot,
     wait_until,
@@ -414,14 +415,7 @@ async def test_full_citizen_declaration_over_the_bot_platform(fake_bot, image_ho
         assert "1. Công dân học tập\n2. Gia đình học tập" in text
         text = await hoa.says("1")
         assert "Họ và tên" in text
-        await hoa.says("Nguyễn Thị Hoa")
-        await hoa.says("1975")
-        await hoa.says("2")
-        text = await hoa.says("1")  # Xác nhận
-        assert "CD-2026-000001" in text
-        text = await hoa.says("1")  # Bắt đầu
-        assert text.startswith("Mục 1/10 (tối đa 10 điểm)")
-        await hoa.says("Đạt")
+        await registers_hoa_up_to_the_first_photo(hoa)
         photo = image_host.add("tu-sach.jpg", jpeg((120, 80, 40), (640, 480)))
         text = await hoa.sends_photo(photo)
         assert text.startswith("Đã nhận ảnh 1.")

@@ -20,6 +20,7 @@ from tests.support.images import jpeg, lossless_webp
 from tests.support.zalo import (  # noqa: F401  (fixtures)
     fake_oa,
     image_host,
+    registers_hoa_up_to_the_first_photo,
     rest_without_photos_and_submit,
     running_bot,
     zalo_settings,
@@ -67,14 +68,7 @@ async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, migrated_
         assert text.endswith("1. Tôi đồng ý\n2. Không đồng ý\n3. Xem chi tiết\nTrả lời 1, 2 hoặc 3.")
         await hoa.says("toi dong y")
         await hoa.says("Công dân học tập")
-        await hoa.says("Nguyễn Thị Hoa")
-        await hoa.says("1975")
-        await hoa.says("2")
-        text = await hoa.says("1")  # Xác nhận
-        assert "CD-2026-000001" in text
-        text = await hoa.says("1")  # Bắt đầu
-        assert text.startswith("Mục 1/10 (tối đa 10 điểm)")
-        await hoa.says("Đạt")
+        await registers_hoa_up_to_the_first_photo(hoa)
         one = image_host.add("tu-sach.jpg", jpeg((120, 80, 40), (640, 480)))
         two = image_host.add("the-thu-vien.jpg", jpeg((40, 80, 120), (480, 640)))
         text = await hoa.sends_photos(one, two)  # one Zalo message carrying two photos

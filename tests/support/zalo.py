@@ -166,3 +166,16 @@ async def rest_without_photos_and_submit(
     assert text.startswith(f"Nộp hồ sơ {number} (100 điểm)?")  # asked first
     text = await choose(confirm)
     assert text.startswith(f"Đã nộp hồ sơ {number} (100 điểm).")
+
+
+async def registers_hoa_up_to_the_first_photo(person: Any) -> None:
+    """From the name question of "Công dân học tập": Nguyễn Thị Hoa, born 1975, of branch 2,
+    confirmed (CD-2026-000001); the declaration started and item 1 answered "Đạt", its photo next."""
+    await person.says("Nguyễn Thị Hoa")
+    await person.says("1975")
+    await person.says("2")
+    text = await person.says("1")  # Xác nhận
+    assert "CD-2026-000001" in text
+    text = await person.says("1")  # Bắt đầu
+    assert text.startswith("Mục 1/10 (tối đa 10 điểm)")
+    await person.says("Đạt")
