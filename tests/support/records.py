@@ -47,14 +47,15 @@ async def register(
 ) -> Submission:
     """`actor` registers for `year`'s campaign: for the household when one is given, else for themselves."""
     campaign = await session.scalar(select(Campaign).where(Campaign.year == year))
+    person_id, household_id = (None, household.id) if household else (actor.id, None)
     return await create_submission(
         session,
         campaign_id=campaign.id,
         year=year,
         criteria_set=criteria_set,
         branch_id=branch.id,
-        person_id=None if household else actor.id,
-        household_id=household.id if household else None,
+        person_id=person_id,
+        household_id=household_id,
         actor_person_id=actor.id,
         now=now,
     )

@@ -28,23 +28,23 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def worker_env(db_url: str, fake: FakeBotApi, evidence_dir: Path, **extra: str) -> dict[str, str]:
-    env = with_checkout_on_path(
-        DATABASE_URL=db_url,
-        EVIDENCE_DIR=str(evidence_dir),
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=fake.base_url,
-        TELEGRAM_API_FILE_URL=fake.file_url,
-        TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        SIGNING_SECRET=TEST_SIGNING_SECRET,
-        TELEGRAM_CHAT_RATE_PER_SECOND="0",
-        TELEGRAM_RATE_PER_SECOND="0",
-        TELEGRAM_READ_TIMEOUT="30",
-        TELEGRAM_SEND_RETRIES="2",
+    return {
+        **with_checkout_on_path(),
+        "DATABASE_URL": db_url,
+        "EVIDENCE_DIR": str(evidence_dir),
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": fake.base_url,
+        "TELEGRAM_API_FILE_URL": fake.file_url,
+        "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "SIGNING_SECRET": TEST_SIGNING_SECRET,
+        "TELEGRAM_CHAT_RATE_PER_SECOND": "0",
+        "TELEGRAM_RATE_PER_SECOND": "0",
+        "TELEGRAM_READ_TIMEOUT": "30",
+        "TELEGRAM_SEND_RETRIES": "2",
         # A killed worker's unconfirmed replies are resent to a redelivery after this (not 2 minutes).
-        REPLY_LEASE_SECONDS="2",
-    )
-    env.update(extra)
-    return env
+        "REPLY_LEASE_SECONDS": "2",
+        **extra,
+    }
 
 
 @dataclass
