@@ -16,6 +16,7 @@ from bot.reminders.schedule import FILES_JOB, RETENTION_JOB, ReminderScheduler
 from bot.review.retention import RETENTION_ACTOR, add_months
 from bot.storage.models import ChannelAccount, Evidence, OutboxMessage, ProcessedMessage, SubmissionEvent
 from bot.storage.people import Role
+from tests.support.declaring import at_the_summary_with_one_photo
 from tests.support.images import jpeg
 from tests.support.invariants import check_invariants
 from tests.support.review import chat, declare_and_submit, flow, make_staff, submit_citizen  # noqa: F401
@@ -35,14 +36,7 @@ async def _evidence_paths(app) -> list[str]:
 
 async def test_orphan_photos_go_after_a_grace_period(chat, app):
     hoa = chat("hoa")
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
-    await hoa.sends_photo(jpeg((10, 20, 30)))
-    await hoa.taps("Xong")
-    for _ in range(9):
-        await hoa.taps("Đạt")
-        await hoa.taps("Không có ảnh")
+    await at_the_summary_with_one_photo(hoa, jpeg((10, 20, 30)))
     # At the summary a photo is kept in the conversation until she says which item it is for.
     turn = await hoa.sends_photo(jpeg((40, 50, 60)))
     assert turn.text.startswith("Đã nhận ảnh. Ảnh này dùng cho mục nào?")

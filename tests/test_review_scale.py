@@ -189,20 +189,12 @@ async def test_a_reviewer_pages_through_25_photos_in_item_order(engine, person, 
 
 async def test_gaps_in_evidence_are_shown_to_the_resident_and_the_reviewer(engine, person, suite_app):
     from bot.storage.models import Answer, Submission
+    from tests.support.declaring import at_the_summary_with_one_photo
     from tests.support.images import jpeg
     from tests.support.review import make_staff
-    from tests.support.scripts import register_citizen
 
     hoa = person("hoa")
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    for index in range(10):
-        await hoa.taps("Đạt")
-        if index == 0:
-            await hoa.sends_photo(jpeg((0, 100, 200)))
-            await hoa.taps("Xong")
-        else:
-            turn = await hoa.taps("Không có ảnh")
+    turn = await at_the_summary_with_one_photo(hoa, jpeg((0, 100, 200)))
     # The summary before sending says which items lack a photo (item 8 asks for none).
     assert "Chưa có ảnh minh chứng cho mục 2, 3, 4, 5, 6, 7, 9, 10." in turn.text, turn
     assert "Nộp hồ sơ" in turn.choices
