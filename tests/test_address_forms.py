@@ -81,12 +81,19 @@ async def _address(app, form: str) -> None:
     app.address_forms.forget()
 
 
+async def _greeted(app, form: str, person, user_id: str, greeting: str, you: str):
+    """In a commune that speaks as `form`, `user_id` says hello: the bot's greeting starts with
+    `greeting`, its consent question asks `you` (capitalised); the person, at that question."""
+    await _address(app, form)
+    somebody = person(user_id)
+    turn = await somebody.says("alo")
+    assert turn.replies[0].text.startswith(greeting)
+    assert turn.replies[1].text.endswith(f"\n\n{you} có đồng ý không?")
+    return somebody
+
+
 async def test_a_bac_commune_is_spoken_to_as_bac_from_the_first_message(person, suite_app):
-    await _address(suite_app, "bac")
-    hoa = person("hoa")
-    turn = await hoa.says("alo")
-    assert turn.replies[0].text.startswith("Cháu chào bác! Cháu là trợ lý tự động (chatbot)")
-    assert turn.replies[1].text.endswith("\n\nBác có đồng ý không?")
+    hoa = await _greeted(suite_app, "bac", person, "hoa", "Cháu chào bác! Cháu là trợ lý tự động (chatbot)", "Bác")
     turn = await hoa.says("dong y")
     assert "Cảm ơn bác đã đồng ý." in turn
     assert "Bác muốn đăng ký danh hiệu nào năm 2026?" in turn
@@ -99,12 +106,9 @@ async def test_a_bac_commune_is_spoken_to_as_bac_from_the_first_message(person, 
 
 
 async def test_an_ong_ba_commune_and_back_to_neutral(person, suite_app):
-    await _address(suite_app, "ong_ba")
-    mai = person("mai")
-    turn = await mai.says("alo")
     # A wording corrected by hand in the overlay ("Đây là", not "Chúng tôi là").
-    assert turn.replies[0].text.startswith("Kính chào ông/bà! Đây là trợ lý tự động (chatbot)")
-    assert turn.replies[1].text.endswith("\n\nÔng/bà có đồng ý không?")
+    greeting = "Kính chào ông/bà! Đây là trợ lý tự động (chatbot)"
+    mai = await _greeted(suite_app, "ong_ba", person, "mai", greeting, "Ông/bà")
     # English readers are unaffected.
     turn = await mai.says("/lang en")
     assert not YOU.search(turn.text)

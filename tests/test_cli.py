@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import EXAMPLE_COMMUNE, TEST_TOKEN_KEY
+from tests.support.processes import bot_env
 
 # Real `hoctap` subprocesses: in the full run (./dev.sh test --full), not the fast pass.
 pytestmark = pytest.mark.slow
@@ -17,21 +17,9 @@ pytestmark = pytest.mark.slow
 def hoctap(
     tmp_path, *args: str, input: str | None = None, timeout: float = 120, **extra_env: str
 ) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-        "EVIDENCE_DIR": str(tmp_path / "evidence"),
-        **extra_env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=tmp_path,
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    env = bot_env(tmp_path, "cli.db", **extra_env)
+    command = [sys.executable, "-m", "bot", *args]
+    return subprocess.run(command, cwd=tmp_path, env=env, input=input, capture_output=True, text=True, timeout=timeout)
 
 
 def grant(

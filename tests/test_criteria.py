@@ -56,22 +56,17 @@ def test_family_set_carries_the_source_texts_of_qd448():
     assert GD.subject == "household" and GD.decision == "QĐ 448/QĐ-KHVN ngày 01/12/2015"
     assert GD.period == "2016–2020"
     assert "QĐ 387/QĐ-TTg ngày 25/3/2022" in GD.note.vi
-    assert GD.item("1.1").text.vi == (
-        "Trẻ em ở độ tuổi phổ cập đều được đến trường, hoàn thành phổ cập giáo dục theo quy định "
-        "(trừ trường hợp ốm đau, bệnh tật, không có khả năng học tập)"
-    )
-    assert GD.item("1.2").text.vi == (
-        "Kết quả học tập đạt từ trung bình trở lên (hoặc đạt yêu cầu đối với học sinh tiểu học); "
-        "hạnh kiểm từ Khá trở lên"
-    )
-    assert GD.item("1.3").text.vi == (
-        "Thật thà, lễ phép với mọi người trong gia đình và ngoài xã hội; "
-        "tích cực tham gia các hoạt động chung ở địa phương"
-    )
-    assert GD.item("2.1").text.vi == (
-        "Người lớn từ 19 đến 60 tuổi (trừ những người không có khả năng học tập) đều đạt chuẩn biết chữ "
-        "từ bậc 1 trở lên (tương đương lớp 3)"
-    )
+    source_texts = {
+        "1.1": "Trẻ em ở độ tuổi phổ cập đều được đến trường, hoàn thành phổ cập giáo dục theo quy định "
+        "(trừ trường hợp ốm đau, bệnh tật, không có khả năng học tập)",
+        "1.2": "Kết quả học tập đạt từ trung bình trở lên (hoặc đạt yêu cầu đối với học sinh tiểu học); "
+        "hạnh kiểm từ Khá trở lên",
+        "1.3": "Thật thà, lễ phép với mọi người trong gia đình và ngoài xã hội; "
+        "tích cực tham gia các hoạt động chung ở địa phương",
+        "2.1": "Người lớn từ 19 đến 60 tuổi (trừ những người không có khả năng học tập) đều đạt chuẩn biết chữ "
+        "từ bậc 1 trở lên (tương đương lớp 3)",
+    }
+    assert {item_id: GD.item(item_id).text.vi for item_id in source_texts} == source_texts
     assert GD.item("2.2").text.vi.startswith("Hằng năm, người lớn trong gia đình đều tham gia học ít nhất 01 nội dung")
     assert GD.criteria[3].text.vi == "Tác động, hiệu quả học tập của các thành viên trong gia đình"
 
@@ -246,22 +241,13 @@ def _variant(set_id: str, **fields: str) -> str:
 
 
 def test_target_groups_each_have_their_form_and_the_general_form_steps_aside(tmp_path: Path):
-    (tmp_path / "farmers.yaml").write_text(
-        _variant(
-            "cd-nong-dan",
-            target_group="nong-dan",
-            target_group_name="{vi: Nông dân và lao động nông thôn, en: Farmers and rural workers}",
-        ),
-        encoding="utf-8",
-    )
-    (tmp_path / "officials.yaml").write_text(
-        _variant(
-            "cd-can-bo",
-            target_group="can-bo",
-            target_group_name='{vi: "Cán bộ, công chức, viên chức", en: Officials}',
-        ),
-        encoding="utf-8",
-    )
+    groups = {  # file: the set's id, its group, the group's name
+        "farmers": ("cd-nong-dan", "nong-dan", "{vi: Nông dân và lao động nông thôn, en: Farmers and rural workers}"),
+        "officials": ("cd-can-bo", "can-bo", '{vi: "Cán bộ, công chức, viên chức", en: Officials}'),
+    }
+    for file, (set_id, group, name) in groups.items():
+        text = _variant(set_id, target_group=group, target_group_name=name)
+        (tmp_path / f"{file}.yaml").write_text(text, encoding="utf-8")
     catalog = load_catalog([tmp_path])
     assert [s.id for s in catalog.target_groups("cd", 2026)] == ["cd-can-bo", "cd-nong-dan"]
     assert catalog.for_title("cd", 2026, target_group="nong-dan").id == "cd-nong-dan"

@@ -16,9 +16,10 @@ from bot.reminders.schedule import FILES_JOB, RETENTION_JOB, ReminderScheduler
 from bot.review.retention import RETENTION_ACTOR, add_months
 from bot.storage.models import ChannelAccount, Evidence, OutboxMessage, ProcessedMessage, SubmissionEvent
 from bot.storage.people import Role
+from tests.support.declaring import at_the_summary_with_one_photo
 from tests.support.images import jpeg
 from tests.support.invariants import check_invariants
-from tests.support.review import chat, flow, make_staff, submit_citizen  # noqa: F401
+from tests.support.review import chat, declare_and_submit, flow, make_staff, submit_citizen  # noqa: F401
 from tests.support.scripts import register_citizen
 from tests.test_cli import hoctap
 
@@ -35,14 +36,7 @@ async def _evidence_paths(app) -> list[str]:
 
 async def test_orphan_photos_go_after_a_grace_period(chat, app):
     hoa = chat("hoa")
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
-    await hoa.sends_photo(jpeg((10, 20, 30)))
-    await hoa.taps("Xong")
-    for _ in range(9):
-        await hoa.taps("Đạt")
-        await hoa.taps("Không có ảnh")
+    await at_the_summary_with_one_photo(hoa, jpeg((10, 20, 30)))
     # At the summary a photo is kept in the conversation until she says which item it is for.
     turn = await hoa.sends_photo(jpeg((40, 50, 60)))
     assert turn.text.startswith("Đã nhận ảnh. Ảnh này dùng cho mục nào?")
@@ -142,15 +136,7 @@ async def test_retention_removes_photos_of_decided_applications_after_the_report
     await submit_citizen(hoa)  # CD-2026-000001, one photo
     nam = chat("nam")
     await register_citizen(nam, name="Trần Văn Nam")  # CD-2026-000002, still waiting for review
-    await nam.taps("Bắt đầu")
-    await nam.taps("Đạt")
-    await nam.sends_photo(jpeg((5, 6, 7)))
-    await nam.taps("Xong")
-    for _ in range(9):
-        await nam.taps("Đạt")
-        await nam.taps("Không có ảnh")
-    await nam.taps("Nộp hồ sơ")
-    assert "Đã nộp hồ sơ" in await nam.taps("Nộp ngay")
+    await declare_and_submit(nam, {0: jpeg((5, 6, 7))})
     can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
     await can.says("/congnhan CD-2026-000001")
     await can.taps("Xác nhận")  # before the branch review: a reason

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from bot.domain import lifecycle
 from bot.domain.lifecycle import TRANSITIONS, Actor, IllegalTransition, State
 from bot.storage.models import Person, Submission, SubmissionEvent
-from bot.storage.submissions import create_submission, transition
+from bot.storage.submissions import transition
+from tests.support.records import register
 
 LEGAL = {(t.source, t.target, actor) for t in TRANSITIONS for actor in t.actors}
 
@@ -51,21 +52,10 @@ async def _submission(app, state: State) -> Submission:
         person = Person(full_name="Nguyễn Thị Hoa", birth_year=1975, created_at=app.clock.now())
         session.add(person)
         await session.flush()
-        from bot.storage.models import Campaign, OrgUnit
+        from bot.storage.models import OrgUnit
 
         branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "thon-ha-luong"))
-        campaign = await session.scalar(select(Campaign).where(Campaign.year == 2026))
-        submission = await create_submission(
-            session,
-            campaign_id=campaign.id,
-            year=2026,
-            criteria_set=app.catalog.get("cd-qd244-2022"),
-            branch_id=branch.id,
-            person_id=person.id,
-            household_id=None,
-            actor_person_id=person.id,
-            now=app.clock.now(),
-        )
+        submission = await register(session, app.catalog.get("cd-qd244-2022"), branch, person, app.clock.now())
         submission.state = state.value
     return submission
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -15,8 +13,8 @@ import pytest
 
 from bot.web.signing import sign
 from tests.conftest import TEST_SIGNING_SECRET
-from tests.fakes.server import bound_socket
 from tests.support.images import jpeg
+from tests.support.processes import bot_env, free_port, start_module
 from tests.support.zalo import BOT_WEBHOOK_SECRET, fake_bot  # noqa: F401  (fixture)
 
 BOT_SECRET_PART = "fake-secret-token"  # the secret half of the fake's token "<bot id>:<secret>"
@@ -26,34 +24,20 @@ BOT_SECRET_PART = "fake-secret-token"  # the secret half of the fake's token "<b
 async def test_hoctap_run_logs_neither_the_bot_token_nor_file_links(fake_bot, tmp_path):
     """A web worker for the Zalo Bot only (no Telegram): the token is in the URL of setWebhook
     and every other Bot API call, and a reviewer's photo link is fetched through /files/…"""
-    with bound_socket() as probe:
-        port = probe.getsockname()[1]
+    port = free_port()
     evidence = tmp_path / "evidence"
     (evidence / "ab").mkdir(parents=True)
     (evidence / "ab" / "photo.jpg").write_bytes(jpeg())
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-        "EVIDENCE_DIR": str(evidence),
-        "PUBLIC_BASE_URL": f"https://127.0.0.1:{port}",  # the fake reaches it as http (tests.fakes.server)
-        "WEB_PORT": str(port),
-        "SIGNING_SECRET": TEST_SIGNING_SECRET,
-        "ZALO_BOT_TOKEN": fake_bot.token,
-        "ZALO_BOT_API_BASE_URL": fake_bot.base_url,
-        "ZALO_BOT_WEBHOOK_SECRET": BOT_WEBHOOK_SECRET,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        "--role",
-        "web",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    env = bot_env(
+        tmp_path,
+        PUBLIC_BASE_URL=f"https://127.0.0.1:{port}",  # the fake reaches it as http (tests.fakes.server)
+        WEB_PORT=str(port),
+        SIGNING_SECRET=TEST_SIGNING_SECRET,
+        ZALO_BOT_TOKEN=fake_bot.token,
+        ZALO_BOT_API_BASE_URL=fake_bot.base_url,
+        ZALO_BOT_WEBHOOK_SECRET=BOT_WEBHOOK_SECRET,
     )
+    process = await start_module("bot", "run", "--role", "web", cwd=tmp_path, env=env, stderr=asyncio.subprocess.STDOUT)
     token = sign(TEST_SIGNING_SECRET, "evidence", "ab/photo.jpg", datetime.now(UTC), timedelta(hours=1))
     try:
         async with httpx.AsyncClient(timeout=5) as client:

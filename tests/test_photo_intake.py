@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from bot.messages import Incoming, Kind, PhotoInput
 from bot.storage.models import ChannelAccount, Evidence
 from tests.support.chat import Person
+from tests.support.declaring import at_the_first_photo_question
 from tests.support.images import PHONE_MAKE, jpeg, phone_jpeg
 from tests.support.invariants import check_invariants
 from tests.support.scripts import agree, declare_all, register_citizen
@@ -89,9 +90,7 @@ async def test_a_photo_at_the_menu_is_not_kept(person, suite_app):
 
 async def test_a_photo_during_the_declaration_is_kept_clean(person, suite_app):
     hoa = person()
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
+    await at_the_first_photo_question(hoa)
     camera = Camera(hoa)
     turn = await camera.sends(phone_jpeg(orientation=6))
     assert turn.text.startswith("Đã nhận ảnh 1.")
@@ -111,9 +110,7 @@ async def test_a_photo_during_the_declaration_is_kept_clean(person, suite_app):
 
 async def test_a_redelivered_photo_is_not_written_again(person, suite_app):
     hoa = person()
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
+    await at_the_first_photo_question(hoa)
     camera = Camera(hoa)
     photo = camera.message(jpeg((90, 10, 10)), message_id="photo-once")
     turn = await hoa.deliver(photo)
@@ -191,9 +188,7 @@ async def test_a_photo_held_at_the_summary_is_attached_to_the_chosen_item(person
 
 async def test_no_photo_is_kept_once_consent_is_gone(person, suite_app):
     hoa = person()
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    await hoa.taps("Đạt")
+    await at_the_first_photo_question(hoa)
     # Consent withdrawn while the question still takes photos (the conversation was left there).
     async with suite_app.sessions.begin() as session:
         await session.execute(update(ChannelAccount).values(consent_at=None))

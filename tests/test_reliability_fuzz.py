@@ -205,6 +205,18 @@ async def _zalo(suite_db, tmp_path, clock, **kw):
         yield stack
 
 
+async def _zalo_takes(stack, channel, path: str, body: bytes, headers: dict[str, str]) -> None:
+    """`body` posted to the webhook at `path`: no server error; once `channel` has handled what it
+    queued, the server still answers and nothing was submitted."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(stack.public_url + path, content=body, headers=headers)
+    assert response.status_code < 500, (response.status_code, response.text, body[:200])
+    await channel.queue.drain()
+    await _still_serving(stack.public_url)
+    summary = await check_invariants(stack.app)
+    assert not summary.submissions
+
+
 @pytest.fixture
 async def zalo_bot_hook(fake_bot, suite_db, tmp_path, clock):
     async with _zalo(suite_db, tmp_path, clock, **zalo_settings(bot=fake_bot)) as stack:
@@ -216,15 +228,8 @@ async def zalo_bot_hook(fake_bot, suite_db, tmp_path, clock):
 @pytest.mark.slow
 async def test_zalo_bot_webhook_takes_any_body(zalo_bot_hook, body):
     stack = zalo_bot_hook
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            stack.public_url + "/zalo/bot/webhook", content=body, headers={"X-Bot-Api-Secret-Token": BOT_WEBHOOK_SECRET}
-        )
-    assert response.status_code < 500, (response.status_code, response.text, body[:200])
-    await stack.bot_channel.queue.drain()
-    await _still_serving(stack.public_url)
-    summary = await check_invariants(stack.app)
-    assert not summary.submissions
+    headers = {"X-Bot-Api-Secret-Token": BOT_WEBHOOK_SECRET}
+    await _zalo_takes(stack, stack.bot_channel, "/zalo/bot/webhook", body, headers)
 
 
 # ---- Zalo OA --------------------------------------------------------------------------------------
@@ -270,13 +275,7 @@ async def test_zalo_oa_webhook_takes_any_body(zalo_oa_hook, body):
     body = body.replace(b'"APP"', json.dumps(fake_oa.app_id).encode())
     timestamp = str(int(stack.app.clock.now().timestamp() * 1000))  # signed now: older events are replays
     headers = {"X-ZEvent-Signature": fake_oa.signature(body, timestamp), "timestamp": timestamp}
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(stack.public_url + "/zalo/oa/webhook", content=body, headers=headers)
-    assert response.status_code < 500, (response.status_code, response.text, body[:200])
-    await stack.oa_channel.queue.drain()
-    await _still_serving(stack.public_url)
-    summary = await check_invariants(stack.app)
-    assert not summary.submissions
+    await _zalo_takes(stack, stack.oa_channel, "/zalo/oa/webhook", body, headers)
 
 
 # ---- any text, at every point of the conversation ------------------------------------------------

@@ -44,7 +44,6 @@ SUBMISSION_HEADER_VI = [
     "Ngày nộp lại gần nhất",
     "Ngày quyết định",
 ]
-TITLE_ROW = "Danh sách hồ sơ — Xã Ea Tul — năm 2026 — xuất ngày 20/11/2026"
 PATHS = {
     "approved": (State.DECLARING, State.SUBMITTED, State.RECOMMENDED, State.APPROVED),
     "rejected": (State.DECLARING, State.SUBMITTED, State.REJECTED),
@@ -59,6 +58,8 @@ ACTORS = {
     State.APPROVED: Actor.COMMUNE,
     State.REJECTED: Actor.COMMUNE,
 }
+# The example commune's rows in statistics, in order: its five branches, then the commune's total.
+STATS_ROWS = ["Buôn Ken", "Thôn Hà Lương", "Thôn Tân Lập", "Buôn Ea Kmát", "Thôn Trung Hòa", "Xã Ea Tul"]
 NOTES = {State.RECOMMENDED: "Gia đình gương mẫu", State.NEEDS_INFO: "Thiếu ảnh mục 2"}
 
 
@@ -198,6 +199,17 @@ def _sheet(path):
     return [list(row) for row in workbook.worksheets[0].iter_rows(values_only=True)]
 
 
+async def _seeded_sheet(app, tmp_path, kind: str, title: str, note: str | None):
+    """The seeded commune's export of `kind` as XLSX, under its `title` line, then `note` (or an
+    empty line): its path, its count of rows and its rows."""
+    await seed(app)
+    path, count = await _export(app, tmp_path, kind, "xlsx")
+    rows = _sheet(path)
+    assert rows[0][0] == f"{title} — Xã Ea Tul — năm 2026 — xuất ngày 20/11/2026"
+    assert rows[1][0] == note
+    return path, count, rows
+
+
 def _widths(path) -> dict[str, float]:
     """Each column's width (openpyxl keeps neighbours of one width as one range)."""
     from openpyxl.utils import get_column_letter
@@ -211,10 +223,7 @@ def _widths(path) -> dict[str, float]:
 
 
 async def test_submissions_export_xlsx_and_csv(app, tmp_path):
-    await seed(app)
-    path, count = await _export(app, tmp_path, "submissions", "xlsx")
-    rows = _sheet(path)
-    assert rows[0][0] == TITLE_ROW and rows[1][0] is None
+    path, count, rows = await _seeded_sheet(app, tmp_path, "submissions", "Danh sách hồ sơ", None)
     assert rows[2] == SUBMISSION_HEADER_VI
     assert count == len(rows) - 3 == 8
     by_ref = {r[0]: dict(zip(SUBMISSION_HEADER_VI, r, strict=False)) for r in rows[3:]}
@@ -299,12 +308,9 @@ async def test_submissions_export_xlsx_and_csv(app, tmp_path):
 
 
 async def test_statistics_against_targets_keep_anonymised_counts(app, tmp_path):
-    await seed(app)
-    path, count = await _export(app, tmp_path, "stats", "xlsx")
-    rows = _sheet(path)
-    assert rows[0][0] == "Thống kê theo thôn — Xã Ea Tul — năm 2026 — xuất ngày 20/11/2026"
     # Stated once: the deleted person's application still counts, without a name.
-    assert rows[1][0] == "Số liệu gồm 1 hồ sơ của người đã xóa dữ liệu theo yêu cầu (chỉ còn số đếm, không còn tên)."
+    note = "Số liệu gồm 1 hồ sơ của người đã xóa dữ liệu theo yêu cầu (chỉ còn số đếm, không còn tên)."
+    path, count, rows = await _seeded_sheet(app, tmp_path, "stats", "Thống kê theo thôn", note)
     assert rows[3] == [
         "Thôn/buôn",
         "Số hộ",
@@ -321,14 +327,7 @@ async def test_statistics_against_targets_keep_anonymised_counts(app, tmp_path):
         "Công dân học tập: chỉ tiêu (%)",
     ]
     table = {r[0]: r[1:] for r in rows[4:]}
-    assert count == 6 and list(table) == [
-        "Buôn Ken",
-        "Thôn Hà Lương",
-        "Thôn Tân Lập",
-        "Buôn Ea Kmát",
-        "Thôn Trung Hòa",
-        "Xã Ea Tul",
-    ]
+    assert count == 6 and list(table) == STATS_ROWS
     assert table["Buôn Ken"] == [
         412,
         1030,
@@ -358,11 +357,8 @@ async def test_statistics_against_targets_keep_anonymised_counts(app, tmp_path):
 
 
 async def test_multi_year_register(app, tmp_path):
-    await seed(app)
-    path, count = await _export(app, tmp_path, "register", "xlsx")
-    rows = _sheet(path)
-    assert rows[0][0] == "Sổ theo dõi nhiều năm — Xã Ea Tul — năm 2026 — xuất ngày 20/11/2026"
-    assert rows[1][0] == "Số năm liên tục: số năm liền nhau được công nhận, tính ngược từ năm 2026."
+    note = "Số năm liên tục: số năm liền nhau được công nhận, tính ngược từ năm 2026."
+    path, count, rows = await _seeded_sheet(app, tmp_path, "register", "Sổ theo dõi nhiều năm", note)
     assert rows[3] == [
         "Danh hiệu",
         "Họ tên / chủ hộ",

@@ -64,7 +64,7 @@ async def test_chart_shows_registered_sent_and_recognised_against_the_target(app
     from bot.i18n import get_translator
     from bot.review.chart import progress_figure
     from bot.review.stats import commune_stats
-    from tests.test_review_exports import seed
+    from tests.test_review_exports import STATS_ROWS, seed
 
     await seed(app)
     async with app.sessions() as session:
@@ -74,14 +74,7 @@ async def test_chart_shows_registered_sent_and_recognised_against_the_target(app
     figure = progress_figure(stats, {"gd": "Gia đình học tập", "cd": "Công dân học tập"}, t)
     family, citizen = figure.axes
     assert family.get_title(loc="left") == "Gia đình học tập" and citizen.get_title(loc="left") == "Công dân học tập"
-    assert [label.get_text() for label in family.get_yticklabels()] == [
-        "Buôn Ken",
-        "Thôn Hà Lương",
-        "Thôn Tân Lập",
-        "Buôn Ea Kmát",
-        "Thôn Trung Hòa",
-        "Xã Ea Tul",
-    ]
+    assert [label.get_text() for label in family.get_yticklabels()] == STATS_ROWS
     series = {container.get_label(): [bar.get_width() for bar in container] for container in citizen.containers}
     assert list(series) == ["Đã đăng ký", "Đã nộp", "Đã công nhận"]
     # Buôn Ken (1,030 adults): two registered and sent, none recognised; the commune: 5 / 5 / 3 of 5,840.
@@ -152,19 +145,8 @@ async def _add_photos(app, reference: str, items: list[str]) -> None:
         submission = await session.scalar(select(Submission).where(Submission.reference == reference))
         for index, item in enumerate(items):
             blob = app.evidence.store(jpeg((index * 9 % 256, 40, 200 - index * 5), size=(80 + index, 60)))
-            session.add(
-                Evidence(
-                    submission_id=submission.id,
-                    item_id=item,
-                    sha256=blob.sha256,
-                    path=blob.path,
-                    size=blob.size,
-                    mime=blob.mime,
-                    width=blob.width,
-                    height=blob.height,
-                    created_at=app.clock.now(),
-                )
-            )
+            stored = {name: getattr(blob, name) for name in ("sha256", "path", "size", "mime", "width", "height")}
+            session.add(Evidence(submission_id=submission.id, item_id=item, created_at=app.clock.now(), **stored))
 
 
 def _captions(turn) -> list[str]:
@@ -207,20 +189,12 @@ async def test_a_reviewer_pages_through_25_photos_in_item_order(engine, person, 
 
 async def test_gaps_in_evidence_are_shown_to_the_resident_and_the_reviewer(engine, person, suite_app):
     from bot.storage.models import Answer, Submission
+    from tests.support.declaring import at_the_summary_with_one_photo
     from tests.support.images import jpeg
     from tests.support.review import make_staff
-    from tests.support.scripts import register_citizen
 
     hoa = person("hoa")
-    await register_citizen(hoa)
-    await hoa.taps("Bắt đầu")
-    for index in range(10):
-        await hoa.taps("Đạt")
-        if index == 0:
-            await hoa.sends_photo(jpeg((0, 100, 200)))
-            await hoa.taps("Xong")
-        else:
-            turn = await hoa.taps("Không có ảnh")
+    turn = await at_the_summary_with_one_photo(hoa, jpeg((0, 100, 200)))
     # The summary before sending says which items lack a photo (item 8 asks for none).
     assert "Chưa có ảnh minh chứng cho mục 2, 3, 4, 5, 6, 7, 9, 10." in turn.text, turn
     assert "Nộp hồ sơ" in turn.choices
@@ -247,40 +221,18 @@ async def test_a_households_members_are_listed_for_the_reviewer(app):
     from bot.domain.lifecycle import Actor, State
     from bot.flows.engine import FlowEngine
     from bot.flows.registry import build_router
-    from bot.storage.models import Answer, Campaign
-    from bot.storage.people import MemberSpec, create_household
-    from bot.storage.submissions import create_submission, transition
+    from bot.storage.models import Answer
+    from bot.storage.people import MemberSpec
+    from bot.storage.submissions import transition
+    from tests.support.records import household_headed_by, register
     from tests.support.review import make_staff
 
     now = app.clock.now()
     async with app.sessions.begin() as session:
         branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "buon-ken"))
-        campaign = await session.scalar(select(Campaign).where(Campaign.year == 2026))
-        head = Person(full_name="Y Bih Niê", birth_year=1958, branch_id=branch.id, created_at=now)
-        session.add(head)
-        await session.flush()
-        household = await create_household(
-            session,
-            branch_id=branch.id,
-            head=head,
-            members=[
-                MemberSpec("H'Nga Niê", 1962, "spouse"),
-                MemberSpec("Y Sao Niê", 2012, "child"),
-            ],
-            registered_by=head,
-            now=now,
-        )
-        submission = await create_submission(
-            session,
-            campaign_id=campaign.id,
-            year=2026,
-            criteria_set=app.catalog.for_title("gd", 2026),
-            branch_id=branch.id,
-            person_id=None,
-            household_id=household.id,
-            actor_person_id=head.id,
-            now=now,
-        )
+        members = [MemberSpec("H'Nga Niê", 1962, "spouse"), MemberSpec("Y Sao Niê", 2012, "child")]
+        head, household = await household_headed_by(session, branch, "Y Bih Niê", 1958, members, now)
+        submission = await register(session, app.catalog.for_title("gd", 2026), branch, head, now, household=household)
         await transition(
             session, submission, State.DECLARING, actor=Actor.OWNER, actor_person_id=head.id, note=None, now=now
         )

@@ -27,8 +27,9 @@ from bot.storage.models import (
     RoleGrant,
     Submission,
 )
-from bot.storage.people import MemberSpec, Role, create_household, get_or_create_account, grant_role
+from bot.storage.people import MemberSpec, Role, get_or_create_account, grant_role
 from bot.storage.submissions import DuplicateRegistration, create_submission
+from tests.support.records import household_headed_by, register
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -75,32 +76,12 @@ async def test_migrated_schema_matches_the_models(database_url):
 async def test_model_round_trip_keeps_aware_times_and_relations(app):
     async with app.sessions.begin() as session:
         branch = await session.scalar(select(OrgUnit).where(OrgUnit.code == "buon-ken"))
-        head = Person(full_name="Y Bih Niê", birth_year=1968, branch_id=branch.id, created_at=NOW, consent_at=NOW)
-        session.add(head)
-        await session.flush()
-        household = await create_household(
-            session,
-            branch_id=branch.id,
-            head=head,
-            members=[MemberSpec("H'Nga Niê", 1972, "spouse"), MemberSpec("Y Sơn Niê", 2010, "child")],
-            registered_by=head,
-            now=NOW,
-        )
+        members = [MemberSpec("H'Nga Niê", 1972, "spouse"), MemberSpec("Y Sơn Niê", 2010, "child")]
+        head, household = await household_headed_by(session, branch, "Y Bih Niê", 1968, members, NOW, consent_at=NOW)
         account = await get_or_create_account(session, "zalo_bot", "z-1", "z-1", NOW)
         account.person_id = head.id
         session.add(Conversation(account_id=account.id, state="menu", data={"k": [1, "á"]}, updated_at=NOW))
-        campaign = await session.scalar(select(Campaign).where(Campaign.year == 2026))
-        submission = await create_submission(
-            session,
-            campaign_id=campaign.id,
-            year=2026,
-            criteria_set=app.catalog.get("gd-qd448-2015"),
-            branch_id=branch.id,
-            person_id=None,
-            household_id=household.id,
-            actor_person_id=head.id,
-            now=NOW,
-        )
+        submission = await register(session, app.catalog.get("gd-qd448-2015"), branch, head, NOW, household=household)
         session.add(Answer(submission_id=submission.id, item_id="1.1", level="achieved", points=10, answered_at=NOW))
         session.add(
             Evidence(

@@ -4,10 +4,7 @@ over real HTTP on 127.0.0.1 (getUpdates long polling, or webhooks into our own S
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +30,7 @@ from tests.conftest import TEST_SIGNING_SECRET
 from tests.fakes.telegram_bot_api import FakeBotApi, FakeUser
 from tests.support.images import jpeg, png
 from tests.support.journeys import Tap, answer, answer_items, submit
+from tests.support.processes import bot_env, free_port, start_module
 from tests.support.scripts import register_citizen
 from tests.support.telegram import (  # noqa: F401  (fake: a fixture)
     HOA,
@@ -574,28 +572,15 @@ def test_errors_map_to_what_the_dispatcher_does():
 
 
 async def _hoctap_run(tmp_path, fake: FakeBotApi, *args: str, **env: str) -> asyncio.subprocess.Process:
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-        "EVIDENCE_DIR": str(tmp_path / "evidence"),
-        "TELEGRAM_BOT_TOKEN": "123456789:TEST-token_for-the-fake-server",
-        "TELEGRAM_API_BASE_URL": fake.base_url,
-        "TELEGRAM_API_FILE_URL": fake.file_url,
-        "TELEGRAM_POLL_TIMEOUT": "1",
-        "SIGNING_SECRET": TEST_SIGNING_SECRET,
-        **env,
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        *args,
-        cwd=tmp_path,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    environment = bot_env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN="123456789:TEST-token_for-the-fake-server",
+        TELEGRAM_API_BASE_URL=fake.base_url,
+        TELEGRAM_API_FILE_URL=fake.file_url,
+        TELEGRAM_POLL_TIMEOUT="1",
+        SIGNING_SECRET=TEST_SIGNING_SECRET,
     )
+    return await start_module("bot", "run", *args, cwd=tmp_path, env={**environment, **env})
 
 
 async def _stop(process: asyncio.subprocess.Process) -> str:
@@ -622,9 +607,7 @@ async def test_hoctap_run_polls_telegram_and_stops_cleanly(tmp_path, fake):
 
 @pytest.mark.slow
 async def test_hoctap_run_serves_the_webhook_and_stops_cleanly(tmp_path, fake):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = await _hoctap_run(
         tmp_path,
         fake,

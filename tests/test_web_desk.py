@@ -63,6 +63,24 @@ async def the_submission(app) -> Submission:
         return await session.scalar(select(Submission))
 
 
+CAN = ("can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+MAI = ("mai", Role.OFFICER, "ea-tul", "Phạm Thị Mai")
+
+
+async def hoa_submitted(chat, flow, app, *staff: tuple) -> tuple:
+    """Hoa has submitted her application (branch 2: Thôn Hà Lương) and the staff members exist
+    (make_staff's arguments): Hoa, her submission and the staff, in order."""
+    hoa = chat("hoa")
+    await submit_citizen(hoa)
+    people = [await make_staff(flow, *who) for who in staff]
+    return hoa, await the_submission(app), *people
+
+
+async def is_not_shown(client: httpx.AsyncClient, sub: Submission) -> None:
+    refused = await client.get(f"/desk/a/{sub.id}")
+    assert refused.status_code == 404 and "Nguyễn Thị Hoa" not in refused.text
+
+
 async def decide(client: httpx.AsyncClient, sub: Submission, page: httpx.Response, decision: str, **fields: str):
     """Post the decision form of the application page `page` (its CSRF token, the version shown)."""
     data = {"decision": decision, "version": str(sub.version), "csrf": csrf_of(page.text), **fields}
@@ -72,7 +90,7 @@ async def decide(client: httpx.AsyncClient, sub: Submission, page: httpx.Respons
 async def test_officer_signs_in_from_chat_and_approves_and_the_resident_is_notified(chat, flow, app):
     hoa = chat("hoa")
     await submit_citizen(hoa)
-    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    can = await make_staff(flow, *CAN)
     path = await link_from_chat(can)
     async with client_for(app) as client:
         # A chat app's link preview fetches the link: that must not use it up.
@@ -123,7 +141,7 @@ async def test_officer_signs_in_from_chat_and_approves_and_the_resident_is_notif
 
 
 async def test_a_link_works_once_and_sign_out_everywhere_ends_sessions(chat, flow, app):
-    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    can = await make_staff(flow, *CAN)
     path = await link_from_chat(can)
     async with client_for(app) as first, client_for(app) as second:
         assert (await sign_in(first, path)).status_code == 303
@@ -136,15 +154,11 @@ async def test_a_link_works_once_and_sign_out_everywhere_ends_sessions(chat, flo
 
 
 async def test_out_of_scope_application_is_refused(chat, flow, app):
-    hoa = chat("hoa")
-    await submit_citizen(hoa)  # branch 2: Thôn Hà Lương
-    lan = await make_staff(flow, "lan", Role.LEADER, "buon-ken", "Lê Thị Lan")
-    sub = await the_submission(app)
+    _hoa, sub, lan = await hoa_submitted(chat, flow, app, ("lan", Role.LEADER, "buon-ken", "Lê Thị Lan"))
     async with client_for(app) as client:
         await signs_in_from_chat(client, lan)
         assert "CD-2026-000001" not in (await client.get("/desk")).text
-        refused = await client.get(f"/desk/a/{sub.id}")
-        assert refused.status_code == 404 and "Nguyễn Thị Hoa" not in refused.text
+        await is_not_shown(client, sub)
 
 
 async def test_residents_get_no_link(chat, flow, app):
@@ -284,11 +298,7 @@ def test_every_template_key_is_in_the_catalogs():
 
 
 async def test_a_decision_taken_meanwhile_in_chat_is_reported_not_overwritten(chat, flow, app):
-    hoa = chat("hoa")
-    await submit_citizen(hoa)
-    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
-    mai = await make_staff(flow, "mai", Role.OFFICER, "ea-tul", "Phạm Thị Mai")
-    sub = await the_submission(app)
+    _hoa, sub, can, mai = await hoa_submitted(chat, flow, app, CAN, MAI)
     async with client_for(app) as client:
         await signs_in_from_chat(client, can)
         page = await client.get(f"/desk/a/{sub.id}")
@@ -309,10 +319,7 @@ async def test_a_decision_taken_meanwhile_in_chat_is_reported_not_overwritten(ch
 
 
 async def test_refusing_needs_a_reason_and_leaders_see_their_own_decisions(chat, flow, app):
-    hoa = chat("hoa")
-    await submit_citizen(hoa)
-    lan = await make_staff(flow, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
-    sub = await the_submission(app)
+    _hoa, sub, lan = await hoa_submitted(chat, flow, app, ("lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan"))
     async with client_for(app) as client:
         await signs_in_from_chat(client, lan)
         page = await client.get(f"/desk/a/{sub.id}")
@@ -332,7 +339,7 @@ async def test_refusing_needs_a_reason_and_leaders_see_their_own_decisions(chat,
 async def test_statistics_chart_and_exports_for_officers_only(chat, flow, app):
     hoa = chat("hoa")
     await submit_citizen(hoa)
-    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    can = await make_staff(flow, *CAN)
     lan = await make_staff(flow, "lan", Role.LEADER, "thon-ha-luong", "Lê Thị Lan")
     async with client_for(app) as officer, client_for(app) as leader:
         await signs_in_from_chat(officer, can)
@@ -364,10 +371,7 @@ def test_the_shipped_nginx_site_proxies_the_desk():
 
 
 async def test_thumbnails_go_with_the_photos_when_someone_deletes_their_data(chat, flow, app):
-    hoa = chat("hoa")
-    await submit_citizen(hoa)
-    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
-    sub = await the_submission(app)
+    hoa, sub, can = await hoa_submitted(chat, flow, app, CAN)
     thumbs = Path(app.settings.evidence_dir).parent / "thumbs"
     async with client_for(app) as client:
         await signs_in_from_chat(client, can)
@@ -384,7 +388,7 @@ async def test_thumbnails_go_with_the_photos_when_someone_deletes_their_data(cha
 
 
 async def test_pages_follow_the_chosen_language(chat, flow, app):
-    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
+    can = await make_staff(flow, *CAN)
     async with client_for(app) as client:
         await signs_in_from_chat(client, can)
         assert "Hồ sơ chờ xét" in (await client.get("/desk")).text
@@ -403,11 +407,7 @@ def test_sign_in_and_photo_tokens_never_reach_the_logs():
 
 
 async def test_photo_links_work_only_in_the_session_that_was_shown_them(chat, flow, app):
-    hoa = chat("hoa")
-    await submit_citizen(hoa)
-    can = await make_staff(flow, "can", Role.OFFICER, "ea-tul", "Trần Văn Cán")
-    mai = await make_staff(flow, "mai", Role.OFFICER, "ea-tul", "Phạm Thị Mai")
-    sub = await the_submission(app)
+    _hoa, sub, can, mai = await hoa_submitted(chat, flow, app, CAN, MAI)
     async with client_for(app) as first, client_for(app) as second, client_for(app) as stranger:
         await signs_in_from_chat(first, can)
         await signs_in_from_chat(second, mai)
@@ -419,15 +419,11 @@ async def test_photo_links_work_only_in_the_session_that_was_shown_them(chat, fl
 
 
 async def test_the_province_role_reads_statistics_but_opens_no_application(chat, flow, app):
-    hoa = chat("hoa")
-    await submit_citizen(hoa)
-    tinh = await make_staff(flow, "tinh", Role.PROVINCE, "dak-lak", "Võ Văn Tỉnh")
-    sub = await the_submission(app)
+    _hoa, sub, tinh = await hoa_submitted(chat, flow, app, ("tinh", Role.PROVINCE, "dak-lak", "Võ Văn Tỉnh"))
     async with client_for(app) as client:
         await signs_in_from_chat(client, tinh)
         queue = await client.get("/desk")
         assert queue.status_code == 303 and queue.headers["location"] == "/desk/stats"
         stats = await client.get("/desk/stats")
         assert stats.status_code == 200 and "Thôn Hà Lương" in stats.text
-        refused = await client.get(f"/desk/a/{sub.id}")
-        assert refused.status_code == 404 and "Nguyễn Thị Hoa" not in refused.text
+        await is_not_shown(client, sub)

@@ -30,6 +30,8 @@ from tests.support.zalo import (  # noqa: F401  (fixtures)
     BOT_WEBHOOK_SECRET,
     fake_bot,
     image_host,
+    registers_hoa_up_to_the_first_photo,
+    rest_without_photos_and_submit,
     running_bot,
     wait_until,
     zalo_settings,
@@ -112,14 +114,7 @@ async def test_full_household_declaration_with_two_photos_by_polling(fake_bot, i
         text = await ba.sends_photo(second, field_name="photo_url")
         assert text.startswith("Đã nhận ảnh 2.")
         await ba.says("xong")
-        for _ in range(5):  # 2.3, 3.1, 3.2, 4.1, 4.2
-            await ba.says("1")
-            text = await ba.says("khong co anh")
-        assert "Tổng 100/100 điểm." in text
-        text = await ba.says("Nộp hồ sơ")
-        assert text.startswith("Nộp hồ sơ GD-2026-000001 (100 điểm)?")
-        text = await ba.says("nộp ngay")
-        assert text.startswith("Đã nộp hồ sơ GD-2026-000001 (100 điểm).")
+        await rest_without_photos_and_submit(ba, 5, "GD-2026-000001")  # 2.3, 3.1, 3.2, 4.1, 4.2
 
         async with stack.app.sessions() as session:
             submission = await session.scalar(select(Submission))
@@ -420,26 +415,12 @@ async def test_full_citizen_declaration_over_the_bot_platform(fake_bot, image_ho
         assert "1. Công dân học tập\n2. Gia đình học tập" in text
         text = await hoa.says("1")
         assert "Họ và tên" in text
-        await hoa.says("Nguyễn Thị Hoa")
-        await hoa.says("1975")
-        await hoa.says("2")
-        text = await hoa.says("1")  # Xác nhận
-        assert "CD-2026-000001" in text
-        text = await hoa.says("1")  # Bắt đầu
-        assert text.startswith("Mục 1/10 (tối đa 10 điểm)")
-        await hoa.says("Đạt")
+        await registers_hoa_up_to_the_first_photo(hoa)
         photo = image_host.add("tu-sach.jpg", jpeg((120, 80, 40), (640, 480)))
         text = await hoa.sends_photo(photo)
         assert text.startswith("Đã nhận ảnh 1.")
         await hoa.says("xong")
-        for _ in range(9):
-            await hoa.says("1")
-            text = await hoa.says("khong co anh")
-        assert "Tổng 100/100 điểm." in text
-        text = await hoa.says("Nộp hồ sơ")
-        assert text.startswith("Nộp hồ sơ CD-2026-000001 (100 điểm)?")  # asked first
-        text = await hoa.says("nộp ngay")
-        assert text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
+        await rest_without_photos_and_submit(hoa, 9, "CD-2026-000001")
         async with stack.app.sessions() as session:
             submission = await session.scalar(select(Submission))
             evidence = list(await session.scalars(select(Evidence)))

@@ -4,6 +4,7 @@ out to the fake OA API, the 7-day window, follow/unfollow — over real HTTP on 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,14 @@ from bot.storage.models import Answer, ChannelAccount, Evidence, OperatorAlert, 
 from bot.storage.people import get_account
 from tests.fakes.zalo_oa import FakeZaloOA
 from tests.support.images import jpeg, lossless_webp
-from tests.support.zalo import fake_oa, image_host, running_bot, zalo_settings  # noqa: F401  (fixtures)
+from tests.support.zalo import (  # noqa: F401  (fixtures)
+    fake_oa,
+    image_host,
+    registers_hoa_up_to_the_first_photo,
+    rest_without_photos_and_submit,
+    running_bot,
+    zalo_settings,
+)
 
 # The first message, also to a new follower, says a machine answers.
 WELCOME = (
@@ -60,27 +68,13 @@ async def test_full_citizen_declaration_on_the_oa(fake_oa, image_host, migrated_
         assert text.endswith("1. Tôi đồng ý\n2. Không đồng ý\n3. Xem chi tiết\nTrả lời 1, 2 hoặc 3.")
         await hoa.says("toi dong y")
         await hoa.says("Công dân học tập")
-        await hoa.says("Nguyễn Thị Hoa")
-        await hoa.says("1975")
-        await hoa.says("2")
-        text = await hoa.says("1")  # Xác nhận
-        assert "CD-2026-000001" in text
-        text = await hoa.says("1")  # Bắt đầu
-        assert text.startswith("Mục 1/10 (tối đa 10 điểm)")
-        await hoa.says("Đạt")
+        await registers_hoa_up_to_the_first_photo(hoa)
         one = image_host.add("tu-sach.jpg", jpeg((120, 80, 40), (640, 480)))
         two = image_host.add("the-thu-vien.jpg", jpeg((40, 80, 120), (480, 640)))
         text = await hoa.sends_photos(one, two)  # one Zalo message carrying two photos
         assert "Đã nhận ảnh 1." in text and "Đã nhận ảnh 2." in text
         await hoa.says("xong")
-        for _ in range(9):
-            await hoa.says("1")
-            text = await hoa.says("khong co anh")
-        assert "Tổng 100/100 điểm." in text
-        text = await hoa.says("Nộp hồ sơ")
-        assert text.startswith("Nộp hồ sơ CD-2026-000001 (100 điểm)?")
-        text = await hoa.says("nộp ngay")
-        assert text.startswith("Đã nộp hồ sơ CD-2026-000001 (100 điểm).")
+        await rest_without_photos_and_submit(hoa, 9, "CD-2026-000001")
 
         async with stack.app.sessions() as session:
             submission = await session.scalar(select(Submission))
@@ -490,14 +484,7 @@ async def test_full_household_declaration_on_the_oa_with_quick_replies(fake_oa, 
         text = await ba.sends_photos(photo)
         assert "Đã nhận ảnh 1." in text
         await ba.says("xong")
-        for _ in range(5):
-            await ba.says("1")
-            text = await ba.says("khong co anh")
-        assert "Tổng 100/100 điểm." in text
-        text = await taps(ba, "Nộp hồ sơ")
-        assert text.startswith("Nộp hồ sơ GD-2026-000001 (100 điểm)?")  # asked first
-        text = await taps(ba, "Nộp ngay")
-        assert text.startswith("Đã nộp hồ sơ GD-2026-000001 (100 điểm).")
+        await rest_without_photos_and_submit(ba, 5, "GD-2026-000001", choose=partial(taps, ba), confirm="Nộp ngay")
         async with stack.app.sessions() as session:
             submission = await session.scalar(select(Submission))
         assert (submission.state, submission.score, submission.subject_kind) == ("submitted", 100, "household")

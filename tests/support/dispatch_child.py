@@ -25,15 +25,14 @@ from sqlalchemy import func, select
 
 from bot.app import build_app
 from bot.channels.base import SenderRegistry
-from bot.channels.telegram import TelegramChannel, TelegramOptions, TelegramSender, TelegramService
+from bot.channels.telegram import TelegramChannel, TelegramSender, TelegramService
 from bot.clock import UTC
 from bot.config import load_settings
 from bot.flows.engine import FlowEngine
 from bot.flows.registry import build_router
 from bot.reminders.dispatch import Dispatcher
 from bot.storage.models import OutboxMessage
-
-TOKEN = "123456789:TEST-token_for-the-fake-server"
+from tests.support.telegram import fake_api_options
 
 
 class ShiftedClock:
@@ -57,15 +56,7 @@ async def main(args: argparse.Namespace) -> None:
         dispatch_backoff_seconds=1,
     )
     app = await build_app(settings, ShiftedClock(args.shift))
-    options = TelegramOptions(
-        token=TOKEN,
-        base_url=args.api,
-        file_url=args.file_api,
-        read_timeout=10,
-        chat_rate_per_second=0,
-        rate_per_second=0,
-        backoff_base=0.05,
-    )
+    options = fake_api_options(args.api, args.file_api, read_timeout=10, rate_per_second=0)
     channel = TelegramChannel(FlowEngine(app, build_router()), options)
     service = TelegramService(channel, "send")
     await service.start()

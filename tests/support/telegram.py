@@ -35,21 +35,21 @@ async def fake():
         yield server
 
 
-def options_for(fake: FakeBotApi, **overrides: Any) -> TelegramOptions:
-    """Options for tests: the fake server, a short long-poll, quick retries, no per-chat pacing
-    (a test that checks pacing turns it on)."""
+def fake_api_options(base_url: str, file_url: str, **overrides: Any) -> TelegramOptions:
+    """Options for the fake Bot API at these addresses (its token): quick retries, no per-chat
+    pacing (a test that checks pacing turns it on)."""
     values: dict[str, Any] = dict(
-        token=TOKEN,
-        base_url=fake.base_url,
-        file_url=fake.file_url,
-        poll_timeout=1,
-        read_timeout=5,
-        chat_rate_per_second=0,
-        backoff_base=0.05,
-        retry_after_max=5,
+        token=TOKEN, base_url=base_url, file_url=file_url, chat_rate_per_second=0, backoff_base=0.05
     )
     values.update(overrides)
     return TelegramOptions(**values)
+
+
+def options_for(fake: FakeBotApi, **overrides: Any) -> TelegramOptions:
+    """Options for tests: the fake server, a short long-poll, quick retries, no per-chat pacing."""
+    return fake_api_options(
+        fake.base_url, fake.file_url, **{"poll_timeout": 1, "read_timeout": 5, "retry_after_max": 5, **overrides}
+    )
 
 
 @dataclass

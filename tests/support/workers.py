@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,22 +21,15 @@ import httpx
 
 from tests.conftest import TEST_SIGNING_SECRET
 from tests.fakes.telegram_bot_api import TOKEN, FakeBotApi
+from tests.support.processes import free_port, start_module, with_checkout_on_path
 
-ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "s3cret_for-the-tests"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def worker_env(db_url: str, fake: FakeBotApi, evidence_dir: Path, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    return {
+        **with_checkout_on_path(),
         "DATABASE_URL": db_url,
         "EVIDENCE_DIR": str(evidence_dir),
         "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -53,9 +43,8 @@ def worker_env(db_url: str, fake: FakeBotApi, evidence_dir: Path, **extra: str) 
         "TELEGRAM_SEND_RETRIES": "2",
         # A killed worker's unconfirmed replies are resent to a redelivery after this (not 2 minutes).
         "REPLY_LEASE_SECONDS": "2",
+        **extra,
     }
-    env.update(extra)
-    return env
 
 
 @dataclass
@@ -95,17 +84,8 @@ class WebWorker:
         environment = worker_env(
             db_url, fake, evidence_dir, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", WEB_PORT=str(port), **env
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--role",
-            "web",
-            cwd=folder,
-            env=environment,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
+        process = await start_module(
+            "bot", "run", "--role", "web", cwd=folder, env=environment, stdout=log, stderr=asyncio.subprocess.STDOUT
         )
         worker = cls(process, port, folder, log_path, log)
         await worker._wait_ready(timeout)
@@ -217,17 +197,7 @@ class DispatchChild:
         ]
         if go_file is not None:
             args += ["--go-file", str(go_file)]
-        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.support.dispatch_child",
-            *args,
-            cwd=folder,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await start_module("tests.support.dispatch_child", *args, cwd=folder, env=with_checkout_on_path())
         child = cls(process, name)
         await child.expect("READY", timeout)
         return child

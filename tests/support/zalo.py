@@ -4,7 +4,7 @@ running against them over real HTTP on 127.0.0.1. Import the fixtures into a tes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +144,38 @@ async def running_bot(
                     await service.stop()
     finally:
         await app.close()
+
+
+async def rest_without_photos_and_submit(
+    person: Any,
+    items: int,
+    number: str,
+    *,
+    choose: Callable[[str], Awaitable[str]] | None = None,
+    confirm: str = "nộp ngay",
+) -> None:
+    """From the next item's level question: `items` items achieved ("1") with no photo, landing on a
+    100-point summary, then application `number` submitted (the choices typed, or pressed through
+    `choose`) and confirmed."""
+    choose = choose or person.says
+    for _ in range(items):
+        await person.says("1")
+        text = await person.says("khong co anh")
+    assert "Tổng 100/100 điểm." in text
+    text = await choose("Nộp hồ sơ")
+    assert text.startswith(f"Nộp hồ sơ {number} (100 điểm)?")  # asked first
+    text = await choose(confirm)
+    assert text.startswith(f"Đã nộp hồ sơ {number} (100 điểm).")
+
+
+async def registers_hoa_up_to_the_first_photo(person: Any) -> None:
+    """From the name question of "Công dân học tập": Nguyễn Thị Hoa, born 1975, of branch 2,
+    confirmed (CD-2026-000001); the declaration started and item 1 answered "Đạt", its photo next."""
+    await person.says("Nguyễn Thị Hoa")
+    await person.says("1975")
+    await person.says("2")
+    text = await person.says("1")  # Xác nhận
+    assert "CD-2026-000001" in text
+    text = await person.says("1")  # Bắt đầu
+    assert text.startswith("Mục 1/10 (tối đa 10 điểm)")
+    await person.says("Đạt")
