@@ -6,12 +6,14 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.flows.engine import FlowEngine
 from bot.flows.registry import build_router
 from bot.flows.router import Router
 from bot.messages import Kind
-from bot.storage.models import Answer, Evidence, ProcessedMessage
+from bot.storage.deliveries import save_position
+from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage
 from tests.conftest import make_app
 from tests.support.chat import Person
 from tests.support.images import jpeg
@@ -81,6 +83,26 @@ async def test_duplicate_delivery_is_processed_once(person, suite_app):
     assert repeat.duplicate and repeat.replies == []
     async with suite_app.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Evidence)) == 1
+
+
+async def test_a_conversation_moved_by_another_worker_is_not_overwritten(person, suite_app):
+    """The engine writes a conversation's new place with its version check (storage/deliveries.py):
+    a worker that read it before another moved it writes nothing and is told to start over."""
+    hoa = person()
+    await register_citizen(hoa)
+    async with suite_app.sessions() as session:
+        account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == hoa.user_id))
+        stale = await session.get(Conversation, account.id)
+        session.expunge(stale)
+    await hoa.taps("Bắt đầu")  # another worker moves the conversation on
+    stale.state = "start.menu"
+    with pytest.raises(StaleDataError):
+        async with suite_app.sessions.begin() as session:
+            await save_position(session, stale)
+    async with suite_app.sessions() as session:
+        assert (await session.get(Conversation, account.id)).state != "start.menu"
+    turn = await hoa.taps("Đạt")  # the person goes on from where the other worker left them
+    assert turn.choices == ["Không có ảnh"]
 
 
 async def test_crash_between_commit_and_reply_resends_the_stored_reply(engine, suite_app):

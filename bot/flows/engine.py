@@ -45,11 +45,13 @@ from bot.storage.deliveries import (
     load_conversation,
     photo_wanted,
     processed_message,
+    record_processed,
     release_lease,
+    save_position,
     take_resend_lease,
 )
 from bot.storage.evidence import CleanPhoto, EvidenceError
-from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage
+from bot.storage.models import ChannelAccount, Conversation, Person
 from bot.storage.people import Role, branch_ids_in_scope, get_or_create_account
 from bot.text import nfc, strip_controls
 
@@ -193,7 +195,6 @@ class FlowEngine:
         self, session: AsyncSession, msg: Incoming, photo: CleanPhoto | None, photo_error: str | None
     ) -> tuple[Outcome, int | None, Context | None]:
         now = self.app.clock.now()
-        processed: ProcessedMessage | None = None
         row = await load_conversation(session, msg.channel, msg.user_id, msg.message_id)
         seen = row[3] if row is not None else None
         if row is None and msg.message_id:
@@ -243,13 +244,18 @@ class FlowEngine:
             # Whatever someone writes first (a command, a code, "help"), the first thing they
             # read says that an automated assistant is answering.
             ctx.replies.insert(0, Outgoing(text=ctx.welcome_text()))
+        # The handler's own changes (answers, the submission, the account) go first, then the
+        # engine's two rows as single statements (storage/deliveries.py).
+        await session.flush()
         conv.updated_at = now
-        session.add(conv)
+        await save_position(session, conv)
+        processed_id = None
         if msg.message_id:
             # Written last, with its replies, in the same transaction as the conversation: a second
             # worker handling the same message at the same time fails on the unique key here,
             # rolls back and, on its retry, finds this row.
-            processed = ProcessedMessage(
+            processed_id = await record_processed(
+                session,
                 channel=msg.channel,
                 message_id=msg.message_id,
                 account_id=account.id,
@@ -257,9 +263,7 @@ class FlowEngine:
                 replies=[r.to_stored_json() for r in ctx.replies],
                 sending_until=self._lease(now) if ctx.replies else None,
             )
-            session.add(processed)
-        await session.flush()
-        return Outcome(ctx.replies), processed.id if processed is not None else None, ctx
+        return Outcome(ctx.replies), processed_id, ctx
 
     def _lease(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.app.settings.reply_lease_seconds)

@@ -10,14 +10,52 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, and_, null, or_, select, update
+from sqlalchemy import Row, and_, bindparam, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.clock import Clock
 from bot.storage.core import affected, table_of
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
 from bot.storage.submissions import hold
+
+
+def _load_query(with_message: bool) -> Any:
+    query = (
+        select(ChannelAccount, Conversation, Person, ProcessedMessage if with_message else null(), Submission)
+        .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
+        .outerjoin(Person, Person.id == ChannelAccount.person_id)
+        .outerjoin(Submission, Submission.id == Conversation.data["sub"].as_integer())
+        .where(ChannelAccount.channel == bindparam("channel"), ChannelAccount.external_id == bindparam("user_id"))
+    )
+    if with_message:
+        query = query.outerjoin(
+            ProcessedMessage,
+            and_(
+                ProcessedMessage.channel == bindparam("channel"), ProcessedMessage.message_id == bindparam("message_id")
+            ),
+        )
+    return query
+
+
+# The statements every message runs are built once, with parameters: building a statement and its
+# cache key costs more than SQLAlchemy's cached compilation of it.
+_LOAD = {True: _load_query(True), False: _load_query(False)}
+_conversations = table_of(Conversation)
+_SAVE_POSITION = (
+    update(_conversations)
+    .where(_conversations.c.account_id == bindparam("b_account"), _conversations.c.version == bindparam("b_version"))
+    .values(
+        state=bindparam("b_state"),
+        data=bindparam("b_data"),
+        prompt_seq=bindparam("b_prompt_seq"),
+        updated_at=bindparam("b_updated_at"),
+        version=bindparam("b_version") + 1,
+    )
+)
+_RECORD = insert(table_of(ProcessedMessage))
 
 
 async def load_conversation(session: AsyncSession, channel: str, user_id: str, message_id: str | None) -> Row | None:
@@ -26,22 +64,42 @@ async def load_conversation(session: AsyncSession, channel: str, user_id: str, m
     where the declaration's draft keeps it: bot/flows/drafts.py), in one query; None for someone
     unknown. The submission is kept in the session for the transaction, so the flows find it
     there instead of querying again (they still check whose it is)."""
-    query = (
-        select(ChannelAccount, Conversation, Person, ProcessedMessage if message_id else null(), Submission)
-        .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
-        .outerjoin(Person, Person.id == ChannelAccount.person_id)
-        .outerjoin(Submission, Submission.id == Conversation.data["sub"].as_integer())
-        .where(ChannelAccount.channel == channel, ChannelAccount.external_id == user_id)
-    )
+    params = {"channel": channel, "user_id": user_id}
     if message_id:
-        query = query.outerjoin(
-            ProcessedMessage,
-            and_(ProcessedMessage.channel == channel, ProcessedMessage.message_id == message_id),
-        )
-    row = (await session.execute(query)).first()
+        params["message_id"] = message_id
+    row = (await session.execute(_LOAD[bool(message_id)], params)).first()
     if row is not None and row[4] is not None:
         hold(session, row[4])
     return row
+
+
+async def save_position(session: AsyncSession, conv: Conversation) -> None:
+    """Write where the conversation now is (state, draft, prompt count, time) as one UPDATE with
+    its version check, outside the ORM unit of work (the engine keeps `conv` out of the session
+    while a message is handled). When another worker moved the conversation since it was read,
+    nothing is written and StaleDataError is raised, as the ORM's version counter would: the
+    engine rolls back and handles the message again on the new position."""
+    written = await session.execute(
+        _SAVE_POSITION,
+        {
+            "b_account": conv.account_id,
+            "b_version": conv.version,
+            "b_state": conv.state,
+            "b_data": conv.data,
+            "b_prompt_seq": conv.prompt_seq,
+            "b_updated_at": conv.updated_at,
+        },
+    )
+    if affected(written) != 1:
+        raise StaleDataError(f"conversation of account {conv.account_id} changed since it was read")
+    conv.version += 1
+
+
+async def record_processed(session: AsyncSession, **values: Any) -> int:
+    """Store a handled message with its replies (one INSERT); its id. A second worker handling
+    the same message at the same time fails here on the unique key (channel, message id)."""
+    result = await session.execute(_RECORD, values)
+    return int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
 
 
 async def processed_message(session: AsyncSession, channel: str, message_id: str) -> ProcessedMessage | None:
