@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import lifecycle
@@ -160,22 +160,24 @@ def forget_read(session: AsyncSession, submission_id: int) -> None:
 _SEP = "\x1f"
 
 
+# Built once with a parameter: every level step reads the answers.
+_ANSWERS_WITH_PHOTOS = (
+    select(
+        Answer,
+        select(func.aggregate_strings(Evidence.item_id, _SEP))
+        .where(Evidence.submission_id == bindparam("submission_id"))
+        .scalar_subquery(),
+    )
+    .select_from(Submission)
+    .outerjoin(Answer, Answer.submission_id == Submission.id)
+    .where(Submission.id == bindparam("submission_id"))
+)
+
+
 async def answers_of(session: AsyncSession, submission_id: int) -> dict[str, Answer]:
     """The answers, read now; the photo counts come with them in the same statement (a step that
     answers an item then says how many photos it has), and both are kept for the transaction."""
-    photos = (
-        select(func.aggregate_strings(Evidence.item_id, _SEP))
-        .where(Evidence.submission_id == submission_id)
-        .scalar_subquery()
-    )
-    rows = (
-        await session.execute(
-            select(Answer, photos)
-            .select_from(Submission)
-            .outerjoin(Answer, Answer.submission_id == Submission.id)
-            .where(Submission.id == submission_id)
-        )
-    ).all()
+    rows = (await session.execute(_ANSWERS_WITH_PHOTOS, {"submission_id": submission_id})).all()
     answers = {answer.item_id: answer for answer, _items in rows if answer is not None}
     items = rows[0][1] if rows else None  # the same photo list on every row
     transaction_memo(session, ANSWERS)[submission_id] = answers
