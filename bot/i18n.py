@@ -120,17 +120,20 @@ class Translator:
         """A share given in percent (70.0 for 70%), written "0,2%" or "70%"; "-" without one."""
         return "-" if value is None else f"{self.number(value, decimals)}%"
 
-    def aliases(self, key: str) -> set[str]:
+    def aliases(self, key: str) -> frozenset[str]:
         """Folded synonyms from a catalog entry holding a comma-separated list."""
-        return {fold(part) for part in self(key).split(",") if fold(part)}
+        return frozenset(folded for folded in (fold(part) for part in self(key).split(",")) if folded)
 
 
-def all_aliases(key: str) -> set[str]:
-    """Synonyms accepted in any language: a Vietnamese reader may still type "ok" or "yes"."""
+@cache
+def all_aliases(key: str) -> frozenset[str]:
+    """Synonyms accepted in any language: a Vietnamese reader may still type "ok" or "yes".
+    Kept once read: the catalogs do not change while the process runs, and every escape-word
+    check asks."""
     found: set[str] = set()
     for locale in LOCALES:
         found |= Translator(locale).aliases(key)
-    return found
+    return frozenset(found)
 
 
 @cache

@@ -7,7 +7,7 @@ cancel, menu and proxy code read or discard them too (and `Context` cannot impor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, ClassVar, Self, TypeVar
 
 from bot.storage.evidence import StoredBlob
@@ -20,11 +20,35 @@ class Record:
 
     @classmethod
     def from_json(cls: type[R], raw: Any) -> R:
-        names = {f.name for f in fields(cls)}
+        names = _field_names(cls)
         return cls(**{k: v for k, v in (raw or {}).items() if k in names})
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # What asdict() gives, without its deep copy of every value (drafts are read and written
+        # several times per message): nested records whole, lists and dicts copied.
+        return {name: _plain(value) for name in _field_names(type(self)) if (value := getattr(self, name)) is not None}
+
+
+# Per class, computed once: drafts are read and written several times per message.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_STORED_NAMES: dict[type, dict[str, str]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
 
 
 R = TypeVar("R", bound=Record)
@@ -141,7 +165,7 @@ class FlatDraft(Draft):
 
     @classmethod
     def _names(cls) -> dict[str, str]:
-        return {f.name: cls.STORED.get(f.name, f.name) for f in fields(cls)}
+        return _stored_names(cls)
 
     @classmethod
     def entries(cls) -> tuple[str, ...]:
@@ -154,6 +178,14 @@ class FlatDraft(Draft):
     def written(self) -> dict[str, Any]:
         data = self.to_json()
         return {key: data[name] for name, key in self._names().items() if name in data and not _empty(data[name])}
+
+
+def _stored_names(cls: type[FlatDraft]) -> dict[str, str]:
+    """Field name to entry name (the same dict every time: do not change it)."""
+    names = _STORED_NAMES.get(cls)
+    if names is None:
+        names = _STORED_NAMES[cls] = {name: cls.STORED.get(name, name) for name in _field_names(cls)}
+    return names
 
 
 def _empty(value: Any) -> bool:
