@@ -55,7 +55,13 @@ _SAVE_POSITION = (
         version=bindparam("b_version") + 1,
     )
 )
-_RECORD = insert(table_of(ProcessedMessage))
+_processed = table_of(ProcessedMessage)
+_RECORD = insert(_processed)
+_MARK_SENT = (
+    update(_processed)
+    .where(_processed.c.id.in_(bindparam("ids", expanding=True)))
+    .values(replied_at=bindparam("b_now"), sending_until=None, replies=null())
+)
 
 
 async def load_conversation(session: AsyncSession, channel: str, user_id: str, message_id: str | None) -> Row | None:
@@ -193,15 +199,12 @@ class SentMarks:
         await future
 
     async def _write(self) -> None:
-        table = table_of(ProcessedMessage)
         while self.waiting:
             batch, self.waiting = self.waiting, []
             try:
                 async with self.single.begin() as connection:
                     await connection.execute(
-                        update(table)
-                        .where(table.c.id.in_([processed_id for processed_id, _ in batch]))
-                        .values(replied_at=self.clock.now(), sending_until=None, replies=null())
+                        _MARK_SENT, {"ids": [processed_id for processed_id, _ in batch], "b_now": self.clock.now()}
                     )
             except BaseException as exc:
                 for _, future in batch:

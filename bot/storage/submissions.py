@@ -255,7 +255,8 @@ async def save_answer(
             note=None,
             now=now,
         )
-    await session.flush()
+    # No flush here: the answer and the submission's new score are written together, by the
+    # engine's flush at the end of the step (or by autoflush before any later query).
     result = await rescore(session, submission, criteria_set, answers)
     submission.updated_at = now
     return result
