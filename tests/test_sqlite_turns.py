@@ -90,6 +90,30 @@ class OtherProcess:
         await asyncio.to_thread(self.holding.wait)
 
 
+class Ticker:
+    """Other work on the loop: counts its turns (every `every` seconds) while it runs."""
+
+    def __init__(self, every: float) -> None:
+        self.every, self.ticks = every, 0
+
+    async def __aenter__(self) -> Ticker:
+        self.task = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.task.cancel()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            self.ticks += 1
+
+
+async def _logged(engine) -> list[str]:
+    async with engine.connect() as connection:
+        return list((await connection.execute(text("SELECT who FROM log"))).scalars())
+
+
 async def _log_table(tmp_path):
     engine = make_engine(sqlite_url(tmp_path))
     async with engine.begin() as connection:
@@ -101,26 +125,15 @@ async def test_a_database_another_process_holds_is_waited_for_without_stopping_t
     engine, path = await _log_table(tmp_path)
     other = OtherProcess(path, 0.5)
     await other.start()
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    ticking = asyncio.create_task(ticker())
-    started = asyncio.get_running_loop().time()
-    async with engine.begin() as connection:  # waits for the other process, then goes ahead
-        await connection.execute(text("INSERT INTO log VALUES ('bot')"))
-    waited = asyncio.get_running_loop().time() - started
-    ticking.cancel()
+    async with Ticker(0.01) as ticker:
+        started = asyncio.get_running_loop().time()
+        async with engine.begin() as connection:  # waits for the other process, then goes ahead
+            await connection.execute(text("INSERT INTO log VALUES ('bot')"))
+        waited = asyncio.get_running_loop().time() - started
     assert waited >= 0.3
     # The loop ran other work all along: about one tick per 10 ms of the wait.
-    assert ticks >= waited / 0.01 / 4, (ticks, waited)
-    async with engine.connect() as connection:
-        rows = (await connection.execute(text("SELECT who FROM log"))).scalars().all()
-    assert rows == ["other", "bot"]
+    assert ticker.ticks >= waited / 0.01 / 4, (ticker.ticks, waited)
+    assert await _logged(engine) == ["other", "bot"]
     other.thread.join()
     await engine.dispose()
 
@@ -136,9 +149,7 @@ async def test_a_database_held_past_the_timeout_fails_as_locked_and_the_next_tur
     other.thread.join()
     async with engine.begin() as connection:
         await connection.execute(text("INSERT INTO log VALUES ('later')"))
-    async with engine.connect() as connection:
-        rows = (await connection.execute(text("SELECT who FROM log"))).scalars().all()
-    assert rows == ["other", "later"]
+    assert await _logged(engine) == ["other", "later"]
     await engine.dispose()
 
 
@@ -147,20 +158,10 @@ async def test_a_long_result_is_read_in_batches_with_the_loop_free_between_them(
     count = sqlite_onloop.PREFETCH * 3 + 7
     async with engine.begin() as connection:
         await connection.execute(text("INSERT INTO log VALUES (:who)"), [{"who": f"p{i}"} for i in range(count)])
-    others = 0
-
-    async def other_work() -> None:
-        nonlocal others
-        while True:
-            await asyncio.sleep(0)
-            others += 1
-
-    running = asyncio.create_task(other_work())
     seen = 0
-    async with engine.connect() as connection:
+    async with Ticker(0) as ticker, engine.connect() as connection:
         result = await connection.stream(text("SELECT who FROM log"))
         async for partition in result.partitions(sqlite_onloop.PREFETCH):
             seen += len(partition)
-    running.cancel()
-    assert seen == count and others >= 3
+    assert seen == count and ticker.ticks >= 3
     await engine.dispose()
