@@ -26,6 +26,7 @@ from bot.channels.zalo_common import (
     ChatPacer,
     LoopService,
     PerPersonQueue,
+    account_sender,
     file_url,
     photo_input,
     pieces_for,
@@ -36,7 +37,6 @@ from bot.flows.engine import FlowEngine
 from bot.i18n import get_translator
 from bot.messages import Incoming, Kind, Outgoing
 from bot.storage.models import ChannelAccount
-from bot.storage.people import get_account
 from bot.web.body import BodyTooLarge, read_body
 from bot.zalo import bot_api
 from bot.zalo.bot_api import ZaloBotClient, ZaloUpdate
@@ -190,14 +190,7 @@ class ZaloBotChannel:
             except ZaloError as exc:
                 log.debug("sendChatAction failed: %s", exc)
 
-        async def send(replies: list[Outgoing]) -> None:
-            async with self.app.sessions() as session:
-                account = await get_account(session, CHANNEL, incoming.user_id)
-            if account is None:  # pragma: no cover - the engine has just created it
-                raise SendError("no account for the chat")
-            await self.sender.send(account, replies)
-
-        await self.engine.process(incoming, send)
+        await self.engine.process(incoming, account_sender(self.app, CHANNEL, incoming.user_id, self.sender))
 
     async def webhook(self, request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")

@@ -15,10 +15,12 @@ from pathlib import Path
 import httpx
 
 from bot.app import App
+from bot.channels.base import ChannelSender, SendError
 from bot.channels.media_fetch import HostPolicy, download_image
 from bot.channels.render import numbered_text
 from bot.i18n import Translator
 from bot.messages import Outgoing, PhotoInput
+from bot.storage.people import get_account
 from bot.web.app import folder_root, signed_url
 from bot.zalo.transport import TEXT_LIMIT, RetryPolicy, split_text
 
@@ -235,3 +237,19 @@ class PerPersonQueue:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def account_sender(
+    app: App, channel: str, user_id: str, sender: ChannelSender
+) -> Callable[[list[Outgoing]], Awaitable[None]]:
+    """The engine's `send` for one Zalo user: their account, looked up once the replies are ready
+    (the engine creates it on a first message), handed to the channel's sender."""
+
+    async def send(replies: list[Outgoing]) -> None:
+        async with app.sessions() as session:
+            account = await get_account(session, channel, user_id)
+        if account is None:  # pragma: no cover - the engine has just created it
+            raise SendError(f"no {channel} account for {user_id!r}")
+        await sender.send(account, replies)
+
+    return send

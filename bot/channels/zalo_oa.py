@@ -34,7 +34,15 @@ from starlette.routing import Route
 
 from bot.app import App
 from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
-from bot.channels.zalo_common import LoopService, PerPersonQueue, file_path, photo_input, pieces_for, retry_policy
+from bot.channels.zalo_common import (
+    LoopService,
+    PerPersonQueue,
+    account_sender,
+    file_path,
+    photo_input,
+    pieces_for,
+    retry_policy,
+)
 from bot.flows.engine import FlowEngine
 from bot.i18n import get_translator
 from bot.messages import Incoming, Kind, Outgoing
@@ -283,14 +291,7 @@ class ZaloOAChannel:
         return True
 
     async def handle(self, incoming: Incoming) -> None:
-        async def send(replies: list[Outgoing]) -> None:
-            async with self.app.sessions() as session:
-                account = await get_account(session, CHANNEL, incoming.user_id)
-            if account is None:  # pragma: no cover - the engine has just created it
-                raise SendError("no account for the follower")
-            await self.sender.send(account, replies)
-
-        await self.engine.process(incoming, send)
+        await self.engine.process(incoming, account_sender(self.app, CHANNEL, incoming.user_id, self.sender))
 
     async def unfollowed(self, user_id: str) -> None:
         async with self.app.sessions() as session:
