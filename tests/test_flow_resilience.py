@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import NullPool, func, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.flows.engine import FlowEngine
@@ -14,7 +15,7 @@ from bot.flows.router import Router
 from bot.messages import Kind
 from bot.storage.deliveries import save_position
 from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage
-from tests.conftest import make_app
+from tests.conftest import SUITE_DB, make_app
 from tests.support.chat import Person
 from tests.support.images import jpeg
 from tests.support.journeys import Tap, answer
@@ -103,6 +104,29 @@ async def test_a_conversation_moved_by_another_worker_is_not_overwritten(person,
         assert (await session.get(Conversation, account.id)).state != "start.menu"
     turn = await hoa.taps("Đạt")  # the person goes on from where the other worker left them
     assert turn.choices == ["Không có ảnh"]
+
+
+@pytest.mark.skipif(SUITE_DB != "postgres", reason="a server that drops connections: PostgreSQL pass only")
+async def test_a_pooled_connection_the_server_dropped_costs_the_person_nothing(person, suite_app):
+    """Connections used moments ago are not pinged (storage/db.py); when the server has dropped
+    one all the same, the message is handled again on a fresh connection and answered as usual."""
+    hoa = person()
+    await register_citizen(hoa)
+    # The server ends every session of the bot's pool (as a restart would); the pool still holds
+    # the connections, given back moments ago.
+    outside = create_async_engine(suite_app.engine.url.render_as_string(hide_password=False), poolclass=NullPool)
+    async with outside.connect() as connection:
+        ended = await connection.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await outside.dispose()
+    assert ended >= 1
+    turn = await hoa.taps("Bắt đầu")
+    assert turn.text.startswith("Mục 1/10"), turn
+    assert (await hoa.taps("Đạt")).choices == ["Không có ảnh"]
 
 
 async def test_crash_between_commit_and_reply_resends_the_stored_reply(engine, suite_app):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import NullPool, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from bot.clock import VN_TZ
+from bot.storage import db
 from bot.storage.db import current_revision, downgrade, head_revision, make_engine, migrate
 from bot.storage.models import (
     Answer,
@@ -29,6 +30,7 @@ from bot.storage.models import (
 )
 from bot.storage.people import MemberSpec, Role, get_or_create_account, grant_role
 from bot.storage.submissions import DuplicateRegistration, create_submission
+from tests.support.db import fresh_postgres
 from tests.support.records import household_headed_by, register
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -292,4 +294,22 @@ async def test_a_database_with_a_district_moves_to_the_two_level_structure(tmp_p
         ]
         assert scopes == [1]
     finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_idle_too_long_is_pinged_and_replaced(monkeypatch):
+    """Only connections idle for PING_AFTER_IDLE_SECONDS are pinged on checkout (storage/db.py);
+    one the server dropped meanwhile is replaced before the statement runs."""
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    async with fresh_postgres() as url:
+        engine = make_engine(url)
+        async with engine.connect() as connection:
+            pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+        outside = make_engine(url, poolclass=NullPool)
+        async with outside.connect() as connection:
+            assert await connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await outside.dispose()
+        async with engine.connect() as connection:  # pinged, found dead, replaced: no error
+            assert await connection.scalar(text("SELECT pg_backend_pid()")) != pid
         await engine.dispose()

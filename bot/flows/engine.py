@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -168,6 +168,13 @@ class FlowEngine:
             except (StaleDataError, IntegrityError):
                 # Another worker changed this conversation or took this message id first.
                 log.info("retrying message %s after a concurrent change (attempt %d)", msg.message_id, attempt)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt:
+                    log.exception("failed to handle a message on %s", msg.channel)
+                    return Outcome([Outgoing(text=await self._error_text(msg))]), None
+                # A pooled connection died (the server restarted): the pool has dropped it and
+                # the message is handled again on a fresh one (storage/db.py pings idle ones only).
+                log.warning("database connection lost; handling message %s again", msg.message_id)
             except Exception:
                 # A bug must not strand the person: nothing of this message was committed, earlier
                 # answers are intact, and they are told to try again.
