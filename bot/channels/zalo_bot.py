@@ -23,6 +23,7 @@ from bot.app import App
 from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
 from bot.channels.zalo_common import (
     PHOTO_LINK_TTL,
+    ChannelShutdown,
     ChatPacer,
     LoopService,
     PerPersonQueue,
@@ -318,24 +319,6 @@ class ZaloBotWebhookSetup(LoopService):
             await asyncio.sleep(delay)
 
 
-class ZaloBotShutdown:
-    """Finishes messages in hand and closes the HTTP clients when the process stops."""
-
-    name = "zalo-bot-shutdown"
-
-    def __init__(self, channel: ZaloBotChannel | None, client: ZaloBotClient) -> None:
-        self.channel = channel
-        self.client = client
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        if self.channel is not None:
-            await self.channel.close()
-        await self.client.aclose()
-
-
 def webhook_url(app: App) -> str | None:
     """Our webhook's address, when there is a public https one (Zalo accepts no other)."""
     base = app.settings.public_base_url
@@ -364,7 +347,7 @@ async def install(runtime: Runtime) -> bool:
     if runtime.role in ("web", "all"):
         channel = ZaloBotChannel(app, runtime.engine, client, sender, webhook_secret(app) if url else None)
     # Services stop in reverse order: the shutdown (drain, close clients) goes first in the list.
-    runtime.services.append(ZaloBotShutdown(channel, client))
+    runtime.services.append(ChannelShutdown("zalo-bot-shutdown", channel, client))
     if channel is not None:
         app.extras["zalo_bot_channel"] = channel
         if url:

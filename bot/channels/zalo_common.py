@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -253,3 +254,29 @@ def account_sender(
         await sender.send(account, replies)
 
     return send
+
+
+class _Closing(Protocol):
+    async def close(self) -> None: ...
+
+
+class _AsyncClosing(Protocol):
+    async def aclose(self) -> None: ...
+
+
+class ChannelShutdown:
+    """The service that, when the process stops, lets a Zalo channel finish the messages it has in
+    hand and then closes the HTTP client it sent them with."""
+
+    def __init__(self, name: str, channel: _Closing | None, client: _AsyncClosing) -> None:
+        self.name = name
+        self.channel = channel
+        self.client = client
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+        await self.client.aclose()

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from bot.app import App
 from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
 from bot.channels.zalo_common import (
+    ChannelShutdown,
     LoopService,
     PerPersonQueue,
     account_sender,
@@ -397,22 +398,6 @@ class ZaloOATokenKeeper(LoopService):
             await asyncio.sleep(self.interval)
 
 
-class ZaloOAShutdown:
-    name = "zalo-oa-shutdown"
-
-    def __init__(self, channel: ZaloOAChannel | None, http: httpx.AsyncClient) -> None:
-        self.channel = channel
-        self.http = http
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        if self.channel is not None:
-            await self.channel.close()
-        await self.http.aclose()
-
-
 def check_settings(app: App) -> None:
     settings = app.settings
     missing = [
@@ -482,6 +467,6 @@ async def install(runtime: Runtime) -> bool:
         )
         app.extras["zalo_oa_channel"] = channel
         runtime.routes.append(Route(settings.zalo_oa_webhook_path, channel.webhook, methods=["POST"]))
-    runtime.services.append(ZaloOAShutdown(channel, http))
+    runtime.services.append(ChannelShutdown("zalo-oa-shutdown", channel, http))
     runtime.services.append(ZaloOATokenKeeper(tokens))
     return True
