@@ -52,7 +52,7 @@ _SAVE_POSITION = (
         data=bindparam("b_data"),
         prompt_seq=bindparam("b_prompt_seq"),
         updated_at=bindparam("b_updated_at"),
-        version=bindparam("b_version") + 1,
+        version=_conversations.c.version + 1,
     )
 )
 _processed = table_of(ProcessedMessage)
