@@ -608,7 +608,12 @@ async def main() -> None:
         help="a PostgreSQL server (a fresh database is made beside the one named for each bot and dropped after) "
         "or an EMPTY SQLite file (one round); default: fresh SQLite files",
     )
-    parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the full flow here (CPU time of the loop's thread)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write a cProfile of the full flow here (CPU time of the loop's thread)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency and load figures")
     parser.add_argument("--latency-people", type=int, default=3, help="people whose steps are timed one at a time")
