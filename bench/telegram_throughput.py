@@ -60,6 +60,7 @@ from bot.config import load_settings  # noqa: E402
 from bot.flows.engine import FlowEngine, Outcome  # noqa: E402
 from bot.flows.registry import build_router  # noqa: E402
 from bot.messages import Outgoing  # noqa: E402
+from bot.runner import settle_long_lived_objects  # noqa: E402
 from bot.storage.commune import apply_commune, load_commune_file  # noqa: E402
 from bot.storage.models import Submission  # noqa: E402
 from tests.fakes.telegram_bot_api import TOKEN  # noqa: E402
@@ -333,6 +334,7 @@ class ChannelBot(Bot):
         self.channel = TelegramChannel(Timed(engine, self.replies), options)  # type: ignore[arg-type]
         self.service = TelegramService(self.channel, "send")  # initialise without polling yet
         await self.service.start()
+        settle_long_lived_objects()  # as `hoctap run` does once started
 
     async def begin_polling(self) -> None:
         await self.channel.application.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
