@@ -250,7 +250,7 @@ def account_sender(
         async with app.sessions() as session:
             account = await get_account(session, channel, user_id)
         if account is None:  # pragma: no cover - the engine has just created it
-            raise SendError(f"no {channel} account for {user_id!r}")
+            raise SendError(f"no {channel} account for the chat")
         await sender.send(account, replies)
 
     return send
