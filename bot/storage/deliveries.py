@@ -150,13 +150,12 @@ async def restart_conversations(session: AsyncSession, account_ids: list[int], s
 async def take_resend_lease(session: AsyncSession, processed_id: int, now: datetime, until: datetime) -> bool:
     """Take the lease on a message's stored replies to resend them — only when no other worker
     may still be sending them (its lease ran out: it died), so two duplicates do not both resend."""
-    table = table_of(ProcessedMessage)
     taken = await session.execute(
-        update(table)
+        update(_processed)
         .where(
-            table.c.id == processed_id,
-            table.c.replied_at.is_(None),
-            or_(table.c.sending_until.is_(None), table.c.sending_until <= now),
+            _processed.c.id == processed_id,
+            _processed.c.replied_at.is_(None),
+            or_(_processed.c.sending_until.is_(None), _processed.c.sending_until <= now),
         )
         .values(sending_until=until)
         .execution_options(synchronize_session=False)
@@ -166,9 +165,8 @@ async def take_resend_lease(session: AsyncSession, processed_id: int, now: datet
 
 async def release_lease(engine: AsyncEngine, processed_id: int) -> None:
     """The replies were not sent: a redelivery may send them at once (no lease to wait out)."""
-    table = table_of(ProcessedMessage)
     async with engine.begin() as connection:
-        await connection.execute(update(table).where(table.c.id == processed_id).values(sending_until=None))
+        await connection.execute(update(_processed).where(_processed.c.id == processed_id).values(sending_until=None))
 
 
 class SentMarks:
