@@ -11,6 +11,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.domain.criteria import CriteriaCatalog, load_catalog
 from bot.storage.address_forms import AddressForms
+from bot.storage.calendar import Calendars
 from bot.storage.criteria_sync import sync_criteria
 from bot.storage.db import make_engine, make_sessionmaker, migrate
 from bot.storage.evidence import EvidenceStore
@@ -26,6 +27,7 @@ class App:
     evidence: EvidenceStore
     extras: dict[str, object] = field(default_factory=dict)
     address_forms: AddressForms = field(default_factory=AddressForms)
+    calendars: Calendars = field(default_factory=Calendars)
 
     async def close(self) -> None:
         await self.engine.dispose()

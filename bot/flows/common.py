@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from bot.domain.criteria import CriteriaSet, Level
-from bot.domain.labels import DEADLINE_KEYS, LEVEL_KEYS, STATE_KEYS
+from bot.domain.labels import LEVEL_KEYS, STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, State
 from bot.flows.context import Context, Input
 from bot.messages import Choice
-from bot.storage.commune import deadlines_of
-from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Submission
+from bot.storage.models import CriteriaSetRecord, Submission
 from bot.storage.subjects import owns, submissions_for_person
 from bot.storage.submissions import hold
 from bot.text import clean_name, name_problem
@@ -64,26 +61,6 @@ async def my_submission(ctx: Context, submission_id: int | None) -> Submission |
 
 async def editable_submissions(ctx: Context) -> list[Submission]:
     return [s for s in await my_submissions(ctx) if State(s.state) in EDITABLE]
-
-
-async def next_deadline(ctx: Context, campaign_id: int, today: date) -> CampaignDeadline | None:
-    for deadline in await deadlines_of(ctx.session, campaign_id):
-        if deadline.due_on >= today:
-            return deadline
-    return None
-
-
-def deadline_text(ctx: Context, deadline: CampaignDeadline | None) -> str:
-    if deadline is None:
-        return ctx.t("status.no_deadline")
-    days = (deadline.due_on - ctx.today).days
-    return ctx.t.plural(
-        "status.deadline",
-        "status.deadline.plural",
-        days,
-        what=ctx.t(DEADLINE_KEYS.get(deadline.kind, deadline.kind)),
-        date=ctx.t.date(deadline.due_on),
-    )
 
 
 def back_choice(ctx: Context) -> Choice:

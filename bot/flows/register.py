@@ -18,13 +18,19 @@ from bot.flows.context import Context, Input
 from bot.flows.drafts import DeclarationDraft, MemberDraft, ProxyDraft, RegistrationDraft
 from bot.flows.escape import confirm_cancel
 from bot.flows.router import Router
-from bot.flows.season import closed_text, registration_line, registration_season, season_of_campaign
+from bot.flows.season import (
+    closed_text,
+    current_campaign,
+    registration_line,
+    registration_season,
+    season_of_campaign,
+)
 from bot.flows.states import Decl, Reg, Start
 from bot.flows.zns_phone import offer_after_registration
 from bot.i18n import N_
 from bot.messages import Choice
 from bot.review.scope import branches_in, scope_for
-from bot.storage.commune import branches_of, campaign_for, communes, find_communes, province_of
+from bot.storage.commune import branches_of, communes, find_communes, province_of
 from bot.storage.consents import GUARDIAN_PURPOSES, ConsentKind, ConsentMethod, ShownText, attach_person, record
 from bot.storage.models import OrgUnit, Person, Submission
 from bot.storage.people import Role, save_registrant
@@ -197,7 +203,7 @@ async def _existing_registration(ctx: Context, title: str, branch_id: int | None
     if subject is None or branch_id is None:
         return None
     branch = await ctx.session.get(OrgUnit, branch_id)
-    campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch and branch.parent_id else None
+    campaign = await current_campaign(ctx, branch.parent_id) if branch and branch.parent_id else None
     if campaign is None:
         return None
     return await registration_of(ctx.session, campaign.id, title, _kind(ctx, title).name, subject.id)
@@ -646,7 +652,7 @@ async def on_edit(ctx: Context, inp: Input) -> None:
 async def _finalize(ctx: Context) -> None:
     draft = ctx.draft(RegistrationDraft)
     branch = await ctx.session.get(OrgUnit, draft.branch_id)
-    campaign = await campaign_for(ctx.session, branch.parent_id, ctx.today) if branch and branch.parent_id else None
+    campaign = await current_campaign(ctx, branch.parent_id) if branch and branch.parent_id else None
     if branch is None or campaign is None:
         ctx.say(ctx.t("reg.no_campaign"))
         ctx.goto(Start.MENU)

@@ -8,14 +8,14 @@ its dates) once the commune has one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 from bot.domain.labels import DEADLINE_KEYS
 from bot.domain.lifecycle import State
 from bot.flows.context import Context
-from bot.storage.commune import campaign_for, communes, deadlines_of, next_campaign
-from bot.storage.models import Campaign, OrgUnit
+from bot.storage.calendar import CampaignDates, CommuneCalendar
 
 # The deadline that matters for an application in each state; a decided one has none.
 DEADLINE_FOR_STATE: dict[State, str | None] = {
@@ -34,9 +34,12 @@ DEADLINE_FOR_STATE: dict[State, str | None] = {
 
 @dataclass
 class Season:
-    campaign: Campaign
+    campaign: CampaignDates
     policy: str  # "late" | "closed"
-    deadlines: dict[str, date]
+
+    @property
+    def deadlines(self) -> Mapping[str, date]:
+        return self.campaign.deadlines
 
     def passed(self, kind: str, today: date) -> bool:
         due = self.deadlines.get(kind)
@@ -44,30 +47,24 @@ class Season:
 
 
 async def season_of_campaign(ctx: Context, campaign_id: int) -> Season | None:
-    campaign = await ctx.session.get(Campaign, campaign_id)
+    """From the process's calendar snapshot (storage/calendar.py): no query on a typical step."""
+    snapshot = await ctx.app.calendars.snapshot(ctx.session)
+    campaign = snapshot.campaigns.get(campaign_id)
     if campaign is None:
         return None
-    commune = await ctx.session.get(OrgUnit, campaign.commune_id)
-    deadlines = {d.kind: d.due_on for d in await deadlines_of(ctx.session, campaign.id)}
-    policy = (commune.after_deadline if commune is not None else None) or "late"
-    return Season(campaign, policy, deadlines)
+    commune = snapshot.communes.get(campaign.commune_id)
+    return Season(campaign, commune.policy if commune is not None else "late")
 
 
-async def season_of_commune(ctx: Context, commune_id: int) -> Season | None:
-    campaign = await campaign_for(ctx.session, commune_id, ctx.today)
-    return await season_of_campaign(ctx, campaign.id) if campaign is not None else None
+def _season_now(ctx: Context, commune: CommuneCalendar | None) -> Season | None:
+    campaign = commune.current(ctx.today) if commune is not None else None
+    return Season(campaign, commune.policy) if commune is not None and campaign is not None else None
 
 
-async def resident_commune(ctx: Context, branch_id: int | None = None) -> OrgUnit | None:
-    """The commune of a branch (or of whom the conversation is about); the only one installed
-    when that is not known yet."""
-    branch_id = branch_id or (ctx.subject.branch_id if ctx.subject is not None else None)
-    if branch_id:
-        branch = await ctx.session.get(OrgUnit, branch_id)
-        if branch is not None and branch.parent_id:
-            return await ctx.session.get(OrgUnit, branch.parent_id)
-    installed = await communes(ctx.session)
-    return installed[0] if len(installed) == 1 else None
+async def current_campaign(ctx: Context, unit_id: int | None) -> CampaignDates | None:
+    """The campaign open now in a commune (or a branch's commune), chosen by its window."""
+    commune = await ctx.app.calendars.commune_of(ctx.session, unit_id) if unit_id is not None else None
+    return commune.current(ctx.today) if commune is not None else None
 
 
 def deadline_line(ctx: Context, kind: str, due_on: date) -> str:
@@ -103,21 +100,20 @@ async def closed_text(ctx: Context, season: Season, kind: str) -> str:
             year=season.campaign.year,
         )
     ]
-    following = await next_campaign(ctx.session, season.campaign)
+    commune = await ctx.app.calendars.commune_of(ctx.session, season.campaign.commune_id)
+    following = commune.after(season.campaign.id) if commune is not None else None
     if following is not None:
-        campaign, opens = following
-        dates = {d.kind: d.due_on for d in await deadlines_of(ctx.session, campaign.id)}
-        if "registration" in dates:
+        if "registration" in following.deadlines:
             lines.append(
                 ctx.t(
                     "season.next",
-                    year=campaign.year,
-                    opens=ctx.t.date(opens),
-                    registration=ctx.t.date(dates["registration"]),
+                    year=following.year,
+                    opens=ctx.t.date(following.opens),
+                    registration=ctx.t.date(following.deadlines["registration"]),
                 )
             )
         else:
-            lines.append(ctx.t("season.next_opens", year=campaign.year, opens=ctx.t.date(opens)))
+            lines.append(ctx.t("season.next_opens", year=following.year, opens=ctx.t.date(following.opens)))
     else:
         lines.append(ctx.t("season.next_unknown"))
     return "\n".join(lines)
@@ -125,8 +121,8 @@ async def closed_text(ctx: Context, season: Season, kind: str) -> str:
 
 async def registration_season(ctx: Context, branch_id: int | None = None) -> Season | None:
     """The season registration would go into (for the person's branch, or the only commune)."""
-    commune = await resident_commune(ctx, branch_id)
-    return await season_of_commune(ctx, commune.id) if commune is not None else None
+    branch_id = branch_id or (ctx.subject.branch_id if ctx.subject is not None else None)
+    return _season_now(ctx, await ctx.app.calendars.commune_of(ctx.session, branch_id or None))
 
 
 def registration_line(ctx: Context, season: Season | None) -> str | None:

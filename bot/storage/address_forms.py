@@ -1,8 +1,8 @@
 """How people are addressed ("bạn", "bác" or "ông/bà"): their commune's `address:` setting.
 
 Asked for every message and every reminder, so each process keeps the small table of units in
-memory and reads it again at most once a minute (a commune file applied with `hoctap init`
-takes effect within that minute, or at once in the process that applied it).
+memory and reads it again at most once a minute, and at once after this process committed a
+change to a unit (a commune file applied by another worker takes effect within that minute).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import NEUTRAL, normalise_address
+from bot.storage.calendar import units_changed_generation
 from bot.storage.models import OrgUnit, Person
 from bot.storage.people import get_account
 
@@ -27,13 +28,19 @@ class AddressForms:
         self._refresh = refresh_seconds
         self._forms: dict[int | None, str] = {}
         self._read_at: float | None = None
+        self._generation = -1
 
     def forget(self) -> None:
         """Read the settings again at the next question (after this process changed them)."""
         self._read_at = None
 
     async def of_branch(self, session: AsyncSession, branch_id: int | None) -> str:
-        if self._read_at is None or time.monotonic() - self._read_at >= self._refresh:
+        if (
+            self._read_at is None
+            or self._generation != units_changed_generation()
+            or time.monotonic() - self._read_at >= self._refresh
+        ):
+            self._generation = units_changed_generation()
             self._forms = await _read(session)
             self._read_at = time.monotonic()
         return self._forms.get(branch_id, self._forms.get(None, NEUTRAL))

@@ -11,7 +11,7 @@ so an officer can correct the file and re-run `hoctap init` without duplicating 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.calendar import windows
 from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
 from bot.text import fold
 
@@ -395,22 +396,13 @@ async def branches_of(session: AsyncSession, commune_id: int) -> list[OrgUnit]:
 
 async def campaign_windows(session: AsyncSession, commune_id: int) -> list[tuple[Campaign, date, date]]:
     """The commune's campaigns, oldest first, each with its window: the first day people can
-    register, and its last deadline (the day its work ends)."""
+    register, and its last deadline (the day its work ends); see `calendar.windows`."""
     rows = list(
         await session.scalars(select(Campaign).where(Campaign.commune_id == commune_id).order_by(Campaign.year))
     )
-    windows: list[tuple[Campaign, date, date]] = []
-    for campaign in rows:
-        dates = [d.due_on for d in await deadlines_of(session, campaign.id)]
-        ends = max(dates) if dates else date(campaign.year, 12, 31)
-        if campaign.opens_on is not None:
-            opens = campaign.opens_on
-        elif windows:
-            opens = windows[-1][2] + timedelta(days=1)
-        else:
-            opens = date(campaign.year, 1, 1)
-        windows.append((campaign, min(opens, ends), ends))
-    return windows
+    dates = {campaign.id: [d.due_on for d in await deadlines_of(session, campaign.id)] for campaign in rows}
+    spans = windows(((campaign.id, campaign.year, campaign.opens_on) for campaign in rows), dates)
+    return [(campaign, opens, ends) for campaign, (opens, ends) in zip(rows, spans, strict=True)]
 
 
 async def campaign_for(session: AsyncSession, commune_id: int, today: date) -> Campaign | None:

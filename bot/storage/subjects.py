@@ -48,6 +48,7 @@ from sqlalchemy.sql.elements import Null
 
 from bot.domain.criteria import CriteriaSet
 from bot.domain.subjects import HOUSEHOLD, PERSON, SubjectKind, add_kind, remove_kind
+from bot.storage.calendar import CampaignDates
 from bot.storage.models import Campaign, Household, HouseholdMember, OrgUnit, Person, Submission
 from bot.storage.people import (
     MemberSpec,
@@ -68,7 +69,7 @@ class Registration:
     members)."""
 
     criteria_set: CriteriaSet
-    campaign: Campaign
+    campaign: Campaign | CampaignDates  # its id and year
     branch: OrgUnit
     person: Person
     actor_id: int | None  # who did it: the person, or the branch leader acting for them
