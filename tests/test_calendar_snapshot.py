@@ -60,7 +60,9 @@ async def test_a_change_committed_here_is_seen_at_once_a_rolled_back_one_never(s
     assert await _due(suite_app, calendars) == date(2026, 12, 5)
     async with suite_app.sessions.begin() as session:  # an ORM-enabled UPDATE statement
         await session.execute(
-            update(CampaignDeadline).where(CampaignDeadline.due_on == date(2026, 12, 5)).values(due_on=date(2026, 12, 6))
+            update(CampaignDeadline)
+            .where(CampaignDeadline.due_on == date(2026, 12, 5))
+            .values(due_on=date(2026, 12, 6))
         )
     assert await _due(suite_app, calendars) == date(2026, 12, 6)
 
