@@ -669,11 +669,8 @@ async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_
 
 
 @router.prompt(Decl.CONFIRM_SUBMIT)
-async def ask_confirm_submit(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, _criteria_set = current
+@with_submission
+async def ask_confirm_submit(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     ctx.ask(
         with_proxy_banner(ctx, ctx.t("decl.confirm_submit", reference=submission.reference, score=submission.score)),
         [Choice("submit", ctx.t("decl.confirm_submit_yes")), Choice("back", ctx.t("decl.confirm_submit_no"))],
@@ -681,11 +678,8 @@ async def ask_confirm_submit(ctx: Context) -> None:
 
 
 @router.handle(Decl.CONFIRM_SUBMIT)
-async def on_confirm_submit(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def on_confirm_submit(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     if inp.choice == "back":
         ctx.goto(Decl.SUMMARY)
         return
