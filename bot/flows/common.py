@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import date
+from typing import Any
 
 from bot.domain.criteria import CriteriaSet, Level
 from bot.domain.labels import DEADLINE_KEYS, LEVEL_KEYS, STATE_KEYS
@@ -14,6 +17,8 @@ from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Submission
 from bot.storage.subjects import owns, submissions_for_person
 from bot.storage.submissions import hold
 from bot.text import clean_name, name_problem
+
+Step = Callable[..., Awaitable[None]]
 
 
 def state_label(ctx: Context, state: str) -> str:
@@ -114,3 +119,20 @@ def read_name(ctx: Context, inp: Input) -> str | None:
         else:
             ctx.retry("reg.bad_name")
     return name
+
+
+def found_by(find: Callable[[Context], Awaitable[tuple[Any, ...] | None]]) -> Callable[[Step], Step]:
+    """For prompts and handlers that need what `find` looks up for the conversation (the
+    submission at hand, the commune reported on): called with its parts after their other
+    arguments, and only when it is found (otherwise `find` has said why and moved on)."""
+
+    def decorate(fn: Step) -> Step:
+        @functools.wraps(fn)
+        async def run(ctx: Context, *args: Any) -> None:
+            found = await find(ctx)
+            if found is not None:
+                await fn(ctx, *args, *found)
+
+        return run
+
+    return decorate
