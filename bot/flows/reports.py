@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from bot.flows.common import found_by
 from bot.flows.context import Context, Input
 from bot.flows.drafts import Draft
 from bot.flows.guards import require
@@ -171,11 +172,8 @@ async def on_format(ctx: Context, inp: Input) -> None:
         ctx.retry("menu.please_choose")
 
 
-async def _export(ctx: Context) -> None:
-    found = await _commune_and_year(ctx)
-    if found is None:
-        return
-    commune, year = found
+@found_by(_commune_and_year)
+async def _export(ctx: Context, commune: OrgUnit, year: int) -> None:
     rep = ctx.draft(ReportDraft)
     kind, fmt = rep.kind, rep.format
     assert kind is not None and fmt is not None  # both asked before the export is made
@@ -211,11 +209,8 @@ async def cmd_stats(ctx: Context, args: str) -> None:
 
 
 @router.prompt(Reports.STATS)
-async def show_stats(ctx: Context) -> None:
-    found = await _commune_and_year(ctx)
-    if found is None:
-        return
-    commune, year = found
+@found_by(_commune_and_year)
+async def show_stats(ctx: Context, commune: OrgUnit, year: int) -> None:
     stats = await commune_stats(ctx.session, ctx.app.catalog, commune, year)
     names = {}
     for title in stats.titles:
