@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 cli = typer.Typer(help="hoctap-bot: learning-society titles on Zalo and Telegram.", no_args_is_help=True)
 admin = typer.Typer(help="Installation administration (roles).", no_args_is_help=True)
 cli.add_typer(admin, name="admin")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """End the command with `error: <message>` on stderr and no traceback; exit code 2 (the
+    default) says the command was given something it cannot use."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code) from None
 
 
 def _settings() -> Settings:
@@ -53,8 +60,7 @@ async def _unit_or_exit(session: AsyncSession, kind: str, code: str) -> OrgUnit:
 
     unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == code, OrgUnit.kind == kind))
     if unit is None:
-        typer.echo(f"error: no {kind} with code {code!r}", err=True)
-        raise typer.Exit(2)
+        _fail(f"no {kind} with code {code!r}")
     return unit
 
 
@@ -84,14 +90,12 @@ def init(
     from bot.storage.models import OrgUnit
 
     if (commune is None) == (province is None):
-        typer.echo("error: give --commune FILE or --province FILE", err=True)
-        raise typer.Exit(2)
+        _fail("give --commune FILE or --province FILE")
     try:
         commune_spec = load_commune_file(commune) if commune else None
         province_spec = load_province_file(province) if province else None
     except CommuneFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(str(exc))
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
@@ -161,15 +165,13 @@ def run(
     from bot.runner import run_bot
 
     if role not in ("web", "scheduler", "all"):
-        typer.echo("error: --role must be web, scheduler or all", err=True)
-        raise typer.Exit(2)
+        _fail("--role must be web, scheduler or all")
     settings = _settings()
     setup_logging(settings)
     try:
         _run(run_bot(settings, role=role, console_user=user))
     except ConfigError as exc:  # the message names the setting to fix; a traceback would not help
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(str(exc))
 
 
 def _clock_at(at: str | None, settings: Settings):
@@ -183,8 +185,7 @@ def _clock_at(at: str | None, settings: Settings):
     try:
         when = datetime.fromisoformat(at)
     except ValueError:
-        typer.echo(f"error: --at {at!r} is not an ISO date-time such as 2026-11-23T08:00", err=True)
-        raise typer.Exit(2) from None
+        _fail(f"--at {at!r} is not an ISO date-time such as 2026-11-23T08:00")
     return FakeClock(when if when.tzinfo else when.replace(tzinfo=settings.tz))
 
 
@@ -259,8 +260,7 @@ def admin_grant(
 
     _check_channel(channel)
     if role not in ("officer", "leader", "admin", "province"):
-        typer.echo("error: --role must be officer, leader, admin or province", err=True)
-        raise typer.Exit(2)
+        _fail("--role must be officer, leader, admin or province")
     from bot.storage.consents import attach_person
     from bot.storage.models import OrgUnit, Person
     from bot.storage.people import Role, get_or_create_account, grant_role
@@ -272,14 +272,12 @@ def admin_grant(
             if scope:
                 unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
                 if unit is None:
-                    typer.echo(f"error: no org unit with code {scope!r}", err=True)
-                    raise typer.Exit(2)
+                    _fail(f"no org unit with code {scope!r}")
             account = await get_or_create_account(session, channel, user_id, None, now)
             person = await session.get(Person, account.person_id) if account.person_id else None
             if person is None:
                 if not name:
-                    typer.echo("error: this account has no person yet; pass --name", err=True)
-                    raise typer.Exit(2)
+                    _fail("this account has no person yet; pass --name")
                 person = Person(full_name=name, branch_id=None, consent_at=account.consent_at, created_at=now)
                 session.add(person)
                 await session.flush()
@@ -288,8 +286,7 @@ def admin_grant(
             try:
                 grant = await grant_role(session, person, Role(role), unit, granted_by=None, now=now)
             except ValueError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(2) from None
+                _fail(str(exc))
             typer.echo(
                 f"granted {grant.role} to {person.full_name} (person {person.id})"
                 + (f" for {unit.name}" if unit else "")
@@ -303,8 +300,7 @@ CHANNELS = ("telegram", "zalo_bot", "zalo_oa", "console")
 
 def _check_channel(channel: str) -> None:
     if channel not in CHANNELS:
-        typer.echo(f"error: unknown channel {channel!r}; use one of {', '.join(CHANNELS)}", err=True)
-        raise typer.Exit(2)
+        _fail(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
 
 
 @admin.command("revoke")
@@ -326,24 +322,18 @@ def admin_revoke(
         async with app.sessions.begin() as session:
             account = await get_account(session, channel, user_id)
             if account is None or account.person_id is None:
-                typer.echo(f"error: nobody with id {user_id!r} on {channel}", err=True)
-                raise typer.Exit(2)
+                _fail(f"nobody with id {user_id!r} on {channel}")
             query = select(RoleGrant).where(
                 RoleGrant.person_id == account.person_id, RoleGrant.role == role, RoleGrant.revoked_at.is_(None)
             )
             if scope:
                 unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
                 if unit is None:
-                    typer.echo(f"error: no org unit with code {scope!r}", err=True)
-                    raise typer.Exit(2)
+                    _fail(f"no org unit with code {scope!r}")
                 query = query.where(RoleGrant.scope_unit_id == unit.id)
             grants = list(await session.scalars(query))
             if not grants:
-                typer.echo(
-                    f"error: {channel}:{user_id} holds no live {role} role" + (f" for {scope}" if scope else ""),
-                    err=True,
-                )
-                raise typer.Exit(2)
+                _fail(f"{channel}:{user_id} holds no live {role} role" + (f" for {scope}" if scope else ""))
             for grant in grants:
                 grant.revoked_at = app.clock.now()
             typer.echo(f"revoked {len(grants)} {role} grant(s) of person {account.person_id}")
@@ -369,15 +359,13 @@ def admin_invite(
         async with app.sessions.begin() as session:
             unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
             if unit is None:
-                typer.echo(f"error: no org unit with code {scope!r}", err=True)
-                raise typer.Exit(2)
+                _fail(f"no org unit with code {scope!r}")
             try:
                 created = await create_invite(
                     session, role=role, scope=unit, created_by=None, now=app.clock.now(), ttl=timedelta(days=days)
                 )
             except (NotAllowed, ValueError) as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(2) from None
+                _fail(str(exc))
             expires = created.invite.expires_at.astimezone(app.settings.tz)
             typer.echo(f"{created.code}  ({role} of {unit.name}, one use, expires {expires:%Y-%m-%d %H:%M})")
             typer.echo(f"In chat: ma {created.code}")
@@ -403,25 +391,20 @@ def export_cmd(
     from bot.storage.models import Campaign
 
     if kind not in KINDS or format not in FORMATS:
-        typer.echo(f"error: kind must be one of {', '.join(KINDS)}; format one of {', '.join(FORMATS)}", err=True)
-        raise typer.Exit(2)
+        _fail(f"kind must be one of {', '.join(KINDS)}; format one of {', '.join(FORMATS)}")
     if lang not in ("vi", "en"):
-        typer.echo(f"error: --lang must be vi or en, not {lang!r}", err=True)
-        raise typer.Exit(2)
+        _fail(f"--lang must be vi or en, not {lang!r}")
     if out is not None and out.suffix.lower() != f".{format}":
-        typer.echo(
-            f"error: --out {out} does not end in .{format} (the --format); "
-            f"use --format {out.suffix.lstrip('.') or '?'} or rename",
-            err=True,
+        _fail(
+            f"--out {out} does not end in .{format} (the --format); "
+            f"use --format {out.suffix.lstrip('.') or '?'} or rename"
         )
-        raise typer.Exit(2)
     settings = _settings()
     typer.echo(f"database: {_describe_database(settings.database_url)}")
     missing = _missing_sqlite_file(settings.database_url)
     if missing is not None:
         # Run from another folder, the default ./hoctap.db would be a new, empty database.
-        typer.echo(f"error: no database at {missing}; run from the bot's folder or set DATABASE_URL", err=True)
-        raise typer.Exit(2)
+        _fail(f"no database at {missing}; run from the bot's folder or set DATABASE_URL")
 
     async def work(app: App) -> None:
         async with app.sessions() as session:
@@ -434,8 +417,7 @@ def export_cmd(
                 years = set(await session.scalars(select(Campaign.year).where(Campaign.commune_id == unit.id)))
                 if chosen not in years:
                     listed = ", ".join(str(y) for y in sorted(years)) or "none"
-                    typer.echo(f"error: {commune} has no campaign for {chosen} (campaigns: {listed})", err=True)
-                    raise typer.Exit(2)
+                    _fail(f"{commune} has no campaign for {chosen} (campaigns: {listed})")
             target = out or Path(export_filename(kind, unit, chosen, format))
             target.parent.mkdir(parents=True, exist_ok=True)
             rows = await write_export(
@@ -487,8 +469,7 @@ def province_report_cmd(
     from bot.review.province import province_report_filename, write_province_report
 
     if format not in FORMATS:
-        typer.echo(f"error: format must be one of {', '.join(FORMATS)}", err=True)
-        raise typer.Exit(2)
+        _fail(f"format must be one of {', '.join(FORMATS)}")
 
     async def work(app: App) -> None:
         async with app.sessions() as session:
@@ -535,8 +516,7 @@ def backup_command(out: Path = typer.Option(Path("backups"), help="Folder that r
     try:
         result = backup(settings.database_url, Path(settings.evidence_dir), out, SystemClock().now())
     except BackupError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _fail(str(exc), code=1)
     typer.echo(f"backup written to {result.folder} ({result.evidence_files} evidence files)")
 
 
@@ -549,8 +529,7 @@ def restore_command(folder: Path = typer.Argument(..., exists=True, file_okay=Fa
     try:
         count = restore(folder, settings.database_url, Path(settings.evidence_dir))
     except BackupError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _fail(str(exc), code=1)
     typer.echo(f"restored {folder} ({count} evidence files)")
 
 
