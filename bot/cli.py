@@ -52,15 +52,19 @@ def _run(coro) -> object:
     return asyncio.run(coro)
 
 
-async def _unit_or_exit(session: AsyncSession, kind: str, code: str) -> OrgUnit:
-    """The commune or province a command names by its code; a usage error when there is none."""
+async def _unit_or_exit(session: AsyncSession, code: str, kind: str | None = None) -> OrgUnit:
+    """The org unit a command names by its code (of that kind: commune, province…, when given);
+    a usage error when there is none."""
     from sqlalchemy import select
 
     from bot.storage.models import OrgUnit
 
-    unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == code, OrgUnit.kind == kind))
+    query = select(OrgUnit).where(OrgUnit.code == code)
+    if kind is not None:
+        query = query.where(OrgUnit.kind == kind)
+    unit = await session.scalar(query)
     if unit is None:
-        _fail(f"no {kind} with code {code!r}")
+        _fail(f"no {kind or 'org unit'} with code {code!r}")
     return unit
 
 
@@ -256,13 +260,12 @@ def admin_grant(
     name: str | None = typer.Option(None, help="Full name, if the person has not registered yet"),
 ) -> None:
     """Give someone a role (bootstrap the first officer of a commune)."""
-    from sqlalchemy import select
 
     _check_channel(channel)
     if role not in ("officer", "leader", "admin", "province"):
         _fail("--role must be officer, leader, admin or province")
     from bot.storage.consents import attach_person
-    from bot.storage.models import OrgUnit, Person
+    from bot.storage.models import Person
     from bot.storage.people import Role, get_or_create_account, grant_role
 
     async def work(app: App) -> None:
@@ -270,9 +273,7 @@ def admin_grant(
         async with app.sessions.begin() as session:
             unit = None
             if scope:
-                unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
-                if unit is None:
-                    _fail(f"no org unit with code {scope!r}")
+                unit = await _unit_or_exit(session, scope)
             account = await get_or_create_account(session, channel, user_id, None, now)
             person = await session.get(Person, account.person_id) if account.person_id else None
             if person is None:
@@ -313,7 +314,7 @@ def admin_revoke(
     """Take a role away (the person keeps their own applications)."""
     from sqlalchemy import select
 
-    from bot.storage.models import OrgUnit, RoleGrant
+    from bot.storage.models import RoleGrant
     from bot.storage.people import get_account
 
     _check_channel(channel)
@@ -327,9 +328,7 @@ def admin_revoke(
                 RoleGrant.person_id == account.person_id, RoleGrant.role == role, RoleGrant.revoked_at.is_(None)
             )
             if scope:
-                unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
-                if unit is None:
-                    _fail(f"no org unit with code {scope!r}")
+                unit = await _unit_or_exit(session, scope)
                 query = query.where(RoleGrant.scope_unit_id == unit.id)
             grants = list(await session.scalars(query))
             if not grants:
@@ -350,16 +349,11 @@ def admin_invite(
     """Create a one-time invite code; the person types it in chat: ma <code>."""
     from datetime import timedelta
 
-    from sqlalchemy import select
-
     from bot.review.invites import NotAllowed, create_invite
-    from bot.storage.models import OrgUnit
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
-            unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
-            if unit is None:
-                _fail(f"no org unit with code {scope!r}")
+            unit = await _unit_or_exit(session, scope)
             try:
                 created = await create_invite(
                     session, role=role, scope=unit, created_by=None, now=app.clock.now(), ttl=timedelta(days=days)
@@ -408,7 +402,7 @@ def export_cmd(
 
     async def work(app: App) -> None:
         async with app.sessions() as session:
-            unit = await _unit_or_exit(session, "commune", commune)
+            unit = await _unit_or_exit(session, commune, "commune")
             chosen = year
             if chosen is None:
                 campaign = await campaign_for(session, unit.id, local_date(app.clock.now(), app.settings.tz))
@@ -473,7 +467,7 @@ def province_report_cmd(
 
     async def work(app: App) -> None:
         async with app.sessions() as session:
-            unit = await _unit_or_exit(session, "province", province)
+            unit = await _unit_or_exit(session, province, "province")
             target = out or Path(province_report_filename(unit, year, format))
             target.parent.mkdir(parents=True, exist_ok=True)
             rows = await write_province_report(
