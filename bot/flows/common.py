@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import date
 from typing import Any
 
@@ -13,7 +13,7 @@ from bot.domain.lifecycle import EDITABLE, State
 from bot.flows.context import Context, Input
 from bot.messages import Choice
 from bot.storage.commune import deadlines_of
-from bot.storage.models import CampaignDeadline, CriteriaSetRecord, Submission
+from bot.storage.models import CampaignDeadline, CriteriaSetRecord, OrgUnit, Submission
 from bot.storage.subjects import owns, submissions_for_person
 from bot.storage.submissions import hold
 from bot.text import clean_name, name_problem
@@ -97,6 +97,12 @@ def back_choice(ctx: Context) -> Choice:
 
 def menu_choice(ctx: Context) -> Choice:
     return Choice("menu", ctx.t("common.to_menu"))
+
+
+def unit_choices(units: Iterable[OrgUnit], prefix: str) -> list[Choice]:
+    """A button for each branch, commune or province, by its name; its value is `prefix` and the
+    unit's id ("b12": branch 12)."""
+    return [Choice(f"{prefix}{unit.id}", unit.name) for unit in units]
 
 
 def with_proxy_banner(ctx: Context, text: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from bot.flows.common import found_by
+from bot.flows.common import found_by, menu_choice, unit_choices
 from bot.flows.context import Context, Input
 from bot.flows.drafts import Draft
 from bot.flows.guards import require
@@ -93,10 +93,7 @@ async def _commune_and_year(ctx: Context) -> tuple[OrgUnit, int] | None:
 @router.prompt(Reports.COMMUNE)
 async def ask_commune(ctx: Context) -> None:
     communes = await communes_in_scope(ctx.session, ctx.person.id) if ctx.person else []
-    ctx.ask(
-        ctx.t("rep.ask_commune"),
-        [*(Choice(f"c{c.id}", c.name) for c in communes), Choice("menu", ctx.t("common.to_menu"))],
-    )
+    ctx.ask(ctx.t("rep.ask_commune"), [*unit_choices(communes, "c"), menu_choice(ctx)])
 
 
 @router.handle(Reports.COMMUNE)

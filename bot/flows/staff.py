@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import Level
 from bot.domain.lifecycle import NoteRequired
-from bot.flows.common import criteria_of, found_by, level_label, state_label, title_name
+from bot.flows.common import criteria_of, found_by, level_label, state_label, title_name, unit_choices
 from bot.flows.context import Context, Input
 from bot.flows.drafts import Draft
 from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
@@ -470,7 +470,7 @@ async def on_filter(ctx: Context, inp: Input) -> None:
 async def ask_filter_value(ctx: Context, role: Role, scope: Scope) -> None:
     dim = ctx.draft(ReviewDraft).dim
     if dim == "branch":
-        choices = [Choice(f"b{b.id}", b.name) for b in await branches_in(ctx.session, scope)]
+        choices = unit_choices(await branches_in(ctx.session, scope), "b")
     elif dim == "title":
         choices = [
             Choice(f"t{t}", title_name(ctx, ctx.app.catalog.for_title(t, ctx.today.year)))
