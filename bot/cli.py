@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 cli = typer.Typer(help="hoctap-bot: learning-society titles on Zalo and Telegram.", no_args_is_help=True)
 admin = typer.Typer(help="Installation administration (roles).", no_args_is_help=True)
 cli.add_typer(admin, name="admin")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """End the command with `error: <message>` on stderr and no traceback; exit code 2 (the
+    default) says the command was given something it cannot use."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code) from None
 
 
 def _settings() -> Settings:
@@ -45,16 +52,19 @@ def _run(coro) -> object:
     return asyncio.run(coro)
 
 
-async def _unit_or_exit(session: AsyncSession, kind: str, code: str) -> OrgUnit:
-    """The commune or province a command names by its code; a usage error when there is none."""
+async def _unit_or_exit(session: AsyncSession, code: str, kind: str | None = None) -> OrgUnit:
+    """The org unit a command names by its code (of that kind: commune, province…, when given);
+    a usage error when there is none."""
     from sqlalchemy import select
 
     from bot.storage.models import OrgUnit
 
-    unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == code, OrgUnit.kind == kind))
+    query = select(OrgUnit).where(OrgUnit.code == code)
+    if kind is not None:
+        query = query.where(OrgUnit.kind == kind)
+    unit = await session.scalar(query)
     if unit is None:
-        typer.echo(f"error: no {kind} with code {code!r}", err=True)
-        raise typer.Exit(2)
+        _fail(f"no {kind or 'org unit'} with code {code!r}")
     return unit
 
 
@@ -84,14 +94,12 @@ def init(
     from bot.storage.models import OrgUnit
 
     if (commune is None) == (province is None):
-        typer.echo("error: give --commune FILE or --province FILE", err=True)
-        raise typer.Exit(2)
+        _fail("give --commune FILE or --province FILE")
     try:
         commune_spec = load_commune_file(commune) if commune else None
         province_spec = load_province_file(province) if province else None
     except CommuneFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(str(exc))
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
@@ -161,15 +169,13 @@ def run(
     from bot.runner import run_bot
 
     if role not in ("web", "scheduler", "all"):
-        typer.echo("error: --role must be web, scheduler or all", err=True)
-        raise typer.Exit(2)
+        _fail("--role must be web, scheduler or all")
     settings = _settings()
     setup_logging(settings)
     try:
         _run(run_bot(settings, role=role, console_user=user))
     except ConfigError as exc:  # the message names the setting to fix; a traceback would not help
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(str(exc))
 
 
 def _clock_at(at: str | None, settings: Settings):
@@ -183,8 +189,7 @@ def _clock_at(at: str | None, settings: Settings):
     try:
         when = datetime.fromisoformat(at)
     except ValueError:
-        typer.echo(f"error: --at {at!r} is not an ISO date-time such as 2026-11-23T08:00", err=True)
-        raise typer.Exit(2) from None
+        _fail(f"--at {at!r} is not an ISO date-time such as 2026-11-23T08:00")
     return FakeClock(when if when.tzinfo else when.replace(tzinfo=settings.tz))
 
 
@@ -255,14 +260,12 @@ def admin_grant(
     name: str | None = typer.Option(None, help="Full name, if the person has not registered yet"),
 ) -> None:
     """Give someone a role (bootstrap the first officer of a commune)."""
-    from sqlalchemy import select
 
     _check_channel(channel)
     if role not in ("officer", "leader", "admin", "province"):
-        typer.echo("error: --role must be officer, leader, admin or province", err=True)
-        raise typer.Exit(2)
+        _fail("--role must be officer, leader, admin or province")
     from bot.storage.consents import attach_person
-    from bot.storage.models import OrgUnit, Person
+    from bot.storage.models import Person
     from bot.storage.people import Role, get_or_create_account, grant_role
 
     async def work(app: App) -> None:
@@ -270,16 +273,12 @@ def admin_grant(
         async with app.sessions.begin() as session:
             unit = None
             if scope:
-                unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
-                if unit is None:
-                    typer.echo(f"error: no org unit with code {scope!r}", err=True)
-                    raise typer.Exit(2)
+                unit = await _unit_or_exit(session, scope)
             account = await get_or_create_account(session, channel, user_id, None, now)
             person = await session.get(Person, account.person_id) if account.person_id else None
             if person is None:
                 if not name:
-                    typer.echo("error: this account has no person yet; pass --name", err=True)
-                    raise typer.Exit(2)
+                    _fail("this account has no person yet; pass --name")
                 person = Person(full_name=name, branch_id=None, consent_at=account.consent_at, created_at=now)
                 session.add(person)
                 await session.flush()
@@ -288,8 +287,7 @@ def admin_grant(
             try:
                 grant = await grant_role(session, person, Role(role), unit, granted_by=None, now=now)
             except ValueError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(2) from None
+                _fail(str(exc))
             typer.echo(
                 f"granted {grant.role} to {person.full_name} (person {person.id})"
                 + (f" for {unit.name}" if unit else "")
@@ -303,8 +301,7 @@ CHANNELS = ("telegram", "zalo_bot", "zalo_oa", "console")
 
 def _check_channel(channel: str) -> None:
     if channel not in CHANNELS:
-        typer.echo(f"error: unknown channel {channel!r}; use one of {', '.join(CHANNELS)}", err=True)
-        raise typer.Exit(2)
+        _fail(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
 
 
 @admin.command("revoke")
@@ -317,7 +314,7 @@ def admin_revoke(
     """Take a role away (the person keeps their own applications)."""
     from sqlalchemy import select
 
-    from bot.storage.models import OrgUnit, RoleGrant
+    from bot.storage.models import RoleGrant
     from bot.storage.people import get_account
 
     _check_channel(channel)
@@ -326,24 +323,16 @@ def admin_revoke(
         async with app.sessions.begin() as session:
             account = await get_account(session, channel, user_id)
             if account is None or account.person_id is None:
-                typer.echo(f"error: nobody with id {user_id!r} on {channel}", err=True)
-                raise typer.Exit(2)
+                _fail(f"nobody with id {user_id!r} on {channel}")
             query = select(RoleGrant).where(
                 RoleGrant.person_id == account.person_id, RoleGrant.role == role, RoleGrant.revoked_at.is_(None)
             )
             if scope:
-                unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
-                if unit is None:
-                    typer.echo(f"error: no org unit with code {scope!r}", err=True)
-                    raise typer.Exit(2)
+                unit = await _unit_or_exit(session, scope)
                 query = query.where(RoleGrant.scope_unit_id == unit.id)
             grants = list(await session.scalars(query))
             if not grants:
-                typer.echo(
-                    f"error: {channel}:{user_id} holds no live {role} role" + (f" for {scope}" if scope else ""),
-                    err=True,
-                )
-                raise typer.Exit(2)
+                _fail(f"{channel}:{user_id} holds no live {role} role" + (f" for {scope}" if scope else ""))
             for grant in grants:
                 grant.revoked_at = app.clock.now()
             typer.echo(f"revoked {len(grants)} {role} grant(s) of person {account.person_id}")
@@ -360,24 +349,17 @@ def admin_invite(
     """Create a one-time invite code; the person types it in chat: ma <code>."""
     from datetime import timedelta
 
-    from sqlalchemy import select
-
     from bot.review.invites import NotAllowed, create_invite
-    from bot.storage.models import OrgUnit
 
     async def work(app: App) -> None:
         async with app.sessions.begin() as session:
-            unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == scope))
-            if unit is None:
-                typer.echo(f"error: no org unit with code {scope!r}", err=True)
-                raise typer.Exit(2)
+            unit = await _unit_or_exit(session, scope)
             try:
                 created = await create_invite(
                     session, role=role, scope=unit, created_by=None, now=app.clock.now(), ttl=timedelta(days=days)
                 )
             except (NotAllowed, ValueError) as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(2) from None
+                _fail(str(exc))
             expires = created.invite.expires_at.astimezone(app.settings.tz)
             typer.echo(f"{created.code}  ({role} of {unit.name}, one use, expires {expires:%Y-%m-%d %H:%M})")
             typer.echo(f"In chat: ma {created.code}")
@@ -403,29 +385,24 @@ def export_cmd(
     from bot.storage.models import Campaign
 
     if kind not in KINDS or format not in FORMATS:
-        typer.echo(f"error: kind must be one of {', '.join(KINDS)}; format one of {', '.join(FORMATS)}", err=True)
-        raise typer.Exit(2)
+        _fail(f"kind must be one of {', '.join(KINDS)}; format one of {', '.join(FORMATS)}")
     if lang not in ("vi", "en"):
-        typer.echo(f"error: --lang must be vi or en, not {lang!r}", err=True)
-        raise typer.Exit(2)
+        _fail(f"--lang must be vi or en, not {lang!r}")
     if out is not None and out.suffix.lower() != f".{format}":
-        typer.echo(
-            f"error: --out {out} does not end in .{format} (the --format); "
-            f"use --format {out.suffix.lstrip('.') or '?'} or rename",
-            err=True,
+        _fail(
+            f"--out {out} does not end in .{format} (the --format); "
+            f"use --format {out.suffix.lstrip('.') or '?'} or rename"
         )
-        raise typer.Exit(2)
     settings = _settings()
     typer.echo(f"database: {_describe_database(settings.database_url)}")
     missing = _missing_sqlite_file(settings.database_url)
     if missing is not None:
         # Run from another folder, the default ./hoctap.db would be a new, empty database.
-        typer.echo(f"error: no database at {missing}; run from the bot's folder or set DATABASE_URL", err=True)
-        raise typer.Exit(2)
+        _fail(f"no database at {missing}; run from the bot's folder or set DATABASE_URL")
 
     async def work(app: App) -> None:
         async with app.sessions() as session:
-            unit = await _unit_or_exit(session, "commune", commune)
+            unit = await _unit_or_exit(session, commune, "commune")
             chosen = year
             if chosen is None:
                 campaign = await campaign_for(session, unit.id, local_date(app.clock.now(), app.settings.tz))
@@ -434,8 +411,7 @@ def export_cmd(
                 years = set(await session.scalars(select(Campaign.year).where(Campaign.commune_id == unit.id)))
                 if chosen not in years:
                     listed = ", ".join(str(y) for y in sorted(years)) or "none"
-                    typer.echo(f"error: {commune} has no campaign for {chosen} (campaigns: {listed})", err=True)
-                    raise typer.Exit(2)
+                    _fail(f"{commune} has no campaign for {chosen} (campaigns: {listed})")
             target = out or Path(export_filename(kind, unit, chosen, format))
             target.parent.mkdir(parents=True, exist_ok=True)
             rows = await write_export(
@@ -487,12 +463,11 @@ def province_report_cmd(
     from bot.review.province import province_report_filename, write_province_report
 
     if format not in FORMATS:
-        typer.echo(f"error: format must be one of {', '.join(FORMATS)}", err=True)
-        raise typer.Exit(2)
+        _fail(f"format must be one of {', '.join(FORMATS)}")
 
     async def work(app: App) -> None:
         async with app.sessions() as session:
-            unit = await _unit_or_exit(session, "province", province)
+            unit = await _unit_or_exit(session, province, "province")
             target = out or Path(province_report_filename(unit, year, format))
             target.parent.mkdir(parents=True, exist_ok=True)
             rows = await write_province_report(
@@ -535,8 +510,7 @@ def backup_command(out: Path = typer.Option(Path("backups"), help="Folder that r
     try:
         result = backup(settings.database_url, Path(settings.evidence_dir), out, SystemClock().now())
     except BackupError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _fail(str(exc), code=1)
     typer.echo(f"backup written to {result.folder} ({result.evidence_files} evidence files)")
 
 
@@ -549,8 +523,7 @@ def restore_command(folder: Path = typer.Argument(..., exists=True, file_okay=Fa
     try:
         count = restore(folder, settings.database_url, Path(settings.evidence_dir))
     except BackupError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _fail(str(exc), code=1)
     typer.echo(f"restored {folder} ({count} evidence files)")
 
 

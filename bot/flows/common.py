@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
 from bot.domain.criteria import CriteriaSet, Level
 from bot.domain.labels import LEVEL_KEYS, STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, State
 from bot.flows.context import Context, Input
 from bot.messages import Choice
-from bot.storage.models import CriteriaSetRecord, Submission
+from bot.storage.models import CriteriaSetRecord, OrgUnit, Submission
 from bot.storage.subjects import owns, submissions_for_person
 from bot.storage.submissions import hold
 from bot.text import clean_name, name_problem
+
+Step = Callable[..., Awaitable[None]]
 
 
 def state_label(ctx: Context, state: str) -> str:
@@ -71,6 +77,12 @@ def menu_choice(ctx: Context) -> Choice:
     return Choice("menu", ctx.t("common.to_menu"))
 
 
+def unit_choices(units: Iterable[OrgUnit], prefix: str) -> list[Choice]:
+    """A button for each branch, commune or province, by its name; its value is `prefix` and the
+    unit's id ("b12": branch 12)."""
+    return [Choice(f"{prefix}{unit.id}", unit.name) for unit in units]
+
+
 def with_proxy_banner(ctx: Context, text: str) -> str:
     """Prefix a question with whom a branch leader is answering for, so nobody mixes people up."""
     if ctx.proxy and ctx.subject is not None:
@@ -91,3 +103,20 @@ def read_name(ctx: Context, inp: Input) -> str | None:
         else:
             ctx.retry("reg.bad_name")
     return name
+
+
+def found_by(find: Callable[[Context], Awaitable[tuple[Any, ...] | None]]) -> Callable[[Step], Step]:
+    """For prompts and handlers that need what `find` looks up for the conversation (the
+    submission at hand, the commune reported on): called with its parts after their other
+    arguments, and only when it is found (otherwise `find` has said why and moved on)."""
+
+    def decorate(fn: Step) -> Step:
+        @functools.wraps(fn)
+        async def run(ctx: Context, *args: Any) -> None:
+            found = await find(ctx)
+            if found is not None:
+                await fn(ctx, *args, *found)
+
+        return run
+
+    return decorate

@@ -6,10 +6,7 @@ what is stored, so stopping, editing and coming back never loses or double-count
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
-from typing import Any
 
 from bot.domain.criteria import CriteriaSet, Item, Level
 from bot.domain.lifecycle import EDITABLE, Actor, State
@@ -17,6 +14,7 @@ from bot.flows.common import (
     back_choice,
     criteria_of,
     editable_submissions,
+    found_by,
     level_label,
     my_submission,
     state_label,
@@ -107,18 +105,10 @@ async def _with_deadline(ctx: Context, submission: Submission, text: str) -> str
     return text + "\n" + line if line else text
 
 
-def with_submission(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """For the prompts and handlers of the declaration: called with the submission being declared
-    and its criteria set after the other arguments, only while it is still the person's and
-    editable (otherwise `_current` has said why and gone back to the menu)."""
-
-    @functools.wraps(fn)
-    async def run(ctx: Context, *args: Any) -> None:
-        current = await _current(ctx)
-        if current is not None:
-            await fn(ctx, *args, *current)
-
-    return run
+# For the prompts and handlers of the declaration: called with the submission being declared and
+# its criteria set after the other arguments, only while it is still the person's and editable
+# (otherwise `_current` has said why and gone back to the menu).
+with_submission = found_by(_current)
 
 
 def _item_id(ctx: Context) -> str:
@@ -669,11 +659,8 @@ async def on_summary(ctx: Context, inp: Input, submission: Submission, criteria_
 
 
 @router.prompt(Decl.CONFIRM_SUBMIT)
-async def ask_confirm_submit(ctx: Context) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, _criteria_set = current
+@with_submission
+async def ask_confirm_submit(ctx: Context, submission: Submission, criteria_set: CriteriaSet) -> None:
     ctx.ask(
         with_proxy_banner(ctx, ctx.t("decl.confirm_submit", reference=submission.reference, score=submission.score)),
         [Choice("submit", ctx.t("decl.confirm_submit_yes")), Choice("back", ctx.t("decl.confirm_submit_no"))],
@@ -681,11 +668,8 @@ async def ask_confirm_submit(ctx: Context) -> None:
 
 
 @router.handle(Decl.CONFIRM_SUBMIT)
-async def on_confirm_submit(ctx: Context, inp: Input) -> None:
-    current = await _current(ctx)
-    if current is None:
-        return
-    submission, criteria_set = current
+@with_submission
+async def on_confirm_submit(ctx: Context, inp: Input, submission: Submission, criteria_set: CriteriaSet) -> None:
     if inp.choice == "back":
         ctx.goto(Decl.SUMMARY)
         return

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from bot.domain.lifecycle import State
-from bot.flows.common import state_label
+from bot.flows.common import menu_choice, state_label, unit_choices
 from bot.flows.consent import consent_notice
 from bot.flows.context import Context, Input
 from bot.flows.drafts import FlatDraft, ProxyDraft, RegistrationDraft
@@ -77,10 +77,7 @@ async def cmd_members(ctx: Context, args: str) -> None:
 async def ask_members_branch(ctx: Context) -> None:
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, Role.LEADER)
     branches = await branches_in(ctx.session, scope) if scope else []
-    ctx.ask(
-        ctx.t("lead.pick_branch"),
-        [*(Choice(f"b{b.id}", b.name) for b in branches), Choice("menu", ctx.t("common.to_menu"))],
-    )
+    ctx.ask(ctx.t("lead.pick_branch"), [*unit_choices(branches, "b"), menu_choice(ctx)])
 
 
 @router.handle(Leader.MEMBERS_BRANCH)

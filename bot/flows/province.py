@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bot.domain.roles import Role
+from bot.flows.common import unit_choices
 from bot.flows.context import Context, Input
 from bot.flows.drafts import Draft
 from bot.flows.router import Router
 from bot.flows.states import Province, Start
 from bot.i18n import N_
-from bot.messages import Choice, Outgoing
+from bot.messages import Outgoing
 from bot.review.exports import new_export_path
 from bot.review.province import province_report, province_report_filename, write_province_report
 from bot.review.scope import provinces_in_scope
@@ -49,7 +50,7 @@ async def cmd_province(ctx: Context, args: str) -> None:
 @router.prompt(Province.PICK)
 async def ask_province(ctx: Context) -> None:
     provinces = await provinces_in_scope(ctx.session, ctx.person.id) if ctx.person else []
-    ctx.ask(ctx.t("prov.ask"), [Choice(f"p{p.id}", p.name) for p in provinces])
+    ctx.ask(ctx.t("prov.ask"), unit_choices(provinces, "p"))
 
 
 @router.handle(Province.PICK)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from bot.flows.common import found_by, menu_choice, unit_choices
 from bot.flows.context import Context, Input
 from bot.flows.drafts import Draft
 from bot.flows.guards import require
@@ -92,10 +93,7 @@ async def _commune_and_year(ctx: Context) -> tuple[OrgUnit, int] | None:
 @router.prompt(Reports.COMMUNE)
 async def ask_commune(ctx: Context) -> None:
     communes = await communes_in_scope(ctx.session, ctx.person.id) if ctx.person else []
-    ctx.ask(
-        ctx.t("rep.ask_commune"),
-        [*(Choice(f"c{c.id}", c.name) for c in communes), Choice("menu", ctx.t("common.to_menu"))],
-    )
+    ctx.ask(ctx.t("rep.ask_commune"), [*unit_choices(communes, "c"), menu_choice(ctx)])
 
 
 @router.handle(Reports.COMMUNE)
@@ -171,11 +169,8 @@ async def on_format(ctx: Context, inp: Input) -> None:
         ctx.retry("menu.please_choose")
 
 
-async def _export(ctx: Context) -> None:
-    found = await _commune_and_year(ctx)
-    if found is None:
-        return
-    commune, year = found
+@found_by(_commune_and_year)
+async def _export(ctx: Context, commune: OrgUnit, year: int) -> None:
     rep = ctx.draft(ReportDraft)
     kind, fmt = rep.kind, rep.format
     assert kind is not None and fmt is not None  # both asked before the export is made
@@ -211,11 +206,8 @@ async def cmd_stats(ctx: Context, args: str) -> None:
 
 
 @router.prompt(Reports.STATS)
-async def show_stats(ctx: Context) -> None:
-    found = await _commune_and_year(ctx)
-    if found is None:
-        return
-    commune, year = found
+@found_by(_commune_and_year)
+async def show_stats(ctx: Context, commune: OrgUnit, year: int) -> None:
     stats = await commune_stats(ctx.session, ctx.app.catalog, commune, year)
     names = {}
     for title in stats.titles:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.criteria import Level
 from bot.domain.lifecycle import NoteRequired
-from bot.flows.common import criteria_of, level_label, state_label, title_name
+from bot.flows.common import criteria_of, found_by, level_label, state_label, title_name, unit_choices
 from bot.flows.context import Context, Input
 from bot.flows.drafts import Draft
 from bot.flows.guards import QUEUE_STATES, REFUSAL_KEYS, require
@@ -308,9 +308,9 @@ async def cmd_not_recommend(ctx: Context, args: str) -> None:
 # ---- the queue --------------------------------------------------------------------------------
 
 
-async def _scope(ctx: Context, rv: ReviewDraft) -> tuple[Role, Scope] | None:
+async def _scope(ctx: Context) -> tuple[Role, Scope] | None:
     """Re-check the role on every step: a grant revoked mid-review stops the review."""
-    role = Role(rv.role)
+    role = Role(ctx.draft(ReviewDraft).role)
     scope = await scope_for(ctx.session, ctx.person.id if ctx.person else None, role)
     if scope is None:
         ctx.forget(ReviewDraft)
@@ -362,12 +362,9 @@ async def _filter_text(ctx: Context, filters: Filters) -> str | None:
 
 
 @router.prompt(Review.LIST)
-async def ask_list(ctx: Context) -> None:
+@found_by(_scope)
+async def ask_list(ctx: Context, role: Role, scope: Scope) -> None:
     rv = ctx.draft(ReviewDraft)
-    found = await _scope(ctx, rv)
-    if found is None:
-        return
-    role, scope = found
     filters = Filters.from_json(rv.filters)
     offset = rv.offset
     page = await pending(ctx.session, scope, QUEUE_STATES[role], filters, limit=PAGE, offset=offset)
@@ -469,15 +466,11 @@ async def on_filter(ctx: Context, inp: Input) -> None:
 
 
 @router.prompt(Review.FILTER_VALUE)
-async def ask_filter_value(ctx: Context) -> None:
-    rv = ctx.draft(ReviewDraft)
-    found = await _scope(ctx, rv)
-    if found is None:
-        return
-    role, scope = found
-    dim = rv.dim
+@found_by(_scope)
+async def ask_filter_value(ctx: Context, role: Role, scope: Scope) -> None:
+    dim = ctx.draft(ReviewDraft).dim
     if dim == "branch":
-        choices = [Choice(f"b{b.id}", b.name) for b in await branches_in(ctx.session, scope)]
+        choices = unit_choices(await branches_in(ctx.session, scope), "b")
     elif dim == "title":
         choices = [
             Choice(f"t{t}", title_name(ctx, ctx.app.catalog.for_title(t, ctx.today.year)))
@@ -516,7 +509,7 @@ async def on_filter_value(ctx: Context, inp: Input) -> None:
 
 async def _load(ctx: Context) -> tuple[Role, Scope, Submission] | None:
     rv = ctx.draft(ReviewDraft)
-    found = await _scope(ctx, rv)
+    found = await _scope(ctx)
     if found is None:
         return None
     role, scope = found
@@ -672,11 +665,8 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 @router.prompt(Review.VIEW)
-async def ask_view(ctx: Context) -> None:
-    loaded = await _load(ctx)
-    if loaded is None:
-        return
-    role, _scope_, submission = loaded
+@found_by(_load)
+async def ask_view(ctx: Context, role: Role, scope: Scope, submission: Submission) -> None:
     text, photos, page, notes = await _details(ctx, submission)
     rv = ctx.draft(ReviewDraft)
     brief = rv.brief  # after "more photos" or "full notes": not the whole file again
@@ -703,7 +693,7 @@ async def ask_view(ctx: Context) -> None:
         choices.append(Choice("notes", ctx.t("rv.view.full_notes")))
     before, after = await neighbours(
         ctx.session,
-        _scope_,
+        scope,
         QUEUE_STATES[role],
         Filters.from_json(rv.filters),
         submission.id,
@@ -762,11 +752,8 @@ async def on_view(ctx: Context, inp: Input) -> None:
         ctx.retry("rv.list.please_choose")
 
 
-async def _full_notes(ctx: Context) -> None:
-    loaded = await _load(ctx)
-    if loaded is None:
-        return
-    _role, _scope_, submission = loaded
+@found_by(_load)
+async def _full_notes(ctx: Context, role: Role, scope: Scope, submission: Submission) -> None:
     criteria_set = await criteria_of(ctx, submission)
     for item_id, note in long_notes(criteria_set, await answers_of(ctx.session, submission.id)):
         ctx.say(ctx.t("rv.view.full_note", id=item_id, note=note[:FULL_NOTE_MAX]))
@@ -777,11 +764,8 @@ async def _full_notes(ctx: Context) -> None:
 
 
 @router.prompt(Review.CONFIRM)
-async def ask_confirm(ctx: Context) -> None:
-    loaded = await _load(ctx)
-    if loaded is None:
-        return
-    _role, _scope_, submission = loaded
+@found_by(_load)
+async def ask_confirm(ctx: Context, role: Role, scope: Scope, submission: Submission) -> None:
     decision = ctx.draft(ReviewDraft).chosen()
     key = CONFIRM_KEYS.get(decision, N_("rv.confirm.generic"))
     ctx.ask(
@@ -804,11 +788,8 @@ async def on_confirm(ctx: Context, inp: Input) -> None:
 
 
 @router.prompt(Review.NOTE)
-async def ask_note(ctx: Context) -> None:
-    loaded = await _load(ctx)
-    if loaded is None:
-        return
-    _role, _scope_, submission = loaded
+@found_by(_load)
+async def ask_note(ctx: Context, role: Role, scope: Scope, submission: Submission) -> None:
     decision = ctx.draft(ReviewDraft).chosen()
     key = NOTE_KEYS[decision]
     reasons = [Choice(f"r:{index}", ctx.t(reason)) for index, reason in enumerate(COMMON_REASONS.get(decision, ()))]
@@ -855,7 +836,7 @@ async def on_override(ctx: Context, inp: Input) -> None:
 
 async def _apply(ctx: Context, note: str | None, override: str | None = None) -> None:
     rv = ctx.draft(ReviewDraft)
-    found = await _scope(ctx, rv)
+    found = await _scope(ctx)
     if found is None:
         return
     role, scope = found
