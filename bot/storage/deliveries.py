@@ -196,14 +196,20 @@ class SentMarks:
             self.writer = asyncio.create_task(self._write())
         await future
 
+    async def _update(self, ids: list[int]) -> None:
+        # Closed in place: `async with` on an AsyncConnection closes it in a task of its own.
+        connection = await self.single.connect()
+        try:
+            async with connection.begin():
+                await connection.execute(_MARK_SENT, {"ids": ids, "b_now": self.clock.now()})
+        finally:
+            await connection.close()
+
     async def _write(self) -> None:
         while self.waiting:
             batch, self.waiting = self.waiting, []
             try:
-                async with self.single.begin() as connection:
-                    await connection.execute(
-                        _MARK_SENT, {"ids": [processed_id for processed_id, _ in batch], "b_now": self.clock.now()}
-                    )
+                await self._update([processed_id for processed_id, _ in batch])
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():

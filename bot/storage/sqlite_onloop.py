@@ -215,10 +215,13 @@ class LoopConnection(aiosqlite.Connection):
         if self._turn is not None or self.path in ("", ":memory:"):
             return
         lock = _turn(self.path)
-        try:
-            await asyncio.wait_for(lock.acquire(), TURN_TIMEOUT)
-        except TimeoutError:
-            raise sqlite3.OperationalError("database is locked") from None
+        if lock.locked():
+            try:
+                await asyncio.wait_for(lock.acquire(), TURN_TIMEOUT)
+            except TimeoutError:
+                raise sqlite3.OperationalError("database is locked") from None
+        else:  # free: taken at once, without a timer task and trips round the event loop
+            await lock.acquire()
         self._turn = lock
 
     def _end_turn(self) -> None:
