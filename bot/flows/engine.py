@@ -104,19 +104,20 @@ class FlowEngine:
 
     async def process(self, msg: Incoming, send: Sender | None = None) -> Outcome:
         """Handle one inbound message and (if given) send its replies through `send`."""
-        msg = clean_incoming(msg)
-        photo, photo_error = await self._prefetch_photo(msg)
-        outcome, processed_id = await self._run(msg, photo, photo_error)
-        if send is not None and outcome.replies:
-            try:
-                await send(outcome.replies)
-            except Exception:
-                if processed_id is not None:
-                    await release_lease(self.app.engine, processed_id)
-                raise
-        if processed_id is not None:
-            await self._sent.mark(processed_id)
-        return outcome
+        with self._sent.handling():
+            msg = clean_incoming(msg)
+            photo, photo_error = await self._prefetch_photo(msg)
+            outcome, processed_id = await self._run(msg, photo, photo_error)
+            if send is not None and outcome.replies:
+                try:
+                    await send(outcome.replies)
+                except Exception:
+                    if processed_id is not None:
+                        await release_lease(self.app.engine, processed_id)
+                    raise
+            if processed_id is not None:
+                await self._sent.mark(processed_id)
+            return outcome
 
     async def _prefetch_photo(self, msg: Incoming) -> tuple[CleanPhoto | None, str | None]:
         """Download and clean a photo; nothing is written to disk here."""

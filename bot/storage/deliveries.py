@@ -9,6 +9,8 @@ lease until they are delivered, and a redelivery resends them only once the leas
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -169,14 +171,20 @@ async def release_lease(engine: AsyncEngine, processed_id: int) -> None:
         await connection.execute(update(_processed).where(_processed.c.id == processed_id).values(sending_until=None))
 
 
+# How long the marks of messages still being handled are waited for, so that one transaction
+# writes them together. Only while other messages are in flight: a lone message is marked at once.
+GATHER_SECONDS = 0.005
+
+
 class SentMarks:
     """Marks messages answered once their replies went out: a plain Core UPDATE (no ORM session
     is needed to flag rows), which also clears the stored replies (a duplicate is now ignored).
 
-    Marks that arrive while one is being written are written together by the next statement (one
-    `UPDATE … WHERE id IN (…)`), so under load the marks of many messages cost one transaction;
-    with nothing in progress a mark is written at once. Each caller still returns only once its
-    own mark is committed."""
+    Under load the marks of many messages cost one transaction (`UPDATE … WHERE id IN (…)`):
+    while other messages are in flight (`handling`), the writer waits for their marks too, at
+    most `GATHER_SECONDS`, and marks that arrive while a batch is being written go in the next.
+    With nothing else in flight a mark is written at once. Each caller still returns only once
+    its own mark is committed."""
 
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self.engine = engine
@@ -188,13 +196,43 @@ class SentMarks:
         )
         self.waiting: list[tuple[int, asyncio.Future[None]]] = []
         self.writer: asyncio.Task[None] | None = None
+        self.in_flight = 0  # messages being handled (see `handling`), marked or not yet
+        self._all_in: asyncio.Future[None] | None = None  # set once every message in flight waits
+
+    @contextmanager
+    def handling(self) -> Iterator[None]:
+        """Around the handling of one message, so the writer knows whose marks are still to come."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._check_all_in()
 
     async def mark(self, processed_id: int) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append((processed_id, future))
+        self._check_all_in()
         if self.writer is None or self.writer.done():
             self.writer = asyncio.create_task(self._write())
         await future
+
+    def _check_all_in(self) -> None:
+        if self._all_in is not None and len(self.waiting) >= self.in_flight:
+            _resolve(self._all_in)
+
+    async def _gather(self) -> None:
+        """Wait until every message in flight has its mark waiting, or GATHER_SECONDS."""
+        if len(self.waiting) >= self.in_flight:
+            return
+        loop = asyncio.get_running_loop()
+        self._all_in = all_in = loop.create_future()
+        timer = loop.call_later(GATHER_SECONDS, _resolve, all_in)
+        try:
+            await all_in
+        finally:
+            timer.cancel()
+            self._all_in = None
 
     async def _update(self, ids: list[int]) -> None:
         # Closed in place: `async with` on an AsyncConnection closes it in a task of its own.
@@ -207,6 +245,7 @@ class SentMarks:
 
     async def _write(self) -> None:
         while self.waiting:
+            await self._gather()
             batch, self.waiting = self.waiting, []
             try:
                 await self._update([processed_id for processed_id, _ in batch])
@@ -220,3 +259,8 @@ class SentMarks:
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
