@@ -67,6 +67,17 @@ async def test_a_change_committed_here_is_seen_at_once_a_rolled_back_one_never(s
     assert await _due(suite_app, calendars) == date(2026, 12, 6)
 
 
+async def test_a_change_not_yet_committed_is_seen_by_its_own_transaction_only(suite_app):
+    calendars = Calendars(refresh_seconds=3600)
+    async with suite_app.sessions() as session, session.begin():
+        deadline = await _self_declaration(session)
+        deadline.due_on = date(2026, 12, 8)
+        mine = await calendars.campaign(session, deadline.campaign_id)
+        assert mine.deadlines["self_declaration"] == date(2026, 12, 8)  # this transaction's view
+        await session.rollback()
+    assert await _due(suite_app, calendars) == date(2026, 11, 30)  # the rolled-back view was not kept
+
+
 async def test_another_workers_change_is_seen_after_the_refresh_interval(suite_app, suite_db):
     calendars = Calendars(refresh_seconds=0.3)
     assert await _due(suite_app, calendars) == date(2026, 11, 30)

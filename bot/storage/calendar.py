@@ -166,12 +166,16 @@ class Calendars:
         )
 
     async def snapshot(self, session: AsyncSession) -> Snapshot:
-        if not self.fresh():
-            generation = _changes.generation
-            self._snapshot = await read_snapshot(session)
-            self._read_at, self._generation = time.monotonic(), generation
-        assert self._snapshot is not None
-        return self._snapshot
+        """The snapshot; read from this session, and not kept, when it has changed the calendar
+        itself (the change may still be rolled back)."""
+        if self.fresh() and not _changing(session):
+            assert self._snapshot is not None
+            return self._snapshot
+        generation = _changes.generation
+        snapshot = await read_snapshot(session)  # autoflush may write this session's changes first
+        if not _changing(session):
+            self._snapshot, self._read_at, self._generation = snapshot, time.monotonic(), generation
+        return snapshot
 
     async def campaign(self, session: AsyncSession, campaign_id: int) -> CampaignDates | None:
         return (await self.snapshot(session)).campaigns.get(campaign_id)
@@ -194,6 +198,10 @@ def units_changed_generation() -> int:
     """Moves on whenever this process commits a change to org units or the calendar (other
     in-memory copies of unit settings use it too: storage/address_forms.py)."""
     return _changes.generation
+
+
+def _changing(session: AsyncSession) -> bool:
+    return bool(session.sync_session.info.get(_FLAG))
 
 
 @event.listens_for(Session, "after_flush")
