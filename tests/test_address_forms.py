@@ -10,10 +10,11 @@ import sys
 
 import pytest
 from babel.messages.pofile import read_po
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.i18n import get_translator, locales_dir
 from bot.reminders.rounds import Rounds
+from bot.storage.address_forms import AddressForms
 from bot.storage.commune import load_commune_file
 from bot.storage.models import OrgUnit
 from tests.conftest import EXAMPLE_COMMUNE
@@ -129,3 +130,21 @@ async def test_reminders_speak_in_the_communes_form(app):
     (reminder,) = sender.to("hoa")
     assert "Năm 2026 bác chưa đăng ký “Công dân học tập” hay “Gia đình học tập”." in reminder.text
     assert "Bác bấm “Đăng ký” (hoặc gõ /dangky) để bắt đầu ạ" in reminder.text
+
+
+async def test_a_form_changed_in_a_transaction_is_kept_only_once_committed(suite_app):
+    forms = AddressForms(refresh_seconds=3600)
+    async with suite_app.sessions() as session:
+        assert await forms.of_branch(session, None) == "neutral"
+    async with suite_app.sessions() as session, session.begin():
+        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
+        commune.address_form = "bac"
+        assert await forms.of_branch(session, None) == "bac"  # this transaction's own view
+        await session.rollback()
+    async with suite_app.sessions() as session:
+        assert await forms.of_branch(session, None) == "neutral"
+    async with suite_app.sessions.begin() as session:
+        commune = await session.scalar(select(OrgUnit).where(OrgUnit.code == "ea-tul"))
+        commune.address_form = "bac"
+    async with suite_app.sessions() as session:  # committed in this process: at once, no forget()
+        assert await forms.of_branch(session, None) == "bac"

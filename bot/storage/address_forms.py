@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import NEUTRAL, normalise_address
-from bot.storage.calendar import units_changed_generation
+from bot.storage.calendar import changing_units, units_changed_generation
 from bot.storage.models import OrgUnit, Person
 from bot.storage.people import get_account
 
@@ -35,15 +35,18 @@ class AddressForms:
         self._read_at = None
 
     async def of_branch(self, session: AsyncSession, branch_id: int | None) -> str:
+        forms = self._forms
         if (
             self._read_at is None
             or self._generation != units_changed_generation()
             or time.monotonic() - self._read_at >= self._refresh
+            or changing_units(session)
         ):
-            self._generation = units_changed_generation()
-            self._forms = await _read(session)
-            self._read_at = time.monotonic()
-        return self._forms.get(branch_id, self._forms.get(None, NEUTRAL))
+            generation = units_changed_generation()
+            forms = await _read(session)
+            if not changing_units(session):  # a change not yet committed is not kept
+                self._forms, self._read_at, self._generation = forms, time.monotonic(), generation
+        return forms.get(branch_id, forms.get(None, NEUTRAL))
 
     async def of_account(self, session: AsyncSession, channel: str, user_id: str) -> tuple[str | None, str]:
         """The language and the form of address of whoever writes from this account (outside a

@@ -168,12 +168,12 @@ class Calendars:
     async def snapshot(self, session: AsyncSession) -> Snapshot:
         """The snapshot; read from this session, and not kept, when it has changed the calendar
         itself (the change may still be rolled back)."""
-        if self.fresh() and not _changing(session):
+        if self.fresh() and not changing_units(session):
             assert self._snapshot is not None
             return self._snapshot
         generation = _changes.generation
         snapshot = await read_snapshot(session)  # autoflush may write this session's changes first
-        if not _changing(session):
+        if not changing_units(session):
             self._snapshot, self._read_at, self._generation = snapshot, time.monotonic(), generation
         return snapshot
 
@@ -200,16 +200,25 @@ def units_changed_generation() -> int:
     return _changes.generation
 
 
-def _changing(session: AsyncSession) -> bool:
-    return bool(session.sync_session.info.get(_FLAG))
+def changing_units(session: AsyncSession) -> bool:
+    """Whether this session has changed a unit, campaign or deadline it has not committed yet
+    (written, or still pending in the session)."""
+    sync = session.sync_session
+    return bool(sync.info.get(_FLAG)) or _touches_calendar(sync)
+
+
+def _touches_calendar(session: Session) -> bool:
+    return any(
+        isinstance(instance, CALENDAR_CLASSES)
+        for instances in (session.new, session.dirty, session.deleted)
+        for instance in instances
+    )
 
 
 @event.listens_for(Session, "after_flush")
 def _note_flushed(session: Session, _context: Any) -> None:
-    for instances in (session.new, session.dirty, session.deleted):
-        if any(isinstance(instance, CALENDAR_CLASSES) for instance in instances):
-            session.info[_FLAG] = True
-            return
+    if _touches_calendar(session):
+        session.info[_FLAG] = True
 
 
 @event.listens_for(Session, "do_orm_execute")
