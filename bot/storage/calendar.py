@@ -5,7 +5,8 @@ deadline; registration and declaration check the commune's policy), while it cha
 times a year (/lichnhac, `hoctap init`). So each process keeps one snapshot and reads it again:
 
 * at once after this process committed a change to a unit, campaign or deadline — ORM writes
-  and ORM-enabled UPDATE/DELETE statements on those classes are noticed (`_note_changes`);
+  and ORM-enabled INSERT/UPDATE/DELETE statements on those classes are noticed (the session
+  events at the end of this module);
 * at least once a minute otherwise, for changes another worker made.
 
 A snapshot is three small queries; a message that uses it costs none.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -123,13 +124,12 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
     campaigns: dict[int, CampaignDates] = {}
     communes: dict[int, CommuneCalendar] = {}
     commune_ids = [unit_id for unit_id, kind, _parent, _policy in units if kind == "commune"]
+    dates = {campaign_id: [due_on for due_on, _kind in each] for campaign_id, each in due.items()}
     for unit_id, kind, _parent, policy in units:
         if kind != "commune":
             continue
         own = by_commune.get(unit_id, [])
-        spans = windows(
-            ((row.id, row.year, row.opens_on) for row in own), {c: [d for d, _k in v] for c, v in due.items()}
-        )
+        spans = windows(((row.id, row.year, row.opens_on) for row in own), dates)
         dated = tuple(
             CampaignDates(
                 row.id, unit_id, row.year, opens, ends, {kind: due_on for due_on, kind in due.get(row.id, [])}
@@ -146,17 +146,14 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
     )
 
 
-@dataclass
 class Calendars:
     """The process's snapshot, read again when stale (see the module's docstring)."""
 
-    refresh_seconds: float = REFRESH_SECONDS
-    _snapshot: Snapshot | None = field(default=None, repr=False)
-    _read_at: float = 0.0
-    _generation: int = -1
-
-    def forget(self) -> None:
-        self._snapshot = None
+    def __init__(self, refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._snapshot: Snapshot | None = None
+        self._read_at = 0.0
+        self._generation = -1
 
     def fresh(self) -> bool:
         return (

@@ -415,15 +415,6 @@ async def campaign_for(session: AsyncSession, commune_id: int, today: date) -> C
     return windows[0][0] if windows else None
 
 
-async def next_campaign(session: AsyncSession, campaign: Campaign) -> tuple[Campaign, date] | None:
-    """The campaign after this one in the same commune, with its opening day, once it exists."""
-    windows = await campaign_windows(session, campaign.commune_id)
-    for index, (row, _opens, _ends) in enumerate(windows):
-        if row.id == campaign.id and index + 1 < len(windows):
-            return windows[index + 1][0], windows[index + 1][1]
-    return None
-
-
 async def deadlines_of(session: AsyncSession, campaign_id: int) -> list[CampaignDeadline]:
     return list(
         await session.scalars(
