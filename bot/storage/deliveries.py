@@ -257,8 +257,7 @@ class SentMarks:
                     raise
             else:
                 for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                    _resolve(future)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -215,13 +215,13 @@ class LoopConnection(aiosqlite.Connection):
         if self._turn is not None or self.path in ("", ":memory:"):
             return
         lock = _turn(self.path)
-        if lock.locked():
-            try:
-                await asyncio.wait_for(lock.acquire(), TURN_TIMEOUT)
-            except TimeoutError:
-                raise sqlite3.OperationalError("database is locked") from None
-        else:  # free: taken at once, without a timer task and trips round the event loop
-            await lock.acquire()
+        try:
+            # A deadline, not `wait_for`: that costs a task and trips round the event loop even
+            # when the turn is free, on every transaction.
+            async with asyncio.timeout(TURN_TIMEOUT):
+                await lock.acquire()
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
         self._turn = lock
 
     def _end_turn(self) -> None:
