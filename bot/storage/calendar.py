@@ -15,10 +15,10 @@ A snapshot is three small queries; a message that uses it costs none.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +27,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
 
 REFRESH_SECONDS = 60.0
+T = TypeVar("T")
 CALENDAR_CLASSES = (OrgUnit, Campaign, CampaignDeadline)
 
 
@@ -50,11 +51,7 @@ class CommuneCalendar:
     campaigns: tuple[CampaignDates, ...]  # oldest first
 
     def current(self, today: date) -> CampaignDates | None:
-        """The latest campaign that has opened by `today`; before the first opens, the first."""
-        opened = [campaign for campaign in self.campaigns if campaign.opens <= today]
-        if opened:
-            return opened[-1]
-        return self.campaigns[0] if self.campaigns else None
+        return current_of([(campaign, campaign.opens) for campaign in self.campaigns], today)
 
     def after(self, campaign_id: int) -> CampaignDates | None:
         """The campaign after this one, once it exists."""
@@ -81,6 +78,16 @@ def windows(
             opens = date(year, 1, 1)
         result.append((min(opens, ends), ends))
     return result
+
+
+def current_of(campaigns: Sequence[tuple[T, date]], today: date) -> T | None:
+    """Of (campaign, opening day) pairs, oldest first: the current campaign, chosen by its window
+    (not the calendar year) — the latest that has opened by `today`; before the first opens, the
+    first."""
+    opened = [campaign for campaign, opens in campaigns if opens <= today]
+    if opened:
+        return opened[-1]
+    return campaigns[0][0] if campaigns else None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.calendar import windows
+from bot.storage.calendar import current_of, windows
 from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
 from bot.text import fold
 
@@ -406,13 +406,10 @@ async def campaign_windows(session: AsyncSession, commune_id: int) -> list[tuple
 
 
 async def campaign_for(session: AsyncSession, commune_id: int, today: date) -> Campaign | None:
-    """The current campaign, chosen by its window (not the calendar year): the latest one that
-    has opened by `today`; before the first opens, the first."""
-    windows = await campaign_windows(session, commune_id)
-    opened = [campaign for campaign, opens, _ends in windows if opens <= today]
-    if opened:
-        return opened[-1]
-    return windows[0][0] if windows else None
+    """The current campaign, chosen by its window (`calendar.current_of`)."""
+    return current_of(
+        [(campaign, opens) for campaign, opens, _ends in await campaign_windows(session, commune_id)], today
+    )
 
 
 async def deadlines_of(session: AsyncSession, campaign_id: int) -> list[CampaignDeadline]:
