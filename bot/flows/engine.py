@@ -40,6 +40,7 @@ from bot.flows.router import Router
 from bot.flows.states import Start
 from bot.i18n import N_, get_translator
 from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_token, parse_command
+from bot.storage.db import transaction
 from bot.storage.deliveries import (
     SentMarks,
     load_conversation,
@@ -162,7 +163,7 @@ class FlowEngine:
     ) -> tuple[Outcome, int | None]:
         for attempt in range(5):
             try:
-                async with self.app.sessions.begin() as session:
+                async with transaction(self.app.sessions) as session:
                     outcome, processed_id, ctx = await self._in_transaction(session, msg, photo, photo_error)
                 await self._after_commit(ctx)
                 return outcome, processed_id
