@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -313,3 +314,33 @@ async def test_a_pooled_connection_idle_too_long_is_pinged_and_replaced(monkeypa
         async with engine.connect() as connection:  # pinged, found dead, replaced: no error
             assert await connection.scalar(text("SELECT pg_backend_pid()")) != pid
         await engine.dispose()
+
+
+async def test_a_message_transaction_commits_rolls_back_and_always_gives_its_connection_back(app):
+    """`db.transaction`, the one every inbound message runs in: what the block wrote is committed
+    when it ends; nothing is when it raises or when the commit itself fails; and the connection
+    (on SQLite also the process's write turn) is given back each time, so the next message goes
+    ahead at once."""
+    pool = app.engine.sync_engine.pool
+
+    def message(message_id: str) -> ProcessedMessage:
+        return ProcessedMessage(channel="test", message_id=message_id, received_at=NOW)
+
+    async with db.transaction(app.sessions) as session:
+        session.add(message("kept"))
+    with pytest.raises(RuntimeError):
+        async with db.transaction(app.sessions) as session:
+            session.add(message("dropped"))
+            await session.flush()
+            raise RuntimeError("a bug in a handler")
+    assert pool.checkedout() == 0
+    with pytest.raises(IntegrityError):
+        async with db.transaction(app.sessions) as session:
+            session.add(message("kept"))  # the unique key fails at the commit's flush
+    assert pool.checkedout() == 0
+    async with asyncio.timeout(5), db.transaction(app.sessions) as session:
+        session.add(message("next"))
+    async with app.sessions() as session:
+        stored = (await session.scalars(select(ProcessedMessage.message_id).order_by(ProcessedMessage.id))).all()
+    assert stored == ["kept", "next"]
+    assert pool.checkedout() == 0
