@@ -125,14 +125,25 @@ def serves_web(runtime: Runtime) -> bool:
     return bool(runtime.routes) and runtime.role in ("web", "all")
 
 
+# Allocations (net of frees) between two young-generation collections; Python's default is 700.
+YOUNG_COLLECTION_EVERY = 10_000
+
+
 def settle_long_lived_objects() -> None:
     """Once the process has started: move what it keeps for its whole life (criteria, catalogs,
     the router, SQLAlchemy's mappings and caches, the channels) out of the garbage collector's
     way. Python's full collections otherwise walk all of it again and again while people wait:
     measured in bench/telegram_throughput.py, a few full collections took 400 ms in all, the
-    longest 125 ms, each a pause for every conversation in flight."""
+    longest 125 ms, each a pause for every conversation in flight.
+
+    Young collections are made rarer too: a message allocates thousands of short-lived objects
+    (ORM rows, Telegram objects), so at the default threshold a collection ran every third
+    message, and in all they cost about 130 µs of CPU per message; at 10 000, about 70 µs
+    (bench/README.md, issue 18, fifth round). What they free is the same, a little later."""
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
 
 
 async def run_bot(settings: Settings, role: str = "all", console_user: str = "local") -> None:
