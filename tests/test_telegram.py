@@ -633,3 +633,19 @@ async def test_hoctap_run_serves_the_webhook_and_stops_cleanly(tmp_path, fake):
     assert fake.webhook["url"] == f"http://127.0.0.1:{port}/telegram/webhook"
     assert [m.text[:9] for m in fake.sent_to(HOA)] == ["Chào bạn!"]
     assert "stopping telegram (webhook)" in log
+
+
+async def test_replies_go_out_as_json_bodies_and_files_as_multipart(polling, fake, suite_app, tmp_path):
+    """Bot API calls carry their parameters as a JSON body (the keyboard a JSON object in it);
+    only uploads use a multipart form (bot/channels/telegram_request.py)."""
+    hoa = TgPerson(fake, polling.channel, HOA)
+    turn = await hoa.says("xin chào")
+    assert turn.messages[-1].keyboard
+    reply = fake.calls_to("sendMessage")[-1]
+    assert reply.body == "json"
+    assert isinstance(reply.params["reply_markup"], dict) and reply.params["reply_markup"]["inline_keyboard"]
+    assert {call.body for call in fake.calls_to("getUpdates")} == {"json"}
+    photo = tmp_path / "minh-chung.jpg"
+    photo.write_bytes(jpeg())
+    await TelegramSender(polling.channel).send(await _account(suite_app, HOA), [Outgoing("Ảnh mục 1", photo=photo)])
+    assert fake.calls_to("sendPhoto")[-1].body == "multipart"

@@ -35,6 +35,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
 from bot.channels.telegram_limits import TelegramRateLimiter, retry_after_seconds
 from bot.channels.telegram_render import Planned, merge_replies, plan
+from bot.channels.telegram_request import JsonBodyRequest
 from bot.channels.telegram_updates import CHANNEL, to_incoming
 from bot.config import ConfigError, Settings
 from bot.flows.engine import FlowEngine, PhotoDownloadError
@@ -135,15 +136,25 @@ def build_application(options: TelegramOptions) -> Application:
         .rate_limiter(limiter)
         .concurrent_updates(options.concurrent_updates)
         .job_queue(None)
-        .read_timeout(options.read_timeout)
-        .write_timeout(max(options.read_timeout, 20))
-        .connect_timeout(options.read_timeout)
-        .pool_timeout(options.read_timeout)
-        .media_write_timeout(max(options.read_timeout, 60))
-        # The long poll holds the request open for poll_timeout seconds: allow for that.
-        .get_updates_read_timeout(options.poll_timeout + options.read_timeout)
-        .get_updates_connect_timeout(options.read_timeout)
-        .get_updates_pool_timeout(options.read_timeout)
+        .request(
+            JsonBodyRequest(
+                connection_pool_size=256,  # PTB's own default for everything but getUpdates
+                read_timeout=options.read_timeout,
+                write_timeout=max(options.read_timeout, 20),
+                connect_timeout=options.read_timeout,
+                pool_timeout=options.read_timeout,
+                media_write_timeout=max(options.read_timeout, 60),
+            )
+        )
+        .get_updates_request(
+            JsonBodyRequest(
+                connection_pool_size=1,
+                # The long poll holds the request open for poll_timeout seconds: allow for that.
+                read_timeout=options.poll_timeout + options.read_timeout,
+                connect_timeout=options.read_timeout,
+                pool_timeout=options.read_timeout,
+            )
+        )
     )
     if options.base_url:
         builder = builder.base_url(options.base_url)

@@ -66,6 +66,7 @@ class Call:
     params: dict[str, Any]
     files: dict[str, tuple[str | None, bytes, str | None]]
     at: float
+    body: str = "none"  # how the parameters came: "json", "form" (urlencoded), "multipart" or "none"
 
 
 @dataclass
@@ -467,7 +468,9 @@ class FakeBotApi:
             params, files = await self._params(request)
         except ClientDisconnect:  # the caller died while sending (a killed worker): nothing arrived
             return Response(status_code=499)
-        self.calls.append(Call(method, params, files, time.monotonic()))
+        self.calls.append(
+            Call(method, params, files, time.monotonic(), _body_kind(request.headers.get("content-type")))
+        )
         await self._notify()
         failure = self._take_failure(method, params)
         if failure is not None:
@@ -699,6 +702,14 @@ class FakeBotApi:
         for call in self.calls:
             counts[call.method] = counts.get(call.method, 0) + 1
         return JSONResponse({"calls": counts, "sent": len(self.sent), "pending": len(self._pending)})
+
+
+def _body_kind(content_type: str | None) -> str:
+    if not content_type:
+        return "none"
+    if "application/json" in content_type:
+        return "json"
+    return "multipart" if "multipart/form-data" in content_type else "form"
 
 
 async def _serve_forever(port: int, token: str) -> None:
