@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import NullPool, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -13,7 +14,7 @@ from bot.flows.engine import FlowEngine
 from bot.flows.registry import build_router
 from bot.flows.router import Router
 from bot.messages import Kind
-from bot.storage.deliveries import save_position
+from bot.storage.deliveries import save_position, save_position_and_record
 from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage
 from tests.conftest import SUITE_DB, make_app
 from tests.support.chat import Person
@@ -100,10 +101,51 @@ async def test_a_conversation_moved_by_another_worker_is_not_overwritten(person,
     with pytest.raises(StaleDataError):
         async with suite_app.sessions.begin() as session:
             await save_position(session, stale)
+    # The same check where the position is written together with the processed message (one
+    # statement on PostgreSQL): neither row is written.
+    with pytest.raises(StaleDataError):
+        async with suite_app.sessions.begin() as session:
+            await save_position_and_record(session, stale, **_processed_row(account.id, "late-worker"))
     async with suite_app.sessions() as session:
         assert (await session.get(Conversation, account.id)).state != "start.menu"
+        assert (
+            await session.scalar(select(ProcessedMessage).where(ProcessedMessage.message_id == "late-worker")) is None
+        )
     turn = await hoa.taps("Đạt")  # the person goes on from where the other worker left them
     assert turn.choices == ["Không có ảnh"]
+
+
+def _processed_row(account_id: int, message_id: str) -> dict:
+    now = datetime.now(UTC)
+    return dict(
+        channel="telegram",
+        message_id=message_id,
+        account_id=account_id,
+        received_at=now,
+        replies=[],
+        sending_until=None,
+    )
+
+
+async def test_a_message_another_worker_recorded_first_is_not_recorded_twice(person, suite_app):
+    """Two workers handling the same message: the one that writes second fails on the unique key
+    of the processed message, and its new position of the conversation is rolled back with it."""
+    hoa = person()
+    await register_citizen(hoa)
+    async with suite_app.sessions() as session:
+        account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == hoa.user_id))
+        conversation = await session.get(Conversation, account.id)
+        session.expunge(conversation)
+    async with suite_app.sessions.begin() as session:
+        session.add(ProcessedMessage(**_processed_row(account.id, "both-workers")))
+    conversation.state = "start.menu"
+    with pytest.raises(IntegrityError):
+        async with suite_app.sessions.begin() as session:
+            await save_position_and_record(session, conversation, **_processed_row(account.id, "both-workers"))
+    async with suite_app.sessions() as session:
+        assert (await session.get(Conversation, account.id)).state != "start.menu"
+        rows = await session.scalars(select(ProcessedMessage).where(ProcessedMessage.message_id == "both-workers"))
+        assert len(rows.all()) == 1
 
 
 @pytest.mark.skipif(SUITE_DB != "postgres", reason="a server that drops connections: PostgreSQL pass only")

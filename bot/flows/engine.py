@@ -46,9 +46,9 @@ from bot.storage.deliveries import (
     load_conversation,
     photo_wanted,
     processed_message,
-    record_processed,
     release_lease,
     save_position,
+    save_position_and_record,
     take_resend_lease,
 )
 from bot.storage.evidence import CleanPhoto, EvidenceError
@@ -257,21 +257,22 @@ class FlowEngine:
         # engine's two rows as single statements (storage/deliveries.py).
         await session.flush()
         conv.updated_at = now
-        await save_position(session, conv)
-        processed_id = None
-        if msg.message_id:
-            # Written last, with its replies, in the same transaction as the conversation: a second
-            # worker handling the same message at the same time fails on the unique key here,
-            # rolls back and, on its retry, finds this row.
-            processed_id = await record_processed(
-                session,
-                channel=msg.channel,
-                message_id=msg.message_id,
-                account_id=account.id,
-                received_at=now,
-                replies=[r.to_stored_json() for r in ctx.replies],
-                sending_until=self._lease(now) if ctx.replies else None,
-            )
+        if not msg.message_id:
+            await save_position(session, conv)
+            return Outcome(ctx.replies), None, ctx
+        # Written last, with its replies, in the same transaction as the conversation: a second
+        # worker handling the same message at the same time fails on the unique key here, rolls
+        # back and, on its retry, finds this row.
+        processed_id = await save_position_and_record(
+            session,
+            conv,
+            channel=msg.channel,
+            message_id=msg.message_id,
+            account_id=account.id,
+            received_at=now,
+            replies=[r.to_stored_json() for r in ctx.replies],
+            sending_until=self._lease(now) if ctx.replies else None,
+        )
         return Outcome(ctx.replies), processed_id, ctx
 
     def _lease(self, now: datetime) -> datetime:
