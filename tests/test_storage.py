@@ -6,11 +6,12 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import NullPool, inspect, select, text
+from sqlalchemy import NullPool, event, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from bot.clock import VN_TZ
 from bot.storage import db
+from bot.storage.core import get_held
 from bot.storage.db import current_revision, downgrade, head_revision, make_engine, migrate
 from bot.storage.models import (
     Answer,
@@ -344,3 +345,25 @@ async def test_a_message_transaction_commits_rolls_back_and_always_gives_its_con
         stored = (await session.scalars(select(ProcessedMessage.message_id).order_by(ProcessedMessage.id))).all()
     assert stored == ["kept", "next"]
     assert pool.checkedout() == 0
+
+
+async def test_get_held_answers_from_the_session_and_reads_what_it_does_not_hold(app):
+    """`core.get_held`: a row the transaction already holds comes back without a statement; one it
+    does not hold, or holds expired, is read as `session.get` would."""
+    statements: list[str] = []
+    event.listen(app.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    async with app.sessions.begin() as session:
+        person = Person(full_name="Hoàng Thị Mai", birth_year=1975, created_at=NOW)
+        session.add(person)
+        await session.flush()
+        person_id = person.id
+        statements.clear()
+        assert await get_held(session, Person, person_id) is person
+        assert statements == []
+        assert await get_held(session, Person, person_id + 1000) is None
+        assert len(statements) == 1
+        session.expire(person)
+        again = await get_held(session, Person, person_id)
+        assert len(statements) == 2
+        assert again is person and again.full_name == "Hoàng Thị Mai"
+        assert await get_held(session, Submission, person_id) is None  # another model, same id

@@ -11,6 +11,7 @@ from bot.domain.labels import LEVEL_KEYS, STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, State
 from bot.flows.context import Context, Input
 from bot.messages import Choice
+from bot.storage.core import get_held
 from bot.storage.models import CriteriaSetRecord, OrgUnit, Submission
 from bot.storage.subjects import owns, submissions_for_person
 from bot.storage.submissions import hold
@@ -58,7 +59,7 @@ async def my_submission(ctx: Context, submission_id: int | None) -> Submission |
     subject = ctx.subject
     if submission_id is None or subject is None:
         return None
-    submission = await ctx.session.get(Submission, submission_id)
+    submission = await get_held(ctx.session, Submission, submission_id)
     if submission is None or not await owns(ctx.session, submission, subject.id):
         return None
     hold(ctx.session, submission)

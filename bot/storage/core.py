@@ -5,13 +5,14 @@ statements here need the Table and the CursorResult they really are."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Result, Table, event
+from sqlalchemy import CursorResult, Result, Table, event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 _MEMO = "hoctap.memo"
+_Model = TypeVar("_Model")
 
 
 def table_of(model: Any) -> Table:
@@ -22,6 +23,17 @@ def table_of(model: Any) -> Table:
 def affected(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE touched (0 where the driver cannot tell)."""
     return max(cast(CursorResult[Any], result).rowcount or 0, 0)
+
+
+async def get_held(session: AsyncSession, model: type[_Model], ident: Any) -> _Model | None:
+    """`session.get`, looking in the session's identity map first. `AsyncSession.get` passes
+    through SQLAlchemy's greenlet bridge even when it finds the row there, which cost about 45 µs
+    a call; a declaration step asks for the submission it already holds once or twice
+    (bench/README.md, issue 18, fifth round). Like `get`, an expired row is read again."""
+    found = session.sync_session.identity_map.get(inspect(model).identity_key_from_primary_key((ident,)))
+    if found is not None and isinstance(found, model) and not inspect(found).expired:
+        return found
+    return await session.get(model, ident)
 
 
 def transaction_memo(session: AsyncSession | Session, name: str) -> dict[Any, Any]:
