@@ -1,6 +1,7 @@
 """CPU per statement and per transaction through the layers the bot uses, on a scratch table:
 the AsyncSession, its AsyncConnection, `exec_driver_sql`, and the driver connection itself; then an
-empty transaction opened by `sessions.begin()` and a sent mark on its own.
+empty transaction opened by `sessions.begin()` and by `db.transaction` (the one each message runs
+in), and a sent mark on its own.
 
 The figures bound what moving a hot-path statement off SQLAlchemy's execution path could save
 (bench/README.md, issue 18, fourth round). Usage:
@@ -22,7 +23,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert, upda
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SystemClock
-from bot.storage.db import make_engine, make_sessionmaker, migrate
+from bot.storage.db import make_engine, make_sessionmaker, migrate, transaction
 from bot.storage.deliveries import SentMarks, _processed
 
 scratch = MetaData()
@@ -84,11 +85,15 @@ async def transactions(url: str) -> None:
     engine = make_engine(url)
     await migrate(engine)
     sessions = make_sessionmaker(engine)
-    started = time.thread_time()
-    for _ in range(REPEAT // 2):
-        async with sessions.begin() as session:
-            await session.connection()
-    print(f"{'empty transaction, sessions.begin()':34s}{cpu_per_call(time.thread_time() - started, REPEAT // 2)}")
+    for label, begin in (
+        ("empty transaction, sessions.begin()", sessions.begin),
+        ("empty transaction, db.transaction", lambda: transaction(sessions)),
+    ):
+        started = time.thread_time()
+        for _ in range(REPEAT // 2):
+            async with begin() as session:
+                await session.connection()
+        print(f"{label:34s}{cpu_per_call(time.thread_time() - started, REPEAT // 2)}")
     now = datetime.now(UTC)
     async with engine.begin() as connection:
         result = await connection.execute(
