@@ -92,10 +92,7 @@ async def test_a_conversation_moved_by_another_worker_is_not_overwritten(person,
     a worker that read it before another moved it writes nothing and is told to start over."""
     hoa = person()
     await register_citizen(hoa)
-    async with suite_app.sessions() as session:
-        account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == hoa.user_id))
-        stale = await session.get(Conversation, account.id)
-        session.expunge(stale)
+    account, stale = await _conversation_as_read(suite_app, hoa)
     await hoa.taps("Bắt đầu")  # another worker moves the conversation on
     stale.state = "start.menu"
     with pytest.raises(StaleDataError):
@@ -115,6 +112,15 @@ async def test_a_conversation_moved_by_another_worker_is_not_overwritten(person,
     assert turn.choices == ["Không có ảnh"]
 
 
+async def _conversation_as_read(app, someone) -> tuple[ChannelAccount, Conversation]:
+    """Someone's account and conversation as a worker read them (detached, kept as they were)."""
+    async with app.sessions() as session:
+        account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == someone.user_id))
+        conversation = await session.get(Conversation, account.id)
+        session.expunge(conversation)
+    return account, conversation
+
+
 def _processed_row(account_id: int, message_id: str) -> dict:
     now = datetime.now(UTC)
     return dict(
@@ -132,10 +138,7 @@ async def test_a_message_another_worker_recorded_first_is_not_recorded_twice(per
     of the processed message, and its new position of the conversation is rolled back with it."""
     hoa = person()
     await register_citizen(hoa)
-    async with suite_app.sessions() as session:
-        account = await session.scalar(select(ChannelAccount).where(ChannelAccount.external_id == hoa.user_id))
-        conversation = await session.get(Conversation, account.id)
-        session.expunge(conversation)
+    account, conversation = await _conversation_as_read(suite_app, hoa)
     async with suite_app.sessions.begin() as session:
         session.add(ProcessedMessage(**_processed_row(account.id, "both-workers")))
     conversation.state = "start.menu"
