@@ -138,7 +138,7 @@ def settle_long_lived_objects() -> None:
 
     Young collections are made rarer too: a message allocates thousands of short-lived objects
     (ORM rows, Telegram objects), so at the default threshold a collection ran every third
-    message, and in all they cost about 130 µs of CPU per message; at 10 000, about 70 µs
+    message, and in all they cost about 130 µs of CPU per message; at 10 000, 40–65 µs
     (bench/README.md, issue 18, fifth round). What they free is the same, a little later."""
     gc.collect()
     gc.freeze()

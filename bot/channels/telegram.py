@@ -393,10 +393,10 @@ class TelegramChannel:
         return path if path.is_absolute() else Path(self.app.settings.evidence_dir) / path
 
     async def _send_text(self, chat_id: int | str, text: str, markup: InlineKeyboardMarkup | None) -> None:
-        """sendMessage through the bot's own request path (defaults, our rate limiter, retries and
-        error mapping all apply), without turning Telegram's answer into a `Message`: nothing here
-        reads it, and parsing a message with its keyboard cost about 0.2 ms of CPU per reply, a
-        tenth of a whole conversation step (bench/README.md, issue 18, fifth round)."""
+        """sendMessage through the bot's own request method, `_post` (defaults, our rate limiter,
+        retries and error mapping all apply), without turning Telegram's answer into a `Message`
+        as `send_message` does: nothing here reads it, and parsing a message with its keyboard
+        cost about 0.15 ms of CPU per reply (bench/README.md, issue 18, fifth round)."""
         data: dict[str, object] = {"chat_id": chat_id, "text": text}
         if markup is not None:
             data["reply_markup"] = markup
