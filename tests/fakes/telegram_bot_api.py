@@ -10,11 +10,13 @@ python-telegram-bot calls for this bot.
 Methods: getMe, getUpdates (offset confirms, long-poll `timeout`, `allowed_updates`), setWebhook,
 deleteWebhook, getWebhookInfo, setMyCommands, getMyCommands, sendMessage, sendPhoto,
 sendDocument, answerCallbackQuery, editMessageReplyMarkup, getFile and the file download path
-`/file/bot<token>/<file_path>`. Every call is recorded (`fake.calls`). Tests can inject any
-update (including the same update twice), block a user (403 "bot was blocked by the user"), and
-program failures: `fake.fail("sendMessage", status=429, retry_after=1)`, a 5xx, or a delay that
-makes the client time out; `fake.latency["sendMessage"] = 0.3` makes every such call slow but
-successful. `post_webhook` plays Telegram's side of a webhook delivery.
+`/file/bot<token>/<file_path>`. Parameters come as the Bot API documents ("Making requests":
+the URL query string, application/x-www-form-urlencoded, application/json, or multipart/form-data
+for uploads). Every call is recorded (`fake.calls`, with how its parameters came). Tests can
+inject any update (including the same update twice), block a user (403 "bot was blocked by the
+user"), and program failures: `fake.fail("sendMessage", status=429, retry_after=1)`, a 5xx, or a
+delay that makes the client time out; `fake.latency["sendMessage"] = 0.3` makes every such call
+slow but successful. `post_webhook` plays Telegram's side of a webhook delivery.
 
 Run alone (for the benchmark) with `python -m tests.fakes.telegram_bot_api --port 0`: it prints
 `READY <port>` and offers `/_control/*` endpoints to inject updates, store a file a person
