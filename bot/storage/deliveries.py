@@ -106,7 +106,13 @@ async def save_position(session: AsyncSession, conv: Conversation) -> None:
     nothing is written and StaleDataError is raised, as the ORM's version counter would: the
     engine rolls back and handles the message again on the new position."""
     written = await session.execute(_SAVE_POSITION, _position_params(conv))
-    if affected(written) != 1:
+    _version_checked(conv, affected(written) == 1)
+
+
+def _version_checked(conv: Conversation, written: bool) -> None:
+    """After the conversation's version-checked UPDATE: its new version, or StaleDataError when
+    another worker had moved it (nothing was written)."""
+    if not written:
         raise StaleDataError(f"conversation of account {conv.account_id} changed since it was read")
     conv.version += 1
 
@@ -141,9 +147,7 @@ async def save_position_and_record(session: AsyncSession, conv: Conversation, **
     params = {**_position_params(conv), **{name: values[name] for name in _RECORDED if name != "account_id"}}
     result = await session.execute(_SAVE_AND_RECORD, params)
     processed_id = result.scalar()
-    if processed_id is None:
-        raise StaleDataError(f"conversation of account {conv.account_id} changed since it was read")
-    conv.version += 1
+    _version_checked(conv, processed_id is not None)
     return int(processed_id)
 
 
