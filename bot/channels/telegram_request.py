@@ -6,19 +6,123 @@ escaping, which cost about 50 µs of CPU per reply, more than the JSON body cost
 (bench/README.md, issue 18, fifth round). Calls that upload a file (a photo sent back to a
 reviewer, an export) keep PTB's multipart form. Timeouts and errors are PTB's: the same defaults,
 and the same `TimedOut` / `NetworkError` the rate limiter and `map_error` act on.
+
+The connection pool under it is httpcore's, on a network backend (`QuickPollBackend`) whose
+"has the server closed this idle connection?" check costs one poll(2). httpcore asks it of every
+pooled connection twice per request; its own backend answers by building anyio's table of socket
+attributes, with a getpeername(2), each time: about 80 µs of CPU per reply with a handful of
+connections in the pool (bench/README.md, issue 18, sixth round).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import select
+import socket
+import ssl
+from collections.abc import Iterable
 from typing import Any
 
+import httpcore
 import httpx
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 
+class _QuickPollStream(httpcore.AsyncNetworkStream):
+    """httpcore's own stream, with the readability check on a poll object made once."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
+        self._poll = select.poll()
+        if self._socket is not None and self._socket.fileno() >= 0:
+            self._poll.register(self._socket.fileno(), select.POLLIN)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _QuickPollStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            # As httpcore answers: a socket gone (closed, no descriptor) reads as readable, so
+            # the pool drops the connection; otherwise readable means data or the server's FIN.
+            if self._socket is None or self._socket.fileno() < 0:
+                return True
+            return bool(self._poll.poll(0))
+        return self._inner.get_extra_info(info)
+
+
+class QuickPollBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's anyio backend, its streams wrapped in `_QuickPollStream`."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _QuickPollStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _QuickPollStream(await self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class QuickPollTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool on `QuickPollBackend`. httpx takes no network
+    backend of its own, so the pool it made is replaced by one with the same settings."""
+
+    def __init__(self, limits: httpx.Limits, http2: bool = False) -> None:
+        ssl_context = _ssl_context()
+        super().__init__(verify=ssl_context, limits=limits, http1=not http2, http2=http2)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=not http2,
+            http2=http2,
+            network_backend=QuickPollBackend(),
+        )
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's default context (certifi's roots), made once: it takes about 25 ms to load."""
+    return httpx.create_ssl_context()
+
+
 class JsonBodyRequest(HTTPXRequest):
+    def _build_client(self) -> httpx.AsyncClient:
+        """PTB's client, on `QuickPollTransport` unless a proxy or a transport of its own was
+        given. Built anew each time PTB initialises the request after a shutdown."""
+        kwargs = dict(self._client_kwargs)
+        if kwargs.get("transport") is None and kwargs.get("proxy") is None:
+            kwargs["transport"] = QuickPollTransport(kwargs["limits"], http2=bool(kwargs.get("http2")))
+        return httpx.AsyncClient(**kwargs)
+
     async def do_request(
         self,
         url: str,
