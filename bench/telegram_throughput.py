@@ -367,7 +367,9 @@ def make_bot(
 KINDS = ("echo", "channel", "flow")
 
 
-async def throughput(fake: FakeServer, kind: str, updates: list[dict], args: argparse.Namespace, people: int) -> Result:
+async def throughput(
+    fake: FakeServer, kind: str, updates: list[dict], args: argparse.Namespace, people: int, counted: bool = True
+) -> Result:
     """All the updates waiting at once; the bot polls and handles them `--concurrency` at a time."""
     with tempfile.TemporaryDirectory() as folder:
         bot = make_bot(kind, fake, Path(folder), args, args.concurrency, Replies())
@@ -375,7 +377,11 @@ async def throughput(fake: FakeServer, kind: str, updates: list[dict], args: arg
         await fake.inject(updates)
         # CPU time of the loop's thread, not wall time: time spent waiting in a system call for the
         # other processes on the machine (the fake server, PostgreSQL) is not the bot's cost.
-        profiler = cProfile.Profile(time.thread_time) if args.profile and kind == "flow" and not args.profiled else None
+        profiler = (
+            cProfile.Profile(time.thread_time)
+            if args.profile and kind == "flow" and counted and not args.profiled
+            else None
+        )
         if bot.db is not None:
             bot.db.reset()
         if profiler:
@@ -616,6 +622,12 @@ async def main() -> None:
         default=None,
         help="write a cProfile of the full flow here (CPU time of the loop's thread)",
     )
+    parser.add_argument(
+        "--only", choices=KINDS, default=None, help="run only this bot's throughput rounds (for a sampling profiler)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="people in an uncounted first round of each bot (0: none)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency and load figures")
     parser.add_argument("--latency-people", type=int, default=3, help="people whose steps are timed one at a time")
@@ -627,6 +639,7 @@ async def main() -> None:
     postgres = bool(args.database_url and args.database_url.startswith("postgres"))
     if args.database_url and not postgres:
         args.rounds = min(args.rounds, 1)  # one SQLite file named: it cannot be fresh twice
+        args.warmup = 0
     DbCounter.count_trips()
     database = "PostgreSQL" if postgres else "SQLite"
 
@@ -634,13 +647,28 @@ async def main() -> None:
     results: dict[str, list[Result]] = {kind: [] for kind in KINDS}
     summary: dict = {}
     try:
+        if args.rounds and args.warmup:
+            # One small round of each bot first, not counted: the first bot to run would otherwise
+            # pay the process's first-time costs alone (the echo bot's first round was 20–30%
+            # dearer than its later ones, which flattered the ratio of that round).
+            for offset, kind in enumerate(KINDS):
+                if args.only and kind != args.only:
+                    continue
+                updates = make_updates(args.warmup, 1_000_000 * (offset + 1), 1_000_000 * (offset + 1))
+                async with database_for(args, postgres):
+                    await throughput(fake, kind, updates, args, args.warmup, counted=False)
         for round_number in range(args.rounds):
             base = 10_000_000 * (round_number + 1)
             for offset, kind in enumerate(KINDS):
+                if args.only and kind != args.only:
+                    continue
                 updates = make_updates(args.people, base + 3_000_000 * offset, base + 3_000_000 * offset)
                 async with database_for(args, postgres):
                     results[kind].append(await throughput(fake, kind, updates, args, args.people))
-        if args.rounds:
+        if args.rounds and args.only:
+            for result in results[args.only]:
+                print(f"{result.name}: {result.cpu_ms:.2f} ms CPU/upd, {result.per_second:.1f} upd/s")
+        elif args.rounds:
             summary["throughput"] = print_throughput(args, results, database)
         if not args.no_latency:
             one, load = [], []
