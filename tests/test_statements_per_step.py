@@ -5,7 +5,9 @@ A level step ("Đạt": store the answer, rescore, ask for photos) and a no-phot
 ảnh": on to the next item) each run in one transaction for the step itself, then a second one
 marks the message answered once its replies are sent. Before issue 18 the level step took 10
 statements besides the mark (the duplicate check and the submission on their own, the account's
-last message time written on every message, the answers read twice, the photos on their own)."""
+last message time written on every message, the answers read twice, the photos on their own).
+On PostgreSQL the reads run before BEGIN, and a step whose only write is the engine's one
+statement sends no BEGIN or COMMIT at all (storage/db.transaction)."""
 
 from __future__ import annotations
 
@@ -23,12 +25,23 @@ class Statements:
         event.listen(sync, "begin", lambda _conn: self.transactions.append([]))
         event.listen(sync, "before_cursor_execute", self._statement)
 
+        self.outside: list[list[str]] = []  # PostgreSQL: the statements run before BEGIN
+        if engine.dialect.name == "postgresql":
+            event.listen(sync, "after_cursor_execute", self._ran)
+
     def _statement(self, _conn, _cursor, statement: str, *_args) -> None:
         if not statement.lstrip().upper().startswith("BEGIN") and self.transactions:
             self.transactions[-1].append(statement.split(None, 1)[0].upper())
 
+    def _ran(self, conn, _cursor, statement: str, *_args) -> None:
+        if len(self.outside) < len(self.transactions):
+            self.outside.append([])
+        if not conn.connection.dbapi_connection._connection.is_in_transaction():
+            self.outside[-1].append(statement.split(None, 1)[0].upper())
+
     def clear(self) -> None:
         self.transactions.clear()
+        self.outside.clear()
 
 
 async def test_a_typical_step_is_one_small_transaction_and_a_mark(person, suite_app):
@@ -51,6 +64,9 @@ async def test_a_typical_step_is_one_small_transaction_and_a_mark(person, suite_
     assert len(step) <= 4 + len(engine_rows), step
     assert step[-len(engine_rows) :] == engine_rows, step
     assert mark == ["UPDATE"]
+    if postgres:
+        # The reads ran before BEGIN (storage/db.transaction); the three writes in one transaction.
+        assert counted.outside[0] == ["SELECT", "SELECT"], counted.outside
 
     counted.clear()
     turn = await hoa.taps("Không có ảnh")
@@ -62,6 +78,9 @@ async def test_a_typical_step_is_one_small_transaction_and_a_mark(person, suite_
     # Nothing written that the step did not change (the account's last message time is kept for
     # a few minutes; the person, the account and the submission's state are untouched).
     assert [statement for statement in step if statement != "SELECT"] == engine_rows, step
+    if postgres:
+        # One write: no BEGIN and no COMMIT, every statement on its own (storage/db.transaction).
+        assert counted.outside[0] == step, counted.outside
 
 
 async def test_the_menu_reads_roles_and_applications_once(person, suite_app):

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import NullPool, event, inspect, select, text
+from sqlalchemy import NullPool, event, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from bot.clock import VN_TZ
@@ -367,3 +367,88 @@ async def test_get_held_answers_from_the_session_and_reads_what_it_does_not_hold
         assert len(statements) == 2
         assert again is person and again.full_name == "Hoàng Thị Mai"
         assert await get_held(session, Submission, person_id) is None  # another model, same id
+
+
+class InTransaction:
+    """For each statement on PostgreSQL: its first word, and whether the server had a
+    transaction open once it ran (asyncpg's own view, through SQLAlchemy's adapter)."""
+
+    def __init__(self, engine) -> None:
+        self.seen: list[tuple[str, bool]] = []
+        event.listen(engine.sync_engine, "after_cursor_execute", self._after)
+
+    def _after(self, conn, _cursor, statement: str, *_args) -> None:
+        asyncpg_connection = conn.connection.dbapi_connection._connection
+        self.seen.append((statement.split(None, 1)[0].upper(), asyncpg_connection.is_in_transaction()))
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_message_transaction_begins_at_its_first_write(tmp_path):
+    """`db.transaction` on PostgreSQL: reads run before BEGIN; the first write begins the
+    transaction, so the writes still commit or roll back together; a SELECT that locks, or reads
+    through a server-side cursor, begins it too; and one statement marked to run alone, when nothing else was written, runs without BEGIN
+    or COMMIT, and nothing may be written after it. The connection goes back to the pool as it
+    came (a plain transaction on it begins as usual)."""
+    async with fresh_postgres(migrated=True) as url:
+        engine = make_engine(url, pool_size=1, max_overflow=0)
+        sessions = db.make_sessionmaker(engine)
+        seen = InTransaction(engine)
+
+        def message(message_id: str) -> ProcessedMessage:
+            return ProcessedMessage(channel="test", message_id=message_id, received_at=NOW)
+
+        async with db.transaction(sessions) as session:
+            await session.scalar(select(func.count()).select_from(ProcessedMessage))
+        assert seen.seen == [("SELECT", False)]
+
+        seen.seen.clear()
+        async with db.transaction(sessions) as session:
+            await session.scalar(select(func.count()).select_from(ProcessedMessage))
+            session.add(message("a"))
+            await session.flush()
+            await session.scalar(select(func.count()).select_from(ProcessedMessage))
+        assert seen.seen == [("SELECT", False), ("INSERT", True), ("SELECT", True)]
+
+        seen.seen.clear()
+        with pytest.raises(RuntimeError):
+            async with db.transaction(sessions) as session:
+                session.add(message("b"))
+                await session.flush()
+                session.add(message("c"))
+                await session.flush()
+                raise RuntimeError("a bug after two writes")
+        assert seen.seen == [("INSERT", True), ("INSERT", True)]
+
+        seen.seen.clear()
+        async with db.transaction(sessions) as session:
+            await session.scalar(
+                select(ProcessedMessage.id).where(ProcessedMessage.message_id == "a").with_for_update()
+            )
+        assert seen.seen == [("SELECT", True)]
+
+        seen.seen.clear()
+        async with db.transaction(sessions) as session:  # a server-side cursor needs one too
+            streamed = await session.stream(select(ProcessedMessage.id).execution_options(yield_per=10))
+            assert len([row async for row in streamed]) == 1
+        assert seen.seen == [("SELECT", True)]
+
+        alone = insert(ProcessedMessage).values(channel="test", message_id="d", received_at=NOW)
+        alone = alone.execution_options(**{db.RUNS_ALONE: True})
+        seen.seen.clear()
+        async with db.transaction(sessions) as session:
+            await session.scalar(select(func.count()).select_from(ProcessedMessage))
+            await session.execute(alone)
+        assert seen.seen == [("SELECT", False), ("INSERT", False)]
+        with pytest.raises(RuntimeError, match="after the statement that ran"):
+            async with db.transaction(sessions) as session:
+                await session.execute(alone.values(message_id="e"))
+                session.add(message("f"))
+                await session.flush()
+
+        async with sessions() as session:
+            stored = (await session.scalars(select(ProcessedMessage.message_id).order_by(ProcessedMessage.id))).all()
+            assert stored == ["a", "d", "e"]  # "e" ran alone and was committed as it ran
+            seen.seen.clear()
+            await session.scalar(select(func.count()).select_from(ProcessedMessage))
+            assert seen.seen == [("SELECT", True)]  # an ordinary session: BEGIN as always
+        await engine.dispose()

@@ -6,6 +6,8 @@ the schema on both: the application upgrades to head when it starts.
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +22,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from bot.storage import sqlite_onloop
 
@@ -58,6 +61,8 @@ def make_engine(url: str, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, echo=echo, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine)
+    if engine.dialect.driver == "asyncpg":
+        event.listen(engine.sync_engine, "before_cursor_execute", _begin_before_first_write)
     return engine
 
 
@@ -146,13 +151,73 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     two tasks that `sessions.begin()` creates to close the session shielded from cancellation:
     they cost about a quarter of an empty transaction's CPU (bench/README.md, issue 18, fifth
     round). A cancellation that arrives while the session closes can still leave its connection
-    to be reclaimed by the pool's garbage collection; on SQLite the close never waits."""
+    to be reclaimed by the pool's garbage collection; on SQLite the close never waits.
+
+    On PostgreSQL the transaction begins at its first write (`_begin_before_first_write`)."""
     session = sessions()
+    session.info[BEGIN_AT_FIRST_WRITE] = True
     try:
         yield session
         await session.commit()
     finally:
+        deferred = session.info.pop(_DEFERRED, None)
+        if deferred is not None:  # the connection goes back to the pool as it came
+            info, dbapi_connection = deferred
+            info.pop(BEGIN_AT_FIRST_WRITE, None)
+            dbapi_connection.autocommit = False
         await session.close()  # rolls back whatever is still open
+
+
+# PostgreSQL: a message's transaction sends BEGIN only before its first write. Its reads run
+# before that in autocommit, which under READ COMMITTED (PostgreSQL's default, which the bot
+# keeps) sees what they would have seen inside: there every statement takes a snapshot of its
+# own. What the engine guards with the conversation's version check and the processed message's
+# unique key is unchanged. A step whose only write is one statement marked `RUNS_ALONE` (the
+# conversation and its processed message, storage/deliveries.py) sends no BEGIN and no COMMIT:
+# one statement is atomic by itself. Two round trips fewer on about half the messages
+# (bench/README.md, issue 18, sixth round).
+BEGIN_AT_FIRST_WRITE = "hoctap_begin_at_first_write"  # session.info: set by `transaction`
+RUNS_ALONE = "hoctap_runs_alone"  # execution option: may be the transaction's only write
+_DEFERRED = "hoctap_deferred_begin"  # session.info: (connection info, driver connection)
+_WROTE_ALONE = "wrote alone"
+# A SELECT that locks rows or takes an advisory lock needs its transaction, as a write does (and
+# so does one read through a server-side cursor: `_begin_before_first_write`).
+_LOCKING = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE)\b|\bFOR\s+KEY\s+SHARE\b|pg_advisory", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_read(statement: str) -> bool:
+    """A statement that only reads (the statements of a step are the same few strings)."""
+    return statement.lstrip()[:6].upper() == "SELECT" and _LOCKING.search(statement) is None
+
+
+@event.listens_for(Session, "after_begin")
+def _defer_begin(session: Session, _transaction: Any, connection: Connection) -> None:
+    if session.info.get(BEGIN_AT_FIRST_WRITE) and connection.dialect.driver == "asyncpg":
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        dbapi_connection.autocommit = True  # SQLAlchemy's asyncpg adapter: no BEGIN until told
+        connection.info[BEGIN_AT_FIRST_WRITE] = True
+        session.info[_DEFERRED] = (connection.info, dbapi_connection)
+
+
+def _begin_before_first_write(
+    conn: Connection, _cursor: Any, statement: str, _parameters: Any, context: Any, _executemany: bool
+) -> None:
+    state = conn.info.get(BEGIN_AT_FIRST_WRITE)
+    if state is None:
+        return
+    # A read through a server-side cursor (results streamed, `yield_per`) needs a transaction.
+    streamed = context is not None and context.execution_options.get("stream_results", False)
+    if _plain_read(statement) and not streamed:
+        return
+    if state == _WROTE_ALONE:
+        raise RuntimeError("a write after the statement that ran as the transaction's only write")
+    if context is not None and context.execution_options.get(RUNS_ALONE):
+        conn.info[BEGIN_AT_FIRST_WRITE] = _WROTE_ALONE  # committed as it runs: nothing may follow
+        return
+    del conn.info[BEGIN_AT_FIRST_WRITE]
+    driver: Any = conn.connection.dbapi_connection
+    driver.autocommit = False  # the adapter sends BEGIN before this statement
 
 
 def alembic_config(url: str | None = None) -> Config:

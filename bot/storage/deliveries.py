@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.clock import Clock
 from bot.storage.core import affected, table_of
+from bot.storage.db import RUNS_ALONE
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
 from bot.storage.submissions import hold
 
@@ -76,6 +77,8 @@ _SAVE_AND_RECORD = (
         ).select_from(_moved),
     )
     .returning(_processed.c.id)
+    # Atomic by itself: when the step wrote nothing else, it runs without BEGIN and COMMIT.
+    .execution_options(**{RUNS_ALONE: True})
 )
 _MARK_SENT = (
     update(_processed)
