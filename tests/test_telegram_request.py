@@ -1,24 +1,29 @@
-"""The Bot API client's connection pool (bot/channels/telegram_request.py): an idle connection the
-server has closed is noticed and replaced, an open one is reused, and the client PTB builds runs
-on that pool. Over real sockets on 127.0.0.1, against a small HTTP/1.1 server that can hang up."""
+"""The Bot API client's connection pool (bot/channels/telegram_request.py): a request goes out in
+one send, an upload whole; an idle connection the server has closed is noticed and replaced, an
+open one is reused; and the client PTB builds runs on that pool. Over real sockets on 127.0.0.1,
+against a small HTTP/1.1 server that can hang up."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
+import httpcore
 import httpx
 import pytest
 
-from bot.channels.telegram_request import JsonBodyRequest, QuickPollBackend, QuickPollTransport
+from bot.channels.telegram_request import WRITE_TOGETHER_UP_TO, BotApiBackend, BotApiTransport, JsonBodyRequest
 
 
 class HangingUpServer:
-    """Answers each request with a keep-alive `200 ok`; `hang_up()` closes every open connection
-    from the server's side, as a Bot API server does with an idle one."""
+    """Answers each request with a keep-alive `200 ok` once it has read its body (kept in
+    `bodies`); `hang_up()` closes every open connection from the server's side, as a Bot API
+    server does with an idle one."""
 
     def __init__(self) -> None:
         self.connections = 0
         self.writers: list[asyncio.StreamWriter] = []
+        self.bodies: list[bytes] = []
 
     async def __aenter__(self) -> HangingUpServer:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -34,7 +39,9 @@ class HangingUpServer:
         self.connections += 1
         self.writers.append(writer)
         try:
-            while await reader.readuntil(b"\r\n\r\n"):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+                self.bodies.append(await reader.readexactly(int(length[0].split(b":")[1])) if length else b"")
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -47,14 +54,60 @@ class HangingUpServer:
         await asyncio.sleep(0.05)  # the FIN reaches the client's socket
 
 
-def _streams(transport: QuickPollTransport) -> list:
+class CountingBackend(httpcore.AnyIOBackend):
+    """httpcore's anyio backend, counting the sends on its connections: what `BotApiBackend`
+    hands to the network."""
+
+    def __init__(self) -> None:
+        self.sends: list[int] = []
+
+    async def connect_tcp(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        stream = await super().connect_tcp(*args, **kwargs)
+        write, sends = stream.write, self.sends
+
+        async def counted(buffer: bytes, timeout: float | None = None) -> None:
+            sends.append(len(buffer))
+            await write(buffer, timeout)
+
+        stream.write = counted
+        return stream
+
+
+async def test_a_request_goes_out_in_one_send_and_an_upload_whole():
+    network = CountingBackend()
+    transport = BotApiTransport(httpx.Limits(max_connections=4), backend=BotApiBackend(network))
+    async with HangingUpServer() as server, httpx.AsyncClient(transport=transport) as client:
+        body = json.dumps({"chat_id": 1, "text": "Mục 1/10: Đạt"}, ensure_ascii=False).encode()
+        response = await client.post(server.url, content=body, headers={"Content-Type": "application/json"})
+        assert response.text == "ok"
+        assert server.bodies == [body]
+        assert len(network.sends) == 1  # the head and the body together
+        assert network.sends[0] > len(body)
+
+        network.sends.clear()
+        chunk = bytes(range(256)) * 64  # an upload streamed in 16 KiB pieces, 256 KiB in all
+
+        async def pieces():  # noqa: ANN202
+            for _ in range(16):
+                yield chunk
+
+        response = await client.post(server.url, content=pieces(), headers={"Content-Length": str(16 * len(chunk))})
+        assert response.text == "ok"
+        assert server.bodies[-1] == chunk * 16
+        # Sent as it comes, 64 KiB at a time, not held back whole until the response
+        assert len(network.sends) >= 4
+        assert all(WRITE_TOGETHER_UP_TO <= size < WRITE_TOGETHER_UP_TO + 2 * len(chunk) for size in network.sends[:-1])
+        assert server.connections == 1
+
+
+def _streams(transport: BotApiTransport) -> list:
     """The network streams of the pool's open connections (httpcore's connection objects)."""
     return [connection._connection._network_stream for connection in transport._pool.connections]
 
 
 async def test_an_idle_connection_the_server_closed_is_replaced():
     async with HangingUpServer() as server:
-        transport = QuickPollTransport(httpx.Limits(max_connections=4))
+        transport = BotApiTransport(httpx.Limits(max_connections=4))
         async with httpx.AsyncClient(transport=transport) as client:
             assert (await client.get(server.url)).text == "ok"
             (stream,) = _streams(transport)
@@ -74,18 +127,18 @@ async def test_an_idle_connection_the_server_closed_is_replaced():
 async def test_ptb_builds_its_client_on_the_quick_poll_pool_each_time():
     request = JsonBodyRequest(connection_pool_size=8)
     first = request._client
-    assert isinstance(first._transport, QuickPollTransport)
-    assert isinstance(first._transport._pool._network_backend, QuickPollBackend)
+    assert isinstance(first._transport, BotApiTransport)
+    assert isinstance(first._transport._pool._network_backend, BotApiBackend)
     assert first._transport._pool._max_connections == 8
     await request.initialize()
     await request.shutdown()
     await request.initialize()  # after a shutdown PTB builds a new client: on a new pool too
     assert request._client is not first
-    assert isinstance(request._client._transport, QuickPollTransport)
+    assert isinstance(request._client._transport, BotApiTransport)
     await request.shutdown()
 
 
 @pytest.mark.parametrize("proxy", ["http://127.0.0.1:9"])
 def test_a_proxy_keeps_httpx_own_transport(proxy):
     request = JsonBodyRequest(proxy=proxy)
-    assert not isinstance(request._client._transport, QuickPollTransport)
+    assert not isinstance(request._client._transport, BotApiTransport)

@@ -7,11 +7,16 @@ escaping, which cost about 50 µs of CPU per reply, more than the JSON body cost
 reviewer, an export) keep PTB's multipart form. Timeouts and errors are PTB's: the same defaults,
 and the same `TimedOut` / `NetworkError` the rate limiter and `map_error` act on.
 
-The connection pool under it is httpcore's, on a network backend (`QuickPollBackend`) whose
-"has the server closed this idle connection?" check costs one poll(2). httpcore asks it of every
-pooled connection twice per request; its own backend answers by building anyio's table of socket
-attributes, with a getpeername(2), each time: about 80 µs of CPU per reply with a handful of
-connections in the pool (bench/README.md, issue 18, sixth round).
+The connection pool under it is httpcore's, on a network backend of our own (`BotApiBackend`,
+bench/README.md, issue 18, sixth round) that wraps httpcore's anyio streams to save two costs:
+- the "has the server closed this idle connection?" check is one poll(2). httpcore asks it of
+  every pooled connection twice per request; its own backend answers by building anyio's table
+  of socket attributes, with a getpeername(2), each time: about 80 µs of CPU per reply with a
+  handful of connections in the pool;
+- a request goes out in one send(2), not two: httpcore writes the head and the body of a request
+  apart, and a send on a connection costs tens of µs of CPU (the kernel's own work on it is
+  charged to the sender). What is written waits until the response is read, or until 64 KiB
+  wait (an upload).
 """
 
 from __future__ import annotations
@@ -29,30 +34,48 @@ import httpx
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
+# Writes of one request are held back up to this much before they go out (the rest of an upload
+# goes out as it comes).
+WRITE_TOGETHER_UP_TO = 64 * 1024
 
-class _QuickPollStream(httpcore.AsyncNetworkStream):
-    """httpcore's own stream, with the readability check on a poll object made once."""
+
+class _BotApiStream(httpcore.AsyncNetworkStream):
+    """httpcore's own stream: its writes sent together when the response is read, and the
+    readability check on a poll object made once. Only for HTTP/1.1, where a connection carries
+    one request at a time and the task that wrote a request is the one that reads its response."""
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self._inner = inner
+        self._pending = b""
+        self._pending_timeout: float | None = None
         self._socket: socket.socket | None = inner.get_extra_info("socket")
         self._poll = select.poll()
         if self._socket is not None and self._socket.fileno() >= 0:
             self._poll.register(self._socket.fileno(), select.POLLIN)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._pending:
+            await self._send_pending()
         return await self._inner.read(max_bytes, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
+        self._pending += buffer
+        self._pending_timeout = timeout
+        if len(self._pending) >= WRITE_TOGETHER_UP_TO:
+            await self._send_pending()
+
+    async def _send_pending(self) -> None:
+        pending, self._pending = self._pending, b""
+        await self._inner.write(pending, self._pending_timeout)
 
     async def aclose(self) -> None:
+        self._pending = b""
         await self._inner.aclose()
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.AsyncNetworkStream:
-        return _QuickPollStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+        return _BotApiStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
@@ -64,11 +87,11 @@ class _QuickPollStream(httpcore.AsyncNetworkStream):
         return self._inner.get_extra_info(info)
 
 
-class QuickPollBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's anyio backend, its streams wrapped in `_QuickPollStream`."""
+class BotApiBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's anyio backend, its streams wrapped in `_BotApiStream` (HTTP/1.1 only)."""
 
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
+    def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._inner = inner or httpcore.AnyIOBackend()
 
     async def connect_tcp(
         self,
@@ -79,32 +102,30 @@ class QuickPollBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _QuickPollStream(stream)
+        return _BotApiStream(stream)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
     ) -> httpcore.AsyncNetworkStream:
-        return _QuickPollStream(await self._inner.connect_unix_socket(path, timeout, socket_options))
+        return _BotApiStream(await self._inner.connect_unix_socket(path, timeout, socket_options))
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
 
 
-class QuickPollTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with its connection pool on `QuickPollBackend`. httpx takes no network
-    backend of its own, so the pool it made is replaced by one with the same settings."""
+class BotApiTransport(httpx.AsyncHTTPTransport):
+    """httpx's HTTP/1.1 transport with its connection pool on `BotApiBackend`. httpx takes no
+    network backend of its own, so the pool it made is replaced by one with the same settings."""
 
-    def __init__(self, limits: httpx.Limits, http2: bool = False) -> None:
+    def __init__(self, limits: httpx.Limits, backend: httpcore.AsyncNetworkBackend | None = None) -> None:
         ssl_context = _ssl_context()
-        super().__init__(verify=ssl_context, limits=limits, http1=not http2, http2=http2)
+        super().__init__(verify=ssl_context, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            http1=not http2,
-            http2=http2,
-            network_backend=QuickPollBackend(),
+            network_backend=backend or BotApiBackend(),
         )
 
 
@@ -116,11 +137,11 @@ def _ssl_context() -> ssl.SSLContext:
 
 class JsonBodyRequest(HTTPXRequest):
     def _build_client(self) -> httpx.AsyncClient:
-        """PTB's client, on `QuickPollTransport` unless a proxy or a transport of its own was
-        given. Built anew each time PTB initialises the request after a shutdown."""
+        """PTB's client, on `BotApiTransport` unless HTTP/2, a proxy or a transport of its own
+        was asked for. Built anew each time PTB initialises the request after a shutdown."""
         kwargs = dict(self._client_kwargs)
-        if kwargs.get("transport") is None and kwargs.get("proxy") is None:
-            kwargs["transport"] = QuickPollTransport(kwargs["limits"], http2=bool(kwargs.get("http2")))
+        if kwargs.get("transport") is None and kwargs.get("proxy") is None and not kwargs.get("http2"):
+            kwargs["transport"] = BotApiTransport(kwargs["limits"])
         return httpx.AsyncClient(**kwargs)
 
     async def do_request(
