@@ -314,3 +314,34 @@ async def test_free_text_at_the_level_question_is_kept_as_a_note(person, suite_a
     async with suite_app.sessions() as session:
         answers = {a.item_id: (a.level, a.note) for a in await session.scalars(select(Answer))}
     assert answers == {"1": ("achieved", "Tôi có đi học lớp khuyến nông tháng 5"), "2": ("not_yet", None)}
+
+
+async def test_an_item_gone_back_to_shows_its_answer_and_photos_and_takes_a_new_one(person, suite_app):
+    """The question of an item answered before says its level and its photos (read with the
+    conversation: storage/deliveries.load_conversation); a new level replaces the old one, the
+    photos stay, and the score follows."""
+    hoa = person("hoa")
+    await register_citizen(hoa)
+    await hoa.taps("Bắt đầu")
+    await hoa.taps("Đạt")
+    await hoa.sends_photo(jpeg((200, 10, 10)))
+    await hoa.taps("Xong")
+    turn = await hoa.taps("Chưa đạt")  # item 2: no photo question
+    assert turn.text.startswith("Mục 3/10")
+    turn = await hoa.says("quay lại")
+    assert turn.text.startswith("Mục 2/10")
+    assert "Bạn đã trả lời: Chưa đạt, 0 ảnh. Chọn lại nếu muốn sửa." in turn.text
+    turn = await hoa.says("quay lại")  # item 1's photos
+    turn = await hoa.says("quay lại")
+    assert turn.text.startswith("Mục 1/10")
+    assert "Bạn đã trả lời: Đạt, 1 ảnh. Chọn lại nếu muốn sửa." in turn.text
+
+    turn = await hoa.taps("Đạt một phần")
+    assert (turn.text, turn.choices) == ("Đã nhận ảnh 1. Gửi thêm (tối đa 3) hoặc bấm Xong.", ["Xong"])
+    async with suite_app.sessions() as session:
+        answers = {a.item_id: a.level for a in await session.scalars(select(Answer))}
+        submission = await session.scalar(select(Submission))
+        photos = (await session.scalars(select(Evidence.item_id))).all()
+    assert answers == {"1": "partial", "2": "not_yet"}
+    assert photos == ["1"]
+    assert submission.score == 5

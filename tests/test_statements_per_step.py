@@ -5,7 +5,8 @@ A level step ("Đạt": store the answer, rescore, ask for photos) and a no-phot
 ảnh": on to the next item) each run in one transaction for the step itself, then a second one
 marks the message answered once its replies are sent. Before issue 18 the level step took 10
 statements besides the mark (the duplicate check and the submission on their own, the account's
-last message time written on every message, the answers read twice, the photos on their own).
+last message time written on every message, the answers read twice, the photos on their own);
+now the one load query reads what the step needs, answer levels and photo counts included.
 On PostgreSQL the reads run before BEGIN, and a step whose only write is the engine's one
 statement sends no BEGIN or COMMIT at all (storage/db.transaction)."""
 
@@ -59,28 +60,39 @@ async def test_a_typical_step_is_one_small_transaction_and_a_mark(person, suite_
     turn = await hoa.taps("Đạt")
     assert turn.choices == ["Không có ảnh"]
     step, mark = counted.transactions
-    # load (account, conversation, person, submission, duplicate check), answers with their photo
-    # counts, the answer, the score, then the conversation and the processed message
-    assert len(step) <= 4 + len(engine_rows), step
-    assert step[-len(engine_rows) :] == engine_rows, step
+    # The load (account, conversation, person, submission, duplicate check, the submission's
+    # answer levels and photo counts), the new answer, the score, then the conversation and the
+    # processed message.
+    assert len(step) == 3 + len(engine_rows), step
+    assert step[0] == "SELECT" and sorted(step[1:3]) == ["INSERT", "UPDATE"], step
+    assert step[3:] == engine_rows, step
     assert mark == ["UPDATE"]
     if postgres:
-        # The reads ran before BEGIN (storage/db.transaction); the three writes in one transaction.
-        assert counted.outside[0] == ["SELECT", "SELECT"], counted.outside
+        # The load ran before BEGIN (storage/db.transaction); the three writes in one transaction.
+        assert counted.outside[0] == ["SELECT"], counted.outside
 
     counted.clear()
     turn = await hoa.taps("Không có ảnh")
     assert turn.text.startswith("Mục 3/10")
     step, mark = counted.transactions
-    # load, answers with their photo counts, the conversation, the processed message
-    assert len(step) <= 2 + len(engine_rows), step
+    # The load, then the conversation and the processed message. Nothing written that the step
+    # did not change (the account's last message time is kept for a few minutes; the person, the
+    # account and the submission's state are untouched).
+    assert step == ["SELECT", *engine_rows], step
     assert mark == ["UPDATE"]
-    # Nothing written that the step did not change (the account's last message time is kept for
-    # a few minutes; the person, the account and the submission's state are untouched).
-    assert [statement for statement in step if statement != "SELECT"] == engine_rows, step
     if postgres:
         # One write: no BEGIN and no COMMIT, every statement on its own (storage/db.transaction).
         assert counted.outside[0] == step, counted.outside
+
+    await hoa.taps("Đạt một phần")  # item 3
+    turn = await hoa.says("quay lại")  # back to item 3's level: a change of mind
+    assert turn.text.startswith("Mục 3/10"), turn.text
+    counted.clear()
+    turn = await hoa.taps("Đạt")
+    step, _mark = counted.transactions
+    # An item answered before: its row is read to be changed, then updated with the score.
+    assert step == ["SELECT", "SELECT", "UPDATE", "UPDATE", *engine_rows], step
+    assert turn.choices == ["Không có ảnh"]
 
 
 async def test_the_menu_reads_roles_and_applications_once(person, suite_app):

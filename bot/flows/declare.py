@@ -39,6 +39,7 @@ from bot.storage.submissions import (
     evidence_counts,
     item_photos,
     known_answers,
+    known_levels,
     last_request_note,
     missing_photos,
     remove_photo,
@@ -136,9 +137,9 @@ def _item_ids(criteria_set: CriteriaSet, ids: list[str]) -> str:
 async def _first_unanswered(
     ctx: Context, submission: Submission, criteria_set: CriteriaSet, after: int = -1
 ) -> Item | None:
-    answers = await known_answers(ctx.session, submission.id)
+    levels = await known_levels(ctx.session, submission.id)
     for index, item in enumerate(criteria_set.items):
-        if index > after and item.id not in answers:
+        if index > after and item.id not in levels:
             return item
     return None
 
@@ -262,10 +263,10 @@ async def ask_item(ctx: Context, submission: Submission, criteria_set: CriteriaS
         lines.append(ctx.t("decl.item_suggested"))
     if item.evidence_hint:
         lines.append(ctx.t("decl.item_hint", hint=item.evidence_hint.get(ctx.locale)))
-    answers = await known_answers(ctx.session, submission.id)
+    answered = await known_levels(ctx.session, submission.id)
     photos = (await evidence_counts(ctx.session, submission.id)).get(item.id, 0)
-    if item.id in answers:
-        lines.append(ctx.t("decl.item_current", level=level_label(ctx, answers[item.id].level), photos=photos))
+    if item.id in answered:
+        lines.append(ctx.t("decl.item_current", level=level_label(ctx, answered[item.id]), photos=photos))
     elif photos:
         lines.append(ctx.t("decl.item_photos_waiting", photos=photos))
     # Numbers stay the same on every item: 1–3 the levels every item has, 4 skip, 5 stop, and

@@ -22,12 +22,19 @@ from bot.clock import Clock
 from bot.storage.core import affected, table_of
 from bot.storage.db import RUNS_ALONE
 from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
-from bot.storage.submissions import hold
+from bot.storage.submissions import hold, levels_and_photos, remember_read
 
 
 def _load_query(with_message: bool) -> Any:
     query = (
-        select(ChannelAccount, Conversation, Person, ProcessedMessage if with_message else null(), Submission)
+        select(
+            ChannelAccount,
+            Conversation,
+            Person,
+            ProcessedMessage if with_message else null(),
+            Submission,
+            *levels_and_photos(Submission.id),
+        )
         .outerjoin(Conversation, Conversation.account_id == ChannelAccount.id)
         .outerjoin(Person, Person.id == ChannelAccount.person_id)
         .outerjoin(Submission, Submission.id == Conversation.data["sub"].as_integer())
@@ -92,13 +99,16 @@ async def load_conversation(session: AsyncSession, channel: str, user_id: str, m
     was handled before (or NULL), and the submission the conversation is on (its top-level "sub",
     where the declaration's draft keeps it: bot/flows/drafts.py), in one query; None for someone
     unknown. The submission is kept in the session for the transaction, so the flows find it
-    there instead of querying again (they still check whose it is)."""
+    there instead of querying again (they still check whose it is), and so are its answers'
+    levels and its photo counts (`submissions.remember_read`): a typical declaration step reads
+    nothing else."""
     params = {"channel": channel, "user_id": user_id}
     if message_id:
         params["message_id"] = message_id
     row = (await session.execute(_LOAD[bool(message_id)], params)).first()
     if row is not None and row[4] is not None:
         hold(session, row[4])
+        remember_read(session, row[4].id, row[5], row[6])
     return row
 
 

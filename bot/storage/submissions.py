@@ -140,6 +140,7 @@ async def transition(
 # What one transaction has already read (`transaction_memo`, forgotten when it ends): a
 # conversation step's handler and the prompt after it ask the same questions.
 ANSWERS = "answers"  # submission id → {item id: Answer}, kept up to date by save_answer
+LEVELS = "levels"  # submission id → {item id: level}, kept up to date by save_answer
 PHOTOS = "photos"  # submission id → {item id: photo count}, kept up to date here
 HELD = "held"  # objects kept alive: SQLAlchemy's identity map holds rows only weakly
 
@@ -153,11 +154,40 @@ def hold(session: AsyncSession, obj: Any) -> None:
 def forget_read(session: AsyncSession, submission_id: int) -> None:
     """Drop what this transaction read of a submission's answers and photos (they were deleted)."""
     transaction_memo(session, ANSWERS).pop(submission_id, None)
+    transaction_memo(session, LEVELS).pop(submission_id, None)
     transaction_memo(session, PHOTOS).pop(submission_id, None)
 
 
-# Between item ids in the photo list read with the answers (ids never hold control characters).
+# Between the entries of the lists read in one column, and between an item id and its level
+# (ids and levels never hold control characters).
 _SEP = "\x1f"
+_PAIR = "\x1e"
+
+
+def levels_and_photos(submission_id: Any) -> tuple[Any, Any]:
+    """Two scalar subqueries for a query that reads a submission (`submission_id`: its id column):
+    its answers' levels and its photos' items, each as one string. The engine's load query reads
+    them for the submission a conversation is on, so a typical declaration step needs no query of
+    its own for them (`remember_read`)."""
+    levels = (
+        select(func.aggregate_strings(Answer.item_id + _PAIR + Answer.level, _SEP))
+        .where(Answer.submission_id == submission_id)
+        .scalar_subquery()
+    )
+    photos = (
+        select(func.aggregate_strings(Evidence.item_id, _SEP))
+        .where(Evidence.submission_id == submission_id)
+        .scalar_subquery()
+    )
+    return levels, photos
+
+
+def remember_read(session: AsyncSession, submission_id: int, levels: str | None, photos: str | None) -> None:
+    """Keep for the transaction what `levels_and_photos` read."""
+    transaction_memo(session, LEVELS)[submission_id] = (
+        dict(pair.split(_PAIR, 1) for pair in levels.split(_SEP)) if levels else {}
+    )
+    transaction_memo(session, PHOTOS)[submission_id] = dict(Counter(photos.split(_SEP))) if photos else {}
 
 
 # Built once with a parameter: every level step reads the answers.
@@ -181,6 +211,7 @@ async def answers_of(session: AsyncSession, submission_id: int) -> dict[str, Ans
     answers = {answer.item_id: answer for answer, _items in rows if answer is not None}
     items = rows[0][1] if rows else None  # the same photo list on every row
     transaction_memo(session, ANSWERS)[submission_id] = answers
+    transaction_memo(session, LEVELS)[submission_id] = {item_id: answer.level for item_id, answer in answers.items()}
     transaction_memo(session, PHOTOS)[submission_id] = dict(Counter(items.split(_SEP) if items else ()))
     return answers
 
@@ -190,6 +221,17 @@ async def known_answers(session: AsyncSession, submission_id: int) -> dict[str, 
     date); read from the database only the first time. Do not change the dict."""
     known = transaction_memo(session, ANSWERS).get(submission_id)
     return known if known is not None else await answers_of(session, submission_id)
+
+
+async def known_levels(session: AsyncSession, submission_id: int) -> dict[str, str]:
+    """Each answered item's level, as this transaction last read or saved them (the engine's load
+    query reads them for the submission a conversation is on: `remember_read`); read from the
+    database only the first time. Do not change the dict."""
+    known = transaction_memo(session, LEVELS).get(submission_id)
+    if known is None:
+        await answers_of(session, submission_id)
+        known = transaction_memo(session, LEVELS)[submission_id]
+    return known
 
 
 async def rescore(
@@ -227,8 +269,10 @@ async def save_answer(
     _ensure_editable(submission)
     item = criteria_set.item(item_id)
     points = points_for(item, level)
-    answers = await answers_of(session, submission.id)
-    answer = answers.get(item_id)
+    answer = None
+    if item_id in await known_levels(session, submission.id):
+        # Answered before: its row is read now, to be changed (a first answer needs no read).
+        answer = (await answers_of(session, submission.id)).get(item_id)
     if answer is None:
         answer = Answer(
             submission_id=submission.id,
@@ -239,7 +283,9 @@ async def save_answer(
             answered_at=now,
         )
         session.add(answer)
-        answers[item_id] = answer  # the dict `known_answers` gives for the rest of the transaction
+        answers = transaction_memo(session, ANSWERS).get(submission.id)
+        if answers is not None:  # the dict `known_answers` gives for the rest of the transaction
+            answers[item_id] = answer
     else:
         answer.level = Level(level).value
         answer.points = points
@@ -255,9 +301,13 @@ async def save_answer(
             note=None,
             now=now,
         )
+    levels = await known_levels(session, submission.id)
+    levels[item_id] = answer.level  # the dict `known_levels` gives for the rest of the transaction
     # No flush here: the answer and the submission's new score are written together, by the
     # engine's flush at the end of the step (or by autoflush before any later query).
-    result = await rescore(session, submission, criteria_set, answers)
+    result = score(criteria_set, levels)
+    submission.score = result.total
+    submission.recognisable = result.recognisable
     submission.updated_at = now
     return result
 
