@@ -14,8 +14,10 @@ from bot.flows.engine import FlowEngine
 from bot.flows.registry import build_router
 from bot.flows.router import Router
 from bot.messages import Kind
-from bot.storage.deliveries import save_position, save_position_and_record
-from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage
+from bot.storage import db
+from bot.storage.deliveries import foldable_answer, save_position, save_position_and_record
+from bot.storage.models import Answer, ChannelAccount, Conversation, Evidence, ProcessedMessage, Submission
+from bot.storage.submissions import save_answer
 from tests.conftest import SUITE_DB, make_app
 from tests.support.chat import Person
 from tests.support.images import jpeg
@@ -112,6 +114,9 @@ async def test_a_conversation_moved_by_another_worker_is_not_overwritten(person,
     assert turn.choices == ["Không có ảnh"]
 
 
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+
 async def _conversation_as_read(app, someone) -> tuple[ChannelAccount, Conversation]:
     """Someone's account and conversation as a worker read them (detached, kept as they were)."""
     async with app.sessions() as session:
@@ -149,6 +154,66 @@ async def test_a_message_another_worker_recorded_first_is_not_recorded_twice(per
         assert (await session.get(Conversation, account.id)).state != "start.menu"
         rows = await session.scalars(select(ProcessedMessage).where(ProcessedMessage.message_id == "both-workers"))
         assert len(rows.all()) == 1
+
+
+@pytest.mark.skipif(SUITE_DB != "postgres", reason="one statement for a level step: PostgreSQL only")
+async def test_a_level_step_written_in_one_statement_writes_all_of_it_or_nothing(person, suite_app):
+    """On PostgreSQL a level step's answer, score, conversation and processed message are one
+    statement (deliveries.foldable_answer). When another worker changed the submission or the
+    conversation since they were read, none of the four is written, and the message is handled
+    again (IntegrityError or StaleDataError, as from the session's own flush)."""
+    hoa = person()
+    await register_citizen(hoa)
+    await hoa.taps("Bắt đầu")
+    await hoa.taps("Đạt")
+    await hoa.taps("Không có ảnh")  # item 1 answered: item 2 is a typical level step
+    account, conversation = await _conversation_as_read(suite_app, hoa)
+
+    async def level_step(message_id: str, meanwhile=None) -> None:  # noqa: ANN001
+        async with db.transaction(suite_app.sessions) as session:
+            submission = await session.scalar(select(Submission))
+            criteria_set = suite_app.catalog.sets[submission.criteria_set_id]
+            await save_answer(session, submission, criteria_set, "2", "achieved", actor_person_id=None, now=NOW)
+            folded = foldable_answer(session)
+            assert folded is not None
+            if meanwhile is not None:
+                await meanwhile()
+            conversation.state = "decl.photos"
+            await save_position_and_record(session, conversation, folded, **_processed_row(account.id, message_id))
+
+    async def another_worker_changes_the_submission() -> None:
+        async with suite_app.sessions.begin() as session:
+            (await session.scalar(select(Submission))).updated_at = NOW + timedelta(seconds=1)
+
+    async def stored() -> tuple:
+        async with suite_app.sessions() as session:
+            submission = await session.scalar(select(Submission))
+            return (
+                (await session.get(Conversation, account.id)).version,
+                submission.version,
+                submission.score,
+                await session.scalar(select(func.count()).select_from(Answer)),
+                await session.scalar(select(func.count()).select_from(ProcessedMessage)),
+            )
+
+    before = await stored()
+    with pytest.raises(IntegrityError):
+        await level_step("stale-submission", another_worker_changes_the_submission)
+    submission_moved = await stored()
+    assert submission_moved[0] == before[0]  # the conversation did not move
+    assert submission_moved[1] == before[1] + 1  # only the other worker's change
+    assert submission_moved[2:] == before[2:]  # no score, answer or processed message
+
+    conversation.version -= 1  # as read before another worker moved the conversation
+    with pytest.raises(StaleDataError):
+        await level_step("stale-conversation")
+    assert await stored() == submission_moved
+
+    conversation.version += 1
+    await level_step("as-read")
+    conversation_version, submission_version, score, answers, processed = await stored()
+    assert (conversation_version, submission_version) == (submission_moved[0] + 1, submission_moved[1] + 1)
+    assert (score, answers, processed) == (20, 2, submission_moved[4] + 1)
 
 
 @pytest.mark.skipif(SUITE_DB != "postgres", reason="a server that drops connections: PostgreSQL pass only")

@@ -43,6 +43,7 @@ from bot.messages import COMMAND_PREFIX, Incoming, Kind, Outgoing, parse_choice_
 from bot.storage.db import transaction
 from bot.storage.deliveries import (
     SentMarks,
+    foldable_answer,
     load_conversation,
     photo_wanted,
     processed_message,
@@ -254,8 +255,11 @@ class FlowEngine:
             # read says that an automated assistant is answering.
             ctx.replies.insert(0, Outgoing(text=ctx.welcome_text()))
         # The handler's own changes (answers, the submission, the account) go first, then the
-        # engine's two rows as single statements (storage/deliveries.py).
-        await session.flush()
+        # engine's two rows as single statements (storage/deliveries.py). On PostgreSQL a level
+        # step's answer and score go in the engine's statement instead.
+        folded = foldable_answer(session) if msg.message_id else None
+        if folded is None:
+            await session.flush()
         conv.updated_at = now
         if not msg.message_id:
             await save_position(session, conv)
@@ -266,6 +270,7 @@ class FlowEngine:
         processed_id = await save_position_and_record(
             session,
             conv,
+            folded,
             channel=msg.channel,
             message_id=msg.message_id,
             account_id=account.id,

@@ -14,14 +14,15 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, insert, null, or_, select, update
+from sqlalchemy import Row, and_, bindparam, case, insert, inspect, literal, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.clock import Clock
 from bot.storage.core import affected, table_of
 from bot.storage.db import RUNS_ALONE
-from bot.storage.models import ChannelAccount, Conversation, Person, ProcessedMessage, Submission
+from bot.storage.models import Answer, ChannelAccount, Conversation, Person, ProcessedMessage, Submission
 from bot.storage.submissions import hold, levels_and_photos, remember_read
 
 
@@ -87,6 +88,62 @@ _SAVE_AND_RECORD = (
     # Atomic by itself: when the step wrote nothing else, it runs without BEGIN and COMMIT.
     .execution_options(**{RUNS_ALONE: True})
 )
+# PostgreSQL, a level step (a first answer to an item, and the submission's new score): those two
+# rows in the same statement as well, so the whole step writes once, without BEGIN and COMMIT
+# (storage/db.transaction). Every write hangs on the ones before it: the score only when the
+# conversation moved, the answer only when the score was written. The submission's version is
+# checked as the ORM checks it; when another worker changed the submission, the conversation has
+# moved already, so the processed message then gets no channel and the NOT NULL on it fails the
+# whole statement: nothing is written, and the engine handles the message again, as after any
+# IntegrityError.
+_answers = table_of(Answer)
+_submissions = table_of(Submission)
+_ANSWERED = ("submission_id", "item_id", "level", "points", "note", "answered_by_person_id", "answered_at")
+_SCORED = ("score", "recognisable", "updated_at")
+_moved_too = _SAVE_POSITION.returning(_conversations.c.account_id).cte("moved")
+_scored = (
+    update(_submissions)
+    .where(
+        _submissions.c.id == bindparam("s_id"),
+        _submissions.c.version == bindparam("s_version"),
+        select(literal(1)).select_from(_moved_too).exists(),
+    )
+    .values(
+        **{name: bindparam(f"s_{name}", type_=_submissions.c[name].type) for name in _SCORED},
+        version=bindparam("s_version") + 1,
+    )
+    .returning(_submissions.c.id)
+    .cte("scored")
+)
+_answered = (
+    insert(_answers)
+    .from_select(
+        _ANSWERED,
+        select(*(bindparam(f"a_{name}", type_=_answers.c[name].type) for name in _ANSWERED)).select_from(_scored),
+    )
+    .returning(_answers.c.id)
+    .cte("answered")
+)
+_scored_at_all = select(literal(1)).select_from(_scored).exists()
+_SAVE_ANSWER_AND_RECORD = (
+    insert(_processed)
+    .from_select(
+        _RECORDED,
+        select(
+            *(
+                _moved_too.c.account_id
+                if name == "account_id"
+                else case((_scored_at_all, bindparam("channel", type_=_processed.c.channel.type)), else_=null())
+                if name == "channel"
+                else bindparam(name, type_=_processed.c[name].type)
+                for name in _RECORDED
+            )
+        ).select_from(_moved_too),
+    )
+    .add_cte(_scored, _answered)
+    .returning(_processed.c.id)
+    .execution_options(**{RUNS_ALONE: True})
+)
 _MARK_SENT = (
     update(_processed)
     .where(_processed.c.id.in_(bindparam("ids", expanding=True)))
@@ -148,20 +205,61 @@ async def record_processed(session: AsyncSession, **values: Any) -> int:
     return int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
 
 
-async def save_position_and_record(session: AsyncSession, conv: Conversation, **values: Any) -> int:
+async def save_position_and_record(
+    session: AsyncSession, conv: Conversation, folded: FoldedAnswer | None = None, **values: Any
+) -> int:
     """`save_position`, then `record_processed` (the message handled in this step); the
     processed message's id. The same checks hold: StaleDataError when another worker moved the
     conversation, IntegrityError on the unique key when another took the message. On PostgreSQL
-    both are one statement; SQLite cannot change rows inside a WITH, so there they are two."""
+    both are one statement, with the step's answer and score when `folded` (see
+    `foldable_answer`); SQLite cannot change rows inside a WITH, so there they are two."""
     if session.get_bind().dialect.name != "postgresql":
         await save_position(session, conv)
         return await record_processed(session, **values)
     # The account comes from the conversation's own row, which the INSERT selects from.
     params = {**_position_params(conv), **{name: values[name] for name in _RECORDED if name != "account_id"}}
-    result = await session.execute(_SAVE_AND_RECORD, params)
+    if folded is None:
+        result = await session.execute(_SAVE_AND_RECORD, params)
+    else:
+        answer, submission = folded
+        params.update({f"a_{name}": getattr(answer, name) for name in _ANSWERED})
+        params.update({f"s_{name}": getattr(submission, name) for name in _SCORED})
+        params.update(s_id=submission.id, s_version=submission.version)
+        with session.no_autoflush:  # the answer and the score are in this statement
+            result = await session.execute(_SAVE_ANSWER_AND_RECORD, params)
     processed_id = result.scalar()
     _version_checked(conv, processed_id is not None)
+    if folded is not None:
+        # Written: the session must not write them again when it commits.
+        answer, submission = folded
+        session.expunge(answer)
+        for name in _SCORED:
+            set_committed_value(submission, name, getattr(submission, name))
+        set_committed_value(submission, "version", submission.version + 1)
     return int(processed_id)
+
+
+FoldedAnswer = tuple[Answer, Submission]
+
+
+def foldable_answer(session: AsyncSession) -> FoldedAnswer | None:
+    """On PostgreSQL, when all a step has left to write is one new answer and its submission's
+    new score (a level step: `submissions.save_answer`), those two, for `save_position_and_record`
+    to write in its one statement instead of the session's flush. Anything else: None (the
+    session flushes as usual first)."""
+    if session.get_bind().dialect.name != "postgresql" or session.deleted or len(session.new) != 1:
+        return None
+    (answer,) = session.new
+    if type(answer) is not Answer:
+        return None
+    changed = [obj for obj in session.dirty if session.is_modified(obj)]
+    if len(changed) != 1 or type(changed[0]) is not Submission or changed[0].id != answer.submission_id:
+        return None
+    submission = changed[0]
+    state = inspect(submission)
+    if any(attr.history.has_changes() for attr in state.attrs if attr.key not in _SCORED):
+        return None
+    return answer, submission
 
 
 async def processed_message(session: AsyncSession, channel: str, message_id: str) -> ProcessedMessage | None:
