@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import NullPool, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.flows.engine import FlowEngine
@@ -156,12 +157,13 @@ async def test_a_message_another_worker_recorded_first_is_not_recorded_twice(per
         assert len(rows.all()) == 1
 
 
-@pytest.mark.skipif(SUITE_DB != "postgres", reason="one statement for a level step: PostgreSQL only")
-async def test_a_level_step_written_in_one_statement_writes_all_of_it_or_nothing(person, suite_app):
-    """On PostgreSQL a level step's answer, score, conversation and processed message are one
-    statement (deliveries.foldable_answer). When another worker changed the submission or the
-    conversation since they were read, none of the four is written, and the message is handled
-    again (IntegrityError or StaleDataError, as from the session's own flush)."""
+async def test_a_level_step_written_without_the_session_writes_all_of_it_or_nothing(person, suite_app):
+    """A level step's answer and score are written with the conversation and the processed
+    message, without the session's unit of work (deliveries.foldable_answer): on PostgreSQL as
+    one statement, on SQLite as four in the step's transaction. When another worker changed the
+    submission or the conversation since they were read, none of the four is written, and the
+    message is handled again (IntegrityError or StaleDataError, as from the session's flush)."""
+    postgres = SUITE_DB == "postgres"
     hoa = person()
     await register_citizen(hoa)
     await hoa.taps("Bắt đầu")
@@ -169,9 +171,11 @@ async def test_a_level_step_written_in_one_statement_writes_all_of_it_or_nothing
     await hoa.taps("Không có ảnh")  # item 1 answered: item 2 is a typical level step
     account, conversation = await _conversation_as_read(suite_app, hoa)
 
-    async def level_step(message_id: str, meanwhile=None) -> None:  # noqa: ANN001
+    async def level_step(message_id: str, meanwhile=None, read_before=None) -> None:  # noqa: ANN001
         async with db.transaction(suite_app.sessions) as session:
             submission = await session.scalar(select(Submission))
+            if read_before is not None:  # as read before another worker's change
+                set_committed_value(submission, "version", read_before)
             criteria_set = suite_app.catalog.sets[submission.criteria_set_id]
             await save_answer(session, submission, criteria_set, "2", "achieved", actor_person_id=None, now=NOW)
             folded = foldable_answer(session)
@@ -197,8 +201,15 @@ async def test_a_level_step_written_in_one_statement_writes_all_of_it_or_nothing
             )
 
     before = await stored()
-    with pytest.raises(IntegrityError):
-        await level_step("stale-submission", another_worker_changes_the_submission)
+    if postgres:
+        with pytest.raises(IntegrityError):  # the NOT NULL on the processed message's channel
+            await level_step("stale-submission", meanwhile=another_worker_changes_the_submission)
+    else:
+        # SQLite's write lock is taken at the step's first statement: no other worker can change
+        # the submission meanwhile. One read before another worker's change is refused all the same.
+        await another_worker_changes_the_submission()
+        with pytest.raises(StaleDataError):
+            await level_step("stale-submission", read_before=before[1])
     submission_moved = await stored()
     assert submission_moved[0] == before[0]  # the conversation did not move
     assert submission_moved[1] == before[1] + 1  # only the other worker's change

@@ -255,8 +255,8 @@ class FlowEngine:
             # read says that an automated assistant is answering.
             ctx.replies.insert(0, Outgoing(text=ctx.welcome_text()))
         # The handler's own changes (answers, the submission, the account) go first, then the
-        # engine's two rows as single statements (storage/deliveries.py). On PostgreSQL a level
-        # step's answer and score go in the engine's statement instead.
+        # engine's two rows as single statements (storage/deliveries.py). A level step's answer
+        # and score are written with them instead, without the session's unit of work.
         folded = foldable_answer(session) if msg.message_id else None
         if folded is None:
             await session.flush()

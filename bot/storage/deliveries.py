@@ -125,6 +125,19 @@ _answered = (
     .cte("answered")
 )
 _scored_at_all = select(literal(1)).select_from(_scored).exists()
+# SQLite, the same level step: the answer's INSERT and the score's version-checked UPDATE as two
+# plain statements, without the ORM's unit of work (about 400 µs of CPU for these two rows).
+_INSERT_ANSWER = insert(_answers).values(
+    {name: bindparam(f"a_{name}", type_=_answers.c[name].type) for name in _ANSWERED}
+)
+_SAVE_SCORE = (
+    update(_submissions)
+    .where(_submissions.c.id == bindparam("s_id"), _submissions.c.version == bindparam("s_version"))
+    .values(
+        **{name: bindparam(f"s_{name}", type_=_submissions.c[name].type) for name in _SCORED},
+        version=_submissions.c.version + 1,
+    )
+)
 _SAVE_ANSWER_AND_RECORD = (
     insert(_processed)
     .from_select(
@@ -212,8 +225,16 @@ async def save_position_and_record(
     processed message's id. The same checks hold: StaleDataError when another worker moved the
     conversation, IntegrityError on the unique key when another took the message. On PostgreSQL
     both are one statement, with the step's answer and score when `folded` (see
-    `foldable_answer`); SQLite cannot change rows inside a WITH, so there they are two."""
+    `foldable_answer`); SQLite cannot change rows inside a WITH, so there they are two, after
+    the answer and the score (StaleDataError when another worker changed the submission)."""
     if session.get_bind().dialect.name != "postgresql":
+        if folded is not None:
+            with session.no_autoflush:  # written here, not by the session
+                scored = await session.execute(_SAVE_SCORE, _folded_params(folded))
+                if affected(scored) != 1:
+                    raise StaleDataError(f"submission {folded[1].id} changed since it was read")
+                await session.execute(_INSERT_ANSWER, _folded_params(folded))
+            _written(session, folded)
         await save_position(session, conv)
         return await record_processed(session, **values)
     # The account comes from the conversation's own row, which the INSERT selects from.
@@ -221,33 +242,46 @@ async def save_position_and_record(
     if folded is None:
         result = await session.execute(_SAVE_AND_RECORD, params)
     else:
-        answer, submission = folded
-        params.update({f"a_{name}": getattr(answer, name) for name in _ANSWERED})
-        params.update({f"s_{name}": getattr(submission, name) for name in _SCORED})
-        params.update(s_id=submission.id, s_version=submission.version)
         with session.no_autoflush:  # the answer and the score are in this statement
-            result = await session.execute(_SAVE_ANSWER_AND_RECORD, params)
+            result = await session.execute(_SAVE_ANSWER_AND_RECORD, {**params, **_folded_params(folded)})
     processed_id = result.scalar()
     _version_checked(conv, processed_id is not None)
     if folded is not None:
-        # Written: the session must not write them again when it commits.
-        answer, submission = folded
-        session.expunge(answer)
-        for name in _SCORED:
-            set_committed_value(submission, name, getattr(submission, name))
-        set_committed_value(submission, "version", submission.version + 1)
+        _written(session, folded)
     return int(processed_id)
+
+
+def _folded_params(folded: FoldedAnswer) -> dict[str, Any]:
+    answer, submission = folded
+    return {
+        **{f"a_{name}": getattr(answer, name) for name in _ANSWERED},
+        **{f"s_{name}": getattr(submission, name) for name in _SCORED},
+        "s_id": submission.id,
+        "s_version": submission.version,
+    }
+
+
+def _written(session: AsyncSession, folded: FoldedAnswer) -> None:
+    """The answer and the score are in the database: both leave the session, which then has
+    nothing left to write (a flush would still go over an object it had seen changed, about
+    150 µs), and the submission keeps the values and the version it now has."""
+    answer, submission = folded
+    for name in _SCORED:
+        set_committed_value(submission, name, getattr(submission, name))
+    set_committed_value(submission, "version", submission.version + 1)
+    session.expunge(answer)
+    session.expunge(submission)
 
 
 FoldedAnswer = tuple[Answer, Submission]
 
 
 def foldable_answer(session: AsyncSession) -> FoldedAnswer | None:
-    """On PostgreSQL, when all a step has left to write is one new answer and its submission's
-    new score (a level step: `submissions.save_answer`), those two, for `save_position_and_record`
-    to write in its one statement instead of the session's flush. Anything else: None (the
-    session flushes as usual first)."""
-    if session.get_bind().dialect.name != "postgresql" or session.deleted or len(session.new) != 1:
+    """When all a step has left to write is one new answer and its submission's new score (a
+    level step: `submissions.save_answer`), those two, for `save_position_and_record` to write
+    instead of the session's flush: on PostgreSQL in its one statement, on SQLite as two plain
+    statements. Anything else: None (the session flushes as usual first)."""
+    if session.deleted or len(session.new) != 1:
         return None
     (answer,) = session.new
     if type(answer) is not Answer:
