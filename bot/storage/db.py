@@ -174,8 +174,8 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
 # own. What the engine guards with the conversation's version check and the processed message's
 # unique key is unchanged. A step whose only write is one statement marked `RUNS_ALONE` (the
 # engine's: the conversation and its processed message, with a level step's answer and score,
-# storage/deliveries.py) sends no BEGIN and no COMMIT: one statement is atomic by itself. Two round trips fewer on about half the messages
-# (bench/README.md, issue 18, sixth round).
+# storage/deliveries.py) sends no BEGIN and no COMMIT: one statement is atomic by itself. Two
+# round trips fewer on about half the messages (bench/README.md, issue 18, sixth round).
 BEGIN_AT_FIRST_WRITE = "hoctap_begin_at_first_write"  # session.info: set by `transaction`
 RUNS_ALONE = "hoctap_runs_alone"  # execution option: may be the transaction's only write
 _DEFERRED = "hoctap_deferred_begin"  # session.info: (connection info, driver connection)
