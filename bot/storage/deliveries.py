@@ -100,43 +100,33 @@ _answers = table_of(Answer)
 _submissions = table_of(Submission)
 _ANSWERED = ("submission_id", "item_id", "level", "points", "note", "answered_by_person_id", "answered_at")
 _SCORED = ("score", "recognisable", "updated_at")
-_moved_too = _SAVE_POSITION.returning(_conversations.c.account_id).cte("moved")
+# The new values of the two rows, as parameters (`_folded_params` gives them).
+_ANSWER_VALUES = {name: bindparam(f"a_{name}", type_=_answers.c[name].type) for name in _ANSWERED}
+_SCORE_VALUES = {name: bindparam(f"s_{name}", type_=_submissions.c[name].type) for name in _SCORED}
 _scored = (
     update(_submissions)
     .where(
         _submissions.c.id == bindparam("s_id"),
         _submissions.c.version == bindparam("s_version"),
-        select(literal(1)).select_from(_moved_too).exists(),
+        select(literal(1)).select_from(_moved).exists(),
     )
-    .values(
-        **{name: bindparam(f"s_{name}", type_=_submissions.c[name].type) for name in _SCORED},
-        version=bindparam("s_version") + 1,
-    )
+    .values(**_SCORE_VALUES, version=_submissions.c.version + 1)
     .returning(_submissions.c.id)
     .cte("scored")
 )
 _answered = (
     insert(_answers)
-    .from_select(
-        _ANSWERED,
-        select(*(bindparam(f"a_{name}", type_=_answers.c[name].type) for name in _ANSWERED)).select_from(_scored),
-    )
+    .from_select(_ANSWERED, select(*_ANSWER_VALUES.values()).select_from(_scored))
     .returning(_answers.c.id)
-    .cte("answered")
-)
+).cte("answered")
 _scored_at_all = select(literal(1)).select_from(_scored).exists()
 # SQLite, the same level step: the answer's INSERT and the score's version-checked UPDATE as two
 # plain statements, without the ORM's unit of work (about 400 µs of CPU for these two rows).
-_INSERT_ANSWER = insert(_answers).values(
-    {name: bindparam(f"a_{name}", type_=_answers.c[name].type) for name in _ANSWERED}
-)
+_INSERT_ANSWER = insert(_answers).values(_ANSWER_VALUES)
 _SAVE_SCORE = (
     update(_submissions)
     .where(_submissions.c.id == bindparam("s_id"), _submissions.c.version == bindparam("s_version"))
-    .values(
-        **{name: bindparam(f"s_{name}", type_=_submissions.c[name].type) for name in _SCORED},
-        version=_submissions.c.version + 1,
-    )
+    .values(**_SCORE_VALUES, version=_submissions.c.version + 1)
 )
 _SAVE_ANSWER_AND_RECORD = (
     insert(_processed)
@@ -144,14 +134,14 @@ _SAVE_ANSWER_AND_RECORD = (
         _RECORDED,
         select(
             *(
-                _moved_too.c.account_id
+                _moved.c.account_id
                 if name == "account_id"
                 else case((_scored_at_all, bindparam("channel", type_=_processed.c.channel.type)), else_=null())
                 if name == "channel"
                 else bindparam(name, type_=_processed.c[name].type)
                 for name in _RECORDED
             )
-        ).select_from(_moved_too),
+        ).select_from(_moved),
     )
     .add_cte(_scored, _answered)
     .returning(_processed.c.id)
@@ -229,11 +219,12 @@ async def save_position_and_record(
     the answer and the score (StaleDataError when another worker changed the submission)."""
     if session.get_bind().dialect.name != "postgresql":
         if folded is not None:
+            params = _folded_params(folded)
             with session.no_autoflush:  # written here, not by the session
-                scored = await session.execute(_SAVE_SCORE, _folded_params(folded))
+                scored = await session.execute(_SAVE_SCORE, params)
                 if affected(scored) != 1:
                     raise StaleDataError(f"submission {folded[1].id} changed since it was read")
-                await session.execute(_INSERT_ANSWER, _folded_params(folded))
+                await session.execute(_INSERT_ANSWER, params)
             _written(session, folded)
         await save_position(session, conv)
         return await record_processed(session, **values)
