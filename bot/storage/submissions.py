@@ -182,12 +182,17 @@ def levels_and_photos(submission_id: Any) -> tuple[Any, Any]:
     return levels, photos
 
 
+def _photo_counts(items: str | None) -> dict[str, int]:
+    """Photos per item from the aggregated list of their items."""
+    return dict(Counter(items.split(_SEP))) if items else {}
+
+
 def remember_read(session: AsyncSession, submission_id: int, levels: str | None, photos: str | None) -> None:
     """Keep for the transaction what `levels_and_photos` read."""
     transaction_memo(session, LEVELS)[submission_id] = (
         dict(pair.split(_PAIR, 1) for pair in levels.split(_SEP)) if levels else {}
     )
-    transaction_memo(session, PHOTOS)[submission_id] = dict(Counter(photos.split(_SEP))) if photos else {}
+    transaction_memo(session, PHOTOS)[submission_id] = _photo_counts(photos)
 
 
 # Built once with a parameter: every level step reads the answers.
@@ -212,7 +217,7 @@ async def answers_of(session: AsyncSession, submission_id: int) -> dict[str, Ans
     items = rows[0][1] if rows else None  # the same photo list on every row
     transaction_memo(session, ANSWERS)[submission_id] = answers
     transaction_memo(session, LEVELS)[submission_id] = {item_id: answer.level for item_id, answer in answers.items()}
-    transaction_memo(session, PHOTOS)[submission_id] = dict(Counter(items.split(_SEP) if items else ()))
+    transaction_memo(session, PHOTOS)[submission_id] = _photo_counts(items)
     return answers
 
 
