@@ -174,12 +174,16 @@ def levels_and_photos(submission_id: Any) -> tuple[Any, Any]:
         .where(Answer.submission_id == submission_id)
         .scalar_subquery()
     )
-    photos = (
+    return levels, _photo_items(submission_id)
+
+
+def _photo_items(submission_id: Any) -> Any:
+    """A scalar subquery: the item of each of a submission's photos, in one string."""
+    return (
         select(func.aggregate_strings(Evidence.item_id, _SEP))
         .where(Evidence.submission_id == submission_id)
         .scalar_subquery()
     )
-    return levels, photos
 
 
 def _photo_counts(items: str | None) -> dict[str, int]:
@@ -197,12 +201,7 @@ def remember_read(session: AsyncSession, submission_id: int, levels: str | None,
 
 # Built once with a parameter: every level step reads the answers.
 _ANSWERS_WITH_PHOTOS = (
-    select(
-        Answer,
-        select(func.aggregate_strings(Evidence.item_id, _SEP))
-        .where(Evidence.submission_id == bindparam("submission_id"))
-        .scalar_subquery(),
-    )
+    select(Answer, _photo_items(bindparam("submission_id")))
     .select_from(Submission)
     .outerjoin(Answer, Answer.submission_id == Submission.id)
     .where(Submission.id == bindparam("submission_id"))
@@ -249,7 +248,11 @@ async def rescore(
     resident never types a score."""
     if answers is None:
         answers = await answers_of(session, submission.id)
-    result = score(criteria_set, {item_id: a.level for item_id, a in answers.items()})
+    return _set_score(submission, criteria_set, {item_id: a.level for item_id, a in answers.items()})
+
+
+def _set_score(submission: Submission, criteria_set: CriteriaSet, levels: dict[str, str]) -> Score:
+    result = score(criteria_set, levels)
     submission.score = result.total
     submission.recognisable = result.recognisable
     return result
@@ -308,11 +311,10 @@ async def save_answer(
         )
     levels = await known_levels(session, submission.id)
     levels[item_id] = answer.level  # the dict `known_levels` gives for the rest of the transaction
-    # No flush here: the answer and the submission's new score are written together, by the
-    # engine's flush at the end of the step (or by autoflush before any later query).
-    result = score(criteria_set, levels)
-    submission.score = result.total
-    submission.recognisable = result.recognisable
+    # No flush here: the answer and the submission's new score are written together at the end
+    # of the step, by the engine (deliveries.foldable_answer) or by its flush, or by autoflush
+    # before any later query.
+    result = _set_score(submission, criteria_set, levels)
     submission.updated_at = now
     return result
 
