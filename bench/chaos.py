@@ -118,11 +118,18 @@ class Pool:
 
 
 async def person(
-    index: int, pool: Pool, fake: FakeBotApi, figures: Figures, rng: random.Random, deadline: float
+    index: int, pool: Pool, fake: FakeBotApi, figures: Figures, rng: random.Random, deadline: float, min_kills: int
 ) -> None:
     user = FakeUser(5000 + index, f"P{index}")
     photo = jpeg((index % 256, 80, 160), size=(320, 240))
-    for step in SCRIPT:
+    for number, step in enumerate(SCRIPT):
+        if number == len(SCRIPT) - 1:
+            # A run faster than the kill interval would prove nothing about kills: the last step
+            # waits until the chaos loop has killed --min-kills workers (on its own schedule).
+            while figures.kills < min_kills:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"person {index}: fewer than {min_kills} kills in time")
+                await asyncio.sleep(0.05)
         update = fake.send_photo(user, photo) if step is PHOTO else fake.send_text(user, str(step))
         figures.updates += 1
         before = len(fake.sent_to(user))
@@ -201,7 +208,9 @@ async def run(args) -> int:
                 deadline = ready + args.duration
                 error: BaseException | None = None
                 try:
-                    await asyncio.gather(*(person(i, pool, fake, figures, rng, deadline) for i in range(args.people)))
+                    await asyncio.gather(
+                        *(person(i, pool, fake, figures, rng, deadline, args.min_kills) for i in range(args.people))
+                    )
                 except Exception as exc:  # reported below with the figures
                     error = exc
                 finally:
@@ -289,6 +298,9 @@ def main() -> None:
     parser.add_argument("--kill-max", type=float, default=5.0, help="longest interval between two kills (s)")
     parser.add_argument(
         "--fail-rate", type=float, default=0.1, help="chance every 0.25 s that the platform starts failing sendMessage"
+    )
+    parser.add_argument(
+        "--min-kills", type=int, default=0, help="people hold their last step until this many workers were killed"
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--database-url", help="an empty database (default: a temporary SQLite file)")

@@ -29,6 +29,8 @@ async def test_chaos_run_loses_and_doubles_nothing(suite_db, tmp_path):
         "3",
         "--fail-rate",
         "0.3",
+        "--min-kills",
+        "1",
         "--seed",
         "3",
         "--database-url",
