@@ -11,6 +11,9 @@ import json
 import httpcore
 import httpx
 import pytest
+from telegram.error import TimedOut
+from telegram.request import RequestData
+from telegram.request._requestparameter import RequestParameter
 
 from bot.channels.telegram_request import WRITE_TOGETHER_UP_TO, BotApiBackend, BotApiTransport, JsonBodyRequest
 
@@ -20,7 +23,9 @@ class HangingUpServer:
     `bodies`); `hang_up()` closes every open connection from the server's side, as a Bot API
     server does with an idle one."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: bool = True) -> None:
+        self.answer = answer
+        self.heads: list[bytes] = []
         self.connections = 0
         self.writers: list[asyncio.StreamWriter] = []
         self.bodies: list[bytes] = []
@@ -41,7 +46,10 @@ class HangingUpServer:
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 length = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+                self.heads.append(head)
                 self.bodies.append(await reader.readexactly(int(length[0].split(b":")[1])) if length else b"")
+                if not self.answer:
+                    continue
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -136,6 +144,37 @@ async def test_ptb_builds_its_client_on_the_quick_poll_pool_each_time():
     assert request._client is not first
     assert isinstance(request._client._transport, BotApiTransport)
     await request.shutdown()
+
+
+def _send_message_data() -> RequestData:
+    return RequestData([RequestParameter.from_input("chat_id", 1), RequestParameter.from_input("text", "Mục 1/10")])
+
+
+async def test_a_json_call_goes_through_the_pool_with_ptbs_headers_and_timeouts():
+    request = JsonBodyRequest(connection_pool_size=2, read_timeout=0.3)
+    await request.initialize()
+    try:
+        async with HangingUpServer() as server:
+            status, content = await request.do_request(server.url + "sendMessage", "POST", _send_message_data())
+            assert (status, content) == (200, b"ok")
+            assert json.loads(server.bodies[0]) == {"chat_id": 1, "text": "Mục 1/10"}
+            head = server.heads[0].lower()
+            assert head.startswith(b"post /sendmessage http/1.1")
+            assert b"content-type: application/json" in head
+            assert f"user-agent: {JsonBodyRequest.USER_AGENT}".lower().encode() in head
+            assert len(request._transport._pool.connections) == 1
+
+        async with HangingUpServer(answer=False) as server:  # reads the call, never answers
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(TimedOut):
+                await request.do_request(server.url + "sendMessage", "POST", _send_message_data())
+            assert asyncio.get_running_loop().time() - started < 2  # PTB's read timeout, 0.3 s
+            with pytest.raises(TimedOut):  # a timeout the call gives wins over the request's own
+                await request.do_request(server.url + "x", "POST", _send_message_data(), read_timeout=0.05)
+    finally:
+        await request.shutdown()
+    with pytest.raises(RuntimeError):
+        await request.do_request("http://127.0.0.1:9/sendMessage", "POST", _send_message_data())
 
 
 @pytest.mark.parametrize("proxy", ["http://127.0.0.1:9"])
