@@ -41,7 +41,17 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
+# Values stored as they are; most of a draft (and all of the escape words' trail of [state,
+# item] pairs) is these, and telling them apart first saves the dataclass check on each.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list:
+        return [item if type(item) in _SCALARS else _plain(item) for item in value]
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     if isinstance(value, list):
