@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.clock import Clock
+from bot.storage import direct
 from bot.storage.core import affected, table_of
 from bot.storage.db import RUNS_ALONE
 from bot.storage.models import Answer, ChannelAccount, Conversation, Person, ProcessedMessage, Submission
@@ -67,8 +68,8 @@ _SAVE_POSITION = (
     )
 )
 _processed = table_of(ProcessedMessage)
-_RECORD = insert(_processed)
 _RECORDED = ("channel", "message_id", "account_id", "received_at", "replies", "sending_until")
+_RECORD = insert(_processed).values({name: bindparam(name, type_=_processed.c[name].type) for name in _RECORDED})
 # PostgreSQL: the conversation's new position and the processed message in one statement (one
 # round trip to the server fewer on every message). The INSERT takes its row from the UPDATE's:
 # when the version check finds the conversation moved, nothing is inserted and no id comes back.
@@ -178,8 +179,8 @@ async def save_position(session: AsyncSession, conv: Conversation) -> None:
     while a message is handled). When another worker moved the conversation since it was read,
     nothing is written and StaleDataError is raised, as the ORM's version counter would: the
     engine rolls back and handles the message again on the new position."""
-    written = await session.execute(_SAVE_POSITION, _position_params(conv))
-    _version_checked(conv, affected(written) == 1)
+    written = await direct.write(session, _SAVE_POSITION, _position_params(conv))
+    _version_checked(conv, written.rowcount == 1)
 
 
 def _version_checked(conv: Conversation, written: bool) -> None:
@@ -204,8 +205,9 @@ def _position_params(conv: Conversation) -> dict[str, Any]:
 async def record_processed(session: AsyncSession, **values: Any) -> int:
     """Store a handled message with its replies (one INSERT); its id. A second worker handling
     the same message at the same time fails here on the unique key (channel, message id)."""
-    result = await session.execute(_RECORD, values)
-    return int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
+    written = await direct.write(session, _RECORD, values)
+    assert written.new_id is not None
+    return written.new_id
 
 
 async def save_position_and_record(
@@ -221,10 +223,10 @@ async def save_position_and_record(
         if folded is not None:
             params = _folded_params(folded)
             with session.no_autoflush:  # written here, not by the session
-                scored = await session.execute(_SAVE_SCORE, params)
-                if affected(scored) != 1:
+                scored = await direct.write(session, _SAVE_SCORE, params)
+                if scored.rowcount != 1:
                     raise StaleDataError(f"submission {folded[1].id} changed since it was read")
-                await session.execute(_INSERT_ANSWER, params)
+                await direct.write(session, _INSERT_ANSWER, params)
             _written(session, folded)
         await save_position(session, conv)
         return await record_processed(session, **values)
