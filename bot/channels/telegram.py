@@ -28,13 +28,22 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from telegram import BotCommand, Chat, ChatMember, ChatMemberUpdated, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    BotCommand,
+    Chat,
+    ChatMember,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.channels.base import RateLimited, SendError, TransientSendError, Unreachable
 from bot.channels.telegram_limits import TelegramRateLimiter, retry_after_seconds
-from bot.channels.telegram_render import Planned, merge_replies, plan
+from bot.channels.telegram_render import Keyboard, Planned, merge_replies, plan
 from bot.channels.telegram_request import JsonBodyRequest
 from bot.channels.telegram_updates import CHANNEL, to_incoming
 from bot.config import ConfigError, Settings
@@ -163,6 +172,19 @@ def build_application(options: TelegramOptions) -> Application:
     if options.webhook_url is not None:
         builder = builder.updater(None)
     return builder.build()
+
+
+def _markup(planned: Planned) -> InlineKeyboardMarkup | None:
+    """The keyboard as PTB's own object, for its send_photo and send_document (evidence shown to
+    a reviewer, exports: rare; a text message sends `Keyboard.to_dict()` as it is)."""
+    if planned.markup is None:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(b.text, callback_data=b.callback_data) for b in row]
+            for row in planned.markup.inline_keyboard
+        ]
+    )
 
 
 def map_error(exc: TelegramError) -> SendError:
@@ -392,14 +414,14 @@ class TelegramChannel:
     def _file_path(self, path: Path) -> Path:
         return path if path.is_absolute() else Path(self.app.settings.evidence_dir) / path
 
-    async def _send_text(self, chat_id: int | str, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    async def _send_text(self, chat_id: int | str, text: str, markup: Keyboard | None) -> None:
         """sendMessage through the bot's own request method, `_post` (defaults, our rate limiter,
         retries and error mapping all apply), without turning Telegram's answer into a `Message`
         as `send_message` does: nothing here reads it, and parsing a message with its keyboard
         cost about 0.15 ms of CPU per reply (bench/README.md, issue 18, fifth round)."""
         data: dict[str, object] = {"chat_id": chat_id, "text": text}
         if markup is not None:
-            data["reply_markup"] = markup
+            data["reply_markup"] = markup.to_dict()
         await self.bot._post("sendMessage", data)
 
     async def _send_planned(self, chat_id: int | str, planned: Planned) -> None:
@@ -418,13 +440,13 @@ class TelegramChannel:
             return
         if planned.method == "photo":
             try:
-                await self.bot.send_photo(chat_id, data, caption=planned.text, reply_markup=planned.markup)
+                await self.bot.send_photo(chat_id, data, caption=planned.text, reply_markup=_markup(planned))
                 return
             except BadRequest as exc:
                 # Odd dimensions or size for a photo: the same file as a document still arrives.
                 log.info("photo refused (%s); sending %s as a document", exc, path.name)
         await self.bot.send_document(
-            chat_id, data, filename=planned.filename or path.name, caption=planned.text, reply_markup=planned.markup
+            chat_id, data, filename=planned.filename or path.name, caption=planned.text, reply_markup=_markup(planned)
         )
 
     async def publish_commands(self) -> None:
