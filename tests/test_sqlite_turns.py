@@ -67,6 +67,35 @@ async def test_a_turn_not_given_in_time_fails_as_a_locked_database(tmp_path, mon
     await engine.dispose()
 
 
+async def test_a_turn_handed_to_a_waiter_is_not_taken_by_a_newcomer_who_still_waits_bounded(monkeypatch):
+    """A free turn is taken at once (no timer); but in the moment between a release and the
+    waiter it went to running, the turn looks free and is not: a newcomer queues behind, first
+    come first served, with the same time bound."""
+    monkeypatch.setattr(sqlite_onloop, "TURN_TIMEOUT", 0.2)
+    turn = sqlite_onloop._Turn()
+    order: list[str] = []
+
+    async def writer(name: str) -> None:
+        await turn.take()
+        order.append(name)
+        await asyncio.sleep(0.01)
+        turn.release()
+
+    await turn.take()
+    first = asyncio.create_task(writer("first"))
+    await asyncio.sleep(0)  # queued
+    turn.release()  # handed to `first`, which has not run yet
+    assert not turn.locked() and turn.waiting == 1
+    await asyncio.gather(first, writer("newcomer"))
+    assert order == ["first", "newcomer"]
+    assert turn.waiting == 0 and not turn.locked()
+
+    await turn.take()  # held and never given back: the next one fails after TURN_TIMEOUT
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await turn.take()
+    assert turn.waiting == 0
+
+
 class OtherProcess:
     """A writer outside the bot's process, as a CLI command or a second worker would be: a plain
     sqlite3 connection in its own thread that holds the database for `seconds`."""

@@ -49,15 +49,39 @@ PREFETCH = 256
 TURN_TIMEOUT = 30.0  # as long as a busy timeout would wait
 BUSY_FIRST_WAIT, BUSY_MAX_WAIT = 0.001, 0.05
 
+
 # The write turn of each database file, per event loop (a lock belongs to one loop).
-_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+class _Turn(asyncio.Lock):
+    """The write turn of one database file: a lock that knows whether anyone waits for it."""
+
+    waiting = 0  # tasks in `take` waiting for the lock
+
+    async def take(self) -> None:
+        """Take the turn, waiting at most `TURN_TIMEOUT` seconds for it."""
+        if not self.locked() and not self.waiting:
+            # Free and nobody queued: acquired without suspending, so without arming a timer
+            # (that cost about 30 µs of CPU, on nearly every transaction).
+            await self.acquire()
+            return
+        self.waiting += 1
+        try:
+            # A deadline, not `wait_for`: that costs a task and trips round the event loop.
+            async with asyncio.timeout(TURN_TIMEOUT):
+                await self.acquire()
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+        finally:
+            self.waiting -= 1
 
 
-def _turn(path: str) -> asyncio.Lock:
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Turn]] = weakref.WeakKeyDictionary()
+
+
+def _turn(path: str) -> _Turn:
     per_loop = _turns.setdefault(asyncio.get_running_loop(), {})
     lock = per_loop.get(path)
     if lock is None:
-        lock = per_loop[path] = asyncio.Lock()
+        lock = per_loop[path] = _Turn()
     return lock
 
 
@@ -176,7 +200,7 @@ class LoopCursor:
 
 class LoopConnection(aiosqlite.Connection):
     path = ""
-    _turn: asyncio.Lock | None = None  # held from BEGIN until commit, rollback or close
+    _turn: _Turn | None = None  # held from BEGIN until commit, rollback or close
 
     @property
     def sqlite(self) -> sqlite3.Connection:
@@ -215,13 +239,7 @@ class LoopConnection(aiosqlite.Connection):
         if self._turn is not None or self.path in ("", ":memory:"):
             return
         lock = _turn(self.path)
-        try:
-            # A deadline, not `wait_for`: that costs a task and trips round the event loop even
-            # when the turn is free, on every transaction.
-            async with asyncio.timeout(TURN_TIMEOUT):
-                await lock.acquire()
-        except TimeoutError:
-            raise sqlite3.OperationalError("database is locked") from None
+        await lock.take()
         self._turn = lock
 
     def _end_turn(self) -> None:
