@@ -35,10 +35,16 @@ class Listener:
 
     def __init__(self, engine) -> None:
         self.seen: list[tuple[str, bool]] = []
+        self.rowcounts: list[int] = []
         event.listen(engine.sync_engine, "before_cursor_execute", self._before)
+        event.listen(engine.sync_engine, "after_cursor_execute", self._after)
 
     def _before(self, _conn, _cursor, statement: str, _parameters, context, _many) -> None:
         self.seen.append((statement.split(None, 1)[0].upper(), context is not None))
+
+    def _after(self, _conn, cursor, statement: str, *_args) -> None:
+        if statement.startswith(("INSERT", "UPDATE")):
+            self.rowcounts.append(cursor.rowcount)
 
 
 def record(message_id: str) -> dict:
@@ -63,6 +69,7 @@ async def test_writes_commit_and_roll_back_with_the_session_and_keep_sqlalchemys
     # listeners that count statements still saw them.
     writes = [seen for seen in listener.seen if seen[0] in ("INSERT", "UPDATE")]
     assert writes == [("INSERT", not on_sqlite), ("UPDATE", not on_sqlite), ("UPDATE", not on_sqlite)]
+    assert listener.rowcounts == [1, 1, 0]
 
     with pytest.raises(RuntimeError):
         async with db.transaction(app.sessions) as session:
@@ -90,3 +97,25 @@ async def test_with_sql_echo_on_the_writes_go_through_sqlalchemy_and_its_log(mig
         assert any("INSERT INTO processed_messages" in r.getMessage() for r in caplog.records)
     finally:
         await engine.dispose()
+
+
+async def test_a_write_on_a_connection_in_its_own_transaction(app):
+    """What the sent marks use: a connection that has begun its transaction, no session."""
+    async with db.transaction(app.sessions) as session:
+        await direct.write(session, RECORD, record("m1"))
+    listener = Listener(app.engine)
+    connection = await app.engine.connect()
+    try:
+        async with connection.begin():
+            marked = await direct.write(connection, MARK, {"b_message_id": "m1", "b_now": NOW})
+        assert marked.rowcount == 1
+        with pytest.raises(RuntimeError):
+            async with connection.begin():
+                await direct.write(connection, RECORD, record("m2"))
+                raise RuntimeError("rolled back")
+    finally:
+        await connection.close()
+    assert listener.rowcounts == [1, 1]
+    async with app.sessions() as session:
+        rows = (await session.execute(select(ProcessedMessage.message_id, ProcessedMessage.replied_at))).all()
+    assert [(row[0], row[1] == NOW) for row in rows] == [("m1", True)]

@@ -148,11 +148,11 @@ _SAVE_ANSWER_AND_RECORD = (
     .returning(_processed.c.id)
     .execution_options(**{RUNS_ALONE: True})
 )
-_MARK_SENT = (
-    update(_processed)
-    .where(_processed.c.id.in_(bindparam("ids", expanding=True)))
-    .values(replied_at=bindparam("b_now"), sending_until=None, replies=null())
-)
+_SENT: dict[str, Any] = {"replied_at": bindparam("b_now"), "sending_until": None, "replies": null()}
+_MARK_SENT = update(_processed).where(_processed.c.id.in_(bindparam("ids", expanding=True))).values(_SENT)
+# One message's mark (the usual case when messages do not overlap), without the list that an
+# IN (…) of any length renders into the SQL on every execution.
+_MARK_ONE_SENT = update(_processed).where(_processed.c.id == bindparam("b_id")).values(_SENT)
 
 
 async def load_conversation(session: AsyncSession, channel: str, user_id: str, message_id: str | None) -> Row | None:
@@ -418,7 +418,10 @@ class SentMarks:
         connection = await self.single.connect()
         try:
             async with connection.begin():
-                await connection.execute(_MARK_SENT, {"ids": ids, "b_now": self.clock.now()})
+                if len(ids) == 1:
+                    await direct.write(connection, _MARK_ONE_SENT, {"b_id": ids[0], "b_now": self.clock.now()})
+                else:
+                    await connection.execute(_MARK_SENT, {"ids": ids, "b_now": self.clock.now()})
         finally:
             await connection.close()
 

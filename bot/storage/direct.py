@@ -12,9 +12,10 @@ session has taken the write turn and sent BEGIN IMMEDIATE before the first state
 never answers busy here; the writes commit or roll back with the session.
 
 What stays as it was: the errors (sqlite3's are raised as SQLAlchemy's, so the engine's retry on
-IntegrityError still applies), the engine's `before_cursor_execute` listeners (the statement
-counters of the tests and benchmarks see these statements; they get no cursor and no execution
-context), and SQL echo (with `echo` on, the statements go through `session.execute` and its log).
+IntegrityError still applies), the engine's `before_cursor_execute` and `after_cursor_execute`
+listeners (the statement counters of the tests and benchmarks see these statements, with the
+sqlite3 cursor but no execution context), and SQL echo (with `echo` on, the statements go through
+`execute` and its log).
 Anything but SQLite on the loop (PostgreSQL, another SQLite driver) takes `session.execute`.
 """
 
@@ -28,7 +29,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, CursorResult
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -72,25 +73,31 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     return ready
 
 
-async def _connection(session: AsyncSession) -> tuple[Connection, sqlite3.Connection] | None:
-    """The session's connection and its sqlite3 connection when statements may run on it
-    directly; None otherwise. Begins the session's transaction if it has not begun."""
-    memo = transaction_memo(session, _CONNECTION)
+def _direct(connection: Connection | None) -> tuple[Connection, sqlite3.Connection] | None:
+    """The connection and its sqlite3 connection when statements may run on it directly."""
+    assert connection is not None
+    driver: Any = connection.connection.driver_connection
+    on_loop = isinstance(driver, sqlite_onloop.LoopConnection) and not connection.engine.echo
+    return (connection, driver.sqlite) if on_loop else None
+
+
+async def _connection(target: AsyncSession | AsyncConnection) -> tuple[Connection, sqlite3.Connection] | None:
+    """`_direct` for the connection of a session's transaction (begun now if it had not begun;
+    looked up once per transaction) or of a connection in a transaction."""
+    if isinstance(target, AsyncConnection):
+        return _direct(target.sync_connection)
+    memo = transaction_memo(target, _CONNECTION)
     if "found" not in memo:
-        connection = (await session.connection()).sync_connection
-        assert connection is not None
-        driver: Any = connection.connection.driver_connection
-        on_loop = isinstance(driver, sqlite_onloop.LoopConnection) and not connection.engine.echo
-        memo["found"] = (connection, driver.sqlite) if on_loop else None
+        memo["found"] = _direct((await target.connection()).sync_connection)
     return cast("tuple[Connection, sqlite3.Connection] | None", memo["found"])
 
 
-async def write(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> Written:
-    """Run an INSERT, UPDATE or DELETE in the session's transaction: straight on SQLite when it
-    can (see above), through `session.execute` otherwise."""
-    found = await _connection(session)
+async def write(target: AsyncSession | AsyncConnection, statement: Executable, params: dict[str, Any]) -> Written:
+    """Run an INSERT, UPDATE or DELETE in the transaction of a session (or of a connection that
+    has begun one): straight on SQLite when it can (see above), through `execute` otherwise."""
+    found = await _connection(target)
     if found is None:
-        result = cast(CursorResult[Any], await session.execute(statement, params))
+        result = cast(CursorResult[Any], await target.execute(statement, params))
         key = result.inserted_primary_key if result.is_insert else None
         return Written(affected(result), key[0] if key else None)
     connection, sqlite = found
@@ -100,13 +107,17 @@ async def write(session: AsyncSession, statement: Executable, params: dict[str, 
         value if process is None else process(value)
         for value, process in zip((values[name] for name in ready.names), ready.processors, strict=True)
     ]
-    if connection.dispatch.before_cursor_execute:
-        connection.dispatch.before_cursor_execute(connection, None, ready.sql, args, None, False)
+    events = connection.dispatch
+    cursor = sqlite.cursor()
     try:
-        cursor = sqlite.execute(ready.sql, args)
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(ready.sql, None, exc, sqlite3.Error, hide_parameters=True) from exc
-    try:
+        if events.before_cursor_execute:
+            events.before_cursor_execute(connection, cursor, ready.sql, args, None, False)
+        try:
+            cursor.execute(ready.sql, args)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(ready.sql, None, exc, sqlite3.Error, hide_parameters=True) from exc
+        if events.after_cursor_execute:
+            events.after_cursor_execute(connection, cursor, ready.sql, args, None, False)
         return Written(cursor.rowcount, cursor.lastrowid if ready.compiled.isinsert else None)
     finally:
         cursor.close()
