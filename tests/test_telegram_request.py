@@ -15,7 +15,13 @@ from telegram.error import TimedOut
 from telegram.request import RequestData
 from telegram.request._requestparameter import RequestParameter
 
-from bot.channels.telegram_request import WRITE_TOGETHER_UP_TO, BotApiBackend, BotApiTransport, JsonBodyRequest
+from bot.channels.telegram_request import (
+    WRITE_TOGETHER_UP_TO,
+    BotApiBackend,
+    BotApiPool,
+    BotApiTransport,
+    JsonBodyRequest,
+)
 
 
 class HangingUpServer:
@@ -23,8 +29,9 @@ class HangingUpServer:
     `bodies`); `hang_up()` closes every open connection from the server's side, as a Bot API
     server does with an idle one."""
 
-    def __init__(self, answer: bool = True) -> None:
+    def __init__(self, answer: bool = True, delay: float = 0.0) -> None:
         self.answer = answer
+        self.delay = delay  # seconds before each answer, so that requests overlap
         self.heads: list[bytes] = []
         self.connections = 0
         self.writers: list[asyncio.StreamWriter] = []
@@ -50,6 +57,8 @@ class HangingUpServer:
                 self.bodies.append(await reader.readexactly(int(length[0].split(b":")[1])) if length else b"")
                 if not self.answer:
                     continue
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -144,6 +153,24 @@ async def test_ptb_builds_its_client_on_the_quick_poll_pool_each_time():
     assert request._client is not first
     assert isinstance(request._client._transport, BotApiTransport)
     await request.shutdown()
+
+
+async def test_the_pool_shares_its_connections_among_more_requests_than_it_may_open():
+    """`BotApiPool`: twelve calls at once on four connections at most; each call gets a
+    connection of its own (none is handed to two, none is closed under a call), the rest wait
+    their turn; the connections stay open for the next calls, as many as the keep-alive limit."""
+    transport = BotApiTransport(httpx.Limits(max_connections=4, max_keepalive_connections=3))
+    assert isinstance(transport._pool, BotApiPool)
+    async with HangingUpServer(delay=0.05) as server, httpx.AsyncClient(transport=transport) as client:
+        bodies = [f"call {n}".encode() for n in range(12)]
+        answers = await asyncio.gather(*(client.post(server.url, content=body) for body in bodies))
+        assert [a.text for a in answers] == ["ok"] * 12
+        assert sorted(server.bodies) == sorted(bodies)
+        assert server.connections == 4
+        assert len(transport._pool.connections) == 3  # idle ones beyond the keep-alive limit closed
+        again = await asyncio.gather(*(client.post(server.url, content=b"again") for _ in range(3)))
+        assert [a.text for a in again] == ["ok"] * 3
+        assert server.connections == 4  # the three kept were used again
 
 
 def _send_message_data() -> RequestData:
