@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from bot.storage.commune import CommuneFileError, apply_commune, campaign_for, load_commune_file, parse_commune
+from bot.storage.commune import (
+    CommuneFileError,
+    apply_commune,
+    branches_of,
+    campaign_for,
+    communes,
+    load_commune_file,
+    parse_commune,
+    province_of,
+)
 from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
 from tests.conftest import EXAMPLE_COMMUNE
 
@@ -58,6 +67,43 @@ async def test_running_init_again_updates_in_place(app):
             .order_by(CampaignDeadline.due_on)
         )
         assert due == date(2026, 12, 1)
+
+
+async def test_lists_read_in_a_transaction_are_read_once_and_follow_a_commune_file_applied_in_it(app):
+    """`communes` and `branches_of` are read once per transaction (a registration step and the
+    question after it both list them), and applying a commune file in the same transaction is
+    seen at once; `province_of` walks up through units it then holds."""
+    statements: list[str] = []
+    event.listen(app.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    text = EXAMPLE_COMMUNE.read_text(encoding="utf-8")
+    # A second commune of the same province, with branches of its own.
+    added = (
+        text.replace("code: ea-tul", "code: ea-tul-2")
+        .replace("Xã Ea Tul", "Xã Ea Tul Hai")
+        .replace('"99001"', '"99002"')
+        .replace("{code: ", "{code: hai-")
+    )
+    async with app.sessions.begin() as session:
+        (ea_tul,) = await communes(session)
+        branches = await branches_of(session, ea_tul.id)
+        statements.clear()
+        assert [c.id for c in await communes(session)] == [ea_tul.id]
+        assert await branches_of(session, ea_tul.id) == branches
+        assert statements == []
+        province = await province_of(session, branches[0].id)
+        assert province is not None and province.kind == "province"
+        statements.clear()
+        assert await province_of(session, branches[0].id) is province
+        assert statements == []
+
+        second = await apply_commune(session, parse_commune(added, "second"), app.clock.now())
+        assert {c.name for c in await communes(session)} == {"Xã Ea Tul", "Xã Ea Tul Hai"}
+        assert [b.code for b in await branches_of(session, second.id)] == [f"hai-{b.code}" for b in branches]
+        assert await branches_of(session, ea_tul.id) == branches
+    async with app.sessions.begin() as session:  # a new transaction reads again
+        statements.clear()
+        assert len(await communes(session)) == 2
+        assert len(statements) == 1
 
 
 async def test_the_communes_association_is_kept_for_the_consent_text(app):

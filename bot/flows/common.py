@@ -11,10 +11,9 @@ from bot.domain.labels import LEVEL_KEYS, STATE_KEYS
 from bot.domain.lifecycle import EDITABLE, State
 from bot.flows.context import Context, Input
 from bot.messages import Choice
-from bot.storage.core import get_held
+from bot.storage.core import get_held, hold
 from bot.storage.models import CriteriaSetRecord, OrgUnit, Submission
 from bot.storage.subjects import owns, submissions_for_person
-from bot.storage.submissions import hold
 from bot.text import clean_name, name_problem
 
 Step = Callable[..., Awaitable[None]]

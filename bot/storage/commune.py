@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.calendar import current_of, windows
+from bot.storage.core import get_held, hold, transaction_memo
 from bot.storage.models import Campaign, CampaignDeadline, OrgUnit
 from bot.text import fold
 
@@ -269,10 +270,21 @@ async def apply_province(
 
 
 async def province_of(session: AsyncSession, unit_id: int | None) -> OrgUnit | None:
-    """The province a branch or commune belongs to (None when it has none)."""
-    unit = await session.get(OrgUnit, unit_id) if unit_id is not None else None
+    """The province a branch or commune belongs to (None when it has none). The units on the way
+    are kept for the transaction: registration asks this of the same branch in a handler and in
+    the question after it."""
+    unit = await _unit(session, unit_id)
     while unit is not None and unit.kind != "province":
-        unit = await session.get(OrgUnit, unit.parent_id) if unit.parent_id is not None else None
+        unit = await _unit(session, unit.parent_id)
+    return unit
+
+
+async def _unit(session: AsyncSession, unit_id: int | None) -> OrgUnit | None:
+    if unit_id is None:
+        return None
+    unit = await get_held(session, OrgUnit, unit_id)
+    if unit is not None:
+        hold(session, unit)
     return unit
 
 
@@ -312,6 +324,7 @@ def load_commune_file(path: Path) -> CommuneSpec:
 async def _upsert_unit(
     session: AsyncSession, spec: UnitSpec, kind: str, parent: OrgUnit | None, position: int, now: datetime
 ) -> OrgUnit:
+    transaction_memo(session, _UNITS).clear()  # the lists read so far may change
     unit = await session.scalar(select(OrgUnit).where(OrgUnit.code == spec.code))
     if unit is None:
         unit = OrgUnit(code=spec.code, kind=kind, created_at=now)
@@ -380,18 +393,30 @@ async def apply_commune(
     return commune
 
 
+# Transaction memo: the communes and each commune's branches as read (`_upsert_unit`, which
+# changes units, forgets them). A registration step and the question after it list them both.
+_UNITS = "org units"
+
+
 async def communes(session: AsyncSession) -> list[OrgUnit]:
-    return list(await session.scalars(select(OrgUnit).where(OrgUnit.kind == "commune").order_by(OrgUnit.name)))
+    memo = transaction_memo(session, _UNITS)
+    if "communes" not in memo:
+        query = select(OrgUnit).where(OrgUnit.kind == "commune").order_by(OrgUnit.name)
+        memo["communes"] = list(await session.scalars(query))
+    return list(memo["communes"])
 
 
 async def branches_of(session: AsyncSession, commune_id: int) -> list[OrgUnit]:
-    return list(
-        await session.scalars(
+    memo = transaction_memo(session, _UNITS)
+    key = ("branches", commune_id)
+    if key not in memo:
+        query = (
             select(OrgUnit)
             .where(OrgUnit.kind == "branch", OrgUnit.parent_id == commune_id)
             .order_by(OrgUnit.position, OrgUnit.name)
         )
-    )
+        memo[key] = list(await session.scalars(query))
+    return list(memo[key])
 
 
 async def campaign_windows(session: AsyncSession, commune_id: int) -> list[tuple[Campaign, date, date]]:

@@ -36,6 +36,15 @@ async def get_held(session: AsyncSession, model: type[_Model], ident: Any) -> _M
     return await session.get(model, ident)
 
 
+_HELD = "held"  # transaction memo: objects kept alive (the identity map holds rows only weakly)
+
+
+def hold(session: AsyncSession, obj: Any) -> None:
+    """Keep `obj` in the session's identity map until the transaction ends, so that reading it
+    again by primary key (`get_held`, `session.get`) costs no query."""
+    transaction_memo(session, _HELD)[id(obj)] = obj
+
+
 def transaction_memo(session: AsyncSession | Session, name: str) -> dict[Any, Any]:
     """A dict kept in the session for the current transaction only (forgotten when it ends): for
     what a step reads more than once (its handler and the prompt after it ask the same questions).

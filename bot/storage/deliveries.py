@@ -21,10 +21,10 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.clock import Clock
 from bot.storage import direct
-from bot.storage.core import affected, table_of
+from bot.storage.core import affected, hold, table_of
 from bot.storage.db import RUNS_ALONE
 from bot.storage.models import Answer, ChannelAccount, Conversation, Person, ProcessedMessage, Submission
-from bot.storage.submissions import hold, levels_and_photos, remember_read
+from bot.storage.submissions import levels_and_photos, remember_read
 
 
 def _load_query(with_message: bool) -> Any:

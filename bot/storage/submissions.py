@@ -145,13 +145,6 @@ async def transition(
 ANSWERS = "answers"  # submission id → {item id: Answer}, kept up to date by save_answer
 LEVELS = "levels"  # submission id → {item id: level}, kept up to date by save_answer
 PHOTOS = "photos"  # submission id → {item id: photo count}, kept up to date here
-HELD = "held"  # objects kept alive: SQLAlchemy's identity map holds rows only weakly
-
-
-def hold(session: AsyncSession, obj: Any) -> None:
-    """Keep `obj` in the session's identity map until the transaction ends, so that reading it
-    again by primary key (`session.get`) costs no query."""
-    transaction_memo(session, HELD)[id(obj)] = obj
 
 
 def forget_read(session: AsyncSession, submission_id: int) -> None:
