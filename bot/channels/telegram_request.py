@@ -17,6 +17,10 @@ bench/README.md, issue 18, sixth round) that wraps httpcore's anyio streams to s
   apart, and a send on a connection costs tens of µs of CPU (the kernel's own work on it is
   charged to the sender). What is written waits until the response is read, or until 64 KiB
   wait (an upload).
+
+A JSON call goes straight through that transport, without httpx's client around it, and the pool
+keeps its bookkeeping to one walk over the connections (`BotApiPool`; bench/README.md, issue 18,
+seventh round).
 """
 
 from __future__ import annotations
