@@ -1,5 +1,5 @@
 """The engine's per-message writes on SQLite, run straight on the sqlite3 connection of the
-session's transaction.
+session's transaction (or of a connection's, for the sent marks).
 
 Through `session.execute` one of these statements cost about 77 µs of CPU, of which SQLite's own
 work is about 15 µs: the rest is SQLAlchemy's execution path (its execution context, parameter
@@ -16,7 +16,7 @@ IntegrityError still applies), the engine's `before_cursor_execute` and `after_c
 listeners (the statement counters of the tests and benchmarks see these statements, with the
 sqlite3 cursor but no execution context), and SQL echo (with `echo` on, the statements go through
 `execute` and its log).
-Anything but SQLite on the loop (PostgreSQL, another SQLite driver) takes `session.execute`.
+Anything but SQLite on the loop (PostgreSQL, another SQLite driver) takes `execute` as before.
 """
 
 from __future__ import annotations
@@ -56,12 +56,13 @@ class _Compiled:
     processors: tuple[Callable[[Any], Any] | None, ...]
 
 
-# Per statement object (the hot path's statements are module constants, built once).
-_compiled: dict[int, tuple[Executable, _Compiled]] = {}
+# Per statement object and dialect (the hot path's statements are module constants, built once).
+_compiled: dict[tuple[int, str], tuple[Executable, _Compiled]] = {}
 
 
 def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
-    held = _compiled.get(id(statement))
+    key = (id(statement), dialect.name)
+    held = _compiled.get(key)
     if held is not None and held[0] is statement:
         return held[1]
     compiled = cast(SQLCompiler, statement.compile(dialect=dialect))  # type: ignore[attr-defined]
@@ -69,7 +70,7 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     binds = {name: bind for bind, name in compiled.bind_names.items()}
     processors = tuple(binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
     ready = _Compiled(compiled, str(compiled), names, processors)
-    _compiled[id(statement)] = (statement, ready)
+    _compiled[key] = (statement, ready)
     return ready
 
 
