@@ -69,26 +69,28 @@ _SAVE_POSITION = (
 )
 _processed = table_of(ProcessedMessage)
 _RECORDED = ("channel", "message_id", "account_id", "received_at", "replies", "sending_until")
-_RECORD = insert(_processed).values({name: bindparam(name, type_=_processed.c[name].type) for name in _RECORDED})
+_RECORD_VALUES = {name: bindparam(name, type_=_processed.c[name].type) for name in _RECORDED}
+_RECORD = insert(_processed).values(_RECORD_VALUES)
 # PostgreSQL: the conversation's new position and the processed message in one statement (one
 # round trip to the server fewer on every message). The INSERT takes its row from the UPDATE's:
 # when the version check finds the conversation moved, nothing is inserted and no id comes back.
 _moved = _SAVE_POSITION.returning(_conversations.c.account_id).cte("moved")
-_SAVE_AND_RECORD = (
-    insert(_processed)
-    .from_select(
-        _RECORDED,
-        select(
-            *(
-                _moved.c.account_id if name == "account_id" else bindparam(name, type_=_processed.c[name].type)
-                for name in _RECORDED
-            )
-        ).select_from(_moved),
+
+
+def _record_after_move(channel: Any) -> Any:
+    """The processed message's INSERT, its account taken from `_moved`'s row (none when the
+    conversation had moved) and its channel from `channel`. Atomic by itself: when the step wrote
+    nothing else, it runs without BEGIN and COMMIT."""
+    values = {**_RECORD_VALUES, "account_id": _moved.c.account_id, "channel": channel}
+    return (
+        insert(_processed)
+        .from_select(_RECORDED, select(*(values[name] for name in _RECORDED)).select_from(_moved))
+        .returning(_processed.c.id)
+        .execution_options(**{RUNS_ALONE: True})
     )
-    .returning(_processed.c.id)
-    # Atomic by itself: when the step wrote nothing else, it runs without BEGIN and COMMIT.
-    .execution_options(**{RUNS_ALONE: True})
-)
+
+
+_SAVE_AND_RECORD = _record_after_move(_RECORD_VALUES["channel"])
 # PostgreSQL, a level step (a first answer to an item, and the submission's new score): those two
 # rows in the same statement as well, so the whole step writes once, without BEGIN and COMMIT
 # (storage/db.transaction). Every write hangs on the ones before it: the score only when the
@@ -104,23 +106,6 @@ _SCORED = ("score", "recognisable", "updated_at")
 # The new values of the two rows, as parameters (`_folded_params` gives them).
 _ANSWER_VALUES = {name: bindparam(f"a_{name}", type_=_answers.c[name].type) for name in _ANSWERED}
 _SCORE_VALUES = {name: bindparam(f"s_{name}", type_=_submissions.c[name].type) for name in _SCORED}
-_scored = (
-    update(_submissions)
-    .where(
-        _submissions.c.id == bindparam("s_id"),
-        _submissions.c.version == bindparam("s_version"),
-        select(literal(1)).select_from(_moved).exists(),
-    )
-    .values(**_SCORE_VALUES, version=_submissions.c.version + 1)
-    .returning(_submissions.c.id)
-    .cte("scored")
-)
-_answered = (
-    insert(_answers)
-    .from_select(_ANSWERED, select(*_ANSWER_VALUES.values()).select_from(_scored))
-    .returning(_answers.c.id)
-).cte("answered")
-_scored_at_all = select(literal(1)).select_from(_scored).exists()
 # SQLite, the same level step: the answer's INSERT and the score's version-checked UPDATE as two
 # plain statements, without the ORM's unit of work (about 400 µs of CPU for these two rows).
 _INSERT_ANSWER = insert(_answers).values(_ANSWER_VALUES)
@@ -129,24 +114,15 @@ _SAVE_SCORE = (
     .where(_submissions.c.id == bindparam("s_id"), _submissions.c.version == bindparam("s_version"))
     .values(**_SCORE_VALUES, version=_submissions.c.version + 1)
 )
-_SAVE_ANSWER_AND_RECORD = (
-    insert(_processed)
-    .from_select(
-        _RECORDED,
-        select(
-            *(
-                _moved.c.account_id
-                if name == "account_id"
-                else case((_scored_at_all, bindparam("channel", type_=_processed.c.channel.type)), else_=null())
-                if name == "channel"
-                else bindparam(name, type_=_processed.c[name].type)
-                for name in _RECORDED
-            )
-        ).select_from(_moved),
-    )
-    .add_cte(_scored, _answered)
-    .returning(_processed.c.id)
-    .execution_options(**{RUNS_ALONE: True})
+_scored = _SAVE_SCORE.where(select(literal(1)).select_from(_moved).exists()).returning(_submissions.c.id).cte("scored")
+_answered = (
+    insert(_answers)
+    .from_select(_ANSWERED, select(*_ANSWER_VALUES.values()).select_from(_scored))
+    .returning(_answers.c.id)
+).cte("answered")
+_scored_at_all = select(literal(1)).select_from(_scored).exists()
+_SAVE_ANSWER_AND_RECORD = _record_after_move(case((_scored_at_all, _RECORD_VALUES["channel"]), else_=null())).add_cte(
+    _scored, _answered
 )
 _SENT: dict[str, Any] = {"replied_at": bindparam("b_now"), "sending_until": None, "replies": null()}
 _MARK_SENT = update(_processed).where(_processed.c.id.in_(bindparam("ids", expanding=True))).values(_SENT)
@@ -239,6 +215,7 @@ async def save_position_and_record(
             result = await session.execute(_SAVE_ANSWER_AND_RECORD, {**params, **_folded_params(folded)})
     processed_id = result.scalar()
     _version_checked(conv, processed_id is not None)
+    assert processed_id is not None  # `_version_checked` raised otherwise
     if folded is not None:
         _written(session, folded)
     return int(processed_id)
